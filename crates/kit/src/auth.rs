@@ -1,0 +1,346 @@
+//! Zero trust between services: every gRPC call carries a bearer token that
+//! this service verifies itself.
+//!
+//! Tokens are JWTs signed by the gateway's identity module with an asymmetric
+//! key (EdDSA or ES256); public keys come from the gateway's JWKS endpoint or
+//! a configured PEM key. [`AuthLayer`] verifies the token of each request and
+//! puts the [`CallerContext`] into the request extensions; handlers read it
+//! with [`caller`]. Health checks and reflection stay open, as probes and
+//! tooling need them without credentials.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use crate::config::{AuthConfig, KeySource};
+use crate::error::Error;
+
+/// Roles a user can hold; what each may do is decided per domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Manager,
+    SalesRep,
+    SupportAgent,
+    Marketer,
+    Viewer,
+    /// Another CRM service acting on its own (event consumers, conversions).
+    Service,
+}
+
+/// Which records a caller may see: its own, its teams', or the whole tenant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Own,
+    Team,
+    Tenant,
+}
+
+/// The claims of an access token, as issued by the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// User id, API key id, or `service:<name>`.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: Uuid,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub teams: Vec<Uuid>,
+    /// API key scopes such as `customers:read`; empty for users, whose rights
+    /// come from their roles.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub vis: Visibility,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default)]
+    pub jti: String,
+}
+
+/// Who is calling, on behalf of which tenant, with which rights.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallerContext {
+    pub tenant_id: Uuid,
+    /// Token subject, recorded as the actor of changes and events.
+    pub subject: String,
+    /// Set when the subject is a user.
+    pub user_id: Option<Uuid>,
+    pub roles: Vec<Role>,
+    pub teams: Vec<Uuid>,
+    pub scopes: Vec<String>,
+    pub visibility: Visibility,
+}
+
+// Printed without team lists and scopes: enough to debug, small in logs.
+impl fmt::Debug for CallerContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallerContext")
+            .field("tenant_id", &self.tenant_id)
+            .field("subject", &self.subject)
+            .field("roles", &self.roles)
+            .field("visibility", &self.visibility)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallerContext {
+    pub fn from_claims(claims: Claims) -> Self {
+        CallerContext {
+            tenant_id: claims.tid,
+            user_id: Uuid::parse_str(&claims.sub).ok(),
+            subject: claims.sub,
+            roles: claims.roles,
+            teams: claims.teams,
+            scopes: claims.scopes,
+            visibility: claims.vis,
+        }
+    }
+
+    /// The context a service uses when it acts by itself, e.g. applying an
+    /// event of `tenant_id`.
+    pub fn system(service: &str, tenant_id: Uuid) -> Self {
+        CallerContext {
+            tenant_id,
+            subject: format!("system:{service}"),
+            user_id: None,
+            roles: vec![Role::Service],
+            teams: Vec::new(),
+            scopes: Vec::new(),
+            visibility: Visibility::Tenant,
+        }
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// True when the token was scoped (API key) and the scope is missing.
+    pub fn lacks_scope(&self, scope: &str) -> bool {
+        !self.scopes.is_empty() && !self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Reads the caller context put there by [`AuthLayer`].
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<CallerContext, tonic::Status> {
+    request
+        .extensions()
+        .get::<CallerContext>()
+        .cloned()
+        .ok_or_else(|| tonic::Status::unauthenticated("missing caller context"))
+}
+
+struct VerificationKey {
+    key: DecodingKey,
+    algorithm: Algorithm,
+}
+
+enum KeyStore {
+    Static(VerificationKey),
+    Jwks { url: String, client: reqwest::Client, cache: RwLock<JwksCache> },
+}
+
+struct JwksCache {
+    keys: HashMap<String, Arc<VerificationKey>>,
+    fetched_at: Option<Instant>,
+}
+
+/// Re-fetching the JWKS is rate-limited so forged key ids cannot make this
+/// service hammer the gateway.
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// Verifies access tokens against the configured keys, issuer and audience.
+pub struct TokenVerifier {
+    keys: KeyStore,
+    issuer: String,
+    audience: String,
+}
+
+impl TokenVerifier {
+    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+        let keys = match &config.keys {
+            KeySource::PublicKeyPem(pem) => KeyStore::Static(key_from_pem(pem)?),
+            KeySource::JwksUrl(url) => KeyStore::Jwks {
+                url: url.clone(),
+                client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+                cache: RwLock::new(JwksCache { keys: HashMap::new(), fetched_at: None }),
+            },
+        };
+        Ok(Self { keys, issuer: config.issuer.clone(), audience: config.audience.clone() })
+    }
+
+    /// Verifies signature, expiry, issuer and audience; returns the caller.
+    pub async fn verify(&self, token: &str) -> Result<CallerContext, Error> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Error::Unauthenticated("malformed bearer token".into()))?;
+        if !matches!(header.alg, Algorithm::EdDSA | Algorithm::ES256) {
+            return Err(Error::Unauthenticated("token algorithm not accepted".into()));
+        }
+        let key = self.key_for(header.kid.as_deref()).await?;
+        if key.algorithm != header.alg {
+            return Err(Error::Unauthenticated("token algorithm does not match its key".into()));
+        }
+        let mut validation = Validation::new(key.algorithm);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|error| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match error.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::InvalidAudience => "token audience not accepted",
+                ErrorKind::InvalidIssuer => "token issuer not accepted",
+                ErrorKind::InvalidSignature => "token signature invalid",
+                _ => "token invalid",
+            };
+            Error::Unauthenticated(reason.into())
+        })?;
+        Ok(CallerContext::from_claims(data.claims))
+    }
+
+    async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerificationKey>, Error> {
+        match &self.keys {
+            KeyStore::Static(key) => Ok(Arc::new(VerificationKey { key: key.key.clone(), algorithm: key.algorithm })),
+            KeyStore::Jwks { url, client, cache } => {
+                let kid = kid.ok_or_else(|| Error::Unauthenticated("token has no key id".into()))?;
+                if let Some(key) = cache.read().await.keys.get(kid) {
+                    return Ok(key.clone());
+                }
+                let mut cache = cache.write().await;
+                let stale = cache.fetched_at.is_none_or(|at| at.elapsed() >= JWKS_MIN_REFRESH);
+                if stale && !cache.keys.contains_key(kid) {
+                    match fetch_jwks(client, url).await {
+                        Ok(keys) => {
+                            cache.keys = keys;
+                            cache.fetched_at = Some(Instant::now());
+                        }
+                        Err(error) => {
+                            tracing::warn!(%url, error = %error, "fetching jwks failed");
+                            return Err(Error::Unavailable("signing keys unavailable".into()));
+                        }
+                    }
+                }
+                cache.keys.get(kid).cloned().ok_or_else(|| Error::Unauthenticated("token signed by an unknown key".into()))
+            }
+        }
+    }
+}
+
+fn key_from_pem(pem: &str) -> anyhow::Result<VerificationKey> {
+    let pem = pem.replace("\\n", "\n");
+    if let Ok(key) = DecodingKey::from_ed_pem(pem.as_bytes()) {
+        return Ok(VerificationKey { key, algorithm: Algorithm::EdDSA });
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem.as_bytes()) {
+        return Ok(VerificationKey { key, algorithm: Algorithm::ES256 });
+    }
+    anyhow::bail!("CRM_JWT_PUBLIC_KEY is not an Ed25519 or P-256 public key in PEM form")
+}
+
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<HashMap<String, Arc<VerificationKey>>> {
+    let set: JwkSet = client.get(url).send().await?.error_for_status()?.json().await?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let algorithm = match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+            _ => continue, // symmetric and RSA keys are not accepted here
+        };
+        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid, Arc::new(VerificationKey { key, algorithm }));
+        }
+    }
+    Ok(keys)
+}
+
+/// Paths served without a token: health checks and reflection.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Tower layer that authenticates every gRPC request.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<TokenVerifier>,
+}
+
+impl AuthLayer {
+    pub fn new(verifier: Arc<TokenVerifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, verifier: self.verifier.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The service that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if is_public(request.uri().path()) {
+            return Box::pin(inner.call(request));
+        }
+        let verifier = self.verifier.clone();
+        Box::pin(async move {
+            let token = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+                .map(str::to_owned);
+            let verified = match token {
+                None => Err(Error::Unauthenticated("missing bearer token".into())),
+                Some(token) => verifier.verify(&token).await,
+            };
+            match verified {
+                Ok(context) => {
+                    request.extensions_mut().insert(context);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(tonic::Status::from(error).into_http()),
+            }
+        })
+    }
+}

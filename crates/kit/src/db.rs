@@ -1,0 +1,148 @@
+//! Database access: pool, migrations, and tenant-scoped transactions.
+//!
+//! Tenant isolation has two walls. Every query filters on `tenant_id`, and
+//! every tenant table is under a row-level security policy (created by
+//! `crm_enable_tenant_rls` in migrations) that reads `app.tenant_id`. The
+//! setting is made with `set_config(..., true)`, the transaction-local form:
+//! a plain `SET` would survive COMMIT and leak to the next user of the pooled
+//! connection.
+//!
+//! Migrations run as the owner role under sqlx's advisory lock, so only one
+//! pod migrates. The runtime role gets plain DML grants and is refused at
+//! start if it could bypass row-level security.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::config::DatabaseConfig;
+
+/// The platform's own migrations (outbox, inbox, RLS helper). Their versions
+/// are below 1000; service migrations start at 1000.
+static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// Joins the platform migrations with a service's, in version order.
+pub fn migrator(service: &Migrator) -> Migrator {
+    let mut migrations: Vec<_> =
+        PLATFORM_MIGRATIONS.migrations.iter().chain(service.migrations.iter()).cloned().collect();
+    migrations.sort_by_key(|m| m.version);
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+/// A transaction scoped to one tenant: row-level security sees only that
+/// tenant's rows for the transaction's whole life.
+pub type TenantTx = Transaction<'static, Postgres>;
+
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: PgPool,
+}
+
+impl Database {
+    /// Migrates (when a migration URL is configured), grants the runtime
+    /// role its privileges, checks that role cannot bypass RLS, and opens
+    /// the pool.
+    pub async fn connect(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<Self> {
+        let runtime_options: PgConnectOptions =
+            config.url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let runtime_role = runtime_options.get_username().to_owned();
+        if let Some(migration_url) = &config.migration_url {
+            migrate(migration_url, migrator, &runtime_role).await?;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(runtime_options.log_statements(tracing::log::LevelFilter::Trace))
+            .await
+            .context("connecting to the service database with DATABASE_URL")?;
+        check_runtime_role(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Begins a transaction in which row-level security admits only `tenant`.
+    pub async fn begin_tenant(&self, tenant: Uuid) -> sqlx::Result<TenantTx> {
+        let mut tx = self.pool.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        Ok(tx)
+    }
+
+    /// Readiness probe: can a query run now?
+    pub async fn ping(&self) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Scopes an open transaction to `tenant` (transaction-local setting).
+pub async fn set_tenant(tx: &mut Transaction<'_, Postgres>, tenant: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn migrate(migration_url: &str, migrator: &Migrator, runtime_role: &str) -> anyhow::Result<()> {
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(migration_url)
+        .await
+        .context("connecting with MIGRATION_DATABASE_URL")?;
+    migrator.run(&owner).await.context("running migrations")?;
+    let role = quote_identifier(runtime_role);
+    // Re-granted at every start so tables added by new migrations are covered.
+    for statement in [
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("REVOKE ALL ON _sqlx_migrations FROM {role}"),
+    ] {
+        sqlx::query(&statement).execute(&owner).await.with_context(|| format!("granting: {statement}"))?;
+    }
+    owner.close().await;
+    Ok(())
+}
+
+async fn check_runtime_role(pool: &PgPool) -> anyhow::Result<()> {
+    let (name, superuser, bypass): (String, bool, bool) =
+        sqlx::query_as("SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(pool)
+            .await
+            .context("reading the runtime role")?;
+    if superuser || bypass {
+        anyhow::bail!(
+            "database role {name:?} in DATABASE_URL is superuser or BYPASSRLS: row-level security would not \
+             isolate tenants; use a plain role (MIGRATION_DATABASE_URL may use the owner)"
+        );
+    }
+    Ok(())
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,89 @@
+//! Domain events: the typed payloads services publish, and the names they
+//! travel under.
+//!
+//! An event type `crm.customers.contact.created.v1` is published on subject
+//! `crm.customers.contact.created` of stream `CRM_CUSTOMERS`. A [`Naming`]
+//! with a non-empty prefix moves all of that under `<prefix>.` /
+//! `<PREFIX>_`, so tests can share one NATS server without seeing each
+//! other's events.
+
+pub use crm_proto::crm::common::v1::Event;
+
+/// A protobuf payload that is published as a domain event.
+pub trait DomainEvent: prost::Message + Default {
+    /// Versioned event type, `crm.<domain>.<entity>.<verb>.v<N>`.
+    const TYPE: &'static str;
+    /// Fully qualified protobuf message name of the payload.
+    const SCHEMA: &'static str;
+}
+
+/// The subject an event type is published on: its type without the version.
+pub fn subject_of(event_type: &str) -> &str {
+    match event_type.rsplit_once('.') {
+        Some((head, version)) if version.starts_with('v') && version[1..].chars().all(|c| c.is_ascii_digit()) => {
+            head
+        }
+        _ => event_type,
+    }
+}
+
+/// Decodes the typed payload of an event.
+pub fn decode_data<E: DomainEvent>(event: &Event) -> Result<E, prost::DecodeError> {
+    E::decode(event.data.as_slice())
+}
+
+/// Maps logical subject and stream names to the ones used on this server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Naming {
+    prefix: String,
+}
+
+impl Naming {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `crm.customers.contact.created` -> `<prefix>.crm.customers.contact.created`.
+    pub fn subject(&self, subject: &str) -> String {
+        if self.prefix.is_empty() {
+            subject.to_owned()
+        } else {
+            format!("{}.{}", self.prefix, subject)
+        }
+    }
+
+    /// The stream of a producing domain: `customers` -> `CRM_CUSTOMERS`.
+    pub fn stream(&self, domain: &str) -> String {
+        let name = format!("CRM_{}", domain.to_ascii_uppercase());
+        if self.prefix.is_empty() {
+            name
+        } else {
+            format!("{}_{}", self.prefix.to_ascii_uppercase(), name)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_drops_the_version_only() {
+        assert_eq!(subject_of("crm.sales.opportunity.won.v1"), "crm.sales.opportunity.won");
+        assert_eq!(subject_of("crm.sales.opportunity.won.v12"), "crm.sales.opportunity.won");
+        assert_eq!(subject_of("crm.sales.opportunity.won"), "crm.sales.opportunity.won");
+        assert_eq!(subject_of("crm.sales.vip.created"), "crm.sales.vip.created");
+    }
+
+    #[test]
+    fn prefix_moves_subjects_and_streams() {
+        let naming = Naming::new("t42");
+        assert_eq!(naming.subject("crm.customers.>"), "t42.crm.customers.>");
+        assert_eq!(naming.stream("customers"), "T42_CRM_CUSTOMERS");
+        assert_eq!(Naming::default().stream("sales"), "CRM_SALES");
+    }
+}

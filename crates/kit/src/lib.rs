@@ -1,0 +1,33 @@
+//! The platform every CRM service stands on.
+//!
+//! A service crate holds only its domain: what it stores, what it answers and
+//! what it publishes. Everything that would otherwise be written five times
+//! lives here, once, and is tested against real PostgreSQL and NATS:
+//!
+//! - [`config`]: 12-factor configuration with errors that name each variable.
+//! - [`telemetry`]: JSON logs, optional OTLP traces, W3C trace context.
+//! - [`service`]: gRPC bootstrap (health, reflection, limits, metrics,
+//!   graceful shutdown) and the admin HTTP port.
+//! - [`db`]: pool, migrations under an advisory lock, tenant-scoped
+//!   transactions that row-level security relies on.
+//! - [`outbox`] and [`inbox`]: events written in the same transaction as the
+//!   change, relayed to JetStream, consumed exactly once.
+//! - [`auth`]: bearer token verification and the caller context.
+//! - [`error`]: one error type, mapped once to gRPC status with rich details.
+//! - [`paging`]: opaque keyset cursors.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod inbox;
+pub mod metrics;
+pub mod outbox;
+pub mod paging;
+pub mod service;
+pub mod streams;
+pub mod telemetry;
+
+pub use error::{Error, ErrorCode, FieldViolation, Result};
+pub use tokio_util::sync::CancellationToken as Shutdown;

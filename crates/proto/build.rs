@@ -1,0 +1,40 @@
+//! Compiles every `.proto` under the workspace's `proto/` folder with protox
+//! (a protobuf compiler written in Rust), so building needs no system `protoc`.
+//! The file descriptor set is kept for gRPC server reflection.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let mut files = Vec::new();
+    collect_protos(&proto_root, &mut files)?;
+    files.sort();
+
+    let descriptors = protox::compile(&files, [&proto_root])?;
+    let descriptor_path = PathBuf::from(std::env::var("OUT_DIR")?).join("crm_descriptor.bin");
+    std::fs::write(&descriptor_path, descriptors.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .skip_protoc_run()
+        .file_descriptor_set_path(&descriptor_path)
+        .compile_protos(&files, &[proto_root.clone()])?;
+
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            println!("cargo:rerun-if-changed={}", path.display());
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            println!("cargo:rerun-if-changed={}", path.display());
+            out.push(path);
+        }
+    }
+    Ok(())
+}

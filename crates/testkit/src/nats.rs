@@ -1,0 +1,140 @@
+//! NATS for tests: a private prefix on the shared server, or a server
+//! process of the test's own that it can kill and restart.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kit::config::NatsConfig;
+
+/// A unique subject/stream prefix on a NATS server; its streams are deleted
+/// when the guard drops.
+pub struct TestNats {
+    url: String,
+    prefix: String,
+}
+
+impl TestNats {
+    /// A prefix on the server at `NATS_URL` (default `nats://127.0.0.1:4222`).
+    pub fn new() -> Self {
+        Self::on(std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()))
+    }
+
+    /// A prefix on the server at `url`.
+    pub fn on(url: String) -> Self {
+        let prefix = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[16..]);
+        Self { url, prefix }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn config(&self) -> NatsConfig {
+        NatsConfig {
+            url: self.url.clone(),
+            prefix: self.prefix.clone(),
+            stream_replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+
+    pub fn naming(&self) -> kit::events::Naming {
+        kit::events::Naming::new(self.prefix.clone())
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url).await.unwrap_or_else(|e| panic!("cannot reach NATS at {}: {e}", self.url))
+    }
+}
+
+impl Default for TestNats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let stream_prefix = format!("{}_", self.prefix.to_ascii_uppercase());
+        crate::block_on_side_thread(async move {
+            let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2)).connect(&url);
+            let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await else { return };
+            let jetstream = async_nats::jetstream::new(client);
+            let names: Vec<String> = jetstream.stream_names().filter_map(|n| async { n.ok() }).collect().await;
+            for name in names.into_iter().filter(|n| n.starts_with(&stream_prefix)) {
+                let _ = jetstream.delete_stream(&name).await;
+            }
+        });
+    }
+}
+
+/// A `nats-server` process owned by one test, with JetStream storing into a
+/// private directory. Killed (and its directory removed) on drop.
+pub struct NatsServer {
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let store = std::env::temp_dir().join(format!("crm-nats-{}", uuid::Uuid::now_v7().simple()));
+        let mut server = Self { port, store, child: None };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server ({}): {e}; set NATS_SERVER_BIN", binary().display()));
+        self.child = Some(child);
+        crate::eventually("nats-server to accept connections", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok().map(|_| ())
+        })
+        .await;
+    }
+}
+
+fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("NATS_SERVER_BIN") {
+        return path.into();
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/bin".into(), "/usr/bin".into()])
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| "nats-server".into())
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
