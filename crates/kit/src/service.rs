@@ -125,6 +125,7 @@ pub async fn launch(
     tasks: Vec<BackgroundTask>,
 ) -> anyhow::Result<RunningService> {
     let config = &context.config;
+    crm_metrics::handle(); // install the recorder before the first request
     let grpc_listener =
         TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
     let admin_listener =

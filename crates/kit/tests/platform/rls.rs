@@ -1,0 +1,62 @@
+//! Row-level security: the second wall between tenants.
+
+use kit::config::DatabaseConfig;
+use kit::db::Database;
+use uuid::Uuid;
+
+use crate::common::{harness, MIGRATIONS};
+
+#[tokio::test]
+async fn a_query_without_tenant_filter_sees_only_the_scoped_tenant() {
+    let h = harness().await;
+    let (tenant_a, tenant_b) = (Uuid::now_v7(), Uuid::now_v7());
+    for (tenant, body) in [(tenant_a, "a1"), (tenant_a, "a2"), (tenant_b, "b1")] {
+        let mut tx = h.database.begin_tenant(tenant).await.unwrap();
+        sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
+            .bind(tenant)
+            .bind(Uuid::now_v7())
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    // The query forgets its WHERE tenant_id: RLS still scopes it.
+    let mut tx = h.database.begin_tenant(tenant_a).await.unwrap();
+    let mut bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes").fetch_all(&mut *tx).await.unwrap();
+    bodies.sort();
+    assert_eq!(bodies, [("a1".to_owned(),), ("a2".to_owned(),)]);
+
+    // Writing a row of another tenant from tenant A's transaction is refused.
+    let foreign = sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, 'x')")
+        .bind(tenant_b)
+        .bind(Uuid::now_v7())
+        .execute(&mut *tx)
+        .await;
+    assert!(foreign.is_err(), "row of tenant B written under tenant A's scope");
+    tx.rollback().await.unwrap();
+
+    // Without any tenant scope nothing is visible, not everything.
+    let unscoped: Vec<(String,)> =
+        sqlx::query_as("SELECT body FROM notes").fetch_all(h.database.pool()).await.unwrap();
+    assert!(unscoped.is_empty());
+
+    // The scope is transaction-local: it does not leak to the next user of
+    // the pooled connection.
+    for _ in 0..5 {
+        let leaked: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM notes").fetch_all(h.database.pool()).await.unwrap();
+        assert!(leaked.is_empty());
+    }
+    assert_eq!(h.count("SELECT count(*) FROM notes").await, 3);
+}
+
+#[tokio::test]
+async fn a_runtime_role_that_bypasses_rls_is_refused() {
+    let h = harness().await;
+    let admin_url = h.db.config().migration_url.unwrap();
+    let config = DatabaseConfig { url: admin_url, migration_url: None, max_connections: 2 };
+    let error = Database::connect(&config, &kit::db::migrator(&MIGRATIONS)).await.unwrap_err();
+    assert!(error.to_string().contains("superuser or BYPASSRLS"), "{error}");
+}
