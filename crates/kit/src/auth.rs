@@ -39,7 +39,9 @@ pub enum Role {
 }
 
 /// Which records a caller may see: its own, its teams', or the whole tenant's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     #[default]
@@ -152,7 +154,11 @@ struct VerificationKey {
 
 enum KeyStore {
     Static(VerificationKey),
-    Jwks { url: String, client: reqwest::Client, cache: RwLock<JwksCache> },
+    Jwks {
+        url: String,
+        client: reqwest::Client,
+        cache: RwLock<JwksCache>,
+    },
 }
 
 struct JwksCache {
@@ -177,11 +183,20 @@ impl TokenVerifier {
             KeySource::PublicKeyPem(pem) => KeyStore::Static(key_from_pem(pem)?),
             KeySource::JwksUrl(url) => KeyStore::Jwks {
                 url: url.clone(),
-                client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
-                cache: RwLock::new(JwksCache { keys: HashMap::new(), fetched_at: None }),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()?,
+                cache: RwLock::new(JwksCache {
+                    keys: HashMap::new(),
+                    fetched_at: None,
+                }),
             },
         };
-        Ok(Self { keys, issuer: config.issuer.clone(), audience: config.audience.clone() })
+        Ok(Self {
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
     }
 
     /// Verifies signature, expiry, issuer and audience; returns the caller.
@@ -189,41 +204,52 @@ impl TokenVerifier {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::Unauthenticated("malformed bearer token".into()))?;
         if !matches!(header.alg, Algorithm::EdDSA | Algorithm::ES256) {
-            return Err(Error::Unauthenticated("token algorithm not accepted".into()));
+            return Err(Error::Unauthenticated(
+                "token algorithm not accepted".into(),
+            ));
         }
         let key = self.key_for(header.kid.as_deref()).await?;
         if key.algorithm != header.alg {
-            return Err(Error::Unauthenticated("token algorithm does not match its key".into()));
+            return Err(Error::Unauthenticated(
+                "token algorithm does not match its key".into(),
+            ));
         }
         let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|error| {
-            use jsonwebtoken::errors::ErrorKind;
-            let reason = match error.kind() {
-                ErrorKind::ExpiredSignature => "token expired",
-                ErrorKind::InvalidAudience => "token audience not accepted",
-                ErrorKind::InvalidIssuer => "token issuer not accepted",
-                ErrorKind::InvalidSignature => "token signature invalid",
-                _ => "token invalid",
-            };
-            Error::Unauthenticated(reason.into())
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|error| {
+                use jsonwebtoken::errors::ErrorKind;
+                let reason = match error.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::InvalidAudience => "token audience not accepted",
+                    ErrorKind::InvalidIssuer => "token issuer not accepted",
+                    ErrorKind::InvalidSignature => "token signature invalid",
+                    _ => "token invalid",
+                };
+                Error::Unauthenticated(reason.into())
+            })?;
         Ok(CallerContext::from_claims(data.claims))
     }
 
     async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerificationKey>, Error> {
         match &self.keys {
-            KeyStore::Static(key) => Ok(Arc::new(VerificationKey { key: key.key.clone(), algorithm: key.algorithm })),
+            KeyStore::Static(key) => Ok(Arc::new(VerificationKey {
+                key: key.key.clone(),
+                algorithm: key.algorithm,
+            })),
             KeyStore::Jwks { url, client, cache } => {
-                let kid = kid.ok_or_else(|| Error::Unauthenticated("token has no key id".into()))?;
+                let kid =
+                    kid.ok_or_else(|| Error::Unauthenticated("token has no key id".into()))?;
                 if let Some(key) = cache.read().await.keys.get(kid) {
                     return Ok(key.clone());
                 }
                 let mut cache = cache.write().await;
-                let stale = cache.fetched_at.is_none_or(|at| at.elapsed() >= JWKS_MIN_REFRESH);
+                let stale = cache
+                    .fetched_at
+                    .is_none_or(|at| at.elapsed() >= JWKS_MIN_REFRESH);
                 if stale && !cache.keys.contains_key(kid) {
                     match fetch_jwks(client, url).await {
                         Ok(keys) => {
@@ -236,7 +262,11 @@ impl TokenVerifier {
                         }
                     }
                 }
-                cache.keys.get(kid).cloned().ok_or_else(|| Error::Unauthenticated("token signed by an unknown key".into()))
+                cache
+                    .keys
+                    .get(kid)
+                    .cloned()
+                    .ok_or_else(|| Error::Unauthenticated("token signed by an unknown key".into()))
             }
         }
     }
@@ -245,22 +275,41 @@ impl TokenVerifier {
 fn key_from_pem(pem: &str) -> anyhow::Result<VerificationKey> {
     let pem = pem.replace("\\n", "\n");
     if let Ok(key) = DecodingKey::from_ed_pem(pem.as_bytes()) {
-        return Ok(VerificationKey { key, algorithm: Algorithm::EdDSA });
+        return Ok(VerificationKey {
+            key,
+            algorithm: Algorithm::EdDSA,
+        });
     }
     if let Ok(key) = DecodingKey::from_ec_pem(pem.as_bytes()) {
-        return Ok(VerificationKey { key, algorithm: Algorithm::ES256 });
+        return Ok(VerificationKey {
+            key,
+            algorithm: Algorithm::ES256,
+        });
     }
     anyhow::bail!("CRM_JWT_PUBLIC_KEY is not an Ed25519 or P-256 public key in PEM form")
 }
 
-async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<HashMap<String, Arc<VerificationKey>>> {
-    let set: JwkSet = client.get(url).send().await?.error_for_status()?.json().await?;
+async fn fetch_jwks(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<HashMap<String, Arc<VerificationKey>>> {
+    let set: JwkSet = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
         let algorithm = match &jwk.algorithm {
             AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
-            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
             _ => continue, // symmetric and RSA keys are not accepted here
         };
         if let Ok(key) = DecodingKey::from_jwk(jwk) {
@@ -291,7 +340,10 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: self.verifier.clone() }
+        AuthService {
+            inner,
+            verifier: self.verifier.clone(),
+        }
     }
 }
 
@@ -303,7 +355,10 @@ pub struct AuthService<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -328,7 +383,11 @@ where
                 .headers()
                 .get(http::header::AUTHORIZATION)
                 .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+                .and_then(|value| {
+                    value
+                        .strip_prefix("Bearer ")
+                        .or_else(|| value.strip_prefix("bearer "))
+                })
                 .map(str::to_owned);
             let verified = match token {
                 None => Err(Error::Unauthenticated("missing bearer token".into())),

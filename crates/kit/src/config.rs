@@ -45,7 +45,11 @@ impl Env {
     /// `service` is the upper-case prefix of service-specific variables,
     /// for example `CUSTOMERS`.
     pub fn new(service: &str, vars: HashMap<String, String>) -> Self {
-        Self { service_prefix: service.to_ascii_uppercase(), vars, errors: ConfigError::default() }
+        Self {
+            service_prefix: service.to_ascii_uppercase(),
+            vars,
+            errors: ConfigError::default(),
+        }
     }
 
     pub fn from_process(service: &str) -> Self {
@@ -57,7 +61,10 @@ impl Env {
         if let Some(value) = self.vars.get(&specific).filter(|v| !v.is_empty()) {
             return Some((specific, value));
         }
-        self.vars.get(name).filter(|v| !v.is_empty()).map(|v| (name.to_owned(), v.as_str()))
+        self.vars
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (name.to_owned(), v.as_str()))
     }
 
     /// A required variable; records a problem if missing or malformed.
@@ -73,7 +80,9 @@ impl Env {
             Some((key, raw)) => match raw.parse() {
                 Ok(value) => Some(value),
                 Err(_) => {
-                    self.errors.problems.push(format!("{key}={raw:?} is malformed: expected {expected}"));
+                    self.errors
+                        .problems
+                        .push(format!("{key}={raw:?} is malformed: expected {expected}"));
                     None
                 }
             },
@@ -86,7 +95,9 @@ impl Env {
         match raw.parse() {
             Ok(value) => Some(value),
             Err(_) => {
-                self.errors.problems.push(format!("{key}={raw:?} is malformed: expected {expected}"));
+                self.errors
+                    .problems
+                    .push(format!("{key}={raw:?} is malformed: expected {expected}"));
                 None
             }
         }
@@ -179,22 +190,39 @@ impl ServiceConfig {
     }
 
     pub fn parse(mut env: Env, service: &str, default_grpc_port: u16) -> Result<Self, ConfigError> {
-        let grpc_addr = env.or("GRPC_ADDR", "host:port", SocketAddr::from(([0, 0, 0, 0], default_grpc_port)));
-        let admin_addr =
-            env.or("ADMIN_ADDR", "host:port", SocketAddr::from(([0, 0, 0, 0], default_grpc_port + 1000)));
-        let url: Option<String> = env.required("DATABASE_URL", "a postgres:// URL for the runtime role");
-        let migration_url: Option<String> = env.optional("MIGRATION_DATABASE_URL", "a postgres:// URL");
-        for (name, value) in [("DATABASE_URL", &url), ("MIGRATION_DATABASE_URL", &migration_url)] {
+        let grpc_addr = env.or(
+            "GRPC_ADDR",
+            "host:port",
+            SocketAddr::from(([0, 0, 0, 0], default_grpc_port)),
+        );
+        let admin_addr = env.or(
+            "ADMIN_ADDR",
+            "host:port",
+            SocketAddr::from(([0, 0, 0, 0], default_grpc_port + 1000)),
+        );
+        let url: Option<String> =
+            env.required("DATABASE_URL", "a postgres:// URL for the runtime role");
+        let migration_url: Option<String> =
+            env.optional("MIGRATION_DATABASE_URL", "a postgres:// URL");
+        for (name, value) in [
+            ("DATABASE_URL", &url),
+            ("MIGRATION_DATABASE_URL", &migration_url),
+        ] {
             if let Some(value) = value {
                 if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
-                    env.problem(format!("{name} must start with postgres:// (got another scheme)"));
+                    env.problem(format!(
+                        "{name} must start with postgres:// (got another scheme)"
+                    ));
                 }
             }
         }
         let max_connections = env.or("DATABASE_MAX_CONNECTIONS", "a whole number", 20u32);
         let nats_url: Option<String> = env.required("NATS_URL", "a nats:// URL");
         let prefix = env.or("CRM_NATS_PREFIX", "a subject token", String::new());
-        if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             env.problem("CRM_NATS_PREFIX may hold only letters, digits, '-' and '_'");
         }
         let stream_replicas = env.or("CRM_STREAM_REPLICAS", "1, 3 or 5", 1usize);
@@ -223,9 +251,22 @@ impl ServiceConfig {
             name: service.to_owned(),
             grpc_addr,
             admin_addr,
-            database: DatabaseConfig { url, migration_url, max_connections },
-            nats: NatsConfig { url: nats_url, prefix, stream_replicas, duplicate_window },
-            auth: AuthConfig { keys, issuer, audience },
+            database: DatabaseConfig {
+                url,
+                migration_url,
+                max_connections,
+            },
+            nats: NatsConfig {
+                url: nats_url,
+                prefix,
+                stream_replicas,
+                duplicate_window,
+            },
+            auth: AuthConfig {
+                keys,
+                issuer,
+                audience,
+            },
             request_timeout,
             concurrency_limit,
             otlp_endpoint,
@@ -238,7 +279,13 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::new("customers", pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Env::new(
+            "customers",
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -265,8 +312,14 @@ mod tests {
         )
         .unwrap_err();
         let text = error.to_string();
-        assert!(text.contains("CUSTOMERS_GRPC_ADDR=\"not-an-address\""), "{text}");
-        assert!(text.contains("DATABASE_URL must start with postgres://"), "{text}");
+        assert!(
+            text.contains("CUSTOMERS_GRPC_ADDR=\"not-an-address\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("DATABASE_URL must start with postgres://"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -28,8 +28,12 @@ static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
 /// Joins the platform migrations with a service's, in version order.
 pub fn migrator(service: &Migrator) -> Migrator {
-    let mut migrations: Vec<_> =
-        PLATFORM_MIGRATIONS.migrations.iter().chain(service.migrations.iter()).cloned().collect();
+    let mut migrations: Vec<_> = PLATFORM_MIGRATIONS
+        .migrations
+        .iter()
+        .chain(service.migrations.iter())
+        .cloned()
+        .collect();
     migrations.sort_by_key(|m| m.version);
     Migrator {
         migrations: Cow::Owned(migrations),
@@ -53,8 +57,10 @@ impl Database {
     /// role its privileges, checks that role cannot bypass RLS, and opens
     /// the pool.
     pub async fn connect(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<Self> {
-        let runtime_options: PgConnectOptions =
-            config.url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let runtime_options: PgConnectOptions = config
+            .url
+            .parse()
+            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
         let runtime_role = runtime_options.get_username().to_owned();
         if let Some(migration_url) = &config.migration_url {
             migrate(migration_url, migrator, &runtime_role).await?;
@@ -87,7 +93,11 @@ impl Database {
     /// Readiness probe: can a query run now?
     pub async fn ping(&self) -> bool {
         matches!(
-            tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool)).await,
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(&self.pool)
+            )
+            .await,
             Ok(Ok(_))
         )
     }
@@ -106,7 +116,11 @@ pub async fn set_tenant(tx: &mut Transaction<'_, Postgres>, tenant: Uuid) -> sql
     Ok(())
 }
 
-async fn migrate(migration_url: &str, migrator: &Migrator, runtime_role: &str) -> anyhow::Result<()> {
+async fn migrate(
+    migration_url: &str,
+    migrator: &Migrator,
+    runtime_role: &str,
+) -> anyhow::Result<()> {
     let owner = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
@@ -122,18 +136,22 @@ async fn migrate(migration_url: &str, migrator: &Migrator, runtime_role: &str) -
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
         format!("REVOKE ALL ON _sqlx_migrations FROM {role}"),
     ] {
-        sqlx::query(&statement).execute(&owner).await.with_context(|| format!("granting: {statement}"))?;
+        sqlx::query(&statement)
+            .execute(&owner)
+            .await
+            .with_context(|| format!("granting: {statement}"))?;
     }
     owner.close().await;
     Ok(())
 }
 
 async fn check_runtime_role(pool: &PgPool) -> anyhow::Result<()> {
-    let (name, superuser, bypass): (String, bool, bool) =
-        sqlx::query_as("SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(pool)
-            .await
-            .context("reading the runtime role")?;
+    let (name, superuser, bypass): (String, bool, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the runtime role")?;
     if superuser || bypass {
         anyhow::bail!(
             "database role {name:?} in DATABASE_URL is superuser or BYPASSRLS: row-level security would not \

@@ -92,7 +92,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -111,7 +114,11 @@ pub enum Error {
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{entity} {id} was changed by someone else (expected version {expected})")]
-    VersionConflict { entity: &'static str, id: String, expected: i64 },
+    VersionConflict {
+        entity: &'static str,
+        id: String,
+        expected: i64,
+    },
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
@@ -125,7 +132,11 @@ pub enum Error {
 }
 
 fn join_violations(violations: &[FieldViolation]) -> String {
-    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -134,7 +145,10 @@ impl Error {
     }
 
     pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
-        Error::NotFound { entity, id: id.to_string() }
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
 
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
@@ -217,7 +231,10 @@ impl From<sqlx::Error> for Error {
                 _ => {}
             }
         }
-        if matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) {
+        if matches!(
+            error,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+        ) {
             return Error::Unavailable("database unavailable".into());
         }
         Error::Internal(error.into())
@@ -228,7 +245,11 @@ impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
         let code = error.code();
         let mut details = ErrorDetails::new();
-        details.set_error_info(code.reason(), ERROR_DOMAIN, std::collections::HashMap::<String, String>::new());
+        details.set_error_info(
+            code.reason(),
+            ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        );
         let message = match &error {
             Error::InvalidArgument(violations) => {
                 for violation in violations {
@@ -263,14 +284,23 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();
         let bad = details.bad_request().expect("bad request details");
-        let fields: Vec<_> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
         assert_eq!(fields, ["email", "phone"]);
-        assert_eq!(details.error_info().expect("error info").reason, "INVALID_ARGUMENT");
+        assert_eq!(
+            details.error_info().expect("error info").reason,
+            "INVALID_ARGUMENT"
+        );
     }
 
     #[test]
     fn internal_errors_hide_their_cause() {
-        let status = tonic::Status::from(Error::internal(anyhow::anyhow!("relation \"secret\" does not exist")));
+        let status = tonic::Status::from(Error::internal(anyhow::anyhow!(
+            "relation \"secret\" does not exist"
+        )));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
     }

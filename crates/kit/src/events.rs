@@ -20,7 +20,9 @@ pub trait DomainEvent: prost::Message + Default {
 /// The subject an event type is published on: its type without the version.
 pub fn subject_of(event_type: &str) -> &str {
     match event_type.rsplit_once('.') {
-        Some((head, version)) if version.starts_with('v') && version[1..].chars().all(|c| c.is_ascii_digit()) => {
+        Some((head, version))
+            if version.starts_with('v') && version[1..].chars().all(|c| c.is_ascii_digit()) =>
+        {
             head
         }
         _ => event_type,
@@ -40,7 +42,9 @@ pub struct Naming {
 
 impl Naming {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -73,9 +77,18 @@ mod tests {
 
     #[test]
     fn subject_drops_the_version_only() {
-        assert_eq!(subject_of("crm.sales.opportunity.won.v1"), "crm.sales.opportunity.won");
-        assert_eq!(subject_of("crm.sales.opportunity.won.v12"), "crm.sales.opportunity.won");
-        assert_eq!(subject_of("crm.sales.opportunity.won"), "crm.sales.opportunity.won");
+        assert_eq!(
+            subject_of("crm.sales.opportunity.won.v1"),
+            "crm.sales.opportunity.won"
+        );
+        assert_eq!(
+            subject_of("crm.sales.opportunity.won.v12"),
+            "crm.sales.opportunity.won"
+        );
+        assert_eq!(
+            subject_of("crm.sales.opportunity.won"),
+            "crm.sales.opportunity.won"
+        );
         assert_eq!(subject_of("crm.sales.vip.created"), "crm.sales.vip.created");
     }
 

@@ -32,8 +32,11 @@ pub trait EventHandler: Send + Sync + 'static {
     /// the event's tenant. Returning an error rolls everything back and the
     /// event is retried. Events of types the handler does not know should
     /// return `Ok(())`.
-    fn handle<'a>(&'a self, tx: &'a mut TenantTx, event: &'a Event)
-        -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut TenantTx,
+        event: &'a Event,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
 
 /// What a consumer reads and how hard it retries.
@@ -109,9 +112,15 @@ impl<H: EventHandler> InboxConsumer<H> {
         streams::ensure_dead_letter_stream(&jetstream, &naming, nats).await?;
         streams::ensure_domain_stream(&jetstream, &naming, nats, &spec.domain).await?;
         let durable = spec.durable_name(&naming);
-        let stream = jetstream.get_stream(naming.stream(&spec.domain)).await.context("getting source stream")?;
-        let filter_subject =
-            if spec.filter_subject.is_empty() { String::new() } else { naming.subject(&spec.filter_subject) };
+        let stream = jetstream
+            .get_stream(naming.stream(&spec.domain))
+            .await
+            .context("getting source stream")?;
+        let filter_subject = if spec.filter_subject.is_empty() {
+            String::new()
+        } else {
+            naming.subject(&spec.filter_subject)
+        };
         let consumer = stream
             .get_or_create_consumer(
                 &durable,
@@ -127,7 +136,15 @@ impl<H: EventHandler> InboxConsumer<H> {
             )
             .await
             .with_context(|| format!("creating consumer {durable}"))?;
-        Ok(Self { db, jetstream, naming, spec, durable, consumer, handler })
+        Ok(Self {
+            db,
+            jetstream,
+            naming,
+            spec,
+            durable,
+            consumer,
+            handler,
+        })
     }
 
     pub fn durable_name(&self) -> &str {
@@ -137,11 +154,19 @@ impl<H: EventHandler> InboxConsumer<H> {
     /// Fetches up to `max` messages, waiting at most `wait` for the first,
     /// and handles each. Returns the outcome of each message received.
     pub async fn try_once(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<Outcome>> {
-        let mut messages =
-            self.consumer.fetch().max_messages(max).expires(wait).messages().await.context("fetching")?;
+        let mut messages = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await
+            .context("fetching")?;
         let mut outcomes = Vec::new();
         while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| anyhow::anyhow!(e)).context("receiving")?;
+            let message = message
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("receiving")?;
             outcomes.push(self.handle_message(&message).await?);
         }
         Ok(outcomes)
@@ -166,7 +191,10 @@ impl<H: EventHandler> InboxConsumer<H> {
             Err(ApplyError::Failed(error)) => {
                 let delay = self.retry_delay(delivered);
                 tracing::warn!(consumer = %self.durable, attempt = delivered, error = format!("{error:#}"), "event failed; will retry");
-                message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| anyhow::anyhow!(e))?;
+                message
+                    .ack_with(AckKind::Nak(Some(delay)))
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
                 Outcome::Retrying
             }
         };
@@ -180,9 +208,10 @@ impl<H: EventHandler> InboxConsumer<H> {
     pub async fn apply(&self, message: &jetstream::Message) -> Result<Outcome, ApplyError> {
         let event = Event::decode(message.payload.clone())
             .map_err(|error| ApplyError::Poison(format!("undecodable event envelope: {error}")))?;
-        let event_id = Uuid::parse_str(&event.id).map_err(|_| ApplyError::Poison("event id is not a UUID".into()))?;
-        let tenant =
-            Uuid::parse_str(&event.tenant_id).map_err(|_| ApplyError::Poison("event tenant_id is not a UUID".into()))?;
+        let event_id = Uuid::parse_str(&event.id)
+            .map_err(|_| ApplyError::Poison("event id is not a UUID".into()))?;
+        let tenant = Uuid::parse_str(&event.tenant_id)
+            .map_err(|_| ApplyError::Poison("event tenant_id is not a UUID".into()))?;
         let span = tracing::info_span!("event.consume", consumer = %self.durable, event.r#type = %event.r#type, event.id = %event.id, otel.kind = "consumer");
         telemetry::set_remote_parent(&span, &event.trace_parent);
         async {
@@ -213,10 +242,15 @@ impl<H: EventHandler> InboxConsumer<H> {
 
     async fn dead_letter(&self, message: &jetstream::Message, reason: &str) -> anyhow::Result<()> {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Crm-Error", reason.chars().take(1000).collect::<String>().as_str());
+        headers.insert(
+            "Crm-Error",
+            reason.chars().take(1000).collect::<String>().as_str(),
+        );
         headers.insert("Crm-Original-Subject", message.subject.as_str());
         headers.insert("Crm-Consumer", self.durable.as_str());
-        let subject = self.naming.subject(&format!("crm.dlq.{}", self.spec.consumer));
+        let subject = self
+            .naming
+            .subject(&format!("crm.dlq.{}", self.spec.consumer));
         self.jetstream
             .publish_with_headers(subject, headers, message.payload.clone())
             .await
@@ -224,7 +258,10 @@ impl<H: EventHandler> InboxConsumer<H> {
             .await
             .context("dead letter not stored")?;
         tracing::error!(consumer = %self.durable, reason, "event dead-lettered");
-        message.ack_with(AckKind::Term).await.map_err(|e| anyhow::anyhow!(e))?;
+        message
+            .ack_with(AckKind::Term)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(())
     }
 

@@ -44,7 +44,9 @@ impl Outbox {
     /// `service` is the producing service, e.g. `customers`; events carry
     /// `source = crm.customers`.
     pub fn new(service: &str) -> Self {
-        Self { source: format!("crm.{service}") }
+        Self {
+            source: format!("crm.{service}"),
+        }
     }
 
     /// Adds `payload` as an event about `aggregate_id` (now at
@@ -138,8 +140,18 @@ struct PendingRow {
 const RELAY_LOCK_KEY: i64 = 0x0c12_0b0c;
 
 impl OutboxRelay {
-    pub fn new(pool: PgPool, jetstream: jetstream::Context, naming: Naming, settings: RelaySettings) -> Self {
-        Self { pool, jetstream, naming, settings }
+    pub fn new(
+        pool: PgPool,
+        jetstream: jetstream::Context,
+        naming: Naming,
+        settings: RelaySettings,
+    ) -> Self {
+        Self {
+            pool,
+            jetstream,
+            naming,
+            settings,
+        }
     }
 
     /// Publishes at most one batch. Returns how many events were published;
@@ -165,14 +177,16 @@ impl OutboxRelay {
         }
         let rows: Vec<PendingRow> = rows
             .into_iter()
-            .map(|(seq, event_id, aggregate_id, subject, envelope, trace_parent)| PendingRow {
-                seq,
-                event_id,
-                aggregate_id,
-                subject,
-                envelope,
-                trace_parent,
-            })
+            .map(
+                |(seq, event_id, aggregate_id, subject, envelope, trace_parent)| PendingRow {
+                    seq,
+                    event_id,
+                    aggregate_id,
+                    subject,
+                    envelope,
+                    trace_parent,
+                },
+            )
             .collect();
 
         let (published, failure) = self.publish_in_waves(&rows).await;
@@ -185,7 +199,11 @@ impl OutboxRelay {
         tx.commit().await.context("outbox relay: commit")?;
         metrics::counter!("crm_outbox_published_total").increment(published.len() as u64);
         match failure {
-            Some(error) => Err(error.context(format!("published {} of {} events", published.len(), rows.len()))),
+            Some(error) => Err(error.context(format!(
+                "published {} of {} events",
+                published.len(),
+                rows.len()
+            ))),
             None => Ok(published.len()),
         }
     }
@@ -219,11 +237,17 @@ impl OutboxRelay {
                 if !row.trace_parent.is_empty() {
                     publish = publish.header("traceparent", row.trace_parent.as_str());
                 }
-                match self.jetstream.send_publish(self.naming.subject(&row.subject), publish).await {
+                match self
+                    .jetstream
+                    .send_publish(self.naming.subject(&row.subject), publish)
+                    .await
+                {
                     Ok(ack) => sent.push((row, ack)),
                     Err(error) => {
                         held_back.insert(row.aggregate_id);
-                        failure.get_or_insert_with(|| anyhow::Error::new(error).context("sending to jetstream"));
+                        failure.get_or_insert_with(|| {
+                            anyhow::Error::new(error).context("sending to jetstream")
+                        });
                     }
                 }
             }
@@ -234,7 +258,9 @@ impl OutboxRelay {
                     Ok(_) => published.push(row.seq),
                     Err(error) => {
                         held_back.insert(row.aggregate_id);
-                        failure.get_or_insert_with(|| anyhow::Error::new(error).context("waiting for jetstream ack"));
+                        failure.get_or_insert_with(|| {
+                            anyhow::Error::new(error).context("waiting for jetstream ack")
+                        });
                     }
                 }
             }
@@ -247,7 +273,9 @@ impl OutboxRelay {
 
     /// Deletes published rows older than the retention period.
     pub async fn purge_published(&self) -> sqlx::Result<u64> {
-        let cutoff = Utc::now() - chrono::Duration::from_std(self.settings.retention).unwrap_or(chrono::Duration::days(1));
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(self.settings.retention)
+                .unwrap_or(chrono::Duration::days(1));
         let result = sqlx::query(
             "DELETE FROM outbox WHERE seq IN (
                 SELECT seq FROM outbox WHERE published_at < $1 ORDER BY published_at LIMIT 10000)",
@@ -289,7 +317,11 @@ impl OutboxRelay {
                     wait_for_notify(&mut listener, self.settings.poll_interval, &shutdown).await;
                 }
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay failed");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "outbox relay failed"
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => {}
@@ -314,7 +346,10 @@ impl OutboxRelay {
         .await;
         match result {
             Ok(Ok(())) => tracing::info!("outbox flushed"),
-            Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "outbox flush failed; events stay queued"),
+            Ok(Err(error)) => tracing::warn!(
+                error = format!("{error:#}"),
+                "outbox flush failed; events stay queued"
+            ),
             Err(_) => tracing::warn!("outbox flush timed out; events stay queued"),
         }
     }

@@ -26,14 +26,22 @@ pub struct Page<K> {
 
 impl<K: DeserializeOwned> Page<K> {
     /// Validates a `crm.common.v1.PageRequest` (absent means the first page).
-    pub fn from_request(request: Option<&crm_proto::crm::common::v1::PageRequest>) -> Result<Self, Error> {
-        let (size, token) = request.map(|r| (r.page_size, r.page_token.as_str())).unwrap_or((0, ""));
+    pub fn from_request(
+        request: Option<&crm_proto::crm::common::v1::PageRequest>,
+    ) -> Result<Self, Error> {
+        let (size, token) = request
+            .map(|r| (r.page_size, r.page_token.as_str()))
+            .unwrap_or((0, ""));
         let size = match size {
             0 => DEFAULT_PAGE_SIZE,
             n if n < 0 => return Err(Error::invalid("page.page_size", "must not be negative")),
             n => i64::from(n).min(MAX_PAGE_SIZE),
         };
-        let after = if token.is_empty() { None } else { Some(decode_cursor(token)?) };
+        let after = if token.is_empty() {
+            None
+        } else {
+            Some(decode_cursor(token)?)
+        };
         Ok(Page { size, after })
     }
 
@@ -45,13 +53,20 @@ impl<K: DeserializeOwned> Page<K> {
 
 /// Cuts `rows` (fetched with [`Page::fetch_limit`]) to the page and makes the
 /// next page token from the last row kept.
-pub fn finish_page<T, K: Serialize>(mut rows: Vec<T>, size: i64, key_of: impl Fn(&T) -> K) -> (Vec<T>, String) {
+pub fn finish_page<T, K: Serialize>(
+    mut rows: Vec<T>,
+    size: i64,
+    key_of: impl Fn(&T) -> K,
+) -> (Vec<T>, String) {
     let size = usize::try_from(size).unwrap_or(0);
     if rows.len() <= size {
         return (rows, String::new());
     }
     rows.truncate(size);
-    let token = rows.last().map(|last| encode_cursor(&key_of(last))).unwrap_or_default();
+    let token = rows
+        .last()
+        .map(|last| encode_cursor(&key_of(last)))
+        .unwrap_or_default();
     (rows, token)
 }
 
@@ -77,20 +92,37 @@ mod tests {
     fn page_size_defaults_and_caps() {
         let page = Page::<i64>::from_request(None).unwrap();
         assert_eq!(page.size, DEFAULT_PAGE_SIZE);
-        let big = PageRequest { page_size: 10_000, page_token: String::new() };
-        assert_eq!(Page::<i64>::from_request(Some(&big)).unwrap().size, MAX_PAGE_SIZE);
-        let negative = PageRequest { page_size: -1, page_token: String::new() };
+        let big = PageRequest {
+            page_size: 10_000,
+            page_token: String::new(),
+        };
+        assert_eq!(
+            Page::<i64>::from_request(Some(&big)).unwrap().size,
+            MAX_PAGE_SIZE
+        );
+        let negative = PageRequest {
+            page_size: -1,
+            page_token: String::new(),
+        };
         assert!(Page::<i64>::from_request(Some(&negative)).is_err());
     }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
         let token = encode_cursor(&("Zhang", 42));
-        let request = PageRequest { page_size: 10, page_token: token };
+        let request = PageRequest {
+            page_size: 10,
+            page_token: token,
+        };
         let page = Page::<(String, i64)>::from_request(Some(&request)).unwrap();
         assert_eq!(page.after, Some(("Zhang".to_owned(), 42)));
-        let bad = PageRequest { page_size: 10, page_token: "%%%".into() };
-        let Err(Error::InvalidArgument(violations)) = Page::<(String, i64)>::from_request(Some(&bad)) else {
+        let bad = PageRequest {
+            page_size: 10,
+            page_token: "%%%".into(),
+        };
+        let Err(Error::InvalidArgument(violations)) =
+            Page::<(String, i64)>::from_request(Some(&bad))
+        else {
             panic!("garbage token accepted")
         };
         assert_eq!(violations[0].field, "page.page_token");

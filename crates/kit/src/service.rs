@@ -67,11 +67,24 @@ impl ServiceContext {
         streams::ensure_domain_stream(&jetstream, &naming, &config.nats, &config.name).await?;
         let verifier = Arc::new(TokenVerifier::new(&config.auth)?);
         let outbox = Outbox::new(&config.name);
-        Ok(Self { config, db, nats, jetstream, naming, outbox, verifier })
+        Ok(Self {
+            config,
+            db,
+            nats,
+            jetstream,
+            naming,
+            outbox,
+            verifier,
+        })
     }
 
     pub fn relay(&self) -> OutboxRelay {
-        OutboxRelay::new(self.db.pool().clone(), self.jetstream.clone(), self.naming.clone(), RelaySettings::default())
+        OutboxRelay::new(
+            self.db.pool().clone(),
+            self.jetstream.clone(),
+            self.naming.clone(),
+            RelaySettings::default(),
+        )
     }
 }
 
@@ -126,16 +139,20 @@ pub async fn launch(
 ) -> anyhow::Result<RunningService> {
     let config = &context.config;
     crm_metrics::handle(); // install the recorder before the first request
-    let grpc_listener =
-        TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
-    let admin_listener =
-        TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding admin on {}", config.admin_addr))?;
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
+    let admin_listener = TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("binding admin on {}", config.admin_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     for name in std::iter::once("").chain(grpc.health_names.iter().copied()) {
-        health_reporter.set_service_status(name, ServingStatus::Serving).await;
+        health_reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
@@ -167,9 +184,12 @@ pub async fn launch(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness))
         .with_state(context.clone());
-    let admin_server = axum::serve(admin_listener, admin).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let admin_server = axum::serve(admin_listener, admin)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
-    let mut handles = vec![tokio::spawn(context.relay().run(background_shutdown.clone()))];
+    let mut handles = vec![tokio::spawn(
+        context.relay().run(background_shutdown.clone()),
+    )];
     for task in tasks {
         handles.push(tokio::spawn(task(background_shutdown.clone())));
     }
@@ -182,7 +202,9 @@ pub async fn launch(
     let stopper = tokio::spawn(async move {
         stopping.cancelled().await;
         for name in std::iter::once("").chain(grpc.health_names.iter().copied()) {
-            health_reporter.set_service_status(name, ServingStatus::NotServing).await;
+            health_reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
         }
         let served = server_task.await.context("grpc server task")?;
         let _ = admin_task.await;
@@ -195,7 +217,12 @@ pub async fn launch(
         tracing::info!(service = %name, "stopped");
         served.context("grpc server")
     });
-    Ok(RunningService { grpc_addr, admin_addr, shutdown, main: stopper })
+    Ok(RunningService {
+        grpc_addr,
+        admin_addr,
+        shutdown,
+        main: stopper,
+    })
 }
 
 async fn metrics_page() -> String {
@@ -218,10 +245,11 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending::<()>().await,
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending::<()>().await,
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -240,7 +268,9 @@ pub struct RequestLayer {
 
 impl RequestLayer {
     pub fn new(concurrency_limit: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(concurrency_limit.max(1))) }
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency_limit.max(1))),
+        }
     }
 }
 
@@ -248,7 +278,10 @@ impl<S> tower::Layer<S> for RequestLayer {
     type Service = RequestService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestService { inner, permits: self.permits.clone() }
+        RequestService {
+            inner,
+            permits: self.permits.clone(),
+        }
     }
 }
 
@@ -260,7 +293,10 @@ pub struct RequestService<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for RequestService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -280,7 +316,11 @@ where
             return Box::pin(inner.call(request)); // probes and reflection: no shedding, no metrics
         }
         let span = tracing::info_span!("grpc.request", rpc.method = %method, otel.kind = "server");
-        if let Some(traceparent) = request.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        if let Some(traceparent) = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+        {
             telemetry::set_remote_parent(&span, traceparent);
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {

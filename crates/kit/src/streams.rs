@@ -54,13 +54,19 @@ async fn ensure(jetstream: &jetstream::Context, config: stream::Config) -> anyho
                 || current.num_replicas != config.num_replicas
                 || current.duplicate_window != config.duplicate_window
             {
-                jetstream.update_stream(config).await.with_context(|| format!("updating stream {name}"))?;
+                jetstream
+                    .update_stream(config)
+                    .await
+                    .with_context(|| format!("updating stream {name}"))?;
             }
         }
         Err(_) => {
             // Another pod may create it at the same moment; its config is ours.
             if let Err(error) = jetstream.create_stream(config).await {
-                jetstream.get_stream(&name).await.with_context(|| format!("creating stream {name}: {error}"))?;
+                jetstream
+                    .get_stream(&name)
+                    .await
+                    .with_context(|| format!("creating stream {name}: {error}"))?;
             }
         }
     }

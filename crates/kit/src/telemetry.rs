@@ -28,20 +28,32 @@ pub fn init(service: &str, otlp_endpoint: Option<&str>) {
         return;
     }
     let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(format!("crm-{service}")).build(),
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(format!("crm-{service}"))
+            .build(),
     );
     if let Some(endpoint) = otlp_endpoint {
         use opentelemetry_otlp::WithExportConfig;
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
-            Err(error) => eprintln!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}: exporter not started: {error}"),
+            Err(error) => {
+                eprintln!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}: exporter not started: {error}")
+            }
         }
     }
     let provider = builder.build();
     let tracer = provider.tracer("crm");
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
-    let json = tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false);
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false);
     let initialised = tracing_subscriber::registry()
         .with(filter)
         .with(json)
@@ -76,4 +88,15 @@ pub fn set_remote_parent(span: &tracing::Span, traceparent: &str) {
     let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
     let parent = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(parent);
+}
+
+/// Adds the current span's `traceparent` to an outgoing gRPC request, so the
+/// called service continues this trace.
+pub fn inject_traceparent<T>(request: &mut tonic::Request<T>) {
+    let traceparent = current_traceparent();
+    if let Ok(value) = traceparent.parse() {
+        if !traceparent.is_empty() {
+            request.metadata_mut().insert("traceparent", value);
+        }
+    }
 }

@@ -16,24 +16,35 @@ pub struct TestDatabase {
 }
 
 fn admin_url() -> String {
-    std::env::var("CRM_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CRM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 impl TestDatabase {
     /// Creates an empty database, and the shared plain runtime role if it
     /// does not exist yet.
     pub async fn create() -> Self {
-        let admin: PgConnectOptions = admin_url().parse().expect("CRM_TEST_DATABASE_URL is not a postgres URL");
-        let mut connection = admin
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at CRM_TEST_DATABASE_URL ({}): {e}", admin_url()));
+        let admin: PgConnectOptions = admin_url()
+            .parse()
+            .expect("CRM_TEST_DATABASE_URL is not a postgres URL");
+        let mut connection = admin.connect().await.unwrap_or_else(|e| {
+            panic!(
+                "cannot reach PostgreSQL at CRM_TEST_DATABASE_URL ({}): {e}",
+                admin_url()
+            )
+        });
         let name = format!("crm_test_{}", uuid::Uuid::now_v7().simple());
         let mut tx = connection.begin().await.expect("begin");
         // Serialise role creation between tests running in parallel.
-        sqlx::query("SELECT pg_advisory_xact_lock(7242001)").execute(&mut *tx).await.expect("lock");
-        let exists: Option<(i32,)> =
-            sqlx::query_as("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(APP_ROLE).fetch_optional(&mut *tx).await.expect("role lookup");
+        sqlx::query("SELECT pg_advisory_xact_lock(7242001)")
+            .execute(&mut *tx)
+            .await
+            .expect("lock");
+        let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_roles WHERE rolname = $1")
+            .bind(APP_ROLE)
+            .fetch_optional(&mut *tx)
+            .await
+            .expect("role lookup");
         if exists.is_none() {
             sqlx::query(&format!(
                 "CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
@@ -43,7 +54,10 @@ impl TestDatabase {
             .expect("create test role");
         }
         tx.commit().await.expect("commit");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await.expect("create database");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut connection)
+            .await
+            .expect("create database");
         Self { name, admin }
     }
 
@@ -55,13 +69,23 @@ impl TestDatabase {
     pub fn config(&self) -> DatabaseConfig {
         DatabaseConfig {
             url: self.app_options().to_url_lossy().to_string(),
-            migration_url: Some(self.admin.clone().database(&self.name).to_url_lossy().to_string()),
+            migration_url: Some(
+                self.admin
+                    .clone()
+                    .database(&self.name)
+                    .to_url_lossy()
+                    .to_string(),
+            ),
             max_connections: 10,
         }
     }
 
     fn app_options(&self) -> PgConnectOptions {
-        self.admin.clone().username(APP_ROLE).password(APP_PASSWORD).database(&self.name)
+        self.admin
+            .clone()
+            .username(APP_ROLE)
+            .password(APP_PASSWORD)
+            .database(&self.name)
     }
 
     /// A pool connected as the admin role (bypasses RLS): for test set-up
@@ -82,7 +106,9 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         crate::block_on_side_thread(async move {
             if let Ok(mut connection) = admin.connect().await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut connection).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut connection)
+                    .await;
             }
         });
     }

@@ -30,7 +30,10 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let patience: u32 = std::env::var("CRM_TEST_PATIENCE").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let patience: u32 = std::env::var("CRM_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let started = tokio::time::Instant::now();
     let deadline = deadline * patience.max(1);
     loop {
@@ -46,7 +49,12 @@ where
 
 /// A service configuration on free ports, with the test's database, NATS
 /// prefix and token issuer.
-pub fn service_config(name: &str, db: &TestDatabase, nats: &TestNats, issuer: &TokenIssuer) -> ServiceConfig {
+pub fn service_config(
+    name: &str,
+    db: &TestDatabase,
+    nats: &TestNats,
+    issuer: &TokenIssuer,
+) -> ServiceConfig {
     ServiceConfig {
         name: name.to_owned(),
         grpc_addr: "127.0.0.1:0".parse().expect("static address"),
@@ -71,7 +79,10 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let _ = std::thread::spawn(move || {
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             runtime.block_on(future);
         }
     })

@@ -46,7 +46,9 @@ impl TestNats {
     }
 
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(&self.url).await.unwrap_or_else(|e| panic!("cannot reach NATS at {}: {e}", self.url))
+        async_nats::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach NATS at {}: {e}", self.url))
     }
 }
 
@@ -61,10 +63,18 @@ impl Drop for TestNats {
         let url = self.url.clone();
         let stream_prefix = format!("{}_", self.prefix.to_ascii_uppercase());
         crate::block_on_side_thread(async move {
-            let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2)).connect(&url);
-            let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await else { return };
+            let connect = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(2))
+                .connect(&url);
+            let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await else {
+                return;
+            };
             let jetstream = async_nats::jetstream::new(client);
-            let names: Vec<String> = jetstream.stream_names().filter_map(|n| async { n.ok() }).collect().await;
+            let names: Vec<String> = jetstream
+                .stream_names()
+                .filter_map(|n| async { n.ok() })
+                .collect()
+                .await;
             for name in names.into_iter().filter(|n| n.starts_with(&stream_prefix)) {
                 let _ = jetstream.delete_stream(&name).await;
             }
@@ -83,9 +93,17 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let store = std::env::temp_dir().join(format!("crm-nats-{}", uuid::Uuid::now_v7().simple()));
-        let mut server = Self { port, store, child: None };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let store =
+            std::env::temp_dir().join(format!("crm-nats-{}", uuid::Uuid::now_v7().simple()));
+        let mut server = Self {
+            port,
+            store,
+            child: None,
+        };
         server.restart().await;
         server
     }
@@ -106,16 +124,35 @@ impl NatsServer {
     pub async fn restart(&mut self) {
         self.kill();
         let child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start nats-server ({}): {e}; set NATS_SERVER_BIN", binary().display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start nats-server ({}): {e}; set NATS_SERVER_BIN",
+                    binary().display()
+                )
+            });
         self.child = Some(child);
-        crate::eventually("nats-server to accept connections", Duration::from_secs(10), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok().map(|_| ())
-        })
+        crate::eventually(
+            "nats-server to accept connections",
+            Duration::from_secs(10),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
         .await;
     }
 }
@@ -126,7 +163,11 @@ fn binary() -> PathBuf {
     }
     let path = std::env::var("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/bin".into(), "/usr/bin".into()])
+        .chain([
+            "/usr/sbin".into(),
+            "/usr/local/bin".into(),
+            "/usr/bin".into(),
+        ])
         .map(|dir| dir.join("nats-server"))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| "nats-server".into())

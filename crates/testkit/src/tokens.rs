@@ -22,8 +22,13 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     pub fn new() -> Self {
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        let private_pem = signing.to_pkcs8_pem(LineEnding::LF).expect("encode private key");
-        let public_pem = signing.verifying_key().to_public_key_pem(LineEnding::LF).expect("encode public key");
+        let private_pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("encode private key");
+        let public_pem = signing
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("encode public key");
         let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).expect("ed25519 pem");
         Self {
             kid: Uuid::now_v7().to_string(),
@@ -54,7 +59,13 @@ impl TokenIssuer {
     }
 
     /// Claims valid for ten minutes.
-    pub fn claims(&self, tenant: Uuid, user: Uuid, roles: &[Role], visibility: Visibility) -> Claims {
+    pub fn claims(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+    ) -> Claims {
         let now = Utc::now().timestamp();
         Claims {
             iss: ISSUER.into(),

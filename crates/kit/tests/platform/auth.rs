@@ -43,19 +43,31 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
     let claims = issuer.claims(tenant, Uuid::now_v7(), &[Role::Admin], Visibility::Tenant);
 
     let forger = TokenIssuer::new();
-    assert_eq!(refusal(verifier.verify(&forger.sign(&claims)).await), "token signature invalid");
+    assert_eq!(
+        refusal(verifier.verify(&forger.sign(&claims)).await),
+        "token signature invalid"
+    );
 
     let mut expired = claims.clone();
     expired.exp = chrono::Utc::now().timestamp() - 3600;
-    assert_eq!(refusal(verifier.verify(&issuer.sign(&expired)).await), "token expired");
+    assert_eq!(
+        refusal(verifier.verify(&issuer.sign(&expired)).await),
+        "token expired"
+    );
 
     let mut other_audience = claims.clone();
     other_audience.aud = "another-system".into();
-    assert_eq!(refusal(verifier.verify(&issuer.sign(&other_audience)).await), "token audience not accepted");
+    assert_eq!(
+        refusal(verifier.verify(&issuer.sign(&other_audience)).await),
+        "token audience not accepted"
+    );
 
     let mut other_issuer = claims.clone();
     other_issuer.iss = "someone-else".into();
-    assert_eq!(refusal(verifier.verify(&issuer.sign(&other_issuer)).await), "token issuer not accepted");
+    assert_eq!(
+        refusal(verifier.verify(&issuer.sign(&other_issuer)).await),
+        "token issuer not accepted"
+    );
 
     // A symmetric token signed with the public key as secret (key confusion).
     let hs256 = jsonwebtoken::encode(
@@ -64,24 +76,41 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
         &jsonwebtoken::EncodingKey::from_secret(issuer.public_key_pem().as_bytes()),
     )
     .unwrap();
-    assert_eq!(refusal(verifier.verify(&hs256).await), "token algorithm not accepted");
+    assert_eq!(
+        refusal(verifier.verify(&hs256).await),
+        "token algorithm not accepted"
+    );
 
     // Tampered payload with the original signature.
     let token = issuer.sign(&claims);
     let mut parts: Vec<&str> = token.split('.').collect();
-    let other = issuer.sign(&issuer.claims(Uuid::now_v7(), Uuid::now_v7(), &[Role::Admin], Visibility::Tenant));
+    let other = issuer.sign(&issuer.claims(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+    ));
     let other_payload = other.split('.').nth(1).unwrap().to_owned();
     parts[1] = &other_payload;
-    assert_eq!(refusal(verifier.verify(&parts.join(".")).await), "token signature invalid");
+    assert_eq!(
+        refusal(verifier.verify(&parts.join(".")).await),
+        "token signature invalid"
+    );
 
-    assert_eq!(refusal(verifier.verify("not a token").await), "malformed bearer token");
+    assert_eq!(
+        refusal(verifier.verify("not a token").await),
+        "malformed bearer token"
+    );
 }
 
 #[tokio::test]
 async fn keys_are_fetched_from_a_jwks_endpoint() {
     let issuer = TokenIssuer::new();
     let jwks = issuer.jwks();
-    let app = axum::Router::new().route("/.well-known/jwks.json", axum::routing::get(move || async move { axum::Json(jwks) }));
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -98,5 +127,8 @@ async fn keys_are_fetched_from_a_jwks_endpoint() {
 
     // A token from a key the JWKS does not list is refused.
     let stranger = TokenIssuer::new();
-    assert_eq!(refusal(verifier.verify(&stranger.admin_token(tenant)).await), "token signed by an unknown key");
+    assert_eq!(
+        refusal(verifier.verify(&stranger.admin_token(tenant)).await),
+        "token signed by an unknown key"
+    );
 }

@@ -1,4 +1,3 @@
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -39,17 +38,33 @@ pub async fn harness() -> Harness {
 
 pub async fn harness_on(nats: TestNats) -> Harness {
     let db = TestDatabase::create().await;
-    let database = Database::connect(&db.config(), &kit::db::migrator(&MIGRATIONS)).await.expect("connect database");
+    let database = Database::connect(&db.config(), &kit::db::migrator(&MIGRATIONS))
+        .await
+        .expect("connect database");
     let client = nats.client().await;
     let jetstream = jetstream::new(client);
     let naming = nats.naming();
-    kit::streams::ensure_domain_stream(&jetstream, &naming, &nats.config(), "kittest").await.expect("stream");
-    Harness { db, database, nats, jetstream, naming, outbox: Outbox::new("kittest") }
+    kit::streams::ensure_domain_stream(&jetstream, &naming, &nats.config(), "kittest")
+        .await
+        .expect("stream");
+    Harness {
+        db,
+        database,
+        nats,
+        jetstream,
+        naming,
+        outbox: Outbox::new("kittest"),
+    }
 }
 
 impl Harness {
     pub fn relay(&self, settings: RelaySettings) -> OutboxRelay {
-        OutboxRelay::new(self.database.pool().clone(), self.jetstream.clone(), self.naming.clone(), settings)
+        OutboxRelay::new(
+            self.database.pool().clone(),
+            self.jetstream.clone(),
+            self.naming.clone(),
+            settings,
+        )
     }
 
     pub async fn consumer(&self, spec: ConsumerSpec) -> InboxConsumer<RecordingHandler> {
@@ -67,14 +82,28 @@ impl Harness {
 
     /// Writes `bodies` as events of one aggregate, one transaction, versions
     /// starting at `first_version`.
-    pub async fn write_events(&self, tenant: Uuid, aggregate: Uuid, first_version: i64, bodies: &[&str]) -> Vec<Uuid> {
+    pub async fn write_events(
+        &self,
+        tenant: Uuid,
+        aggregate: Uuid,
+        first_version: i64,
+        bodies: &[&str],
+    ) -> Vec<Uuid> {
         let caller = CallerContext::system("kittest", tenant);
         let mut tx = self.database.begin_tenant(tenant).await.expect("begin");
         let mut ids = Vec::new();
         for (offset, body) in bodies.iter().enumerate() {
             let id = self
                 .outbox
-                .enqueue(&mut tx, &caller, aggregate, first_version + offset as i64, &NoteAdded { body: body.to_string() })
+                .enqueue(
+                    &mut tx,
+                    &caller,
+                    aggregate,
+                    first_version + offset as i64,
+                    &NoteAdded {
+                        body: body.to_string(),
+                    },
+                )
                 .await
                 .expect("enqueue");
             ids.push(id);
@@ -93,20 +122,23 @@ impl Harness {
 }
 
 pub fn spec() -> ConsumerSpec {
-    ConsumerSpec { ack_wait: Duration::from_secs(30), retry_delay: Duration::from_millis(50), ..ConsumerSpec::new("kittest-consumer", "kittest") }
+    ConsumerSpec {
+        ack_wait: Duration::from_secs(30),
+        retry_delay: Duration::from_millis(50),
+        ..ConsumerSpec::new("kittest-consumer", "kittest")
+    }
 }
 
 /// Records each applied event; fails on notes whose body is `poison`.
 pub struct RecordingHandler;
 
 impl EventHandler for RecordingHandler {
-    fn handle<'a>(&'a self, tx: &'a mut TenantTx, event: &'a Event) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
-        async move {
-            let note: NoteAdded = decode_data(event)?;
-            if note.body == "poison" {
-                anyhow::bail!("poison note");
-            }
-            sqlx::query(
+    async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
+        let note: NoteAdded = decode_data(event)?;
+        if note.body == "poison" {
+            anyhow::bail!("poison note");
+        }
+        sqlx::query(
                 "INSERT INTO applied_events (tenant_id, event_id, aggregate_id, aggregate_version) VALUES ($1, $2, $3, $4)",
             )
             .bind(Uuid::parse_str(&event.tenant_id)?)
@@ -115,7 +147,6 @@ impl EventHandler for RecordingHandler {
             .bind(event.aggregate_version)
             .execute(&mut **tx)
             .await?;
-            Ok(())
-        }
+        Ok(())
     }
 }

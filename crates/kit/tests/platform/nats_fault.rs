@@ -46,17 +46,25 @@ async fn every_event_arrives_exactly_once_across_a_nats_crash() {
         }
     }
 
-    let applied = eventually("all events applied after the crash", Duration::from_secs(180), || async {
-        let count = h.count("SELECT count(*) FROM applied_events").await;
-        (count >= EVENTS as i64).then_some(count)
-    })
+    let applied = eventually(
+        "all events applied after the crash",
+        Duration::from_secs(180),
+        || async {
+            let count = h.count("SELECT count(*) FROM applied_events").await;
+            (count >= EVENTS as i64).then_some(count)
+        },
+    )
     .await;
     shutdown.cancel();
     let _ = relay_task.await;
     let _ = consumer_task.await;
 
     assert_eq!(applied, EVENTS as i64);
-    assert_eq!(h.count("SELECT count(DISTINCT event_id) FROM applied_events").await, EVENTS as i64);
+    assert_eq!(
+        h.count("SELECT count(DISTINCT event_id) FROM applied_events")
+            .await,
+        EVENTS as i64
+    );
     assert_eq!(
         h.count("SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM applied_events a WHERE a.event_id = o.event_id)").await,
         0,

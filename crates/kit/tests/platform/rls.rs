@@ -24,7 +24,10 @@ async fn a_query_without_tenant_filter_sees_only_the_scoped_tenant() {
 
     // The query forgets its WHERE tenant_id: RLS still scopes it.
     let mut tx = h.database.begin_tenant(tenant_a).await.unwrap();
-    let mut bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes").fetch_all(&mut *tx).await.unwrap();
+    let mut bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     bodies.sort();
     assert_eq!(bodies, [("a1".to_owned(),), ("a2".to_owned(),)]);
 
@@ -34,19 +37,26 @@ async fn a_query_without_tenant_filter_sees_only_the_scoped_tenant() {
         .bind(Uuid::now_v7())
         .execute(&mut *tx)
         .await;
-    assert!(foreign.is_err(), "row of tenant B written under tenant A's scope");
+    assert!(
+        foreign.is_err(),
+        "row of tenant B written under tenant A's scope"
+    );
     tx.rollback().await.unwrap();
 
     // Without any tenant scope nothing is visible, not everything.
-    let unscoped: Vec<(String,)> =
-        sqlx::query_as("SELECT body FROM notes").fetch_all(h.database.pool()).await.unwrap();
+    let unscoped: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
+        .fetch_all(h.database.pool())
+        .await
+        .unwrap();
     assert!(unscoped.is_empty());
 
     // The scope is transaction-local: it does not leak to the next user of
     // the pooled connection.
     for _ in 0..5 {
-        let leaked: Vec<(String,)> =
-            sqlx::query_as("SELECT body FROM notes").fetch_all(h.database.pool()).await.unwrap();
+        let leaked: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
+            .fetch_all(h.database.pool())
+            .await
+            .unwrap();
         assert!(leaked.is_empty());
     }
     assert_eq!(h.count("SELECT count(*) FROM notes").await, 3);
@@ -56,7 +66,16 @@ async fn a_query_without_tenant_filter_sees_only_the_scoped_tenant() {
 async fn a_runtime_role_that_bypasses_rls_is_refused() {
     let h = harness().await;
     let admin_url = h.db.config().migration_url.unwrap();
-    let config = DatabaseConfig { url: admin_url, migration_url: None, max_connections: 2 };
-    let error = Database::connect(&config, &kit::db::migrator(&MIGRATIONS)).await.unwrap_err();
-    assert!(error.to_string().contains("superuser or BYPASSRLS"), "{error}");
+    let config = DatabaseConfig {
+        url: admin_url,
+        migration_url: None,
+        max_connections: 2,
+    };
+    let error = Database::connect(&config, &kit::db::migrator(&MIGRATIONS))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("superuser or BYPASSRLS"),
+        "{error}"
+    );
 }

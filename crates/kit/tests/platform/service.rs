@@ -19,46 +19,105 @@ async fn call_unrouted(channel: Channel, token: Option<&str>) -> tonic::Status {
     grpc.ready().await.unwrap();
     let mut request = tonic::Request::new(());
     if let Some(token) = token {
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
     let path = http::uri::PathAndQuery::from_static("/crm.probe.v1.ProbeService/Ping");
-    grpc.unary::<(), (), _>(request, path, tonic_prost::ProstCodec::default()).await.unwrap_err()
+    grpc.unary::<(), (), _>(request, path, tonic_prost::ProstCodec::default())
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
 async fn serves_health_checks_auth_and_admin_endpoints_then_stops_cleanly() {
-    let (db, nats, issuer) = (TestDatabase::create().await, TestNats::new(), TokenIssuer::new());
-    let context = ServiceContext::connect(service_config("kittest", &db, &nats, &issuer), &MIGRATIONS).await.unwrap();
+    let (db, nats, issuer) = (
+        TestDatabase::create().await,
+        TestNats::new(),
+        TokenIssuer::new(),
+    );
+    let context =
+        ServiceContext::connect(service_config("kittest", &db, &nats, &issuer), &MIGRATIONS)
+            .await
+            .unwrap();
     let running = launch(
         context,
-        GrpcRoutes { routes: tonic::service::Routes::default(), health_names: vec!["crm.kittest.v1.KittestService"] },
+        GrpcRoutes {
+            routes: tonic::service::Routes::default(),
+            health_names: vec!["crm.kittest.v1.KittestService"],
+        },
         Vec::new(),
     )
     .await
     .unwrap();
 
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr)).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let health = HealthClient::new(channel.clone())
-        .check(HealthCheckRequest { service: "crm.kittest.v1.KittestService".into() })
+        .check(HealthCheckRequest {
+            service: "crm.kittest.v1.KittestService".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
-    assert_eq!(call_unrouted(channel.clone(), None).await.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        call_unrouted(channel.clone(), None).await.code(),
+        tonic::Code::Unauthenticated
+    );
     let forged = TokenIssuer::new().admin_token(Uuid::now_v7());
-    assert_eq!(call_unrouted(channel.clone(), Some(&forged)).await.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        call_unrouted(channel.clone(), Some(&forged)).await.code(),
+        tonic::Code::Unauthenticated
+    );
     let valid = issuer.admin_token(Uuid::now_v7());
-    assert_eq!(call_unrouted(channel.clone(), Some(&valid)).await.code(), tonic::Code::Unimplemented);
+    assert_eq!(
+        call_unrouted(channel.clone(), Some(&valid)).await.code(),
+        tonic::Code::Unimplemented
+    );
 
     let admin = format!("http://{}", running.admin_addr);
     let http = reqwest::Client::new();
-    assert_eq!(http.get(format!("{admin}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(format!("{admin}/readyz")).send().await.unwrap().status(), 200);
-    let metrics = http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        http.get(format!("{admin}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{admin}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("crm_grpc_requests_total"), "{metrics}");
 
     let grpc_addr = running.grpc_addr;
-    tokio::time::timeout(Duration::from_secs(30), running.stop()).await.expect("stopped in time").unwrap();
-    assert!(tokio::net::TcpStream::connect(grpc_addr).await.is_err(), "port still open after stop");
+    tokio::time::timeout(Duration::from_secs(30), running.stop())
+        .await
+        .expect("stopped in time")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(grpc_addr).await.is_err(),
+        "port still open after stop"
+    );
 }

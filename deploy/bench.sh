@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs a benchmark against real PostgreSQL and NATS (started if missing).
+#   deploy/bench.sh outbox     outbox relay throughput, commit->consume latency
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+ensure_postgres
+ensure_nats
+cargo_target_dir
+export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
+case "${1:-outbox}" in
+  outbox) cargo bench --locked -p kit --bench outbox ;;
+  *) die "unknown benchmark $1 (known: outbox)" ;;
+esac

@@ -1,0 +1,136 @@
+# Shared by deploy/run.sh and deploy/test.sh: makes sure PostgreSQL and NATS
+# (with JetStream) answer at the configured URLs, installing them from
+# Debian's packages and starting them without systemd when they do not.
+#
+# Inputs (environment, all optional):
+#   CRM_PG_ADMIN_URL  admin URL of PostgreSQL   (postgres://postgres@127.0.0.1:5432/postgres)
+#   NATS_URL          NATS server               (nats://127.0.0.1:4222)
+#   CRM_STATE_DIR     where self-started servers keep data and logs
+
+set -euo pipefail
+
+CRM_PG_ADMIN_URL="${CRM_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+if [ "$(id -u)" = 0 ]; then
+  CRM_STATE_DIR="${CRM_STATE_DIR:-/var/lib/crm}"
+else
+  CRM_STATE_DIR="${CRM_STATE_DIR:-$HOME/.local/share/crm}"
+fi
+export CRM_PG_ADMIN_URL NATS_URL CRM_STATE_DIR
+mkdir -p "$CRM_STATE_DIR"
+
+log() { printf '\033[1m[crm]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[crm] %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# host and port of a URL like scheme://user:pw@host:port/db
+url_host() { local rest="${1#*://}"; rest="${rest#*@}"; rest="${rest%%/*}"; echo "${rest%%:*}"; }
+url_port() { local rest="${1#*://}"; rest="${rest#*@}"; rest="${rest%%/*}"; case "$rest" in *:*) echo "${rest##*:}";; *) echo "$2";; esac; }
+
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_tcp() {
+  local host=$1 port=$2 what=$3
+  for _ in $(seq 1 100); do tcp_open "$host" "$port" && return 0; sleep 0.1; done
+  die "$what did not start listening on $host:$port"
+}
+
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+ensure_postgres() {
+  command -v psql >/dev/null || apt_install postgresql-client
+  if psql "$CRM_PG_ADMIN_URL" -Atqc 'select 1' >/dev/null 2>&1; then
+    log "PostgreSQL answers at $(url_host "$CRM_PG_ADMIN_URL"):$(url_port "$CRM_PG_ADMIN_URL" 5432)"
+    return
+  fi
+  local host port bin data
+  host=$(url_host "$CRM_PG_ADMIN_URL"); port=$(url_port "$CRM_PG_ADMIN_URL" 5432)
+  if [ -z "$(pg_bin_dir)" ]; then
+    apt_install postgresql
+    # Debian's package may start its own cluster on our port; ours replaces it.
+    if command -v pg_lsclusters >/dev/null; then
+      pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
+        as_root pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" stop >/dev/null 2>&1 || true
+      done
+    fi
+  fi
+  bin=$(pg_bin_dir); [ -n "$bin" ] || die "PostgreSQL server binaries not found after install"
+  tcp_open "$host" "$port" && die "something listens on $host:$port but refuses $CRM_PG_ADMIN_URL; set CRM_PG_ADMIN_URL"
+  data="$CRM_STATE_DIR/postgres"
+  local run=()
+  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); id postgres >/dev/null 2>&1 || useradd --system --home "$CRM_STATE_DIR" postgres; fi
+  if [ ! -s "$data/PG_VERSION" ]; then
+    log "initialising a PostgreSQL cluster in $data"
+    mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown -R postgres "$data"
+    "${run[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  log "starting PostgreSQL on $host:$port"
+  [ "$(id -u)" = 0 ] && chown postgres "$CRM_STATE_DIR"
+  "${run[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
+    -o "-c listen_addresses=$host -p $port -k /tmp -c max_connections=300 -c fsync=on" start >/dev/null
+  psql "$CRM_PG_ADMIN_URL" -Atqc 'select 1' >/dev/null || die "PostgreSQL started but $CRM_PG_ADMIN_URL is refused"
+}
+
+nats_server_bin() {
+  if [ -n "${NATS_SERVER_BIN:-}" ]; then echo "$NATS_SERVER_BIN"; return; fi
+  command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } || true
+}
+
+ensure_nats_binary() {
+  if [ -z "$(nats_server_bin)" ]; then apt_install nats-server; fi
+  NATS_SERVER_BIN=$(nats_server_bin); export NATS_SERVER_BIN
+  [ -n "$NATS_SERVER_BIN" ] || die "nats-server not found after install"
+}
+
+ensure_nats() {
+  local host port
+  host=$(url_host "$NATS_URL"); port=$(url_port "$NATS_URL" 4222)
+  if tcp_open "$host" "$port"; then
+    log "NATS answers at $host:$port"
+    return
+  fi
+  ensure_nats_binary
+  log "starting nats-server with JetStream on $host:$port"
+  mkdir -p "$CRM_STATE_DIR/nats"
+  nohup "$NATS_SERVER_BIN" -a "$host" -p "$port" -js -sd "$CRM_STATE_DIR/nats" \
+    -P "$CRM_STATE_DIR/nats/nats.pid" >"$CRM_STATE_DIR/nats/server.log" 2>&1 &
+  wait_tcp "$host" "$port" nats-server
+}
+
+# One owner role (runs migrations), one plain runtime role and one database
+# per service. Passwords equal role names: a local development set-up.
+ensure_service_database() {
+  local svc=$1 owner="crm_$1" app="crm_$1_app" db="crm_$1"
+  psql "$CRM_PG_ADMIN_URL" -v ON_ERROR_STOP=1 -Atq >/dev/null <<SQL
+SELECT 'CREATE ROLE $owner LOGIN PASSWORD ''$owner''' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$owner')
+\gexec
+SELECT 'CREATE ROLE $app LOGIN PASSWORD ''$app'' NOSUPERUSER NOBYPASSRLS' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$app')
+\gexec
+SELECT 'CREATE DATABASE $db OWNER $owner' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$db')
+\gexec
+SQL
+  local host port upper
+  host=$(url_host "$CRM_PG_ADMIN_URL"); port=$(url_port "$CRM_PG_ADMIN_URL" 5432)
+  upper=$(echo "$svc" | tr '[:lower:]' '[:upper:]')
+  export "${upper}_DATABASE_URL=postgres://$app:$app@$host:$port/$db"
+  export "${upper}_MIGRATION_DATABASE_URL=postgres://$owner:$owner@$host:$port/$db"
+}
+
+cargo_target_dir() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/crm-target}"
+}
