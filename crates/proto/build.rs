@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+const PII_MESSAGES: [&str; 8] = [
+    "crm.customers.v1.Contact",
+    "crm.customers.v1.Email",
+    "crm.customers.v1.Phone",
+    "crm.customers.v1.Handle",
+    "crm.customers.v1.Address",
+    "crm.customers.v1.ImportRequest",
+    "crm.customers.v1.ExportResponse",
+    "crm.customers.v1.ExportContactDataResponse",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files = Vec::new();
@@ -17,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&descriptor_path, descriptors.encode_to_vec())?;
 
     tonic_prost_build::configure()
+        // Messages holding personal data get hand-written, masked Debug
+        // impls (src/pii.rs) so they never reach logs in clear.
+        .skip_debug(PII_MESSAGES)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

@@ -1,6 +1,8 @@
 //! Generated protobuf messages and tonic clients/servers for every package
 //! under `proto/`. Module paths mirror protobuf packages: `crm::common::v1`.
 
+pub mod pii;
+
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("crm_descriptor");
 
@@ -8,6 +10,11 @@ pub mod crm {
     pub mod common {
         pub mod v1 {
             tonic::include_proto!("crm.common.v1");
+        }
+    }
+    pub mod customers {
+        pub mod v1 {
+            tonic::include_proto!("crm.customers.v1");
         }
     }
 }

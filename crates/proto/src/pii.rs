@@ -1,0 +1,132 @@
+//! Masked `Debug` for messages that carry personal data (names, e-mails,
+//! phones, addresses, raw import files). Logs and traces see the shape of a
+//! record, never the person: `a***@example.com`, `+49******78`, `A***`.
+
+use std::fmt;
+
+use crate::crm::customers::v1 as customers;
+
+/// `ada@example.com` -> `a***@example.com`.
+pub fn mask_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => mask_text(address),
+    }
+}
+
+/// `+4915112345678` -> `+49*********78`.
+pub fn mask_phone(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 5 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
+}
+
+/// `Lovelace` -> `L***`; empty stays empty.
+pub fn mask_text(text: &str) -> String {
+    match text.chars().next() {
+        Some(first) => format!("{first}***"),
+        None => String::new(),
+    }
+}
+
+impl fmt::Debug for customers::Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Email")
+            .field("address", &mask_email(&self.address))
+            .field("label", &self.label)
+            .field("primary", &self.primary)
+            .finish()
+    }
+}
+
+impl fmt::Debug for customers::Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Phone")
+            .field("number", &mask_phone(&self.number))
+            .field("label", &self.label)
+            .field("primary", &self.primary)
+            .finish()
+    }
+}
+
+impl fmt::Debug for customers::Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("network", &self.network).field("handle", &mask_text(&self.handle)).finish()
+    }
+}
+
+impl fmt::Debug for customers::Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Address")
+            .field("street", &mask_text(&self.street))
+            .field("city", &self.city)
+            .field("country", &self.country)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for customers::Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contact")
+            .field("id", &self.id)
+            .field("first_name", &mask_text(&self.first_name))
+            .field("last_name", &mask_text(&self.last_name))
+            .field("emails", &self.emails)
+            .field("phones", &self.phones)
+            .field("account_id", &self.account_id)
+            .field("lifecycle_stage", &self.lifecycle_stage)
+            .field("owner_id", &self.owner_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for customers::ImportRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.part {
+            Some(customers::import_request::Part::Header(header)) => {
+                f.debug_struct("ImportRequest").field("header", header).finish()
+            }
+            Some(customers::import_request::Part::Chunk(chunk)) => {
+                write!(f, "ImportRequest {{ chunk: <{} bytes> }}", chunk.len())
+            }
+            None => write!(f, "ImportRequest {{}}"),
+        }
+    }
+}
+
+impl fmt::Debug for customers::ExportResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExportResponse {{ chunk: <{} bytes> }}", self.chunk.len())
+    }
+}
+
+impl fmt::Debug for customers::ExportContactDataResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExportContactDataResponse {{ json: <{} bytes> }}", self.json.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_personal_data() {
+        let contact = customers::Contact {
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            emails: vec![customers::Email { address: "ada@example.com".into(), label: "work".into(), primary: true }],
+            phones: vec![customers::Phone { number: "+4915112345678".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        let printed = format!("{contact:?}");
+        for secret in ["Ada", "Lovelace", "ada@example.com", "15112345678"] {
+            assert!(!printed.contains(secret), "{secret} leaked in {printed}");
+        }
+        assert!(printed.contains("a***@example.com"), "{printed}");
+    }
+}
