@@ -17,6 +17,8 @@ const PII_MESSAGES: [&str; 8] = [
     "crm.customers.v1.ExportContactDataResponse",
 ];
 
+const SERDE: &str = "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files = Vec::new();
@@ -31,6 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Messages holding personal data get hand-written, masked Debug
         // impls (src/pii.rs) so they never reach logs in clear.
         .skip_debug(PII_MESSAGES)
+        // Stored as JSON columns by the customers service.
+        .type_attribute("crm.customers.v1.Email", SERDE)
+        .type_attribute("crm.customers.v1.Phone", SERDE)
+        .type_attribute("crm.customers.v1.Handle", SERDE)
+        .type_attribute("crm.customers.v1.Address", SERDE)
+        .type_attribute("crm.customers.v1.RelatedRecord", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

@@ -9,13 +9,7 @@
 
 pub use crm_proto::crm::common::v1::Event;
 
-/// A protobuf payload that is published as a domain event.
-pub trait DomainEvent: prost::Message + Default {
-    /// Versioned event type, `crm.<domain>.<entity>.<verb>.v<N>`.
-    const TYPE: &'static str;
-    /// Fully qualified protobuf message name of the payload.
-    const SCHEMA: &'static str;
-}
+pub use crm_proto::events::DomainEvent;
 
 /// The subject an event type is published on: its type without the version.
 pub fn subject_of(event_type: &str) -> &str {

@@ -28,6 +28,7 @@ pub mod paging;
 pub mod service;
 pub mod streams;
 pub mod telemetry;
+pub mod time;
 
 pub use error::{Error, ErrorCode, FieldViolation, Result};
 pub use tokio_util::sync::CancellationToken as Shutdown;

@@ -29,7 +29,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::CallerContext;
-use crate::db::TenantTx;
 use crate::events::{subject_of, DomainEvent, Event, Naming};
 use crate::telemetry;
 use crate::Shutdown;
@@ -53,7 +52,7 @@ impl Outbox {
     /// `aggregate_version`) to the transaction. Returns the event id.
     pub async fn enqueue<E: DomainEvent>(
         &self,
-        tx: &mut TenantTx,
+        tx: &mut sqlx::PgConnection,
         caller: &CallerContext,
         aggregate_id: Uuid,
         aggregate_version: i64,
@@ -64,7 +63,7 @@ impl Outbox {
         let trace_parent = telemetry::current_traceparent();
         let event = Event {
             id: id.to_string(),
-            r#type: E::TYPE.to_owned(),
+            r#type: payload.event_type().to_owned(),
             source: self.source.clone(),
             tenant_id: caller.tenant_id.to_string(),
             subject: aggregate_id.to_string(),
@@ -86,10 +85,10 @@ impl Outbox {
         .bind(caller.tenant_id)
         .bind(aggregate_id)
         .bind(aggregate_version)
-        .bind(subject_of(E::TYPE))
+        .bind(subject_of(payload.event_type()))
         .bind(event.encode_to_vec())
         .bind(trace_parent)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         Ok(id)
     }

@@ -1,6 +1,7 @@
 //! Generated protobuf messages and tonic clients/servers for every package
 //! under `proto/`. Module paths mirror protobuf packages: `crm::common::v1`.
 
+pub mod events;
 pub mod pii;
 
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.

@@ -55,7 +55,10 @@ impl fmt::Debug for customers::Phone {
 
 impl fmt::Debug for customers::Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("network", &self.network).field("handle", &mask_text(&self.handle)).finish()
+        f.debug_struct("Handle")
+            .field("network", &self.network)
+            .field("handle", &mask_text(&self.handle))
+            .finish()
     }
 }
 
@@ -87,9 +90,10 @@ impl fmt::Debug for customers::Contact {
 impl fmt::Debug for customers::ImportRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.part {
-            Some(customers::import_request::Part::Header(header)) => {
-                f.debug_struct("ImportRequest").field("header", header).finish()
-            }
+            Some(customers::import_request::Part::Header(header)) => f
+                .debug_struct("ImportRequest")
+                .field("header", header)
+                .finish(),
             Some(customers::import_request::Part::Chunk(chunk)) => {
                 write!(f, "ImportRequest {{ chunk: <{} bytes> }}", chunk.len())
             }
@@ -100,13 +104,21 @@ impl fmt::Debug for customers::ImportRequest {
 
 impl fmt::Debug for customers::ExportResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ExportResponse {{ chunk: <{} bytes> }}", self.chunk.len())
+        write!(
+            f,
+            "ExportResponse {{ chunk: <{} bytes> }}",
+            self.chunk.len()
+        )
     }
 }
 
 impl fmt::Debug for customers::ExportContactDataResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ExportContactDataResponse {{ json: <{} bytes> }}", self.json.len())
+        write!(
+            f,
+            "ExportContactDataResponse {{ json: <{} bytes> }}",
+            self.json.len()
+        )
     }
 }
 
@@ -119,8 +131,15 @@ mod tests {
         let contact = customers::Contact {
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
-            emails: vec![customers::Email { address: "ada@example.com".into(), label: "work".into(), primary: true }],
-            phones: vec![customers::Phone { number: "+4915112345678".into(), ..Default::default() }],
+            emails: vec![customers::Email {
+                address: "ada@example.com".into(),
+                label: "work".into(),
+                primary: true,
+            }],
+            phones: vec![customers::Phone {
+                number: "+4915112345678".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let printed = format!("{contact:?}");

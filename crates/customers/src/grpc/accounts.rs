@@ -1,0 +1,513 @@
+//! `crm.customers.v1.AccountService`.
+
+use crm_proto::crm::customers::v1::account_service_server::AccountService;
+use crm_proto::crm::customers::v1::*;
+use kit::auth::CallerContext;
+use kit::error::Violations;
+use kit::paging::{finish_page, Page};
+use kit::Error;
+use sqlx::PgConnection;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::contacts::default_ownership;
+use super::masks::{apply_account_mask, changed_account_fields};
+use super::{commit, handle, page_response, SharedState, State};
+use crate::domain::access::{authorize, scope, Action};
+use crate::domain::account::normalize;
+use crate::domain::filter::{self, ACCOUNT_COLUMNS};
+use crate::domain::{parse_id, tags};
+use crate::store::accounts as store;
+use crate::store::contacts::{created_by_request, remember_request};
+use crate::store::{fields, Sort, SortKey};
+
+pub struct AccountHandlers(pub SharedState);
+
+pub async fn visible_account(
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    id: Uuid,
+    lock: bool,
+) -> kit::Result<Account> {
+    let account = store::find(tx, caller.tenant_id, id, lock)
+        .await?
+        .ok_or_else(|| Error::not_found("account", id))?;
+    if scope(caller).sees(
+        Uuid::parse_str(&account.owner_id).ok(),
+        Uuid::parse_str(&account.team_id).ok(),
+    ) {
+        Ok(account)
+    } else {
+        Err(Error::not_found("account", id))
+    }
+}
+
+fn version_of(account: &Account) -> i64 {
+    account.audit.as_ref().map(|a| a.version).unwrap_or(0)
+}
+
+async fn prepare(
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    account: &mut Account,
+) -> kit::Result<crate::domain::account::AccountKeys> {
+    let catalog = fields::catalog(tx, caller.tenant_id, Entity::Account).await?;
+    let mut violations = Violations::new();
+    let keys = normalize(account, &catalog, &mut violations);
+    violations.into_result()?;
+    if let Ok(parent) = Uuid::parse_str(&account.parent_account_id) {
+        if store::find(tx, caller.tenant_id, parent, false)
+            .await?
+            .is_none()
+        {
+            return Err(Error::invalid(
+                "account.parent_account_id",
+                "no such account",
+            ));
+        }
+    }
+    Ok(keys)
+}
+
+/// Creates an account inside `tx`, with its event.
+pub async fn create_in(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    mut account: Account,
+) -> kit::Result<Account> {
+    account.id = Uuid::now_v7().to_string();
+    default_ownership(caller, &mut account.owner_id, &mut account.team_id)?;
+    let keys = prepare(tx, caller, &mut account).await?;
+    let created = store::save(tx, caller.tenant_id, &account, &keys, &caller.subject, true).await?;
+    let id = parse_id("account.id", &created.id)?;
+    state
+        .outbox
+        .enqueue(
+            tx,
+            caller,
+            id,
+            1,
+            &AccountCreated {
+                account: Some(created.clone()),
+            },
+        )
+        .await?;
+    Ok(created)
+}
+
+/// Writes a changed account and publishes what changed.
+pub async fn update_in(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    before: &Account,
+    mut after: Account,
+) -> kit::Result<Account> {
+    let keys = prepare(tx, caller, &mut after).await?;
+    let changed = changed_account_fields(before, &after);
+    if changed.is_empty() {
+        return Ok(before.clone());
+    }
+    let saved = store::save(tx, caller.tenant_id, &after, &keys, &caller.subject, false).await?;
+    let id = parse_id("account.id", &saved.id)?;
+    let version = version_of(&saved);
+    if before.lifecycle_stage != saved.lifecycle_stage {
+        let event = LifecycleStageChanged {
+            entity: Entity::Account as i32,
+            id: saved.id.clone(),
+            from: before.lifecycle_stage,
+            to: saved.lifecycle_stage,
+        };
+        state
+            .outbox
+            .enqueue(tx, caller, id, version, &event)
+            .await?;
+    }
+    if before.owner_id != saved.owner_id {
+        let event = OwnerTransferred {
+            entity: Entity::Account as i32,
+            id: saved.id.clone(),
+            from_owner_id: before.owner_id.clone(),
+            to_owner_id: saved.owner_id.clone(),
+            to_team_id: saved.team_id.clone(),
+        };
+        state
+            .outbox
+            .enqueue(tx, caller, id, version, &event)
+            .await?;
+    }
+    state
+        .outbox
+        .enqueue(
+            tx,
+            caller,
+            id,
+            version,
+            &AccountUpdated {
+                account: Some(saved.clone()),
+                changed_fields: changed,
+            },
+        )
+        .await?;
+    Ok(saved)
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountHandlers {
+    async fn create_account(
+        &self,
+        request: Request<CreateAccountRequest>,
+    ) -> Result<Response<CreateAccountResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let account = request
+                .account
+                .ok_or_else(|| Error::invalid("account", "is required"))?;
+            let mut tx = self.0.begin(&caller).await?;
+            if !request.request_id.is_empty() {
+                if let Some(id) =
+                    created_by_request(&mut tx, caller.tenant_id, "account", &request.request_id)
+                        .await?
+                {
+                    let existing = visible_account(&mut tx, &caller, id, false).await?;
+                    return Ok(CreateAccountResponse {
+                        account: Some(existing),
+                    });
+                }
+            }
+            let created = create_in(&self.0, &mut tx, &caller, account).await?;
+            if !request.request_id.is_empty() {
+                let id = parse_id("account.id", &created.id)?;
+                remember_request(
+                    &mut tx,
+                    caller.tenant_id,
+                    "account",
+                    &request.request_id,
+                    id,
+                )
+                .await?;
+            }
+            commit(tx).await?;
+            Ok(CreateAccountResponse {
+                account: Some(created),
+            })
+        })
+        .await
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<GetAccountRequest>,
+    ) -> Result<Response<GetAccountResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            Ok(GetAccountResponse {
+                account: Some(visible_account(&mut tx, &caller, id, false).await?),
+            })
+        })
+        .await
+    }
+
+    async fn update_account(
+        &self,
+        request: Request<UpdateAccountRequest>,
+    ) -> Result<Response<UpdateAccountResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let changes = request
+                .account
+                .ok_or_else(|| Error::invalid("account", "is required"))?;
+            let id = parse_id("account.id", &changes.id)?;
+            let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+            let mut tx = self.0.begin(&caller).await?;
+            let before = visible_account(&mut tx, &caller, id, true).await?;
+            if request.expected_version != 0 && version_of(&before) != request.expected_version {
+                return Err(Error::VersionConflict {
+                    entity: "account",
+                    id: before.id,
+                    expected: request.expected_version,
+                });
+            }
+            let mut after = before.clone();
+            apply_account_mask(&mut after, changes, &paths, "update_mask")?;
+            if after.owner_id != before.owner_id || after.team_id != before.team_id {
+                default_ownership(&caller, &mut after.owner_id, &mut after.team_id)?;
+            }
+            let saved = update_in(&self.0, &mut tx, &caller, &before, after).await?;
+            commit(tx).await?;
+            Ok(UpdateAccountResponse {
+                account: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<DeleteAccountRequest>,
+    ) -> Result<Response<DeleteAccountResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Delete)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let account = visible_account(&mut tx, &caller, id, true).await?;
+            if request.expected_version != 0 && version_of(&account) != request.expected_version {
+                return Err(Error::VersionConflict {
+                    entity: "account",
+                    id: account.id,
+                    expected: request.expected_version,
+                });
+            }
+            let version =
+                store::soft_delete(&mut tx, caller.tenant_id, id, &caller.subject).await?;
+            self.0
+                .outbox
+                .enqueue(
+                    &mut tx,
+                    &caller,
+                    id,
+                    version,
+                    &AccountDeleted {
+                        account_id: id.to_string(),
+                    },
+                )
+                .await?;
+            commit(tx).await?;
+            Ok(DeleteAccountResponse {})
+        })
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<ListAccountsRequest>,
+    ) -> Result<Response<ListAccountsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let sort = Sort::parse(&request.order_by, "name")?;
+            let page = Page::<SortKey>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Account).await?;
+            let filter =
+                filter::check(request.filter.as_ref(), ACCOUNT_COLUMNS, &catalog, "filter")?;
+            let rows = store::list(
+                &mut tx,
+                caller.tenant_id,
+                &scope(&caller),
+                filter.as_ref(),
+                &sort,
+                page.after.as_ref(),
+                page.fetch_limit(),
+            )
+            .await?;
+            let (accounts, next) = finish_page(rows, page.size, |a: &Account| {
+                let audit = a.audit.clone().unwrap_or_default();
+                let time = |t: Option<prost_types::Timestamp>| {
+                    t.and_then(|t| kit::time::from_timestamp("", &t).ok())
+                        .unwrap_or_default()
+                };
+                sort.key(
+                    time(audit.created_at),
+                    time(audit.updated_at),
+                    &a.name,
+                    Uuid::parse_str(&a.id).unwrap_or_default(),
+                )
+            });
+            Ok(ListAccountsResponse {
+                accounts,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn count_accounts(
+        &self,
+        request: Request<CountAccountsRequest>,
+    ) -> Result<Response<CountAccountsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Account).await?;
+            let filter =
+                filter::check(request.filter.as_ref(), ACCOUNT_COLUMNS, &catalog, "filter")?;
+            Ok(CountAccountsResponse {
+                count: store::count(&mut tx, caller.tenant_id, &scope(&caller), filter.as_ref())
+                    .await?,
+            })
+        })
+        .await
+    }
+
+    async fn find_duplicate_accounts(
+        &self,
+        request: Request<FindDuplicateAccountsRequest>,
+    ) -> Result<Response<FindDuplicateAccountsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("account_id", &request.account_id)?;
+            let limit = if request.limit <= 0 {
+                10
+            } else {
+                i64::from(request.limit.min(50))
+            };
+            let mut tx = self.0.begin(&caller).await?;
+            let account = visible_account(&mut tx, &caller, id, false).await?;
+            let visible = scope(&caller);
+            let sees = |a: &Account| {
+                visible.sees(
+                    Uuid::parse_str(&a.owner_id).ok(),
+                    Uuid::parse_str(&a.team_id).ok(),
+                )
+            };
+            let mut duplicates = Vec::new();
+            if !account.domain.is_empty() {
+                for candidate in
+                    store::find_by_domain(&mut tx, caller.tenant_id, &account.domain, Some(id))
+                        .await?
+                {
+                    if sees(&candidate) {
+                        duplicates.push(AccountDuplicate {
+                            account: Some(candidate),
+                            score: 1.0,
+                            reasons: vec!["same domain".into()],
+                        });
+                    }
+                }
+            }
+            for (candidate, similarity) in
+                store::find_similar_names(&mut tx, caller.tenant_id, &account.name, id, limit)
+                    .await?
+            {
+                if duplicates
+                    .iter()
+                    .any(|d| d.account.as_ref().map(|a| &a.id) == Some(&candidate.id))
+                    || !sees(&candidate)
+                {
+                    continue;
+                }
+                let reason = format!("similar name ({:.0}%)", similarity * 100.0);
+                duplicates.push(AccountDuplicate {
+                    account: Some(candidate),
+                    score: f64::from(similarity) * 0.8,
+                    reasons: vec![reason],
+                });
+            }
+            duplicates.truncate(usize::try_from(limit).unwrap_or(10));
+            Ok(FindDuplicateAccountsResponse { duplicates })
+        })
+        .await
+    }
+
+    async fn merge_accounts(
+        &self,
+        request: Request<MergeAccountsRequest>,
+    ) -> Result<Response<MergeAccountsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Merge)?;
+            let survivor_id = parse_id("survivor_id", &request.survivor_id)?;
+            let merged_id = parse_id("merged_id", &request.merged_id)?;
+            if survivor_id == merged_id {
+                return Err(Error::invalid("merged_id", "must differ from survivor_id"));
+            }
+            let mut tx = self.0.begin(&caller).await?;
+            let (low, high) = if survivor_id < merged_id {
+                (survivor_id, merged_id)
+            } else {
+                (merged_id, survivor_id)
+            };
+            let low = visible_account(&mut tx, &caller, low, true).await?;
+            let high = visible_account(&mut tx, &caller, high, true).await?;
+            let (survivor, merged) = if low.id == survivor_id.to_string() {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            let mut after = survivor.clone();
+            if !request.take_from_merged.is_empty() {
+                apply_account_mask(
+                    &mut after,
+                    merged.clone(),
+                    &request.take_from_merged,
+                    "take_from_merged",
+                )?;
+            }
+            after.tags = tags::union(&after.tags, &merged.tags);
+            for (key, value) in &merged.custom_fields {
+                after
+                    .custom_fields
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            if after.parent_account_id == survivor.id || after.parent_account_id == merged.id {
+                after.parent_account_id = survivor.parent_account_id.clone();
+            }
+            store::repoint_references(&mut tx, caller.tenant_id, merged_id, survivor_id).await?;
+            let merged_version =
+                store::soft_delete(&mut tx, caller.tenant_id, merged_id, &caller.subject).await?;
+            let saved = update_in(&self.0, &mut tx, &caller, &survivor, after).await?;
+            let event = AccountMerged {
+                survivor_id: survivor_id.to_string(),
+                merged_id: merged_id.to_string(),
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, merged_id, merged_version, &event)
+                .await?;
+            commit(tx).await?;
+            Ok(MergeAccountsResponse {
+                account: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn transfer_accounts(
+        &self,
+        request: Request<TransferAccountsRequest>,
+    ) -> Result<Response<TransferAccountsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::TransferOwnership)?;
+            let from = parse_id("from_owner_id", &request.from_owner_id)?;
+            let to = parse_id("to_owner_id", &request.to_owner_id)?;
+            let to_team = crate::domain::optional_id("to_team_id", &request.to_team_id)
+                .map_err(|v| Error::InvalidArgument(vec![v]))?;
+            let mut tx = self.0.begin(&caller).await?;
+            let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Account).await?;
+            let filter =
+                filter::check(request.filter.as_ref(), ACCOUNT_COLUMNS, &catalog, "filter")?;
+            let moved = store::transfer(
+                &mut tx,
+                caller.tenant_id,
+                &scope(&caller),
+                from,
+                to,
+                to_team,
+                filter.as_ref(),
+                &caller.subject,
+            )
+            .await?;
+            for id in &moved {
+                let event = OwnerTransferred {
+                    entity: Entity::Account as i32,
+                    id: id.to_string(),
+                    from_owner_id: from.to_string(),
+                    to_owner_id: to.to_string(),
+                    to_team_id: request.to_team_id.clone(),
+                };
+                self.0
+                    .outbox
+                    .enqueue(&mut tx, &caller, *id, 0, &event)
+                    .await?;
+            }
+            commit(tx).await?;
+            Ok(TransferAccountsResponse {
+                transferred: moved.len() as i64,
+            })
+        })
+        .await
+    }
+}

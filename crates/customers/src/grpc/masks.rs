@@ -1,0 +1,95 @@
+//! Field masks of partial updates: which fields of the request replace the
+//! stored record's, and which fields a change touched.
+
+use crm_proto::crm::customers::v1::{Account, Contact};
+use kit::Error;
+
+macro_rules! masked_fields {
+    ($name:ident, $changed:ident, $ty:ty, [$($field:ident),* $(,)?]) => {
+        /// Copies the masked fields of `source` onto `target`; an empty mask
+        /// copies every writable field. `custom_fields.<key>` sets one key.
+        pub fn $name(target: &mut $ty, source: $ty, paths: &[String], path_prefix: &str) -> Result<(), Error> {
+            let all: Vec<String>;
+            let paths = if paths.is_empty() {
+                all = [$(stringify!($field)),*].iter().map(|s| s.to_string()).collect();
+                &all
+            } else {
+                paths
+            };
+            let mut source = source;
+            for (i, path) in paths.iter().enumerate() {
+                match path.as_str() {
+                    $(stringify!($field) => target.$field = std::mem::take(&mut source.$field),)*
+                    other => match other.strip_prefix("custom_fields.") {
+                        Some(key) => match source.custom_fields.remove(key) {
+                            Some(value) => { target.custom_fields.insert(key.to_owned(), value); }
+                            None => { target.custom_fields.remove(key); }
+                        },
+                        None => return Err(Error::invalid(
+                            format!("{path_prefix}.paths[{i}]"),
+                            format!("{other:?} is not a writable field"),
+                        )),
+                    },
+                }
+            }
+            Ok(())
+        }
+
+        /// Names of the fields that differ between two versions.
+        pub fn $changed(before: &$ty, after: &$ty) -> Vec<String> {
+            let mut changed = Vec::new();
+            $(if before.$field != after.$field { changed.push(stringify!($field).to_owned()); })*
+            changed
+        }
+    };
+}
+
+masked_fields!(
+    apply_contact_mask,
+    changed_contact_fields,
+    Contact,
+    [
+        first_name,
+        middle_name,
+        last_name,
+        title,
+        account_id,
+        birthday,
+        address,
+        emails,
+        phones,
+        handles,
+        preferred_channel,
+        language,
+        lifecycle_stage,
+        owner_id,
+        team_id,
+        tags,
+        custom_fields,
+        source,
+    ]
+);
+
+masked_fields!(
+    apply_account_mask,
+    changed_account_fields,
+    Account,
+    [
+        name,
+        domain,
+        industry,
+        size_band,
+        annual_revenue,
+        address,
+        phone,
+        website,
+        parent_account_id,
+        lifecycle_stage,
+        credit_rating,
+        owner_id,
+        team_id,
+        tags,
+        custom_fields,
+        source,
+    ]
+);

@@ -1,0 +1,64 @@
+//! `crm.customers.v1.SearchService`: one ranked list over contacts and
+//! accounts, by trigram similarity (typo tolerant) and substring.
+
+use crm_proto::crm::customers::v1::search_service_server::SearchService;
+use crm_proto::crm::customers::v1::*;
+use kit::Error;
+use tonic::{Request, Response, Status};
+
+use super::{handle, SharedState};
+use crate::domain::access::{authorize, scope, Action};
+use crate::store::{accounts, contacts};
+
+pub struct SearchHandlers(pub SharedState);
+
+#[tonic::async_trait]
+impl SearchService for SearchHandlers {
+    async fn search(
+        &self,
+        request: Request<SearchRequest>,
+    ) -> Result<Response<SearchResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let query = request.query.trim();
+            if query.chars().count() < 2 || query.chars().count() > 200 {
+                return Err(Error::invalid("query", "must be 2 to 200 characters"));
+            }
+            let limit = if request.limit <= 0 {
+                20
+            } else {
+                i64::from(request.limit.min(100))
+            };
+            let visible = scope(&caller);
+            let mut tx = self.0.begin(&caller).await?;
+            let mut hits: Vec<SearchHit> =
+                contacts::search(&mut tx, caller.tenant_id, &visible, query, limit)
+                    .await?
+                    .into_iter()
+                    .map(|(id, title, subtitle, score)| SearchHit {
+                        kind: HitKind::Contact as i32,
+                        id: id.to_string(),
+                        title,
+                        subtitle,
+                        score: f64::from(score),
+                    })
+                    .collect();
+            hits.extend(
+                accounts::search(&mut tx, caller.tenant_id, &visible, query, limit)
+                    .await?
+                    .into_iter()
+                    .map(|(id, title, subtitle, score)| SearchHit {
+                        kind: HitKind::Account as i32,
+                        id: id.to_string(),
+                        title,
+                        subtitle,
+                        score: f64::from(score),
+                    }),
+            );
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            hits.truncate(usize::try_from(limit).unwrap_or(20));
+            Ok(SearchResponse { hits })
+        })
+        .await
+    }
+}

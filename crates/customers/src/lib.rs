@@ -1,0 +1,74 @@
+//! Customers service: accounts, contacts, activities and tasks, tags, custom
+//! fields, segments, duplicates and merge, import/export, GDPR requests.
+//!
+//! [`build`] wires the gRPC services, the outbox relay and the task reminder
+//! scheduler onto the platform kit; `main` and the tests both use it.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use crm_proto::crm::customers::v1::account_service_server::AccountServiceServer;
+use crm_proto::crm::customers::v1::activity_service_server::ActivityServiceServer;
+use crm_proto::crm::customers::v1::contact_service_server::ContactServiceServer;
+use crm_proto::crm::customers::v1::data_service_server::DataServiceServer;
+use crm_proto::crm::customers::v1::field_service_server::FieldServiceServer;
+use crm_proto::crm::customers::v1::search_service_server::SearchServiceServer;
+use crm_proto::crm::customers::v1::segment_service_server::SegmentServiceServer;
+use kit::config::ServiceConfig;
+use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
+use tonic::service::Routes;
+
+use crate::events::reminders::ReminderScheduler;
+use crate::grpc::{
+    accounts::AccountHandlers, activities::ActivityHandlers, contacts::ContactHandlers,
+    data::DataHandlers, fields::FieldHandlers, search::SearchHandlers, segments::SegmentHandlers,
+    State,
+};
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Imports of large files send many messages; allow 16 MiB per message.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Connects, migrates and starts the service.
+pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
+    let context = ServiceContext::connect(config, &MIGRATIONS).await?;
+    let state = Arc::new(State {
+        db: context.db.clone(),
+        outbox: context.outbox.clone(),
+    });
+    let routes = Routes::new(ContactServiceServer::new(ContactHandlers(state.clone())))
+        .add_service(AccountServiceServer::new(AccountHandlers(state.clone())))
+        .add_service(ActivityServiceServer::new(ActivityHandlers(state.clone())))
+        .add_service(FieldServiceServer::new(FieldHandlers(state.clone())))
+        .add_service(SegmentServiceServer::new(SegmentHandlers(state.clone())))
+        .add_service(SearchServiceServer::new(SearchHandlers(state.clone())))
+        .add_service(
+            DataServiceServer::new(DataHandlers(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
+    let health_names = vec![
+        "crm.customers.v1.ContactService",
+        "crm.customers.v1.AccountService",
+        "crm.customers.v1.ActivityService",
+        "crm.customers.v1.FieldService",
+        "crm.customers.v1.SegmentService",
+        "crm.customers.v1.SearchService",
+        "crm.customers.v1.DataService",
+    ];
+    let reminders = ReminderScheduler::new(context.db.clone(), context.outbox.clone());
+    launch(
+        context,
+        GrpcRoutes {
+            routes,
+            health_names,
+        },
+        vec![background(move |shutdown| reminders.run(shutdown))],
+    )
+    .await
+}

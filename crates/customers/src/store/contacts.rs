@@ -1,0 +1,622 @@
+//! Contacts table.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crm_proto::crm::customers::v1::{Address, Consent, Contact, Email, Handle, Phone};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{audit, id_string, parse_optional, push_scope, Sort, SortKey};
+use crate::domain::access::Scope;
+use crate::domain::contact::ContactKeys;
+use crate::domain::custom_fields::to_proto_values;
+use crate::domain::filter::FilterExpr;
+
+pub const COLUMNS: &str = "id, first_name, middle_name, last_name, title, account_id, birthday, address, emails, phones, \
+    handles, preferred_channel, language, consents, lifecycle_stage, owner_id, team_id, tags, custom, source, \
+    created_at, created_by, updated_at, updated_by, version";
+
+/// Consent as stored in the `consents` JSON column.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredConsent {
+    pub channel: i32,
+    pub status: i32,
+    pub source: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ContactRow {
+    pub id: Uuid,
+    pub first_name: String,
+    pub middle_name: String,
+    pub last_name: String,
+    pub title: String,
+    pub account_id: Option<Uuid>,
+    pub birthday: Option<NaiveDate>,
+    pub address: Json<Option<Address>>,
+    pub emails: Json<Vec<Email>>,
+    pub phones: Json<Vec<Phone>>,
+    pub handles: Json<Vec<Handle>>,
+    pub preferred_channel: i32,
+    pub language: String,
+    pub consents: Json<Vec<StoredConsent>>,
+    pub lifecycle_stage: i32,
+    pub owner_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub tags: Vec<String>,
+    pub custom: Json<serde_json::Value>,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    pub version: i64,
+}
+
+impl ContactRow {
+    pub fn into_proto(self) -> Contact {
+        Contact {
+            id: self.id.to_string(),
+            first_name: self.first_name,
+            middle_name: self.middle_name,
+            last_name: self.last_name,
+            title: self.title,
+            account_id: id_string(self.account_id),
+            birthday: self.birthday.map(|d| d.to_string()).unwrap_or_default(),
+            address: self.address.0.filter(|a| a != &Address::default()),
+            emails: self.emails.0,
+            phones: self.phones.0,
+            handles: self.handles.0,
+            preferred_channel: self.preferred_channel,
+            language: self.language,
+            consents: self
+                .consents
+                .0
+                .into_iter()
+                .map(|c| Consent {
+                    channel: c.channel,
+                    status: c.status,
+                    source: c.source,
+                    updated_at: Some(kit::time::to_timestamp(c.updated_at)),
+                })
+                .collect(),
+            lifecycle_stage: self.lifecycle_stage,
+            owner_id: id_string(self.owner_id),
+            team_id: id_string(self.team_id),
+            tags: self.tags,
+            custom_fields: to_proto_values(&self.custom.0),
+            source: self.source,
+            audit: audit(
+                self.created_at,
+                self.created_by,
+                self.updated_at,
+                self.updated_by,
+                self.version,
+            ),
+        }
+    }
+}
+
+/// Stored consents of a contact message (kept as they are on update).
+pub fn stored_consents(contact: &Contact) -> Vec<StoredConsent> {
+    contact
+        .consents
+        .iter()
+        .map(|c| StoredConsent {
+            channel: c.channel,
+            status: c.status,
+            source: c.source.clone(),
+            updated_at: c
+                .updated_at
+                .as_ref()
+                .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+                .unwrap_or_else(Utc::now),
+        })
+        .collect()
+}
+
+/// Inserts a normalised contact; `contact.id` must be set.
+pub async fn insert(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: &Contact,
+    keys: &ContactKeys,
+    actor: &str,
+) -> sqlx::Result<Contact> {
+    let now = Utc::now();
+    let row: ContactRow = sqlx::query_as(&format!(
+        "INSERT INTO contacts (tenant_id, id, first_name, middle_name, last_name, title, account_id, birthday,
+            address, emails, phones, handles, email_keys, phone_keys, preferred_channel, language, consents,
+            lifecycle_stage, owner_id, team_id, tags, custom, source, search_text,
+            created_at, created_by, updated_at, updated_by, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+            $22, $23, $24, $25, $26, $25, $26, 1)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(parse_optional(&contact.id))
+    .bind(&contact.first_name)
+    .bind(&contact.middle_name)
+    .bind(&contact.last_name)
+    .bind(&contact.title)
+    .bind(parse_optional(&contact.account_id))
+    .bind(NaiveDate::parse_from_str(&contact.birthday, "%Y-%m-%d").ok())
+    .bind(Json(&contact.address))
+    .bind(Json(&contact.emails))
+    .bind(Json(&contact.phones))
+    .bind(Json(&contact.handles))
+    .bind(&keys.email_keys)
+    .bind(&keys.phone_keys)
+    .bind(contact.preferred_channel)
+    .bind(&contact.language)
+    .bind(Json(stored_consents(contact)))
+    .bind(contact.lifecycle_stage)
+    .bind(parse_optional(&contact.owner_id))
+    .bind(parse_optional(&contact.team_id))
+    .bind(&contact.tags)
+    .bind(Json(&keys.custom))
+    .bind(&contact.source)
+    .bind(&keys.search_text)
+    .bind(now)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.into_proto())
+}
+
+/// Writes every field of a normalised contact and bumps its version.
+pub async fn update(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: &Contact,
+    keys: &ContactKeys,
+    actor: &str,
+) -> sqlx::Result<Contact> {
+    let row: ContactRow = sqlx::query_as(&format!(
+        "UPDATE contacts SET first_name = $3, middle_name = $4, last_name = $5, title = $6, account_id = $7,
+            birthday = $8, address = $9, emails = $10, phones = $11, handles = $12, email_keys = $13,
+            phone_keys = $14, preferred_channel = $15, language = $16, consents = $17, lifecycle_stage = $18,
+            owner_id = $19, team_id = $20, tags = $21, custom = $22, source = $23, search_text = $24,
+            updated_at = now(), updated_by = $25, version = version + 1
+          WHERE tenant_id = $1 AND id = $2
+          RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(parse_optional(&contact.id))
+    .bind(&contact.first_name)
+    .bind(&contact.middle_name)
+    .bind(&contact.last_name)
+    .bind(&contact.title)
+    .bind(parse_optional(&contact.account_id))
+    .bind(NaiveDate::parse_from_str(&contact.birthday, "%Y-%m-%d").ok())
+    .bind(Json(&contact.address))
+    .bind(Json(&contact.emails))
+    .bind(Json(&contact.phones))
+    .bind(Json(&contact.handles))
+    .bind(&keys.email_keys)
+    .bind(&keys.phone_keys)
+    .bind(contact.preferred_channel)
+    .bind(&contact.language)
+    .bind(Json(stored_consents(contact)))
+    .bind(contact.lifecycle_stage)
+    .bind(parse_optional(&contact.owner_id))
+    .bind(parse_optional(&contact.team_id))
+    .bind(&contact.tags)
+    .bind(Json(&keys.custom))
+    .bind(&contact.source)
+    .bind(&keys.search_text)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.into_proto())
+}
+
+/// A live contact, locked for update when `lock` is set.
+pub async fn find(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<Contact>> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let row: Option<ContactRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(ContactRow::into_proto))
+}
+
+pub async fn soft_delete(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    actor: &str,
+) -> sqlx::Result<i64> {
+    let (version,): (i64,) = sqlx::query_as(
+        "UPDATE contacts SET deleted_at = now(), updated_at = now(), updated_by = $3, version = version + 1
+          WHERE tenant_id = $1 AND id = $2 RETURNING version",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(version)
+}
+
+fn select_visible<'a>(
+    columns: &str,
+    tenant: Uuid,
+    scope: &Scope,
+    filter: Option<&FilterExpr>,
+    member_of: Option<Uuid>,
+) -> QueryBuilder<'a, Postgres> {
+    let mut query = QueryBuilder::new(format!("SELECT {columns} FROM contacts WHERE tenant_id = "));
+    query.push_bind(tenant).push(" AND deleted_at IS NULL");
+    if let Some(segment) = member_of {
+        query
+            .push(" AND id IN (SELECT contact_id FROM segment_members WHERE tenant_id = ")
+            .push_bind(tenant)
+            .push(" AND segment_id = ")
+            .push_bind(segment)
+            .push(")");
+    }
+    push_scope(&mut query, scope);
+    super::filter_sql::push_filter(&mut query, filter);
+    query
+}
+
+/// One page of visible contacts matching `filter`, plus one row more when
+/// another page follows.
+pub async fn list(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    filter: Option<&FilterExpr>,
+    sort: &Sort,
+    after: Option<&SortKey>,
+    limit: i64,
+) -> kit::Result<Vec<Contact>> {
+    let mut query = select_visible(COLUMNS, tenant, scope, filter, None);
+    sort.push_after(&mut query, after)?;
+    sort.push_order(&mut query);
+    query.push(" LIMIT ").push_bind(limit);
+    let rows: Vec<ContactRow> = query.build_query_as().fetch_all(&mut *tx).await?;
+    Ok(rows.into_iter().map(ContactRow::into_proto).collect())
+}
+
+pub async fn count(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    filter: Option<&FilterExpr>,
+    member_of: Option<Uuid>,
+) -> sqlx::Result<i64> {
+    let mut query = select_visible("count(*)", tenant, scope, filter, member_of);
+    let (count,): (i64,) = query.build_query_as().fetch_one(&mut *tx).await?;
+    Ok(count)
+}
+
+/// Visible contacts matching `filter` (and members of `member_of`), in id
+/// order, after `after`: for exports and segment member lists.
+#[allow(clippy::too_many_arguments)]
+pub async fn ids_after(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    filter: Option<&FilterExpr>,
+    member_of: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Contact>> {
+    let mut query = select_visible(COLUMNS, tenant, scope, filter, member_of);
+    if let Some(after) = after {
+        query.push(" AND id > ").push_bind(after);
+    }
+    query.push(" ORDER BY id LIMIT ").push_bind(limit);
+    let rows: Vec<ContactRow> = query.build_query_as().fetch_all(&mut *tx).await?;
+    Ok(rows.into_iter().map(ContactRow::into_proto).collect())
+}
+
+/// Live contacts sharing an e-mail or phone with the given keys.
+pub async fn find_by_contact_points(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    email_keys: &[String],
+    phone_keys: &[String],
+    exclude: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Contact>> {
+    let rows: Vec<ContactRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM contacts
+          WHERE tenant_id = $1 AND deleted_at IS NULL AND ($4::uuid IS NULL OR id <> $4)
+            AND (email_keys && $2 OR phone_keys && $3)
+          ORDER BY created_at LIMIT $5"
+    ))
+    .bind(tenant)
+    .bind(email_keys)
+    .bind(phone_keys)
+    .bind(exclude)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(ContactRow::into_proto).collect())
+}
+
+/// Live contacts whose name is similar (trigram) to `name`, with the score.
+pub async fn find_similar_names(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    name: &str,
+    exclude: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<(Contact, f32)>> {
+    let rows: Vec<(f32, Uuid)> = sqlx::query_as(
+        "SELECT similarity(lower(first_name || ' ' || last_name), $2) AS score, id FROM contacts
+          WHERE tenant_id = $1 AND deleted_at IS NULL AND id <> $3
+            AND lower(first_name || ' ' || last_name) % $2
+          ORDER BY score DESC LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(name.to_lowercase())
+    .bind(exclude)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for (score, id) in rows {
+        if let Some(contact) = find(tx, tenant, id, false).await? {
+            found.push((contact, score));
+        }
+    }
+    Ok(found)
+}
+
+/// Fuzzy search: trigram similarity over names, e-mails and phones.
+pub async fn search(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    query_text: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, String, String, f32)>> {
+    let mut query = QueryBuilder::new(
+        "SELECT id, trim(first_name || ' ' || last_name), coalesce(email_keys[1], ''), \
+         word_similarity(",
+    );
+    query
+        .push_bind(query_text.to_lowercase())
+        .push(", search_text) AS score FROM contacts WHERE tenant_id = ")
+        .push_bind(tenant)
+        .push(" AND deleted_at IS NULL AND (")
+        .push_bind(query_text.to_lowercase())
+        .push(" <% search_text OR search_text LIKE ")
+        .push_bind(format!(
+            "%{}%",
+            query_text
+                .to_lowercase()
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        ))
+        .push(")");
+    push_scope(&mut query, scope);
+    query
+        .push(" ORDER BY score DESC, id LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(&mut *tx).await
+}
+
+/// Moves every reference from `merged` to `survivor` inside this service.
+pub async fn repoint_references(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    merged: Uuid,
+    survivor: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE activities SET contact_id = $3 WHERE tenant_id = $1 AND contact_id = $2")
+        .bind(tenant)
+        .bind(merged)
+        .bind(survivor)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO segment_members (tenant_id, segment_id, contact_id)
+         SELECT tenant_id, segment_id, $3 FROM segment_members WHERE tenant_id = $1 AND contact_id = $2
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(merged)
+    .bind(survivor)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM segment_members WHERE tenant_id = $1 AND contact_id = $2")
+        .bind(tenant)
+        .bind(merged)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE consent_events SET contact_id = $3 WHERE tenant_id = $1 AND contact_id = $2",
+    )
+    .bind(tenant)
+    .bind(merged)
+    .bind(survivor)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves visible contacts of `from` (narrowed by `filter`) to `to`;
+/// returns the ids moved.
+#[allow(clippy::too_many_arguments)]
+pub async fn transfer(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    from: Uuid,
+    to: Uuid,
+    to_team: Option<Uuid>,
+    filter: Option<&FilterExpr>,
+    actor: &str,
+) -> sqlx::Result<Vec<Uuid>> {
+    let mut query = QueryBuilder::new("UPDATE contacts SET owner_id = ");
+    query
+        .push_bind(to)
+        .push(", team_id = coalesce(")
+        .push_bind(to_team)
+        .push(", team_id), updated_at = now(), updated_by = ")
+        .push_bind(actor.to_owned())
+        .push(", version = version + 1 WHERE tenant_id = ")
+        .push_bind(tenant)
+        .push(" AND deleted_at IS NULL AND owner_id = ")
+        .push_bind(from);
+    push_scope(&mut query, scope);
+    super::filter_sql::push_filter(&mut query, filter);
+    query.push(" RETURNING id");
+    let rows: Vec<(Uuid,)> = query.build_query_as().fetch_all(&mut *tx).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Appends one consent change to the history.
+pub async fn record_consent_event(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: Uuid,
+    consent: &StoredConsent,
+    actor: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO consent_events (tenant_id, id, contact_id, channel, status, source, actor, changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(contact)
+    .bind(consent.channel)
+    .bind(consent.status)
+    .bind(&consent.source)
+    .bind(actor)
+    .bind(consent.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The consent history of a contact, oldest first, as JSON objects.
+pub async fn consent_history(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: Uuid,
+) -> sqlx::Result<Vec<serde_json::Value>> {
+    let rows: Vec<(i32, i32, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT channel, status, source, actor, changed_at FROM consent_events
+          WHERE tenant_id = $1 AND contact_id = $2 ORDER BY changed_at, id",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(channel, status, source, actor, at)| {
+            serde_json::json!({"channel": channel, "status": status, "source": source, "actor": actor, "changed_at": at})
+        })
+        .collect())
+}
+
+/// Removes personal data for good: names, contact points, address, custom
+/// values, notes' bodies about the person. Keeps the row (ids referenced
+/// elsewhere stay valid) marked erased and deleted.
+pub async fn erase(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    actor: &str,
+) -> sqlx::Result<i64> {
+    let (version,): (i64,) = sqlx::query_as(
+        "UPDATE contacts SET first_name = '', middle_name = '', last_name = '', title = '', birthday = NULL,
+            address = '{}', emails = '[]', phones = '[]', handles = '[]', email_keys = '{}', phone_keys = '{}',
+            language = '', custom = '{}', tags = '{}', search_text = '', source = '',
+            erased_at = now(), deleted_at = coalesce(deleted_at, now()), updated_at = now(), updated_by = $3,
+            version = version + 1
+          WHERE tenant_id = $1 AND id = $2 RETURNING version",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE activities SET subject = '[erased]', body = '', attendees = '{}', outcome = ''
+          WHERE tenant_id = $1 AND contact_id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM segment_members WHERE tenant_id = $1 AND contact_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE consent_events SET source = '[erased]' WHERE tenant_id = $1 AND contact_id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(version)
+}
+
+/// Whether a contact row exists at all (also deleted or erased ones).
+pub async fn exists_any(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let row: Option<(i32,)> =
+        sqlx::query_as("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Looks up the record an earlier create with `request_id` made.
+pub async fn created_by_request(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    entity: &str,
+    request_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    let row: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT record_id FROM create_requests WHERE tenant_id = $1 AND entity = $2 AND request_id = $3",
+    )
+    .bind(tenant)
+    .bind(entity)
+    .bind(request_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Records which record a create with `request_id` made.
+pub async fn remember_request(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    entity: &str,
+    request_id: &str,
+    record: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO create_requests (tenant_id, entity, request_id, record_id) VALUES ($1, $2, $3, $4)")
+        .bind(tenant)
+        .bind(entity)
+        .bind(request_id)
+        .bind(record)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
