@@ -35,7 +35,7 @@ struct LatencyProbe(mpsc::UnboundedSender<Duration>);
 
 impl EventHandler for LatencyProbe {
     async fn handle(&self, _tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
-        let occurred = event.occurred_at.clone().unwrap_or_default();
+        let occurred = event.occurred_at.unwrap_or_default();
         let occurred = chrono::DateTime::from_timestamp(occurred.seconds, occurred.nanos as u32)
             .unwrap_or_default();
         let _ = self

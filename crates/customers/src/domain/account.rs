@@ -38,9 +38,10 @@ pub fn normalize(
         Ok(domain) => account.domain = domain,
         Err(reason) => violations.add("account.domain", reason),
     }
-    if !account.website.is_empty()
-        && !(account.website.starts_with("http://") || account.website.starts_with("https://"))
-    {
+    let website_ok = account.website.is_empty()
+        || account.website.starts_with("http://")
+        || account.website.starts_with("https://");
+    if !website_ok {
         violations.add("account.website", "must be an http(s):// URL");
     }
     if account.domain.is_empty() && !account.website.is_empty() {
@@ -70,7 +71,7 @@ pub fn normalize(
                     "must be an ISO 4217 code such as \"EUR\"",
                 );
             }
-            match money.amount.trim().parse::<Decimal>() {
+            match super::plain_decimal(money.amount.trim()).ok_or(()) {
                 Ok(amount) if amount.is_sign_negative() => {
                     violations.add("account.annual_revenue.amount", "must not be negative");
                     None

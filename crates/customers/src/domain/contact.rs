@@ -194,9 +194,9 @@ pub fn normalize_address(path: &str, address: &mut Address, violations: &mut Vio
         violations.check(text(&format!("{path}.{name}"), value, 200));
     }
     address.country = address.country.trim().to_ascii_uppercase();
-    if !address.country.is_empty()
-        && !(address.country.len() == 2 && address.country.chars().all(|c| c.is_ascii_uppercase()))
-    {
+    let country_ok = address.country.is_empty()
+        || (address.country.len() == 2 && address.country.chars().all(|c| c.is_ascii_uppercase()));
+    if !country_ok {
         violations.add(
             format!("{path}.country"),
             "must be an ISO 3166-1 alpha-2 code such as \"DE\"",

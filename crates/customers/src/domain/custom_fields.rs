@@ -150,10 +150,9 @@ fn convert(definition: &FieldDefinition, kind: &Kind) -> Result<Json, String> {
                 .map(Json::Number)
                 .ok_or_else(|| "is not a finite number".into())
         }
-        (FieldType::Decimal, Kind::StringValue(s)) => s
-            .trim()
-            .parse::<Decimal>()
-            .map(|d| Json::String(d.normalize().to_string()))
+        (FieldType::Decimal, Kind::StringValue(s)) => super::plain_decimal(s.trim())
+            .ok_or(())
+            .map(|d: Decimal| Json::String(d.normalize().to_string()))
             .map_err(|_| "must be a decimal string such as \"1234.50\"".into()),
         (FieldType::Date, Kind::StringValue(s)) => {
             chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")

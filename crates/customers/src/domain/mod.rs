@@ -57,3 +57,19 @@ pub fn text(field: &str, value: &mut String, max_chars: usize) -> Result<(), Fie
     }
     Ok(())
 }
+
+/// Parses a plain decimal string ("1234.50", "-3"); exponents, spaces and
+/// thousands separators are refused so no amount is ever guessed.
+pub fn plain_decimal(raw: &str) -> Option<rust_decimal::Decimal> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    let plain = !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.chars().all(|c| c.is_ascii_digit())
+        && fraction.chars().all(|c| c.is_ascii_digit());
+    if plain {
+        raw.parse().ok()
+    } else {
+        None
+    }
+}

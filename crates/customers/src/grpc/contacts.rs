@@ -405,8 +405,11 @@ impl ContactService for ContactHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
             let id = parse_id("contact_id", &request.contact_id)?;
-            let limit = i64::from(request.limit.clamp(0, 50)).max(1).min(50);
-            let limit = if request.limit == 0 { 10 } else { limit };
+            let limit = if request.limit <= 0 {
+                10
+            } else {
+                i64::from(request.limit.min(50))
+            };
             let mut tx = self.0.begin(&caller).await?;
             let contact = visible_contact(&mut tx, &caller, id, false).await?;
             let duplicates = find_duplicates(&mut tx, &caller, &contact, limit).await?;

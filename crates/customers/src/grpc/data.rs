@@ -715,7 +715,7 @@ async fn import_contact(
             let paths: Vec<String> = imported_contact_fields(&contact);
             super::masks::apply_contact_mask(&mut after, contact.clone(), &paths, "row")?;
             after.emails = before.emails.clone();
-            after.emails.extend(contact.emails.into_iter());
+            after.emails.extend(contact.emails);
             after.tags = crate::domain::tags::union(&before.tags, &after.tags);
             if plan.dry_run {
                 let mut check = after;

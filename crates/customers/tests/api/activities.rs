@@ -1,0 +1,163 @@
+use crm_proto::crm::customers::v1::*;
+use customers::events::reminders::ReminderScheduler;
+use kit::time::to_timestamp;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn timeline_is_newest_first_and_paged() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let person = create_contact(&mut admin, contact("Ada", "L", "")).await;
+    let start = chrono::Utc::now() - chrono::Duration::days(10);
+    for day in 0..5 {
+        admin
+            .activities
+            .log_activity(LogActivityRequest {
+                activity: Some(Activity {
+                    kind: ActivityKind::Call as i32,
+                    subject: format!("call {day}"),
+                    contact_id: person.id.clone(),
+                    direction: Direction::Outbound as i32,
+                    duration_seconds: 120,
+                    occurred_at: Some(to_timestamp(start + chrono::Duration::days(day))),
+                    related: vec![RelatedRecord {
+                        kind: "opportunity".into(),
+                        id: uuid::Uuid::now_v7().to_string(),
+                    }],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let page = |token: String| {
+        let mut activities = admin.activities.clone();
+        let contact_id = person.id.clone();
+        async move {
+            activities
+                .list_timeline(ListTimelineRequest {
+                    contact_id,
+                    account_id: String::new(),
+                    page: Some(crm_proto::crm::common::v1::PageRequest {
+                        page_size: 3,
+                        page_token: token,
+                    }),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    let subjects: Vec<_> = first
+        .activities
+        .iter()
+        .map(|a| a.subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["call 4", "call 3", "call 2"]);
+    let second = page(first.page.unwrap().next_page_token).await;
+    let subjects: Vec<_> = second
+        .activities
+        .iter()
+        .map(|a| a.subject.as_str())
+        .collect();
+    assert_eq!(subjects, ["call 1", "call 0"]);
+    assert_eq!(second.page.unwrap().next_page_token, "");
+
+    let orphan = admin
+        .activities
+        .log_activity(LogActivityRequest {
+            activity: Some(Activity {
+                kind: ActivityKind::Note as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&orphan), ["activity.contact_id"]);
+}
+
+#[tokio::test]
+async fn tasks_remind_when_due_and_complete_once() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let person = create_contact(&mut admin, contact("Ada", "L", "")).await;
+    let now = chrono::Utc::now();
+    let task = admin
+        .activities
+        .log_activity(LogActivityRequest {
+            activity: Some(Activity {
+                kind: ActivityKind::Task as i32,
+                subject: "send proposal".into(),
+                contact_id: person.id.clone(),
+                task: Some(TaskDetails {
+                    due_at: Some(to_timestamp(now + chrono::Duration::hours(1))),
+                    remind_at: Some(to_timestamp(now - chrono::Duration::seconds(1))),
+                    priority: Priority::High as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activity
+        .unwrap();
+    assert_eq!(
+        task.task.as_ref().unwrap().assignee_id,
+        admin.user.to_string()
+    );
+
+    // Drive the scheduler one step (the service's own runs every 15 s).
+    let database =
+        kit::db::Database::connect(&app.db.config(), &kit::db::migrator(&customers::MIGRATIONS))
+            .await
+            .unwrap();
+    let scheduler = ReminderScheduler::new(database, kit::outbox::Outbox::new("customers"));
+    assert_eq!(scheduler.try_once().await.unwrap(), 1);
+    assert_eq!(
+        scheduler.try_once().await.unwrap(),
+        0,
+        "a reminder fires once"
+    );
+    app.event("crm.customers.task.due.v1", &task.id).await;
+
+    let open = admin
+        .activities
+        .list_tasks(ListTasksRequest {
+            assignee_id: admin.user.to_string(),
+            include_completed: false,
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(open.len(), 1);
+    let done = admin
+        .activities
+        .complete_task(CompleteTaskRequest {
+            id: task.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert!(done.task.unwrap().completed_at.is_some());
+    app.event("crm.customers.task.completed.v1", &task.id).await;
+    let open = admin
+        .activities
+        .list_tasks(ListTasksRequest {
+            assignee_id: admin.user.to_string(),
+            include_completed: false,
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert!(open.is_empty());
+}

@@ -1,0 +1,353 @@
+use std::collections::HashMap;
+
+use crm_proto::crm::customers::v1::*;
+use kit::events::decode_data;
+
+use crate::harness::*;
+
+fn header(dedup: DedupPolicy, dry_run: bool, format: ImportFormat) -> ImportRequest {
+    let mapping: HashMap<String, String> = [
+        ("First", "first_name"),
+        ("Last", "last_name"),
+        ("E-mail", "email"),
+        ("Phone", "phone"),
+        ("Stage", "lifecycle_stage"),
+        ("Labels", "tags"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    ImportRequest {
+        part: Some(import_request::Part::Header(ImportHeader {
+            entity: Entity::Contact as i32,
+            format: format as i32,
+            mapping,
+            dedup: dedup as i32,
+            dry_run,
+            owner_id: String::new(),
+        })),
+    }
+}
+
+/// Uploads `body` in small chunks and returns every progress message.
+async fn import(client: &mut Client, header: ImportRequest, body: &[u8]) -> Vec<ImportResponse> {
+    let mut messages = vec![header];
+    // Chunks that split rows and multi-byte characters on purpose.
+    messages.extend(body.chunks(7).map(|chunk| ImportRequest {
+        part: Some(import_request::Part::Chunk(chunk.to_vec())),
+    }));
+    let mut stream = client
+        .data
+        .import(tokio_stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut responses = Vec::new();
+    while let Some(response) = stream.message().await.unwrap() {
+        responses.push(response);
+    }
+    responses
+}
+
+const CSV: &str = "First,Last,E-mail,Phone,Stage,Labels\n\
+Zoë,Ørsted,zoe@example.com,+45 12 34 56 78,customer,vip;nordic\n\
+Bad,Mail,not-an-email,,lead,\n\
+Short,Row\n\
+Li,Wei,li.wei@example.cn,+86 138 0013 8000,vip,\n\
+Carl,Gauss,carl@example.de,,lead,math\n";
+
+#[tokio::test]
+async fn import_reports_bad_rows_and_keeps_good_ones() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+
+    let dry = import(
+        &mut admin,
+        header(DedupPolicy::Skip, true, ImportFormat::Csv),
+        CSV.as_bytes(),
+    )
+    .await;
+    let summary = dry.last().unwrap();
+    assert!(summary.done);
+    assert_eq!(
+        (summary.rows_read, summary.created, summary.failed),
+        (5, 2, 3)
+    );
+    assert_eq!(
+        admin
+            .contacts
+            .count_contacts(CountContactsRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner()
+            .count,
+        0,
+        "a dry run writes nothing"
+    );
+    let mut errors: Vec<_> = summary
+        .errors
+        .iter()
+        .map(|e| (e.row, e.column.as_str()))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [(2, "E-mail"), (3, ""), (4, "Stage")],
+        "{:?}",
+        summary.errors
+    );
+
+    let real = import(
+        &mut admin,
+        header(DedupPolicy::Skip, false, ImportFormat::Csv),
+        CSV.as_bytes(),
+    )
+    .await;
+    let summary = real.last().unwrap();
+    assert_eq!(
+        (summary.created, summary.failed, summary.skipped),
+        (2, 3, 0)
+    );
+    let all_errors: usize = real.iter().map(|r| r.errors.len()).sum();
+    assert_eq!(all_errors, 3, "each error reported once");
+    let zoe = admin
+        .contacts
+        .list_contacts(ListContactsRequest {
+            filter: Some(condition(
+                "email",
+                Operator::Eq,
+                string_value("zoe@example.com"),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    assert_eq!(zoe[0].last_name, "Ørsted");
+    assert_eq!(zoe[0].phones[0].number, "+4512345678");
+    assert_eq!(zoe[0].tags, ["vip", "nordic"]);
+    app.event("crm.customers.contact.created.v1", &zoe[0].id)
+        .await;
+
+    // Dedup: skip leaves the existing record, update changes it, create makes another.
+    let again = "First,Last,E-mail,Phone,Stage,Labels\nZoe,Orsted-Updated,zoe@example.com,,evangelist,speaker\n";
+    let skipped = import(
+        &mut admin,
+        header(DedupPolicy::Skip, false, ImportFormat::Csv),
+        again.as_bytes(),
+    )
+    .await;
+    assert_eq!(skipped.last().unwrap().skipped, 1);
+    let updated = import(
+        &mut admin,
+        header(DedupPolicy::Update, false, ImportFormat::Csv),
+        again.as_bytes(),
+    )
+    .await;
+    assert_eq!(updated.last().unwrap().updated, 1);
+    let zoe_now = admin
+        .contacts
+        .get_contact(GetContactRequest {
+            id: zoe[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    assert_eq!(zoe_now.last_name, "Orsted-Updated");
+    assert_eq!(zoe_now.tags, ["vip", "nordic", "speaker"]);
+    assert_eq!(zoe_now.lifecycle_stage, LifecycleStage::Evangelist as i32);
+    let event = app
+        .event("crm.customers.contact.updated.v1", &zoe[0].id)
+        .await;
+    let payload: ContactUpdated = decode_data(&event).unwrap();
+    assert!(payload.changed_fields.contains(&"last_name".to_owned()));
+    let created = import(
+        &mut admin,
+        header(DedupPolicy::Create, false, ImportFormat::Csv),
+        again.as_bytes(),
+    )
+    .await;
+    assert_eq!(created.last().unwrap().created, 1);
+    assert_eq!(
+        admin
+            .contacts
+            .count_contacts(CountContactsRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner()
+            .count,
+        3
+    );
+}
+
+#[tokio::test]
+async fn import_rejects_bad_encoding_per_row_and_reads_json_lines() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let mut body = b"First,Last,E-mail\nGood,Row,good@example.com\n".to_vec();
+    body.extend_from_slice(b"Bad\xff\xfe,Bytes,bad@example.com\n");
+    body.extend_from_slice(b"Also,Good,also@example.com\n");
+    let responses = import(
+        &mut admin,
+        header(DedupPolicy::Skip, false, ImportFormat::Csv),
+        &body,
+    )
+    .await;
+    let summary = responses.last().unwrap();
+    assert_eq!((summary.created, summary.failed), (2, 1));
+    let error = responses
+        .iter()
+        .flat_map(|r| r.errors.iter())
+        .next()
+        .unwrap();
+    assert_eq!(
+        (error.row, error.column.as_str(), error.reason.as_str()),
+        (2, "First", "is not valid UTF-8")
+    );
+
+    let lines =
+        b"{\"First\": \"Json\", \"Last\": \"Line\", \"E-mail\": \"json@example.com\"}\nnot json\n";
+    let responses = import(
+        &mut admin,
+        header(DedupPolicy::Skip, false, ImportFormat::JsonLines),
+        lines,
+    )
+    .await;
+    let summary = responses.last().unwrap();
+    assert_eq!((summary.created, summary.failed), (1, 1));
+
+    let bad_header = ImportRequest {
+        part: Some(import_request::Part::Header(ImportHeader {
+            entity: Entity::Contact as i32,
+            format: ImportFormat::Csv as i32,
+            mapping: [("X".to_owned(), "salary".to_owned())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        })),
+    };
+    let status = admin
+        .data
+        .import(tokio_stream::iter(vec![bad_header]))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["header.mapping[X]"]);
+}
+
+#[tokio::test]
+async fn export_streams_csv_of_a_filter() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    for i in 0..30 {
+        let mut c = contact("Person", &format!("N{i:02}"), &format!("p{i}@example.com"));
+        if i % 3 == 0 {
+            c.tags = vec!["export".into()];
+        }
+        if i == 0 {
+            c.title = "=HYPERLINK(\"http://evil\")".into();
+        }
+        create_contact(&mut admin, c).await;
+    }
+    let mut stream = admin
+        .data
+        .export(ExportRequest {
+            entity: Entity::Contact as i32,
+            filter: Some(condition("tags", Operator::Eq, string_value("export"))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        body.extend(chunk.chunk);
+    }
+    let mut reader = csv::Reader::from_reader(body.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "id");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 10);
+    let title = headers.iter().position(|h| h == "title").unwrap();
+    assert!(
+        rows.iter().any(|r| r[title].starts_with("'=")),
+        "formulas are neutralised"
+    );
+}
+
+#[tokio::test]
+async fn gdpr_export_then_erase_removes_personal_data() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let mut person = contact("Erika", "Mustermann", "erika@example.de");
+    person.phones = vec![Phone {
+        number: "+4930123456".into(),
+        ..Default::default()
+    }];
+    let person = create_contact(&mut admin, person).await;
+    admin
+        .activities
+        .log_activity(LogActivityRequest {
+            activity: Some(Activity {
+                kind: ActivityKind::Note as i32,
+                subject: "likes cats".into(),
+                contact_id: person.id.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+
+    let exported = admin
+        .data
+        .export_contact_data(ExportContactDataRequest {
+            contact_id: person.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let document: serde_json::Value = serde_json::from_str(&exported.json).unwrap();
+    assert_eq!(
+        document["contact"]["emails"][0]["address"],
+        "erika@example.de"
+    );
+    assert_eq!(document["activities"][0]["subject"], "likes cats");
+
+    admin
+        .data
+        .erase_contact(EraseContactRequest {
+            contact_id: person.id.clone(),
+        })
+        .await
+        .unwrap();
+    app.event("crm.customers.contact.erased.v1", &person.id)
+        .await;
+    assert_eq!(
+        admin
+            .contacts
+            .get_contact(GetContactRequest {
+                id: person.id.clone()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound
+    );
+    // Nothing personal is left in the database, whatever the API shows.
+    let pool = app.db.admin_pool().await;
+    let (leftover,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM contacts WHERE first_name || last_name || emails::text || phones::text || search_text ILIKE '%erika%'
+            OR phones::text LIKE '%30123456%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leftover, 0);
+    let (notes,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM activities WHERE subject LIKE '%cats%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(notes, 0);
+}

@@ -1,0 +1,241 @@
+use std::time::Duration;
+
+use crm_proto::crm::common::v1::Event;
+use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
+use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
+use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
+use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
+use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
+use crm_proto::crm::customers::v1::*;
+use kit::auth::{Role, Visibility};
+use kit::service::RunningService;
+use prost::Message as _;
+use testkit::{eventually, service_config, TestDatabase, TestNats, TokenIssuer};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// Adds a bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+/// Typed clients that all carry one caller's token.
+pub struct Client {
+    pub user: Uuid,
+    pub contacts: ContactServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
+    pub activities: ActivityServiceClient<Authed>,
+    pub fields: FieldServiceClient<Authed>,
+    pub segments: SegmentServiceClient<Authed>,
+    pub search: SearchServiceClient<Authed>,
+    pub data: DataServiceClient<Authed>,
+}
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub nats: TestNats,
+    pub issuer: TokenIssuer,
+    pub tenant: Uuid,
+    pub channel: Channel,
+    pub running: Option<RunningService>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let (db, nats, issuer) = (
+            TestDatabase::create().await,
+            TestNats::new(),
+            TokenIssuer::new(),
+        );
+        let running = customers::build(service_config("customers", &db, &nats, &issuer))
+            .await
+            .expect("service starts");
+        let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        TestApp {
+            db,
+            nats,
+            issuer,
+            tenant: Uuid::now_v7(),
+            channel,
+            running: Some(running),
+        }
+    }
+
+    /// A client for a user of this test's tenant.
+    pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {
+        self.client_in(self.tenant, Uuid::now_v7(), roles, visibility, teams)
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(&[Role::Admin], Visibility::Tenant, &[])
+    }
+
+    pub fn client_in(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+        teams: &[Uuid],
+    ) -> Client {
+        let mut claims = self.issuer.claims(tenant, user, roles, visibility);
+        claims.teams = teams.to_vec();
+        let token = format!("Bearer {}", self.issuer.sign(&claims))
+            .parse()
+            .unwrap();
+        let bearer = Bearer(token);
+        let channel = self.channel.clone();
+        Client {
+            user,
+            contacts: ContactServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            accounts: AccountServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            activities: ActivityServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            fields: FieldServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            segments: SegmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            search: SearchServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            data: DataServiceClient::with_interceptor(channel, bearer),
+        }
+    }
+
+    /// Waits until an event of `event_type` about `subject` (aggregate id)
+    /// is on the stream, and returns it.
+    pub async fn event(&self, event_type: &str, subject: &str) -> Event {
+        let jetstream = async_nats::jetstream::new(self.nats.client().await);
+        let stream_name = self.nats.naming().stream("customers");
+        eventually(
+            &format!("event {event_type} about {subject}"),
+            Duration::from_secs(15),
+            || {
+                let jetstream = jetstream.clone();
+                let stream_name = stream_name.clone();
+                async move {
+                    let stream = jetstream.get_stream(&stream_name).await.ok()?;
+                    let last = stream.get_info().await.ok()?.state.last_sequence;
+                    for sequence in (1..=last).rev() {
+                        let Ok(raw) = stream.get_raw_message(sequence).await else {
+                            continue;
+                        };
+                        let event = Event::decode(raw.payload.clone()).ok()?;
+                        if event.r#type == event_type && event.subject == subject {
+                            return Some(event);
+                        }
+                    }
+                    None
+                }
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop the service before the guards drop its database and streams.
+        if let Some(running) = self.running.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(async { drop(running) });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub fn contact(first: &str, last: &str, email: &str) -> Contact {
+    Contact {
+        first_name: first.into(),
+        last_name: last.into(),
+        emails: if email.is_empty() {
+            vec![]
+        } else {
+            vec![Email {
+                address: email.into(),
+                ..Default::default()
+            }]
+        },
+        ..Default::default()
+    }
+}
+
+pub async fn create_contact(client: &mut Client, contact: Contact) -> Contact {
+    client
+        .contacts
+        .create_contact(CreateContactRequest {
+            contact: Some(contact),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create contact")
+        .into_inner()
+        .contact
+        .unwrap()
+}
+
+pub async fn create_account(client: &mut Client, name: &str, domain: &str) -> Account {
+    client
+        .accounts
+        .create_account(CreateAccountRequest {
+            account: Some(Account {
+                name: name.into(),
+                domain: domain.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create account")
+        .into_inner()
+        .account
+        .unwrap()
+}
+
+/// The fields named by an INVALID_ARGUMENT status.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+pub fn string_value(s: &str) -> prost_types::Value {
+    prost_types::Value {
+        kind: Some(prost_types::value::Kind::StringValue(s.into())),
+    }
+}
+
+pub fn condition(field: &str, op: Operator, value: prost_types::Value) -> Filter {
+    Filter {
+        node: Some(filter::Node::Condition(Condition {
+            field: field.into(),
+            op: op as i32,
+            value: Some(value),
+        })),
+    }
+}

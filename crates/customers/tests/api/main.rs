@@ -1,0 +1,12 @@
+//! Customers service tests through its public gRPC API, against real
+//! PostgreSQL and NATS: each test starts the service on free ports with its
+//! own database and NATS prefix.
+
+mod accounts;
+mod activities;
+mod contacts;
+mod data;
+mod harness;
+mod merge;
+mod segments;
+mod visibility;
