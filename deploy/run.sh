@@ -31,7 +31,18 @@ fi
 log "building release binaries (the first build takes several minutes)"
 cargo build --release --locked --bins
 
-export CRM_JWKS_URL="${CRM_JWKS_URL:-http://127.0.0.1:8080/.well-known/jwks.json}"
+BIN="$CARGO_TARGET_DIR/release"
+# Token signing: the gateway's JWKS once it exists; until then a local key
+# pair, whose private half `crm token` uses to mint development tokens.
+keys="$CRM_STATE_DIR/keys"
+[ -f "$keys/signing-key.pem" ] || "$BIN/crm" keys --out-dir "$keys"
+if [ "$has_gateway" = 1 ]; then
+  export CRM_JWKS_URL="${CRM_JWKS_URL:-http://127.0.0.1:8080/.well-known/jwks.json}"
+else
+  CRM_JWT_PUBLIC_KEY="$(cat "$keys/public-key.pem")"; export CRM_JWT_PUBLIC_KEY
+fi
+[ -s "$CRM_STATE_DIR/demo-tenant" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-tenant"
+DEMO_TENANT=$(cat "$CRM_STATE_DIR/demo-tenant")
 export RUST_LOG="${RUST_LOG:-info}"
 logs="$CRM_STATE_DIR/logs"; mkdir -p "$logs"
 pids=()
@@ -40,7 +51,7 @@ trap stop_all INT TERM EXIT
 
 start() {
   local name=$1; shift
-  "$CARGO_TARGET_DIR/release/$name" "$@" >>"$logs/$name.log" 2>&1 &
+  "$BIN/$name" "$@" >>"$logs/$name.log" 2>&1 &
   pids+=($!)
 }
 
@@ -58,7 +69,11 @@ for entry in "${services[@]}"; do
   name=${entry%%:*}; port=${entry##*:}
   wait_tcp 127.0.0.1 "$port" "crm-$name"
 done
-[ "$has_gateway" = 1 ] && "$CARGO_TARGET_DIR/release/crm" seed-demo || true
+TOKEN=$("$BIN/crm" token --key "$keys/signing-key.pem" --tenant "$DEMO_TENANT" --ttl-seconds 86400)
+echo "$TOKEN" >"$CRM_STATE_DIR/demo-token"
+if [ -d crates/customers ]; then
+  CRM_TOKEN="$TOKEN" "$BIN/crm" seed-demo || log "seeding the demo tenant failed (see $logs)"
+fi
 
 echo
 log "the CRM is running (logs in $logs)"
@@ -68,6 +83,8 @@ for entry in "${services[@]}"; do
   printf '  %-16s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "$port" "$((port + 1000))"
 done
 echo "  NATS             $NATS_URL"
+echo "  demo tenant      $DEMO_TENANT"
+echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)   (valid 24 h)"
 echo "  PostgreSQL       $CRM_PG_ADMIN_URL"
 echo "Press Ctrl-C to stop."
 wait

@@ -403,3 +403,47 @@ where
         })
     }
 }
+
+/// Signs access tokens with an Ed25519 key (PKCS#8 PEM). The gateway's
+/// identity module issues tokens with it; the `crm` CLI mints development
+/// tokens with it before a gateway runs.
+pub struct TokenSigner {
+    key: jsonwebtoken::EncodingKey,
+    kid: String,
+}
+
+impl TokenSigner {
+    pub fn from_pem(private_pem: &str, kid: impl Into<String>) -> anyhow::Result<Self> {
+        let key = jsonwebtoken::EncodingKey::from_ed_pem(private_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("not an Ed25519 private key in PKCS#8 PEM form: {e}"))?;
+        Ok(Self {
+            key,
+            kid: kid.into(),
+        })
+    }
+
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+    }
+}
+
+/// A new Ed25519 key pair as (private PKCS#8 PEM, public SPKI PEM, raw public key).
+pub fn generate_ed25519() -> anyhow::Result<(String, String, [u8; 32])> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let private = signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding key: {e}"))?;
+    let public = signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding key: {e}"))?;
+    Ok((
+        private.to_string(),
+        public,
+        signing.verifying_key().to_bytes(),
+    ))
+}

@@ -1,11 +1,7 @@
 //! Signs access tokens the way the gateway does, for tests.
 
 use chrono::Utc;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
-use ed25519_dalek::SigningKey;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use kit::auth::{Claims, Role, Visibility};
+use kit::auth::{Claims, Role, TokenSigner, Visibility};
 use uuid::Uuid;
 
 pub const ISSUER: &str = "crm-gateway";
@@ -14,27 +10,22 @@ pub const AUDIENCE: &str = "crm";
 /// An Ed25519 key pair that signs test tokens.
 pub struct TokenIssuer {
     kid: String,
-    encoding: EncodingKey,
+    signer: TokenSigner,
     public_pem: String,
     public_raw: [u8; 32],
 }
 
 impl TokenIssuer {
     pub fn new() -> Self {
-        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        let private_pem = signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("encode private key");
-        let public_pem = signing
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .expect("encode public key");
-        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).expect("ed25519 pem");
+        let (private_pem, public_pem, public_raw) =
+            kit::auth::generate_ed25519().expect("generate key");
+        let kid = Uuid::now_v7().to_string();
+        let signer = TokenSigner::from_pem(&private_pem, kid.clone()).expect("signer");
         Self {
-            kid: Uuid::now_v7().to_string(),
-            encoding,
+            kid,
+            signer,
             public_pem,
-            public_raw: signing.verifying_key().to_bytes(),
+            public_raw,
         }
     }
 
@@ -83,9 +74,7 @@ impl TokenIssuer {
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign token")
+        self.signer.sign(claims).expect("sign token")
     }
 
     /// A valid token for an admin of `tenant`.

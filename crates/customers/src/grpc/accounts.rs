@@ -15,6 +15,7 @@ use super::masks::{apply_account_mask, changed_account_fields};
 use super::{commit, handle, page_response, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::account::normalize;
+use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::{self, ACCOUNT_COLUMNS};
 use crate::domain::{parse_id, tags};
 use crate::store::accounts as store;
@@ -50,10 +51,18 @@ async fn prepare(
     tx: &mut PgConnection,
     caller: &CallerContext,
     account: &mut Account,
+    catalog: Option<&FieldCatalog>,
 ) -> kit::Result<crate::domain::account::AccountKeys> {
-    let catalog = fields::catalog(tx, caller.tenant_id, Entity::Account).await?;
+    let fetched;
+    let catalog = match catalog {
+        Some(catalog) => catalog,
+        None => {
+            fetched = fields::catalog(tx, caller.tenant_id, Entity::Account).await?;
+            &fetched
+        }
+    };
     let mut violations = Violations::new();
-    let keys = normalize(account, &catalog, &mut violations);
+    let keys = normalize(account, catalog, &mut violations);
     violations.into_result()?;
     if let Ok(parent) = Uuid::parse_str(&account.parent_account_id) {
         if store::find(tx, caller.tenant_id, parent, false)
@@ -74,11 +83,12 @@ pub async fn create_in(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    catalog: Option<&FieldCatalog>,
     mut account: Account,
 ) -> kit::Result<Account> {
     account.id = Uuid::now_v7().to_string();
     default_ownership(caller, &mut account.owner_id, &mut account.team_id)?;
-    let keys = prepare(tx, caller, &mut account).await?;
+    let keys = prepare(tx, caller, &mut account, catalog).await?;
     let created = store::save(tx, caller.tenant_id, &account, &keys, &caller.subject, true).await?;
     let id = parse_id("account.id", &created.id)?;
     state
@@ -101,10 +111,11 @@ pub async fn update_in(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    catalog: Option<&FieldCatalog>,
     before: &Account,
     mut after: Account,
 ) -> kit::Result<Account> {
-    let keys = prepare(tx, caller, &mut after).await?;
+    let keys = prepare(tx, caller, &mut after, catalog).await?;
     let changed = changed_account_fields(before, &after);
     if changed.is_empty() {
         return Ok(before.clone());
@@ -176,7 +187,7 @@ impl AccountService for AccountHandlers {
                     });
                 }
             }
-            let created = create_in(&self.0, &mut tx, &caller, account).await?;
+            let created = create_in(&self.0, &mut tx, &caller, None, account).await?;
             if !request.request_id.is_empty() {
                 let id = parse_id("account.id", &created.id)?;
                 remember_request(
@@ -236,7 +247,7 @@ impl AccountService for AccountHandlers {
             if after.owner_id != before.owner_id || after.team_id != before.team_id {
                 default_ownership(&caller, &mut after.owner_id, &mut after.team_id)?;
             }
-            let saved = update_in(&self.0, &mut tx, &caller, &before, after).await?;
+            let saved = update_in(&self.0, &mut tx, &caller, None, &before, after).await?;
             commit(tx).await?;
             Ok(UpdateAccountResponse {
                 account: Some(saved),
@@ -448,7 +459,7 @@ impl AccountService for AccountHandlers {
             store::repoint_references(&mut tx, caller.tenant_id, merged_id, survivor_id).await?;
             let merged_version =
                 store::soft_delete(&mut tx, caller.tenant_id, merged_id, &caller.subject).await?;
-            let saved = update_in(&self.0, &mut tx, &caller, &survivor, after).await?;
+            let saved = update_in(&self.0, &mut tx, &caller, None, &survivor, after).await?;
             let event = AccountMerged {
                 survivor_id: survivor_id.to_string(),
                 merged_id: merged_id.to_string(),

@@ -14,6 +14,7 @@ use super::masks::{apply_contact_mask, changed_contact_fields};
 use super::{commit, handle, page_response, SharedState, State};
 use crate::domain::access::{authorize, scope, Action, Scope};
 use crate::domain::contact::normalize;
+use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::{self, CONTACT_COLUMNS};
 use crate::domain::{parse_id, tags};
 use crate::store::contacts::{self as store, StoredConsent};
@@ -89,10 +90,18 @@ async fn prepare(
     tx: &mut PgConnection,
     caller: &CallerContext,
     contact: &mut Contact,
+    catalog: Option<&FieldCatalog>,
 ) -> kit::Result<crate::domain::contact::ContactKeys> {
-    let catalog = fields::catalog(tx, caller.tenant_id, Entity::Contact).await?;
+    let fetched;
+    let catalog = match catalog {
+        Some(catalog) => catalog,
+        None => {
+            fetched = fields::catalog(tx, caller.tenant_id, Entity::Contact).await?;
+            &fetched
+        }
+    };
     let mut violations = Violations::new();
-    let keys = normalize(contact, &catalog, &mut violations);
+    let keys = normalize(contact, catalog, &mut violations);
     violations.into_result()?;
     if let Ok(account) = Uuid::parse_str(&contact.account_id) {
         if accounts::find(tx, caller.tenant_id, account, false)
@@ -111,12 +120,13 @@ pub async fn create_in(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    catalog: Option<&FieldCatalog>,
     mut contact: Contact,
 ) -> kit::Result<Contact> {
     contact.id = Uuid::now_v7().to_string();
     contact.consents.clear(); // consent changes go through UpdateConsent
     default_ownership(caller, &mut contact.owner_id, &mut contact.team_id)?;
-    let keys = prepare(tx, caller, &mut contact).await?;
+    let keys = prepare(tx, caller, &mut contact, catalog).await?;
     let created = store::insert(tx, caller.tenant_id, &contact, &keys, &caller.subject).await?;
     let id = parse_id("contact.id", &created.id)?;
     state
@@ -139,10 +149,11 @@ pub async fn update_in(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    catalog: Option<&FieldCatalog>,
     before: &Contact,
     mut after: Contact,
 ) -> kit::Result<Contact> {
-    let keys = prepare(tx, caller, &mut after).await?;
+    let keys = prepare(tx, caller, &mut after, catalog).await?;
     let changed = changed_contact_fields(before, &after);
     if changed.is_empty() {
         return Ok(before.clone());
@@ -240,7 +251,7 @@ impl ContactService for ContactHandlers {
                     });
                 }
             }
-            let created = create_in(&self.0, &mut tx, &caller, contact).await?;
+            let created = create_in(&self.0, &mut tx, &caller, None, contact).await?;
             if !request.request_id.is_empty() {
                 let id = parse_id("contact.id", &created.id)?;
                 store::remember_request(
@@ -295,7 +306,7 @@ impl ContactService for ContactHandlers {
             if after.owner_id != before.owner_id || after.team_id != before.team_id {
                 default_ownership(&caller, &mut after.owner_id, &mut after.team_id)?;
             }
-            let saved = update_in(&self.0, &mut tx, &caller, &before, after).await?;
+            let saved = update_in(&self.0, &mut tx, &caller, None, &before, after).await?;
             commit(tx).await?;
             Ok(UpdateContactResponse {
                 contact: Some(saved),
@@ -480,7 +491,7 @@ impl ContactService for ContactHandlers {
             store::repoint_references(&mut tx, caller.tenant_id, merged_id, survivor_id).await?;
             let merged_version =
                 store::soft_delete(&mut tx, caller.tenant_id, merged_id, &caller.subject).await?;
-            let saved = update_in(&self.0, &mut tx, &caller, &survivor, after).await?;
+            let saved = update_in(&self.0, &mut tx, &caller, None, &survivor, after).await?;
             let event = ContactMerged {
                 survivor_id: survivor_id.to_string(),
                 merged_id: merged_id.to_string(),
@@ -587,7 +598,7 @@ impl ContactService for ContactHandlers {
             });
             store::record_consent_event(&mut tx, caller.tenant_id, id, &change, &caller.subject)
                 .await?;
-            let keys = prepare(&mut tx, &caller, &mut after).await?;
+            let keys = prepare(&mut tx, &caller, &mut after, None).await?;
             let saved =
                 store::update(&mut tx, caller.tenant_id, &after, &keys, &caller.subject).await?;
             let event = ConsentChanged {

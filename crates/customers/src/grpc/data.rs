@@ -691,12 +691,12 @@ async fn import_contact(
     tx: &mut PgConnection,
     caller: &CallerContext,
     plan: &Plan,
+    catalog: &FieldCatalog,
     contact: Contact,
 ) -> kit::Result<RowOutcome> {
     let mut probe = contact.clone();
-    let catalog = fields::catalog(tx, caller.tenant_id, Entity::Contact).await?;
     let mut violations = Violations::new();
-    let keys = crate::domain::contact::normalize(&mut probe, &catalog, &mut violations);
+    let keys = crate::domain::contact::normalize(&mut probe, catalog, &mut violations);
     violations.into_result()?;
     let existing = if plan.dedup == DedupPolicy::Create || keys.email_keys.is_empty() {
         None
@@ -720,16 +720,16 @@ async fn import_contact(
             if plan.dry_run {
                 let mut check = after;
                 let mut violations = Violations::new();
-                crate::domain::contact::normalize(&mut check, &catalog, &mut violations);
+                crate::domain::contact::normalize(&mut check, catalog, &mut violations);
                 violations.into_result()?;
             } else {
-                contact_ops::update_in(state, tx, caller, &before, after).await?;
+                contact_ops::update_in(state, tx, caller, Some(catalog), &before, after).await?;
             }
             Ok(RowOutcome::Updated)
         }
         (None, _) => {
             if !plan.dry_run {
-                contact_ops::create_in(state, tx, caller, contact).await?;
+                contact_ops::create_in(state, tx, caller, Some(catalog), contact).await?;
             }
             Ok(RowOutcome::Created)
         }
@@ -770,12 +770,12 @@ async fn import_account(
     tx: &mut PgConnection,
     caller: &CallerContext,
     plan: &Plan,
+    catalog: &FieldCatalog,
     account: Account,
 ) -> kit::Result<RowOutcome> {
     let mut probe = account.clone();
-    let catalog = fields::catalog(tx, caller.tenant_id, Entity::Account).await?;
     let mut violations = Violations::new();
-    crate::domain::account::normalize(&mut probe, &catalog, &mut violations);
+    crate::domain::account::normalize(&mut probe, catalog, &mut violations);
     violations.into_result()?;
     let existing = if plan.dedup == DedupPolicy::Create || probe.domain.is_empty() {
         None
@@ -816,13 +816,13 @@ async fn import_account(
             super::masks::apply_account_mask(&mut after, account, &paths, "row")?;
             after.tags = crate::domain::tags::union(&before.tags, &new_tags);
             if !plan.dry_run {
-                account_ops::update_in(state, tx, caller, &before, after).await?;
+                account_ops::update_in(state, tx, caller, Some(catalog), &before, after).await?;
             }
             Ok(RowOutcome::Updated)
         }
         (None, _) => {
             if !plan.dry_run {
-                account_ops::create_in(state, tx, caller, account).await?;
+                account_ops::create_in(state, tx, caller, Some(catalog), account).await?;
             }
             Ok(RowOutcome::Created)
         }
@@ -855,7 +855,8 @@ async fn apply_batch(
                 let (account, columns, errors) = account_from_row(&row, plan, &catalog);
                 if errors.is_empty() {
                     (
-                        import_account(state, &mut savepoint, caller, plan, account).await,
+                        import_account(state, &mut savepoint, caller, plan, &catalog, account)
+                            .await,
                         columns,
                         errors,
                     )
@@ -867,7 +868,8 @@ async fn apply_batch(
                 let (contact, columns, errors) = contact_from_row(&row, plan, &catalog);
                 if errors.is_empty() {
                     (
-                        import_contact(state, &mut savepoint, caller, plan, contact).await,
+                        import_contact(state, &mut savepoint, caller, plan, &catalog, contact)
+                            .await,
                         columns,
                         errors,
                     )
