@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a benchmark against real PostgreSQL and NATS (started if missing).
 #   deploy/bench.sh outbox     outbox relay throughput, commit->consume latency
+#   deploy/bench.sh customers  import rows/s, Create/Get contact and search at 32 clients
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -10,5 +11,6 @@ cargo_target_dir
 export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
 case "${1:-outbox}" in
   outbox) cargo bench --locked -p kit --bench outbox ;;
-  *) die "unknown benchmark $1 (known: outbox)" ;;
+  customers) cargo bench --locked -p customers --bench customers ;;
+  *) die "unknown benchmark $1 (known: outbox, customers)" ;;
 esac

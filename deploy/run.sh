@@ -43,7 +43,7 @@ else
 fi
 [ -s "$CRM_STATE_DIR/demo-tenant" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-tenant"
 DEMO_TENANT=$(cat "$CRM_STATE_DIR/demo-tenant")
-export RUST_LOG="${RUST_LOG:-info}"
+export RUST_LOG="${RUST_LOG:-info,sqlx=warn,async_nats=warn}"
 logs="$CRM_STATE_DIR/logs"; mkdir -p "$logs"
 pids=()
 stop_all() { log "stopping"; for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait; }

@@ -1,1 +1,246 @@
-fn main() {}
+//! Customers service benchmark, through its gRPC API on real PostgreSQL and
+//! NATS. Prints its figures:
+//!
+//!     deploy/bench.sh customers
+//!
+//! Environment: BENCH_CONTACTS (rows imported first, default 1000000),
+//! BENCH_CLIENTS (concurrent clients, default 32), BENCH_SECONDS (per
+//! phase, default 10).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
+use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
+use crm_proto::crm::customers::v1::*;
+use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
+use tokio::sync::Mutex;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+const FIRST: &[&str] = &[
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
+    "Hedy", "Claude",
+];
+const LAST: &[&str] = &[
+    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman",
+    "Berners", "Lamarr", "Shannon",
+];
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
+    latencies.sort();
+    let pick = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1e3
+    };
+    println!(
+        "{name:<14} {:>8} calls in {:>5.1}s = {:>7.0}/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pick(0.5),
+        pick(0.99)
+    );
+}
+
+/// Runs `call` from `clients` tasks for `seconds`; returns all latencies.
+async fn load<F, Fut>(clients: usize, seconds: u64, call: F) -> (Vec<Duration>, Duration)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for worker in 0..clients {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                call(worker, n).await;
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap_or_default());
+    }
+    (all, started.elapsed())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let contacts = env("BENCH_CONTACTS", 1_000_000);
+    let clients = env("BENCH_CLIENTS", 32) as usize;
+    let seconds = env("BENCH_SECONDS", 10);
+    let (db, nats, issuer) = (
+        TestDatabase::create().await,
+        TestNats::new(),
+        TokenIssuer::new(),
+    );
+    let mut config = service_config("customers", &db, &nats, &issuer);
+    config.database.max_connections = 40;
+    let running = customers::build(config).await?;
+    let token: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", issuer.admin_token(uuid::Uuid::now_v7())).parse()?;
+    let bearer = Bearer(token);
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            Channel::from_shared(format!("http://{}", running.grpc_addr))?
+                .connect()
+                .await?,
+        );
+    }
+    let contacts_client = |i: usize| {
+        ContactServiceClient::with_interceptor(channels[i % channels.len()].clone(), bearer.clone())
+    };
+
+    // 1. CSV import of BENCH_CONTACTS rows (this also loads the data set).
+    let mut csv = String::from("first_name,last_name,email,phone,tags\n");
+    for i in 0..contacts {
+        let (f, l) = (FIRST[(i % 12) as usize], LAST[((i / 12) % 12) as usize]);
+        csv.push_str(&format!(
+            "{f},{l}{i},{}.{}{i}@bench.example,+4915{:09},bench\n",
+            f.to_lowercase(),
+            l.to_lowercase(),
+            i
+        ));
+    }
+    let header = ImportHeader {
+        entity: Entity::Contact as i32,
+        format: ImportFormat::Csv as i32,
+        dedup: DedupPolicy::Create as i32,
+        ..Default::default()
+    };
+    let mut messages = vec![ImportRequest {
+        part: Some(import_request::Part::Header(header)),
+    }];
+    messages.extend(csv.as_bytes().chunks(1 << 20).map(|c| ImportRequest {
+        part: Some(import_request::Part::Chunk(c.to_vec())),
+    }));
+    drop(csv);
+    let mut data: DataServiceClient<Authed> =
+        DataServiceClient::with_interceptor(channels[0].clone(), bearer.clone());
+    let started = Instant::now();
+    let mut stream = data
+        .import(tokio_stream::iter(messages))
+        .await?
+        .into_inner();
+    let mut last = ImportResponse::default();
+    while let Some(update) = stream.message().await? {
+        last = update;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "csv import      {} rows in {elapsed:.1}s = {:.0} rows/s ({} created, {} failed)",
+        last.rows_read,
+        last.rows_read as f64 / elapsed,
+        last.created,
+        last.failed
+    );
+
+    // 2. CreateContact from concurrent clients.
+    let created_ids = Arc::new(Mutex::new(Vec::new()));
+    let ids = created_ids.clone();
+    let make = contacts_client;
+    let clients_for_create: Vec<_> = (0..clients).map(&make).collect();
+    let (latencies, elapsed) = load(clients, seconds, move |worker, n| {
+        let mut client = clients_for_create[worker].clone();
+        let ids = ids.clone();
+        async move {
+            let contact = Contact {
+                first_name: FIRST[n as usize % 12].into(),
+                last_name: format!("Load{worker}x{n}"),
+                emails: vec![Email {
+                    address: format!("load{worker}x{n}@bench.example"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            if let Ok(response) = client
+                .create_contact(CreateContactRequest {
+                    contact: Some(contact),
+                    request_id: String::new(),
+                })
+                .await
+            {
+                if let Some(c) = response.into_inner().contact {
+                    ids.lock().await.push(c.id);
+                }
+            }
+        }
+    })
+    .await;
+    report("CreateContact", latencies, elapsed);
+
+    // 3. GetContact by id.
+    let ids = Arc::new(created_ids.lock().await.clone());
+    let clients_for_get: Vec<_> = (0..clients).map(&make).collect();
+    let (latencies, elapsed) = load(clients, seconds, move |worker, n| {
+        let mut client = clients_for_get[worker].clone();
+        let id = ids[(worker * 7919 + n as usize * 104729) % ids.len()].clone();
+        async move {
+            let _ = client.get_contact(GetContactRequest { id }).await;
+        }
+    })
+    .await;
+    report("GetContact", latencies, elapsed);
+
+    // 4. Search (fuzzy, with a typo) over the whole data set.
+    let searchers: Vec<SearchServiceClient<Authed>> = (0..clients)
+        .map(|i| {
+            SearchServiceClient::with_interceptor(
+                channels[i % channels.len()].clone(),
+                bearer.clone(),
+            )
+        })
+        .collect();
+    let (latencies, elapsed) = load(clients, seconds, move |worker, n| {
+        let mut client = searchers[worker].clone();
+        let query = format!(
+            "{}{}",
+            &LAST[(n as usize + worker) % 12][..5],
+            (n * 37) % contacts.max(1)
+        );
+        async move {
+            let _ = client.search(SearchRequest { query, limit: 20 }).await;
+        }
+    })
+    .await;
+    report("Search", latencies, elapsed);
+
+    running.stop().await?;
+    Ok(())
+}

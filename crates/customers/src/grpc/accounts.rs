@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use super::contacts::default_ownership;
 use super::masks::{apply_account_mask, changed_account_fields};
-use super::{commit, handle, page_response, SharedState, State};
+use super::{
+    commit, handle, page_response, publish_side_events, publish_transfers, Change, SharedState,
+    State,
+};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::account::normalize;
 use crate::domain::custom_fields::FieldCatalog;
@@ -123,31 +126,15 @@ pub async fn update_in(
     let saved = store::save(tx, caller.tenant_id, &after, &keys, &caller.subject, false).await?;
     let id = parse_id("account.id", &saved.id)?;
     let version = version_of(&saved);
-    if before.lifecycle_stage != saved.lifecycle_stage {
-        let event = LifecycleStageChanged {
-            entity: Entity::Account as i32,
-            id: saved.id.clone(),
-            from: before.lifecycle_stage,
-            to: saved.lifecycle_stage,
-        };
-        state
-            .outbox
-            .enqueue(tx, caller, id, version, &event)
-            .await?;
-    }
-    if before.owner_id != saved.owner_id {
-        let event = OwnerTransferred {
-            entity: Entity::Account as i32,
-            id: saved.id.clone(),
-            from_owner_id: before.owner_id.clone(),
-            to_owner_id: saved.owner_id.clone(),
-            to_team_id: saved.team_id.clone(),
-        };
-        state
-            .outbox
-            .enqueue(tx, caller, id, version, &event)
-            .await?;
-    }
+    let change = Change {
+        entity: Entity::Account,
+        id,
+        version,
+        stage: (before.lifecycle_stage, saved.lifecycle_stage),
+        owner: (&before.owner_id, &saved.owner_id),
+        team: &saved.team_id,
+    };
+    publish_side_events(state, tx, caller, change).await?;
     state
         .outbox
         .enqueue(
@@ -315,17 +302,7 @@ impl AccountService for AccountHandlers {
             )
             .await?;
             let (accounts, next) = finish_page(rows, page.size, |a: &Account| {
-                let audit = a.audit.clone().unwrap_or_default();
-                let time = |t: Option<prost_types::Timestamp>| {
-                    t.and_then(|t| kit::time::from_timestamp("", &t).ok())
-                        .unwrap_or_default()
-                };
-                sort.key(
-                    time(audit.created_at),
-                    time(audit.updated_at),
-                    &a.name,
-                    Uuid::parse_str(&a.id).unwrap_or_default(),
-                )
+                sort.key_of(a.audit.as_ref(), &a.name, &a.id)
             });
             Ok(ListAccountsResponse {
                 accounts,
@@ -501,19 +478,17 @@ impl AccountService for AccountHandlers {
                 &caller.subject,
             )
             .await?;
-            for id in &moved {
-                let event = OwnerTransferred {
-                    entity: Entity::Account as i32,
-                    id: id.to_string(),
-                    from_owner_id: from.to_string(),
-                    to_owner_id: to.to_string(),
-                    to_team_id: request.to_team_id.clone(),
-                };
-                self.0
-                    .outbox
-                    .enqueue(&mut tx, &caller, *id, 0, &event)
-                    .await?;
-            }
+            publish_transfers(
+                &self.0,
+                &mut tx,
+                &caller,
+                Entity::Account,
+                &moved,
+                &from.to_string(),
+                &to.to_string(),
+                &request.to_team_id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(TransferAccountsResponse {
                 transferred: moved.len() as i64,

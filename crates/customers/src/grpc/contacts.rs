@@ -11,7 +11,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::masks::{apply_contact_mask, changed_contact_fields};
-use super::{commit, handle, page_response, SharedState, State};
+use super::{
+    commit, handle, page_response, publish_side_events, publish_transfers, Change, SharedState,
+    State,
+};
 use crate::domain::access::{authorize, scope, Action, Scope};
 use crate::domain::contact::normalize;
 use crate::domain::custom_fields::FieldCatalog;
@@ -161,31 +164,15 @@ pub async fn update_in(
     let saved = store::update(tx, caller.tenant_id, &after, &keys, &caller.subject).await?;
     let id = parse_id("contact.id", &saved.id)?;
     let version = version_of(&saved);
-    if before.lifecycle_stage != saved.lifecycle_stage {
-        let event = LifecycleStageChanged {
-            entity: Entity::Contact as i32,
-            id: saved.id.clone(),
-            from: before.lifecycle_stage,
-            to: saved.lifecycle_stage,
-        };
-        state
-            .outbox
-            .enqueue(tx, caller, id, version, &event)
-            .await?;
-    }
-    if before.owner_id != saved.owner_id {
-        let event = OwnerTransferred {
-            entity: Entity::Contact as i32,
-            id: saved.id.clone(),
-            from_owner_id: before.owner_id.clone(),
-            to_owner_id: saved.owner_id.clone(),
-            to_team_id: saved.team_id.clone(),
-        };
-        state
-            .outbox
-            .enqueue(tx, caller, id, version, &event)
-            .await?;
-    }
+    let change = Change {
+        entity: Entity::Contact,
+        id,
+        version,
+        stage: (before.lifecycle_stage, saved.lifecycle_stage),
+        owner: (&before.owner_id, &saved.owner_id),
+        team: &saved.team_id,
+    };
+    publish_side_events(state, tx, caller, change).await?;
     let event = ContactUpdated {
         contact: Some(saved.clone()),
         changed_fields: changed,
@@ -367,17 +354,7 @@ impl ContactService for ContactHandlers {
             )
             .await?;
             let (contacts, next) = finish_page(rows, page.size, |c: &Contact| {
-                let audit = c.audit.clone().unwrap_or_default();
-                let time = |t: Option<prost_types::Timestamp>| {
-                    t.and_then(|t| kit::time::from_timestamp("", &t).ok())
-                        .unwrap_or_default()
-                };
-                sort.key(
-                    time(audit.created_at),
-                    time(audit.updated_at),
-                    &c.last_name,
-                    Uuid::parse_str(&c.id).unwrap_or_default(),
-                )
+                sort.key_of(c.audit.as_ref(), &c.last_name, &c.id)
             });
             Ok(ListContactsResponse {
                 contacts,
@@ -532,19 +509,17 @@ impl ContactService for ContactHandlers {
                 &caller.subject,
             )
             .await?;
-            for id in &moved {
-                let event = OwnerTransferred {
-                    entity: Entity::Contact as i32,
-                    id: id.to_string(),
-                    from_owner_id: from.to_string(),
-                    to_owner_id: to.to_string(),
-                    to_team_id: request.to_team_id.clone(),
-                };
-                self.0
-                    .outbox
-                    .enqueue(&mut tx, &caller, *id, 0, &event)
-                    .await?;
-            }
+            publish_transfers(
+                &self.0,
+                &mut tx,
+                &caller,
+                Entity::Contact,
+                &moved,
+                &from.to_string(),
+                &to.to_string(),
+                &request.to_team_id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(TransferContactsResponse {
                 transferred: moved.len() as i64,

@@ -12,11 +12,14 @@ pub mod segments;
 
 use std::sync::Arc;
 
+use crm_proto::crm::customers::v1::{Entity, LifecycleStageChanged, OwnerTransferred};
 use kit::auth::CallerContext;
 use kit::db::{Database, TenantTx};
 use kit::outbox::Outbox;
 use kit::Error;
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 /// What every handler needs.
 pub struct State {
@@ -54,4 +57,75 @@ pub fn page_response(next: String) -> Option<crm_proto::crm::common::v1::PageRes
     Some(crm_proto::crm::common::v1::PageResponse {
         next_page_token: next,
     })
+}
+
+/// What a record looked like before and after a write, for the events that
+/// accompany `*.updated`.
+pub struct Change<'a> {
+    pub entity: Entity,
+    pub id: Uuid,
+    pub version: i64,
+    pub stage: (i32, i32),
+    pub owner: (&'a str, &'a str),
+    pub team: &'a str,
+}
+
+/// Publishes `lifecycle_changed` and `owner_transferred` when they apply.
+pub async fn publish_side_events(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    change: Change<'_>,
+) -> kit::Result<()> {
+    if change.stage.0 != change.stage.1 {
+        let event = LifecycleStageChanged {
+            entity: change.entity as i32,
+            id: change.id.to_string(),
+            from: change.stage.0,
+            to: change.stage.1,
+        };
+        state
+            .outbox
+            .enqueue(tx, caller, change.id, change.version, &event)
+            .await?;
+    }
+    if change.owner.0 != change.owner.1 {
+        publish_transfers(
+            state,
+            tx,
+            caller,
+            change.entity,
+            &[change.id],
+            change.owner.0,
+            change.owner.1,
+            change.team,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Publishes one `owner_transferred` per moved record.
+#[allow(clippy::too_many_arguments)]
+pub async fn publish_transfers(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    entity: Entity,
+    ids: &[Uuid],
+    from: &str,
+    to: &str,
+    to_team: &str,
+) -> kit::Result<()> {
+    for id in ids {
+        let event = OwnerTransferred {
+            entity: entity as i32,
+            id: id.to_string(),
+            from_owner_id: from.to_owned(),
+            to_owner_id: to.to_owned(),
+            to_team_id: to_team.to_owned(),
+        };
+        state.outbox.enqueue(tx, caller, *id, 0, &event).await?;
+    }
+    Ok(())
 }

@@ -125,6 +125,20 @@ impl Sort {
         ));
     }
 
+    /// The sort key of a returned record, from its audit fields.
+    pub fn key_of(&self, audit: Option<&Audit>, name: &str, id: &str) -> SortKey {
+        let time = |t: Option<&prost_types::Timestamp>| {
+            t.and_then(|t| kit::time::from_timestamp("", t).ok()).unwrap_or_default()
+        };
+        let audit = audit.cloned().unwrap_or_default();
+        self.key(
+            time(audit.created_at.as_ref()),
+            time(audit.updated_at.as_ref()),
+            name,
+            Uuid::parse_str(id).unwrap_or_default(),
+        )
+    }
+
     pub fn key(
         &self,
         created_at: DateTime<Utc>,
