@@ -160,8 +160,12 @@ pub async fn launch(
             .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1().context("building reflection service")?;
-    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection service")?;
+    let reflection_v1 = reflection()
+        .build_v1()
+        .context("building reflection service")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building reflection service")?;
 
     let shutdown = Shutdown::new();
     // Background work stops only after the server has drained, so events

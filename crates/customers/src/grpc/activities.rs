@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::accounts::visible_account;
 use super::contacts::visible_contact;
+use super::masks::{apply_activity_mask, changed_activity_fields};
 use super::{commit, handle, page_response, SharedState};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{optional_id, parse_id, text};
@@ -239,6 +240,74 @@ impl ActivityService for ActivityHandlers {
             Ok(GetActivityResponse {
                 activity: Some(visible_activity(&mut tx, &caller, id, false).await?),
             })
+        })
+        .await
+    }
+
+    async fn update_activity(
+        &self,
+        request: Request<UpdateActivityRequest>,
+    ) -> Result<Response<UpdateActivityResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let changes = request
+                .activity
+                .ok_or_else(|| Error::invalid("activity", "is required"))?;
+            let id = parse_id("activity.id", &changes.id)?;
+            let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+            let mut tx = self.0.begin(&caller).await?;
+            let before = visible_activity(&mut tx, &caller, id, true).await?;
+            let version = before.audit.as_ref().map(|a| a.version).unwrap_or(0);
+            if request.expected_version != 0 && version != request.expected_version {
+                return Err(Error::VersionConflict {
+                    entity: "activity",
+                    id: before.id,
+                    expected: request.expected_version,
+                });
+            }
+            let mut merged = before.clone();
+            apply_activity_mask(&mut merged, changes, &paths)?;
+            let mut row = check(merged, &caller)?;
+            row.id = id;
+            let saved = store::update(&mut tx, caller.tenant_id, &row, &caller.subject).await?;
+            let changed = changed_activity_fields(&before, &saved);
+            let version = saved.audit.as_ref().map(|a| a.version).unwrap_or(0);
+            let event = ActivityUpdated {
+                activity: Some(saved.clone()),
+                changed_fields: changed,
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, id, version, &event)
+                .await?;
+            commit(tx).await?;
+            Ok(UpdateActivityResponse {
+                activity: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn delete_activity(
+        &self,
+        request: Request<DeleteActivityRequest>,
+    ) -> Result<Response<DeleteActivityResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Delete)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let activity = visible_activity(&mut tx, &caller, id, true).await?;
+            let version = activity.audit.as_ref().map(|a| a.version).unwrap_or(0) + 1;
+            store::delete(&mut tx, caller.tenant_id, id).await?;
+            let event = ActivityDeleted {
+                activity_id: id.to_string(),
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, id, version, &event)
+                .await?;
+            commit(tx).await?;
+            Ok(DeleteActivityResponse {})
         })
         .await
     }

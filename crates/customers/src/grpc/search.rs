@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{handle, SharedState};
 use crate::domain::access::{authorize, scope, Action};
-use crate::store::{accounts, contacts};
+use crate::store::search;
 
 pub struct SearchHandlers(pub SharedState);
 
@@ -31,32 +31,21 @@ impl SearchService for SearchHandlers {
             };
             let visible = scope(&caller);
             let mut tx = self.0.begin(&caller).await?;
-            let mut hits: Vec<SearchHit> =
-                contacts::search(&mut tx, caller.tenant_id, &visible, query, limit)
-                    .await?
-                    .into_iter()
-                    .map(|(id, title, subtitle, score)| SearchHit {
-                        kind: HitKind::Contact as i32,
-                        id: id.to_string(),
-                        title,
-                        subtitle,
-                        score: f64::from(score),
-                    })
-                    .collect();
-            hits.extend(
-                accounts::search(&mut tx, caller.tenant_id, &visible, query, limit)
-                    .await?
-                    .into_iter()
-                    .map(|(id, title, subtitle, score)| SearchHit {
-                        kind: HitKind::Account as i32,
-                        id: id.to_string(),
-                        title,
-                        subtitle,
-                        score: f64::from(score),
-                    }),
-            );
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            hits.truncate(usize::try_from(limit).unwrap_or(20));
+            let hits = search::search(&mut tx, caller.tenant_id, &visible, query, limit)
+                .await?
+                .into_iter()
+                .map(|(kind, id, title, subtitle, score)| SearchHit {
+                    kind: if kind == "account" {
+                        HitKind::Account
+                    } else {
+                        HitKind::Contact
+                    } as i32,
+                    id: id.to_string(),
+                    title,
+                    subtitle,
+                    score: f64::from(score),
+                })
+                .collect();
             Ok(SearchResponse { hits })
         })
         .await

@@ -283,34 +283,6 @@ pub async fn find_similar_names(
     Ok(found)
 }
 
-pub async fn search(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    scope: &Scope,
-    text: &str,
-    limit: i64,
-) -> sqlx::Result<Vec<(Uuid, String, String, f32)>> {
-    let lowered = text.to_lowercase();
-    let mut query = QueryBuilder::new("SELECT id, name, domain, word_similarity(");
-    query
-        .push_bind(lowered.clone())
-        .push(", search_text) AS score FROM accounts WHERE tenant_id = ")
-        .push_bind(tenant)
-        .push(" AND deleted_at IS NULL AND (")
-        .push_bind(lowered.clone())
-        .push(" <% search_text OR search_text LIKE ")
-        .push_bind(format!(
-            "%{}%",
-            lowered.replace('%', "\\%").replace('_', "\\_")
-        ))
-        .push(")");
-    push_scope(&mut query, scope);
-    query
-        .push(" ORDER BY score DESC, id LIMIT ")
-        .push_bind(limit);
-    query.build_query_as().fetch_all(&mut *tx).await
-}
-
 /// Moves references to `merged` (contacts, activities, child accounts) to `survivor`.
 pub async fn repoint_references(
     tx: &mut PgConnection,

@@ -320,3 +320,59 @@ pub async fn all_of_contact(
     .await?;
     Ok(rows.into_iter().map(ActivityRow::into_proto).collect())
 }
+
+/// Rewrites the editable fields of an activity and its reminder.
+pub async fn update(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    activity: &NewActivity,
+    actor: &str,
+) -> sqlx::Result<Activity> {
+    let row: ActivityRow = sqlx::query_as(&format!(
+        "UPDATE activities SET subject = $3, body = $4, related = $5, occurred_at = $6, ends_at = $7,
+            direction = $8, duration_seconds = $9, outcome = $10, attendees = $11, due_at = $12, remind_at = $13,
+            priority = $14, assignee_id = $15, updated_at = now(), updated_by = $16, version = version + 1
+          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(activity.id)
+    .bind(&activity.subject)
+    .bind(&activity.body)
+    .bind(Json(&activity.related))
+    .bind(activity.occurred_at)
+    .bind(activity.ends_at)
+    .bind(activity.direction)
+    .bind(activity.duration_seconds)
+    .bind(&activity.outcome)
+    .bind(&activity.attendees)
+    .bind(activity.due_at)
+    .bind(activity.remind_at)
+    .bind(activity.priority)
+    .bind(activity.assignee_id)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    forget_reminder(tx, tenant, activity.id).await?;
+    let open_task = row.kind == ActivityKind::Task as i32 && row.completed_at.is_none();
+    if let (Some(remind_at), true) = (activity.remind_at, open_task) {
+        sqlx::query(
+            "INSERT INTO task_reminders (tenant_id, task_id, remind_at) VALUES ($1, $2, $3)",
+        )
+        .bind(tenant)
+        .bind(activity.id)
+        .bind(remind_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(row.into_proto())
+}
+
+pub async fn delete(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<()> {
+    forget_reminder(tx, tenant, id).await?;
+    sqlx::query("DELETE FROM activities WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}

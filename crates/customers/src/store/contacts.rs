@@ -378,40 +378,6 @@ pub async fn find_similar_names(
     Ok(found)
 }
 
-/// Fuzzy search: trigram similarity over names, e-mails and phones.
-pub async fn search(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    scope: &Scope,
-    query_text: &str,
-    limit: i64,
-) -> sqlx::Result<Vec<(Uuid, String, String, f32)>> {
-    let mut query = QueryBuilder::new(
-        "SELECT id, trim(first_name || ' ' || last_name), coalesce(email_keys[1], ''), \
-         word_similarity(",
-    );
-    query
-        .push_bind(query_text.to_lowercase())
-        .push(", search_text) AS score FROM contacts WHERE tenant_id = ")
-        .push_bind(tenant)
-        .push(" AND deleted_at IS NULL AND (")
-        .push_bind(query_text.to_lowercase())
-        .push(" <% search_text OR search_text LIKE ")
-        .push_bind(format!(
-            "%{}%",
-            query_text
-                .to_lowercase()
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        ))
-        .push(")");
-    push_scope(&mut query, scope);
-    query
-        .push(" ORDER BY score DESC, id LIMIT ")
-        .push_bind(limit);
-    query.build_query_as().fetch_all(&mut *tx).await
-}
-
 /// Moves every reference from `merged` to `survivor` inside this service.
 pub async fn repoint_references(
     tx: &mut PgConnection,

@@ -8,6 +8,7 @@ pub mod activities;
 pub mod contacts;
 pub mod fields;
 pub mod filter_sql;
+pub mod search;
 pub mod segments;
 
 use chrono::{DateTime, Utc};
@@ -128,7 +129,8 @@ impl Sort {
     /// The sort key of a returned record, from its audit fields.
     pub fn key_of(&self, audit: Option<&Audit>, name: &str, id: &str) -> SortKey {
         let time = |t: Option<&prost_types::Timestamp>| {
-            t.and_then(|t| kit::time::from_timestamp("", t).ok()).unwrap_or_default()
+            t.and_then(|t| kit::time::from_timestamp("", t).ok())
+                .unwrap_or_default()
         };
         let audit = audit.cloned().unwrap_or_default();
         self.key(

@@ -161,3 +161,103 @@ async fn tasks_remind_when_due_and_complete_once() {
         .tasks;
     assert!(open.is_empty());
 }
+
+#[tokio::test]
+async fn activities_are_edited_with_a_mask_and_deleted() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let person = create_contact(&mut admin, contact("Ada", "L", "")).await;
+    let call = admin
+        .activities
+        .log_activity(LogActivityRequest {
+            activity: Some(Activity {
+                kind: ActivityKind::Call as i32,
+                subject: "intro call".into(),
+                contact_id: person.id.clone(),
+                duration_seconds: 60,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activity
+        .unwrap();
+    let edited = admin
+        .activities
+        .update_activity(UpdateActivityRequest {
+            activity: Some(Activity {
+                id: call.id.clone(),
+                outcome: "interested".into(),
+                subject: "ignored".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["outcome".into()],
+            }),
+            expected_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activity
+        .unwrap();
+    assert_eq!(
+        (edited.subject.as_str(), edited.outcome.as_str()),
+        ("intro call", "interested")
+    );
+    assert_eq!(edited.audit.as_ref().unwrap().version, 2);
+    let event = app
+        .event("crm.customers.activity.updated.v1", &call.id)
+        .await;
+    let payload: ActivityUpdated = kit::events::decode_data(&event).unwrap();
+    assert_eq!(payload.changed_fields, ["outcome"]);
+
+    let stale = admin
+        .activities
+        .update_activity(UpdateActivityRequest {
+            activity: Some(Activity {
+                id: call.id.clone(),
+                ..Default::default()
+            }),
+            update_mask: None,
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::Aborted);
+    let negative = admin
+        .activities
+        .update_activity(UpdateActivityRequest {
+            activity: Some(Activity {
+                id: call.id.clone(),
+                duration_seconds: -5,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["duration_seconds".into()],
+            }),
+            expected_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&negative), ["activity.duration_seconds"]);
+
+    admin
+        .activities
+        .delete_activity(DeleteActivityRequest {
+            id: call.id.clone(),
+        })
+        .await
+        .unwrap();
+    let gone = admin
+        .activities
+        .get_activity(GetActivityRequest {
+            id: call.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    app.event("crm.customers.activity.deleted.v1", &call.id)
+        .await;
+}

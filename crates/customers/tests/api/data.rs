@@ -344,6 +344,11 @@ async fn gdpr_export_then_erase_removes_personal_data() {
     .await
     .unwrap();
     assert_eq!(leftover, 0);
+    let (indexed,): (i64,) = sqlx::query_as("SELECT count(*) FROM search_index WHERE search_text ILIKE '%erika%' OR title ILIKE '%erika%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(indexed, 0, "erased from the search index too");
     let (notes,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM activities WHERE subject LIKE '%cats%'")
             .fetch_one(&pool)

@@ -15,6 +15,8 @@ domain_events!("crm.customers.v1", pb, {
     ContactErased => "crm.customers.contact.erased.v1",
     ConsentChanged => "crm.customers.contact.consent_changed.v1",
     ActivityLogged => "crm.customers.activity.logged.v1",
+    ActivityUpdated => "crm.customers.activity.updated.v1",
+    ActivityDeleted => "crm.customers.activity.deleted.v1",
     TaskDue => "crm.customers.task.due.v1",
     TaskCompleted => "crm.customers.task.completed.v1",
 });
