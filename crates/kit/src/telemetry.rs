@@ -18,6 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
@@ -48,16 +49,23 @@ pub fn init(service: &str, otlp_endpoint: Option<&str>) {
     let provider = builder.build();
     let tracer = provider.tracer("crm");
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    // RUST_LOG filters what is logged, not which spans exist: trace context
+    // must reach events and downstream services even when logs are quiet.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
     let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
-        .with_current_span(false);
+        .with_current_span(false)
+        .with_filter(filter);
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(
+            tracing_subscriber::filter::Targets::new().with_target("kit", tracing::Level::INFO),
+        );
     let initialised = tracing_subscriber::registry()
-        .with(filter)
         .with(json)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(traces)
         .try_init()
         .is_ok();
     if initialised {

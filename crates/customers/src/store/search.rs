@@ -1,7 +1,11 @@
 //! Fuzzy search over the `search_index` table (kept by triggers on contacts
 //! and accounts). The table is outside row-level security so the trigram
-//! index can serve the query (ADR 0008); this function is its only reader
-//! and always binds the tenant.
+//! index can serve the query (ADR 0008); this module is its only reader and
+//! always binds the tenant and the caller's visibility.
+//!
+//! Two passes: substring matches first (precise and cheap through the
+//! trigram index), then, only when they do not fill the page, typo-tolerant
+//! word-similarity matches, which cost more because more rows are rechecked.
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -12,6 +16,15 @@ use crate::domain::access::Scope;
 /// One match: kind (`contact` / `account`), id, title, subtitle, score.
 pub type Hit = (String, Uuid, String, String, f32);
 
+fn like_pattern(text: &str) -> String {
+    format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 pub async fn search(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -20,30 +33,38 @@ pub async fn search(
     limit: i64,
 ) -> sqlx::Result<Vec<Hit>> {
     let lowered = text.to_lowercase();
-    let pattern = format!(
-        "%{}%",
-        lowered
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
     let mut query = QueryBuilder::<Postgres>::new(
-        "SELECT kind, id, title, subtitle, greatest(word_similarity(",
+        "SELECT kind, id, title, subtitle, (0.5 + 0.5 * word_similarity(",
     );
     query
         .push_bind(lowered.clone())
-        .push(", search_text), CASE WHEN search_text LIKE ")
-        .push_bind(pattern.clone())
-        .push(" THEN 0.5 ELSE 0 END)::real AS score FROM search_index WHERE tenant_id = ")
+        .push(", search_text))::real AS score FROM search_index WHERE tenant_id = ")
         .push_bind(tenant)
-        .push(" AND (")
-        .push_bind(lowered)
-        .push(" <% search_text OR search_text LIKE ")
-        .push_bind(pattern)
-        .push(")");
+        .push(" AND search_text LIKE ")
+        .push_bind(like_pattern(&lowered));
     push_scope(&mut query, scope);
     query
         .push(" ORDER BY score DESC, id LIMIT ")
         .push_bind(limit);
-    query.build_query_as().fetch_all(tx).await
+    let mut hits: Vec<Hit> = query.build_query_as().fetch_all(&mut *tx).await?;
+    let missing = limit - hits.len() as i64;
+    if missing <= 0 {
+        return Ok(hits);
+    }
+    let mut query =
+        QueryBuilder::<Postgres>::new("SELECT kind, id, title, subtitle, (0.5 * word_similarity(");
+    query
+        .push_bind(lowered.clone())
+        .push(", search_text))::real AS score FROM search_index WHERE tenant_id = ")
+        .push_bind(tenant)
+        .push(" AND ")
+        .push_bind(lowered.clone())
+        .push(" <% search_text AND search_text NOT LIKE ")
+        .push_bind(like_pattern(&lowered));
+    push_scope(&mut query, scope);
+    query
+        .push(" ORDER BY score DESC, id LIMIT ")
+        .push_bind(missing);
+    hits.extend(query.build_query_as::<Hit>().fetch_all(&mut *tx).await?);
+    Ok(hits)
 }

@@ -475,3 +475,46 @@ async fn a_retried_create_with_the_same_request_id_returns_the_first_record() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_callers_trace_continues_into_the_published_event() {
+    let app = TestApp::spawn().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let token = format!("Bearer {}", app.issuer.admin_token(app.tenant));
+    let mut client = contact_service_client::ContactServiceClient::new(app.channel.clone());
+    let mut request = tonic::Request::new(CreateContactRequest {
+        contact: Some(contact("Trace", "Me", "")),
+        request_id: String::new(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", token.parse().unwrap());
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    let created = client
+        .create_contact(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    let event = app
+        .event("crm.customers.contact.created.v1", &created.id)
+        .await;
+    let parts: Vec<&str> = event.trace_parent.split('-').collect();
+    assert_eq!(
+        parts.get(1).copied(),
+        Some(trace_id),
+        "traceparent {:?}",
+        event.trace_parent
+    );
+    assert_ne!(
+        parts.get(2).copied(),
+        Some("00f067aa0ba902b7"),
+        "the service adds its own span"
+    );
+}
