@@ -1,0 +1,77 @@
+//! Gateway configuration from `GATEWAY_*` (or shared) environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kit::config::{ConfigError, DatabaseConfig, Env};
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub http_addr: SocketAddr,
+    pub database: DatabaseConfig,
+    /// gRPC endpoint of the customers service.
+    pub customers_url: String,
+    /// Secret that authorises creating tenants and rotating keys (platform
+    /// operators, not tenant admins). Unset disables those operations.
+    pub bootstrap_token: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub otlp_endpoint: Option<String>,
+    /// Deadline for calls to services.
+    pub upstream_timeout: Duration,
+}
+
+impl GatewayConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::parse(Env::from_process("GATEWAY"))
+    }
+
+    pub fn parse(mut env: Env) -> Result<Self, ConfigError> {
+        let http_addr = env.or(
+            "HTTP_ADDR",
+            "host:port",
+            SocketAddr::from(([0, 0, 0, 0], 8080)),
+        );
+        let url: Option<String> =
+            env.required("DATABASE_URL", "a postgres:// URL for the runtime role");
+        let migration_url = env.optional("MIGRATION_DATABASE_URL", "a postgres:// URL");
+        let customers_url = env.or(
+            "CUSTOMERS_URL",
+            "an http:// URL",
+            "http://127.0.0.1:50051".to_owned(),
+        );
+        let bootstrap_token: Option<String> =
+            env.optional("BOOTSTRAP_TOKEN", "a secret of at least 16 characters");
+        if bootstrap_token.as_ref().is_some_and(|t| t.len() < 16) {
+            env.problem("GATEWAY_BOOTSTRAP_TOKEN must be at least 16 characters");
+        }
+        let issuer = env.or("CRM_JWT_ISSUER", "a string", "crm-gateway".to_owned());
+        let audience = env.or("CRM_JWT_AUDIENCE", "a string", "crm".to_owned());
+        let access_ttl = env.millis("ACCESS_TOKEN_TTL_MS", Duration::from_secs(900));
+        let refresh_ttl = env.millis("REFRESH_TOKEN_TTL_MS", Duration::from_secs(30 * 24 * 3600));
+        let upstream_timeout = env.millis("UPSTREAM_TIMEOUT_MS", Duration::from_secs(5));
+        let otlp_endpoint = env.optional("OTEL_EXPORTER_OTLP_ENDPOINT", "a URL");
+        env.finish()?;
+        let Some(url) = url else {
+            unreachable!("required variables are checked by Env::finish")
+        };
+        Ok(GatewayConfig {
+            http_addr,
+            database: DatabaseConfig {
+                url,
+                migration_url,
+                max_connections: 20,
+            },
+            customers_url,
+            bootstrap_token,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+            otlp_endpoint,
+            upstream_timeout,
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Identity rules, without I/O: passwords, roles and what they may see.
+
+pub mod password;
+pub mod roles;

@@ -1,0 +1,229 @@
+//! Login, token refresh and logout; JWKS; who am I.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use kit::auth::{Claims, Role};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::problem::{self, Problem};
+use super::{Caller, SharedState};
+use crate::domain::{password, roles};
+use crate::store::{audit, identity, refresh_tokens};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// An access token (short-lived JWT) and a rotating refresh token.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub tenant_id: Uuid,
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub teams: Vec<Uuid>,
+    pub visibility: String,
+}
+
+fn hash_refresh(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Issues an access token and a new refresh token of `family`.
+async fn issue(
+    state: &SharedState,
+    tx: &mut sqlx::PgConnection,
+    user: &identity::User,
+    family: Uuid,
+) -> Result<TokenResponse, Problem> {
+    let user_roles: Vec<Role> = user.roles.iter().filter_map(|r| roles::parse(r)).collect();
+    let teams = identity::teams_of(tx, user.tenant_id, user.id).await?;
+    let now = Utc::now().timestamp();
+    let ttl = state.config.access_ttl.as_secs();
+    let claims = Claims {
+        iss: state.config.issuer.clone(),
+        aud: state.config.audience.clone(),
+        sub: user.id.to_string(),
+        tid: user.tenant_id,
+        vis: roles::visibility(&user_roles),
+        roles: user_roles,
+        teams,
+        scopes: Vec::new(),
+        exp: now + ttl as i64,
+        iat: now,
+        jti: Uuid::now_v7().to_string(),
+    };
+    let access_token = state
+        .keys
+        .sign(&claims)
+        .await
+        .map_err(|e| Problem::from(kit::Error::internal(e)))?;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let refresh_token = hex::encode(secret);
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(state.config.refresh_ttl)
+            .unwrap_or(chrono::Duration::days(30));
+    refresh_tokens::insert(
+        tx,
+        &hash_refresh(&refresh_token),
+        user.tenant_id,
+        user.id,
+        family,
+        expires_at,
+    )
+    .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn login(
+    State(state): State<SharedState>,
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let email = request.email.trim().to_lowercase();
+    let refused = || Problem::unauthenticated("e-mail or password is wrong");
+    let mut tx = state.db.pool().begin().await?;
+    let Some((tenant, user_id)) = identity::find_login(&mut tx, &email).await? else {
+        password::verify(&request.password, password::decoy_hash()); // same time as a wrong password
+        return Err(refused());
+    };
+    kit::db::set_tenant(&mut tx, tenant).await?;
+    let user = identity::find_user(&mut tx, tenant, user_id)
+        .await?
+        .ok_or_else(refused)?;
+    if !password::verify(&request.password, &user.password_hash) || user.disabled_at.is_some() {
+        audit::record(
+            &mut tx,
+            tenant,
+            &user.id.to_string(),
+            "login.failed",
+            &email,
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(refused());
+    }
+    let tokens = issue(&state, &mut tx, &user, Uuid::now_v7()).await?;
+    audit::record(
+        &mut tx,
+        tenant,
+        &user.id.to_string(),
+        "login",
+        &email,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn refresh(
+    State(state): State<SharedState>,
+    Json(request): Json<RefreshRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let hash = hash_refresh(&request.refresh_token);
+    let mut tx = state.db.pool().begin().await?;
+    let stored = refresh_tokens::find_for_use(&mut tx, &hash)
+        .await?
+        .ok_or_else(|| Problem::unauthenticated("refresh token unknown"))?;
+    if stored.used_at.is_some() {
+        // A rotated token came back: someone holds a copy. End the family.
+        refresh_tokens::revoke_family(&mut tx, stored.family).await?;
+        kit::db::set_tenant(&mut tx, stored.tenant_id).await?;
+        audit::record(
+            &mut tx,
+            stored.tenant_id,
+            &stored.user_id.to_string(),
+            "refresh.reused",
+            "refresh_token",
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(Problem::unauthenticated(
+            "refresh token already used; sign in again",
+        ));
+    }
+    if stored.revoked_at.is_some() || stored.expires_at < Utc::now() {
+        return Err(Problem::unauthenticated("refresh token expired or revoked"));
+    }
+    kit::db::set_tenant(&mut tx, stored.tenant_id).await?;
+    let user = identity::find_user(&mut tx, stored.tenant_id, stored.user_id)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+        .ok_or_else(|| Problem::unauthenticated("user disabled"))?;
+    refresh_tokens::mark_used(&mut tx, &hash).await?;
+    let tokens = issue(&state, &mut tx, &user, stored.family).await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
+pub async fn logout(
+    State(state): State<SharedState>,
+    Json(request): Json<RefreshRequest>,
+) -> Result<StatusCode, Problem> {
+    let mut tx = state.db.pool().begin().await?;
+    if let Some(stored) =
+        refresh_tokens::find_for_use(&mut tx, &hash_refresh(&request.refresh_token)).await?
+    {
+        refresh_tokens::revoke_family(&mut tx, stored.family).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, description = "JSON Web Key Set")))]
+pub async fn jwks(State(state): State<SharedState>) -> Json<serde_json::Value> {
+    Json(state.keys.jwks().await)
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn me(caller: Caller) -> Json<Me> {
+    let context = caller.context;
+    Json(Me {
+        tenant_id: context.tenant_id,
+        subject: context.subject,
+        roles: context
+            .roles
+            .iter()
+            .map(|r| roles::name(*r).to_owned())
+            .collect(),
+        teams: context.teams,
+        visibility: format!("{:?}", context.visibility).to_lowercase(),
+    })
+}

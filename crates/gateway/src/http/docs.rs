@@ -1,0 +1,91 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and
+//! a human API reference page rendered from it on the server, so it works
+//! without internet access (no CDN scripts).
+
+use axum::response::Html;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{auth, contacts, problem, search, tenants, users};
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = || {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            )
+        };
+        components.add_security_scheme("bearer", bearer());
+        components.add_security_scheme("bootstrap", bearer());
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CRM API", version = "1.0.0", description = "REST/JSON API of the CRM platform. Errors are RFC 9457 problem documents."),
+    paths(
+        auth::login, auth::refresh, auth::logout, auth::jwks, auth::me,
+        tenants::create, tenants::rotate_keys,
+        users::create, users::list, users::update,
+        contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete,
+        search::search,
+    ),
+    components(schemas(problem::ProblemDocument, problem::FieldError)),
+    modifiers(&SecuritySchemes),
+    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "contacts"), (name = "search"))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub async fn page() -> Html<String> {
+    let doc = ApiDoc::openapi();
+    let mut rows = String::new();
+    for (path, item) in doc.paths.paths.iter() {
+        let operations = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                let summary = operation
+                    .summary
+                    .clone()
+                    .or_else(|| operation.description.clone())
+                    .unwrap_or_default();
+                let statuses: Vec<String> = operation.responses.responses.keys().cloned().collect();
+                rows.push_str(&format!(
+                    "<tr><td><b>{method}</b></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                    escape(path),
+                    escape(&summary),
+                    statuses.join(", ")
+                ));
+            }
+        }
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>CRM API reference</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}td{{padding:4px 12px;border-bottom:1px solid #ddd}}</style></head>\
+         <body><h1>CRM API reference</h1><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). \
+         Authenticate with <code>Authorization: Bearer &lt;access token&gt;</code> from <code>POST /v1/auth/login</code>. \
+         Errors are <code>application/problem+json</code>.</p><table>{rows}</table></body></html>"
+    ))
+}

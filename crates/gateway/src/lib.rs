@@ -1,0 +1,83 @@
+//! Gateway: identity (tenants, users, roles, access and refresh tokens,
+//! JWKS) and the REST/JSON API with OpenAPI in front of the services.
+//!
+//! Every REST call is authenticated here and forwarded to the owning
+//! service over gRPC with the caller's own token, which the service verifies
+//! again (zero trust). The gateway owns its identity database.
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod keyring;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tonic::transport::Endpoint;
+
+use crate::config::GatewayConfig;
+use crate::http::AppState;
+use crate::keyring::KeyRing;
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A started gateway.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    shutdown: kit::Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningGateway {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("gateway task panicked")?
+    }
+
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        kit::service::shutdown_signal().await;
+        self.stop().await
+    }
+}
+
+pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    kit::telemetry::init("gateway", config.otlp_endpoint.as_deref());
+    kit::metrics::handle();
+    let db = kit::db::Database::connect(&config.database, &kit::db::migrator(&MIGRATIONS)).await?;
+    let keys = KeyRing::load(db.clone(), &config.issuer, &config.audience).await?;
+    // Connected lazily: the gateway starts (and answers with 503 problems)
+    // while a service is still down.
+    let customers = Endpoint::from_shared(config.customers_url.clone())
+        .context("GATEWAY_CUSTOMERS_URL is not a URL")?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy();
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding {}", config.http_addr))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        config,
+        db: db.clone(),
+        keys: keys.clone(),
+        customers,
+    });
+    let shutdown = kit::Shutdown::new();
+    tokio::spawn(keys.refresh_periodically(shutdown.clone()));
+    let app = http::router(state);
+    let stopping = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopping.cancelled_owned())
+            .await?;
+        db.close().await;
+        Ok(())
+    });
+    tracing::info!(%addr, "gateway serving");
+    Ok(RunningGateway {
+        addr,
+        shutdown,
+        task,
+    })
+}

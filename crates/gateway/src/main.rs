@@ -1,0 +1,13 @@
+//! `crm-gateway`: wiring only; see `lib.rs`.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = match gateway::config::GatewayConfig::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(kit::config::EXIT_CONFIG);
+        }
+    };
+    gateway::build(config).await?.run_until_signal().await
+}

@@ -1,0 +1,497 @@
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_tenant_admin_logs_in_and_manages_contacts_over_rest() {
+    let stack = Stack::start().await;
+    let (tenant, token) = stack.tenant("Acme").await;
+    let me: Value = stack
+        .call(Method::GET, "/v1/me", Some(&token), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["tenant_id"], tenant);
+    assert_eq!(me["roles"], json!(["admin"]));
+
+    let created = stack
+        .call(Method::POST, "/v1/contacts", Some(&token), Some(json!({"first_name": "Ada", "last_name": "Lovelace",
+            "emails": [{"address": "ADA@example.com"}], "lifecycle_stage": "lead", "tags": ["VIP"]})), &[])
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["etag"], "\"1\"");
+    let contact: Value = created.json().await.unwrap();
+    let id = contact["id"].as_str().unwrap().to_owned();
+    assert_eq!(contact["emails"][0]["address"], "ada@example.com");
+    assert_eq!(contact["tags"], json!(["vip"]));
+
+    let fetched = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{id}"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(fetched.headers()["etag"], "\"1\"");
+
+    // A stale If-Match is refused with 412; the current one succeeds.
+    let stale = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/contacts/{id}"),
+            Some(&token),
+            Some(json!({"title": "Countess"})),
+            &[("if-match", "\"7\"")],
+        )
+        .await;
+    let stale = problem(stale, 412).await;
+    assert_eq!(stale["code"], "VERSION_CONFLICT");
+    let patched = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/contacts/{id}"),
+            Some(&token),
+            Some(json!({"title": "Countess"})),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(patched.headers()["etag"], "\"2\"");
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(
+        (patched["title"].as_str(), patched["last_name"].as_str()),
+        (Some("Countess"), Some("Lovelace"))
+    );
+
+    let listed: Value = stack
+        .call(
+            Method::GET,
+            "/v1/contacts?tag=vip&page_size=10",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let found: Value = stack
+        .call(Method::GET, "/v1/search?q=lovelac", Some(&token), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["items"][0]["id"], id);
+
+    let deleted = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/contacts/{id}"),
+            Some(&token),
+            None,
+            &[("if-match", "\"2\"")],
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    problem(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_and_bad_tokens_get_clear_4xx_problems() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let invalid = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"last_name": "X", "emails": [{"address": "nope"}]})),
+            &[],
+        )
+        .await;
+    let invalid = problem(invalid, 400).await;
+    assert_eq!(fields(&invalid), ["contact.emails[0].address"]);
+    assert_eq!(invalid["code"], "INVALID_ARGUMENT");
+
+    let unknown_field = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"last_name": "X", "salary": 1})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(unknown_field, 400).await), ["body"]);
+    let malformed = stack
+        .http
+        .post(format!("{}/v1/contacts", stack.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    problem(malformed, 400).await;
+    let wrong_type = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"last_name": 42})),
+            &[],
+        )
+        .await;
+    problem(wrong_type, 400).await;
+    let bad_param = stack
+        .call(
+            Method::GET,
+            "/v1/contacts?page_size=9999",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad_param, 400).await), ["page_size"]);
+    let oversize = stack
+        .http
+        .post(format!("{}/v1/contacts", stack.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"last_name\": \"{}\"}}",
+            "x".repeat(2 * 1024 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), 413);
+
+    problem(
+        stack
+            .call(Method::GET, "/v1/contacts", None, None, &[])
+            .await,
+        401,
+    )
+    .await;
+    problem(
+        stack
+            .call(Method::GET, "/v1/contacts", Some("not-a-token"), None, &[])
+            .await,
+        401,
+    )
+    .await;
+    let forged = testkit::TokenIssuer::new().admin_token(uuid::Uuid::now_v7());
+    problem(
+        stack
+            .call(Method::GET, "/v1/contacts", Some(&forged), None, &[])
+            .await,
+        401,
+    )
+    .await;
+    problem(
+        stack
+            .call(Method::GET, "/v1/nowhere", Some(&token), None, &[])
+            .await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn another_tenants_ids_are_not_found() {
+    let stack = Stack::start().await;
+    let (_, token_a) = stack.tenant("Alpha").await;
+    let (_, token_b) = stack.tenant("Beta").await;
+    let created: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token_a),
+            Some(json!({"last_name": "Secret"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    problem(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}"),
+                Some(&token_b),
+                None,
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        stack
+            .call(
+                Method::PATCH,
+                &format!("/v1/contacts/{id}"),
+                Some(&token_b),
+                Some(json!({"title": "x"})),
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        stack
+            .call(
+                Method::DELETE,
+                &format!("/v1/contacts/{id}"),
+                Some(&token_b),
+                None,
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+    let listed: Value = stack
+        .call(Method::GET, "/v1/contacts", Some(&token_b), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_the_first_response() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let body = json!({"last_name": "Once", "emails": [{"address": "once@example.com"}]});
+    let first = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(body.clone()),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(body),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    let listed: Value = stack
+        .call(Method::GET, "/v1/contacts", Some(&token), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "created once");
+    let other = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"last_name": "Other"})),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    problem(other, 422).await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
+    let stack = Stack::start().await;
+    stack.tenant("Acme").await;
+    let tokens = stack
+        .login("admin@acme.example", "correct horse battery")
+        .await;
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = stack
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": first_refresh})),
+            &[],
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    let second_refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first_refresh, second_refresh);
+    // The old token comes back: the whole family is revoked.
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": first_refresh})),
+                &[],
+            )
+            .await,
+        401,
+    )
+    .await;
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": second_refresh})),
+                &[],
+            )
+            .await,
+        401,
+    )
+    .await;
+
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": "admin@acme.example", "password": "wrong password!"})),
+                &[],
+            )
+            .await,
+        401,
+    )
+    .await;
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": "nobody@acme.example", "password": "wrong password!"})),
+                &[],
+            )
+            .await,
+        401,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn roles_limit_what_users_may_do_and_openapi_is_served() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let created = stack
+        .call(
+            Method::POST,
+            "/v1/users",
+            Some(&admin),
+            Some(json!({"email": "viewer@acme.example", "display_name": "V",
+            "password": "viewer password 1", "roles": ["viewer"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let bad_role = stack
+        .call(
+            Method::POST,
+            "/v1/users",
+            Some(&admin),
+            Some(json!({"email": "x@acme.example", "display_name": "X",
+            "password": "viewer password 1", "roles": ["root"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad_role, 400).await), ["roles[0]"]);
+    let viewer = stack
+        .login("viewer@acme.example", "viewer password 1")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/contacts",
+                Some(&viewer),
+                Some(json!({"last_name": "No"})),
+                &[],
+            )
+            .await,
+        403,
+    )
+    .await;
+    assert_eq!(
+        stack
+            .call(Method::GET, "/v1/contacts", Some(&viewer), None, &[])
+            .await
+            .status(),
+        200
+    );
+    problem(
+        stack
+            .call(Method::GET, "/v1/users", Some(&viewer), None, &[])
+            .await,
+        403,
+    )
+    .await;
+    problem(stack.call(Method::POST, "/v1/tenants", Some(&admin), Some(json!({"name": "x", "admin_email": "a@b.example", "admin_name": "a", "admin_password": "long enough pw"})), &[]).await, 401).await;
+
+    let spec: Value = stack
+        .call(Method::GET, "/openapi.json", None, None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(spec["paths"]["/v1/contacts/{id}"]["patch"].is_object());
+    let docs = stack
+        .call(Method::GET, "/docs", None, None, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(docs.contains("/v1/contacts"));
+}
+
+#[tokio::test]
+async fn a_stopped_service_is_a_503_problem_not_a_hang() {
+    let mut stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    stack.customers.take().unwrap().stop().await.unwrap();
+    let response = stack
+        .call(Method::GET, "/v1/contacts", Some(&token), None, &[])
+        .await;
+    let body = problem(response, 503).await;
+    assert_eq!(body["code"], "UNAVAILABLE");
+}

@@ -1,0 +1,173 @@
+use std::time::Duration;
+
+use gateway::config::GatewayConfig;
+use kit::config::{AuthConfig, KeySource};
+use reqwest::{Client, Method, Response};
+use serde_json::{json, Value};
+use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
+
+pub const BOOTSTRAP: &str = "bootstrap-secret-for-tests";
+
+pub struct Stack {
+    pub base: String,
+    pub http: Client,
+    pub gateway: Option<gateway::RunningGateway>,
+    pub customers: Option<kit::service::RunningService>,
+    _dbs: (TestDatabase, TestDatabase),
+    _nats: TestNats,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let (gateway_db, customers_db, nats) = (
+            TestDatabase::create().await,
+            TestDatabase::create().await,
+            TestNats::new(),
+        );
+        // The customers port is chosen first: the gateway needs its URL and
+        // the service needs the gateway's JWKS URL.
+        let customers_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = GatewayConfig {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            database: gateway_db.config(),
+            customers_url: format!("http://127.0.0.1:{customers_port}"),
+            bootstrap_token: Some(BOOTSTRAP.into()),
+            issuer: "crm-gateway".into(),
+            audience: "crm".into(),
+            access_ttl: Duration::from_secs(300),
+            refresh_ttl: Duration::from_secs(3600),
+            otlp_endpoint: None,
+            upstream_timeout: Duration::from_secs(5),
+        };
+        let gateway = gateway::build(config).await.expect("gateway starts");
+        let base = format!("http://{}", gateway.addr);
+        let mut customers_config =
+            service_config("customers", &customers_db, &nats, &TokenIssuer::new());
+        customers_config.grpc_addr = format!("127.0.0.1:{customers_port}").parse().unwrap();
+        customers_config.auth = AuthConfig {
+            keys: KeySource::JwksUrl(format!("{base}/.well-known/jwks.json")),
+            issuer: "crm-gateway".into(),
+            audience: "crm".into(),
+        };
+        let customers = customers::build(customers_config)
+            .await
+            .expect("customers starts");
+        Stack {
+            base,
+            http: Client::new(),
+            gateway: Some(gateway),
+            customers: Some(customers),
+            _dbs: (gateway_db, customers_db),
+            _nats: nats,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Creates a tenant with an admin and returns the admin's access token.
+    pub async fn tenant(&self, name: &str) -> (String, String) {
+        let email = format!("admin@{}.example", name.to_lowercase());
+        let body = json!({"name": name, "admin_email": email, "admin_name": "Admin", "admin_password": "correct horse battery"});
+        let created = self
+            .call(
+                Method::POST,
+                "/v1/tenants",
+                Some(BOOTSTRAP),
+                Some(body),
+                &[],
+            )
+            .await;
+        assert_eq!(created.status(), 201, "{:?}", created.text().await);
+        let created: Value = created.json().await.unwrap();
+        (
+            created["tenant_id"].as_str().unwrap().to_owned(),
+            self.login(&email, "correct horse battery").await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self
+            .call(
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let gateway = self.gateway.take();
+        let customers = self.customers.take();
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(async move {
+                    drop(customers);
+                    drop(gateway);
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Asserts a problem+json response and returns it.
+pub async fn problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    body
+}
+
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

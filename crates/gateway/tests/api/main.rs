@@ -1,0 +1,5 @@
+//! Gateway tests: the REST API in front of a real customers service, both on
+//! real PostgreSQL and NATS.
+
+mod flows;
+mod harness;
