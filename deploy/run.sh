@@ -32,17 +32,23 @@ log "building release binaries (the first build takes several minutes)"
 cargo build --release --locked --bins
 
 BIN="$CARGO_TARGET_DIR/release"
-# Token signing: the gateway's JWKS once it exists; until then a local key
-# pair, whose private half `crm token` uses to mint development tokens.
-keys="$CRM_STATE_DIR/keys"
-[ -f "$keys/signing-key.pem" ] || "$BIN/crm" keys --out-dir "$keys"
 if [ "$has_gateway" = 1 ]; then
+  # Services trust the gateway's JWKS; the gateway owns the signing keys.
   export CRM_JWKS_URL="${CRM_JWKS_URL:-http://127.0.0.1:8080/.well-known/jwks.json}"
+  [ -s "$CRM_STATE_DIR/bootstrap-token" ] || { cat /proc/sys/kernel/random/uuid; cat /proc/sys/kernel/random/uuid; } | tr -d '\n-' >"$CRM_STATE_DIR/bootstrap-token"
+  [ -s "$CRM_STATE_DIR/demo-password" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-password"
+  chmod 600 "$CRM_STATE_DIR/bootstrap-token" "$CRM_STATE_DIR/demo-password"
+  GATEWAY_BOOTSTRAP_TOKEN=$(cat "$CRM_STATE_DIR/bootstrap-token"); export GATEWAY_BOOTSTRAP_TOKEN
+  export GATEWAY_HTTP_ADDR="${GATEWAY_HTTP_ADDR:-127.0.0.1:8080}" GATEWAY_CUSTOMERS_URL="${GATEWAY_CUSTOMERS_URL:-http://127.0.0.1:50051}"
+  # Development sessions last a working day; production keeps the 15-minute default.
+  export GATEWAY_ACCESS_TOKEN_TTL_MS="${GATEWAY_ACCESS_TOKEN_TTL_MS:-28800000}"
 else
+  # No gateway yet: a local key pair signs development tokens (`crm token`).
+  keys="$CRM_STATE_DIR/keys"
+  [ -f "$keys/signing-key.pem" ] || "$BIN/crm" keys --out-dir "$keys"
   CRM_JWT_PUBLIC_KEY="$(cat "$keys/public-key.pem")"; export CRM_JWT_PUBLIC_KEY
+  [ -s "$CRM_STATE_DIR/demo-tenant" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-tenant"
 fi
-[ -s "$CRM_STATE_DIR/demo-tenant" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-tenant"
-DEMO_TENANT=$(cat "$CRM_STATE_DIR/demo-tenant")
 export RUST_LOG="${RUST_LOG:-info,sqlx=warn,async_nats=warn}"
 logs="$CRM_STATE_DIR/logs"; mkdir -p "$logs"
 pids=()
@@ -69,12 +75,15 @@ for entry in "${services[@]}"; do
   name=${entry%%:*}; port=${entry##*:}
   wait_tcp 127.0.0.1 "$port" "crm-$name"
 done
-TOKEN=$("$BIN/crm" token --key "$keys/signing-key.pem" --tenant "$DEMO_TENANT" --ttl-seconds 86400)
+if [ "$has_gateway" = 1 ]; then
+  TOKEN=$("$BIN/crm" demo-tenant --password "$(cat "$CRM_STATE_DIR/demo-password")")
+else
+  TOKEN=$("$BIN/crm" token --key "$keys/signing-key.pem" --tenant "$(cat "$CRM_STATE_DIR/demo-tenant")" --ttl-seconds 86400)
+fi
 echo "$TOKEN" >"$CRM_STATE_DIR/demo-token"
 if [ -d crates/customers ]; then
   CRM_TOKEN="$TOKEN" "$BIN/crm" seed-demo || log "seeding the demo tenant failed (see $logs)"
 fi
-
 echo
 log "the CRM is running (logs in $logs)"
 [ "$has_gateway" = 1 ] && echo "  gateway REST     http://127.0.0.1:8080/v1   API reference http://127.0.0.1:8080/docs"
@@ -83,8 +92,8 @@ for entry in "${services[@]}"; do
   printf '  %-16s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "$port" "$((port + 1000))"
 done
 echo "  NATS             $NATS_URL"
-echo "  demo tenant      $DEMO_TENANT"
-echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)   (valid 24 h)"
+[ "$has_gateway" = 1 ] && echo "  demo login       admin@demo.example / $(cat "$CRM_STATE_DIR/demo-password")"
+echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)"
 echo "  PostgreSQL       $CRM_PG_ADMIN_URL"
 echo "Press Ctrl-C to stop."
 wait

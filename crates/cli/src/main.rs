@@ -37,6 +37,18 @@ enum Command {
     },
     /// Mint a development access token signed with a local key.
     Token(TokenArgs),
+    /// Create the demo tenant and its admin through the gateway (safe to run
+    /// again), then print an access token of that admin.
+    DemoTenant {
+        #[arg(long, env = "CRM_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        #[arg(long, env = "GATEWAY_BOOTSTRAP_TOKEN", hide_env_values = true)]
+        bootstrap_token: String,
+        #[arg(long, default_value = "admin@demo.example")]
+        email: String,
+        #[arg(long, env = "CRM_DEMO_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
     /// Create the demo tenant's accounts and contacts (safe to run again).
     SeedDemo {
         #[command(flatten)]
@@ -133,6 +145,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { out_dir } => keys(out_dir),
         Command::Token(args) => {
             println!("{}", token(&args)?);
+            Ok(())
+        }
+        Command::DemoTenant {
+            gateway,
+            bootstrap_token,
+            email,
+            password,
+        } => {
+            println!(
+                "{}",
+                demo_tenant(&gateway, &bootstrap_token, &email, &password).await?
+            );
             Ok(())
         }
         Command::SeedDemo { target } => seed_demo(&target).await,
@@ -242,6 +266,41 @@ async fn connect(target: &Target) -> anyhow::Result<(Channel, Bearer)> {
 
 fn explain(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", status.code(), status.message())
+}
+
+async fn demo_tenant(
+    gateway: &str,
+    bootstrap: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{gateway}/v1/tenants"))
+        .bearer_auth(bootstrap)
+        .json(&serde_json::json!({"name": "Demo", "admin_email": email, "admin_name": "Demo Admin", "admin_password": password}))
+        .send()
+        .await
+        .with_context(|| format!("reaching the gateway at {gateway}"))?;
+    let status = created.status();
+    let body: serde_json::Value = created.json().await.unwrap_or_default();
+    let already = body["errors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["field"] == "admin_email"));
+    if !(status.is_success() || already) {
+        anyhow::bail!("creating the demo tenant failed: {status} {body}");
+    }
+    let login = http
+        .post(format!("{gateway}/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await?;
+    let status = login.status();
+    let body: serde_json::Value = login.json().await.unwrap_or_default();
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("login failed: {status} {body}"))
 }
 
 async fn seed_demo(target: &Target) -> anyhow::Result<()> {
