@@ -16,8 +16,7 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use kit::auth::{Claims, Role, TokenSigner, Visibility};
-use tonic::metadata::MetadataValue;
+use kit::auth::{BearerToken, Claims, Role, TokenSigner, Visibility};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -229,23 +228,7 @@ fn token(args: &TokenArgs) -> anyhow::Result<String> {
     })
 }
 
-/// Adds the bearer token to every call.
-#[derive(Clone)]
-struct Bearer(MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-async fn connect(target: &Target) -> anyhow::Result<(Channel, Bearer)> {
+async fn connect(target: &Target) -> anyhow::Result<(Channel, BearerToken)> {
     let channel = Channel::from_shared(target.customers_url.clone())?
         .connect_timeout(Duration::from_secs(5))
         .connect()
@@ -256,11 +239,8 @@ async fn connect(target: &Target) -> anyhow::Result<(Channel, Bearer)> {
                 target.customers_url
             )
         })?;
-    let bearer = Bearer(
-        format!("Bearer {}", target.token)
-            .parse()
-            .context("the token has characters a header cannot hold")?,
-    );
+    let bearer =
+        BearerToken::new(&target.token).context("the token has characters a header cannot hold")?;
     Ok((channel, bearer))
 }
 

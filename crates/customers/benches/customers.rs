@@ -14,27 +14,13 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::*;
+use kit::auth::BearerToken;
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
+type Authed = InterceptedService<Channel, BearerToken>;
 
 const FIRST: &[&str] = &[
     "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
@@ -146,9 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = service_config("customers", &db, &nats, &issuer);
     config.database.max_connections = 40;
     let running = customers::build(config).await?;
-    let token: tonic::metadata::MetadataValue<_> =
-        format!("Bearer {}", issuer.admin_token(uuid::Uuid::now_v7())).parse()?;
-    let bearer = Bearer(token);
+    let bearer = BearerToken::new(&issuer.admin_token(uuid::Uuid::now_v7()))?;
     let mut channels = Vec::new();
     for _ in 0..4 {
         channels.push(

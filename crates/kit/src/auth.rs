@@ -479,3 +479,27 @@ pub fn generate_ed25519() -> anyhow::Result<(String, String, [u8; 32])> {
         signing.verifying_key().to_bytes(),
     ))
 }
+
+/// Client side: adds `authorization: Bearer <token>` to every gRPC call made
+/// through a client built with `with_interceptor`.
+#[derive(Clone)]
+pub struct BearerToken(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl BearerToken {
+    /// Fails if the token holds characters a header cannot carry.
+    pub fn new(token: &str) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
+        format!("Bearer {token}").parse().map(Self)
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}

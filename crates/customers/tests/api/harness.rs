@@ -9,7 +9,7 @@ use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::*;
-use kit::auth::{Role, Visibility};
+use kit::auth::{BearerToken, Role, Visibility};
 use kit::service::RunningService;
 use prost::Message as _;
 use testkit::{eventually, service_config, TestDatabase, TestNats, TokenIssuer};
@@ -17,23 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-/// Adds a bearer token to every call.
-#[derive(Clone)]
-pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
+type Authed = InterceptedService<Channel, BearerToken>;
 
 /// Typed clients that all carry one caller's token.
 pub struct Client {
@@ -100,10 +84,7 @@ impl TestApp {
     ) -> Client {
         let mut claims = self.issuer.claims(tenant, user, roles, visibility);
         claims.teams = teams.to_vec();
-        let token = format!("Bearer {}", self.issuer.sign(&claims))
-            .parse()
-            .unwrap();
-        let bearer = Bearer(token);
+        let bearer = BearerToken::new(&self.issuer.sign(&claims)).unwrap();
         let channel = self.channel.clone();
         Client {
             user,
