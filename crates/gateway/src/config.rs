@@ -21,6 +21,10 @@ pub struct GatewayConfig {
     pub otlp_endpoint: Option<String>,
     /// Deadline for calls to services.
     pub upstream_timeout: Duration,
+    /// Requests per second each tenant may make (burst of the same size).
+    pub tenant_rate_per_second: u32,
+    /// Requests handled at once; beyond it the gateway sheds load (503).
+    pub concurrency_limit: usize,
 }
 
 impl GatewayConfig {
@@ -53,6 +57,12 @@ impl GatewayConfig {
         let refresh_ttl = env.millis("REFRESH_TOKEN_TTL_MS", Duration::from_secs(30 * 24 * 3600));
         let upstream_timeout = env.millis("UPSTREAM_TIMEOUT_MS", Duration::from_secs(5));
         let otlp_endpoint = env.optional("OTEL_EXPORTER_OTLP_ENDPOINT", "a URL");
+        let tenant_rate_per_second =
+            env.or("TENANT_RATE_PER_SECOND", "a whole number above 0", 200u32);
+        if tenant_rate_per_second == 0 {
+            env.problem("GATEWAY_TENANT_RATE_PER_SECOND must be above 0");
+        }
+        let concurrency_limit = env.or("CONCURRENCY_LIMIT", "a whole number", 1024usize);
         env.finish()?;
         let Some(url) = url else {
             unreachable!("required variables are checked by Env::finish")
@@ -72,6 +82,8 @@ impl GatewayConfig {
             refresh_ttl,
             otlp_endpoint,
             upstream_timeout,
+            tenant_rate_per_second,
+            concurrency_limit,
         })
     }
 }

@@ -57,12 +57,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState {
-        config,
-        db: db.clone(),
-        keys: keys.clone(),
-        customers,
-    });
+    let state = Arc::new(AppState::new(config, db.clone(), keys.clone(), customers));
     let shutdown = kit::Shutdown::new();
     tokio::spawn(keys.refresh_periodically(shutdown.clone()));
     let app = http::router(state);

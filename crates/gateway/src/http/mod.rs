@@ -31,6 +31,27 @@ pub struct AppState {
     pub db: Database,
     pub keys: KeyRing,
     pub customers: Channel,
+    /// Requests per second per tenant.
+    pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+    /// Requests in flight; none left means shed load.
+    pub permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    pub fn new(config: GatewayConfig, db: Database, keys: KeyRing, customers: Channel) -> Self {
+        let rate = std::num::NonZeroU32::new(config.tenant_rate_per_second)
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let limiter = governor::RateLimiter::keyed(governor::Quota::per_second(rate));
+        let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1)));
+        AppState {
+            config,
+            db,
+            keys,
+            customers,
+            limiter,
+            permits,
+        }
+    }
 }
 
 pub type SharedState = Arc<AppState>;
@@ -63,6 +84,17 @@ impl FromRequestParts<SharedState> for Caller {
         let token =
             bearer(parts).ok_or_else(|| Problem::unauthenticated("missing bearer token"))?;
         let context = state.keys.verify(token).await.map_err(Problem::from)?;
+        if let Err(not_until) = state.limiter.check_key(&context.tenant_id) {
+            use governor::clock::Clock as _;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            metrics::counter!("crm_gateway_rate_limited_total").increment(1);
+            return Err(Problem::retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many requests for this tenant; retry after the given seconds",
+                wait.as_secs() + 1,
+            ));
+        }
         Ok(Caller {
             context,
             token: token.to_owned(),
@@ -90,6 +122,55 @@ async fn readiness(State(state): State<SharedState>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+/// Request ids, load shedding and request metrics for every route but the
+/// probes: beyond the concurrency limit the gateway answers 503 at once
+/// instead of queueing until every caller times out.
+async fn front_door(
+    State(state): State<SharedState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path().to_owned();
+    if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert("x-request-id", value);
+    }
+    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+        metrics::counter!("crm_gateway_shed_total").increment(1);
+        return Problem::retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the gateway is at capacity",
+            1,
+        )
+        .into_response();
+    };
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("http.request", %method, %path, request_id = %request_id);
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    drop(permit);
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("crm_gateway_requests_total", "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("crm_gateway_request_duration_seconds", "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 async fn not_found() -> Problem {
@@ -125,5 +206,9 @@ pub fn router(state: SharedState) -> Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            front_door,
+        ))
         .with_state(state)
 }

@@ -16,6 +16,8 @@ pub struct Problem {
     pub code: String,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Seconds after which a retry may succeed (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 /// The problem document as sent (`application/problem+json`).
@@ -47,6 +49,7 @@ impl Problem {
             code: code.to_owned(),
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -65,6 +68,13 @@ impl Problem {
 
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", detail)
+    }
+
+    /// 429 or 503 with a `Retry-After`.
+    pub fn retry_later(status: StatusCode, code: &str, detail: &str, seconds: u64) -> Self {
+        let mut problem = Problem::new(status, code, detail);
+        problem.retry_after = Some(seconds.max(1));
+        problem
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -88,6 +98,11 @@ impl IntoResponse for Problem {
         };
         let body = serde_json::to_vec(&document).unwrap_or_default();
         let mut response = (status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -495,3 +495,48 @@ async fn a_stopped_service_is_a_503_problem_not_a_hang() {
     let body = problem(response, 503).await;
     assert_eq!(body["code"], "UNAVAILABLE");
 }
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
+    let stack = Stack::start_with(|config| config.tenant_rate_per_second = 3).await;
+    let (_, token) = stack.tenant("Busy").await;
+    let (_, other) = stack.tenant("Calm").await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..12 {
+        let response = stack
+            .call(Method::GET, "/v1/me", Some(&token), None, &[])
+            .await;
+        if response.status() == 429 {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = problem(response, 429).await;
+            assert_eq!(body["code"], "RATE_LIMITED");
+            statuses.push(429);
+        } else {
+            statuses.push(response.status().as_u16());
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    // The limit is per tenant: another tenant is unaffected.
+    assert_eq!(
+        stack
+            .call(Method::GET, "/v1/me", Some(&other), None, &[])
+            .await
+            .status(),
+        200
+    );
+    let traced = stack
+        .call(
+            Method::GET,
+            "/v1/me",
+            Some(&other),
+            None,
+            &[("x-request-id", "req-42")],
+        )
+        .await;
+    assert_eq!(traced.headers()["x-request-id"], "req-42");
+}

@@ -19,6 +19,10 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Self {
         let (gateway_db, customers_db, nats) = (
             TestDatabase::create().await,
             TestDatabase::create().await,
@@ -42,7 +46,11 @@ impl Stack {
             refresh_ttl: Duration::from_secs(3600),
             otlp_endpoint: None,
             upstream_timeout: Duration::from_secs(5),
+            tenant_rate_per_second: 1000,
+            concurrency_limit: 256,
         };
+        let mut config = config;
+        adjust(&mut config);
         let gateway = gateway::build(config).await.expect("gateway starts");
         let base = format!("http://{}", gateway.addr);
         let mut customers_config =
