@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{self, Problem};
-use super::{Caller, SharedState};
+use super::{Caller, JsonBody, SharedState};
 use crate::domain::{password, roles};
 use crate::store::{audit, identity, refresh_tokens};
 
@@ -108,7 +108,7 @@ async fn issue(
     responses((status = 200, body = TokenResponse), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<SharedState>,
-    Json(request): Json<LoginRequest>,
+    JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
     let email = request.email.trim().to_lowercase();
     let refused = || Problem::unauthenticated("e-mail or password is wrong");
@@ -152,7 +152,7 @@ pub async fn login(
     responses((status = 200, body = TokenResponse), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn refresh(
     State(state): State<SharedState>,
-    Json(request): Json<RefreshRequest>,
+    JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
     let hash = hash_refresh(&request.refresh_token);
     let mut tx = state.db.pool().begin().await?;
@@ -194,7 +194,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
 pub async fn logout(
     State(state): State<SharedState>,
-    Json(request): Json<RefreshRequest>,
+    JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, Problem> {
     let mut tx = state.db.pool().begin().await?;
     if let Some(stored) =

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{self, Problem};
-use super::{Caller, SharedState};
+use super::{parse_json, Caller, RawBody, SharedState};
 use crate::store::idempotency::{self, Reservation};
 
 /// An e-mail address of a contact.
@@ -101,9 +100,11 @@ pub struct ContactPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// 1 to 500; 50 by default.
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<i32>,
     pub page_token: Option<String>,
     /// last_name, created_at, updated_at; prefix - for descending.
@@ -351,14 +352,6 @@ fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
         })
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
-        let mut problem = Problem::invalid("body", e.to_string());
-        problem.detail = "the body is not valid JSON for this operation".into();
-        problem
-    })
-}
-
 #[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = ContactInput, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key return the first response")),
     responses((status = 201, body = ContactDto), (status = 400, body = problem::ProblemDocument, content_type = "application/problem+json"),
@@ -368,9 +361,9 @@ pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
-    let input: ContactInput = parse_body(&body)?;
+    let input: ContactInput = parse_json(&body)?;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -450,7 +443,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
-    params(("id" = String, Path, description = "contact id")),
+    params(("id" = uuid::Uuid, Path, description = "contact id")),
     responses((status = 200, body = ContactDto, headers(("ETag" = String))), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn get(
     State(state): State<SharedState>,
@@ -468,7 +461,7 @@ pub async fn get(
 }
 
 #[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts", request_body = ContactInput, security(("bearer" = [])),
-    params(("id" = String, Path, description = "contact id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
+    params(("id" = uuid::Uuid, Path, description = "contact id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being changed")),
     responses((status = 200, body = ContactDto), (status = 400, body = problem::ProblemDocument, content_type = "application/problem+json"),
               (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json"), (status = 412, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn update(
@@ -476,9 +469,9 @@ pub async fn update(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
-    let input: ContactInput = parse_body(&body)?;
+    let input: ContactInput = parse_json(&body)?;
     let expected_version = if_match(&headers)?;
     let (mut contact, paths) = input.into_proto()?;
     if paths.is_empty() {
@@ -506,7 +499,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
-    params(("id" = String, Path, description = "contact id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being deleted")),
+    params(("id" = uuid::Uuid, Path, description = "contact id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being deleted")),
     responses((status = 204), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json"), (status = 412, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn delete(
     State(state): State<SharedState>,

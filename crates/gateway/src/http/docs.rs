@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, contacts, problem, search, tenants, users};
+use super::{auth, contacts, overview, problem, search, tenants, users};
 
 struct SecuritySchemes;
 
@@ -24,6 +24,59 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme("bearer", bearer());
         components.add_security_scheme("bootstrap", bearer());
+        add_common_responses(openapi);
+    }
+}
+
+/// Answers every operation can give, documented once here rather than on
+/// each handler: bad input, missing or bad token, rate limit, overload.
+fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| problem(description));
+            };
+            add("400", "invalid input; `errors` names the fields");
+            add(
+                "503",
+                "the gateway or a service is overloaded or down; retry later",
+            );
+            if secured {
+                add("401", "missing, expired or forged token");
+                add("429", "rate limit of the tenant reached; see Retry-After");
+            }
+            if has_body {
+                add("413", "body larger than 1 MiB");
+            }
+        }
     }
 }
 
@@ -34,7 +87,7 @@ impl Modify for SecuritySchemes {
         auth::login, auth::refresh, auth::logout, auth::jwks, auth::me,
         tenants::create, tenants::rotate_keys,
         users::create, users::list, users::update,
-        contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete,
+        contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete, overview::contact,
         search::search,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),

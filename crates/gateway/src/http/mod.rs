@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod contacts;
 pub mod docs;
+pub mod overview;
 pub mod problem;
 pub mod search;
 pub mod tenants;
@@ -55,6 +56,58 @@ impl AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// A JSON request body; anything but valid JSON of the expected shape is a
+/// 400 problem naming `body` (413 when over the size limit).
+pub struct JsonBody<T>(pub T);
+
+/// The raw request body, with the same problem answers as [`JsonBody`].
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "INVALID_ARGUMENT",
+                        "the body is larger than 1 MiB",
+                    )
+                } else {
+                    Problem::invalid("body", rejection.body_text())
+                }
+            })
+    }
+}
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body, naming `body` and serde's reason when it does not fit.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        let mut problem = Problem::invalid("body", error.to_string());
+        problem.detail = "the body is not valid JSON for this operation".into();
+        problem
+    })
+}
 
 /// An authenticated caller: the verified context and the bearer token that
 /// is forwarded to services (which verify it again themselves).
@@ -195,6 +248,7 @@ pub fn router(state: SharedState) -> Router {
                 .patch(contacts::update)
                 .delete(contacts::delete),
         )
+        .route("/v1/contacts/{id}/360", get(overview::contact))
         .route("/v1/search", get(search::search))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))

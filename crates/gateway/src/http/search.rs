@@ -23,13 +23,23 @@ pub struct SearchHit {
     pub score: f64,
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// What to look for; typos are tolerated.
+    #[param(min_length = 2, max_length = 200)]
+    pub q: String,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i32>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SearchResults {
     pub items: Vec<SearchHit>,
 }
 
 #[utoipa::path(get, path = "/v1/search", tag = "search", security(("bearer" = [])),
-    params(("q" = String, Query, description = "2 to 200 characters; typos tolerated"), ("limit" = Option<i32>, Query, description = "1 to 100")),
+    params(SearchParams),
     responses((status = 200, body = SearchResults), (status = 400, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn search(
     State(state): State<SharedState>,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{self, Problem};
-use super::SharedState;
+use super::{JsonBody, SharedState};
 use crate::domain::password;
 use crate::store::{audit, identity};
 
@@ -87,7 +87,7 @@ pub fn check_email(field: &str, raw: &str, violations: &mut Violations) -> Strin
 pub async fn create(
     State(state): State<SharedState>,
     headers: HeaderMap,
-    Json(request): Json<CreateTenant>,
+    JsonBody(request): JsonBody<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantCreated>), Problem> {
     check_bootstrap(&state, &headers)?;
     let mut violations = Violations::new();

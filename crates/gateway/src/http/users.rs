@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::problem::{self, Problem};
 use super::tenants::check_email;
-use super::{Caller, SharedState};
+use super::{Caller, JsonBody, SharedState};
 use crate::domain::{password, roles};
 use crate::store::{audit, identity, refresh_tokens};
 
@@ -83,7 +83,7 @@ fn check_roles(field: &str, names: &[String], violations: &mut Violations) {
 pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
-    Json(request): Json<CreateUser>,
+    JsonBody(request): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), Problem> {
     require_admin(&caller)?;
     let mut violations = Violations::new();
@@ -146,7 +146,7 @@ pub async fn update(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(request): Json<UpdateUser>,
+    JsonBody(request): JsonBody<UpdateUser>,
 ) -> Result<Json<UserView>, Problem> {
     require_admin(&caller)?;
     let id =

@@ -540,3 +540,51 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
         .await;
     assert_eq!(traced.headers()["x-request-id"], "req-42");
 }
+
+#[tokio::test]
+async fn the_360_view_gathers_sections_in_parallel() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let created: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"first_name": "Ada", "last_name": "Lovelace"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let overview = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{id}/360"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(overview.status(), 200);
+    let overview: Value = overview.json().await.unwrap();
+    assert_eq!(overview["contact"]["last_name"], "Lovelace");
+    assert_eq!(overview["account"]["status"], "none");
+    assert_eq!(overview["recent_activities"]["status"], "ok");
+    assert_eq!(overview["recent_activities"]["data"], json!([]));
+    let missing = uuid::Uuid::now_v7();
+    problem(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{missing}/360"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+}
