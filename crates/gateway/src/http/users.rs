@@ -155,6 +155,19 @@ pub async fn update(
     if let Some(names) = &request.roles {
         check_roles("roles", names, &mut violations);
     }
+    // An admin cannot lock themselves out (and the tenant with them).
+    if caller.context.user_id == Some(id) {
+        if request.disabled == Some(true) {
+            violations.add("disabled", "you cannot disable yourself");
+        }
+        if request
+            .roles
+            .as_ref()
+            .is_some_and(|names| !names.iter().any(|n| n == "admin"))
+        {
+            violations.add("roles", "you cannot remove your own admin role");
+        }
+    }
     violations.into_result()?;
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
