@@ -155,6 +155,12 @@ pub async fn update(
     if let Some(names) = &request.roles {
         check_roles("roles", names, &mut violations);
     }
+    if request.roles.is_none() && request.disabled.is_none() {
+        violations.add(
+            "body",
+            "name at least one field to change: roles or disabled",
+        );
+    }
     // An admin cannot lock themselves out (and the tenant with them).
     if caller.context.user_id == Some(id) {
         if request.disabled == Some(true) {
