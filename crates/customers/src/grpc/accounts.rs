@@ -23,6 +23,7 @@ use crate::domain::filter::{self, ACCOUNT_COLUMNS};
 use crate::domain::{parse_id, tags};
 use crate::store::accounts as store;
 use crate::store::contacts::{created_by_request, remember_request};
+use crate::store::records::{self, Table};
 use crate::store::{fields, Sort, SortKey};
 
 pub struct AccountHandlers(pub SharedState);
@@ -259,8 +260,14 @@ impl AccountService for AccountHandlers {
                     expected: request.expected_version,
                 });
             }
-            let version =
-                store::soft_delete(&mut tx, caller.tenant_id, id, &caller.subject).await?;
+            let version = records::soft_delete(
+                &mut tx,
+                Table::Accounts,
+                caller.tenant_id,
+                id,
+                &caller.subject,
+            )
+            .await?;
             self.0
                 .outbox
                 .enqueue(
@@ -434,8 +441,14 @@ impl AccountService for AccountHandlers {
                 after.parent_account_id = survivor.parent_account_id.clone();
             }
             store::repoint_references(&mut tx, caller.tenant_id, merged_id, survivor_id).await?;
-            let merged_version =
-                store::soft_delete(&mut tx, caller.tenant_id, merged_id, &caller.subject).await?;
+            let merged_version = records::soft_delete(
+                &mut tx,
+                Table::Accounts,
+                caller.tenant_id,
+                merged_id,
+                &caller.subject,
+            )
+            .await?;
             let saved = update_in(&self.0, &mut tx, &caller, None, &survivor, after).await?;
             let event = AccountMerged {
                 survivor_id: survivor_id.to_string(),
@@ -467,8 +480,9 @@ impl AccountService for AccountHandlers {
             let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Account).await?;
             let filter =
                 filter::check(request.filter.as_ref(), ACCOUNT_COLUMNS, &catalog, "filter")?;
-            let moved = store::transfer(
+            let moved = records::transfer(
                 &mut tx,
+                Table::Accounts,
                 caller.tenant_id,
                 &scope(&caller),
                 from,

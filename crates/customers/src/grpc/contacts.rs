@@ -21,6 +21,7 @@ use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::{self, CONTACT_COLUMNS};
 use crate::domain::{parse_id, tags};
 use crate::store::contacts::{self as store, StoredConsent};
+use crate::store::records::{self, Table};
 use crate::store::{accounts, fields, Sort, SortKey};
 
 pub struct ContactHandlers(pub SharedState);
@@ -312,8 +313,14 @@ impl ContactService for ContactHandlers {
             let mut tx = self.0.begin(&caller).await?;
             let contact = visible_contact(&mut tx, &caller, id, true).await?;
             check_version(&contact, request.expected_version)?;
-            let version =
-                store::soft_delete(&mut tx, caller.tenant_id, id, &caller.subject).await?;
+            let version = records::soft_delete(
+                &mut tx,
+                Table::Contacts,
+                caller.tenant_id,
+                id,
+                &caller.subject,
+            )
+            .await?;
             self.0
                 .outbox
                 .enqueue(
@@ -466,8 +473,14 @@ impl ContactService for ContactHandlers {
             after.consents = merge_consents(&survivor.consents, &merged.consents);
 
             store::repoint_references(&mut tx, caller.tenant_id, merged_id, survivor_id).await?;
-            let merged_version =
-                store::soft_delete(&mut tx, caller.tenant_id, merged_id, &caller.subject).await?;
+            let merged_version = records::soft_delete(
+                &mut tx,
+                Table::Contacts,
+                caller.tenant_id,
+                merged_id,
+                &caller.subject,
+            )
+            .await?;
             let saved = update_in(&self.0, &mut tx, &caller, None, &survivor, after).await?;
             let event = ContactMerged {
                 survivor_id: survivor_id.to_string(),
@@ -498,8 +511,9 @@ impl ContactService for ContactHandlers {
             let mut tx = self.0.begin(&caller).await?;
             let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Contact).await?;
             let filter = checked_filter(&catalog, request.filter.as_ref())?;
-            let moved = store::transfer(
+            let moved = records::transfer(
                 &mut tx,
+                Table::Contacts,
                 caller.tenant_id,
                 &scope(&caller),
                 from,

@@ -6,10 +6,10 @@ use crm_proto::crm::customers::v1::{Account, Address};
 use rust_decimal::Decimal;
 use sqlx::types::Json;
 use sqlx::PgConnection;
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{audit, id_string, parse_optional, push_scope, Sort, SortKey};
+use super::records::{select_visible, Table};
+use super::{audit, id_string, parse_optional, Sort, SortKey};
 use crate::domain::access::Scope;
 use crate::domain::account::AccountKeys;
 use crate::domain::custom_fields::to_proto_values;
@@ -158,37 +158,6 @@ pub async fn find(
     Ok(row.map(AccountRow::into_proto))
 }
 
-pub async fn soft_delete(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    id: Uuid,
-    actor: &str,
-) -> sqlx::Result<i64> {
-    let (version,): (i64,) = sqlx::query_as(
-        "UPDATE accounts SET deleted_at = now(), updated_at = now(), updated_by = $3, version = version + 1
-          WHERE tenant_id = $1 AND id = $2 RETURNING version",
-    )
-    .bind(tenant)
-    .bind(id)
-    .bind(actor)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(version)
-}
-
-fn select_visible<'a>(
-    columns: &str,
-    tenant: Uuid,
-    scope: &Scope,
-    filter: Option<&FilterExpr>,
-) -> QueryBuilder<'a, Postgres> {
-    let mut query = QueryBuilder::new(format!("SELECT {columns} FROM accounts WHERE tenant_id = "));
-    query.push_bind(tenant).push(" AND deleted_at IS NULL");
-    push_scope(&mut query, scope);
-    super::filter_sql::push_filter(&mut query, filter);
-    query
-}
-
 pub async fn list(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -198,7 +167,7 @@ pub async fn list(
     after: Option<&SortKey>,
     limit: i64,
 ) -> kit::Result<Vec<Account>> {
-    let mut query = select_visible(COLUMNS, tenant, scope, filter);
+    let mut query = select_visible(Table::Accounts, COLUMNS, tenant, scope, filter);
     sort.push_after(&mut query, after)?;
     sort.push_order(&mut query);
     query.push(" LIMIT ").push_bind(limit);
@@ -212,7 +181,7 @@ pub async fn count(
     scope: &Scope,
     filter: Option<&FilterExpr>,
 ) -> sqlx::Result<i64> {
-    let (count,): (i64,) = select_visible("count(*)", tenant, scope, filter)
+    let (count,): (i64,) = select_visible(Table::Accounts, "count(*)", tenant, scope, filter)
         .build_query_as()
         .fetch_one(&mut *tx)
         .await?;
@@ -227,7 +196,7 @@ pub async fn ids_after(
     after: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<Account>> {
-    let mut query = select_visible(COLUMNS, tenant, scope, filter);
+    let mut query = select_visible(Table::Accounts, COLUMNS, tenant, scope, filter);
     if let Some(after) = after {
         query.push(" AND id > ").push_bind(after);
     }
@@ -303,33 +272,4 @@ pub async fn repoint_references(
             .await?;
     }
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-pub async fn transfer(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    scope: &Scope,
-    from: Uuid,
-    to: Uuid,
-    to_team: Option<Uuid>,
-    filter: Option<&FilterExpr>,
-    actor: &str,
-) -> sqlx::Result<Vec<Uuid>> {
-    let mut query = QueryBuilder::new("UPDATE accounts SET owner_id = ");
-    query
-        .push_bind(to)
-        .push(", team_id = coalesce(")
-        .push_bind(to_team)
-        .push(", team_id), updated_at = now(), updated_by = ")
-        .push_bind(actor.to_owned())
-        .push(", version = version + 1 WHERE tenant_id = ")
-        .push_bind(tenant)
-        .push(" AND deleted_at IS NULL AND owner_id = ")
-        .push_bind(from);
-    push_scope(&mut query, scope);
-    super::filter_sql::push_filter(&mut query, filter);
-    query.push(" RETURNING id");
-    let rows: Vec<(Uuid,)> = query.build_query_as().fetch_all(&mut *tx).await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
 }

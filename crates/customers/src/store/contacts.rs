@@ -8,7 +8,8 @@ use sqlx::PgConnection;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{audit, id_string, parse_optional, push_scope, Sort, SortKey};
+use super::records::{self, Table};
+use super::{audit, id_string, parse_optional, Sort, SortKey};
 use crate::domain::access::Scope;
 use crate::domain::contact::ContactKeys;
 use crate::domain::custom_fields::to_proto_values;
@@ -232,24 +233,6 @@ pub async fn find(
     Ok(row.map(ContactRow::into_proto))
 }
 
-pub async fn soft_delete(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    id: Uuid,
-    actor: &str,
-) -> sqlx::Result<i64> {
-    let (version,): (i64,) = sqlx::query_as(
-        "UPDATE contacts SET deleted_at = now(), updated_at = now(), updated_by = $3, version = version + 1
-          WHERE tenant_id = $1 AND id = $2 RETURNING version",
-    )
-    .bind(tenant)
-    .bind(id)
-    .bind(actor)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(version)
-}
-
 fn select_visible<'a>(
     columns: &str,
     tenant: Uuid,
@@ -257,8 +240,7 @@ fn select_visible<'a>(
     filter: Option<&FilterExpr>,
     member_of: Option<Uuid>,
 ) -> QueryBuilder<'a, Postgres> {
-    let mut query = QueryBuilder::new(format!("SELECT {columns} FROM contacts WHERE tenant_id = "));
-    query.push_bind(tenant).push(" AND deleted_at IS NULL");
+    let mut query = records::select_visible(Table::Contacts, columns, tenant, scope, filter);
     if let Some(segment) = member_of {
         query
             .push(" AND id IN (SELECT contact_id FROM segment_members WHERE tenant_id = ")
@@ -267,8 +249,6 @@ fn select_visible<'a>(
             .push_bind(segment)
             .push(")");
     }
-    push_scope(&mut query, scope);
-    super::filter_sql::push_filter(&mut query, filter);
     query
 }
 
@@ -415,37 +395,6 @@ pub async fn repoint_references(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// Moves visible contacts of `from` (narrowed by `filter`) to `to`;
-/// returns the ids moved.
-#[allow(clippy::too_many_arguments)]
-pub async fn transfer(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    scope: &Scope,
-    from: Uuid,
-    to: Uuid,
-    to_team: Option<Uuid>,
-    filter: Option<&FilterExpr>,
-    actor: &str,
-) -> sqlx::Result<Vec<Uuid>> {
-    let mut query = QueryBuilder::new("UPDATE contacts SET owner_id = ");
-    query
-        .push_bind(to)
-        .push(", team_id = coalesce(")
-        .push_bind(to_team)
-        .push(", team_id), updated_at = now(), updated_by = ")
-        .push_bind(actor.to_owned())
-        .push(", version = version + 1 WHERE tenant_id = ")
-        .push_bind(tenant)
-        .push(" AND deleted_at IS NULL AND owner_id = ")
-        .push_bind(from);
-    push_scope(&mut query, scope);
-    super::filter_sql::push_filter(&mut query, filter);
-    query.push(" RETURNING id");
-    let rows: Vec<(Uuid,)> = query.build_query_as().fetch_all(&mut *tx).await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Appends one consent change to the history.

@@ -8,6 +8,7 @@ pub mod activities;
 pub mod contacts;
 pub mod fields;
 pub mod filter_sql;
+pub mod records;
 pub mod search;
 pub mod segments;
 
