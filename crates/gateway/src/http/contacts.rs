@@ -7,19 +7,20 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
-use crm_proto::crm::common::v1::PageRequest;
 use crm_proto::crm::customers::v1 as pb;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{self, Problem};
+use super::rest::{
+    idempotent_create, if_match, json_to_value, non_empty, page_params, parse_stage, stage_name,
+    timestamp, value_to_json, with_etag,
+};
 use super::{parse_json, Caller, RawBody, SharedState};
-use crate::store::idempotency::{self, Reservation};
 
 /// An e-mail address of a contact.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Default)]
@@ -115,74 +116,6 @@ pub struct ListParams {
     pub lifecycle_stage: Option<String>,
     /// Only contacts of this owner.
     pub owner_id: Option<String>,
-}
-
-fn stage_name(value: i32) -> Option<String> {
-    pb::LifecycleStage::try_from(value)
-        .ok()
-        .filter(|s| *s != pb::LifecycleStage::Unspecified)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("LIFECYCLE_STAGE_")
-                .to_ascii_lowercase()
-        })
-}
-
-fn parse_stage(field: &str, name: &str) -> Result<i32, Problem> {
-    pb::LifecycleStage::from_str_name(&format!("LIFECYCLE_STAGE_{}", name.trim().to_ascii_uppercase()))
-        .filter(|s| *s != pb::LifecycleStage::Unspecified)
-        .map(|s| s as i32)
-        .ok_or_else(|| Problem::invalid(field, "must be one of subscriber, lead, marketing_qualified, sales_qualified, opportunity, customer, evangelist, churned"))
-}
-
-fn non_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
-
-fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<String> {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .map(|t| t.to_rfc3339())
-}
-
-pub fn json_to_value(json: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match json {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-pub fn value_to_json(value: &prost_types::Value) -> serde_json::Value {
-    use prost_types::value::Kind;
-    match &value.kind {
-        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
-        Some(Kind::ListValue(list)) => {
-            serde_json::Value::Array(list.values.iter().map(value_to_json).collect())
-        }
-        Some(Kind::StructValue(s)) => serde_json::Value::Object(
-            s.fields
-                .iter()
-                .map(|(k, v)| (k.clone(), value_to_json(v)))
-                .collect(),
-        ),
-    }
 }
 
 impl From<pb::Contact> for ContactDto {
@@ -324,34 +257,6 @@ fn client(state: &SharedState) -> ContactServiceClient<tonic::transport::Channel
     ContactServiceClient::new(state.customers.clone())
 }
 
-fn with_etag(status: StatusCode, contact: pb::Contact) -> Response {
-    let dto = ContactDto::from(contact);
-    let etag = HeaderValue::from_str(&format!("\"{}\"", dto.version)).ok();
-    let mut response = (status, Json(dto)).into_response();
-    if let Some(etag) = etag {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
-}
-
-/// The version an `If-Match` header asks for; 0 when absent.
-fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(0);
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            Problem::invalid(
-                "If-Match",
-                "must be an ETag returned by this API, such as \"3\"",
-            )
-        })
-}
-
 #[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = ContactInput, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key return the first response")),
     responses((status = 201, body = ContactDto), (status = 400, body = problem::ProblemDocument, content_type = "application/problem+json"),
@@ -364,82 +269,26 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
     let input: ContactInput = parse_json(&body)?;
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let tenant = caller.context.tenant_id;
-    if let Some(key) = &key {
-        if key.is_empty() || key.len() > 200 {
-            return Err(Problem::invalid(
-                "Idempotency-Key",
-                "must be 1 to 200 characters",
-            ));
-        }
-        let hash = Sha256::digest(&body).to_vec();
-        let mut tx = state.db.begin_tenant(tenant).await?;
-        let reservation = idempotency::reserve(&mut tx, tenant, key, &hash).await?;
-        tx.commit().await?;
-        match reservation {
-            Reservation::Reserved => {}
-            Reservation::Replay { status, body } => {
-                let mut response =
-                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-                    .headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return Ok(response);
-            }
-            Reservation::Mismatch => {
-                return Err(Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "INVALID_ARGUMENT",
-                    "this Idempotency-Key was used for a different request",
-                ))
-            }
-            Reservation::InFlight => {
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "FAILED_PRECONDITION",
-                    "a request with this Idempotency-Key is still running",
-                ))
-            }
-        }
-    }
     let (contact, _) = input.into_proto()?;
-    let request = state.upstream(
-        &caller,
-        pb::CreateContactRequest {
-            contact: Some(contact),
-            request_id: String::new(),
-        },
-    )?;
-    let result = client(&state).create_contact(request).await;
-    match (result, key) {
-        (Ok(response), key) => {
-            let contact = response.into_inner().contact.unwrap_or_default();
-            if let Some(key) = key {
-                let body =
-                    serde_json::to_vec(&ContactDto::from(contact.clone())).unwrap_or_default();
-                let mut tx = state.db.begin_tenant(tenant).await?;
-                idempotency::complete(&mut tx, tenant, &key, 201, &body).await?;
-                tx.commit().await?;
-            }
-            Ok(with_etag(StatusCode::CREATED, contact))
-        }
-        (Err(status), key) => {
-            if let Some(key) = key {
-                let mut tx = state.db.begin_tenant(tenant).await?;
-                idempotency::release(&mut tx, tenant, &key).await?;
-                tx.commit().await?;
-            }
-            Err(Problem::from(status))
-        }
-    }
+    let create = async {
+        let request = state.upstream(
+            &caller,
+            pb::CreateContactRequest {
+                contact: Some(contact),
+                request_id: String::new(),
+            },
+        )?;
+        let contact = client(&state)
+            .create_contact(request)
+            .await?
+            .into_inner()
+            .contact
+            .unwrap_or_default();
+        let dto = ContactDto::from(contact);
+        let version = dto.version;
+        Ok((serde_json::to_value(dto).unwrap_or_default(), version))
+    };
+    idempotent_create(&state, &caller, &headers, "/v1/contacts", &body, create).await
 }
 
 #[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
@@ -457,7 +306,8 @@ pub async fn get(
         .into_inner()
         .contact
         .unwrap_or_default();
-    Ok(with_etag(StatusCode::OK, contact))
+    let dto = ContactDto::from(contact);
+    Ok(with_etag(StatusCode::OK, dto.version, dto))
 }
 
 #[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts", request_body = ContactInput, security(("bearer" = [])),
@@ -495,7 +345,8 @@ pub async fn update(
         .into_inner()
         .contact
         .unwrap_or_default();
-    Ok(with_etag(StatusCode::OK, contact))
+    let dto = ContactDto::from(contact);
+    Ok(with_etag(StatusCode::OK, dto.version, dto))
 }
 
 #[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
@@ -539,25 +390,17 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<ContactPage>, Problem> {
     // Parsed by hand so an unknown or malformed parameter names itself.
-    let known = [
-        "page_size",
-        "page_token",
-        "order_by",
-        "tag",
-        "lifecycle_stage",
-        "owner_id",
-    ];
-    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(Problem::invalid(unknown, "is not a parameter of this list"));
-    }
-    let page_size = match params.get("page_size") {
-        None => 0,
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| Problem::invalid("page_size", "must be a number from 1 to 500"))?,
-    };
+    let page = page_params(
+        &params,
+        &[
+            "page_size",
+            "page_token",
+            "order_by",
+            "tag",
+            "lifecycle_stage",
+            "owner_id",
+        ],
+    )?;
     let mut filters = Vec::new();
     if let Some(tag) = params.get("tag") {
         filters.push(condition("tags", tag));
@@ -577,10 +420,7 @@ pub async fn list(
         pb::ListContactsRequest {
             filter,
             order_by: params.get("order_by").cloned().unwrap_or_default(),
-            page: Some(PageRequest {
-                page_size,
-                page_token: params.get("page_token").cloned().unwrap_or_default(),
-            }),
+            page: Some(page),
         },
     )?;
     let response = client(&state).list_contacts(request).await?.into_inner();

@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod docs;
 pub mod overview;
 pub mod problem;
+pub mod rest;
 pub mod search;
 pub mod tenants;
 pub mod users;
