@@ -1,5 +1,6 @@
 //! The REST/JSON API: routes, the caller extractor, and calls to services.
 
+pub mod accounts;
 pub mod auth;
 pub mod contacts;
 pub mod docs;
@@ -250,6 +251,13 @@ pub fn router(state: SharedState) -> Router {
                 .delete(contacts::delete),
         )
         .route("/v1/contacts/{id}/360", get(overview::contact))
+        .route("/v1/accounts", get(accounts::list).post(accounts::create))
+        .route(
+            "/v1/accounts/{id}",
+            get(accounts::get)
+                .patch(accounts::update)
+                .delete(accounts::delete),
+        )
         .route("/v1/search", get(search::search))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))

@@ -588,3 +588,84 @@ async fn the_360_view_gathers_sections_in_parallel() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn accounts_over_rest_keep_money_exact_and_show_in_the_360_view() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let created = stack
+        .call(Method::POST, "/v1/accounts", Some(&token), Some(json!({"name": "Analytical Engines",
+            "website": "https://www.engines.example", "annual_revenue": {"amount": "1250000.10", "currency": "eur"}})), &[])
+        .await;
+    assert_eq!(created.status(), 201);
+    let account: Value = created.json().await.unwrap();
+    assert_eq!(
+        account["annual_revenue"],
+        json!({"amount": "1250000.1", "currency": "EUR"})
+    );
+    assert_eq!(account["domain"], "engines.example");
+    let id = account["id"].as_str().unwrap();
+    let bad_money = stack
+        .call(
+            Method::POST,
+            "/v1/accounts",
+            Some(&token),
+            Some(json!({"name": "X", "annual_revenue": {"amount": "1e3", "currency": "EUR"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        fields(&problem(bad_money, 400).await),
+        ["account.annual_revenue.amount"]
+    );
+    let stale = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/accounts/{id}"),
+            Some(&token),
+            Some(json!({"industry": "Computing"})),
+            &[("if-match", "\"9\"")],
+        )
+        .await;
+    problem(stale, 412).await;
+    let listed: Value = stack
+        .call(
+            Method::GET,
+            "/v1/accounts?domain=engines.example",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["id"], id);
+
+    let person: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"last_name": "Lovelace", "account_id": id})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let overview: Value = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{}/360", person["id"].as_str().unwrap()),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(overview["account"]["status"], "ok");
+    assert_eq!(overview["account"]["data"]["name"], "Analytical Engines");
+}
