@@ -1,6 +1,7 @@
 //! The REST/JSON API: routes, the caller extractor, and calls to services.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod auth;
 pub mod contacts;
 pub mod docs;
@@ -138,7 +139,14 @@ impl FromRequestParts<SharedState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token =
             bearer(parts).ok_or_else(|| Problem::unauthenticated("missing bearer token"))?;
-        let context = state.keys.verify(token).await.map_err(Problem::from)?;
+        let (context, token) = if api_keys::is_api_key(token) {
+            api_keys::authenticate(state, token).await?
+        } else {
+            (
+                state.keys.verify(token).await.map_err(Problem::from)?,
+                token.to_owned(),
+            )
+        };
         if let Err(not_until) = state.limiter.check_key(&context.tenant_id) {
             use governor::clock::Clock as _;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
@@ -150,10 +158,7 @@ impl FromRequestParts<SharedState> for Caller {
                 wait.as_secs() + 1,
             ));
         }
-        Ok(Caller {
-            context,
-            token: token.to_owned(),
-        })
+        Ok(Caller { context, token })
     }
 }
 
@@ -242,6 +247,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/admin/keys/rotate", post(tenants::rotate_keys))
         .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/v1/users/{id}", axum::routing::patch(users::update))
         .route("/v1/contacts", get(contacts::list).post(contacts::create))
         .route(

@@ -1,5 +1,6 @@
 //! SQL of the gateway's identity database.
 
+pub mod api_keys;
 pub mod audit;
 pub mod idempotency;
 pub mod identity;

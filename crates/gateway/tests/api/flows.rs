@@ -669,3 +669,113 @@ async fn accounts_over_rest_keep_money_exact_and_show_in_the_360_view() {
     assert_eq!(overview["account"]["status"], "ok");
     assert_eq!(overview["account"]["data"]["name"], "Analytical Engines");
 }
+
+#[tokio::test]
+async fn api_keys_are_shown_once_scoped_and_revocable() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let created = stack
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "ERP sync", "scopes": ["customers:read"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let listed: Value = stack
+        .call(Method::GET, "/v1/api-keys", Some(&admin), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown only once"
+    );
+
+    // Read scope: reading works, writing is refused by the service.
+    assert_eq!(
+        stack
+            .call(Method::GET, "/v1/contacts", Some(&secret), None, &[])
+            .await
+            .status(),
+        200
+    );
+    let write = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&secret),
+            Some(json!({"last_name": "X"})),
+            &[],
+        )
+        .await;
+    let write = problem(write, 403).await;
+    assert!(
+        write["detail"]
+            .as_str()
+            .unwrap()
+            .contains("customers:write"),
+        "{write}"
+    );
+    // A key cannot manage keys.
+    problem(
+        stack
+            .call(Method::GET, "/v1/api-keys", Some(&secret), None, &[])
+            .await,
+        403,
+    )
+    .await;
+    let used: Value = stack
+        .call(Method::GET, "/v1/api-keys", Some(&admin), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(used[0]["last_used_at"].is_string());
+
+    let bad_scope = stack
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "x", "scopes": ["everything"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad_scope, 400).await), ["scopes[0]"]);
+
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .call(
+                Method::DELETE,
+                &format!("/v1/api-keys/{id}"),
+                Some(&admin),
+                None,
+                &[]
+            )
+            .await
+            .status(),
+        204
+    );
+    problem(
+        stack
+            .call(Method::GET, "/v1/contacts", Some(&secret), None, &[])
+            .await,
+        401,
+    )
+    .await;
+    let forged = format!("{}x", &secret[..secret.len() - 1]);
+    problem(
+        stack
+            .call(Method::GET, "/v1/contacts", Some(&forged), None, &[])
+            .await,
+        401,
+    )
+    .await;
+}

@@ -1,0 +1,229 @@
+//! API keys for integrations: admins create them (the secret is shown once),
+//! list them (never the secret) and revoke them. A request authenticated by
+//! a key acts as a `manager` limited to the key's scopes; the gateway mints
+//! a short-lived access token for it, so services verify keys' calls like
+//! any other token.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use kit::auth::{CallerContext, Claims, Role, Visibility};
+use kit::error::Violations;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::problem::{self, Problem};
+use super::{Caller, JsonBody, SharedState};
+use crate::store::{api_keys, audit};
+
+/// Scopes a key can hold.
+pub const SCOPES: &[&str] = &["customers:read", "customers:write"];
+const PREFIX: &str = "crm_";
+/// Lifetime of the access token minted for one request made with a key.
+const KEY_TOKEN_SECONDS: i64 = 300;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    /// customers:read, customers:write
+    pub scopes: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+/// The one response that shows the secret.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// Send as `Authorization: Bearer <key>`. Shown only now.
+    pub secret: String,
+}
+
+impl From<api_keys::ApiKey> for ApiKeyView {
+    fn from(key: api_keys::ApiKey) -> Self {
+        ApiKeyView {
+            id: key.id,
+            name: key.name,
+            scopes: key.scopes,
+            created_by: key.created_by,
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            revoked: key.revoked_at.is_some(),
+        }
+    }
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Whether a bearer credential is an API key rather than a JWT.
+pub fn is_api_key(token: &str) -> bool {
+    token.starts_with(PREFIX)
+}
+
+/// Checks a key and returns the caller it acts as plus a token for services.
+pub async fn authenticate(
+    state: &SharedState,
+    secret: &str,
+) -> Result<(CallerContext, String), Problem> {
+    let refused = || Problem::unauthenticated("API key invalid or revoked");
+    // crm_<tenant uuid, 32 hex>_<secret>
+    let tenant = secret
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.get(..32))
+        .and_then(|hex| Uuid::parse_str(hex).ok())
+        .ok_or_else(refused)?;
+    let mut tx = state.db.begin_tenant(tenant).await?;
+    let key = api_keys::find_by_hash(&mut tx, tenant, &hash(secret))
+        .await?
+        .filter(|k| k.revoked_at.is_none())
+        .ok_or_else(refused)?;
+    api_keys::touch(&mut tx, tenant, key.id).await?;
+    tx.commit().await?;
+    let now = Utc::now().timestamp();
+    let claims = Claims {
+        iss: state.config.issuer.clone(),
+        aud: state.config.audience.clone(),
+        sub: format!("apikey:{}", key.id),
+        tid: tenant,
+        roles: vec![Role::Manager],
+        teams: Vec::new(),
+        scopes: key.scopes,
+        vis: Visibility::Tenant,
+        exp: now + KEY_TOKEN_SECONDS,
+        iat: now,
+        jti: Uuid::now_v7().to_string(),
+    };
+    let token = state
+        .keys
+        .sign(&claims)
+        .await
+        .map_err(|e| Problem::from(kit::Error::internal(e)))?;
+    Ok((CallerContext::from_claims(claims), token))
+}
+
+fn require_admin(caller: &Caller) -> Result<(), Problem> {
+    if caller.context.has_role(Role::Admin) && caller.context.scopes.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(
+            "only admins (signed in, not with a key) manage API keys",
+        ))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
+    responses((status = 201, body = ApiKeyCreated), (status = 403, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn create(
+    State(state): State<SharedState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateApiKey>,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), Problem> {
+    require_admin(&caller)?;
+    let mut violations = Violations::new();
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        violations.add("name", "must be 1 to 100 characters");
+    }
+    if request.scopes.is_empty() {
+        violations.add("scopes", "at least one scope");
+    }
+    for (i, scope) in request.scopes.iter().enumerate() {
+        if !SCOPES.contains(&scope.as_str()) {
+            violations.add(
+                format!("scopes[{i}]"),
+                format!("must be one of {}", SCOPES.join(", ")),
+            );
+        }
+    }
+    violations.into_result()?;
+    let tenant = caller.context.tenant_id;
+    let mut random = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let secret = format!("{PREFIX}{}_{}", tenant.simple(), hex::encode(random));
+    let key = api_keys::ApiKey {
+        id: Uuid::now_v7(),
+        name,
+        scopes: request.scopes,
+        created_by: caller.context.subject.clone(),
+        created_at: Utc::now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let mut tx = state.db.begin_tenant(tenant).await?;
+    api_keys::insert(&mut tx, tenant, &key, &hash(&secret)).await?;
+    audit::record(
+        &mut tx,
+        tenant,
+        &caller.context.subject,
+        "api_key.created",
+        &key.id.to_string(),
+        serde_json::json!({"scopes": key.scopes}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyCreated {
+            key: key.into(),
+            secret,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApiKeyView>), (status = 403, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> Result<Json<Vec<ApiKeyView>>, Problem> {
+    require_admin(&caller)?;
+    let mut tx = state.db.begin_tenant(caller.context.tenant_id).await?;
+    let keys = api_keys::list(&mut tx, caller.context.tenant_id).await?;
+    Ok(Json(keys.into_iter().map(ApiKeyView::from).collect()))
+}
+
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 204), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn revoke(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    require_admin(&caller)?;
+    let id =
+        Uuid::parse_str(&id).map_err(|_| Problem::invalid("id", "is not a valid id (UUID)"))?;
+    let tenant = caller.context.tenant_id;
+    let mut tx = state.db.begin_tenant(tenant).await?;
+    if !api_keys::revoke(&mut tx, tenant, id).await? {
+        return Err(Problem::from(kit::Error::not_found("API key", id)));
+    }
+    audit::record(
+        &mut tx,
+        tenant,
+        &caller.context.subject,
+        "api_key.revoked",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
