@@ -175,9 +175,13 @@ pub async fn launch(
     let layers = tower::ServiceBuilder::new()
         .layer(RequestLayer::new(config.concurrency_limit))
         .layer(AuthLayer::new(context.verifier.clone()));
+    // HTTP/1.1 + gRPC-Web too, so browsers can call the same API with the
+    // same tokens (frontends usually go through the gateway's REST API).
     let server = tonic::transport::Server::builder()
+        .accept_http1(true)
         .timeout(config.request_timeout)
         .layer(layers)
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(grpc.routes)
         .add_service(health_service)
         .add_service(reflection_v1)

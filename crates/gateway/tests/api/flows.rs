@@ -779,3 +779,143 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
     )
     .await;
 }
+
+/// Each role does exactly what the permission matrix allows, on contacts
+/// and accounts: read, create, update, delete.
+#[tokio::test]
+async fn the_role_matrix_holds_for_every_entity_and_action() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Matrix").await;
+    // (role, may create/update, may delete)
+    let matrix = [
+        ("admin", true, true),
+        ("manager", true, true),
+        ("sales_rep", true, true),
+        ("support_agent", true, true),
+        ("marketer", true, false),
+        ("viewer", false, false),
+    ];
+    for entity in ["contacts", "accounts"] {
+        let body = |name: &str| {
+            if entity == "contacts" {
+                json!({"last_name": name})
+            } else {
+                json!({"name": name})
+            }
+        };
+        let shared: Value = stack
+            .call(
+                Method::POST,
+                &format!("/v1/{entity}"),
+                Some(&admin),
+                Some(body("Shared")),
+                &[],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let shared_id = shared["id"].as_str().unwrap().to_owned();
+        for (role, writes, deletes) in matrix {
+            let email = format!("{role}.{entity}@matrix.example");
+            let user = json!({"email": email, "display_name": role, "password": "matrix password 1", "roles": [role]});
+            if role != "admin" {
+                assert_eq!(
+                    stack
+                        .call(Method::POST, "/v1/users", Some(&admin), Some(user), &[])
+                        .await
+                        .status(),
+                    201
+                );
+            }
+            let token = if role == "admin" {
+                admin.clone()
+            } else {
+                stack.login(&email, "matrix password 1").await["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            let list = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/{entity}"),
+                    Some(&token),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(list.status(), 200, "{role} lists {entity}");
+            let created = stack
+                .call(
+                    Method::POST,
+                    &format!("/v1/{entity}"),
+                    Some(&token),
+                    Some(body(role)),
+                    &[],
+                )
+                .await;
+            if !writes {
+                assert_eq!(created.status(), 403, "{role} creates {entity}");
+                let update = stack
+                    .call(
+                        Method::PATCH,
+                        &format!("/v1/{entity}/{shared_id}"),
+                        Some(&token),
+                        Some(body("changed")),
+                        &[],
+                    )
+                    .await;
+                assert_eq!(update.status(), 403, "{role} updates {entity}");
+                let delete = stack
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/{entity}/{shared_id}"),
+                        Some(&token),
+                        None,
+                        &[],
+                    )
+                    .await;
+                assert_eq!(delete.status(), 403, "{role} deletes {entity}");
+                continue;
+            }
+            assert_eq!(created.status(), 201, "{role} creates {entity}");
+            let own: Value = created.json().await.unwrap();
+            let own_id = own["id"].as_str().unwrap();
+            let update = stack
+                .call(
+                    Method::PATCH,
+                    &format!("/v1/{entity}/{own_id}"),
+                    Some(&token),
+                    Some(body("changed")),
+                    &[],
+                )
+                .await;
+            assert_eq!(update.status(), 200, "{role} updates {entity}");
+            let get = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/{entity}/{own_id}"),
+                    Some(&token),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(get.status(), 200, "{role} reads its {entity}");
+            let delete = stack
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/{entity}/{own_id}"),
+                    Some(&token),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(
+                delete.status(),
+                if deletes { 204 } else { 403 },
+                "{role} deletes {entity}"
+            );
+        }
+    }
+}

@@ -83,6 +83,36 @@ async fn serves_health_checks_auth_and_admin_endpoints_then_stops_cleanly() {
         tonic::Code::Unimplemented
     );
 
+    // gRPC-Web over HTTP/1.1, as a browser sends it: a framed health check.
+    let message = prost::Message::encode_to_vec(&HealthCheckRequest {
+        service: String::new(),
+    });
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let web = reqwest::Client::new()
+        .post(format!(
+            "http://{}/grpc.health.v1.Health/Check",
+            running.grpc_addr
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(web.status(), 200);
+    assert!(web.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/grpc-web"));
+    let body = web.bytes().await.unwrap();
+    assert_eq!(body[0], 0, "a data frame first");
+    assert!(
+        String::from_utf8_lossy(&body).contains("grpc-status:0"),
+        "trailers say OK"
+    );
+
     let admin = format!("http://{}", running.admin_addr);
     let http = reqwest::Client::new();
     assert_eq!(
