@@ -9,6 +9,7 @@ pub mod overview;
 pub mod problem;
 pub mod rest;
 pub mod search;
+pub mod teams;
 pub mod tenants;
 pub mod users;
 
@@ -248,6 +249,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/admin/keys/rotate", post(tenants::rotate_keys))
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/teams", get(teams::list).post(teams::create))
+        .route(
+            "/v1/teams/{id}/members/{user_id}",
+            axum::routing::put(teams::add_member).delete(teams::remove_member),
+        )
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/v1/users/{id}", axum::routing::patch(users::update))
         .route("/v1/contacts", get(contacts::list).post(contacts::create))

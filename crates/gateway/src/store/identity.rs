@@ -143,3 +143,75 @@ pub async fn teams_of(tx: &mut PgConnection, tenant: Uuid, user: Uuid) -> sqlx::
             .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
+
+pub async fn insert_team(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    name: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO teams (tenant_id, id, name) VALUES ($1, $2, $3)")
+        .bind(tenant)
+        .bind(id)
+        .bind(name)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Teams with their member ids.
+pub async fn list_teams(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+) -> sqlx::Result<Vec<(Uuid, String, Vec<Uuid>)>> {
+    sqlx::query_as(
+        "SELECT t.id, t.name, coalesce(array_agg(m.user_id) FILTER (WHERE m.user_id IS NOT NULL), '{}')
+           FROM teams t LEFT JOIN team_members m ON m.tenant_id = t.tenant_id AND m.team_id = t.id
+          WHERE t.tenant_id = $1 GROUP BY t.id, t.name ORDER BY t.name",
+    )
+    .bind(tenant)
+    .fetch_all(tx)
+    .await
+}
+
+pub async fn team_exists(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let row: Option<(i32,)> =
+        sqlx::query_as("SELECT 1 FROM teams WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(tx)
+            .await?;
+    Ok(row.is_some())
+}
+
+pub async fn add_member(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    team: Uuid,
+    user: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .bind(team)
+        .bind(user)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn remove_member(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    team: Uuid,
+    user: Uuid,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3",
+    )
+    .bind(tenant)
+    .bind(team)
+    .bind(user)
+    .execute(tx)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}

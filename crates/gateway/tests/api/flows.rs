@@ -919,3 +919,112 @@ async fn the_role_matrix_holds_for_every_entity_and_action() {
         }
     }
 }
+
+#[tokio::test]
+async fn team_members_see_each_others_records() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Teams").await;
+    let team: Value = stack
+        .call(
+            Method::POST,
+            "/v1/teams",
+            Some(&admin),
+            Some(json!({"name": "Support EMEA"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let team_id = team["id"].as_str().unwrap();
+    let mut users = Vec::new();
+    for (email, role) in [
+        ("rep@teams.example", "sales_rep"),
+        ("agent@teams.example", "support_agent"),
+        ("outsider@teams.example", "support_agent"),
+    ] {
+        let created: Value = stack
+            .call(Method::POST, "/v1/users", Some(&admin), Some(json!({"email": email, "display_name": role, "password": "team password 1", "roles": [role]})), &[])
+            .await
+            .json()
+            .await
+            .unwrap();
+        users.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for user in &users[..2] {
+        assert_eq!(
+            stack
+                .call(
+                    Method::PUT,
+                    &format!("/v1/teams/{team_id}/members/{user}"),
+                    Some(&admin),
+                    None,
+                    &[]
+                )
+                .await
+                .status(),
+            204
+        );
+    }
+    let rep = stack.login("rep@teams.example", "team password 1").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&rep),
+            Some(json!({"last_name": "Teamwork"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["team_id"], team_id);
+    let id = created["id"].as_str().unwrap();
+    let agent = stack.login("agent@teams.example", "team password 1").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}"),
+                Some(&agent),
+                None,
+                &[]
+            )
+            .await
+            .status(),
+        200
+    );
+    let outsider = stack
+        .login("outsider@teams.example", "team password 1")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    problem(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}"),
+                Some(&outsider),
+                None,
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+    let teams: Value = stack
+        .call(Method::GET, "/v1/teams", Some(&admin), None, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(teams[0]["members"].as_array().unwrap().len(), 2);
+}
