@@ -2,6 +2,7 @@
 # Runs a benchmark against real PostgreSQL and NATS (started if missing).
 #   deploy/bench.sh outbox     outbox relay throughput, commit->consume latency
 #   deploy/bench.sh customers  import rows/s, Create/Get contact and search at 32 clients
+#   deploy/bench.sh gateway    REST through the gateway at 32 connections
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -12,5 +13,6 @@ export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
 case "${1:-outbox}" in
   outbox) cargo bench --locked -p kit --bench outbox ;;
   customers) cargo bench --locked -p customers --bench customers ;;
-  *) die "unknown benchmark $1 (known: outbox, customers)" ;;
+  gateway) cargo bench --locked -p gateway --bench gateway ;;
+  *) die "unknown benchmark $1 (known: outbox, customers, gateway)" ;;
 esac
