@@ -216,6 +216,16 @@ pub async fn update(
 }
 
 /// A live contact, locked for update when `lock` is set.
+/// The row of `id` with its deletion time. The lookup names only the
+/// primary key: a `deleted_at IS NULL` condition here would let the planner
+/// pick a partial index on the tenant and scan all its rows for one id.
+#[derive(sqlx::FromRow)]
+struct FoundRow {
+    #[sqlx(flatten)]
+    row: ContactRow,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
 pub async fn find(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -223,14 +233,16 @@ pub async fn find(
     lock: bool,
 ) -> sqlx::Result<Option<Contact>> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<ContactRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
+    let found: Option<FoundRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, deleted_at FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"
     ))
     .bind(tenant)
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.map(ContactRow::into_proto))
+    Ok(found
+        .filter(|f| f.deleted_at.is_none())
+        .map(|f| f.row.into_proto()))
 }
 
 fn select_visible<'a>(
