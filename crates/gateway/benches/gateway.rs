@@ -109,6 +109,9 @@ async fn main() -> anyhow::Result<()> {
         upstream_timeout: Duration::from_secs(5),
         tenant_rate_per_second: 1_000_000,
         concurrency_limit: 1024,
+        nats: nats.config(),
+        webhook_retry_base: Duration::from_secs(5),
+        allow_insecure_webhooks: true,
     })
     .await?;
     let base = format!("http://{}", gateway.addr);

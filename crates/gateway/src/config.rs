@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kit::config::{ConfigError, DatabaseConfig, Env};
+use kit::config::{ConfigError, DatabaseConfig, Env, NatsConfig};
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -25,6 +25,12 @@ pub struct GatewayConfig {
     pub tenant_rate_per_second: u32,
     /// Requests handled at once; beyond it the gateway sheds load (503).
     pub concurrency_limit: usize,
+    /// Domain events arrive here for outbound webhooks.
+    pub nats: NatsConfig,
+    /// First webhook retry delay, doubled per attempt (capped at one hour).
+    pub webhook_retry_base: Duration,
+    /// Allows http:// webhook endpoints (development and tests only).
+    pub allow_insecure_webhooks: bool,
 }
 
 impl GatewayConfig {
@@ -63,7 +69,16 @@ impl GatewayConfig {
             env.problem("GATEWAY_TENANT_RATE_PER_SECOND must be above 0");
         }
         let concurrency_limit = env.or("CONCURRENCY_LIMIT", "a whole number", 1024usize);
+        let nats_url: Option<String> = env.required("NATS_URL", "a nats:// URL");
+        let prefix = env.or("CRM_NATS_PREFIX", "a subject token", String::new());
+        let stream_replicas = env.or("CRM_STREAM_REPLICAS", "1, 3 or 5", 1usize);
+        let duplicate_window = env.millis("CRM_DUPLICATE_WINDOW_MS", Duration::from_secs(600));
+        let webhook_retry_base = env.millis("WEBHOOK_RETRY_BASE_MS", Duration::from_secs(5));
+        let allow_insecure_webhooks = env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false);
         env.finish()?;
+        let Some(nats_url) = nats_url else {
+            unreachable!("required variables are checked by Env::finish")
+        };
         let Some(url) = url else {
             unreachable!("required variables are checked by Env::finish")
         };
@@ -84,6 +99,14 @@ impl GatewayConfig {
             upstream_timeout,
             tenant_rate_per_second,
             concurrency_limit,
+            nats: NatsConfig {
+                url: nats_url,
+                prefix,
+                stream_replicas,
+                duplicate_window,
+            },
+            webhook_retry_base,
+            allow_insecure_webhooks,
         })
     }
 }

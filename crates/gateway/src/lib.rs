@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod keyring;
 pub mod store;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,28 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let state = Arc::new(AppState::new(config, db.clone(), keys.clone(), customers));
     let shutdown = kit::Shutdown::new();
     tokio::spawn(keys.refresh_periodically(shutdown.clone()));
+    // Outbound webhooks: consume the services' events, dispatch deliveries.
+    let nats_config = state.config.nats.clone();
+    let nats = async_nats::ConnectOptions::new()
+        .name("crm-gateway")
+        .retry_on_initial_connect()
+        .connect(&nats_config.url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", nats_config.url))?;
+    let jetstream = async_nats::jetstream::new(nats);
+    let naming = kit::events::Naming::new(nats_config.prefix.clone());
+    let fanout = kit::inbox::InboxConsumer::create(
+        db.clone(),
+        jetstream,
+        naming,
+        &nats_config,
+        kit::inbox::ConsumerSpec::new("gateway", "customers"),
+        webhooks::WebhookFanout,
+    )
+    .await?;
+    tokio::spawn(fanout.run(shutdown.clone()));
+    let dispatcher = webhooks::Dispatcher::new(db.clone(), state.config.webhook_retry_base)?;
+    tokio::spawn(dispatcher.run(shutdown.clone()));
     let app = http::router(state);
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {

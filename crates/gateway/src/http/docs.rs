@@ -7,7 +7,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, api_keys, auth, contacts, overview, problem, search, teams, tenants, users};
+use super::{
+    accounts, api_keys, auth, contacts, overview, problem, search, teams, tenants, users, webhooks,
+};
 
 struct SecuritySchemes;
 
@@ -89,13 +91,14 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         users::create, users::list, users::update,
         api_keys::create, api_keys::list, api_keys::revoke,
         teams::create, teams::list, teams::add_member, teams::remove_member,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete, overview::contact,
         accounts::list, accounts::create, accounts::get, accounts::update, accounts::delete,
         search::search,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),
-    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "contacts"), (name = "accounts"), (name = "search"))
+    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "search"))
 )]
 pub struct ApiDoc;
 

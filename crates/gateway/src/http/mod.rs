@@ -12,6 +12,7 @@ pub mod search;
 pub mod teams;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -250,6 +251,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/v1/teams", get(teams::list).post(teams::create))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
             "/v1/teams/{id}/members/{user_id}",
             axum::routing::put(teams::add_member).delete(teams::remove_member),

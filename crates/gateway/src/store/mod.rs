@@ -6,3 +6,4 @@ pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod refresh_tokens;
+pub mod webhooks;

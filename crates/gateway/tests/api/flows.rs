@@ -1028,3 +1028,117 @@ async fn team_members_see_each_others_records() {
         .unwrap();
     assert_eq!(teams[0]["members"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn webhooks_deliver_signed_events_and_retry_failures() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // A receiver that fails twice, then accepts; it keeps what it got.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(tokio::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let (c, r) = (calls.clone(), received.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (c, r) = (c.clone(), r.clone());
+            async move {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                let signature = headers
+                    .get("crm-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                r.lock().await.push((signature, body));
+                if n < 2 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Hooks").await;
+    let bad = stack
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": "ftp://x", "event_types": ["nope"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["url", "event_types[0]"]);
+    let hook: Value = stack
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": receiver, "event_types": ["crm.customers.contact.created.v1"]})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let contact: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&admin),
+            Some(json!({"last_name": "Hooked"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let delivery = testkit::eventually(
+        "the webhook delivered after two failures",
+        std::time::Duration::from_secs(30),
+        || async {
+            let deliveries: Value = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/webhooks/{hook_id}/deliveries"),
+                    Some(&admin),
+                    None,
+                    &[],
+                )
+                .await
+                .json()
+                .await
+                .ok()?;
+            let first = deliveries.get(0)?.clone();
+            (first["status"] == "delivered").then_some(first)
+        },
+    )
+    .await;
+    assert_eq!(delivery["attempts"], 3);
+    assert_eq!(delivery["event_type"], "crm.customers.contact.created.v1");
+    let got = received.lock().await.clone();
+    assert_eq!(got.len(), 3);
+    let (signature, body) = &got[2];
+    let event: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(event["type"], "crm.customers.contact.created.v1");
+    assert_eq!(event["subject"], contact["id"]);
+    let timestamp: i64 = signature
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("t=")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        signature,
+        &gateway::webhooks::signature(&secret, timestamp, body.as_bytes())
+    );
+}

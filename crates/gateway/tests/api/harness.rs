@@ -48,6 +48,9 @@ impl Stack {
             upstream_timeout: Duration::from_secs(5),
             tenant_rate_per_second: 1000,
             concurrency_limit: 256,
+            nats: nats.config(),
+            webhook_retry_base: Duration::from_millis(100),
+            allow_insecure_webhooks: true,
         };
         let mut config = config;
         adjust(&mut config);

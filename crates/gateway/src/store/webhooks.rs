@@ -1,0 +1,222 @@
+//! Webhook endpoints, deliveries and the cross-tenant delivery queue.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub envelope: Vec<u8>,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    hook: &Webhook,
+    created_by: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO webhooks (tenant_id, id, url, event_types, secret, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant)
+    .bind(hook.id)
+    .bind(&hook.url)
+    .bind(&hook.event_types)
+    .bind(&hook.secret)
+    .bind(created_by)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn list(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Vec<Webhook>> {
+    sqlx::query_as(
+        "SELECT id, url, event_types, secret, created_at FROM webhooks
+          WHERE tenant_id = $1 AND disabled_at IS NULL ORDER BY created_at",
+    )
+    .bind(tenant)
+    .fetch_all(tx)
+    .await
+}
+
+pub async fn find(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<Option<Webhook>> {
+    sqlx::query_as(
+        "SELECT id, url, event_types, secret, created_at FROM webhooks
+          WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn delete(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let result = sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Endpoints of the tenant subscribed to `event_type` (or to `*`).
+pub async fn subscribed(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    event_type: &str,
+) -> sqlx::Result<Vec<Uuid>> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL
+            AND ($2 = ANY(event_types) OR '*' = ANY(event_types))",
+    )
+    .bind(tenant)
+    .bind(event_type)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Queues one delivery of an event to an endpoint (once per pair).
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    webhook: Uuid,
+    event_id: Uuid,
+    event_type: &str,
+    envelope: &[u8],
+) -> sqlx::Result<()> {
+    let id = Uuid::now_v7();
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_deliveries (tenant_id, id, webhook_id, event_id, event_type, envelope)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(webhook)
+    .bind(event_id)
+    .bind(event_type)
+    .bind(envelope)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        sqlx::query("INSERT INTO webhook_queue (tenant_id, delivery_id) VALUES ($1, $2)")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deliveries due now, locked so several gateway pods share the work.
+pub async fn lock_due(tx: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "SELECT tenant_id, delivery_id FROM webhook_queue WHERE next_attempt <= now()
+          ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, webhook_id, event_id, event_type, envelope, status, attempts, last_status_code, \
+    last_error, created_at, delivered_at";
+
+pub async fn delivery(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<Delivery>> {
+    sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn deliveries(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    webhook: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2
+          ORDER BY created_at DESC LIMIT $3"
+    ))
+    .bind(tenant)
+    .bind(webhook)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+/// Records an attempt. `next` = when to retry; None = finished (delivered
+/// when `delivered`, failed for good otherwise).
+pub async fn record_attempt(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    status_code: Option<i32>,
+    error: Option<&str>,
+    delivered: bool,
+    next: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    let status = match (delivered, next) {
+        (true, _) => "delivered",
+        (false, Some(_)) => "pending",
+        (false, None) => "failed",
+    };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = $3, last_error = $4, status = $5,
+            delivered_at = CASE WHEN $5 = 'delivered' THEN now() END
+          WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(status_code)
+    .bind(error)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    match next {
+        Some(at) => {
+            sqlx::query("UPDATE webhook_queue SET next_attempt = $3 WHERE tenant_id = $1 AND delivery_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM webhook_queue WHERE tenant_id = $1 AND delivery_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}

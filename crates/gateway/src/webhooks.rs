@@ -1,0 +1,215 @@
+//! Outbound webhooks.
+//!
+//! The gateway consumes the services' domain events with a durable inbox
+//! consumer (exactly-once into its database): each event becomes one
+//! delivery per subscribed endpoint. A dispatcher sends due deliveries as
+//! signed JSON, leasing each for a minute so a pod that dies mid-send leaves
+//! it to another, and retries failures with doubling delays until
+//! [`MAX_ATTEMPTS`]. Delivery is at least once: receivers deduplicate by the
+//! `id` of the event.
+//!
+//! Signature: `Crm-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+//! "<t>.<body>" keyed with the endpoint's secret>`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use kit::db::{set_tenant, Database, TenantTx};
+use kit::events::Event;
+use kit::inbox::EventHandler;
+use kit::Shutdown;
+use prost::Message as _;
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::store::webhooks;
+
+pub const MAX_ATTEMPTS: i32 = 8;
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Turns each event into deliveries for the endpoints subscribed to it.
+pub struct WebhookFanout;
+
+impl EventHandler for WebhookFanout {
+    async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
+        let tenant = Uuid::parse_str(&event.tenant_id)?;
+        let event_id = Uuid::parse_str(&event.id)?;
+        for hook in webhooks::subscribed(tx, tenant, &event.r#type).await? {
+            webhooks::enqueue(
+                tx,
+                tenant,
+                hook,
+                event_id,
+                &event.r#type,
+                &event.encode_to_vec(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON body sent for an event: the CloudEvents attributes and the
+/// protobuf payload (decode with `data_schema` from `proto/`).
+pub fn body(event: &Event) -> serde_json::Value {
+    let occurred = event
+        .occurred_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339());
+    serde_json::json!({
+        "id": event.id,
+        "type": event.r#type,
+        "source": event.source,
+        "tenant_id": event.tenant_id,
+        "subject": event.subject,
+        "aggregate_version": event.aggregate_version,
+        "occurred_at": occurred,
+        "actor": event.actor,
+        "data_schema": event.data_schema,
+        "data_base64": base64::engine::general_purpose::STANDARD.encode(&event.data),
+    })
+}
+
+/// `t=<timestamp>,v1=<hex hmac>` for `body` signed with `secret`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: Database,
+    http: reqwest::Client,
+    retry_base: Duration,
+}
+
+impl Dispatcher {
+    pub fn new(db: Database, retry_base: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            db,
+            http,
+            retry_base,
+        })
+    }
+
+    /// Sends the deliveries due now (at most 50); returns how many.
+    pub async fn try_once(&self) -> anyhow::Result<usize> {
+        // Lease the batch and commit, so no transaction stays open while
+        // remote endpoints answer.
+        let mut tx = self.db.pool().begin().await?;
+        let due = webhooks::lock_due(&mut tx, 50).await?;
+        for (_, delivery) in &due {
+            sqlx::query("UPDATE webhook_queue SET next_attempt = now() + make_interval(secs => $2) WHERE delivery_id = $1")
+                .bind(delivery)
+                .bind(LEASE.as_secs_f64())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        for (tenant, delivery) in &due {
+            self.attempt(*tenant, *delivery).await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn attempt(&self, tenant: Uuid, delivery_id: Uuid) -> anyhow::Result<()> {
+        let mut tx = self.db.pool().begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        let delivery = webhooks::delivery(&mut tx, tenant, delivery_id).await?;
+        let hook = match &delivery {
+            Some(d) => webhooks::find(&mut tx, tenant, d.webhook_id).await?,
+            None => None,
+        };
+        let (Some(delivery), Some(hook)) = (delivery, hook) else {
+            // The endpoint was removed: nothing left to send.
+            sqlx::query("DELETE FROM webhook_queue WHERE tenant_id = $1 AND delivery_id = $2")
+                .bind(tenant)
+                .bind(delivery_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        tx.commit().await?;
+
+        let event = Event::decode(delivery.envelope.as_slice())?;
+        let payload = serde_json::to_vec(&body(&event))?;
+        let timestamp = Utc::now().timestamp();
+        let sent = self
+            .http
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("crm-event-id", &event.id)
+            .header("crm-event-type", &event.r#type)
+            .header(
+                "crm-signature",
+                signature(&hook.secret, timestamp, &payload),
+            )
+            .body(payload)
+            .send()
+            .await;
+        let (code, error, delivered) = match sent {
+            Ok(response) if response.status().is_success() => {
+                (Some(i32::from(response.status().as_u16())), None, true)
+            }
+            Ok(response) => (
+                Some(i32::from(response.status().as_u16())),
+                Some(format!("HTTP {}", response.status())),
+                false,
+            ),
+            Err(error) => (None, Some(error.without_url().to_string()), false),
+        };
+        let attempts = delivery.attempts + 1;
+        let next = (!delivered && attempts < MAX_ATTEMPTS).then(|| {
+            let delay = (self.retry_base * 2u32.pow((attempts - 1).clamp(0, 16) as u32))
+                .min(Duration::from_secs(3600));
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1))
+        });
+        let mut tx = self.db.pool().begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        webhooks::record_attempt(
+            &mut tx,
+            tenant,
+            delivery_id,
+            code,
+            error.as_deref(),
+            delivered,
+            next,
+        )
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("crm_webhook_attempts_total", "delivered" => delivered.to_string())
+            .increment(1);
+        Ok(())
+    }
+
+    pub async fn run(self, shutdown: Shutdown) {
+        while !shutdown.is_cancelled() {
+            let pause = match self.try_once().await {
+                Ok(50) => Duration::ZERO,
+                Ok(_) => Duration::from_millis(250),
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "webhook dispatch failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+}
