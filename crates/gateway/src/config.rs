@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     pub webhook_retry_base: Duration,
     /// Allows http:// webhook endpoints (development and tests only).
     pub allow_insecure_webhooks: bool,
+    /// Browser origins allowed by CORS (`GATEWAY_CORS_ORIGINS`, comma
+    /// separated); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -75,6 +78,17 @@ impl GatewayConfig {
         let duplicate_window = env.millis("CRM_DUPLICATE_WINDOW_MS", Duration::from_secs(600));
         let webhook_retry_base = env.millis("WEBHOOK_RETRY_BASE_MS", Duration::from_secs(5));
         let allow_insecure_webhooks = env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false);
+        let cors_origins: Vec<String> = env
+            .or("CORS_ORIGINS", "comma-separated origins", String::new())
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &cors_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                env.problem(format!("GATEWAY_CORS_ORIGINS: {origin:?} is not an origin such as https://app.example.com"));
+            }
+        }
         env.finish()?;
         let Some(nats_url) = nats_url else {
             unreachable!("required variables are checked by Env::finish")
@@ -107,6 +121,7 @@ impl GatewayConfig {
             },
             webhook_retry_base,
             allow_insecure_webhooks,
+            cors_origins,
         })
     }
 }

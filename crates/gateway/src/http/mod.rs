@@ -239,6 +239,35 @@ async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
 }
 
+/// CORS for the configured browser origins only (none by default).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, Method};
+    let origins: Vec<axum::http::HeaderValue> =
+        origins.iter().filter_map(|o| o.parse().ok()).collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -290,5 +319,6 @@ pub fn router(state: SharedState) -> Router {
             state.clone(),
             front_door,
         ))
+        .layer(cors(&state.config.cors_origins))
         .with_state(state)
 }

@@ -1142,3 +1142,30 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
         &gateway::webhooks::signature(&secret, timestamp, body.as_bytes())
     );
 }
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let stack = Stack::start().await;
+    let preflight = |origin: &'static str| {
+        stack
+            .http
+            .request(Method::OPTIONS, format!("{}/v1/contacts", stack.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}

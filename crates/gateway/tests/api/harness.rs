@@ -51,6 +51,7 @@ impl Stack {
             nats: nats.config(),
             webhook_retry_base: Duration::from_millis(100),
             allow_insecure_webhooks: true,
+            cors_origins: vec!["https://app.example.com".into()],
         };
         let mut config = config;
         adjust(&mut config);
