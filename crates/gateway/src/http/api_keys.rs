@@ -29,9 +29,20 @@ const KEY_TOKEN_SECONDS: i64 = 300;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// customers:read, customers:write
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
+}
+
+/// A scope an API key can hold (documentation of the accepted values).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum ScopeName {
+    #[schema(rename = "customers:read")]
+    CustomersRead,
+    #[schema(rename = "customers:write")]
+    CustomersWrite,
 }
 
 #[derive(Serialize, ToSchema)]

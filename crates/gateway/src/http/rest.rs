@@ -28,6 +28,9 @@ pub fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(0);
     };
+    if value.as_bytes() == b"*" {
+        return Ok(0); // any current version
+    }
     value
         .to_str()
         .ok()
@@ -36,7 +39,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<i64, Problem> {
         .ok_or_else(|| {
             Problem::invalid(
                 "If-Match",
-                "must be an ETag returned by this API, such as \"3\"",
+                "must be an ETag returned by this API, such as \"3\", or *",
             )
         })
 }

@@ -17,6 +17,7 @@ use crate::store::{audit, identity};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 

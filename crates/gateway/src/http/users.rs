@@ -15,19 +15,36 @@ use super::{Caller, JsonBody, SharedState};
 use crate::domain::{password, roles};
 use crate::store::{audit, identity, refresh_tokens};
 
+/// A role, as named in requests (documentation of the accepted values).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RoleName {
+    Admin,
+    Manager,
+    SalesRep,
+    SupportAgent,
+    Marketer,
+    Viewer,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(format = "email", min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub display_name: String,
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
-    /// admin, manager, sales_rep, support_agent, marketer, viewer
+    #[schema(value_type = Vec<RoleName>, min_items = 1)]
     pub roles: Vec<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(value_type = Option<Vec<RoleName>>, min_items = 1)]
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
 }

@@ -20,8 +20,10 @@ use crate::store::{audit, webhooks};
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// https:// endpoint that receives POSTed JSON events.
+    #[schema(pattern = "^https?://", max_length = 2000)]
     pub url: String,
     /// Event types such as `crm.customers.contact.created.v1`, or `*`.
+    #[schema(min_items = 1, max_items = 100)]
     pub event_types: Vec<String>,
 }
 

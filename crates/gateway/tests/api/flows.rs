@@ -475,6 +475,12 @@ async fn roles_limit_what_users_may_do_and_openapi_is_served() {
         .unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec["paths"]["/v1/contacts/{id}"]["patch"].is_object());
+    // Every referenced schema is defined (generated clients need them all).
+    let text = spec.to_string();
+    for reference in text.split("#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(spec["components"]["schemas"][name].is_object(), "schema {name} is referenced but not defined");
+    }
     let docs = stack
         .call(Method::GET, "/docs", None, None, &[])
         .await
