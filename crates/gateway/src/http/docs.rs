@@ -8,7 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, api_keys, auth, contacts, overview, problem, search, teams, tenants, users, webhooks,
+    accounts, activities, api_keys, auth, contacts, overview, problem, search, teams, tenants,
+    users, webhooks,
 };
 
 struct SecuritySchemes;
@@ -94,11 +95,12 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete, overview::contact,
         accounts::list, accounts::create, accounts::get, accounts::update, accounts::delete,
+        activities::create, activities::timeline,
         search::search,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),
-    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "search"))
+    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "search"))
 )]
 pub struct ApiDoc;
 

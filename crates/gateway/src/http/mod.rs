@@ -1,6 +1,7 @@
 //! The REST/JSON API: routes, the caller extractor, and calls to services.
 
 pub mod accounts;
+pub mod activities;
 pub mod api_keys;
 pub mod auth;
 pub mod contacts;
@@ -297,6 +298,8 @@ pub fn router(state: SharedState) -> Router {
                 .delete(contacts::delete),
         )
         .route("/v1/contacts/{id}/360", get(overview::contact))
+        .route("/v1/contacts/{id}/activities", get(activities::timeline))
+        .route("/v1/activities", post(activities::create))
         .route("/v1/accounts", get(accounts::list).post(accounts::create))
         .route(
             "/v1/accounts/{id}",

@@ -479,7 +479,10 @@ async fn roles_limit_what_users_may_do_and_openapi_is_served() {
     let text = spec.to_string();
     for reference in text.split("#/components/schemas/").skip(1) {
         let name = reference.split('"').next().unwrap();
-        assert!(spec["components"]["schemas"][name].is_object(), "schema {name} is referenced but not defined");
+        assert!(
+            spec["components"]["schemas"][name].is_object(),
+            "schema {name} is referenced but not defined"
+        );
     }
     let docs = stack
         .call(Method::GET, "/docs", None, None, &[])
@@ -1174,4 +1177,87 @@ async fn cors_answers_only_configured_origins() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+#[tokio::test]
+async fn activities_are_logged_and_read_as_a_timeline() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let person: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&token),
+            Some(json!({"last_name": "Called"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = person["id"].as_str().unwrap();
+    for (subject, at) in [
+        ("first call", "2026-01-01T09:00:00Z"),
+        ("second call", "2026-01-02T09:00:00Z"),
+    ] {
+        let logged = stack
+            .call(
+                Method::POST,
+                "/v1/activities",
+                Some(&token),
+                Some(json!({"kind": "call", "subject": subject, "contact_id": id,
+                "occurred_at": at, "duration_seconds": 300, "outcome": "interested"})),
+                &[],
+            )
+            .await;
+        assert_eq!(logged.status(), 201);
+    }
+    let timeline: Value = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{id}/activities?page_size=1"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(timeline["items"][0]["subject"], "second call");
+    assert!(timeline["next_page_token"].is_string());
+    let bad = stack
+        .call(
+            Method::POST,
+            "/v1/activities",
+            Some(&token),
+            Some(json!({"kind": "tweet", "contact_id": id})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["kind"]);
+    let bad_time = stack
+        .call(
+            Method::POST,
+            "/v1/activities",
+            Some(&token),
+            Some(json!({"kind": "note", "contact_id": id, "occurred_at": "yesterday"})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad_time, 400).await), ["occurred_at"]);
+    let unknown = uuid::Uuid::now_v7();
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/activities",
+                Some(&token),
+                Some(json!({"kind": "note", "contact_id": unknown})),
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
 }
