@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{self, Problem};
+use super::rest::parse_uuid;
 use super::{Caller, JsonBody, SharedState};
 use crate::store::{api_keys, audit};
 
@@ -129,16 +130,6 @@ pub async fn authenticate(
     Ok((CallerContext::from_claims(claims), token))
 }
 
-fn require_admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.context.has_role(Role::Admin) && caller.context.scopes.is_empty() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(
-            "only admins (signed in, not with a key) manage API keys",
-        ))
-    }
-}
-
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
     responses((status = 201, body = ApiKeyCreated), (status = 403, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn create(
@@ -146,7 +137,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), Problem> {
-    require_admin(&caller)?;
+    caller.require_admin("manage API keys")?;
     let mut violations = Violations::new();
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -204,7 +195,7 @@ pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
 ) -> Result<Json<Vec<ApiKeyView>>, Problem> {
-    require_admin(&caller)?;
+    caller.require_admin("manage API keys")?;
     let mut tx = state.db.begin_tenant(caller.context.tenant_id).await?;
     let keys = api_keys::list(&mut tx, caller.context.tenant_id).await?;
     Ok(Json(keys.into_iter().map(ApiKeyView::from).collect()))
@@ -218,9 +209,8 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    require_admin(&caller)?;
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Problem::invalid("id", "is not a valid id (UUID)"))?;
+    caller.require_admin("manage API keys")?;
+    let id = parse_uuid("id", &id)?;
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
     if !api_keys::revoke(&mut tx, tenant, id).await? {

@@ -165,6 +165,18 @@ impl FromRequestParts<SharedState> for Caller {
     }
 }
 
+impl Caller {
+    /// Refuses anyone but a tenant admin signed in as a user (API keys act
+    /// as managers, so they never pass).
+    pub fn require_admin(&self, what: &str) -> Result<(), Problem> {
+        if self.context.has_role(kit::auth::Role::Admin) && self.context.scopes.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!("only admins {what}")))
+        }
+    }
+}
+
 impl AppState {
     /// A gRPC request carrying the caller's token, deadline and trace.
     pub fn upstream<T>(&self, caller: &Caller, message: T) -> Result<tonic::Request<T>, Problem> {

@@ -223,3 +223,8 @@ pub fn page_params(
         page_token: params.get("page_token").cloned().unwrap_or_default(),
     })
 }
+
+/// A path or body id; a 400 naming `field` when it is not a UUID.
+pub fn parse_uuid(field: &str, raw: &str) -> Result<uuid::Uuid, Problem> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Problem::invalid(field, "is not a valid id (UUID)"))
+}

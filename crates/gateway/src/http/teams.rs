@@ -5,12 +5,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use kit::auth::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{self, Problem};
+use super::rest::parse_uuid;
 use super::{Caller, JsonBody, SharedState};
 use crate::store::{audit, identity};
 
@@ -28,18 +28,6 @@ pub struct TeamView {
     pub members: Vec<Uuid>,
 }
 
-fn require_admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.context.has_role(Role::Admin) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("only admins manage teams"))
-    }
-}
-
-fn parse(field: &str, raw: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(raw).map_err(|_| Problem::invalid(field, "is not a valid id (UUID)"))
-}
-
 #[utoipa::path(post, path = "/v1/teams", tag = "teams", request_body = CreateTeam, security(("bearer" = [])),
     responses((status = 201, body = TeamView), (status = 409, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn create(
@@ -47,7 +35,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateTeam>,
 ) -> Result<(StatusCode, Json<TeamView>), Problem> {
-    require_admin(&caller)?;
+    caller.require_admin("manage teams")?;
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Problem::invalid("name", "must be 1 to 100 characters"));
@@ -104,8 +92,8 @@ pub async fn add_member(
     caller: Caller,
     Path((team, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    require_admin(&caller)?;
-    let (team, user) = (parse("id", &team)?, parse("user_id", &user)?);
+    caller.require_admin("manage teams")?;
+    let (team, user) = (parse_uuid("id", &team)?, parse_uuid("user_id", &user)?);
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
     if !identity::team_exists(&mut tx, tenant, team).await? {
@@ -136,8 +124,8 @@ pub async fn remove_member(
     caller: Caller,
     Path((team, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    require_admin(&caller)?;
-    let (team, user) = (parse("id", &team)?, parse("user_id", &user)?);
+    caller.require_admin("manage teams")?;
+    let (team, user) = (parse_uuid("id", &team)?, parse_uuid("user_id", &user)?);
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
     if !identity::remove_member(&mut tx, tenant, team, user).await? {

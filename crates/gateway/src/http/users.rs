@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{self, Problem};
+use super::rest::parse_uuid;
 use super::tenants::check_email;
 use super::{Caller, JsonBody, SharedState};
 use crate::domain::{password, roles};
@@ -72,14 +73,6 @@ impl From<identity::User> for UserView {
     }
 }
 
-fn require_admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.context.has_role(Role::Admin) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("only admins manage users"))
-    }
-}
-
 fn check_roles(field: &str, names: &[String], violations: &mut Violations) {
     if names.is_empty() {
         violations.add(field, "at least one role");
@@ -102,7 +95,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), Problem> {
-    require_admin(&caller)?;
+    caller.require_admin("manage users")?;
     let mut violations = Violations::new();
     let email = check_email("email", &request.email, &mut violations);
     if request.display_name.trim().is_empty() {
@@ -165,9 +158,8 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<UpdateUser>,
 ) -> Result<Json<UserView>, Problem> {
-    require_admin(&caller)?;
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Problem::invalid("id", "is not a valid id (UUID)"))?;
+    caller.require_admin("manage users")?;
+    let id = parse_uuid("id", &id)?;
     let mut violations = Violations::new();
     if let Some(names) = &request.roles {
         check_roles("roles", names, &mut violations);

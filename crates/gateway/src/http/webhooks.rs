@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use kit::auth::Role;
 use kit::error::Violations;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -13,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{self, Problem};
+use super::rest::parse_uuid;
 use super::{Caller, JsonBody, SharedState};
 use crate::store::{audit, webhooks};
 
@@ -57,14 +57,6 @@ pub struct DeliveryView {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-fn require_admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.context.has_role(Role::Admin) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("only admins manage webhooks"))
-    }
-}
-
 fn view(hook: webhooks::Webhook) -> WebhookView {
     WebhookView {
         id: hook.id,
@@ -81,7 +73,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookCreated>), Problem> {
-    require_admin(&caller)?;
+    caller.require_admin("manage webhooks")?;
     let mut violations = Violations::new();
     let url = request.url.trim().to_owned();
     let secure = url.starts_with("https://");
@@ -144,7 +136,7 @@ pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
 ) -> Result<Json<Vec<WebhookView>>, Problem> {
-    require_admin(&caller)?;
+    caller.require_admin("manage webhooks")?;
     let mut tx = state.db.begin_tenant(caller.context.tenant_id).await?;
     Ok(Json(
         webhooks::list(&mut tx, caller.context.tenant_id)
@@ -163,9 +155,8 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    require_admin(&caller)?;
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Problem::invalid("id", "is not a valid id (UUID)"))?;
+    caller.require_admin("manage webhooks")?;
+    let id = parse_uuid("id", &id)?;
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
     if !webhooks::delete(&mut tx, tenant, id).await? {
@@ -192,9 +183,8 @@ pub async fn deliveries(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<DeliveryView>>, Problem> {
-    require_admin(&caller)?;
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Problem::invalid("id", "is not a valid id (UUID)"))?;
+    caller.require_admin("manage webhooks")?;
+    let id = parse_uuid("id", &id)?;
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
     if webhooks::find(&mut tx, tenant, id).await?.is_none() {
