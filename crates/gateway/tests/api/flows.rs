@@ -1139,6 +1139,10 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
     let event: Value = serde_json::from_str(body).unwrap();
     assert_eq!(event["type"], "crm.customers.contact.created.v1");
     assert_eq!(event["subject"], contact["id"]);
+    assert_eq!(
+        event["data"]["contact"]["last_name"], "Hooked",
+        "record events carry JSON data"
+    );
     let timestamp: i64 = signature
         .split(',')
         .next()
