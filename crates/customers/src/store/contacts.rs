@@ -127,45 +127,7 @@ pub async fn insert(
     keys: &ContactKeys,
     actor: &str,
 ) -> sqlx::Result<Contact> {
-    let now = Utc::now();
-    let row: ContactRow = sqlx::query_as(&format!(
-        "INSERT INTO contacts (tenant_id, id, first_name, middle_name, last_name, title, account_id, birthday,
-            address, emails, phones, handles, email_keys, phone_keys, preferred_channel, language, consents,
-            lifecycle_stage, owner_id, team_id, tags, custom, source, search_text,
-            created_at, created_by, updated_at, updated_by, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-            $22, $23, $24, $25, $26, $25, $26, 1)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(tenant)
-    .bind(parse_optional(&contact.id))
-    .bind(&contact.first_name)
-    .bind(&contact.middle_name)
-    .bind(&contact.last_name)
-    .bind(&contact.title)
-    .bind(parse_optional(&contact.account_id))
-    .bind(NaiveDate::parse_from_str(&contact.birthday, "%Y-%m-%d").ok())
-    .bind(Json(&contact.address))
-    .bind(Json(&contact.emails))
-    .bind(Json(&contact.phones))
-    .bind(Json(&contact.handles))
-    .bind(&keys.email_keys)
-    .bind(&keys.phone_keys)
-    .bind(contact.preferred_channel)
-    .bind(&contact.language)
-    .bind(Json(stored_consents(contact)))
-    .bind(contact.lifecycle_stage)
-    .bind(parse_optional(&contact.owner_id))
-    .bind(parse_optional(&contact.team_id))
-    .bind(&contact.tags)
-    .bind(Json(&keys.custom))
-    .bind(&contact.source)
-    .bind(&keys.search_text)
-    .bind(now)
-    .bind(actor)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row.into_proto())
+    save(tx, tenant, contact, keys, actor, true).await
 }
 
 /// Writes every field of a normalised contact and bumps its version.
@@ -176,42 +138,68 @@ pub async fn update(
     keys: &ContactKeys,
     actor: &str,
 ) -> sqlx::Result<Contact> {
-    let row: ContactRow = sqlx::query_as(&format!(
-        "UPDATE contacts SET first_name = $3, middle_name = $4, last_name = $5, title = $6, account_id = $7,
-            birthday = $8, address = $9, emails = $10, phones = $11, handles = $12, email_keys = $13,
-            phone_keys = $14, preferred_channel = $15, language = $16, consents = $17, lifecycle_stage = $18,
-            owner_id = $19, team_id = $20, tags = $21, custom = $22, source = $23, search_text = $24,
-            updated_at = now(), updated_by = $25, version = version + 1
-          WHERE tenant_id = $1 AND id = $2
-          RETURNING {COLUMNS}"
-    ))
-    .bind(tenant)
-    .bind(parse_optional(&contact.id))
-    .bind(&contact.first_name)
-    .bind(&contact.middle_name)
-    .bind(&contact.last_name)
-    .bind(&contact.title)
-    .bind(parse_optional(&contact.account_id))
-    .bind(NaiveDate::parse_from_str(&contact.birthday, "%Y-%m-%d").ok())
-    .bind(Json(&contact.address))
-    .bind(Json(&contact.emails))
-    .bind(Json(&contact.phones))
-    .bind(Json(&contact.handles))
-    .bind(&keys.email_keys)
-    .bind(&keys.phone_keys)
-    .bind(contact.preferred_channel)
-    .bind(&contact.language)
-    .bind(Json(stored_consents(contact)))
-    .bind(contact.lifecycle_stage)
-    .bind(parse_optional(&contact.owner_id))
-    .bind(parse_optional(&contact.team_id))
-    .bind(&contact.tags)
-    .bind(Json(&keys.custom))
-    .bind(&contact.source)
-    .bind(&keys.search_text)
-    .bind(actor)
-    .fetch_one(&mut *tx)
-    .await?;
+    save(tx, tenant, contact, keys, actor, false).await
+}
+
+/// One set of bound values for both statements, so a new column is bound
+/// once.
+async fn save(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: &Contact,
+    keys: &ContactKeys,
+    actor: &str,
+    insert: bool,
+) -> sqlx::Result<Contact> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO contacts (tenant_id, id, first_name, middle_name, last_name, title, account_id, birthday,
+                address, emails, phones, handles, email_keys, phone_keys, preferred_channel, language, consents,
+                lifecycle_stage, owner_id, team_id, tags, custom, source, search_text,
+                created_at, created_by, updated_at, updated_by, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                $21, $22, $23, $24, now(), $25, now(), $25, 1)
+             RETURNING {COLUMNS}"
+        )
+    } else {
+        format!(
+            "UPDATE contacts SET first_name = $3, middle_name = $4, last_name = $5, title = $6, account_id = $7,
+                birthday = $8, address = $9, emails = $10, phones = $11, handles = $12, email_keys = $13,
+                phone_keys = $14, preferred_channel = $15, language = $16, consents = $17, lifecycle_stage = $18,
+                owner_id = $19, team_id = $20, tags = $21, custom = $22, source = $23, search_text = $24,
+                updated_at = now(), updated_by = $25, version = version + 1
+              WHERE tenant_id = $1 AND id = $2
+              RETURNING {COLUMNS}"
+        )
+    };
+    let row: ContactRow = sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(parse_optional(&contact.id))
+        .bind(&contact.first_name)
+        .bind(&contact.middle_name)
+        .bind(&contact.last_name)
+        .bind(&contact.title)
+        .bind(parse_optional(&contact.account_id))
+        .bind(NaiveDate::parse_from_str(&contact.birthday, "%Y-%m-%d").ok())
+        .bind(Json(&contact.address))
+        .bind(Json(&contact.emails))
+        .bind(Json(&contact.phones))
+        .bind(Json(&contact.handles))
+        .bind(&keys.email_keys)
+        .bind(&keys.phone_keys)
+        .bind(contact.preferred_channel)
+        .bind(&contact.language)
+        .bind(Json(stored_consents(contact)))
+        .bind(contact.lifecycle_stage)
+        .bind(parse_optional(&contact.owner_id))
+        .bind(parse_optional(&contact.team_id))
+        .bind(&contact.tags)
+        .bind(Json(&keys.custom))
+        .bind(&contact.source)
+        .bind(&keys.search_text)
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
     Ok(row.into_proto())
 }
 
