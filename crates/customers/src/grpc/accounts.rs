@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::contacts::default_ownership;
 use super::masks::{apply_account_mask, changed_account_fields};
 use super::{
-    commit, handle, page_response, publish_side_events, publish_transfers, Change, SharedState,
-    State,
+    commit, handle, page_response, publish_side_events, publish_transfers, Change, MergePair,
+    SharedState, State,
 };
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::account::normalize;
@@ -403,24 +403,13 @@ impl AccountService for AccountHandlers {
     ) -> Result<Response<MergeAccountsResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Merge)?;
-            let survivor_id = parse_id("survivor_id", &request.survivor_id)?;
-            let merged_id = parse_id("merged_id", &request.merged_id)?;
-            if survivor_id == merged_id {
-                return Err(Error::invalid("merged_id", "must differ from survivor_id"));
-            }
+            let pair = MergePair::parse(&request.survivor_id, &request.merged_id)?;
+            let (survivor_id, merged_id) = (pair.survivor, pair.merged);
             let mut tx = self.0.begin(&caller).await?;
-            let (low, high) = if survivor_id < merged_id {
-                (survivor_id, merged_id)
-            } else {
-                (merged_id, survivor_id)
-            };
-            let low = visible_account(&mut tx, &caller, low, true).await?;
-            let high = visible_account(&mut tx, &caller, high, true).await?;
-            let (survivor, merged) = if low.id == survivor_id.to_string() {
-                (low, high)
-            } else {
-                (high, low)
-            };
+            let (first, second) = pair.lock_order();
+            let first = visible_account(&mut tx, &caller, first, true).await?;
+            let second = visible_account(&mut tx, &caller, second, true).await?;
+            let (survivor, merged) = pair.arrange(first, second);
             let mut after = survivor.clone();
             if !request.take_from_merged.is_empty() {
                 apply_account_mask(

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::masks::{apply_contact_mask, changed_contact_fields};
 use super::{
-    commit, handle, page_response, publish_side_events, publish_transfers, Change, SharedState,
-    State,
+    commit, handle, page_response, publish_side_events, publish_transfers, Change, MergePair,
+    SharedState, State,
 };
 use crate::domain::access::{authorize, scope, Action, Scope};
 use crate::domain::contact::normalize;
@@ -419,25 +419,13 @@ impl ContactService for ContactHandlers {
     ) -> Result<Response<MergeContactsResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Merge)?;
-            let survivor_id = parse_id("survivor_id", &request.survivor_id)?;
-            let merged_id = parse_id("merged_id", &request.merged_id)?;
-            if survivor_id == merged_id {
-                return Err(Error::invalid("merged_id", "must differ from survivor_id"));
-            }
+            let pair = MergePair::parse(&request.survivor_id, &request.merged_id)?;
+            let (survivor_id, merged_id) = (pair.survivor, pair.merged);
             let mut tx = self.0.begin(&caller).await?;
-            // Lock in id order so two opposite merges cannot deadlock.
-            let (first, second) = if survivor_id < merged_id {
-                (survivor_id, merged_id)
-            } else {
-                (merged_id, survivor_id)
-            };
+            let (first, second) = pair.lock_order();
             let first = visible_contact(&mut tx, &caller, first, true).await?;
             let second = visible_contact(&mut tx, &caller, second, true).await?;
-            let (survivor, merged) = if first.id == survivor_id.to_string() {
-                (first, second)
-            } else {
-                (second, first)
-            };
+            let (survivor, merged) = pair.arrange(first, second);
 
             let mut after = survivor.clone();
             if !request.take_from_merged.is_empty() {

@@ -129,3 +129,38 @@ pub async fn publish_transfers(
     }
     Ok(())
 }
+
+/// The two records of a merge, checked once for both entities.
+pub struct MergePair {
+    pub survivor: Uuid,
+    pub merged: Uuid,
+}
+
+impl MergePair {
+    pub fn parse(survivor: &str, merged: &str) -> kit::Result<Self> {
+        let survivor = crate::domain::parse_id("survivor_id", survivor)?;
+        let merged = crate::domain::parse_id("merged_id", merged)?;
+        if survivor == merged {
+            return Err(Error::invalid("merged_id", "must differ from survivor_id"));
+        }
+        Ok(Self { survivor, merged })
+    }
+
+    /// Ids in the order their rows are locked: lower first, so two
+    /// opposite merges cannot deadlock.
+    pub fn lock_order(&self) -> (Uuid, Uuid) {
+        (
+            self.survivor.min(self.merged),
+            self.survivor.max(self.merged),
+        )
+    }
+
+    /// Records loaded in lock order, as (survivor, merged).
+    pub fn arrange<T>(&self, first: T, second: T) -> (T, T) {
+        if self.survivor < self.merged {
+            (first, second)
+        } else {
+            (second, first)
+        }
+    }
+}
