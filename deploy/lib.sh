@@ -6,6 +6,8 @@
 #   CRM_PG_ADMIN_URL  admin URL of PostgreSQL   (postgres://postgres@127.0.0.1:5432/postgres)
 #   NATS_URL          NATS server               (nats://127.0.0.1:4222)
 #   CRM_STATE_DIR     where self-started servers keep data and logs
+#   CRM_INSTANCE      prefix of the per-service databases and roles (crm);
+#                     a second instance (e.g. the API check) keeps apart
 
 set -euo pipefail
 
@@ -16,7 +18,8 @@ if [ "$(id -u)" = 0 ]; then
 else
   CRM_STATE_DIR="${CRM_STATE_DIR:-$HOME/.local/share/crm}"
 fi
-export CRM_PG_ADMIN_URL NATS_URL CRM_STATE_DIR
+CRM_INSTANCE="${CRM_INSTANCE:-crm}"
+export CRM_PG_ADMIN_URL NATS_URL CRM_STATE_DIR CRM_INSTANCE
 mkdir -p "$CRM_STATE_DIR"
 
 log() { printf '\033[1m[crm]\033[0m %s\n' "$*" >&2; }
@@ -115,7 +118,7 @@ ensure_nats() {
 # One owner role (runs migrations), one plain runtime role and one database
 # per service. Passwords equal role names: a local development set-up.
 ensure_service_database() {
-  local svc=$1 owner="crm_$1" app="crm_$1_app" db="crm_$1"
+  local svc=$1 owner="${CRM_INSTANCE}_$1" app="${CRM_INSTANCE}_$1_app" db="${CRM_INSTANCE}_$1"
   psql "$CRM_PG_ADMIN_URL" -v ON_ERROR_STOP=1 -Atq >/dev/null <<SQL
 SELECT 'CREATE ROLE $owner LOGIN PASSWORD ''$owner''' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$owner')
 \gexec

@@ -3,6 +3,10 @@
 # started when missing), one database and role pair per service, every
 # service and the gateway built in release mode, then prints the URLs.
 # Ctrl-C stops everything it started (PostgreSQL and NATS keep running).
+#
+# Optional: CRM_PROFILE=dev runs debug builds (faster to build, used by the
+# API check); CRM_PORT_OFFSET shifts every port (8080 -> 8080+offset) so a
+# second instance can run beside the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -13,6 +17,9 @@ ALL_SERVICES=(customers:50051 sales:50052 marketing:50053 servicedesk:50054 repo
 ensure_postgres
 ensure_nats
 cargo_target_dir
+OFFSET="${CRM_PORT_OFFSET:-0}"
+HTTP_PORT=$((8080 + OFFSET))
+export CRM_GATEWAY_URL="http://127.0.0.1:$HTTP_PORT" CRM_CUSTOMERS_URL="http://127.0.0.1:$((50051 + OFFSET))"
 
 services=()
 for entry in "${ALL_SERVICES[@]}"; do
@@ -28,18 +35,28 @@ if [ "${#services[@]}" = 0 ] && [ "$has_gateway" = 0 ]; then
   exit 0
 fi
 
-log "building release binaries (the first build takes several minutes)"
-cargo build --release --locked --bins
-
-BIN="$CARGO_TARGET_DIR/release"
+if [ "${CRM_PROFILE:-release}" = dev ]; then
+  log "building debug binaries"
+  cargo build --locked --bins
+  BIN="$CARGO_TARGET_DIR/debug"
+else
+  log "building release binaries (the first build takes several minutes)"
+  cargo build --release --locked --bins
+  BIN="$CARGO_TARGET_DIR/release"
+fi
 if [ "$has_gateway" = 1 ]; then
   # Services trust the gateway's JWKS; the gateway owns the signing keys.
-  export CRM_JWKS_URL="${CRM_JWKS_URL:-http://127.0.0.1:8080/.well-known/jwks.json}"
+  export CRM_JWKS_URL="${CRM_JWKS_URL:-http://127.0.0.1:$HTTP_PORT/.well-known/jwks.json}"
   [ -s "$CRM_STATE_DIR/bootstrap-token" ] || { cat /proc/sys/kernel/random/uuid; cat /proc/sys/kernel/random/uuid; } | tr -d '\n-' >"$CRM_STATE_DIR/bootstrap-token"
   [ -s "$CRM_STATE_DIR/demo-password" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-password"
   chmod 600 "$CRM_STATE_DIR/bootstrap-token" "$CRM_STATE_DIR/demo-password"
   GATEWAY_BOOTSTRAP_TOKEN=$(cat "$CRM_STATE_DIR/bootstrap-token"); export GATEWAY_BOOTSTRAP_TOKEN
-  export GATEWAY_HTTP_ADDR="${GATEWAY_HTTP_ADDR:-127.0.0.1:8080}" GATEWAY_CUSTOMERS_URL="${GATEWAY_CUSTOMERS_URL:-http://127.0.0.1:50051}"
+  export GATEWAY_HTTP_ADDR="${GATEWAY_HTTP_ADDR:-127.0.0.1:$HTTP_PORT}"
+  for entry in "${services[@]}"; do
+    upper=$(echo "${entry%%:*}" | tr '[:lower:]' '[:upper:]')
+    var="GATEWAY_${upper}_URL"
+    export "$var=${!var:-http://127.0.0.1:$((${entry##*:} + OFFSET))}"
+  done
   # Development sessions last a working day; production keeps the 15-minute default.
   export GATEWAY_ACCESS_TOKEN_TTL_MS="${GATEWAY_ACCESS_TOKEN_TTL_MS:-28800000}"
 else
@@ -63,16 +80,16 @@ start() {
 
 if [ "$has_gateway" = 1 ]; then
   start crm-gateway
-  wait_tcp 127.0.0.1 8080 gateway
+  wait_tcp 127.0.0.1 "$HTTP_PORT" gateway
 fi
 for entry in "${services[@]}"; do
-  name=${entry%%:*}; port=${entry##*:}
+  name=${entry%%:*}; port=$((${entry##*:} + OFFSET))
   upper=$(echo "$name" | tr '[:lower:]' '[:upper:]')
   export "${upper}_GRPC_ADDR=127.0.0.1:$port" "${upper}_ADMIN_ADDR=127.0.0.1:$((port + 1000))"
   start "crm-$name"
 done
 for entry in "${services[@]}"; do
-  name=${entry%%:*}; port=${entry##*:}
+  name=${entry%%:*}; port=$((${entry##*:} + OFFSET))
   wait_tcp 127.0.0.1 "$port" "crm-$name"
 done
 if [ "$has_gateway" = 1 ]; then
@@ -86,9 +103,9 @@ if [ -d crates/customers ]; then
 fi
 echo
 log "the CRM is running (logs in $logs)"
-[ "$has_gateway" = 1 ] && echo "  gateway REST     http://127.0.0.1:8080/v1   API reference http://127.0.0.1:8080/docs"
+[ "$has_gateway" = 1 ] && echo "  gateway REST     http://127.0.0.1:$HTTP_PORT/v1   API reference http://127.0.0.1:$HTTP_PORT/docs"
 for entry in "${services[@]}"; do
-  name=${entry%%:*}; port=${entry##*:}
+  name=${entry%%:*}; port=$((${entry##*:} + OFFSET))
   printf '  %-16s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "$port" "$((port + 1000))"
 done
 echo "  NATS             $NATS_URL"

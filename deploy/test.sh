@@ -13,7 +13,7 @@ cargo_target_dir
 export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
 
 # Databases left by an interrupted earlier run (a finished test drops its own).
-psql "$CRM_TEST_DATABASE_URL" -Atqc "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ' WITH (FORCE)' FROM pg_database WHERE datname LIKE 'crm\_test\_%' AND (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = pg_database.datname) = 0" \
+psql "$CRM_TEST_DATABASE_URL" -Atqc "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'crm\_test\_%' AND (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = pg_database.datname) = 0" \
   | psql "$CRM_TEST_DATABASE_URL" -Atq >/dev/null 2>&1 || true
 
 log "running the test suite"

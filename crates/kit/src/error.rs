@@ -213,17 +213,22 @@ impl From<sqlx::Error> for Error {
         if let sqlx::Error::Database(db) = &error {
             // PostgreSQL SQLSTATEs that are the caller's doing, not ours.
             match db.code().as_deref() {
+                // Constraint names are schema internals: logged, not sent.
                 Some("23505") => {
-                    return Error::AlreadyExists(format!(
-                        "a record with the same {} already exists",
-                        db.constraint().unwrap_or("key")
-                    ))
+                    tracing::debug!(constraint = ?db.constraint(), "unique violation");
+                    return Error::AlreadyExists(
+                        "a record with the same unique values already exists".into(),
+                    );
                 }
                 Some("23503") => {
-                    return Error::FailedPrecondition(format!(
-                        "a referenced record does not exist or is still referenced ({})",
-                        db.constraint().unwrap_or("foreign key")
-                    ))
+                    tracing::debug!(constraint = ?db.constraint(), "foreign key violation");
+                    return Error::FailedPrecondition(
+                        "a referenced record does not exist or is still referenced".into(),
+                    );
+                }
+                // Text PostgreSQL cannot store (a NUL byte): the caller's input.
+                Some("22021") | Some("22P05") => {
+                    return Error::invalid("request", "text must not contain NUL characters");
                 }
                 Some("40001") | Some("40P01") => {
                     return Error::Unavailable("concurrent update, retry the request".into())

@@ -368,16 +368,22 @@ impl ActivityService for ActivityHandlers {
     ) -> Result<Response<ListTasksResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let assignee = optional_id("assignee_id", &request.assignee_id)
-                .map_err(|v| Error::InvalidArgument(vec![v]))?;
+            let filter = store::TaskFilter {
+                assignee: optional_id("assignee_id", &request.assignee_id)
+                    .map_err(|v| Error::InvalidArgument(vec![v]))?,
+                contact: optional_id("contact_id", &request.contact_id)
+                    .map_err(|v| Error::InvalidArgument(vec![v]))?,
+                account: optional_id("account_id", &request.account_id)
+                    .map_err(|v| Error::InvalidArgument(vec![v]))?,
+                include_completed: request.include_completed,
+            };
             let page = Page::<(DateTime<Utc>, Uuid)>::from_request(request.page.as_ref())?;
             let mut tx = self.0.begin(&caller).await?;
             let rows = store::tasks(
                 &mut tx,
                 caller.tenant_id,
                 &scope(&caller),
-                assignee,
-                request.include_completed,
+                &filter,
                 page.after,
                 page.fetch_limit(),
             )

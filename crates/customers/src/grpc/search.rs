@@ -24,6 +24,12 @@ impl SearchService for SearchHandlers {
             if query.chars().count() < 2 || query.chars().count() > 200 {
                 return Err(Error::invalid("query", "must be 2 to 200 characters"));
             }
+            if query.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "query",
+                    "must not contain control characters",
+                ));
+            }
             let limit = if request.limit <= 0 {
                 20
             } else {

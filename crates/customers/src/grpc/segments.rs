@@ -143,8 +143,15 @@ impl SegmentService for SegmentHandlers {
                 }
             }
             let id = Uuid::now_v7();
-            let created =
-                store::insert(&mut tx, caller.tenant_id, id, &segment, &caller.subject).await?;
+            let created = store::insert(&mut tx, caller.tenant_id, id, &segment, &caller.subject)
+                .await
+                .map_err(|e| match Error::from(e) {
+                    Error::AlreadyExists(_) => Error::AlreadyExists(format!(
+                        "a segment named \"{}\" already exists",
+                        segment.name
+                    )),
+                    other => other,
+                })?;
             if !ids.is_empty() {
                 add_members(&mut tx, &caller, id, &ids, "contact_ids").await?;
             }

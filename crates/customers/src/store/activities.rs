@@ -220,12 +220,19 @@ pub fn undated() -> DateTime<Utc> {
 }
 
 /// Tasks by due time (undated last), after `after` = (due time, id).
+/// Which tasks a task list shows.
+pub struct TaskFilter {
+    pub assignee: Option<Uuid>,
+    pub contact: Option<Uuid>,
+    pub account: Option<Uuid>,
+    pub include_completed: bool,
+}
+
 pub async fn tasks(
     tx: &mut PgConnection,
     tenant: Uuid,
     scope: &Scope,
-    assignee: Option<Uuid>,
-    include_completed: bool,
+    filter: &TaskFilter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<Activity>> {
@@ -236,10 +243,16 @@ pub async fn tasks(
         .push_bind(tenant)
         .push(" AND kind = ")
         .push_bind(ActivityKind::Task as i32);
-    if let Some(assignee) = assignee {
+    if let Some(assignee) = filter.assignee {
         query.push(" AND assignee_id = ").push_bind(assignee);
     }
-    if !include_completed {
+    if let Some(contact) = filter.contact {
+        query.push(" AND contact_id = ").push_bind(contact);
+    }
+    if let Some(account) = filter.account {
+        query.push(" AND account_id = ").push_bind(account);
+    }
+    if !filter.include_completed {
         query.push(" AND completed_at IS NULL");
     }
     push_scope(&mut query, scope);

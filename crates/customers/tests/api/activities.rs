@@ -130,6 +130,7 @@ async fn tasks_remind_when_due_and_complete_once() {
             assignee_id: admin.user.to_string(),
             include_completed: false,
             page: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -154,6 +155,7 @@ async fn tasks_remind_when_due_and_complete_once() {
             assignee_id: admin.user.to_string(),
             include_completed: false,
             page: None,
+            ..Default::default()
         })
         .await
         .unwrap()

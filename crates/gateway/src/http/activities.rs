@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
-use super::rest::{non_empty, page_params, timestamp};
+use super::rest::{non_empty, page_params, parse_uuid, timestamp};
 use super::{Caller, JsonBody, SharedState};
 
 /// note, call, email, meeting, chat or task.
@@ -149,7 +149,7 @@ pub async fn create(
             activity: Some(activity),
         },
     )?;
-    let saved = ActivityServiceClient::new(state.customers.clone())
+    let saved = client(&state)
         .log_activity(request)
         .await?
         .into_inner()
@@ -177,10 +177,7 @@ pub async fn timeline(
             page: Some(page),
         },
     )?;
-    let response = ActivityServiceClient::new(state.customers.clone())
-        .list_timeline(request)
-        .await?
-        .into_inner();
+    let response = client(&state).list_timeline(request).await?.into_inner();
     Ok(Json(ActivityPage {
         items: response
             .activities
@@ -192,4 +189,112 @@ pub async fn timeline(
             .map(|p| p.next_page_token)
             .filter(|t| !t.is_empty()),
     }))
+}
+
+fn client(state: &SharedState) -> ActivityServiceClient<tonic::transport::Channel> {
+    ActivityServiceClient::new(state.customers.clone())
+}
+
+#[utoipa::path(get, path = "/v1/activities/{id}", tag = "activities", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "activity id")),
+    responses((status = 200, body = ActivityDto), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ActivityDto>, Problem> {
+    parse_uuid("id", &id)?;
+    let request = state.upstream(&caller, pb::GetActivityRequest { id })?;
+    let activity = client(&state)
+        .get_activity(request)
+        .await?
+        .into_inner()
+        .activity
+        .unwrap_or_default();
+    Ok(Json(activity.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/activities/{id}", tag = "activities", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "activity id")),
+    responses((status = 204), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn delete(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    parse_uuid("id", &id)?;
+    let request = state.upstream(&caller, pb::DeleteActivityRequest { id })?;
+    client(&state).delete_activity(request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/tasks", tag = "activities", security(("bearer" = [])),
+    params(("assignee_id" = Option<uuid::Uuid>, Query, description = "only this user's tasks"),
+           ("include_completed" = Option<bool>, Query),
+           ("page_size" = Option<i32>, Query, minimum = 1, maximum = 500), ("page_token" = Option<String>, Query)),
+    responses((status = 200, body = ActivityPage)))]
+pub async fn tasks(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<ActivityPage>, Problem> {
+    let page = page_params(
+        &params,
+        &[
+            "page_size",
+            "page_token",
+            "assignee_id",
+            "include_completed",
+        ],
+    )?;
+    let assignee_id = match params.get("assignee_id") {
+        Some(raw) => parse_uuid("assignee_id", raw)?.to_string(),
+        None => String::new(),
+    };
+    let include_completed = match params.get("include_completed").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(Problem::invalid(
+                "include_completed",
+                "must be true or false",
+            ))
+        }
+    };
+    let request = state.upstream(
+        &caller,
+        pb::ListTasksRequest {
+            assignee_id,
+            include_completed,
+            page: Some(page),
+            ..Default::default()
+        },
+    )?;
+    let response = client(&state).list_tasks(request).await?.into_inner();
+    Ok(Json(ActivityPage {
+        items: response.tasks.into_iter().map(ActivityDto::from).collect(),
+        next_page_token: response
+            .page
+            .map(|p| p.next_page_token)
+            .filter(|t| !t.is_empty()),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "activities", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "task id")),
+    responses((status = 200, body = ActivityDto), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn complete(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ActivityDto>, Problem> {
+    parse_uuid("id", &id)?;
+    let request = state.upstream(&caller, pb::CompleteTaskRequest { id })?;
+    let task = client(&state)
+        .complete_task(request)
+        .await?
+        .into_inner()
+        .task
+        .unwrap_or_default();
+    Ok(Json(task.into()))
 }

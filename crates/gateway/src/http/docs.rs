@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, activities, api_keys, auth, contacts, overview, problem, search, teams, tenants,
-    users, webhooks,
+    accounts, activities, api_keys, audit, auth, contacts, data, fields, overview, problem, search,
+    segments, teams, tenants, users, webhooks,
 };
 
 struct SecuritySchemes;
@@ -95,12 +95,16 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete, overview::contact,
         accounts::list, accounts::create, accounts::get, accounts::update, accounts::delete,
-        activities::create, activities::timeline,
-        search::search,
+        overview::account,
+        activities::create, activities::timeline, activities::get, activities::delete, activities::tasks, activities::complete,
+        segments::create, segments::list, segments::get, segments::delete, segments::members, segments::add_members, segments::remove_members,
+        fields::define, fields::list, fields::delete,
+        data::import, data::export, data::personal_data, data::erase,
+        search::search, audit::list,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),
-    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "search"))
+    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "segments"), (name = "fields"), (name = "data"), (name = "search"), (name = "audit"))
 )]
 pub struct ApiDoc;
 

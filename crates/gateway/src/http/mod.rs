@@ -3,13 +3,18 @@
 pub mod accounts;
 pub mod activities;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod contacts;
+pub mod data;
 pub mod docs;
+pub mod fields;
+pub mod grpc_web;
 pub mod overview;
 pub mod problem;
 pub mod rest;
 pub mod search;
+pub mod segments;
 pub mod teams;
 pub mod tenants;
 pub mod users;
@@ -42,6 +47,10 @@ pub struct AppState {
     pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
     /// Requests in flight; none left means shed load.
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// gRPC-Web pass-through: proto package path prefix -> service URL.
+    pub grpc_web_routes: Vec<(String, String)>,
+    /// HTTP/1.1 client for the gRPC-Web pass-through.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -50,7 +59,10 @@ impl AppState {
             .unwrap_or(std::num::NonZeroU32::MIN);
         let limiter = governor::RateLimiter::keyed(governor::Quota::per_second(rate));
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1)));
+        let grpc_web_routes = vec![("/crm.customers.".to_owned(), config.customers_url.clone())];
         AppState {
+            grpc_web_routes,
+            http: reqwest::Client::new(),
             config,
             db,
             keys,
@@ -248,10 +260,6 @@ async fn front_door(
     response
 }
 
-async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
-}
-
 /// CORS for the configured browser origins only (none by default).
 fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     use axum::http::{header, HeaderName, Method};
@@ -272,11 +280,16 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             header::IF_MATCH,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
         ])
         .expose_headers([
             header::ETAG,
             header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
         ])
         .max_age(std::time::Duration::from_secs(600))
 }
@@ -311,7 +324,38 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/v1/contacts/{id}/360", get(overview::contact))
         .route("/v1/contacts/{id}/activities", get(activities::timeline))
+        .route("/v1/contacts/{id}/personal-data", get(data::personal_data))
+        .route("/v1/contacts/{id}/erase", post(data::erase))
         .route("/v1/activities", post(activities::create))
+        .route(
+            "/v1/activities/{id}",
+            get(activities::get).delete(activities::delete),
+        )
+        .route("/v1/tasks", get(activities::tasks))
+        .route("/v1/tasks/{id}/complete", post(activities::complete))
+        .route("/v1/segments", get(segments::list).post(segments::create))
+        .route(
+            "/v1/segments/{id}",
+            get(segments::get).delete(segments::delete),
+        )
+        .route(
+            "/v1/segments/{id}/members",
+            get(segments::members).post(segments::add_members),
+        )
+        .route(
+            "/v1/segments/{id}/members/remove",
+            post(segments::remove_members),
+        )
+        .route("/v1/fields/{entity}", get(fields::list).put(fields::define))
+        .route(
+            "/v1/fields/{entity}/{key}",
+            axum::routing::delete(fields::delete),
+        )
+        .route(
+            "/v1/imports",
+            post(data::import).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/exports", get(data::export))
         .route("/v1/accounts", get(accounts::list).post(accounts::create))
         .route(
             "/v1/accounts/{id}",
@@ -319,7 +363,9 @@ pub fn router(state: SharedState) -> Router {
                 .patch(accounts::update)
                 .delete(accounts::delete),
         )
+        .route("/v1/accounts/{id}/360", get(overview::account))
         .route("/v1/search", get(search::search))
+        .route("/v1/audit-log", get(audit::list))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .route("/healthz", get(|| async { "ok" }))
@@ -328,7 +374,7 @@ pub fn router(state: SharedState) -> Router {
             "/metrics",
             get(|| async { kit::metrics::handle().render() }),
         )
-        .fallback(not_found)
+        .fallback(grpc_web::forward)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

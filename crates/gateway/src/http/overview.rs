@@ -1,7 +1,8 @@
-//! `GET /v1/contacts/{id}/360`: a contact with its account and recent
-//! activities, gathered from the services in parallel, each with a
-//! deadline. The contact is required; any other section whose service is
-//! slow or down comes back marked `unavailable` instead of failing the page.
+//! `GET /v1/contacts/{id}/360` and `GET /v1/accounts/{id}/360`: a record
+//! with what surrounds it (account, contacts, recent activities, open
+//! tasks), gathered from the services in parallel, each with a deadline.
+//! The record itself is required; any other section whose service is slow
+//! or down comes back marked `unavailable` instead of failing the page.
 //! Sections for deals, tickets and campaign touches join as those services
 //! land.
 
@@ -17,8 +18,10 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::accounts::AccountDto;
 use super::contacts::ContactDto;
 use super::problem::{self, Problem};
+use super::rest::{json_to_value, parse_uuid, timestamp};
 use super::{Caller, SharedState};
 
 /// A part of the 360 view: `ok` with data, `none` when there is nothing to
@@ -77,6 +80,27 @@ pub struct ContactOverview {
     pub account: Section<AccountSummary>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
+    #[schema(value_type = Object)]
+    pub open_tasks: Section<Vec<ActivitySummary>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactSummary {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub title: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountOverview {
+    pub account: AccountDto,
+    #[schema(value_type = Object)]
+    pub contacts: Section<Vec<ContactSummary>>,
+    #[schema(value_type = Object)]
+    pub recent_activities: Section<Vec<ActivitySummary>>,
+    #[schema(value_type = Object)]
+    pub open_tasks: Section<Vec<ActivitySummary>>,
 }
 
 fn summary(activity: pb::Activity) -> ActivitySummary {
@@ -91,12 +115,69 @@ fn summary(activity: pb::Activity) -> ActivitySummary {
         id: activity.id,
         kind,
         subject: activity.subject,
-        occurred_at: activity
-            .occurred_at
-            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-            .map(|t| t.to_rfc3339()),
+        occurred_at: timestamp(activity.occurred_at.as_ref()),
         done: activity.task.map(|t| t.completed_at.is_some()),
     }
+}
+
+/// One section: the call under the deadline, NOT_FOUND as `none`, any
+/// other failure or a timeout as `unavailable`.
+async fn section<R, T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    map: impl FnOnce(R) -> Section<T>,
+) -> Section<T> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(response)) => map(response.into_inner()),
+        Ok(Err(status)) if status.code() == tonic::Code::NotFound => Section::none(),
+        _ => Section::unavailable(),
+    }
+}
+
+const FIRST_TEN: Option<PageRequest> = Some(PageRequest {
+    page_size: 10,
+    page_token: String::new(),
+});
+
+fn deadline(state: &SharedState) -> Duration {
+    state.config.upstream_timeout.min(Duration::from_secs(2))
+}
+
+/// The newest activities and the open tasks of a contact or an account.
+async fn activity_sections(
+    state: &SharedState,
+    caller: &Caller,
+    contact_id: String,
+    account_id: String,
+) -> Result<(Section<Vec<ActivitySummary>>, Section<Vec<ActivitySummary>>), Problem> {
+    let timeline = state.upstream(
+        caller,
+        pb::ListTimelineRequest {
+            contact_id: contact_id.clone(),
+            account_id: account_id.clone(),
+            page: FIRST_TEN,
+        },
+    )?;
+    let tasks = state.upstream(
+        caller,
+        pb::ListTasksRequest {
+            contact_id,
+            account_id,
+            page: FIRST_TEN,
+            ..Default::default()
+        },
+    )?;
+    let mut timeline_client = ActivityServiceClient::new(state.customers.clone());
+    let mut tasks_client = timeline_client.clone();
+    let recent = section(
+        deadline(state),
+        timeline_client.list_timeline(timeline),
+        |r| Section::ok(r.activities.into_iter().map(summary).collect()),
+    );
+    let open = section(deadline(state), tasks_client.list_tasks(tasks), |r| {
+        Section::ok(r.tasks.into_iter().map(summary).collect())
+    });
+    Ok(tokio::join!(recent, open))
 }
 
 #[utoipa::path(get, path = "/v1/contacts/{id}/360", tag = "contacts", security(("bearer" = [])),
@@ -107,7 +188,7 @@ pub async fn contact(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ContactOverview>, Problem> {
-    let deadline = state.config.upstream_timeout.min(Duration::from_secs(2));
+    parse_uuid("id", &id)?;
     let request = state.upstream(&caller, pb::GetContactRequest { id: id.clone() })?;
     let contact = ContactServiceClient::new(state.customers.clone())
         .get_contact(request)
@@ -118,70 +199,98 @@ pub async fn contact(
 
     let account = async {
         if contact.account_id.is_empty() {
-            return Section::none();
+            return Ok(Section::none());
         }
-        let Ok(request) = state.upstream(
+        let request = state.upstream(
             &caller,
             pb::GetAccountRequest {
                 id: contact.account_id.clone(),
             },
-        ) else {
-            return Section::unavailable();
-        };
-        match tokio::time::timeout(
-            deadline,
-            AccountServiceClient::new(state.customers.clone()).get_account(request),
-        )
-        .await
-        {
-            Ok(Ok(response)) => response
-                .into_inner()
-                .account
-                .map_or_else(Section::none, |a| {
+        )?;
+        let mut client = AccountServiceClient::new(state.customers.clone());
+        Ok::<_, Problem>(
+            section(deadline(&state), client.get_account(request), |r| {
+                r.account.map_or_else(Section::none, |a| {
                     Section::ok(AccountSummary {
                         id: a.id,
                         name: a.name,
                         domain: a.domain,
                         industry: a.industry,
                     })
-                }),
-            Ok(Err(status)) if status.code() == tonic::Code::NotFound => Section::none(),
-            _ => Section::unavailable(),
-        }
-    };
-    let activities = async {
-        let message = pb::ListTimelineRequest {
-            contact_id: id.clone(),
-            account_id: String::new(),
-            page: Some(PageRequest {
-                page_size: 10,
-                page_token: String::new(),
-            }),
-        };
-        let Ok(request) = state.upstream(&caller, message) else {
-            return Section::unavailable();
-        };
-        match tokio::time::timeout(
-            deadline,
-            ActivityServiceClient::new(state.customers.clone()).list_timeline(request),
+                })
+            })
+            .await,
         )
-        .await
-        {
-            Ok(Ok(response)) => Section::ok(
-                response
-                    .into_inner()
-                    .activities
-                    .into_iter()
-                    .map(summary)
-                    .collect(),
-            ),
-            _ => Section::unavailable(),
-        }
     };
-    let (account, recent_activities) = tokio::join!(account, activities);
+    let activities = activity_sections(&state, &caller, id.clone(), String::new());
+    let (account, activities) = tokio::join!(account, activities);
+    let (recent_activities, open_tasks) = activities?;
     Ok(Json(ContactOverview {
         contact: ContactDto::from(contact),
-        account,
+        account: account?,
         recent_activities,
+        open_tasks,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{id}/360", tag = "accounts", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "account id")),
+    responses((status = 200, body = AccountOverview), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+pub async fn account(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AccountOverview>, Problem> {
+    parse_uuid("id", &id)?;
+    let request = state.upstream(&caller, pb::GetAccountRequest { id: id.clone() })?;
+    let account = AccountServiceClient::new(state.customers.clone())
+        .get_account(request)
+        .await?
+        .into_inner()
+        .account
+        .unwrap_or_default();
+    let contacts_request = state.upstream(
+        &caller,
+        pb::ListContactsRequest {
+            filter: Some(pb::Filter {
+                node: Some(pb::filter::Node::Condition(pb::Condition {
+                    field: "account_id".into(),
+                    op: pb::Operator::Eq as i32,
+                    value: Some(json_to_value(&serde_json::Value::String(id.clone()))),
+                })),
+            }),
+            order_by: String::new(),
+            page: Some(PageRequest {
+                page_size: 50,
+                page_token: String::new(),
+            }),
+        },
+    )?;
+    let mut contacts_client = ContactServiceClient::new(state.customers.clone());
+    let contacts = section(
+        deadline(&state),
+        contacts_client.list_contacts(contacts_request),
+        |r| {
+            Section::ok(
+                r.contacts
+                    .into_iter()
+                    .map(|c| ContactSummary {
+                        id: c.id,
+                        first_name: c.first_name,
+                        last_name: c.last_name,
+                        title: c.title,
+                    })
+                    .collect(),
+            )
+        },
+    );
+    let activities = activity_sections(&state, &caller, String::new(), id.clone());
+    let (contacts, activities) = tokio::join!(contacts, activities);
+    let (recent_activities, open_tasks) = activities?;
+    Ok(Json(AccountOverview {
+        account: AccountDto::from(account),
+        contacts,
+        recent_activities,
+        open_tasks,
     }))
 }
