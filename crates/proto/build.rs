@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-const PII_MESSAGES: [&str; 8] = [
+const PII_MESSAGES: [&str; 9] = [
+    "crm.sales.v1.Lead",
     "crm.customers.v1.Contact",
     "crm.customers.v1.Email",
     "crm.customers.v1.Phone",

@@ -20,10 +20,12 @@ use crm_proto::crm::customers::v1::field_service_server::FieldServiceServer;
 use crm_proto::crm::customers::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::customers::v1::segment_service_server::SegmentServiceServer;
 use kit::config::ServiceConfig;
+use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 use tonic::service::Routes;
 
 use crate::events::reminders::ReminderScheduler;
+use crate::events::sales::SalesEvents;
 use crate::grpc::{
     accounts::AccountHandlers, activities::ActivityHandlers, contacts::ContactHandlers,
     data::DataHandlers, fields::FieldHandlers, search::SearchHandlers, segments::SegmentHandlers,
@@ -62,13 +64,26 @@ pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
         "crm.customers.v1.DataService",
     ];
     let reminders = ReminderScheduler::new(context.db.clone(), context.outbox.clone());
+    // Won deals make their accounts customers.
+    let won_deals = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("customers", "sales"),
+        SalesEvents(context.outbox.clone()),
+    )
+    .await?;
     launch(
         context,
         GrpcRoutes {
             routes,
             health_names,
         },
-        vec![background(move |shutdown| reminders.run(shutdown))],
+        vec![
+            background(move |shutdown| reminders.run(shutdown)),
+            background(move |shutdown| won_deals.run(shutdown)),
+        ],
     )
     .await
 }

@@ -198,6 +198,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// The names of the violated fields, in order.
+    pub fn fields(&self) -> Vec<&str> {
+        self.0.iter().map(|v| v.field.as_str()).collect()
+    }
+
     /// `Ok(())` when nothing was violated, otherwise `InvalidArgument` with all.
     pub fn into_result(self) -> Result<()> {
         if self.0.is_empty() {

@@ -16,12 +16,14 @@
 //! - [`error`]: one error type, mapped once to gRPC status with rich details.
 //! - [`paging`]: opaque keyset cursors.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod inbox;
+pub mod input;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;

@@ -18,4 +18,9 @@ pub mod crm {
             tonic::include_proto!("crm.customers.v1");
         }
     }
+    pub mod sales {
+        pub mod v1 {
+            tonic::include_proto!("crm.sales.v1");
+        }
+    }
 }

@@ -122,6 +122,22 @@ impl fmt::Debug for customers::ExportContactDataResponse {
     }
 }
 
+impl fmt::Debug for crate::crm::sales::v1::Lead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lead")
+            .field("id", &self.id)
+            .field("first_name", &mask_text(&self.first_name))
+            .field("last_name", &mask_text(&self.last_name))
+            .field("email", &mask_email(&self.email))
+            .field("phone", &mask_phone(&self.phone))
+            .field("company", &self.company)
+            .field("status", &self.status)
+            .field("owner_id", &self.owner_id)
+            .field("score", &self.score)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,8 @@
 //! reported NOT_FOUND, so its existence does not leak. API keys are further
 //! limited by their scopes (`customers:read`, `customers:write`).
 
-use kit::auth::{CallerContext, Role, Visibility};
+use kit::auth::{CallerContext, Role};
 use kit::Error;
-use uuid::Uuid;
 
 /// Actions guarded by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,48 +73,7 @@ fn describe(action: Action) -> &'static str {
     }
 }
 
-/// Which records a caller sees, as a SQL-ready scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    Tenant,
-    Team {
-        user: Option<Uuid>,
-        teams: Vec<Uuid>,
-    },
-    Own {
-        user: Option<Uuid>,
-    },
-}
-
-pub fn scope(caller: &CallerContext) -> Scope {
-    if caller.has_role(Role::Service) {
-        return Scope::Tenant;
-    }
-    match caller.visibility {
-        Visibility::Tenant => Scope::Tenant,
-        Visibility::Team => Scope::Team {
-            user: caller.user_id,
-            teams: caller.teams.clone(),
-        },
-        Visibility::Own => Scope::Own {
-            user: caller.user_id,
-        },
-    }
-}
-
-impl Scope {
-    /// Whether a record with this owner and team is visible.
-    pub fn sees(&self, owner: Option<Uuid>, team: Option<Uuid>) -> bool {
-        match self {
-            Scope::Tenant => true,
-            Scope::Team { user, teams } => {
-                (owner.is_some() && owner == *user)
-                    || team.is_some_and(|team| teams.contains(&team))
-            }
-            Scope::Own { user } => owner.is_some() && owner == *user,
-        }
-    }
-}
+pub use kit::access::{scope, Scope};
 
 #[cfg(test)]
 mod tests {
@@ -128,20 +86,5 @@ mod tests {
         assert!(!role_allows(Role::Manager, Action::Erase));
         assert!(role_allows(Role::Admin, Action::Erase));
         assert!(!role_allows(Role::SalesRep, Action::Merge));
-    }
-
-    #[test]
-    fn scopes_see_own_team_or_all() {
-        let (me, other, team) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let own = Scope::Own { user: Some(me) };
-        assert!(own.sees(Some(me), None));
-        assert!(!own.sees(Some(other), Some(team)));
-        let team_scope = Scope::Team {
-            user: Some(me),
-            teams: vec![team],
-        };
-        assert!(team_scope.sees(Some(other), Some(team)));
-        assert!(!team_scope.sees(Some(other), None));
-        assert!(Scope::Tenant.sees(None, None));
     }
 }

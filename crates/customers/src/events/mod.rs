@@ -4,3 +4,4 @@
 //! transaction of each change (see the handlers in `grpc/`).
 
 pub mod reminders;
+pub mod sales;

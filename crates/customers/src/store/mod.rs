@@ -24,20 +24,7 @@ use crate::domain::access::Scope;
 /// Adds the caller's visibility to a query over a table with `owner_id`
 /// and `team_id` columns.
 pub fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
-    match scope {
-        Scope::Tenant => {}
-        Scope::Team { user, teams } => {
-            query
-                .push(" AND (owner_id = ")
-                .push_bind(*user)
-                .push(" OR team_id = ANY(")
-                .push_bind(teams.clone())
-                .push("))");
-        }
-        Scope::Own { user } => {
-            query.push(" AND owner_id = ").push_bind(*user);
-        }
-    }
+    scope.push_sql(query);
 }
 
 /// A list's sort order: a column and a direction.

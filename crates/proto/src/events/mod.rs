@@ -3,6 +3,7 @@
 //! share one definition of the contract.
 
 mod customers;
+mod sales;
 
 /// A protobuf payload that is published as a domain event.
 pub trait DomainEvent: prost::Message + Default {

@@ -1,0 +1,89 @@
+//! Record visibility shared by every service: the token's visibility (own /
+//! team / tenant) becomes a [`Scope`] that filters SQL and checks single
+//! records. Which roles may do which actions stays with each service.
+
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::auth::{CallerContext, Role, Visibility};
+
+/// Which records a caller sees, as a SQL-ready scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Tenant,
+    Team {
+        user: Option<Uuid>,
+        teams: Vec<Uuid>,
+    },
+    Own {
+        user: Option<Uuid>,
+    },
+}
+
+pub fn scope(caller: &CallerContext) -> Scope {
+    if caller.has_role(Role::Service) {
+        return Scope::Tenant;
+    }
+    match caller.visibility {
+        Visibility::Tenant => Scope::Tenant,
+        Visibility::Team => Scope::Team {
+            user: caller.user_id,
+            teams: caller.teams.clone(),
+        },
+        Visibility::Own => Scope::Own {
+            user: caller.user_id,
+        },
+    }
+}
+
+impl Scope {
+    /// Whether a record with this owner and team is visible.
+    pub fn sees(&self, owner: Option<Uuid>, team: Option<Uuid>) -> bool {
+        match self {
+            Scope::Tenant => true,
+            Scope::Team { user, teams } => {
+                (owner.is_some() && owner == *user)
+                    || team.is_some_and(|team| teams.contains(&team))
+            }
+            Scope::Own { user } => owner.is_some() && owner == *user,
+        }
+    }
+
+    /// Appends ` AND <visible>` over the `owner_id` / `team_id` columns.
+    pub fn push_sql(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        match self {
+            Scope::Tenant => {}
+            Scope::Team { user, teams } => {
+                query
+                    .push(" AND (owner_id = ")
+                    .push_bind(*user)
+                    .push(" OR team_id = ANY(")
+                    .push_bind(teams.clone())
+                    .push("))");
+            }
+            Scope::Own { user } => {
+                query.push(" AND owner_id = ").push_bind(*user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_see_own_team_or_all() {
+        let (me, other, team) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let own = Scope::Own { user: Some(me) };
+        assert!(own.sees(Some(me), None));
+        assert!(!own.sees(Some(other), Some(team)));
+        let team_scope = Scope::Team {
+            user: Some(me),
+            teams: vec![team],
+        };
+        assert!(team_scope.sees(Some(other), Some(team)));
+        assert!(!team_scope.sees(Some(other), None));
+        assert!(Scope::Tenant.sees(None, None));
+    }
+}

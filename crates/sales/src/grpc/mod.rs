@@ -1,0 +1,97 @@
+//! gRPC handlers: decode the request, authorise the caller, apply the
+//! domain rules, call the store and write events in one transaction, encode.
+
+pub mod forecasts;
+pub mod leads;
+pub mod opportunities;
+pub mod pipelines;
+
+use std::sync::Arc;
+
+use crm_proto::crm::common::v1::PageResponse;
+use kit::auth::CallerContext;
+use kit::db::{Database, TenantTx};
+use kit::outbox::Outbox;
+use kit::Error;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+/// What every handler needs.
+pub struct State {
+    pub db: Database,
+    pub outbox: Outbox,
+    /// The customers service, for lead conversion.
+    pub customers: Channel,
+}
+
+pub type SharedState = Arc<State>;
+
+impl State {
+    pub async fn begin(&self, caller: &CallerContext) -> kit::Result<TenantTx> {
+        Ok(self.db.begin_tenant(caller.tenant_id).await?)
+    }
+}
+
+/// Runs a handler body that works on the caller and the decoded request.
+pub async fn handle<T, R, F, Fut>(request: Request<T>, body: F) -> Result<Response<R>, Status>
+where
+    F: FnOnce(CallerContext, T) -> Fut,
+    Fut: std::future::Future<Output = kit::Result<R>>,
+{
+    let caller = kit::auth::caller(&request)?;
+    body(caller, request.into_inner())
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
+}
+
+pub async fn commit(tx: TenantTx) -> kit::Result<()> {
+    tx.commit().await.map_err(Error::from)
+}
+
+pub fn page_response(next: String) -> Option<PageResponse> {
+    Some(PageResponse {
+        next_page_token: next,
+    })
+}
+
+pub fn version_of(audit: &Option<crm_proto::crm::common::v1::Audit>) -> i64 {
+    audit.as_ref().map(|a| a.version).unwrap_or_default()
+}
+
+/// Refuses a write based on a stale read (`expected` 0 = no check).
+pub fn check_version(
+    entity: &'static str,
+    id: &str,
+    expected: i64,
+    actual: i64,
+) -> kit::Result<()> {
+    if expected != 0 && expected != actual {
+        return Err(Error::VersionConflict {
+            entity,
+            id: id.to_owned(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// Update masks name proto fields; unknown names are refused.
+pub fn mask_allows(mask: &[String], field: &str) -> bool {
+    mask.is_empty() || mask.iter().any(|m| m == field)
+}
+
+pub fn check_mask(mask: &[String], editable: &[&str], prefix: &str) -> kit::Result<()> {
+    for (i, name) in mask.iter().enumerate() {
+        if !editable.contains(&name.as_str()) {
+            return Err(Error::invalid(
+                format!("update_mask[{i}]"),
+                format!(
+                    "{prefix} field {name:?} cannot be updated; editable: {}",
+                    editable.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Sales pipeline service: leads with territory routing, round robin,
+//! scoring and conversion into the customers service; pipelines with
+//! ordered stages; opportunities with stage history and won/lost events;
+//! quotas and forecasts.
+//!
+//! [`build`] wires the gRPC services, the outbox relay and the consumer of
+//! the customers service's events onto the platform kit.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use crm_proto::crm::sales::v1::forecast_service_server::ForecastServiceServer;
+use crm_proto::crm::sales::v1::lead_service_server::LeadServiceServer;
+use crm_proto::crm::sales::v1::opportunity_service_server::OpportunityServiceServer;
+use crm_proto::crm::sales::v1::pipeline_service_server::PipelineServiceServer;
+use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
+use tonic::service::Routes;
+use tonic::transport::Endpoint;
+
+use crate::config::SalesConfig;
+use crate::events::CustomerEvents;
+use crate::grpc::{
+    forecasts::ForecastHandlers, leads::LeadHandlers, opportunities::OpportunityHandlers,
+    pipelines::PipelineHandlers, State,
+};
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, migrates and starts the service.
+pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
+    // Connected lazily: sales starts while customers is still coming up.
+    let customers = Endpoint::from_shared(config.customers_url.clone())
+        .context("SALES_CUSTOMERS_URL is not a URL")?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy();
+    let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
+    let state = Arc::new(State {
+        db: context.db.clone(),
+        outbox: context.outbox.clone(),
+        customers,
+    });
+    let routes = Routes::new(LeadServiceServer::new(LeadHandlers(state.clone())))
+        .add_service(PipelineServiceServer::new(PipelineHandlers(state.clone())))
+        .add_service(OpportunityServiceServer::new(OpportunityHandlers(
+            state.clone(),
+        )))
+        .add_service(ForecastServiceServer::new(ForecastHandlers(state.clone())));
+    let health_names = vec![
+        "crm.sales.v1.LeadService",
+        "crm.sales.v1.PipelineService",
+        "crm.sales.v1.OpportunityService",
+        "crm.sales.v1.ForecastService",
+    ];
+    let consumer = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("sales", "customers"),
+        CustomerEvents(state.clone()),
+    )
+    .await?;
+    launch(
+        context,
+        GrpcRoutes {
+            routes,
+            health_names,
+        },
+        vec![background(move |shutdown| consumer.run(shutdown))],
+    )
+    .await
+}

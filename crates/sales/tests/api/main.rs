@@ -1,0 +1,5 @@
+//! Sales service tests through its gRPC API, beside a real customers
+//! service, on real PostgreSQL and NATS.
+
+mod flows;
+mod harness;
