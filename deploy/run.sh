@@ -20,6 +20,7 @@ cargo_target_dir
 OFFSET="${CRM_PORT_OFFSET:-0}"
 HTTP_PORT=$((8080 + OFFSET))
 export CRM_GATEWAY_URL="http://127.0.0.1:$HTTP_PORT" CRM_CUSTOMERS_URL="http://127.0.0.1:$((50051 + OFFSET))"
+export SALES_CUSTOMERS_URL="${SALES_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}"
 
 services=()
 for entry in "${ALL_SERVICES[@]}"; do

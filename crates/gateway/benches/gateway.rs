@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         http_addr: "127.0.0.1:0".parse()?,
         database: gateway_db_config,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
+        sales_url: "http://127.0.0.1:9".into(),
         bootstrap_token: Some("bootstrap-secret-for-the-benchmark".into()),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),

@@ -11,6 +11,8 @@ pub struct GatewayConfig {
     pub database: DatabaseConfig,
     /// gRPC endpoint of the customers service.
     pub customers_url: String,
+    /// gRPC endpoint of the sales service.
+    pub sales_url: String,
     /// Secret that authorises creating tenants and rotating keys (platform
     /// operators, not tenant admins). Unset disables those operations.
     pub bootstrap_token: Option<String>,
@@ -54,6 +56,11 @@ impl GatewayConfig {
             "CUSTOMERS_URL",
             "an http:// URL",
             "http://127.0.0.1:50051".to_owned(),
+        );
+        let sales_url = env.or(
+            "SALES_URL",
+            "an http:// URL",
+            "http://127.0.0.1:50052".to_owned(),
         );
         let bootstrap_token: Option<String> =
             env.optional("BOOTSTRAP_TOKEN", "a secret of at least 16 characters");
@@ -104,6 +111,7 @@ impl GatewayConfig {
                 max_connections: 20,
             },
             customers_url,
+            sales_url,
             bootstrap_token,
             issuer,
             audience,

@@ -50,15 +50,25 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let keys = KeyRing::load(db.clone(), &config.issuer, &config.audience).await?;
     // Connected lazily: the gateway starts (and answers with 503 problems)
     // while a service is still down.
-    let customers = Endpoint::from_shared(config.customers_url.clone())
-        .context("GATEWAY_CUSTOMERS_URL is not a URL")?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .connect_lazy();
+    let lazy = |url: &str, name: &str| -> anyhow::Result<tonic::transport::Channel> {
+        Ok(Endpoint::from_shared(url.to_owned())
+            .with_context(|| format!("GATEWAY_{name}_URL is not a URL"))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect_lazy())
+    };
+    let customers = lazy(&config.customers_url, "CUSTOMERS")?;
+    let sales = lazy(&config.sales_url, "SALES")?;
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState::new(config, db.clone(), keys.clone(), customers));
+    let state = Arc::new(AppState::new(
+        config,
+        db.clone(),
+        keys.clone(),
+        customers,
+        sales,
+    ));
     let shutdown = kit::Shutdown::new();
     tokio::spawn(keys.refresh_periodically(shutdown.clone()));
     // Outbound webhooks: consume the services' events, dispatch deliveries.

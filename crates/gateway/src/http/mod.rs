@@ -43,6 +43,7 @@ pub struct AppState {
     pub db: Database,
     pub keys: KeyRing,
     pub customers: Channel,
+    pub sales: Channel,
     /// Requests per second per tenant.
     pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
     /// Requests in flight; none left means shed load.
@@ -54,12 +55,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: GatewayConfig, db: Database, keys: KeyRing, customers: Channel) -> Self {
+    pub fn new(
+        config: GatewayConfig,
+        db: Database,
+        keys: KeyRing,
+        customers: Channel,
+        sales: Channel,
+    ) -> Self {
         let rate = std::num::NonZeroU32::new(config.tenant_rate_per_second)
             .unwrap_or(std::num::NonZeroU32::MIN);
         let limiter = governor::RateLimiter::keyed(governor::Quota::per_second(rate));
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1)));
-        let grpc_web_routes = vec![("/crm.customers.".to_owned(), config.customers_url.clone())];
+        let grpc_web_routes = vec![
+            ("/crm.customers.".to_owned(), config.customers_url.clone()),
+            ("/crm.sales.".to_owned(), config.sales_url.clone()),
+        ];
         AppState {
             grpc_web_routes,
             http: reqwest::Client::new(),
@@ -67,6 +77,7 @@ impl AppState {
             db,
             keys,
             customers,
+            sales,
             limiter,
             permits,
         }

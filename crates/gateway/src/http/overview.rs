@@ -15,6 +15,8 @@ use crm_proto::crm::customers::v1 as pb;
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::sales::v1 as sales;
+use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -92,15 +94,50 @@ pub struct ContactSummary {
     pub title: String,
 }
 
+/// An opportunity of the account, from the sales service.
+#[derive(Serialize, ToSchema)]
+pub struct DealSummary {
+    pub id: String,
+    pub name: String,
+    /// Decimal string.
+    pub amount: String,
+    pub currency: String,
+    /// open, won or lost
+    pub status: String,
+    pub close_date: String,
+    pub probability: i32,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AccountOverview {
     pub account: AccountDto,
+    #[schema(value_type = Object)]
+    pub deals: Section<Vec<DealSummary>>,
     #[schema(value_type = Object)]
     pub contacts: Section<Vec<ContactSummary>>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
     pub open_tasks: Section<Vec<ActivitySummary>>,
+}
+
+fn deal(o: sales::Opportunity) -> DealSummary {
+    let amount = o.amount.unwrap_or_default();
+    DealSummary {
+        id: o.id,
+        name: o.name,
+        amount: amount.amount,
+        currency: amount.currency,
+        status: sales::OpportunityStatus::try_from(o.status)
+            .map(|s| {
+                s.as_str_name()
+                    .trim_start_matches("OPPORTUNITY_STATUS_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default(),
+        close_date: o.close_date,
+        probability: o.probability,
+    }
 }
 
 fn summary(activity: pb::Activity) -> ActivitySummary {
@@ -284,11 +321,29 @@ pub async fn account(
             )
         },
     );
+    let deals_request = state.upstream(
+        &caller,
+        sales::ListOpportunitiesRequest {
+            account_id: id.clone(),
+            page: Some(PageRequest {
+                page_size: 20,
+                page_token: String::new(),
+            }),
+            ..Default::default()
+        },
+    )?;
+    let mut deals_client = OpportunityServiceClient::new(state.sales.clone());
+    let deals = section(
+        deadline(&state),
+        deals_client.list_opportunities(deals_request),
+        |r| Section::ok(r.opportunities.into_iter().map(deal).collect()),
+    );
     let activities = activity_sections(&state, &caller, String::new(), id.clone());
-    let (contacts, activities) = tokio::join!(contacts, activities);
+    let (contacts, deals, activities) = tokio::join!(contacts, deals, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
         account: AccountDto::from(account),
+        deals,
         contacts,
         recent_activities,
         open_tasks,

@@ -39,6 +39,8 @@ impl Stack {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             database: gateway_db.config(),
             customers_url: format!("http://127.0.0.1:{customers_port}"),
+            // No sales service in these tests: its sections are `unavailable`.
+            sales_url: "http://127.0.0.1:9".into(),
             bootstrap_token: Some(BOOTSTRAP.into()),
             issuer: "crm-gateway".into(),
             audience: "crm".into(),

@@ -282,6 +282,8 @@ async fn tasks_show_in_the_account_360_until_completed() {
     .await;
     assert_eq!(view["account"]["name"], "Initech");
     assert_eq!(view["contacts"]["status"], "ok");
+    // No sales service runs here: its section says so, the rest still comes.
+    assert_eq!(view["deals"]["status"], "unavailable");
     assert_eq!(view["contacts"]["data"][0]["id"], contact_id);
     assert_eq!(
         view["recent_activities"]["data"].as_array().unwrap().len(),
