@@ -27,6 +27,7 @@ pub mod input;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;
+pub mod rpc;
 pub mod service;
 pub mod streams;
 pub mod telemetry;

@@ -18,7 +18,7 @@ use kit::db::{Database, TenantTx};
 use kit::outbox::Outbox;
 use kit::Error;
 use sqlx::PgConnection;
-use tonic::{Request, Response, Status};
+
 use uuid::Uuid;
 
 /// What every handler needs.
@@ -35,29 +35,7 @@ impl State {
     }
 }
 
-/// Runs a handler body that works on the caller and the decoded request.
-pub async fn handle<T, R, F, Fut>(request: Request<T>, body: F) -> Result<Response<R>, Status>
-where
-    F: FnOnce(CallerContext, T) -> Fut,
-    Fut: std::future::Future<Output = kit::Result<R>>,
-{
-    let caller = kit::auth::caller(&request)?;
-    body(caller, request.into_inner())
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
-}
-
-/// Commits, mapping failures like any other database error.
-pub async fn commit(tx: TenantTx) -> kit::Result<()> {
-    tx.commit().await.map_err(Error::from)
-}
-
-pub fn page_response(next: String) -> Option<crm_proto::crm::common::v1::PageResponse> {
-    Some(crm_proto::crm::common::v1::PageResponse {
-        next_page_token: next,
-    })
-}
+pub use kit::rpc::{commit, handle, page_response};
 
 /// What a record looked like before and after a write, for the events that
 /// accompany `*.updated`.

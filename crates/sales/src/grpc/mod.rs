@@ -8,13 +8,11 @@ pub mod pipelines;
 
 use std::sync::Arc;
 
-use crm_proto::crm::common::v1::PageResponse;
 use kit::auth::CallerContext;
 use kit::db::{Database, TenantTx};
 use kit::outbox::Outbox;
 use kit::Error;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
 
 /// What every handler needs.
 pub struct State {
@@ -32,28 +30,7 @@ impl State {
     }
 }
 
-/// Runs a handler body that works on the caller and the decoded request.
-pub async fn handle<T, R, F, Fut>(request: Request<T>, body: F) -> Result<Response<R>, Status>
-where
-    F: FnOnce(CallerContext, T) -> Fut,
-    Fut: std::future::Future<Output = kit::Result<R>>,
-{
-    let caller = kit::auth::caller(&request)?;
-    body(caller, request.into_inner())
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
-}
-
-pub async fn commit(tx: TenantTx) -> kit::Result<()> {
-    tx.commit().await.map_err(Error::from)
-}
-
-pub fn page_response(next: String) -> Option<PageResponse> {
-    Some(PageResponse {
-        next_page_token: next,
-    })
-}
+pub use kit::rpc::{commit, handle, page_response};
 
 pub fn version_of(audit: &Option<crm_proto::crm::common::v1::Audit>) -> i64 {
     audit.as_ref().map(|a| a.version).unwrap_or_default()

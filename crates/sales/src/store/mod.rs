@@ -6,25 +6,9 @@ pub mod leads;
 pub mod opportunities;
 pub mod pipelines;
 
-use chrono::{DateTime, Utc};
-use crm_proto::crm::common::v1::Audit;
 use uuid::Uuid;
 
-pub fn audit(
-    created_at: DateTime<Utc>,
-    created_by: String,
-    updated_at: DateTime<Utc>,
-    updated_by: String,
-    version: i64,
-) -> Option<Audit> {
-    Some(Audit {
-        created_at: Some(kit::time::to_timestamp(created_at)),
-        created_by,
-        updated_at: Some(kit::time::to_timestamp(updated_at)),
-        updated_by,
-        version,
-    })
-}
+pub use kit::rpc::audit;
 
 pub fn id_text(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()

@@ -1,0 +1,50 @@
+//! What every service's gRPC handlers share: running a handler body with
+//! the verified caller, committing, paging answers and audit fields.
+
+use chrono::{DateTime, Utc};
+use crm_proto::crm::common::v1::{Audit, PageResponse};
+use tonic::{Request, Response, Status};
+
+use crate::auth::CallerContext;
+use crate::db::TenantTx;
+
+/// Runs a handler body that works on the caller and the decoded request.
+pub async fn handle<T, R, F, Fut>(request: Request<T>, body: F) -> Result<Response<R>, Status>
+where
+    F: FnOnce(CallerContext, T) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<R>>,
+{
+    let caller = crate::auth::caller(&request)?;
+    body(caller, request.into_inner())
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
+}
+
+/// Commits, mapping failures like any other database error.
+pub async fn commit(tx: TenantTx) -> crate::Result<()> {
+    tx.commit().await.map_err(crate::Error::from)
+}
+
+pub fn page_response(next: String) -> Option<PageResponse> {
+    Some(PageResponse {
+        next_page_token: next,
+    })
+}
+
+/// The audit block of a record from its columns.
+pub fn audit(
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+    version: i64,
+) -> Option<Audit> {
+    Some(Audit {
+        created_at: Some(crate::time::to_timestamp(created_at)),
+        created_by,
+        updated_at: Some(crate::time::to_timestamp(updated_at)),
+        updated_by,
+        version,
+    })
+}
