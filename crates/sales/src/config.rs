@@ -12,6 +12,8 @@ pub struct SalesConfig {
     pub service: ServiceConfig,
     /// gRPC endpoint of the customers service (lead conversion).
     pub customers_url: String,
+    /// How often unpaid invoices past their due date are looked for.
+    pub overdue_scan_interval: std::time::Duration,
 }
 
 pub fn from_env() -> Result<SalesConfig, ConfigError> {
@@ -22,9 +24,14 @@ pub fn from_env() -> Result<SalesConfig, ConfigError> {
         "an http:// URL",
         "http://127.0.0.1:50051".to_owned(),
     );
+    let overdue_scan_interval = env.millis(
+        "OVERDUE_SCAN_INTERVAL_MS",
+        std::time::Duration::from_secs(60),
+    );
     env.finish()?;
     Ok(SalesConfig {
         service,
         customers_url,
+        overdue_scan_interval,
     })
 }

@@ -15,20 +15,25 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use crm_proto::crm::sales::v1::catalog_service_server::CatalogServiceServer;
 use crm_proto::crm::sales::v1::forecast_service_server::ForecastServiceServer;
 use crm_proto::crm::sales::v1::lead_service_server::LeadServiceServer;
 use crm_proto::crm::sales::v1::opportunity_service_server::OpportunityServiceServer;
+use crm_proto::crm::sales::v1::order_service_server::OrderServiceServer;
 use crm_proto::crm::sales::v1::pipeline_service_server::PipelineServiceServer;
+use crm_proto::crm::sales::v1::quote_service_server::QuoteServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 use tonic::service::Routes;
 use tonic::transport::Endpoint;
 
 use crate::config::SalesConfig;
+use crate::events::overdue::OverdueScanner;
 use crate::events::CustomerEvents;
 use crate::grpc::{
-    forecasts::ForecastHandlers, leads::LeadHandlers, opportunities::OpportunityHandlers,
-    pipelines::PipelineHandlers, State,
+    catalog::CatalogHandlers, forecasts::ForecastHandlers, leads::LeadHandlers,
+    opportunities::OpportunityHandlers, orders::OrderHandlers, pipelines::PipelineHandlers,
+    quotes::QuoteHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -40,6 +45,7 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         .context("SALES_CUSTOMERS_URL is not a URL")?
         .connect_timeout(std::time::Duration::from_secs(2))
         .connect_lazy();
+    let overdue_scan_interval = config.overdue_scan_interval;
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let state = Arc::new(State {
         db: context.db.clone(),
@@ -51,13 +57,24 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         .add_service(OpportunityServiceServer::new(OpportunityHandlers(
             state.clone(),
         )))
-        .add_service(ForecastServiceServer::new(ForecastHandlers(state.clone())));
+        .add_service(ForecastServiceServer::new(ForecastHandlers(state.clone())))
+        .add_service(CatalogServiceServer::new(CatalogHandlers(state.clone())))
+        .add_service(QuoteServiceServer::new(QuoteHandlers(state.clone())))
+        .add_service(OrderServiceServer::new(OrderHandlers(state.clone())));
     let health_names = vec![
         "crm.sales.v1.LeadService",
         "crm.sales.v1.PipelineService",
         "crm.sales.v1.OpportunityService",
         "crm.sales.v1.ForecastService",
+        "crm.sales.v1.CatalogService",
+        "crm.sales.v1.QuoteService",
+        "crm.sales.v1.OrderService",
     ];
+    let overdue = OverdueScanner::new(
+        context.db.clone(),
+        context.outbox.clone(),
+        overdue_scan_interval,
+    );
     let consumer = InboxConsumer::create(
         context.db.clone(),
         context.jetstream.clone(),
@@ -73,7 +90,10 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
             routes,
             health_names,
         },
-        vec![background(move |shutdown| consumer.run(shutdown))],
+        vec![
+            background(move |shutdown| consumer.run(shutdown)),
+            background(move |shutdown| overdue.run(shutdown)),
+        ],
     )
     .await
 }

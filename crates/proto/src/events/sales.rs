@@ -13,4 +13,12 @@ domain_events!("crm.sales.v1", pb, {
     OpportunityStageChanged => "crm.sales.opportunity.stage_changed.v1",
     OpportunityWon => "crm.sales.opportunity.won.v1",
     OpportunityLost => "crm.sales.opportunity.lost.v1",
+    QuoteApprovalRequested => "crm.sales.quote.approval_requested.v1",
+    QuoteApproved => "crm.sales.quote.approved.v1",
+    QuoteRejected => "crm.sales.quote.rejected.v1",
+    QuoteSent => "crm.sales.quote.sent.v1",
+    QuoteAccepted => "crm.sales.quote.accepted.v1",
+    OrderCreated => "crm.sales.order.created.v1",
+    InvoiceOverdue => "crm.sales.invoice.overdue.v1",
+    PaymentRecorded => "crm.sales.payment.recorded.v1",
 });

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod lead;
 pub mod opportunity;
+pub mod quote;
 pub mod routing;
 pub mod scoring;
 

@@ -4,6 +4,8 @@
 //! - `activity.logged`: a meeting related to a lead (`related` kind `lead`)
 //!   is an engagement that scores.
 
+pub mod overdue;
+
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;
 use kit::auth::CallerContext;

@@ -1,10 +1,13 @@
 //! gRPC handlers: decode the request, authorise the caller, apply the
 //! domain rules, call the store and write events in one transaction, encode.
 
+pub mod catalog;
 pub mod forecasts;
 pub mod leads;
 pub mod opportunities;
+pub mod orders;
 pub mod pipelines;
+pub mod quotes;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! SQL of the sales service. Every function runs inside a caller's
 //! tenant-scoped transaction (row-level security is the second fence).
 
+pub mod commerce;
 pub mod forecasts;
 pub mod leads;
 pub mod opportunities;

@@ -56,6 +56,7 @@ impl TestApp {
         let sales = sales::build(sales::config::SalesConfig {
             service: service_config("sales", &sales_db, &nats, &issuer),
             customers_url: customers_url.clone(),
+            overdue_scan_interval: Duration::from_millis(200),
         })
         .await
         .expect("sales starts");
@@ -204,5 +205,11 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 impl TestApp {
     pub fn customers_channel(&self) -> Channel {
         self.customers_channel.clone()
+    }
+}
+
+impl TestApp {
+    pub fn sales_channel(&self) -> Channel {
+        self.sales_channel.clone()
     }
 }

@@ -1,5 +1,6 @@
 //! Sales service tests through its gRPC API, beside a real customers
 //! service, on real PostgreSQL and NATS.
 
+mod commerce;
 mod flows;
 mod harness;
