@@ -14,21 +14,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{self, Problem};
+use super::rest::MoneyDto;
 use super::rest::{
     idempotent_create, if_match, json_to_value, non_empty, page_params, parse_stage, stage_name,
     timestamp, value_to_json, with_etag,
 };
 use super::{parse_json, Caller, RawBody, SharedState};
-
-/// An exact amount of money: a decimal string and an ISO 4217 currency.
-#[derive(Serialize, Deserialize, ToSchema, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct MoneyDto {
-    /// "1250000.00"; never a float.
-    pub amount: String,
-    /// "EUR"
-    pub currency: String,
-}
 
 /// A company as returned by the API.
 #[derive(Serialize, ToSchema)]

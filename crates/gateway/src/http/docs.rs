@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, activities, api_keys, audit, auth, contacts, data, fields, overview, problem, search,
-    segments, teams, tenants, users, webhooks,
+    accounts, activities, api_keys, audit, auth, contacts, data, deals, fields, leads, overview,
+    problem, search, segments, teams, tenants, users, webhooks,
 };
 
 struct SecuritySchemes;
@@ -101,10 +101,14 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         fields::define, fields::list, fields::delete,
         data::import, data::export, data::personal_data, data::erase,
         search::search, audit::list,
+        leads::create, leads::get, leads::update, leads::list, leads::assign, leads::convert,
+        deals::create_pipeline, deals::list_pipelines, deals::get_pipeline,
+        deals::create_opportunity, deals::get_opportunity, deals::update_opportunity, deals::move_stage, deals::history,
+        deals::list_opportunities, deals::forecast,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),
-    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "segments"), (name = "fields"), (name = "data"), (name = "search"), (name = "audit"))
+    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "segments"), (name = "fields"), (name = "data"), (name = "search"), (name = "audit"), (name = "leads"), (name = "pipelines"), (name = "opportunities"))
 )]
 pub struct ApiDoc;
 

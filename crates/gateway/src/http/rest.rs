@@ -228,3 +228,56 @@ pub fn page_params(
 pub fn parse_uuid(field: &str, raw: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(raw).map_err(|_| Problem::invalid(field, "is not a valid id (UUID)"))
 }
+
+/// `LEAD_STATUS_NEW` -> `new`: protobuf enum names as REST values.
+pub fn enum_text(proto_name: &str, prefix: &str) -> String {
+    proto_name.trim_start_matches(prefix).to_ascii_lowercase()
+}
+
+/// A REST enum value back to its protobuf number via `from_str_name`; a 400
+/// naming `field` and the allowed values when unknown.
+pub fn enum_value<E: Copy + Into<i32>>(
+    field: &str,
+    raw: &str,
+    prefix: &str,
+    from_name: impl Fn(&str) -> Option<E>,
+    allowed: &str,
+) -> Result<i32, Problem> {
+    from_name(&format!("{prefix}{}", raw.trim().to_ascii_uppercase()))
+        .map(Into::into)
+        .filter(|v| *v != 0)
+        .ok_or_else(|| Problem::invalid(field, format!("must be one of {allowed}")))
+}
+
+/// An exact amount of money: a decimal string and an ISO 4217 currency.
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyDto {
+    /// "1250000.00"; never a float.
+    pub amount: String,
+    /// "EUR"
+    pub currency: String,
+}
+
+impl From<crm_proto::crm::common::v1::Money> for MoneyDto {
+    fn from(m: crm_proto::crm::common::v1::Money) -> Self {
+        MoneyDto {
+            amount: m.amount,
+            currency: m.currency,
+        }
+    }
+}
+
+impl From<MoneyDto> for crm_proto::crm::common::v1::Money {
+    fn from(m: MoneyDto) -> Self {
+        crm_proto::crm::common::v1::Money {
+            amount: m.amount,
+            currency: m.currency,
+        }
+    }
+}
+
+/// The next-page token of a list answer, `None` on the last page.
+pub fn next_token(page: Option<crm_proto::crm::common::v1::PageResponse>) -> Option<String> {
+    page.map(|p| p.next_page_token).filter(|t| !t.is_empty())
+}

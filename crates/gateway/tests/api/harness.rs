@@ -13,7 +13,8 @@ pub struct Stack {
     pub http: Client,
     pub gateway: Option<gateway::RunningGateway>,
     pub customers: Option<kit::service::RunningService>,
-    _dbs: (TestDatabase, TestDatabase),
+    pub sales: Option<kit::service::RunningService>,
+    _dbs: (TestDatabase, TestDatabase, TestDatabase),
     _nats: TestNats,
 }
 
@@ -23,24 +24,27 @@ impl Stack {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Self {
-        let (gateway_db, customers_db, nats) = (
+        let (gateway_db, customers_db, sales_db, nats) = (
+            TestDatabase::create().await,
             TestDatabase::create().await,
             TestDatabase::create().await,
             TestNats::new(),
         );
         // The customers port is chosen first: the gateway needs its URL and
         // the service needs the gateway's JWKS URL.
-        let customers_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (customers_port, sales_port) = (free_port(), free_port());
         let config = GatewayConfig {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             database: gateway_db.config(),
             customers_url: format!("http://127.0.0.1:{customers_port}"),
-            // No sales service in these tests: its sections are `unavailable`.
-            sales_url: "http://127.0.0.1:9".into(),
+            sales_url: format!("http://127.0.0.1:{sales_port}"),
             bootstrap_token: Some(BOOTSTRAP.into()),
             issuer: "crm-gateway".into(),
             audience: "crm".into(),
@@ -67,15 +71,26 @@ impl Stack {
             issuer: "crm-gateway".into(),
             audience: "crm".into(),
         };
-        let customers = customers::build(customers_config)
+        let customers = customers::build(customers_config.clone())
             .await
             .expect("customers starts");
+        let mut sales_service = service_config("sales", &sales_db, &nats, &TokenIssuer::new());
+        sales_service.grpc_addr = format!("127.0.0.1:{sales_port}").parse().unwrap();
+        sales_service.auth = customers_config.auth.clone();
+        let sales = sales::build(sales::config::SalesConfig {
+            service: sales_service,
+            customers_url: format!("http://127.0.0.1:{customers_port}"),
+            overdue_scan_interval: Duration::from_secs(60),
+        })
+        .await
+        .expect("sales starts");
         Stack {
             base,
             http: Client::new(),
             gateway: Some(gateway),
             customers: Some(customers),
-            _dbs: (gateway_db, customers_db),
+            sales: Some(sales),
+            _dbs: (gateway_db, customers_db, sales_db),
             _nats: nats,
         }
     }
@@ -144,12 +159,14 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let gateway = self.gateway.take();
         let customers = self.customers.take();
+        let sales = self.sales.take();
         let _ = std::thread::spawn(move || {
             if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
                 runtime.block_on(async move {
+                    drop(sales);
                     drop(customers);
                     drop(gateway);
                 });

@@ -222,7 +222,11 @@ async fn custom_fields_and_segments_work_over_rest() {
 
 #[tokio::test]
 async fn tasks_show_in_the_account_360_until_completed() {
-    let stack = Stack::start().await;
+    let mut stack = Stack::start().await;
+    // The sales service is down: its section says so, the rest still comes.
+    if let Some(sales) = stack.sales.take() {
+        sales.stop().await.unwrap();
+    }
     let (_, token) = stack.tenant("Acme").await;
     let t = Some(token.as_str());
     let account = stack
@@ -282,7 +286,6 @@ async fn tasks_show_in_the_account_360_until_completed() {
     .await;
     assert_eq!(view["account"]["name"], "Initech");
     assert_eq!(view["contacts"]["status"], "ok");
-    // No sales service runs here: its section says so, the rest still comes.
     assert_eq!(view["deals"]["status"], "unavailable");
     assert_eq!(view["contacts"]["data"][0]["id"], contact_id);
     assert_eq!(

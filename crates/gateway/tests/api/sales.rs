@@ -1,0 +1,316 @@
+//! The sales routes through the gateway, in front of real customers and
+//! sales services.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let code = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(code, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn a_lead_becomes_a_won_deal_over_rest() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let t = Some(token.as_str());
+
+    let bad = stack
+        .call(
+            Method::POST,
+            "/v1/pipelines",
+            t,
+            Some(json!({"name": "New", "stages": [{"name": "Only", "kind": "maybe"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["stages[0].kind"]);
+    let pipeline = stack
+        .call(Method::POST, "/v1/pipelines", t,
+            Some(json!({"name": "New business", "stages": [{"name": "Qualify", "probability": 10}, {"name": "Propose", "probability": 60},
+                {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]})), &[])
+        .await;
+    let pipeline = json_of(pipeline, 201).await;
+    assert_eq!(pipeline["is_default"], true);
+    let stage = |i: usize| pipeline["stages"][i]["id"].as_str().unwrap().to_owned();
+
+    let bad = stack
+        .call(
+            Method::POST,
+            "/v1/leads",
+            t,
+            Some(json!({"last_name": "Hopper", "email": "nope", "status": "hot"})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["status"]);
+    let bad = stack
+        .call(
+            Method::POST,
+            "/v1/leads",
+            t,
+            Some(json!({"last_name": "Hopper", "email": "nope"})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["lead.email"]);
+    let lead = stack
+        .call(Method::POST, "/v1/leads", t,
+            Some(json!({"first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.example", "company": "Navy", "company_domain": "navy.example"})),
+            &[("Idempotency-Key", "lead-1")])
+        .await;
+    let lead = json_of(lead, 201).await;
+    let id = lead["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (lead["status"].as_str(), lead["source"].as_str()),
+        (Some("new"), Some("manual"))
+    );
+
+    // Not qualified yet: conversion is a conflict.
+    problem(
+        stack
+            .call(
+                Method::POST,
+                &format!("/v1/leads/{id}/convert"),
+                t,
+                Some(json!({})),
+                &[],
+            )
+            .await,
+        409,
+    )
+    .await;
+    let stale = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/leads/{id}"),
+            t,
+            Some(json!({"status": "qualified"})),
+            &[("If-Match", "\"7\"")],
+        )
+        .await;
+    problem(stale, 412).await;
+    let qualified = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/leads/{id}"),
+            t,
+            Some(json!({"status": "qualified"})),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(json_of(qualified, 200).await["status"], "qualified");
+    let converted = stack
+        .call(Method::POST, &format!("/v1/leads/{id}/convert"), t,
+            Some(json!({"create_opportunity": true, "amount": {"amount": "12000.50", "currency": "EUR"}, "close_date": "2027-03-31"})), &[])
+        .await;
+    let converted = json_of(converted, 200).await;
+    assert_eq!(converted["lead"]["status"], "converted");
+    let account = converted["lead"]["converted_account_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deal = converted["lead"]["converted_opportunity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The customers side has the account and contact.
+    let accounts = json_of(
+        stack.call(Method::GET, "/v1/accounts", t, None, &[]).await,
+        200,
+    )
+    .await;
+    assert_eq!(accounts["items"][0]["id"], account);
+
+    let opportunity = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/opportunities/{deal}"),
+                t,
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        opportunity["amount"],
+        json!({"amount": "12000.5", "currency": "EUR"})
+    );
+    assert_eq!(opportunity["stage_id"], stage(0));
+    let lost = stack
+        .call(
+            Method::POST,
+            &format!("/v1/opportunities/{deal}/stage"),
+            t,
+            Some(json!({"stage_id": stage(3)})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(lost, 400).await), ["lost_reason"]);
+    let moved = stack
+        .call(
+            Method::POST,
+            &format!("/v1/opportunities/{deal}/stage"),
+            t,
+            Some(json!({"stage_id": stage(1)})),
+            &[],
+        )
+        .await;
+    assert_eq!(json_of(moved, 200).await["probability"], 60);
+    let won = stack
+        .call(
+            Method::POST,
+            &format!("/v1/opportunities/{deal}/stage"),
+            t,
+            Some(json!({"stage_id": stage(2)})),
+            &[],
+        )
+        .await;
+    let won = json_of(won, 200).await;
+    assert_eq!(
+        (won["status"].as_str(), won["forecast_category"].as_str()),
+        (Some("won"), Some("closed"))
+    );
+    let history = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/opportunities/{deal}/history"),
+                t,
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 3);
+
+    // The forecast counts it; the account 360 shows it; the account became a customer.
+    let forecast = stack
+        .call(
+            Method::GET,
+            "/v1/forecast?period_start=2027-01-01&period_end=2027-03-31&currency=EUR",
+            t,
+            None,
+            &[],
+        )
+        .await;
+    let forecast = json_of(forecast, 200).await;
+    assert_eq!(forecast["closed_won"]["amount"], "12000.50");
+    assert_eq!(forecast["won_count"], 1);
+    problem(
+        stack
+            .call(
+                Method::GET,
+                "/v1/forecast?period_start=2027-01-01&currency=EUR",
+                t,
+                None,
+                &[],
+            )
+            .await,
+        400,
+    )
+    .await;
+    let view = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/accounts/{account}/360"),
+                t,
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(view["deals"]["status"], "ok");
+    assert_eq!(view["deals"]["data"][0]["status"], "won");
+    testkit::eventually(
+        "the account becomes a customer",
+        std::time::Duration::from_secs(15),
+        || async {
+            let account: Value = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/accounts/{account}"),
+                    t,
+                    None,
+                    &[],
+                )
+                .await
+                .json()
+                .await
+                .ok()?;
+            (account["lifecycle_stage"] == "customer").then_some(())
+        },
+    )
+    .await;
+
+    let listed = json_of(
+        stack
+            .call(Method::GET, "/v1/opportunities?status=won", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    problem(
+        stack
+            .call(Method::GET, "/v1/opportunities?status=maybe", t, None, &[])
+            .await,
+        400,
+    )
+    .await;
+
+    // Another tenant sees none of it.
+    let (_, other) = stack.tenant("Other").await;
+    let o = Some(other.as_str());
+    for path in [
+        format!("/v1/leads/{id}"),
+        format!("/v1/opportunities/{deal}"),
+        format!("/v1/opportunities/{deal}/history"),
+    ] {
+        problem(stack.call(Method::GET, &path, o, None, &[]).await, 404).await;
+    }
+    problem(
+        stack
+            .call(
+                Method::POST,
+                &format!("/v1/opportunities/{deal}/stage"),
+                o,
+                Some(json!({"stage_id": stage(1)})),
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        stack
+            .call(
+                Method::POST,
+                &format!("/v1/leads/{id}/convert"),
+                o,
+                Some(json!({})),
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+    let theirs = json_of(
+        stack.call(Method::GET, "/v1/leads", o, None, &[]).await,
+        200,
+    )
+    .await;
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+}
