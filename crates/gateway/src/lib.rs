@@ -81,16 +81,19 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .with_context(|| format!("connecting to NATS at {}", nats_config.url))?;
     let jetstream = async_nats::jetstream::new(nats);
     let naming = kit::events::Naming::new(nats_config.prefix.clone());
-    let fanout = kit::inbox::InboxConsumer::create(
-        db.clone(),
-        jetstream,
-        naming,
-        &nats_config,
-        kit::inbox::ConsumerSpec::new("gateway", "customers"),
-        webhooks::WebhookFanout,
-    )
-    .await?;
-    tokio::spawn(fanout.run(shutdown.clone()));
+    // One durable consumer per domain whose events can be subscribed to.
+    for domain in ["customers", "sales"] {
+        let fanout = kit::inbox::InboxConsumer::create(
+            db.clone(),
+            jetstream.clone(),
+            naming.clone(),
+            &nats_config,
+            kit::inbox::ConsumerSpec::new("gateway", domain),
+            webhooks::WebhookFanout,
+        )
+        .await?;
+        tokio::spawn(fanout.run(shutdown.clone()));
+    }
     let dispatcher = webhooks::Dispatcher::new(db.clone(), state.config.webhook_retry_base)?;
     tokio::spawn(dispatcher.run(shutdown.clone()));
     let app = http::router(state);

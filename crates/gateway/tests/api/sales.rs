@@ -38,6 +38,13 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
     assert_eq!(pipeline["is_default"], true);
     let stage = |i: usize| pipeline["stages"][i]["id"].as_str().unwrap().to_owned();
 
+    // Webhooks can follow sales events too.
+    let hook = stack
+        .call(Method::POST, "/v1/webhooks", t,
+            Some(json!({"url": "http://127.0.0.1:9/hook", "event_types": ["crm.sales.lead.created.v1"]})), &[])
+        .await;
+    let hook = json_of(hook, 201).await["id"].as_str().unwrap().to_owned();
+
     let bad = stack
         .call(
             Method::POST,
@@ -69,6 +76,31 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         (lead["status"].as_str(), lead["source"].as_str()),
         (Some("new"), Some("manual"))
     );
+
+    testkit::eventually(
+        "a delivery of lead.created",
+        std::time::Duration::from_secs(15),
+        || async {
+            let deliveries: Value = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/webhooks/{hook}/deliveries"),
+                    t,
+                    None,
+                    &[],
+                )
+                .await
+                .json()
+                .await
+                .ok()?;
+            deliveries
+                .as_array()?
+                .iter()
+                .any(|d| d["event_type"] == "crm.sales.lead.created.v1")
+                .then_some(())
+        },
+    )
+    .await;
 
     // Not qualified yet: conversion is a conflict.
     problem(
