@@ -7,80 +7,13 @@
 //! BENCH_CLIENTS (default 32), BENCH_SECONDS per route (default 10).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gateway::config::GatewayConfig;
 use kit::config::{AuthConfig, KeySource};
 use serde_json::{json, Value};
+use testkit::bench::{env_u64 as env, load, peak_rss_mib};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F)
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let call = Arc::new(call);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for worker in 0..clients {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut latencies, mut failures, mut n) = (Vec::new(), 0u64, 0u64);
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                if !call(worker, n).await {
-                    failures += 1;
-                }
-                latencies.push(t.elapsed());
-                n += 1;
-            }
-            (latencies, failures)
-        }));
-    }
-    let (mut all, mut failures) = (Vec::new(), 0);
-    for task in tasks {
-        if let Ok((latencies, failed)) = task.await {
-            all.extend(latencies);
-            failures += failed;
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pick =
-        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
-    println!(
-        "{name:<22} {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests, {failures} failed)",
-        all.len() as f64 / elapsed,
-        pick(0.5),
-        pick(0.99),
-        all.len()
-    );
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

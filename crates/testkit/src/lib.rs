@@ -9,6 +9,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `NATS_URL` (default
 //! `nats://127.0.0.1:4222`).
 
+pub mod bench;
 mod database;
 mod nats;
 mod tokens;

@@ -1,0 +1,83 @@
+//! Shared by the benchmarks: settings from the environment, a closed-loop
+//! load generator that prints throughput and latency percentiles, and the
+//! process's peak memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A whole-number setting from the environment, or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Runs `call(worker, n)` from `clients` tasks for `seconds`, each call
+/// after the previous one answered, and prints requests/s, p50 and p99.
+/// `call` returns whether the request succeeded.
+pub async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for worker in 0..clients {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut failures, mut n) = (Vec::new(), 0u64, 0u64);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if !call(worker, n).await {
+                    failures += 1;
+                }
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            (latencies, failures)
+        }));
+    }
+    let (mut all, mut failures) = (Vec::new(), 0);
+    for task in tasks {
+        if let Ok((latencies, failed)) = task.await {
+            all.extend(latencies);
+            failures += failed;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if all.is_empty() {
+        println!("{name:<24} no requests completed");
+        return;
+    }
+    all.sort();
+    let pick =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
+    println!(
+        "{name:<24} {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests, {failures} failed)",
+        all.len() as f64 / elapsed,
+        pick(0.5),
+        pick(0.99),
+        all.len()
+    );
+}
