@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let running = sales::build(sales::config::SalesConfig {
         service,
         customers_url: "http://127.0.0.1:9".into(),
-        overdue_scan_interval: std::time::Duration::from_secs(60),
+        scan_interval: std::time::Duration::from_secs(60),
     })
     .await?;
     let tenant = uuid::Uuid::now_v7();

@@ -12,8 +12,9 @@ pub struct SalesConfig {
     pub service: ServiceConfig,
     /// gRPC endpoint of the customers service (lead conversion).
     pub customers_url: String,
-    /// How often unpaid invoices past their due date are looked for.
-    pub overdue_scan_interval: std::time::Duration,
+    /// How often the background scans run (invoices past due, leads whose
+    /// score decays).
+    pub scan_interval: std::time::Duration,
 }
 
 pub fn from_env() -> Result<SalesConfig, ConfigError> {
@@ -24,14 +25,11 @@ pub fn from_env() -> Result<SalesConfig, ConfigError> {
         "an http:// URL",
         "http://127.0.0.1:50051".to_owned(),
     );
-    let overdue_scan_interval = env.millis(
-        "OVERDUE_SCAN_INTERVAL_MS",
-        std::time::Duration::from_secs(60),
-    );
+    let scan_interval = env.millis("SCAN_INTERVAL_MS", std::time::Duration::from_secs(60));
     env.finish()?;
     Ok(SalesConfig {
         service,
         customers_url,
-        overdue_scan_interval,
+        scan_interval,
     })
 }

@@ -28,6 +28,7 @@ use tonic::service::Routes;
 use tonic::transport::Endpoint;
 
 use crate::config::SalesConfig;
+use crate::events::decay::DecayScanner;
 use crate::events::overdue::OverdueScanner;
 use crate::events::CustomerEvents;
 use crate::grpc::{
@@ -45,7 +46,7 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         .context("SALES_CUSTOMERS_URL is not a URL")?
         .connect_timeout(std::time::Duration::from_secs(2))
         .connect_lazy();
-    let overdue_scan_interval = config.overdue_scan_interval;
+    let scan_interval = config.scan_interval;
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let state = Arc::new(State {
         db: context.db.clone(),
@@ -70,11 +71,8 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         "crm.sales.v1.QuoteService",
         "crm.sales.v1.OrderService",
     ];
-    let overdue = OverdueScanner::new(
-        context.db.clone(),
-        context.outbox.clone(),
-        overdue_scan_interval,
-    );
+    let overdue = OverdueScanner::new(context.db.clone(), context.outbox.clone(), scan_interval);
+    let decay = DecayScanner::new(state.clone(), scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),
         context.jetstream.clone(),
@@ -93,6 +91,7 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         vec![
             background(move |shutdown| consumer.run(shutdown)),
             background(move |shutdown| overdue.run(shutdown)),
+            background(move |shutdown| decay.run(shutdown)),
         ],
     )
     .await

@@ -80,7 +80,7 @@ impl Stack {
         let sales = sales::build(sales::config::SalesConfig {
             service: sales_service,
             customers_url: format!("http://127.0.0.1:{customers_port}"),
-            overdue_scan_interval: Duration::from_secs(60),
+            scan_interval: Duration::from_secs(60),
         })
         .await
         .expect("sales starts");

@@ -4,6 +4,7 @@
 //! - `activity.logged`: a meeting related to a lead (`related` kind `lead`)
 //!   is an engagement that scores.
 
+pub mod decay;
 pub mod overdue;
 
 use crm_proto::crm::common::v1::Event;

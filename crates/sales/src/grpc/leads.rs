@@ -162,6 +162,7 @@ pub async fn engage(
         return Ok(None);
     }
     store_leads::add_engagement(tx, caller.tenant_id, id, engagement, at).await?;
+    store_leads::schedule_decay(tx, caller.tenant_id, id, at).await?;
     rescore(state, tx, caller, id).await
 }
 

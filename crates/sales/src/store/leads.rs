@@ -530,3 +530,51 @@ pub async fn anonymise_for_contact(
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Rescoring daily while an engagement made at `at` still decays.
+pub async fn schedule_decay(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    lead: Uuid,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO lead_decay_schedule (tenant_id, lead_id, next_at, until_at) VALUES ($1, $2, now() + interval '1 day', $3 + interval '60 days') \
+         ON CONFLICT (tenant_id, lead_id) DO UPDATE SET until_at = greatest(lead_decay_schedule.until_at, EXCLUDED.until_at)",
+    )
+    .bind(tenant)
+    .bind(lead)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Leads due for a decay rescore, locked so pods share the work.
+pub async fn lock_decay_due(
+    tx: &mut PgConnection,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, Uuid, bool)>> {
+    sqlx::query_as(
+        "SELECT tenant_id, lead_id, until_at < now() FROM lead_decay_schedule WHERE next_at <= now() \
+         ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+pub async fn reschedule_decay(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    lead: Uuid,
+    done: bool,
+) -> sqlx::Result<()> {
+    let sql = if done {
+        "DELETE FROM lead_decay_schedule WHERE tenant_id = $1 AND lead_id = $2"
+    } else {
+        "UPDATE lead_decay_schedule SET next_at = now() + interval '1 day' WHERE tenant_id = $1 AND lead_id = $2"
+    };
+    sqlx::query(sql).bind(tenant).bind(lead).execute(tx).await?;
+    Ok(())
+}

@@ -285,6 +285,42 @@ async fn scores_count_attributes_and_decaying_engagements() {
         old.score, 38,
         "a click two half-lives ago counts a quarter (10 / 4 = 2.5, rounded)"
     );
+    // A week passes: the scanner rescores, and the clicks are worth half.
+    let pool = app.sales_db().admin_pool().await;
+    sqlx::query("UPDATE lead_engagements SET occurred_at = occurred_at - interval '7 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE lead_decay_schedule SET next_at = now()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let leads = admin.leads.clone();
+    eventually("the score decays", Duration::from_secs(15), || {
+        let mut leads = leads.clone();
+        let id = vp.id.clone();
+        async move {
+            let lead = leads
+                .get_lead(GetLeadRequest { id })
+                .await
+                .ok()?
+                .into_inner()
+                .lead?;
+            // 25 + 10/2 + 2.5/2 = 31.25
+            (lead.score == 31).then_some(())
+        }
+    })
+    .await;
+    let (next_at,): (chrono::DateTime<chrono::Utc>,) =
+        sqlx::query_as("SELECT next_at FROM lead_decay_schedule")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        next_at > chrono::Utc::now() + chrono::Duration::hours(23),
+        "rescored again tomorrow"
+    );
+
     let bad = admin
         .leads
         .record_engagement(RecordEngagementRequest {

@@ -56,7 +56,7 @@ impl TestApp {
         let sales = sales::build(sales::config::SalesConfig {
             service: service_config("sales", &sales_db, &nats, &issuer),
             customers_url: customers_url.clone(),
-            overdue_scan_interval: Duration::from_millis(200),
+            scan_interval: Duration::from_millis(200),
         })
         .await
         .expect("sales starts");
@@ -209,6 +209,10 @@ impl TestApp {
 }
 
 impl TestApp {
+    pub fn sales_db(&self) -> &TestDatabase {
+        &self._dbs.0
+    }
+
     pub fn sales_channel(&self) -> Channel {
         self.sales_channel.clone()
     }
