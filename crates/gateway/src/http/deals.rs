@@ -577,7 +577,8 @@ pub async fn history(
 
 #[utoipa::path(get, path = "/v1/opportunities", tag = "opportunities", security(("bearer" = [])),
     params(("pipeline_id" = Option<uuid::Uuid>, Query), ("stage_id" = Option<uuid::Uuid>, Query), ("account_id" = Option<uuid::Uuid>, Query),
-           ("owner_id" = Option<uuid::Uuid>, Query), ("status" = Option<String>, Query, description = "open, won or lost"),
+           ("owner_id" = Option<uuid::Uuid>, Query), ("contact_id" = Option<uuid::Uuid>, Query, description = "deals in which this contact has a role"),
+           ("status" = Option<String>, Query, description = "open, won or lost"),
            ("page_size" = Option<i32>, Query, minimum = 1, maximum = 500), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = OpportunityPage)))]
 pub async fn list_opportunities(
@@ -621,6 +622,7 @@ pub async fn list_opportunities(
             stage_id: id("stage_id")?,
             account_id: id("account_id")?,
             owner_id: id("owner_id")?,
+            contact_id: id("contact_id")?,
             status,
             page: Some(page),
         },

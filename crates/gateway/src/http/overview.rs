@@ -80,6 +80,9 @@ pub struct ContactOverview {
     pub contact: ContactDto,
     #[schema(value_type = Object)]
     pub account: Section<AccountSummary>,
+    /// Deals in which the contact has a role.
+    #[schema(value_type = Object)]
+    pub deals: Section<Vec<DealSummary>>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
@@ -180,6 +183,26 @@ fn deadline(state: &SharedState) -> Duration {
     state.config.upstream_timeout.min(Duration::from_secs(2))
 }
 
+/// The first 20 deals matching `filter`, from the sales service.
+async fn deal_section(
+    state: &SharedState,
+    caller: &Caller,
+    mut filter: sales::ListOpportunitiesRequest,
+) -> Result<Section<Vec<DealSummary>>, Problem> {
+    filter.page = Some(PageRequest {
+        page_size: 20,
+        page_token: String::new(),
+    });
+    let request = state.upstream(caller, filter)?;
+    let mut client = OpportunityServiceClient::new(state.sales.clone());
+    Ok(
+        section(deadline(state), client.list_opportunities(request), |r| {
+            Section::ok(r.opportunities.into_iter().map(deal).collect())
+        })
+        .await,
+    )
+}
+
 /// The newest activities and the open tasks of a contact or an account.
 async fn activity_sections(
     state: &SharedState,
@@ -259,12 +282,21 @@ pub async fn contact(
             .await,
         )
     };
+    let deals = deal_section(
+        &state,
+        &caller,
+        sales::ListOpportunitiesRequest {
+            contact_id: id.clone(),
+            ..Default::default()
+        },
+    );
     let activities = activity_sections(&state, &caller, id.clone(), String::new());
-    let (account, activities) = tokio::join!(account, activities);
+    let (account, deals, activities) = tokio::join!(account, deals, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(ContactOverview {
         contact: ContactDto::from(contact),
         account: account?,
+        deals: deals?,
         recent_activities,
         open_tasks,
     }))
@@ -321,29 +353,20 @@ pub async fn account(
             )
         },
     );
-    let deals_request = state.upstream(
+    let deals = deal_section(
+        &state,
         &caller,
         sales::ListOpportunitiesRequest {
             account_id: id.clone(),
-            page: Some(PageRequest {
-                page_size: 20,
-                page_token: String::new(),
-            }),
             ..Default::default()
         },
-    )?;
-    let mut deals_client = OpportunityServiceClient::new(state.sales.clone());
-    let deals = section(
-        deadline(&state),
-        deals_client.list_opportunities(deals_request),
-        |r| Section::ok(r.opportunities.into_iter().map(deal).collect()),
     );
     let activities = activity_sections(&state, &caller, String::new(), id.clone());
     let (contacts, deals, activities) = tokio::join!(contacts, deals, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
         account: AccountDto::from(account),
-        deals,
+        deals: deals?,
         contacts,
         recent_activities,
         open_tasks,

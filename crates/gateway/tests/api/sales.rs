@@ -266,6 +266,27 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
     .await;
     assert_eq!(view["deals"]["status"], "ok");
     assert_eq!(view["deals"]["data"][0]["status"], "won");
+    let contact = converted["lead"]["converted_contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{contact}/360"),
+                t,
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        view["deals"]["data"][0]["id"], deal,
+        "the contact's role in the deal"
+    );
     testkit::eventually(
         "the account becomes a customer",
         std::time::Duration::from_secs(15),

@@ -427,6 +427,9 @@ impl OpportunityService for OpportunityHandlers {
                 owner: v
                     .check(optional_id("owner_id", &request.owner_id))
                     .flatten(),
+                contact: v
+                    .check(optional_id("contact_id", &request.contact_id))
+                    .flatten(),
                 status: match OpportunityStatus::try_from(request.status) {
                     Ok(OpportunityStatus::Unspecified) => None,
                     Ok(s) => Some(s as i16),

@@ -261,6 +261,7 @@ pub struct OpportunityFilter {
     pub status: Option<i16>,
     pub account: Option<Uuid>,
     pub owner: Option<Uuid>,
+    pub contact: Option<Uuid>,
 }
 
 pub async fn list(
@@ -287,6 +288,12 @@ pub async fn list(
     }
     if let Some(status) = filter.status {
         query.push(" AND status = ").push_bind(status);
+    }
+    if let Some(contact) = filter.contact {
+        query
+            .push(" AND contacts @> jsonb_build_array(jsonb_build_object('contact_id', ")
+            .push_bind(contact.to_string())
+            .push("::text))");
     }
     scope.push_sql(&mut query);
     if let Some(after) = after {
