@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, activities, api_keys, audit, auth, contacts, data, deals, fields, leads, overview,
-    problem, search, segments, teams, tenants, users, webhooks,
+    accounts, activities, api_keys, audit, auth, commerce, contacts, data, deals, fields, leads,
+    overview, problem, search, segments, teams, tenants, users, webhooks,
 };
 
 struct SecuritySchemes;
@@ -105,10 +105,14 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         deals::create_pipeline, deals::list_pipelines, deals::get_pipeline,
         deals::create_opportunity, deals::get_opportunity, deals::update_opportunity, deals::move_stage, deals::history,
         deals::list_opportunities, deals::forecast,
+        commerce::create_product, commerce::list_products, commerce::create_price_book, commerce::list_price_books,
+        commerce::set_prices, commerce::list_prices, commerce::create_quote, commerce::get_quote, commerce::update_quote,
+        commerce::quote_action, commerce::create_order, commerce::get_order, commerce::create_invoice, commerce::list_invoices,
+        commerce::record_payment,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),
-    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "segments"), (name = "fields"), (name = "data"), (name = "search"), (name = "audit"), (name = "leads"), (name = "pipelines"), (name = "opportunities"))
+    tags((name = "auth"), (name = "tenants"), (name = "users"), (name = "api-keys"), (name = "teams"), (name = "webhooks"), (name = "contacts"), (name = "accounts"), (name = "activities"), (name = "segments"), (name = "fields"), (name = "data"), (name = "search"), (name = "audit"), (name = "leads"), (name = "pipelines"), (name = "opportunities"), (name = "commerce"))
 )]
 pub struct ApiDoc;
 

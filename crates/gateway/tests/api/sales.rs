@@ -367,3 +367,206 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
     .await;
     assert!(theirs["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_quote_becomes_a_paid_order_over_rest() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let t = Some(token.as_str());
+    let pipeline = stack
+        .call(Method::POST, "/v1/pipelines", t,
+            Some(json!({"name": "Main", "stages": [{"name": "Open"}, {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]})), &[])
+        .await;
+    json_of(pipeline, 201).await;
+    let product = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/products",
+                t,
+                Some(json!({"sku": "SEAT", "name": "Seat"})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let product_id = product["id"].as_str().unwrap().to_owned();
+    problem(
+        stack
+            .call(
+                Method::POST,
+                "/v1/products",
+                t,
+                Some(json!({"sku": "seat", "name": "Again"})),
+                &[],
+            )
+            .await,
+        409,
+    )
+    .await;
+    let book = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/price-books",
+                t,
+                Some(json!({"name": "Euro", "currency": "EUR"})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let book_id = book["id"].as_str().unwrap().to_owned();
+    let prices = stack
+        .call(Method::PUT, &format!("/v1/price-books/{book_id}/prices"), t,
+            Some(json!({"items": [{"product_id": product_id, "list_price": {"amount": "49.99", "currency": "EUR"}}]})), &[])
+        .await;
+    assert_eq!(
+        json_of(prices, 200).await["items"][0]["list_price"]["amount"],
+        "49.99"
+    );
+    let deal = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/opportunities",
+                t,
+                Some(json!({"name": "Seats", "amount": {"amount": "500", "currency": "EUR"}})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let deal_id = deal["id"].as_str().unwrap().to_owned();
+
+    let quote = stack
+        .call(Method::POST, "/v1/quotes", t,
+            Some(json!({"opportunity_id": deal_id, "lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5", "tax_percent": "19"}]})), &[])
+        .await;
+    let quote = json_of(quote, 201).await;
+    let quote_id = quote["id"].as_str().unwrap().to_owned();
+    // 10 x 49.99 = 499.90; -5% = 474.905 -> 474.91; tax 19% = 90.2329 -> 90.23
+    assert_eq!(
+        quote["total"],
+        json!({"amount": "565.14", "currency": "EUR"})
+    );
+    assert_eq!(
+        quote["lines"][0]["unit_price"]["amount"], "49.99",
+        "the list price"
+    );
+    let s = &stack;
+    let act = |action: &str| {
+        let path = format!("/v1/quotes/{quote_id}/actions");
+        let body = json!({"action": action});
+        async move { s.call(Method::POST, &path, t, Some(body), &[]).await }
+    };
+    assert_eq!(fields(&problem(act("shred").await, 400).await), ["action"]);
+    problem(act("send").await, 409).await;
+    assert_eq!(
+        json_of(act("submit").await, 200).await["status"],
+        "approved"
+    );
+    assert_eq!(json_of(act("send").await, 200).await["status"], "sent");
+    assert_eq!(
+        json_of(act("accept").await, 200).await["status"],
+        "accepted"
+    );
+
+    let order = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/orders",
+                t,
+                Some(json!({"quote_id": quote_id, "start_date": "2027-01-01"})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(order["renewal_date"], "2028-01-01");
+    let invoice = json_of(
+        stack
+            .call(
+                Method::POST,
+                &format!("/v1/orders/{order_id}/invoices"),
+                t,
+                Some(json!({"due_on": "2099-01-31"})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(invoice["amount"]["amount"], "565.14", "the whole order");
+    let invoice_id = invoice["id"].as_str().unwrap().to_owned();
+    problem(
+        stack
+            .call(
+                Method::POST,
+                &format!("/v1/orders/{order_id}/invoices"),
+                t,
+                Some(json!({"due_on": "2099-01-31"})),
+                &[],
+            )
+            .await,
+        409,
+    )
+    .await;
+    let paid = json_of(
+        stack.call(Method::POST, &format!("/v1/invoices/{invoice_id}/payments"), t,
+            Some(json!({"amount": {"amount": "565.14", "currency": "EUR"}, "method": "transfer"})), &[]).await,
+        201,
+    )
+    .await;
+    assert_eq!(paid["invoice"]["status"], "paid");
+    let listed = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/orders/{order_id}/invoices"),
+                t,
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["status"], "paid");
+
+    let (_, other) = stack.tenant("Other").await;
+    let o = Some(other.as_str());
+    problem(
+        stack
+            .call(Method::GET, &format!("/v1/quotes/{quote_id}"), o, None, &[])
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        stack
+            .call(Method::GET, &format!("/v1/orders/{order_id}"), o, None, &[])
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        stack
+            .call(
+                Method::POST,
+                &format!("/v1/invoices/{invoice_id}/payments"),
+                o,
+                Some(json!({"amount": {"amount": "1", "currency": "EUR"}})),
+                &[],
+            )
+            .await,
+        404,
+    )
+    .await;
+}
