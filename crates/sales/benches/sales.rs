@@ -156,10 +156,10 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO opportunities (tenant_id, id, pipeline_id, stage_id, name, amount, currency, close_date, probability, forecast_category, status, owner_id, closed_at) \
          SELECT $1, gen_random_uuid(), $2, ($3::uuid[])[1 + g % 5], 'Bulk ' || g, (1000 + g % 50000)::numeric + 0.25, 'EUR', \
-                date '2026-01-01' + (g % 730), (ARRAY[10, 50, 80, 100, 0])[1 + g % 5], 1 + g % 5, \
+                date '2026-01-01' + (g % 730)::int, (ARRAY[10, 50, 80, 100, 0])[1 + g % 5], 1 + g % 5, \
                 CASE g % 5 WHEN 3 THEN 2 WHEN 4 THEN 3 ELSE 1 END, ($4::uuid[])[1 + g % 50], \
                 CASE WHEN g % 5 >= 3 THEN now() END \
-         FROM generate_series(1, $5) g",
+         FROM generate_series(1::bigint, $5) g",
     )
     .bind(tenant)
     .bind(uuid::Uuid::parse_str(&pipeline.id)?)
