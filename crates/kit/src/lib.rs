@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod rpc;
+pub mod search;
 pub mod service;
 pub mod streams;
 pub mod telemetry;

@@ -22,6 +22,7 @@ use crm_proto::crm::sales::v1::opportunity_service_server::OpportunityServiceSer
 use crm_proto::crm::sales::v1::order_service_server::OrderServiceServer;
 use crm_proto::crm::sales::v1::pipeline_service_server::PipelineServiceServer;
 use crm_proto::crm::sales::v1::quote_service_server::QuoteServiceServer;
+use crm_proto::crm::sales::v1::search_service_server::SearchServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 use tonic::service::Routes;
@@ -34,7 +35,7 @@ use crate::events::CustomerEvents;
 use crate::grpc::{
     catalog::CatalogHandlers, forecasts::ForecastHandlers, leads::LeadHandlers,
     opportunities::OpportunityHandlers, orders::OrderHandlers, pipelines::PipelineHandlers,
-    quotes::QuoteHandlers, State,
+    quotes::QuoteHandlers, search::SearchHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -61,7 +62,8 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         .add_service(ForecastServiceServer::new(ForecastHandlers(state.clone())))
         .add_service(CatalogServiceServer::new(CatalogHandlers(state.clone())))
         .add_service(QuoteServiceServer::new(QuoteHandlers(state.clone())))
-        .add_service(OrderServiceServer::new(OrderHandlers(state.clone())));
+        .add_service(OrderServiceServer::new(OrderHandlers(state.clone())))
+        .add_service(SearchServiceServer::new(SearchHandlers(state.clone())));
     let health_names = vec![
         "crm.sales.v1.LeadService",
         "crm.sales.v1.PipelineService",
@@ -70,6 +72,7 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         "crm.sales.v1.CatalogService",
         "crm.sales.v1.QuoteService",
         "crm.sales.v1.OrderService",
+        "crm.sales.v1.SearchService",
     ];
     let overdue = OverdueScanner::new(context.db.clone(), context.outbox.clone(), scan_interval);
     let decay = DecayScanner::new(state.clone(), scan_interval);

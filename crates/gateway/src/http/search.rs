@@ -1,5 +1,8 @@
-//! `/v1/search`: one ranked list across the services' searchable records
-//! (contacts and accounts today; deals and tickets as their services land).
+//! `/v1/search`: one ranked list across the services' searchable records:
+//! contacts and accounts (customers), leads and deals (sales); tickets as
+//! their service lands. The services are asked in parallel, each under a
+//! deadline; they score alike (ADR 0008), so their hits merge by score. A
+//! service that does not answer is named in `unavailable`.
 
 use std::collections::HashMap;
 
@@ -7,6 +10,8 @@ use axum::extract::{Query, State};
 use axum::Json;
 use crm_proto::crm::customers::v1 as pb;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
+use crm_proto::crm::sales::v1 as sales;
+use crm_proto::crm::sales::v1::search_service_client::SearchServiceClient as SalesSearch;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,7 +20,7 @@ use super::{Caller, SharedState};
 
 #[derive(Serialize, ToSchema)]
 pub struct SearchHit {
-    /// contact or account
+    /// contact, account, lead or opportunity
     pub kind: String,
     pub id: String,
     pub title: String,
@@ -36,6 +41,8 @@ pub struct SearchParams {
 #[derive(Serialize, ToSchema)]
 pub struct SearchResults {
     pub items: Vec<SearchHit>,
+    /// Services that did not answer in time; their records are missing.
+    pub unavailable: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/v1/search", tag = "search", security(("bearer" = [])),
@@ -58,16 +65,29 @@ pub async fn search(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| Problem::invalid("limit", "must be a number from 1 to 100"))?,
     };
-    let request = state.upstream(&caller, pb::SearchRequest { query, limit })?;
-    let hits = SearchServiceClient::new(state.customers.clone())
-        .search(request)
-        .await?
-        .into_inner()
-        .hits;
-    Ok(Json(SearchResults {
-        items: hits
-            .into_iter()
-            .map(|h| SearchHit {
+    let deadline = state
+        .config
+        .upstream_timeout
+        .min(std::time::Duration::from_secs(2));
+    let customers_request = state.upstream(
+        &caller,
+        pb::SearchRequest {
+            query: query.clone(),
+            limit,
+        },
+    )?;
+    let sales_request = state.upstream(&caller, sales::SearchRequest { query, limit })?;
+    let mut customers_client = SearchServiceClient::new(state.customers.clone());
+    let mut sales_client = SalesSearch::new(state.sales.clone());
+    let (customers_hits, sales_hits) = tokio::join!(
+        tokio::time::timeout(deadline, customers_client.search(customers_request)),
+        tokio::time::timeout(deadline, sales_client.search(sales_request)),
+    );
+    let mut items = Vec::new();
+    let mut unavailable = Vec::new();
+    match customers_hits {
+        Ok(Ok(response)) => items.extend(response.into_inner().hits.into_iter().map(|h| {
+            SearchHit {
                 kind: if h.kind == pb::HitKind::Account as i32 {
                     "account"
                 } else {
@@ -78,7 +98,43 @@ pub async fn search(
                 title: h.title,
                 subtitle: h.subtitle,
                 score: h.score,
-            })
-            .collect(),
-    }))
+            }
+        })),
+        // Bad input is the caller's: the same for every service.
+        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+            return Err(status.into())
+        }
+        _ => unavailable.push("customers".to_owned()),
+    }
+    match sales_hits {
+        Ok(Ok(response)) => items.extend(response.into_inner().hits.into_iter().map(|h| {
+            SearchHit {
+                kind: if h.kind == sales::HitKind::Lead as i32 {
+                    "lead"
+                } else {
+                    "opportunity"
+                }
+                .to_owned(),
+                id: h.id,
+                title: h.title,
+                subtitle: h.subtitle,
+                score: h.score,
+            }
+        })),
+        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+            return Err(status.into())
+        }
+        _ => unavailable.push("sales".to_owned()),
+    }
+    if unavailable.len() == 2 {
+        return Err(Problem::retry_later(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "no service answered the search; retry later",
+            1,
+        ));
+    }
+    items.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    items.truncate(limit as usize);
+    Ok(Json(SearchResults { items, unavailable }))
 }

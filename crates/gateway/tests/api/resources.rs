@@ -287,6 +287,19 @@ async fn tasks_show_in_the_account_360_until_completed() {
     assert_eq!(view["account"]["name"], "Initech");
     assert_eq!(view["contacts"]["status"], "ok");
     assert_eq!(view["deals"]["status"], "unavailable");
+    let found = json_of(
+        stack
+            .call(Method::GET, "/v1/search?q=initech", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(found["items"][0]["kind"], "account");
+    assert_eq!(
+        found["unavailable"],
+        json!(["sales"]),
+        "search says what it could not ask"
+    );
     assert_eq!(view["contacts"]["data"][0]["id"], contact_id);
     assert_eq!(
         view["recent_activities"]["data"].as_array().unwrap().len(),

@@ -150,6 +150,23 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         .as_str()
         .unwrap()
         .to_owned();
+    // One search finds the lead (sales) and the contact it became (customers).
+    let found = json_of(
+        stack
+            .call(Method::GET, "/v1/search?q=hopper", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    let mut kinds: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["contact", "lead"], "{found}");
+    assert_eq!(found["unavailable"], json!([]));
     // The customers side has the account and contact.
     let accounts = json_of(
         stack.call(Method::GET, "/v1/accounts", t, None, &[]).await,

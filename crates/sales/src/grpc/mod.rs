@@ -8,6 +8,7 @@ pub mod opportunities;
 pub mod orders;
 pub mod pipelines;
 pub mod quotes;
+pub mod search;
 
 use std::sync::Arc;
 
