@@ -75,38 +75,35 @@ pub async fn create_in(
     let Some(checked) = checked else {
         return Err(Error::invalid("opportunity.amount", "is invalid"));
     };
-    let pipeline_id = match pipeline_id {
-        Some(id) => id,
-        None => pipelines::default_id(tx, tenant).await?.ok_or_else(|| {
-            Error::FailedPrecondition("the tenant has no default pipeline; create one first".into())
-        })?,
-    };
-    let pipeline = pipelines::find(tx, tenant, pipeline_id, false)
-        .await?
-        .ok_or_else(|| Error::invalid("opportunity.pipeline_id", "no such pipeline"))?;
+    // The named pipeline's stages, or the default one's, in one query.
+    let stages = pipelines::stages_of(tx, tenant, pipeline_id).await?;
+    if stages.is_empty() {
+        return Err(match pipeline_id {
+            Some(_) => Error::invalid("opportunity.pipeline_id", "no such pipeline"),
+            None => Error::FailedPrecondition(
+                "the tenant has no default pipeline; create one first".into(),
+            ),
+        });
+    }
     let stage = match stage_id {
-        Some(id) => pipeline
-            .stages
+        Some(id) => stages.iter().find(|s| s.id == id).ok_or_else(|| {
+            Error::invalid("opportunity.stage_id", "is not a stage of this pipeline")
+        })?,
+        None => stages
             .iter()
-            .find(|s| s.id == id.to_string())
-            .ok_or_else(|| {
-                Error::invalid("opportunity.stage_id", "is not a stage of this pipeline")
-            })?,
-        None => pipeline
-            .stages
-            .iter()
-            .find(|s| s.kind == StageKind::Open as i32)
+            .find(|s| s.kind == StageKind::Open as i16)
             .ok_or_else(|| Error::FailedPrecondition("the pipeline has no open stage".into()))?,
     };
-    let status = status_for(stage.kind());
+    let stage_kind = StageKind::try_from(i32::from(stage.kind)).unwrap_or(StageKind::Open);
+    let status = status_for(stage_kind);
     if status == OpportunityStatus::Lost && o.lost_reason.trim().is_empty() {
         return Err(Error::invalid(
             "opportunity.lost_reason",
             "is required for a lost stage",
         ));
     }
-    o.pipeline_id = pipeline.id.clone();
-    o.stage_id = stage.id.clone();
+    o.pipeline_id = stage.pipeline_id.to_string();
+    o.stage_id = stage.id.to_string();
     o.status = status as i32;
     if !probability_given {
         o.probability = stage.probability;

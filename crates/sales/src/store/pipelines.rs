@@ -167,6 +167,22 @@ pub async fn stages(
     Ok(rows.into_iter().map(Stage::from).collect())
 }
 
+/// The stages of `pipeline`, or of the default pipeline when `None`.
+pub async fn stages_of(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    pipeline: Option<Uuid>,
+) -> sqlx::Result<Vec<StageRow>> {
+    sqlx::query_as(
+        "SELECT id, pipeline_id, name, position, probability, kind FROM stages WHERE tenant_id = $1 \
+         AND pipeline_id = coalesce($2, (SELECT id FROM pipelines WHERE tenant_id = $1 AND is_default)) ORDER BY position",
+    )
+    .bind(tenant)
+    .bind(pipeline)
+    .fetch_all(tx)
+    .await
+}
+
 pub async fn stage(
     tx: &mut PgConnection,
     tenant: Uuid,
