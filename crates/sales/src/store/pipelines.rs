@@ -70,15 +70,6 @@ pub async fn has_default(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<bo
     Ok(exists)
 }
 
-pub async fn default_id(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Option<Uuid>> {
-    let row: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM pipelines WHERE tenant_id = $1 AND is_default")
-            .bind(tenant)
-            .fetch_optional(tx)
-            .await?;
-    Ok(row.map(|(id,)| id))
-}
-
 /// Replaces the stages of a pipeline with `stages` in order, keeping ids.
 pub async fn write_stages(
     tx: &mut PgConnection,
