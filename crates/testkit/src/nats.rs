@@ -50,6 +50,43 @@ impl TestNats {
             .await
             .unwrap_or_else(|e| panic!("cannot reach NATS at {}: {e}", self.url))
     }
+
+    /// Waits (up to 15 s) until an event of `event_type` about `subject`
+    /// (its aggregate id) is on `domain`'s stream, and returns it.
+    pub async fn event(
+        &self,
+        domain: &str,
+        event_type: &str,
+        subject: &str,
+    ) -> crm_proto::crm::common::v1::Event {
+        use prost::Message as _;
+        let jetstream = async_nats::jetstream::new(self.client().await);
+        let stream_name = self.naming().stream(domain);
+        crate::eventually(
+            &format!("event {event_type} about {subject}"),
+            Duration::from_secs(15),
+            || {
+                let jetstream = jetstream.clone();
+                let stream_name = stream_name.clone();
+                async move {
+                    let stream = jetstream.get_stream(&stream_name).await.ok()?;
+                    let last = stream.get_info().await.ok()?.state.last_sequence;
+                    for sequence in (1..=last).rev() {
+                        let Ok(raw) = stream.get_raw_message(sequence).await else {
+                            continue;
+                        };
+                        let event =
+                            crm_proto::crm::common::v1::Event::decode(raw.payload.clone()).ok()?;
+                        if event.r#type == event_type && event.subject == subject {
+                            return Some(event);
+                        }
+                    }
+                    None
+                }
+            },
+        )
+        .await
+    }
 }
 
 impl Default for TestNats {

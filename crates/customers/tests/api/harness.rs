@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
@@ -11,8 +9,7 @@ use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::{BearerToken, Role, Visibility};
 use kit::service::RunningService;
-use prost::Message as _;
-use testkit::{eventually, service_config, TestDatabase, TestNats, TokenIssuer};
+use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -101,31 +98,7 @@ impl TestApp {
     /// Waits until an event of `event_type` about `subject` (aggregate id)
     /// is on the stream, and returns it.
     pub async fn event(&self, event_type: &str, subject: &str) -> Event {
-        let jetstream = async_nats::jetstream::new(self.nats.client().await);
-        let stream_name = self.nats.naming().stream("customers");
-        eventually(
-            &format!("event {event_type} about {subject}"),
-            Duration::from_secs(15),
-            || {
-                let jetstream = jetstream.clone();
-                let stream_name = stream_name.clone();
-                async move {
-                    let stream = jetstream.get_stream(&stream_name).await.ok()?;
-                    let last = stream.get_info().await.ok()?.state.last_sequence;
-                    for sequence in (1..=last).rev() {
-                        let Ok(raw) = stream.get_raw_message(sequence).await else {
-                            continue;
-                        };
-                        let event = Event::decode(raw.payload.clone()).ok()?;
-                        if event.r#type == event_type && event.subject == subject {
-                            return Some(event);
-                        }
-                    }
-                    None
-                }
-            },
-        )
-        .await
+        self.nats.event("customers", event_type, subject).await
     }
 }
 

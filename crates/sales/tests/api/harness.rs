@@ -11,8 +11,7 @@ use crm_proto::crm::sales::v1::pipeline_service_client::PipelineServiceClient;
 use crm_proto::crm::sales::v1::*;
 use kit::auth::{BearerToken, Role, Visibility};
 use kit::service::RunningService;
-use prost::Message as _;
-use testkit::{eventually, service_config, TestDatabase, TestNats, TokenIssuer};
+use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -110,31 +109,7 @@ impl TestApp {
 
     /// Waits until an event of `event_type` about `subject` is on `domain`'s stream.
     pub async fn event(&self, domain: &str, event_type: &str, subject: &str) -> Event {
-        let jetstream = async_nats::jetstream::new(self.nats.client().await);
-        let stream_name = self.nats.naming().stream(domain);
-        eventually(
-            &format!("event {event_type} about {subject}"),
-            Duration::from_secs(15),
-            || {
-                let jetstream = jetstream.clone();
-                let stream_name = stream_name.clone();
-                async move {
-                    let stream = jetstream.get_stream(&stream_name).await.ok()?;
-                    let last = stream.get_info().await.ok()?.state.last_sequence;
-                    for sequence in (1..=last).rev() {
-                        let Ok(raw) = stream.get_raw_message(sequence).await else {
-                            continue;
-                        };
-                        let event = Event::decode(raw.payload.clone()).ok()?;
-                        if event.r#type == event_type && event.subject == subject {
-                            return Some(event);
-                        }
-                    }
-                    None
-                }
-            },
-        )
-        .await
+        self.nats.event(domain, event_type, subject).await
     }
 }
 
