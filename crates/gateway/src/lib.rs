@@ -99,6 +99,12 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let app = http::router(state);
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
+        // TCP_NODELAY: a response in two writes must not wait for a
+        // delayed ACK.
+        use axum::serve::ListenerExt as _;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(stopping.cancelled_owned())
             .await?;

@@ -187,7 +187,16 @@ pub async fn launch(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                // Without TCP_NODELAY, a response written in two parts waits
+                // for the client's delayed ACK: 40 ms on some calls.
+                |stream| {
+                    stream.inspect(|s| {
+                        let _ = s.set_nodelay(true);
+                    })
+                },
+            ),
             shutdown.clone().cancelled_owned(),
         );
 

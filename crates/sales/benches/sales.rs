@@ -122,6 +122,26 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
 
+    // Reads, for comparison with the writes.
+    let mine_for_get = Arc::new(created.lock().await.clone());
+    let clients_for_get: Vec<_> = (0..clients).map(opportunity_client).collect();
+    load("GetOpportunity", clients, seconds, move |worker, n| {
+        let mut client = clients_for_get[worker].clone();
+        let ids = mine_for_get.clone();
+        async move {
+            let own = &ids[worker];
+            if own.is_empty() {
+                return false;
+            }
+            let id = own[(n as usize) % own.len()].clone();
+            client
+                .get_opportunity(GetOpportunityRequest { id })
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+
     // 2. Stage moves: each client walks its own deals between two stages.
     let mine = Arc::new(created.lock().await.clone());
     let clients_for_move: Vec<_> = (0..clients).map(opportunity_client).collect();
