@@ -1,6 +1,7 @@
-//! REST through the gateway to the customers service, 32 connections.
-//! Prints requests/s and p50/p99 per route, and the process's peak RSS
-//! (gateway and customers run in this one process here).
+//! REST through the gateway to the customers and sales services, 32
+//! connections. Prints requests/s and p50/p99 per route, and the process's
+//! peak RSS (gateway, customers and sales run in this one process here).
+//! The 360 view asks five things of two services in parallel.
 //!
 //!     deploy/bench.sh gateway
 //!
@@ -19,21 +20,25 @@ use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 async fn main() -> anyhow::Result<()> {
     let clients = env("BENCH_CLIENTS", 32) as usize;
     let seconds = env("BENCH_SECONDS", 10);
-    let (gateway_db, customers_db, nats) = (
+    let (gateway_db, customers_db, sales_db, nats) = (
+        TestDatabase::create().await,
         TestDatabase::create().await,
         TestDatabase::create().await,
         TestNats::new(),
     );
-    let customers_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (customers_port, sales_port) = (free_port()?, free_port()?);
     let mut gateway_db_config = gateway_db.config();
     gateway_db_config.max_connections = 20;
     let gateway = gateway::build(GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
         database: gateway_db_config,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
-        sales_url: "http://127.0.0.1:9".into(),
+        sales_url: format!("http://127.0.0.1:{sales_port}"),
         bootstrap_token: Some("bootstrap-secret-for-the-benchmark".into()),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),
@@ -58,7 +63,16 @@ async fn main() -> anyhow::Result<()> {
         issuer: "crm-gateway".into(),
         audience: "crm".into(),
     };
+    let mut sales_config = service_config("sales", &sales_db, &nats, &TokenIssuer::new());
+    sales_config.grpc_addr = format!("127.0.0.1:{sales_port}").parse()?;
+    sales_config.auth = config.auth.clone();
     let customers = customers::build(config).await?;
+    let sales = sales::build(sales::config::SalesConfig {
+        service: sales_config,
+        customers_url: format!("http://127.0.0.1:{customers_port}"),
+        scan_interval: Duration::from_secs(60),
+    })
+    .await?;
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
@@ -128,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
         "peak RSS of gateway + customers (one process): {:.0} MiB",
         peak_rss_mib()
     );
+    sales.stop().await?;
     customers.stop().await?;
     gateway.stop().await?;
     Ok(())
