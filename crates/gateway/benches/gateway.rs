@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         .await;
     }
     println!(
-        "peak RSS of gateway + customers (one process): {:.0} MiB",
+        "peak RSS of gateway + customers + sales (one process): {:.0} MiB",
         peak_rss_mib()
     );
     sales.stop().await?;
