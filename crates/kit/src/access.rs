@@ -49,6 +49,26 @@ impl Scope {
         }
     }
 
+    /// `SELECT <columns> FROM <table>` of one record by id, if this scope
+    /// sees it; `FOR UPDATE` when `lock`.
+    pub fn select_one<'a>(
+        &self,
+        columns: &str,
+        table: &str,
+        tenant: Uuid,
+        id: Uuid,
+        lock: bool,
+    ) -> QueryBuilder<'a, Postgres> {
+        let mut query =
+            QueryBuilder::new(format!("SELECT {columns} FROM {table} WHERE tenant_id = "));
+        query.push_bind(tenant).push(" AND id = ").push_bind(id);
+        self.push_sql(&mut query);
+        if lock {
+            query.push(" FOR UPDATE");
+        }
+        query
+    }
+
     /// Appends ` AND <visible>` over the `owner_id` / `team_id` columns.
     pub fn push_sql(&self, query: &mut QueryBuilder<'_, Postgres>) {
         match self {

@@ -202,3 +202,12 @@ pub fn fields(problem: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The JSON body of a response that must have `status` (the body is shown
+/// when it does not).
+pub async fn json_of(response: Response, status: u16) -> Value {
+    let code = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(code, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}

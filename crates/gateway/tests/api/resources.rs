@@ -2,16 +2,9 @@
 //! account 360 view and the gRPC-Web pass-through, all through the gateway.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::*;
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let code = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(code, status, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
 
 #[tokio::test]
 async fn custom_fields_and_segments_work_over_rest() {

@@ -6,13 +6,6 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let code = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(code, status, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
 #[tokio::test]
 async fn a_lead_becomes_a_won_deal_over_rest() {
     let stack = Stack::start().await;

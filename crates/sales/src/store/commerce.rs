@@ -481,14 +481,11 @@ pub async fn find_quote(
     id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Option<Quote>> {
-    let mut query =
-        QueryBuilder::<Postgres>::new(format!("SELECT {QUOTE} FROM quotes WHERE tenant_id = "));
-    query.push_bind(tenant).push(" AND id = ").push_bind(id);
-    scope.push_sql(&mut query);
-    if lock {
-        query.push(" FOR UPDATE");
-    }
-    let row: Option<QuoteRow> = query.build_query_as().fetch_optional(tx).await?;
+    let row: Option<QuoteRow> = scope
+        .select_one(QUOTE, "quotes", tenant, id, lock)
+        .build_query_as()
+        .fetch_optional(tx)
+        .await?;
     Ok(row.map(Quote::from))
 }
 
@@ -621,11 +618,11 @@ pub async fn find_order(
     scope: &Scope,
     id: Uuid,
 ) -> sqlx::Result<Option<Order>> {
-    let mut query =
-        QueryBuilder::<Postgres>::new(format!("SELECT {ORDER} FROM orders WHERE tenant_id = "));
-    query.push_bind(tenant).push(" AND id = ").push_bind(id);
-    scope.push_sql(&mut query);
-    let row: Option<OrderRow> = query.build_query_as().fetch_optional(tx).await?;
+    let row: Option<OrderRow> = scope
+        .select_one(ORDER, "orders", tenant, id, false)
+        .build_query_as()
+        .fetch_optional(tx)
+        .await?;
     Ok(row.map(Order::from))
 }
 
@@ -752,14 +749,11 @@ pub async fn find_invoice(
     id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Option<Invoice>> {
-    let mut query =
-        QueryBuilder::<Postgres>::new(format!("SELECT {INVOICE} FROM invoices WHERE tenant_id = "));
-    query.push_bind(tenant).push(" AND id = ").push_bind(id);
-    scope.push_sql(&mut query);
-    if lock {
-        query.push(" FOR UPDATE");
-    }
-    let row: Option<InvoiceRow> = query.build_query_as().fetch_optional(tx).await?;
+    let row: Option<InvoiceRow> = scope
+        .select_one(INVOICE, "invoices", tenant, id, lock)
+        .build_query_as()
+        .fetch_optional(tx)
+        .await?;
     Ok(row.map(Invoice::from))
 }
 

@@ -141,14 +141,11 @@ pub async fn find(
     id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Option<Lead>> {
-    let mut query =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM leads WHERE tenant_id = "));
-    query.push_bind(tenant).push(" AND id = ").push_bind(id);
-    scope.push_sql(&mut query);
-    if lock {
-        query.push(" FOR UPDATE");
-    }
-    let row: Option<LeadRow> = query.build_query_as().fetch_optional(tx).await?;
+    let row: Option<LeadRow> = scope
+        .select_one(COLUMNS, "leads", tenant, id, lock)
+        .build_query_as()
+        .fetch_optional(tx)
+        .await?;
     Ok(row.map(Lead::from))
 }
 

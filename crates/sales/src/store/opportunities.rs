@@ -242,15 +242,11 @@ pub async fn find(
     id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Option<Opportunity>> {
-    let mut query = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {COLUMNS} FROM opportunities WHERE tenant_id = "
-    ));
-    query.push_bind(tenant).push(" AND id = ").push_bind(id);
-    scope.push_sql(&mut query);
-    if lock {
-        query.push(" FOR UPDATE");
-    }
-    let row: Option<Row> = query.build_query_as().fetch_optional(tx).await?;
+    let row: Option<Row> = scope
+        .select_one(COLUMNS, "opportunities", tenant, id, lock)
+        .build_query_as()
+        .fetch_optional(tx)
+        .await?;
     Ok(row.map(Opportunity::from))
 }
 
