@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use crm_proto::crm::sales::v1 as pb;
 use crm_proto::crm::sales::v1::catalog_service_client::CatalogServiceClient;
@@ -14,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
-use super::rest::{enum_text, next_token, non_empty, page_params, parse_uuid, timestamp, MoneyDto};
+use super::rest::{
+    enum_text, if_match, next_token, non_empty, page_params, parse_uuid, timestamp, with_etag,
+    MoneyDto,
+};
 use super::{Caller, JsonBody, SharedState};
 
 type Channel = tonic::transport::Channel;
@@ -443,36 +447,39 @@ pub async fn create_quote(
 
 #[utoipa::path(get, path = "/v1/quotes/{id}", tag = "commerce", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "quote id")),
-    responses((status = 200, body = QuoteDto), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+    responses((status = 200, body = QuoteDto, headers(("ETag" = String))), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn get_quote(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<QuoteDto>, Problem> {
+) -> Result<Response, Problem> {
     parse_uuid("id", &id)?;
     let request = state.upstream(&caller, pb::GetQuoteRequest { id })?;
-    Ok(Json(
+    let dto = QuoteDto::from(
         quotes(&state)
             .get_quote(request)
             .await?
             .into_inner()
             .quote
-            .unwrap_or_default()
-            .into(),
-    ))
+            .unwrap_or_default(),
+    );
+    Ok(with_etag(StatusCode::OK, dto.version, dto))
 }
 
 #[utoipa::path(put, path = "/v1/quotes/{id}", tag = "commerce", request_body = QuoteInput, security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "a draft or rejected quote")),
+    params(("id" = uuid::Uuid, Path, description = "a draft or rejected quote"), ("If-Match" = Option<String>, Header, description = "ETag of the version being revised")),
     responses((status = 200, body = QuoteDto), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json"),
-              (status = 409, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+              (status = 409, body = problem::ProblemDocument, content_type = "application/problem+json"),
+              (status = 412, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn update_quote(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(input): JsonBody<QuoteInput>,
-) -> Result<Json<QuoteDto>, Problem> {
+) -> Result<Response, Problem> {
     parse_uuid("id", &id)?;
+    let expected_version = if_match(&headers)?;
     let quote = pb::Quote {
         id,
         lines: quote_lines(input.lines),
@@ -483,18 +490,18 @@ pub async fn update_quote(
         &caller,
         pb::UpdateQuoteRequest {
             quote: Some(quote),
-            expected_version: 0,
+            expected_version,
         },
     )?;
-    Ok(Json(
+    let dto = QuoteDto::from(
         quotes(&state)
             .update_quote(request)
             .await?
             .into_inner()
             .quote
-            .unwrap_or_default()
-            .into(),
-    ))
+            .unwrap_or_default(),
+    );
+    Ok(with_etag(StatusCode::OK, dto.version, dto))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -467,6 +467,28 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
         quote["lines"][0]["unit_price"]["amount"], "49.99",
         "the list price"
     );
+    // Revising needs the current version.
+    let revise = json!({"lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5", "tax_percent": "19"}]});
+    let stale = stack
+        .call(
+            Method::PUT,
+            &format!("/v1/quotes/{quote_id}"),
+            t,
+            Some(revise.clone()),
+            &[("If-Match", "\"9\"")],
+        )
+        .await;
+    problem(stale, 412).await;
+    let revised = stack
+        .call(
+            Method::PUT,
+            &format!("/v1/quotes/{quote_id}"),
+            t,
+            Some(revise),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(revised.headers()["etag"], "\"2\"");
     let s = &stack;
     let act = |action: &str| {
         let path = format!("/v1/quotes/{quote_id}/actions");

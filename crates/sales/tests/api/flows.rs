@@ -1058,3 +1058,56 @@ async fn another_tenants_ids_and_missing_roles_are_refused() {
         tonic::Code::NotFound
     );
 }
+
+#[tokio::test]
+async fn a_conversion_while_customers_is_down_changes_nothing_and_says_retry() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    pipeline(&mut admin).await;
+    let qualified = create_lead(
+        &mut admin,
+        Lead {
+            email: "ada@engines.example".into(),
+            status: LeadStatus::Qualified as i32,
+            ..lead("Lovelace", "GB", "Computing")
+        },
+    )
+    .await;
+    app.stop_customers().await;
+    let convert = ConvertLeadRequest {
+        lead_id: qualified.id.clone(),
+        create_opportunity: true,
+        amount: money("10"),
+        ..Default::default()
+    };
+    let down = admin.leads.convert_lead(convert.clone()).await.unwrap_err();
+    assert_eq!(down.code(), tonic::Code::Unavailable, "{down:?}");
+    let still = admin
+        .leads
+        .get_lead(GetLeadRequest {
+            id: qualified.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(still.status, LeadStatus::Qualified as i32);
+    assert!(still.converted_account_id.is_empty());
+    let deals = admin
+        .opportunities
+        .list_opportunities(ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        deals.opportunities.is_empty(),
+        "no deal without its account"
+    );
+    // Everything of sales' own still answers.
+    admin
+        .leads
+        .list_leads(ListLeadsRequest::default())
+        .await
+        .unwrap();
+}

@@ -184,6 +184,15 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Stops the customers service (fault tests).
+    pub async fn stop_customers(&mut self) {
+        if self.running.len() == 2 {
+            if let Some(customers) = self.running.pop() {
+                customers.stop().await.expect("customers stops");
+            }
+        }
+    }
+
     pub fn sales_db(&self) -> &TestDatabase {
         &self._dbs.0
     }
