@@ -20,6 +20,8 @@ use kit::auth::{BearerToken, Claims, Role, TokenSigner, Visibility};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+mod sales_demo;
+
 #[derive(Parser)]
 #[command(name = "crm", version, about = "Administer a CRM platform")]
 struct Cli {
@@ -48,10 +50,14 @@ enum Command {
         #[arg(long, env = "CRM_DEMO_PASSWORD", hide_env_values = true)]
         password: String,
     },
-    /// Create the demo tenant's accounts and contacts (safe to run again).
+    /// Create the demo tenant's accounts and contacts, and its pipeline,
+    /// catalogue, deals and leads when the sales service answers (safe to
+    /// run again).
     SeedDemo {
         #[command(flatten)]
         target: Target,
+        #[arg(long, env = "CRM_SALES_URL", default_value = "http://127.0.0.1:50052")]
+        sales_url: String,
     },
     /// Import a CSV file into the customers service.
     Import {
@@ -158,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::SeedDemo { target } => seed_demo(&target).await,
+        Command::SeedDemo { target, sales_url } => seed_demo(&target, &sales_url).await,
         Command::Import {
             target,
             entity,
@@ -283,10 +289,11 @@ async fn demo_tenant(
         .ok_or_else(|| anyhow::anyhow!("login failed: {status} {body}"))
 }
 
-async fn seed_demo(target: &Target) -> anyhow::Result<()> {
+async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
     let (channel, bearer) = connect(target).await?;
     let mut accounts = AccountServiceClient::with_interceptor(channel.clone(), bearer.clone());
-    let mut contacts = ContactServiceClient::with_interceptor(channel, bearer);
+    let mut contacts = ContactServiceClient::with_interceptor(channel, bearer.clone());
+    let mut deals = Vec::new();
     let demo = [
         (
             "Analytical Engines Ltd",
@@ -330,8 +337,8 @@ async fn seed_demo(target: &Target) -> anyhow::Result<()> {
             .into_inner()
             .account
             .context("no account returned")?;
-        for (first, last, local) in people {
-            contacts
+        for (n, (first, last, local)) in people.into_iter().enumerate() {
+            let contact = contacts
                 .create_contact(CreateContactRequest {
                     contact: Some(Contact {
                         first_name: first.into(),
@@ -349,10 +356,37 @@ async fn seed_demo(target: &Target) -> anyhow::Result<()> {
                     request_id: format!("demo-contact-{local}@{domain}"),
                 })
                 .await
-                .map_err(explain)?;
+                .map_err(explain)?
+                .into_inner()
+                .contact
+                .context("no contact returned")?;
+            if n == 0 {
+                let amount = ["24000", "9600", "48000"][deals.len() % 3];
+                deals.push((
+                    account.id.clone(),
+                    contact.id,
+                    format!("{name} licences"),
+                    amount,
+                ));
+            }
         }
     }
     eprintln!("demo data ready: 3 accounts, 6 contacts");
+    let sales = Channel::from_shared(sales_url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await;
+    match sales {
+        Ok(channel) => {
+            sales_demo::seed(channel, bearer, &deals)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding the sales demo data: {e:#}"))?;
+            eprintln!(
+                "sales demo data ready: a pipeline, 2 products, a price book, 3 deals, 2 leads"
+            );
+        }
+        Err(_) => eprintln!("no sales service at {sales_url}; sales demo data skipped"),
+    }
     Ok(())
 }
 

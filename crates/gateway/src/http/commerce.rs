@@ -149,16 +149,22 @@ pub async fn list_products(
     }))
 }
 
-#[derive(Deserialize, Serialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PriceBookDto {
-    #[serde(default, skip_deserializing)]
-    pub id: String,
+pub struct PriceBookInput {
     pub name: String,
     /// ISO 4217.
     pub currency: String,
     /// The first book is the default whatever this says.
     #[serde(default)]
+    pub is_default: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PriceBookDto {
+    pub id: String,
+    pub name: String,
+    pub currency: String,
     pub is_default: bool,
 }
 
@@ -178,12 +184,12 @@ impl From<pb::PriceBook> for PriceBookDto {
     }
 }
 
-#[utoipa::path(post, path = "/v1/price-books", tag = "commerce", request_body = PriceBookDto, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/price-books", tag = "commerce", request_body = PriceBookInput, security(("bearer" = [])),
     responses((status = 201, body = PriceBookDto), (status = 403, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn create_price_book(
     State(state): State<SharedState>,
     caller: Caller,
-    JsonBody(input): JsonBody<PriceBookDto>,
+    JsonBody(input): JsonBody<PriceBookInput>,
 ) -> Result<(StatusCode, Json<PriceBookDto>), Problem> {
     let book = pb::PriceBook {
         id: String::new(),
@@ -305,9 +311,9 @@ pub async fn list_prices(
 
 // ---- quotes ----
 
-#[derive(Deserialize, Serialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct QuoteLineDto {
+pub struct QuoteLineInput {
     pub product_id: uuid::Uuid,
     /// Decimal string.
     pub quantity: String,
@@ -318,12 +324,19 @@ pub struct QuoteLineDto {
     pub discount_percent: String,
     #[serde(default)]
     pub tax_percent: String,
-    /// Set by the service.
-    #[serde(default, skip_deserializing)]
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QuoteLineDto {
+    pub product_id: uuid::Uuid,
+    pub quantity: String,
+    pub unit_price: Option<MoneyDto>,
+    pub discount_percent: String,
+    pub tax_percent: String,
+    /// quantity x unit price x (1 - discount), rounded to cents.
     pub net: Option<MoneyDto>,
-    #[serde(default, skip_deserializing)]
+    /// net x tax, rounded to cents.
     pub tax: Option<MoneyDto>,
-    #[serde(default, skip_deserializing)]
     pub total: Option<MoneyDto>,
 }
 
@@ -334,7 +347,7 @@ pub struct QuoteInput {
     pub opportunity_id: Option<uuid::Uuid>,
     /// Create only; the default book when absent.
     pub price_book_id: Option<uuid::Uuid>,
-    pub lines: Vec<QuoteLineDto>,
+    pub lines: Vec<QuoteLineInput>,
     /// YYYY-MM-DD.
     #[serde(default)]
     pub valid_until: String,
@@ -401,7 +414,7 @@ impl From<pb::Quote> for QuoteDto {
     }
 }
 
-fn quote_lines(lines: Vec<QuoteLineDto>) -> Vec<pb::QuoteLine> {
+fn quote_lines(lines: Vec<QuoteLineInput>) -> Vec<pb::QuoteLine> {
     lines
         .into_iter()
         .map(|l| pb::QuoteLine {

@@ -23,17 +23,24 @@ use super::{parse_json, Caller, JsonBody, RawBody, SharedState};
 
 const CATEGORIES: &str = "pipeline, best_case, commit, closed, omitted";
 
-#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StageDto {
-    #[serde(default, skip_deserializing)]
-    pub id: String,
+pub struct StageInput {
     pub name: String,
     /// 0 to 100.
     #[serde(default)]
     pub probability: i32,
     /// open (default), won or lost.
     #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StageDto {
+    pub id: String,
+    pub name: String,
+    pub probability: i32,
+    /// open, won or lost.
     pub kind: Option<String>,
 }
 
@@ -44,7 +51,7 @@ pub struct PipelineInput {
     #[serde(default)]
     pub is_default: bool,
     /// In order; at least one open, one won and one lost stage.
-    pub stages: Vec<StageDto>,
+    pub stages: Vec<StageInput>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -180,9 +187,9 @@ pub struct ContactRoleDto {
     pub role: String,
 }
 
-#[derive(Deserialize, Serialize, ToSchema, Clone)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LineItemDto {
+pub struct LineItemInput {
     pub product_id: Option<uuid::Uuid>,
     #[serde(default)]
     pub description: String,
@@ -192,8 +199,16 @@ pub struct LineItemDto {
     /// Percent, decimal string.
     #[serde(default)]
     pub discount_percent: String,
-    /// Set by the service.
-    #[serde(default, skip_deserializing)]
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LineItemDto {
+    pub product_id: Option<uuid::Uuid>,
+    pub description: String,
+    pub quantity: String,
+    pub unit_price: MoneyDto,
+    pub discount_percent: String,
+    /// quantity x unit price x (1 - discount), rounded to cents.
     pub total: Option<MoneyDto>,
 }
 
@@ -220,7 +235,7 @@ pub struct OpportunityInput {
     pub campaign_id: Option<uuid::Uuid>,
     pub competitors: Option<Vec<String>>,
     pub next_step: Option<String>,
-    pub line_items: Option<Vec<LineItemDto>>,
+    pub line_items: Option<Vec<LineItemInput>>,
 }
 
 #[derive(Serialize, ToSchema)]
