@@ -332,11 +332,16 @@ async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
                 }),
                 request_id: format!("demo-account-{domain}"),
             })
-            .await
-            .map_err(explain)?
-            .into_inner()
-            .account
-            .context("no account returned")?;
+            .await;
+        // A demo record someone deleted stays deleted.
+        let account = match account {
+            Err(status) if status.code() == tonic::Code::NotFound => continue,
+            other => other
+                .map_err(explain)?
+                .into_inner()
+                .account
+                .context("no account returned")?,
+        };
         for (n, (first, last, local)) in people.into_iter().enumerate() {
             let contact = contacts
                 .create_contact(CreateContactRequest {
@@ -355,11 +360,15 @@ async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
                     }),
                     request_id: format!("demo-contact-{local}@{domain}"),
                 })
-                .await
-                .map_err(explain)?
-                .into_inner()
-                .contact
-                .context("no contact returned")?;
+                .await;
+            let contact = match contact {
+                Err(status) if status.code() == tonic::Code::NotFound => continue,
+                other => other
+                    .map_err(explain)?
+                    .into_inner()
+                    .contact
+                    .context("no contact returned")?,
+            };
             if n == 0 {
                 let amount = ["24000", "9600", "48000"][deals.len() % 3];
                 deals.push((

@@ -204,6 +204,12 @@ fn upstream(status: Status) -> Error {
             status.message()
         )),
         tonic::Code::PermissionDenied => Error::PermissionDenied(status.message().to_owned()),
+        // A record an earlier attempt made was deleted since: a retry
+        // would meet it again, so this is not a transient failure.
+        tonic::Code::NotFound => Error::FailedPrecondition(format!(
+            "the customers service no longer has a record of an earlier attempt: {}",
+            status.message()
+        )),
         _ => Error::Unavailable(format!(
             "the customers service did not complete the conversion ({}); retry",
             status.message()
