@@ -24,15 +24,18 @@ impl TestDatabase {
     /// Creates an empty database, and the shared plain runtime role if it
     /// does not exist yet.
     pub async fn create() -> Self {
-        let admin: PgConnectOptions = admin_url()
+        Self::create_on(&admin_url()).await
+    }
+
+    /// The same on the server at `admin_url` (e.g. a test's own [`crate::PgServer`]).
+    pub async fn create_on(admin_url: &str) -> Self {
+        let admin: PgConnectOptions = admin_url
             .parse()
-            .expect("CRM_TEST_DATABASE_URL is not a postgres URL");
-        let mut connection = admin.connect().await.unwrap_or_else(|e| {
-            panic!(
-                "cannot reach PostgreSQL at CRM_TEST_DATABASE_URL ({}): {e}",
-                admin_url()
-            )
-        });
+            .expect("the admin URL is not a postgres URL");
+        let mut connection = admin
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
         let name = format!("crm_test_{}", uuid::Uuid::now_v7().simple());
         let mut tx = connection.begin().await.expect("begin");
         // Serialise role creation between tests running in parallel.

@@ -12,6 +12,7 @@
 pub mod bench;
 mod database;
 mod nats;
+mod postgres;
 mod tokens;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use database::TestDatabase;
 pub use nats::{NatsServer, TestNats};
+pub use postgres::PgServer;
 pub use tokens::TokenIssuer;
 
 use kit::config::{AuthConfig, KeySource, ServiceConfig};

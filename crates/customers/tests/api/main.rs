@@ -6,6 +6,7 @@ mod accounts;
 mod activities;
 mod contacts;
 mod data;
+mod faults;
 mod harness;
 mod merge;
 mod segments;

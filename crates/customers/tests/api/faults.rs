@@ -1,0 +1,90 @@
+//! PostgreSQL killed under a running service: calls answer UNAVAILABLE
+//! within the deadline instead of hanging, and once the database is back
+//! the service serves again and the outbox relay publishes what was
+//! committed, without a restart.
+
+use std::time::{Duration, Instant};
+
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::customers::v1::*;
+use kit::auth::BearerToken;
+use testkit::{eventually, service_config, PgServer, TestDatabase, TestNats, TokenIssuer};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::harness::contact;
+
+#[tokio::test]
+async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
+    let mut postgres = PgServer::start().await;
+    let db = TestDatabase::create_on(&postgres.url()).await;
+    let (nats, issuer) = (TestNats::new(), TokenIssuer::new());
+    let running = customers::build(service_config("customers", &db, &nats, &issuer))
+        .await
+        .expect("service starts");
+    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let bearer = BearerToken::new(&issuer.admin_token(Uuid::now_v7())).unwrap();
+    let mut contacts = ContactServiceClient::with_interceptor(channel, bearer);
+    let create = |last: &str| CreateContactRequest {
+        contact: Some(contact("Crash", last, "")),
+        request_id: String::new(),
+    };
+    let before = contacts
+        .create_contact(create("Before"))
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    nats.event("customers", "crm.customers.contact.created.v1", &before.id)
+        .await;
+
+    postgres.kill();
+    let started = Instant::now();
+    let down = contacts.create_contact(create("During")).await.unwrap_err();
+    assert_eq!(down.code(), tonic::Code::Unavailable, "{down:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "answered within the pool's deadline, not hung"
+    );
+    let read = contacts
+        .get_contact(GetContactRequest {
+            id: before.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(read.code(), tonic::Code::Unavailable);
+
+    postgres.restart().await;
+    let after = eventually("writes work again", Duration::from_secs(30), || {
+        let mut contacts = contacts.clone();
+        async move {
+            contacts
+                .create_contact(create("After"))
+                .await
+                .ok()?
+                .into_inner()
+                .contact
+        }
+    })
+    .await;
+    nats.event("customers", "crm.customers.contact.created.v1", &after.id)
+        .await;
+    let fetched = contacts
+        .get_contact(GetContactRequest {
+            id: before.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fetched.into_inner().contact.unwrap().last_name,
+        "Before",
+        "committed data survived the crash"
+    );
+    running.stop().await.unwrap();
+    drop(db);
+}
