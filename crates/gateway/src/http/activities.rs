@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
-use super::rest::{non_empty, page_params, parse_uuid, timestamp};
+use super::rest::{bool_param, id_param, non_empty, page_params, parse_uuid, timestamp};
 use super::{Caller, JsonBody, SharedState};
 
 /// note, call, email, meeting, chat or task.
@@ -247,20 +247,8 @@ pub async fn tasks(
             "include_completed",
         ],
     )?;
-    let assignee_id = match params.get("assignee_id") {
-        Some(raw) => parse_uuid("assignee_id", raw)?.to_string(),
-        None => String::new(),
-    };
-    let include_completed = match params.get("include_completed").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(Problem::invalid(
-                "include_completed",
-                "must be true or false",
-            ))
-        }
-    };
+    let assignee_id = id_param(&params, "assignee_id")?;
+    let include_completed = bool_param(&params, "include_completed")?;
     let request = state.upstream(
         &caller,
         pb::ListTasksRequest {

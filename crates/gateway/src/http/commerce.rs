@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
 use super::rest::{
-    enum_text, if_match, next_token, non_empty, page_params, parse_uuid, timestamp, with_etag,
-    MoneyDto,
+    bool_param, enum_text, if_match, next_token, non_empty, page_params, parse_uuid, timestamp,
+    with_etag, MoneyDto,
 };
 use super::{Caller, JsonBody, SharedState};
 
@@ -121,16 +121,7 @@ pub async fn list_products(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<ProductPage>, Problem> {
     let page = page_params(&params, &["page_size", "page_token", "include_inactive"])?;
-    let include_inactive = match params.get("include_inactive").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(Problem::invalid(
-                "include_inactive",
-                "must be true or false",
-            ))
-        }
-    };
+    let include_inactive = bool_param(&params, "include_inactive")?;
     let request = state.upstream(
         &caller,
         pb::ListProductsRequest {

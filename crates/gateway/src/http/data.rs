@@ -17,7 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
-use super::rest::parse_uuid;
+use super::rest::{bool_param, id_param, parse_uuid};
 use super::{Caller, SharedState};
 use crate::store::audit;
 
@@ -78,15 +78,8 @@ fn import_header(params: &HashMap<String, String>) -> Result<pb::ImportHeader, P
         Some("create") => pb::DedupPolicy::Create,
         Some(_) => return Err(Problem::invalid("dedup", "must be skip, update or create")),
     };
-    let dry_run = match params.get("dry_run").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(Problem::invalid("dry_run", "must be true or false")),
-    };
-    let owner_id = match params.get("owner_id") {
-        Some(raw) => parse_uuid("owner_id", raw)?.to_string(),
-        None => String::new(),
-    };
+    let dry_run = bool_param(params, "dry_run")?;
+    let owner_id = id_param(params, "owner_id")?;
     let mapping = params
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("map.").map(|c| (c.to_owned(), v.clone())))

@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
 use super::rest::{
-    enum_text, enum_value, idempotent_create, if_match, next_token, non_empty, page_params,
-    parse_uuid, timestamp, with_etag, MoneyDto,
+    enum_text, enum_value, id_param, idempotent_create, if_match, next_token, non_empty,
+    page_params, parse_uuid, timestamp, with_etag, MoneyDto,
 };
 use super::{parse_json, Caller, JsonBody, RawBody, SharedState};
 
@@ -613,13 +613,6 @@ pub async fn list_opportunities(
             "status",
         ],
     )?;
-    let id = |name: &str| -> Result<String, Problem> {
-        params
-            .get(name)
-            .map(|raw| parse_uuid(name, raw).map(|u| u.to_string()))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
     let status = match params.get("status") {
         Some(raw) => enum_value(
             "status",
@@ -633,11 +626,11 @@ pub async fn list_opportunities(
     let request = state.upstream(
         &caller,
         pb::ListOpportunitiesRequest {
-            pipeline_id: id("pipeline_id")?,
-            stage_id: id("stage_id")?,
-            account_id: id("account_id")?,
-            owner_id: id("owner_id")?,
-            contact_id: id("contact_id")?,
+            pipeline_id: id_param(&params, "pipeline_id")?,
+            stage_id: id_param(&params, "stage_id")?,
+            account_id: id_param(&params, "account_id")?,
+            owner_id: id_param(&params, "owner_id")?,
+            contact_id: id_param(&params, "contact_id")?,
             status,
             page: Some(page),
         },
@@ -693,20 +686,13 @@ pub async fn forecast(
         ));
     }
     let text = |name: &str| params.get(name).cloned().unwrap_or_default();
-    let id = |name: &str| -> Result<String, Problem> {
-        params
-            .get(name)
-            .map(|raw| parse_uuid(name, raw).map(|u| u.to_string()))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
     let request = state.upstream(
         &caller,
         pb::GetForecastRequest {
             period_start: text("period_start"),
             period_end: text("period_end"),
-            owner_id: id("owner_id")?,
-            team_id: id("team_id")?,
+            owner_id: id_param(&params, "owner_id")?,
+            team_id: id_param(&params, "team_id")?,
             currency: text("currency"),
         },
     )?;

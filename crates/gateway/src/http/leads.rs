@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
 use super::rest::{
-    enum_text, enum_value, idempotent_create, if_match, next_token, non_empty, page_params,
-    parse_uuid, timestamp, with_etag, MoneyDto,
+    bool_param, enum_text, enum_value, id_param, idempotent_create, if_match, next_token,
+    non_empty, page_params, parse_uuid, timestamp, with_etag, MoneyDto,
 };
 use super::{parse_json, Caller, JsonBody, RawBody, SharedState};
 
@@ -316,15 +316,8 @@ pub async fn list(
         )?,
         None => 0,
     };
-    let owner_id = match params.get("owner_id") {
-        Some(raw) => parse_uuid("owner_id", raw)?.to_string(),
-        None => String::new(),
-    };
-    let unassigned = match params.get("unassigned").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(Problem::invalid("unassigned", "must be true or false")),
-    };
+    let owner_id = id_param(&params, "owner_id")?;
+    let unassigned = bool_param(&params, "unassigned")?;
     let request = state.upstream(
         &caller,
         pb::ListLeadsRequest {

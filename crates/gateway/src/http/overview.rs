@@ -179,7 +179,8 @@ const FIRST_TEN: Option<PageRequest> = Some(PageRequest {
     page_token: String::new(),
 });
 
-fn deadline(state: &SharedState) -> Duration {
+/// How long a fan-out waits for each service.
+pub fn deadline(state: &SharedState) -> Duration {
     state.config.upstream_timeout.min(Duration::from_secs(2))
 }
 

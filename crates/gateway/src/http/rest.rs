@@ -281,3 +281,28 @@ impl From<MoneyDto> for crm_proto::crm::common::v1::Money {
 pub fn next_token(page: Option<crm_proto::crm::common::v1::PageResponse>) -> Option<String> {
     page.map(|p| p.next_page_token).filter(|t| !t.is_empty())
 }
+
+/// An optional id query parameter as the services take it: empty when
+/// absent, a 400 naming `name` when it is not a UUID.
+pub fn id_param(
+    params: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<String, Problem> {
+    params
+        .get(name)
+        .map(|raw| parse_uuid(name, raw).map(|u| u.to_string()))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// An optional `true` / `false` query parameter; false when absent.
+pub fn bool_param(
+    params: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<bool, Problem> {
+    match params.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Problem::invalid(name, "must be true or false")),
+    }
+}

@@ -65,10 +65,7 @@ pub async fn search(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| Problem::invalid("limit", "must be a number from 1 to 100"))?,
     };
-    let deadline = state
-        .config
-        .upstream_timeout
-        .min(std::time::Duration::from_secs(2));
+    let deadline = super::overview::deadline(&state);
     let customers_request = state.upstream(
         &caller,
         pb::SearchRequest {
