@@ -95,7 +95,7 @@ impl OrderService for OrderHandlers {
             authorize(&caller, Action::Read)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
-            let order = store::find_order(&mut tx, caller.tenant_id, &scope(&caller), id)
+            let order = store::find_order(&mut tx, caller.tenant_id, &scope(&caller), id, false)
                 .await?
                 .ok_or_else(|| Error::not_found("order", id))?;
             Ok(GetOrderResponse { order: Some(order) })
@@ -161,16 +161,11 @@ impl OrderService for OrderHandlers {
             let due_on = due_on.unwrap_or(today);
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
-            let order = store::find_order(&mut tx, tenant, &scope(&caller), order_id)
+            // Locked: invoicing one order is serialised, so two invoices
+            // cannot both take what is left of it.
+            let order = store::find_order(&mut tx, tenant, &scope(&caller), order_id, true)
                 .await?
                 .ok_or_else(|| Error::not_found("order", order_id))?;
-            // Serialises invoicing of one order so two cannot both take the rest.
-            sqlx::query("SELECT 1 FROM orders WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
-                .bind(tenant)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
             let total = decimal(&order.total);
             let currency = order
                 .total

@@ -617,9 +617,10 @@ pub async fn find_order(
     tenant: Uuid,
     scope: &Scope,
     id: Uuid,
+    lock: bool,
 ) -> sqlx::Result<Option<Order>> {
     let row: Option<OrderRow> = scope
-        .select_one(ORDER, "orders", tenant, id, false)
+        .select_one(ORDER, "orders", tenant, id, lock)
         .build_query_as()
         .fetch_optional(tx)
         .await?;
