@@ -144,6 +144,15 @@ impl Error {
         Error::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// A unique violation told in the caller's terms ("a segment named X
+    /// already exists"); any other error is left as it is.
+    pub fn exists_as(self, message: impl FnOnce() -> String) -> Self {
+        match self {
+            Error::AlreadyExists(_) => Error::AlreadyExists(message()),
+            other => other,
+        }
+    }
+
     pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
         Error::NotFound {
             entity,

@@ -145,12 +145,10 @@ impl SegmentService for SegmentHandlers {
             let id = Uuid::now_v7();
             let created = store::insert(&mut tx, caller.tenant_id, id, &segment, &caller.subject)
                 .await
-                .map_err(|e| match Error::from(e) {
-                    Error::AlreadyExists(_) => Error::AlreadyExists(format!(
-                        "a segment named \"{}\" already exists",
-                        segment.name
-                    )),
-                    other => other,
+                .map_err(|e| {
+                    Error::from(e).exists_as(|| {
+                        format!("a segment named \"{}\" already exists", segment.name)
+                    })
                 })?;
             if !ids.is_empty() {
                 add_members(&mut tx, &caller, id, &ids, "contact_ids").await?;

@@ -55,12 +55,9 @@ impl CatalogService for CatalogHandlers {
             let created =
                 store::insert_product(&mut tx, caller.tenant_id, &product, &caller.subject)
                     .await
-                    .map_err(|e| match Error::from(e) {
-                        Error::AlreadyExists(_) => Error::AlreadyExists(format!(
-                            "a product with SKU {:?} exists",
-                            product.sku
-                        )),
-                        other => other,
+                    .map_err(|e| {
+                        Error::from(e)
+                            .exists_as(|| format!("a product with SKU {:?} exists", product.sku))
                     })?;
             commit(tx).await?;
             Ok(CreateProductResponse {

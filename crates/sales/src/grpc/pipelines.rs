@@ -119,12 +119,9 @@ impl PipelineService for PipelineHandlers {
                 &caller.subject,
             )
             .await
-            .map_err(|e| match Error::from(e) {
-                Error::AlreadyExists(_) => Error::AlreadyExists(format!(
-                    "a pipeline named {:?} already exists",
-                    pipeline.name
-                )),
-                other => other,
+            .map_err(|e| {
+                Error::from(e)
+                    .exists_as(|| format!("a pipeline named {:?} already exists", pipeline.name))
             })?;
             let created = rewrite(&mut tx, &caller, id, &pipeline.stages).await?;
             commit(tx).await?;
