@@ -19,6 +19,14 @@ pub fn round_cents(value: Decimal) -> Decimal {
     value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// An amount as `Money`, rounded to cents.
+pub fn cents(value: Decimal, currency: &str) -> Option<Money> {
+    Some(Money {
+        amount: round_cents(value).to_string(),
+        currency: currency.trim().to_owned(),
+    })
+}
+
 /// Checks every line item and fills in its total; returns their sum.
 pub fn price_lines(lines: &mut [LineItem], currency: &str, violations: &mut Violations) -> Decimal {
     let mut sum = Decimal::ZERO;

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{commit, handle, SharedState};
 use crate::domain::access::{authorize, scope, Action};
-use crate::domain::opportunity::round_cents;
+use crate::domain::opportunity::cents;
 use crate::domain::optional_id;
 use crate::store::forecasts as store;
 
@@ -47,13 +47,6 @@ fn period(
         }
         _ => None,
     }
-}
-
-fn cash(value: Decimal, currency: &str) -> Option<Money> {
-    Some(Money {
-        amount: round_cents(value).to_string(),
-        currency: currency.to_owned(),
-    })
 }
 
 #[tonic::async_trait]
@@ -158,12 +151,12 @@ impl ForecastService for ForecastHandlers {
                 .unwrap_or_default();
             Ok(GetForecastResponse {
                 forecast: Some(Forecast {
-                    closed_won: cash(sums.closed_won, &currency),
-                    commit: cash(sums.commit, &currency),
-                    best_case: cash(sums.best_case, &currency),
-                    pipeline: cash(sums.pipeline, &currency),
-                    weighted_pipeline: cash(sums.weighted, &currency),
-                    quota: quota.and_then(|q| cash(q, &currency)),
+                    closed_won: cents(sums.closed_won, &currency),
+                    commit: cents(sums.commit, &currency),
+                    best_case: cents(sums.best_case, &currency),
+                    pipeline: cents(sums.pipeline, &currency),
+                    weighted_pipeline: cents(sums.weighted, &currency),
+                    quota: quota.and_then(|q| cents(q, &currency)),
                     attainment_percent: attainment,
                     open_count: sums.open_count,
                     won_count: sums.won_count,

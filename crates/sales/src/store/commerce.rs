@@ -11,13 +11,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{audit, checked_id, id_text};
-
-fn cash(amount: Decimal, currency: &str) -> Option<Money> {
-    Some(Money {
-        amount: crate::domain::opportunity::round_cents(amount).to_string(),
-        currency: currency.trim().to_owned(),
-    })
-}
+use crate::domain::opportunity::cents;
 
 // ---- products and price books ----
 
@@ -363,10 +357,10 @@ impl From<QuoteRow> for Quote {
             status: r.status.into(),
             lines,
             valid_until: r.valid_until.map(|d| d.to_string()).unwrap_or_default(),
-            subtotal: cash(r.subtotal, &currency),
-            discount_total: cash(r.discount_total, &currency),
-            tax_total: cash(r.tax_total, &currency),
-            total: cash(r.total, &currency),
+            subtotal: cents(r.subtotal, &currency),
+            discount_total: cents(r.discount_total, &currency),
+            tax_total: cents(r.tax_total, &currency),
+            total: cents(r.total, &currency),
             owner_id: id_text(r.owner_id),
             team_id: id_text(r.team_id),
             max_discount_percent: r.max_discount.normalize().to_string(),
@@ -550,7 +544,7 @@ impl From<OrderRow> for Order {
             start_date: r.start_date.to_string(),
             end_date: r.end_date.to_string(),
             renewal_date: r.renewal_date.to_string(),
-            total: cash(r.total, &r.currency),
+            total: cents(r.total, &r.currency),
             owner_id: id_text(r.owner_id),
             team_id: id_text(r.team_id),
             audit: audit(
@@ -674,8 +668,8 @@ impl From<InvoiceRow> for Invoice {
         Invoice {
             id: r.id.to_string(),
             order_id: r.order_id.to_string(),
-            amount: cash(r.amount, &r.currency),
-            paid: cash(r.paid, &r.currency),
+            amount: cents(r.amount, &r.currency),
+            paid: cents(r.paid, &r.currency),
             issued_on: r.issued_on.to_string(),
             due_on: r.due_on.to_string(),
             status: r.status.into(),
