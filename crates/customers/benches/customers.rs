@@ -15,6 +15,7 @@ use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::BearerToken;
+use testkit::bench::{env_u64, load};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
@@ -43,13 +44,6 @@ fn last_name(i: u64) -> String {
     name
 }
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Lets the outbox relay publish the backlog of the previous phase, so it
 /// does not compete with the next one for the machine's two cores.
 async fn drain_outbox(db: &TestDatabase) {
@@ -72,58 +66,11 @@ async fn drain_outbox(db: &TestDatabase) {
     pool.close().await;
 }
 
-fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
-    latencies.sort();
-    let pick = |p: f64| {
-        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
-            * 1e3
-    };
-    println!(
-        "{name:<14} {:>8} calls in {:>5.1}s = {:>7.0}/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
-        latencies.len(),
-        elapsed.as_secs_f64(),
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        pick(0.5),
-        pick(0.99)
-    );
-}
-
-/// Runs `call` from `clients` tasks for `seconds`; returns all latencies.
-async fn load<F, Fut>(clients: usize, seconds: u64, call: F) -> (Vec<Duration>, Duration)
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let call = Arc::new(call);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for worker in 0..clients {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                call(worker, n).await;
-                latencies.push(t.elapsed());
-                n += 1;
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap_or_default());
-    }
-    (all, started.elapsed())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let contacts = env("BENCH_CONTACTS", 1_000_000);
-    let clients = env("BENCH_CLIENTS", 32) as usize;
-    let seconds = env("BENCH_SECONDS", 10);
+    let contacts = env_u64("BENCH_CONTACTS", 1_000_000);
+    let clients = env_u64("BENCH_CLIENTS", 32) as usize;
+    let seconds = env_u64("BENCH_SECONDS", 10);
     let (db, nats, issuer) = (
         TestDatabase::create().await,
         TestNats::new(),
@@ -196,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
     let ids = created_ids.clone();
     let make = contacts_client;
     let clients_for_create: Vec<_> = (0..clients).map(&make).collect();
-    let (latencies, elapsed) = load(clients, seconds, move |worker, n| {
+    load("CreateContact", clients, seconds, move |worker, n| {
         let mut client = clients_for_create[worker].clone();
         let ids = ids.clone();
         async move {
@@ -209,36 +156,36 @@ async fn main() -> anyhow::Result<()> {
                 }],
                 ..Default::default()
             };
-            if let Ok(response) = client
+            match client
                 .create_contact(CreateContactRequest {
                     contact: Some(contact),
                     request_id: String::new(),
                 })
                 .await
             {
-                if let Some(c) = response.into_inner().contact {
-                    ids.lock().await.push(c.id);
+                Ok(response) => {
+                    if let Some(c) = response.into_inner().contact {
+                        ids.lock().await.push(c.id);
+                    }
+                    true
                 }
+                Err(_) => false,
             }
         }
     })
     .await;
-    report("CreateContact", latencies, elapsed);
 
     drain_outbox(&db).await;
 
     // 3. GetContact by id.
     let ids = Arc::new(created_ids.lock().await.clone());
     let clients_for_get: Vec<_> = (0..clients).map(&make).collect();
-    let (latencies, elapsed) = load(clients, seconds, move |worker, n| {
+    load("GetContact", clients, seconds, move |worker, n| {
         let mut client = clients_for_get[worker].clone();
         let id = ids[(worker * 7919 + n as usize * 104729) % ids.len()].clone();
-        async move {
-            let _ = client.get_contact(GetContactRequest { id }).await;
-        }
+        async move { client.get_contact(GetContactRequest { id }).await.is_ok() }
     })
     .await;
-    report("GetContact", latencies, elapsed);
 
     // 4. Search (fuzzy, with a typo) over the whole data set.
     let searchers: Vec<SearchServiceClient<Authed>> = (0..clients)
@@ -249,17 +196,19 @@ async fn main() -> anyhow::Result<()> {
             )
         })
         .collect();
-    let (latencies, elapsed) = load(clients, seconds, move |worker, n| {
+    load("Search", clients, seconds, move |worker, n| {
         let mut client = searchers[worker].clone();
         // A last name with one letter dropped: a typo the search must forgive.
         let mut query = last_name((n * 31 + worker as u64) * 7919);
         query.remove(query.len() / 2);
         async move {
-            let _ = client.search(SearchRequest { query, limit: 20 }).await;
+            client
+                .search(SearchRequest { query, limit: 20 })
+                .await
+                .is_ok()
         }
     })
     .await;
-    report("Search", latencies, elapsed);
 
     running.stop().await?;
     Ok(())
