@@ -17,6 +17,7 @@ BASE="http://127.0.0.1:$((8080 + CRM_PORT_OFFSET))"
 venv="$HOME/.cache/crm-venv"
 if [ ! -x "$venv/bin/st" ]; then
   log "installing schemathesis into $venv"
+  command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis>=4.3,<5'
 fi

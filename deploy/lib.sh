@@ -53,7 +53,29 @@ wait_tcp() {
   die "$what did not start listening on $host:$port"
 }
 
-pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# The newest PostgreSQL *server* binaries. The client package alone also
+# fills /usr/lib/postgresql/N/bin, so look for initdb, not for the directory.
+pg_server_bin_dir() {
+  local initdb
+  initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$initdb" ] && [ -x "$(dirname "$initdb")/pg_ctl" ] && dirname "$initdb"
+  return 0
+}
+
+# Where a self-started cluster keeps its data. As root the server runs as
+# `postgres`, which must be able to reach the directory: not under a
+# mode-700 home, so a fixed system path unless CRM_PG_DATA says otherwise.
+pg_data_dir() {
+  if [ -n "${CRM_PG_DATA:-}" ]; then echo "$CRM_PG_DATA"
+  elif [ "$(id -u)" = 0 ]; then echo /var/lib/crm/postgres
+  else echo "$CRM_STATE_DIR/postgres"; fi
+}
+
+# A C compiler and libc headers: Rust links through `cc`, and ring builds C.
+ensure_build_tools() {
+  command -v cc >/dev/null && [ -e /usr/include/stdio.h ] && return
+  apt_install gcc libc6-dev
+}
 
 ensure_postgres() {
   command -v psql >/dev/null || apt_install postgresql-client
@@ -63,7 +85,7 @@ ensure_postgres() {
   fi
   local host port bin data
   host=$(url_host "$CRM_PG_ADMIN_URL"); port=$(url_port "$CRM_PG_ADMIN_URL" 5432)
-  if [ -z "$(pg_bin_dir)" ]; then
+  if [ -z "$(pg_server_bin_dir)" ]; then
     apt_install postgresql
     # Debian's package may start its own cluster on our port; ours replaces it.
     if command -v pg_lsclusters >/dev/null; then
@@ -72,18 +94,20 @@ ensure_postgres() {
       done
     fi
   fi
-  bin=$(pg_bin_dir); [ -n "$bin" ] || die "PostgreSQL server binaries not found after install"
+  bin=$(pg_server_bin_dir); [ -n "$bin" ] || die "PostgreSQL server binaries (initdb, pg_ctl) not found after installing postgresql"
   tcp_open "$host" "$port" && die "something listens on $host:$port but refuses $CRM_PG_ADMIN_URL; set CRM_PG_ADMIN_URL"
-  data="$CRM_STATE_DIR/postgres"
+  data=$(pg_data_dir)
   local run=()
-  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); id postgres >/dev/null 2>&1 || useradd --system --home "$CRM_STATE_DIR" postgres; fi
+  if [ "$(id -u)" = 0 ]; then
+    run=(runuser -u postgres --)
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --no-create-home postgres
+  fi
   if [ ! -s "$data/PG_VERSION" ]; then
     log "initialising a PostgreSQL cluster in $data"
     mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown -R postgres "$data"
     "${run[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   log "starting PostgreSQL on $host:$port"
-  [ "$(id -u)" = 0 ] && chown postgres "$CRM_STATE_DIR"
   "${run[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
     -o "-c listen_addresses=$host -p $port -k /tmp -c max_connections=300 -c fsync=on" start >/dev/null
   psql "$CRM_PG_ADMIN_URL" -Atqc 'select 1' >/dev/null || die "PostgreSQL started but $CRM_PG_ADMIN_URL is refused"
@@ -95,24 +119,46 @@ nats_server_bin() {
 }
 
 ensure_nats_binary() {
-  if [ -z "$(nats_server_bin)" ]; then apt_install nats-server; fi
+  if [ -z "$(nats_server_bin)" ]; then
+    apt_install nats-server
+    # On a machine run by systemd, Debian's package starts its own server,
+    # without JetStream, on the default port: ours replaces it.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
+      log "stopping the nats-server service Debian's package started (it has no JetStream)"
+      as_root systemctl disable --now nats-server >/dev/null 2>&1 || true
+    fi
+  fi
   NATS_SERVER_BIN=$(nats_server_bin); export NATS_SERVER_BIN
   [ -n "$NATS_SERVER_BIN" ] || die "nats-server not found after install"
 }
 
+# The INFO line a NATS server greets every client with; empty when nothing
+# NATS-like answers within a few seconds.
+nats_info() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r line <&3 && printf "%s" "$line"' _ "$1" "$2" 2>/dev/null || true
+}
+
+nats_has_jetstream() { case "$(nats_info "$1" "$2")" in *'"jetstream":true'*) return 0;; *) return 1;; esac; }
+
 ensure_nats() {
-  local host port
+  local host port info
   host=$(url_host "$NATS_URL"); port=$(url_port "$NATS_URL" 4222)
-  if tcp_open "$host" "$port"; then
-    log "NATS answers at $host:$port"
-    return
-  fi
+  info=$(nats_info "$host" "$port")
+  case "$info" in
+    INFO*'"jetstream":true'*) log "NATS with JetStream answers at $host:$port"; return;;
+    INFO*) die "the NATS server at $host:$port has JetStream off; the platform keeps its events in JetStream streams.
+  Start it with -js (Debian's nats-server service does not: 'systemctl disable --now nats-server'),
+  or set NATS_URL to a server that has JetStream on."
+      ;;
+  esac
+  tcp_open "$host" "$port" && die "something listens on $host:$port but does not speak NATS; set NATS_URL"
   ensure_nats_binary
   log "starting nats-server with JetStream on $host:$port"
   mkdir -p "$CRM_STATE_DIR/nats"
   nohup "$NATS_SERVER_BIN" -a "$host" -p "$port" -js -sd "$CRM_STATE_DIR/nats" \
     -P "$CRM_STATE_DIR/nats/nats.pid" >"$CRM_STATE_DIR/nats/server.log" 2>&1 &
-  wait_tcp "$host" "$port" nats-server
+  for _ in $(seq 1 100); do nats_has_jetstream "$host" "$port" && return 0; sleep 0.1; done
+  die "nats-server did not answer with JetStream on $host:$port (log: $CRM_STATE_DIR/nats/server.log)"
 }
 
 # One owner role (runs migrations), one plain runtime role and one database

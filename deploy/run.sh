@@ -16,6 +16,7 @@ ALL_SERVICES=(customers:50051 sales:50052 marketing:50053 servicedesk:50054 repo
 
 ensure_postgres
 ensure_nats
+ensure_build_tools
 cargo_target_dir
 OFFSET="${CRM_PORT_OFFSET:-0}"
 HTTP_PORT=$((8080 + OFFSET))

@@ -9,6 +9,7 @@ source deploy/lib.sh
 ensure_postgres
 ensure_nats
 ensure_nats_binary          # fault tests start and kill their own nats-server
+ensure_build_tools
 cargo_target_dir
 export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
 

@@ -1,9 +1,11 @@
 //! `crm`: the administrator's command line.
 //!
-//! Until the gateway issues tokens, `crm keys` and `crm token` give a local
-//! platform its signing key and development tokens; `crm seed-demo` fills the
-//! demo tenant; `crm import` / `crm export` move CSV files in and out of the
-//! customers service with a progress bar.
+//! `crm demo-tenant` creates the demo tenant through the gateway and prints
+//! its admin's access token; `crm seed-demo` fills that tenant with customers
+//! and sales records; `crm import` / `crm export` move CSV files in and out of
+//! the customers service with a progress bar. `crm keys` and `crm token` sign
+//! development tokens with a local key, for a service run without a gateway
+//! (tests, a single service under a debugger).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -3,9 +3,13 @@
 //! what a crash does to a service. Removed on drop.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, User};
 
 pub struct PgServer {
     port: u16,
@@ -13,7 +17,8 @@ pub struct PgServer {
     child: Option<Child>,
 }
 
-/// Where initdb and postgres live: `PG_BIN_DIR`, else `pg_config --bindir`.
+/// Where initdb and postgres live: `PG_BIN_DIR`, else `pg_config --bindir`,
+/// else Debian's per-version directories.
 fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("PG_BIN_DIR") {
         return dir.into();
@@ -26,30 +31,75 @@ fn bin_dir() -> PathBuf {
         .map(|s| PathBuf::from(s.trim()))
         .filter(|p| p.join("initdb").exists())
         .or_else(|| {
-            // Debian keeps the server binaries per major version.
-            std::fs::read_dir("/usr/lib/postgresql")
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
                 .ok()?
                 .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-                .find(|p| p.join("initdb").exists())
+                .filter(|p| p.join("initdb").exists())
+                .collect();
+            dirs.sort();
+            dirs.pop()
         })
         .expect("PostgreSQL server binaries not found; set PG_BIN_DIR")
 }
 
-/// PostgreSQL refuses to run as root: as root, run it as `postgres`.
-fn command(program: &str) -> Command {
-    let path = bin_dir().join(program);
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false);
-    if root {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(path);
-        command
-    } else {
-        Command::new(path)
+/// The `postgres` account, when running as root: PostgreSQL refuses to run
+/// as root, so its processes drop to that user (a system call, not a
+/// `runuser` binary the machine may lack).
+fn server_user() -> Option<User> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
     }
+    let user = User::from_name("postgres")
+        .expect("reading the user database")
+        .expect("running as root needs a `postgres` user to run PostgreSQL as");
+    Some(user)
+}
+
+fn command(program: &str) -> Command {
+    let mut command = Command::new(bin_dir().join(program));
+    if let Some(user) = server_user() {
+        command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+    }
+    command
+}
+
+/// Every process whose parent is `parent`, read from `/proc`.
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(parent.as_raw()))
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// The parent pid from `/proc/<pid>/stat` (the field after the
+/// parenthesised command name, which may itself hold spaces).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// SIGKILL that must land: a process already gone is fine, anything else
+/// (no permission, no such call) fails the test instead of being ignored.
+fn kill_hard(pid: Pid) {
+    match kill(pid, Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => panic!("cannot SIGKILL PostgreSQL process {pid}: {error}"),
+    }
+}
+
+/// The running postmaster, from its pid file. A postmaster that was killed
+/// leaves the file behind and its pid may since belong to another program,
+/// so the pid counts only while it still names a `postgres` process.
+fn postmaster_pid(data: &Path) -> Option<Pid> {
+    let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (name.trim() == "postgres").then(|| Pid::from_raw(pid))
 }
 
 impl PgServer {
@@ -61,7 +111,10 @@ impl PgServer {
             .port();
         let data = std::env::temp_dir().join(format!("crm-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&data).expect("temporary directory");
-        let _ = Command::new("chown").arg("postgres").arg(&data).status();
+        if let Some(user) = server_user() {
+            std::os::unix::fs::chown(&data, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .expect("giving the data directory to postgres");
+        }
         let status = command("initdb")
             .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
             .arg(&data)
@@ -85,34 +138,39 @@ impl PgServer {
     }
 
     /// Kills the server at once, as a crash would: SIGKILL to the
-    /// postmaster and every backend (the process we spawned may be a
-    /// `runuser` wrapper, so the postmaster's pid comes from its pid file).
+    /// postmaster and every backend, then waits until the port is closed.
+    /// Panics if the server is still there afterwards, so a test never
+    /// goes on believing PostgreSQL is down when it is not.
     pub fn kill(&mut self) {
-        let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
-            .ok()
-            .and_then(|s| s.lines().next().map(str::to_owned));
-        if let Some(pid) = pid {
-            let quiet = |program: &str, args: &[&str]| {
-                let _ = Command::new(program)
-                    .args(args)
-                    .stderr(Stdio::null())
-                    .status();
-            };
-            quiet("pkill", &["-KILL", "-P", &pid]);
-            quiet("kill", &["-KILL", &pid]);
+        if !self.stop() {
+            panic!(
+                "PostgreSQL on port {} still accepts connections after SIGKILL",
+                self.port
+            );
+        }
+    }
+
+    /// SIGKILLs the server; true once its port no longer answers.
+    fn stop(&mut self) -> bool {
+        if let Some(postmaster) = postmaster_pid(&self.data) {
+            // Backends first: once the postmaster is gone they would be
+            // re-parented and no longer found as its children.
+            for backend in children_of(postmaster) {
+                kill_hard(backend);
+            }
+            kill_hard(postmaster);
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // Backends notice their postmaster is gone and exit; wait for the
-        // port to close so a restart can bind it again.
-        for _ in 0..100 {
+        for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                break;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        false
     }
 
     /// Starts the server again on the same port and data directory.
@@ -155,7 +213,8 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        self.kill();
+        // No panic here: a test already failing must report its own error.
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }

@@ -1,10 +1,9 @@
 //! `GET /v1/contacts/{id}/360` and `GET /v1/accounts/{id}/360`: a record
-//! with what surrounds it (account, contacts, recent activities, open
-//! tasks), gathered from the services in parallel, each with a deadline.
-//! The record itself is required; any other section whose service is slow
-//! or down comes back marked `unavailable` instead of failing the page.
-//! Sections for deals, tickets and campaign touches join as those services
-//! land.
+//! with what surrounds it (account or contacts, deals from sales, recent
+//! activities, open tasks), gathered from the services in parallel, each
+//! with a deadline. The record itself is required; any other section whose
+//! service is slow or down comes back marked `unavailable` instead of
+//! failing the page.
 
 use std::time::Duration;
 
