@@ -62,12 +62,17 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
     let addr = listener.local_addr()?;
+    // REST routes and their OpenAPI document come from the contracts.
+    let pool = http::transcode::descriptor_pool()?;
+    let bindings = http::transcode::binding::bindings(&pool)?;
+    let openapi = http::docs::document(&pool, &bindings);
     let state = Arc::new(AppState::new(
         config,
         db.clone(),
         keys.clone(),
         customers,
         sales,
+        openapi,
     ));
     let shutdown = kit::Shutdown::new();
     tokio::spawn(keys.refresh_periodically(shutdown.clone()));
@@ -96,7 +101,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     }
     let dispatcher = webhooks::Dispatcher::new(db.clone(), state.config.webhook_retry_base)?;
     tokio::spawn(dispatcher.run(shutdown.clone()));
-    let app = http::router(state);
+    let app = http::router(state, &bindings)?;
     let stopping = shutdown.clone();
     let task = tokio::spawn(async move {
         // TCP_NODELAY: a response in two writes must not wait for a

@@ -7,6 +7,14 @@ pub mod pii;
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("crm_descriptor");
 
+/// Google's API annotations (`google.api.http`, `google.api.field_behavior`),
+/// which the gateway reads from the descriptors to derive REST and OpenAPI.
+pub mod google {
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
+
 pub mod crm {
     pub mod common {
         pub mod v1 {

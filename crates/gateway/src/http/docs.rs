@@ -2,14 +2,14 @@
 //! a human API reference page rendered from it on the server, so it works
 //! without internet access (no CDN scripts).
 
-use axum::response::Html;
-use axum::Json;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
     accounts, activities, api_keys, audit, auth, commerce, contacts, data, deals, fields, leads,
-    overview, problem, search, segments, teams, tenants, users, webhooks,
+    overview, problem, search, segments, teams, tenants, users, webhooks, SharedState,
 };
 
 struct SecuritySchemes;
@@ -116,8 +116,38 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
 )]
 pub struct ApiDoc;
 
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The whole document: the hand-written routes' (utoipa) with the
+/// transcoded routes' paths and schemas merged in.
+pub fn document(
+    pool: &prost_reflect::DescriptorPool,
+    bindings: &[super::transcode::binding::Binding],
+) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let generated = super::transcode::openapi::generate(pool, bindings);
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in generated.paths {
+            match paths
+                .get_mut(&path)
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                Some(existing) => existing.extend(item.as_object().cloned().unwrap_or_default()),
+                None => {
+                    paths.insert(path, item);
+                }
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(generated.schemas);
+    }
+    doc
+}
+
+pub async fn openapi(State(state): State<SharedState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
 }
 
 fn escape(text: &str) -> String {
@@ -126,32 +156,26 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-pub async fn page() -> Html<String> {
-    let doc = ApiDoc::openapi();
+pub async fn page(State(state): State<SharedState>) -> Html<String> {
+    let doc: serde_json::Value = serde_json::from_slice(&state.openapi).unwrap_or_default();
     let mut rows = String::new();
-    for (path, item) in doc.paths.paths.iter() {
-        let operations = [
-            ("GET", &item.get),
-            ("POST", &item.post),
-            ("PATCH", &item.patch),
-            ("PUT", &item.put),
-            ("DELETE", &item.delete),
-        ];
-        for (method, operation) in operations {
-            if let Some(operation) = operation {
-                let summary = operation
-                    .summary
-                    .clone()
-                    .or_else(|| operation.description.clone())
-                    .unwrap_or_default();
-                let statuses: Vec<String> = operation.responses.responses.keys().cloned().collect();
-                rows.push_str(&format!(
-                    "<tr><td><b>{method}</b></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                    escape(path),
-                    escape(&summary),
-                    statuses.join(", ")
-                ));
-            }
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let summary = operation["summary"]
+                .as_str()
+                .or_else(|| operation["description"].as_str())
+                .unwrap_or_default();
+            let statuses: Vec<&str> = operation["responses"]
+                .as_object()
+                .map(|r| r.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            rows.push_str(&format!(
+                "<tr><td><b>{}</b></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                method.to_ascii_uppercase(),
+                escape(path),
+                escape(summary),
+                statuses.join(", ")
+            ));
         }
     }
     Html(format!(

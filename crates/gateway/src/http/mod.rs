@@ -20,6 +20,7 @@ pub mod search;
 pub mod segments;
 pub mod teams;
 pub mod tenants;
+pub mod transcode;
 pub mod users;
 pub mod webhooks;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub grpc_web_routes: Vec<(String, String)>,
     /// HTTP/1.1 client for the gRPC-Web pass-through.
     pub http: reqwest::Client,
+    /// `/openapi.json`: the hand-written routes and the transcoded ones.
+    pub openapi: axum::body::Bytes,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
         keys: KeyRing,
         customers: Channel,
         sales: Channel,
+        openapi: serde_json::Value,
     ) -> Self {
         let rate = std::num::NonZeroU32::new(config.tenant_rate_per_second)
             .unwrap_or(std::num::NonZeroU32::MIN);
@@ -76,6 +80,7 @@ impl AppState {
         AppState {
             grpc_web_routes,
             http: reqwest::Client::new(),
+            openapi: serde_json::to_vec(&openapi).unwrap_or_default().into(),
             config,
             db,
             keys,
@@ -83,6 +88,17 @@ impl AppState {
             sales,
             limiter,
             permits,
+        }
+    }
+}
+
+impl AppState {
+    /// The channel to the service of a proto domain (`crm.<domain>.v1`).
+    pub fn channel(&self, domain: &str) -> Option<Channel> {
+        match domain {
+            "customers" => Some(self.customers.clone()),
+            "sales" => Some(self.sales.clone()),
+            _ => None,
         }
     }
 }
@@ -308,8 +324,14 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-pub fn router(state: SharedState) -> Router {
-    Router::new()
+/// Every route: the hand-written ones below and one per `google.api.http`
+/// rule of the contracts (`transcode`).
+pub fn router(
+    state: SharedState,
+    bindings: &[transcode::binding::Binding],
+) -> anyhow::Result<Router> {
+    let transcoded = transcode::routes(bindings)?;
+    let hand_written = Router::new()
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/refresh", post(auth::refresh))
@@ -432,7 +454,11 @@ pub fn router(state: SharedState) -> Router {
         .route(
             "/metrics",
             get(|| async { kit::metrics::handle().render() }),
-        )
+        );
+    // axum refuses (panics at start) a path and verb served twice: a rule
+    // must not claim a hand-written route.
+    Ok(hand_written
+        .merge(transcoded)
         .fallback(grpc_web::forward)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -440,5 +466,5 @@ pub fn router(state: SharedState) -> Router {
             front_door,
         ))
         .layer(cors(&state.config.cors_origins))
-        .with_state(state)
+        .with_state(state))
 }
