@@ -27,6 +27,7 @@ cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
 mirror="${CRM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 root=$(mktemp -d /tmp/crm-fresh.XXXXXX)
+chmod 755 "$root"   # it becomes /, which the postgres user must traverse
 mkdir -p "$CARGO_TARGET_DIR"
 
 free_port() {

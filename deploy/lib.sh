@@ -30,15 +30,20 @@ as_root() {
 }
 
 APT_UPDATED=0
+# Installs Debian packages; their chatter goes to $CRM_STATE_DIR/apt.log and
+# is shown only when the install fails.
 apt_install() {
   command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+  local aptlog="$CRM_STATE_DIR/apt.log"
   if [ "$APT_UPDATED" = 0 ]; then
     log "apt-get update"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$aptlog" 2>&1 \
+      || { tail -n 20 "$aptlog" >&2; die "apt-get update failed (log: $aptlog)"; }
     APT_UPDATED=1
   fi
   log "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >>"$aptlog" 2>&1 \
+    || { tail -n 20 "$aptlog" >&2; die "installing $* failed (log: $aptlog)"; }
 }
 
 # host and port of a URL like scheme://user:pw@host:port/db

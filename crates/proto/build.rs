@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 const PII_MESSAGES: [&str; 9] = [
     "crm.sales.v1.Lead",
     "crm.customers.v1.Contact",
@@ -26,9 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     collect_protos(&proto_root, &mut files)?;
     files.sort();
 
-    let descriptors = protox::compile(&files, [&proto_root])?;
+    // Encoded by protox itself, not through prost_types: that keeps the
+    // custom options (google.api.http, field_behavior) the gateway reads.
+    let descriptors = protox::Compiler::new([&proto_root])?
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(&files)?
+        .encode_file_descriptor_set();
     let descriptor_path = PathBuf::from(std::env::var("OUT_DIR")?).join("crm_descriptor.bin");
-    std::fs::write(&descriptor_path, descriptors.encode_to_vec())?;
+    std::fs::write(&descriptor_path, descriptors)?;
 
     tonic_prost_build::configure()
         // Messages holding personal data get hand-written, masked Debug

@@ -140,6 +140,26 @@ impl Stack {
         )
     }
 
+    /// Creates a user with one role (as the tenant's admin) and returns
+    /// the user's access token.
+    pub async fn user(&self, admin: &str, email: &str, role: &str) -> String {
+        let password = "user password 1";
+        let created = self
+            .call(
+                Method::POST,
+                "/v1/users",
+                Some(admin),
+                Some(json!({"email": email, "display_name": role, "password": password, "roles": [role]})),
+                &[],
+            )
+            .await;
+        assert_eq!(created.status(), 201, "{:?}", created.text().await);
+        self.login(email, password).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Value {
         let response = self
             .call(

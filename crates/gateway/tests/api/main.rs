@@ -5,3 +5,4 @@ mod flows;
 mod harness;
 mod resources;
 mod sales;
+mod transcoded;

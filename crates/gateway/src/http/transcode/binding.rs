@@ -40,17 +40,22 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The template in axum's syntax, variables renamed `{v0}`, `{v1}`, ...
-    /// (axum names cannot hold dots).
+    /// The template in axum's syntax. Variables are renamed by position,
+    /// `{id}`, `{id2}`, ...: axum names cannot hold dots, and routes sharing
+    /// a prefix (hand-written ones too) must name its variables alike.
+    /// Values are taken by position, so the names carry no meaning.
     pub fn axum_path(&self) -> String {
         let mut index = 0;
         self.template
             .split('/')
             .map(|segment| {
                 if segment.starts_with('{') {
-                    let name = format!("{{v{index}}}");
                     index += 1;
-                    name
+                    if index == 1 {
+                        "{id}".to_owned()
+                    } else {
+                        format!("{{id{index}}}")
+                    }
                 } else {
                     segment.to_owned()
                 }

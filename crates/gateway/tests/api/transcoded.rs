@@ -1,0 +1,375 @@
+//! Routes derived from the contracts' `google.api.http` rules: the OpenAPI
+//! document lists every rule and every field, and the generic handler keeps
+//! the REST conventions (problems naming fields, ETags, tenants, roles).
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn every_rule_and_every_field_of_the_contracts_is_in_the_openapi_document() {
+    let stack = Stack::start().await;
+    let spec = json_of(
+        stack
+            .call(Method::GET, "/openapi.json", None, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    let pool = gateway::http::transcode::descriptor_pool().unwrap();
+    let bindings = gateway::http::transcode::binding::bindings(&pool).unwrap();
+    assert!(bindings.len() >= 25, "{} rules", bindings.len());
+    for binding in &bindings {
+        let verb = binding.verb.as_str().to_ascii_lowercase();
+        let operation = &spec["paths"][&binding.template][&verb];
+        assert_eq!(
+            operation["operationId"],
+            binding.operation_id(),
+            "{verb} {}",
+            binding.template
+        );
+        for code in ["400", "401", "403", "404", "429", "503"] {
+            assert!(
+                operation["responses"][code].is_object(),
+                "{} lacks {code}",
+                binding.operation_id()
+            );
+        }
+        // Nothing in the gateway names a field: a field added to a message
+        // is in the document because the schema is made from the descriptor.
+        let message = binding.response_message();
+        let schema = &spec["components"]["schemas"][message.full_name()];
+        for field in message.fields() {
+            assert!(
+                schema["properties"][field.name()].is_object(),
+                "{}.{} missing from /openapi.json",
+                message.full_name(),
+                field.name()
+            );
+        }
+    }
+    // Descriptions come from the proto comments; enums list their names.
+    let merge = &spec["paths"]["/v1/contacts/{survivor_id}/merge"]["post"];
+    assert!(
+        merge["description"].as_str().unwrap().contains("merged_id"),
+        "{merge}"
+    );
+    let consent = &spec["components"]["schemas"]["crm.customers.v1.UpdateConsentRequest"];
+    assert!(consent["properties"]["channel"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("CHANNEL_EMAIL")));
+}
+
+#[tokio::test]
+async fn contacts_count_duplicates_consent_and_merge_over_transcoded_routes() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let t = Some(token.as_str());
+    let create = |first: &'static str| json!({"first_name": first, "last_name": "Lovelace", "emails": [{"address": "ada@engine.example"}]});
+    let a = json_of(
+        stack
+            .call(Method::POST, "/v1/contacts", t, Some(create("Ada")), &[])
+            .await,
+        201,
+    )
+    .await;
+    let b = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/contacts",
+                t,
+                Some(create("Augusta")),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_owned(),
+        b["id"].as_str().unwrap().to_owned(),
+    );
+
+    let count = json_of(
+        stack
+            .call(Method::GET, "/v1/contacts/count", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(count, json!({"count": 2}));
+
+    let duplicates = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{a}/duplicates?limit=5"),
+            t,
+            None,
+            &[],
+        )
+        .await;
+    let duplicates = json_of(duplicates, 200).await;
+    assert_eq!(
+        duplicates["duplicates"][0]["contact"]["id"],
+        b.as_str(),
+        "{duplicates}"
+    );
+
+    // Query parameters are typed by the field they bind; unknown ones are refused.
+    let bad = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{a}/duplicates?limit=many"),
+            t,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["limit"]);
+    let bad = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{a}/duplicates?colour=red"),
+            t,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["colour"]);
+
+    // Enums by their proto names; a wrong one or an unknown field names the field.
+    let consents = format!("/v1/contacts/{a}/consents");
+    let bad = stack
+        .call(
+            Method::POST,
+            &consents,
+            t,
+            Some(json!({"channel": "PIGEON", "status": "CONSENT_STATUS_GRANTED"})),
+            &[],
+        )
+        .await;
+    assert_eq!(fields(&problem(bad, 400).await), ["channel"]);
+    let bad = stack
+        .call(
+            Method::POST,
+            &consents,
+            t,
+            Some(json!({"channel": "CHANNEL_EMAIL", "mood": "happy"})),
+            &[],
+        )
+        .await;
+    let bad = problem(bad, 400).await;
+    assert!(
+        bad["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mood"),
+        "{bad}"
+    );
+    let withdrawn = stack
+        .call(Method::POST, &consents, t,
+            Some(json!({"channel": "CHANNEL_EMAIL", "status": "CONSENT_STATUS_WITHDRAWN", "source": "test"})), &[])
+        .await;
+    let etag = withdrawn
+        .headers()
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let contact = json_of(withdrawn, 200).await;
+    assert_eq!(contact["consents"][0]["status"], "CONSENT_STATUS_WITHDRAWN");
+    assert_eq!(etag, format!("\"{}\"", contact["audit"]["version"]));
+    // Every field of the message is in the answer: scalars, lists and maps
+    // even when empty; a singular message field when it is set.
+    let pool = gateway::http::transcode::descriptor_pool().unwrap();
+    let described = pool
+        .get_message_by_name("crm.customers.v1.Contact")
+        .unwrap();
+    let mut sent: Vec<String> = contact.as_object().unwrap().keys().cloned().collect();
+    let unset_message = |f: &prost_reflect::FieldDescriptor| {
+        matches!(f.kind(), prost_reflect::Kind::Message(_))
+            && !f.is_list()
+            && !f.is_map()
+            && contact[f.name()].is_null()
+    };
+    let mut expected: Vec<String> = described
+        .fields()
+        .filter(|f| !unset_message(f))
+        .map(|f| f.name().to_owned())
+        .collect();
+    assert!(expected.len() > 15, "{expected:?}");
+    sent.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(sent, expected);
+
+    // Another tenant's ids are not found; a viewer may not merge.
+    let (_, other) = stack.tenant("Other").await;
+    let foreign = stack
+        .call(
+            Method::POST,
+            &format!("/v1/contacts/{a}/merge"),
+            Some(&other),
+            Some(json!({"merged_id": b})),
+            &[],
+        )
+        .await;
+    problem(foreign, 404).await;
+    let viewer = stack.user(&token, "viewer@acme.example", "viewer").await;
+    let refused = stack
+        .call(
+            Method::POST,
+            &format!("/v1/contacts/{a}/merge"),
+            Some(&viewer),
+            Some(json!({"merged_id": b})),
+            &[],
+        )
+        .await;
+    problem(refused, 403).await;
+
+    let merged = stack
+        .call(
+            Method::POST,
+            &format!("/v1/contacts/{a}/merge"),
+            t,
+            Some(json!({"merged_id": b})),
+            &[],
+        )
+        .await;
+    assert_eq!(json_of(merged, 200).await["id"], a.as_str());
+    problem(
+        stack
+            .call(Method::GET, &format!("/v1/contacts/{b}"), t, None, &[])
+            .await,
+        404,
+    )
+    .await;
+    let count = json_of(
+        stack
+            .call(Method::GET, "/v1/contacts/count", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(count, json!({"count": 1}));
+}
+
+#[tokio::test]
+async fn pipeline_stages_routing_and_scoring_over_transcoded_routes() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let t = Some(token.as_str());
+    let pipeline = stack
+        .call(
+            Method::POST,
+            "/v1/pipelines",
+            t,
+            Some(
+                json!({"name": "New business", "stages": [{"name": "Qualify", "probability": 10},
+                {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]}),
+            ),
+            &[],
+        )
+        .await;
+    let pipeline = json_of(pipeline, 201).await;
+    let id = pipeline["id"].as_str().unwrap().to_owned();
+
+    let added = stack
+        .call(
+            Method::POST,
+            &format!("/v1/pipelines/{id}/stages"),
+            t,
+            Some(json!({"stage": {"name": "Propose", "probability": 50}, "position": 1})),
+            &[],
+        )
+        .await;
+    let added = json_of(added, 200).await;
+    let names: Vec<&str> = added["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Qualify", "Propose", "Won", "Lost"]);
+    let propose = added["stages"][1]["id"].as_str().unwrap().to_owned();
+    let qualify = added["stages"][0]["id"].as_str().unwrap().to_owned();
+
+    // The path variable fills the body's nested id.
+    let renamed = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/pipelines/{id}/stages/{propose}"),
+            t,
+            Some(json!({"name": "Proposal", "probability": 60})),
+            &[],
+        )
+        .await;
+    let renamed = json_of(renamed, 200).await;
+    assert_eq!(renamed["stages"][1]["name"], "Proposal");
+
+    let removed = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/pipelines/{id}/stages/{propose}?move_to_stage_id={qualify}"),
+            t,
+            None,
+            &[],
+        )
+        .await;
+    let removed = json_of(removed, 200).await;
+    assert_eq!(removed["pipeline"]["stages"].as_array().unwrap().len(), 3);
+    assert_eq!(removed["opportunities_moved"], 0);
+
+    let scoring = json_of(
+        stack
+            .call(Method::GET, "/v1/lead-scoring", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert!(scoring.is_object(), "{scoring}");
+    let routing = json_of(
+        stack
+            .call(Method::GET, "/v1/lead-routing", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(routing["rules"], json!([]));
+
+    // Another tenant cannot touch the pipeline; a viewer cannot change stages.
+    let (_, other) = stack.tenant("Other").await;
+    let foreign = stack
+        .call(
+            Method::POST,
+            &format!("/v1/pipelines/{id}/stages"),
+            Some(&other),
+            Some(json!({"stage": {"name": "X"}})),
+            &[],
+        )
+        .await;
+    problem(foreign, 404).await;
+    let viewer = stack.user(&token, "viewer@acme.example", "viewer").await;
+    let refused = stack
+        .call(
+            Method::POST,
+            &format!("/v1/pipelines/{id}/stages"),
+            Some(&viewer),
+            Some(json!({"stage": {"name": "X"}})),
+            &[],
+        )
+        .await;
+    problem(refused, 403).await;
+
+    let quotes = json_of(
+        stack
+            .call(Method::GET, "/v1/quotes?page.page_size=10", t, None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(quotes["quotes"], json!([]));
+}
