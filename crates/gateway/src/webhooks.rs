@@ -73,41 +73,11 @@ pub fn body(event: &Event) -> serde_json::Value {
     })
 }
 
-/// The payload as JSON for the record events integrations use most; other
-/// types carry only `data_base64` (decode with `data_schema` from `proto/`).
+/// The payload as JSON, for every event type: decoded by its
+/// `data_schema` from the contracts' descriptors, in the same canonical
+/// mapping the REST API uses (null for a schema this gateway does not know).
 fn data_json(event: &Event) -> serde_json::Value {
-    use crm_proto::crm::customers::v1 as pb;
-
-    use crate::http::accounts::AccountDto;
-    use crate::http::contacts::ContactDto;
-    let bytes = event.data.as_slice();
-    let json = match event.data_schema.as_str() {
-        "crm.customers.v1.ContactCreated" => pb::ContactCreated::decode(bytes)
-            .ok()
-            .and_then(|e| e.contact)
-            .map(|c| serde_json::json!({"contact": ContactDto::from(c)})),
-        "crm.customers.v1.ContactUpdated" => pb::ContactUpdated::decode(bytes).ok().map(|e| {
-            serde_json::json!({"contact": e.contact.map(ContactDto::from), "changed_fields": e.changed_fields})
-        }),
-        "crm.customers.v1.AccountCreated" => pb::AccountCreated::decode(bytes)
-            .ok()
-            .and_then(|e| e.account)
-            .map(|a| serde_json::json!({"account": AccountDto::from(a)})),
-        "crm.customers.v1.AccountUpdated" => pb::AccountUpdated::decode(bytes).ok().map(|e| {
-            serde_json::json!({"account": e.account.map(AccountDto::from), "changed_fields": e.changed_fields})
-        }),
-        "crm.customers.v1.ContactDeleted" => {
-            pb::ContactDeleted::decode(bytes).ok().map(|e| serde_json::json!({"contact_id": e.contact_id}))
-        }
-        "crm.customers.v1.ContactMerged" => pb::ContactMerged::decode(bytes)
-            .ok()
-            .map(|e| serde_json::json!({"survivor_id": e.survivor_id, "merged_id": e.merged_id})),
-        "crm.customers.v1.ContactErased" => {
-            pb::ContactErased::decode(bytes).ok().map(|e| serde_json::json!({"contact_id": e.contact_id}))
-        }
-        _ => None,
-    };
-    json.unwrap_or(serde_json::Value::Null)
+    crate::http::transcode::message::json_of_bytes(&event.data_schema, &event.data)
 }
 
 /// `t=<timestamp>,v1=<hex hmac>` for `body` signed with `secret`.

@@ -22,6 +22,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod inbox;
 pub mod input;
 pub mod metrics;

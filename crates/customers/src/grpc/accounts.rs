@@ -160,14 +160,23 @@ impl AccountService for AccountHandlers {
     ) -> Result<Response<CreateAccountResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateAccountRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let account = request
                 .account
                 .ok_or_else(|| Error::invalid("account", "is required"))?;
             let mut tx = self.0.begin(&caller).await?;
             if !request.request_id.is_empty() {
-                if let Some(id) =
-                    created_by_request(&mut tx, caller.tenant_id, "account", &request.request_id)
-                        .await?
+                if let Some(id) = created_by_request(
+                    &mut tx,
+                    caller.tenant_id,
+                    "account",
+                    &request.request_id,
+                    &fingerprint,
+                )
+                .await?
                 {
                     let existing = visible_account(&mut tx, &caller, id, false).await?;
                     return Ok(CreateAccountResponse {
@@ -183,6 +192,7 @@ impl AccountService for AccountHandlers {
                     caller.tenant_id,
                     "account",
                     &request.request_id,
+                    &fingerprint,
                     id,
                 )
                 .await?;

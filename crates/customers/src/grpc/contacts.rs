@@ -18,7 +18,7 @@ use super::{
 use crate::domain::access::{authorize, scope, Action, Scope};
 use crate::domain::contact::normalize;
 use crate::domain::custom_fields::FieldCatalog;
-use crate::domain::filter::{self, CONTACT_COLUMNS};
+use crate::domain::filter::CONTACT_COLUMNS;
 use crate::domain::{parse_id, tags};
 use crate::store::contacts::{self as store, StoredConsent};
 use crate::store::records::{self, Table};
@@ -185,11 +185,45 @@ pub async fn update_in(
     Ok(saved)
 }
 
+/// The request's filter with its shortcuts (tag, lifecycle stage, owner)
+/// ANDed in, so REST's `?tag=vip&owner_id=...` and a filter tree mean the
+/// same thing.
+fn list_filter(request: &ListContactsRequest) -> kit::Result<Option<Filter>> {
+    use prost_types::value::Kind;
+    let condition = |field: &str, value: Kind| Filter {
+        node: Some(filter::Node::Condition(Condition {
+            field: field.to_owned(),
+            op: Operator::Eq as i32,
+            value: Some(prost_types::Value { kind: Some(value) }),
+        })),
+    };
+    let mut all: Vec<Filter> = request.filter.iter().cloned().collect();
+    if !request.tag.is_empty() {
+        all.push(condition("tags", Kind::StringValue(request.tag.clone())));
+    }
+    if request.lifecycle_stage != LifecycleStage::Unspecified as i32 {
+        all.push(condition(
+            "lifecycle_stage",
+            Kind::NumberValue(f64::from(request.lifecycle_stage)),
+        ));
+    }
+    if !request.owner_id.is_empty() {
+        let owner = parse_id("owner_id", &request.owner_id)?;
+        all.push(condition("owner_id", Kind::StringValue(owner.to_string())));
+    }
+    Ok(match all.len() {
+        0 | 1 => all.pop(),
+        _ => Some(Filter {
+            node: Some(filter::Node::All(FilterGroup { filters: all })),
+        }),
+    })
+}
+
 fn checked_filter(
     tx_catalog: &crate::domain::custom_fields::FieldCatalog,
     filter: Option<&Filter>,
-) -> kit::Result<Option<filter::FilterExpr>> {
-    filter::check(filter, CONTACT_COLUMNS, tx_catalog, "filter")
+) -> kit::Result<Option<crate::domain::filter::FilterExpr>> {
+    crate::domain::filter::check(filter, CONTACT_COLUMNS, tx_catalog, "filter")
 }
 
 /// Consent per channel after a merge: a withdrawal on either side stands;
@@ -220,6 +254,10 @@ impl ContactService for ContactHandlers {
     ) -> Result<Response<CreateContactResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateContactRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let contact = request
                 .contact
                 .ok_or_else(|| Error::invalid("contact", "is required"))?;
@@ -230,6 +268,7 @@ impl ContactService for ContactHandlers {
                     caller.tenant_id,
                     "contact",
                     &request.request_id,
+                    &fingerprint,
                 )
                 .await?
                 {
@@ -247,6 +286,7 @@ impl ContactService for ContactHandlers {
                     caller.tenant_id,
                     "contact",
                     &request.request_id,
+                    &fingerprint,
                     id,
                 )
                 .await?;
@@ -349,7 +389,7 @@ impl ContactService for ContactHandlers {
             let page = Page::<SortKey>::from_request(request.page.as_ref())?;
             let mut tx = self.0.begin(&caller).await?;
             let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Contact).await?;
-            let filter = checked_filter(&catalog, request.filter.as_ref())?;
+            let filter = checked_filter(&catalog, list_filter(&request)?.as_ref())?;
             let rows = store::list(
                 &mut tx,
                 caller.tenant_id,

@@ -500,36 +500,44 @@ pub async fn exists_any(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::
     Ok(row.is_some())
 }
 
-/// Looks up the record an earlier create with `request_id` made.
+/// The record an earlier create with `request_id` made, if any; the same
+/// id with a different request (`fingerprint`) is refused.
 pub async fn created_by_request(
     tx: &mut PgConnection,
     tenant: Uuid,
     entity: &str,
     request_id: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    let row: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT record_id FROM create_requests WHERE tenant_id = $1 AND entity = $2 AND request_id = $3",
+    fingerprint: &[u8],
+) -> kit::Result<Option<Uuid>> {
+    let row: Option<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT record_id, fingerprint FROM create_requests WHERE tenant_id = $1 AND entity = $2 AND request_id = $3",
     )
     .bind(tenant)
     .bind(entity)
     .bind(request_id)
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.map(|(id,)| id))
+    let Some((id, stored)) = row else {
+        return Ok(None);
+    };
+    kit::idempotency::check(request_id, stored.as_deref(), fingerprint)?;
+    Ok(Some(id))
 }
 
-/// Records which record a create with `request_id` made.
+/// Records which record a create with `request_id` made, and of what request.
 pub async fn remember_request(
     tx: &mut PgConnection,
     tenant: Uuid,
     entity: &str,
     request_id: &str,
+    fingerprint: &[u8],
     record: Uuid,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO create_requests (tenant_id, entity, request_id, record_id) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO create_requests (tenant_id, entity, request_id, fingerprint, record_id) VALUES ($1, $2, $3, $4, $5)")
         .bind(tenant)
         .bind(entity)
         .bind(request_id)
+        .bind(fingerprint)
         .bind(record)
         .execute(&mut *tx)
         .await?;

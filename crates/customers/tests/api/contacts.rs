@@ -308,6 +308,9 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
     let first = admin
         .contacts
         .list_contacts(ListContactsRequest {
+            tag: String::new(),
+            lifecycle_stage: 0,
+            owner_id: String::new(),
             filter: None,
             order_by: "last_name".into(),
             page: Some(crm_proto::crm::common::v1::PageRequest {
@@ -329,6 +332,9 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
     let second = admin
         .contacts
         .list_contacts(ListContactsRequest {
+            tag: String::new(),
+            lifecycle_stage: 0,
+            owner_id: String::new(),
             filter: None,
             order_by: "last_name".into(),
             page: Some(crm_proto::crm::common::v1::PageRequest {
@@ -349,6 +355,9 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
     let vip = admin
         .contacts
         .list_contacts(ListContactsRequest {
+            tag: String::new(),
+            lifecycle_stage: 0,
+            owner_id: String::new(),
             filter: Some(condition("tags", Operator::Eq, string_value("VIP"))),
             order_by: "-last_name".into(),
             page: None,
@@ -362,6 +371,9 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
     let bad = admin
         .contacts
         .list_contacts(ListContactsRequest {
+            tag: String::new(),
+            lifecycle_stage: 0,
+            owner_id: String::new(),
             filter: Some(condition(
                 "created_at",
                 Operator::Gt,
@@ -376,6 +388,9 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
     let bad_sort = admin
         .contacts
         .list_contacts(ListContactsRequest {
+            tag: String::new(),
+            lifecycle_stage: 0,
+            owner_id: String::new(),
             filter: None,
             order_by: "salary".into(),
             page: None,

@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, activities, api_keys, audit, auth, commerce, contacts, data, deals, fields, leads,
-    overview, problem, search, segments, teams, tenants, users, webhooks, SharedState,
+    accounts, activities, api_keys, audit, auth, commerce, data, deals, fields, leads, overview,
+    problem, search, segments, teams, tenants, users, webhooks, SharedState,
 };
 
 struct SecuritySchemes;
@@ -93,11 +93,11 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         api_keys::create, api_keys::list, api_keys::revoke,
         teams::create, teams::list, teams::add_member, teams::remove_member,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
-        contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete, overview::contact,
+        overview::contact,
         accounts::list, accounts::create, accounts::get, accounts::update, accounts::delete,
         overview::account,
         activities::create, activities::timeline, activities::get, activities::delete, activities::tasks, activities::complete,
-        segments::create, segments::list, segments::get, segments::delete, segments::members, segments::add_members, segments::remove_members,
+        segments::create, segments::list, segments::get, segments::delete, segments::add_members, segments::remove_members,
         fields::define, fields::list, fields::delete,
         data::import, data::export, data::personal_data, data::erase,
         search::search, audit::list,
@@ -125,16 +125,8 @@ pub fn document(
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let generated = super::transcode::openapi::generate(pool, bindings);
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for (path, item) in generated.paths {
-            match paths
-                .get_mut(&path)
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                Some(existing) => existing.extend(item.as_object().cloned().unwrap_or_default()),
-                None => {
-                    paths.insert(path, item);
-                }
-            }
+        for (path, mut item) in generated.paths {
+            super::transcode::openapi::insert_path(paths, &path, &mut item);
         }
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {

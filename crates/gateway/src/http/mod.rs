@@ -6,7 +6,6 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod commerce;
-pub mod contacts;
 pub mod data;
 pub mod deals;
 pub mod docs;
@@ -351,13 +350,6 @@ pub fn router(
         )
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/v1/users/{id}", axum::routing::patch(users::update))
-        .route("/v1/contacts", get(contacts::list).post(contacts::create))
-        .route(
-            "/v1/contacts/{id}",
-            get(contacts::get)
-                .patch(contacts::update)
-                .delete(contacts::delete),
-        )
         .route("/v1/contacts/{id}/360", get(overview::contact))
         .route("/v1/contacts/{id}/activities", get(activities::timeline))
         .route("/v1/contacts/{id}/personal-data", get(data::personal_data))
@@ -374,10 +366,7 @@ pub fn router(
             "/v1/segments/{id}",
             get(segments::get).delete(segments::delete),
         )
-        .route(
-            "/v1/segments/{id}/members",
-            get(segments::members).post(segments::add_members),
-        )
+        .route("/v1/segments/{id}/members", post(segments::add_members))
         .route(
             "/v1/segments/{id}/members/remove",
             post(segments::remove_members),

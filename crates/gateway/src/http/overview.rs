@@ -20,7 +20,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::accounts::AccountDto;
-use super::contacts::ContactDto;
 use super::problem::{self, Problem};
 use super::rest::{json_to_value, parse_uuid, timestamp};
 use super::{Caller, SharedState};
@@ -76,7 +75,9 @@ pub struct ActivitySummary {
 
 #[derive(Serialize, ToSchema)]
 pub struct ContactOverview {
-    pub contact: ContactDto,
+    /// The contact, as `GET /v1/contacts/{id}` returns it.
+    #[schema(value_type = Object)]
+    pub contact: serde_json::Value,
     #[schema(value_type = Object)]
     pub account: Section<AccountSummary>,
     /// Deals in which the contact has a role.
@@ -294,7 +295,7 @@ pub async fn contact(
     let (account, deals, activities) = tokio::join!(account, deals, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(ContactOverview {
-        contact: ContactDto::from(contact),
+        contact: super::transcode::message::json_of("crm.customers.v1.Contact", &contact),
         account: account?,
         deals: deals?,
         recent_activities,
@@ -328,11 +329,11 @@ pub async fn account(
                     value: Some(json_to_value(&serde_json::Value::String(id.clone()))),
                 })),
             }),
-            order_by: String::new(),
             page: Some(PageRequest {
                 page_size: 50,
                 page_token: String::new(),
             }),
+            ..Default::default()
         },
     )?;
     let mut contacts_client = ContactServiceClient::new(state.customers.clone());

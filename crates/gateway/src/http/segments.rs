@@ -11,7 +11,6 @@ use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::contacts::{ContactDto, ContactPage};
 use super::problem::{self, Problem};
 use super::rest::{json_to_value, page_params, parse_uuid, value_to_json};
 use super::{Caller, JsonBody, SharedState};
@@ -299,42 +298,6 @@ pub async fn delete(
     let request = state.upstream(&caller, pb::DeleteSegmentRequest { id })?;
     client(&state).delete_segment(request).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/v1/segments/{id}/members", tag = "segments", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "segment id"),
-           ("page_size" = Option<i32>, Query, minimum = 1, maximum = 500), ("page_token" = Option<String>, Query)),
-    responses((status = 200, body = ContactPage), (status = 404, body = problem::ProblemDocument, content_type = "application/problem+json")))]
-pub async fn members(
-    State(state): State<SharedState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<ContactPage>, Problem> {
-    parse_uuid("id", &id)?;
-    let page = page_params(&params, &["page_size", "page_token"])?;
-    let request = state.upstream(
-        &caller,
-        pb::ListSegmentMembersRequest {
-            segment_id: id,
-            page: Some(page),
-        },
-    )?;
-    let response = client(&state)
-        .list_segment_members(request)
-        .await?
-        .into_inner();
-    Ok(Json(ContactPage {
-        items: response
-            .contacts
-            .into_iter()
-            .map(ContactDto::from)
-            .collect(),
-        next_page_token: response
-            .page
-            .map(|p| p.next_page_token)
-            .filter(|t| !t.is_empty()),
-    }))
 }
 
 #[utoipa::path(post, path = "/v1/segments/{id}/members", tag = "segments", request_body = MembersInput, security(("bearer" = [])),

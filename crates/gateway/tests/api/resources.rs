@@ -120,8 +120,11 @@ async fn custom_fields_and_segments_work_over_rest() {
         200,
     )
     .await;
-    assert_eq!(members["items"].as_array().unwrap().len(), 1);
-    assert!(members["next_page_token"].is_string());
+    assert_eq!(members["contacts"].as_array().unwrap().len(), 1);
+    assert!(!members["page"]["next_page_token"]
+        .as_str()
+        .unwrap()
+        .is_empty());
 
     // A static segment: add, remove, count.
     let list = stack
@@ -432,7 +435,7 @@ async fn imports_exports_and_gdpr_requests_are_audited() {
     )
     .await;
     assert!(
-        listed["items"].as_array().unwrap().is_empty(),
+        listed["contacts"].as_array().unwrap().is_empty(),
         "a dry run writes nothing"
     );
     let done = json_of(import(mapping).await.unwrap(), 200).await;
@@ -475,7 +478,7 @@ async fn imports_exports_and_gdpr_requests_are_audited() {
         200,
     )
     .await;
-    let ada = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let ada = listed["contacts"][0]["id"].as_str().unwrap().to_owned();
     let data = json_of(
         stack
             .call(

@@ -284,8 +284,8 @@ async fn customer_records(
                 token,
                 customers::ListContactsRequest {
                     filter: Some(equals("email", &lead.email)),
-                    order_by: String::new(),
                     page: first_page(),
+                    ..Default::default()
                 },
             ))
             .await

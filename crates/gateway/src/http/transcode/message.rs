@@ -53,12 +53,13 @@ pub fn request(
                     return Err(Problem::invalid(&name, "is part of the body"));
                 }
             }
-            let field = field_at(&input, &name)
+            let path = paged(&input, &name);
+            let field = field_at(&input, &path)
                 .filter(is_scalar_leaf)
                 .ok_or_else(|| Problem::invalid(&name, "is not a parameter of this operation"))?;
             set_at(
                 &mut root,
-                &name,
+                &path,
                 scalar(&name, &field, &raw)?,
                 field.is_list(),
             );
@@ -128,6 +129,21 @@ fn implied_update_mask(
     root.insert("update_mask".to_owned(), value);
 }
 
+/// The paging convention (AIP-158): `page_size` and `page_token` are top
+/// level query parameters, bound to the request's `page` message.
+pub const PAGE_REQUEST: &str = "crm.common.v1.PageRequest";
+
+fn paged(input: &MessageDescriptor, name: &str) -> String {
+    let is_paged = input
+        .get_field_by_name("page")
+        .is_some_and(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == PAGE_REQUEST));
+    if is_paged && matches!(name, "page_size" | "page_token") {
+        format!("page.{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// The JSON object of a body; an empty body is an empty object.
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -152,12 +168,27 @@ pub fn decode(message: MessageDescriptor, json: Value) -> Result<DynamicMessage,
     let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(message, deserializer, &options).map_err(|error| {
         let path = track.path().to_string();
-        let field = if path.is_empty() || path == "." {
-            "body".to_owned()
+        let mut field = if path.is_empty() || path == "." {
+            String::new()
         } else {
             path
         };
-        Problem::invalid(&field, error.to_string())
+        // An unknown field is named by its own path, not its parent's.
+        let message = error.to_string();
+        if let Some(unknown) = message
+            .strip_prefix("unrecognized field name '")
+            .and_then(|rest| rest.split('\'').next())
+        {
+            field = if field.is_empty() {
+                unknown.to_owned()
+            } else {
+                format!("{field}.{unknown}")
+            };
+        }
+        if field.is_empty() {
+            field = "body".to_owned();
+        }
+        Problem::invalid(&field, message)
     })
 }
 
@@ -243,4 +274,36 @@ pub fn encode(message: &DynamicMessage) -> Vec<u8> {
     // Serializing into memory cannot fail for a decoded message.
     let _ = message.serialize_with_options(&mut serializer, &SERIALIZE);
     out
+}
+
+/// The descriptors of every contract, decoded once.
+pub fn pool() -> &'static prost_reflect::DescriptorPool {
+    static POOL: std::sync::LazyLock<prost_reflect::DescriptorPool> =
+        std::sync::LazyLock::new(|| {
+            prost_reflect::DescriptorPool::decode(crm_proto::FILE_DESCRIPTOR_SET)
+                .expect("the descriptor set compiled into crm-proto decodes")
+        });
+    &POOL
+}
+
+/// A generated message as the same JSON the transcoded routes send, for
+/// the hand-written ones (360 views, webhooks): `type_name` is its full
+/// proto name, `crm.customers.v1.Contact`.
+pub fn json_of<M: prost::Message>(type_name: &str, message: &M) -> Value {
+    json_of_bytes(type_name, &message.encode_to_vec())
+}
+
+/// Like [`json_of`], from the encoded message.
+pub fn json_of_bytes(type_name: &str, bytes: &[u8]) -> Value {
+    let Some(descriptor) = pool().get_message_by_name(type_name) else {
+        return Value::Null;
+    };
+    DynamicMessage::decode(descriptor, bytes)
+        .ok()
+        .and_then(|dynamic| {
+            dynamic
+                .serialize_with_options(serde_json::value::Serializer, &SERIALIZE)
+                .ok()
+        })
+        .unwrap_or(Value::Null)
 }

@@ -38,7 +38,7 @@ use super::{Caller, RawBody, SharedState};
 
 /// The descriptors of every package, with options and comments.
 pub fn descriptor_pool() -> anyhow::Result<DescriptorPool> {
-    Ok(DescriptorPool::decode(crm_proto::FILE_DESCRIPTOR_SET)?)
+    Ok(message::pool().clone())
 }
 
 /// One transcoded route: its binding and the gRPC method path it calls.
@@ -137,7 +137,16 @@ async fn call(
             codec::DynamicCodec::new(binding.method.output()),
         )
         .await
-        .map_err(Problem::from)?
+        .map_err(|status| {
+            // `page.page_size` is `page_size` to a REST client (AIP-158).
+            let mut problem = Problem::from(status);
+            for error in &mut problem.errors {
+                if let Some(name) = error.field.strip_prefix("page.") {
+                    error.field = name.to_owned();
+                }
+            }
+            problem
+        })?
         .into_inner();
     Ok(respond(binding, uri, reply))
 }

@@ -24,6 +24,8 @@ pub struct Generated {
     pub schemas: Map<String, Value>,
 }
 
+/// One key per path shape: operations on `/v1/contacts/{id}` and
+/// `/v1/contacts/{contact_id}` share the first name seen.
 pub fn generate(pool: &DescriptorPool, bindings: &[Binding]) -> Generated {
     let mut generator = Generator {
         comments: comments(pool),
@@ -33,12 +35,8 @@ pub fn generate(pool: &DescriptorPool, bindings: &[Binding]) -> Generated {
     let mut paths = Map::new();
     for binding in bindings {
         let operation = generator.operation(binding);
-        let item = paths
-            .entry(binding.template.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(item) = item {
-            item.insert(binding.verb.as_str().to_ascii_lowercase(), operation);
-        }
+        let mut single = json!({ binding.verb.as_str().to_ascii_lowercase(): operation });
+        insert_path(&mut paths, &openapi_path(&binding.template), &mut single);
     }
     Generated {
         paths,
@@ -113,7 +111,7 @@ impl Generator {
             .map(|variable| {
                 let field = field_at(&method.input(), variable);
                 json!({
-                    "name": variable,
+                    "name": variable.replace('.', "_"),
                     "in": "path",
                     "required": true,
                     "schema": field.map(|f| self.scalar_schema(&f)).unwrap_or_else(|| json!({"type": "string"})),
@@ -228,6 +226,10 @@ impl Generator {
                 continue;
             }
             match field.kind() {
+                Kind::Message(inner) if inner.full_name() == super::message::PAGE_REQUEST => {
+                    // Paging parameters sit at the top level: `page_size`.
+                    self.query_parameters(&inner, prefix, skip, variables, depth + 1, out);
+                }
                 Kind::Message(inner) if !is_string_like(&inner) => {
                     if !field.is_list() && depth < 2 {
                         self.query_parameters(
@@ -348,6 +350,77 @@ impl Generator {
                 "enum": enumeration.values().map(|v| v.name().to_owned()).collect::<Vec<_>>(),
             }),
             Kind::Message(message) => self.reference(&message),
+        }
+    }
+}
+
+/// Adds the operations of `item` at `path`, or at the path of the same
+/// shape already in `paths` with its variables renamed to match.
+pub fn insert_path(paths: &mut Map<String, Value>, path: &str, item: &mut Value) {
+    let shape = path_shape(path);
+    let key = paths
+        .keys()
+        .find(|existing| path_shape(existing) == shape)
+        .cloned()
+        .unwrap_or_else(|| path.to_owned());
+    if key != path {
+        rename_path_variables(item, &path_variables(path), &path_variables(&key));
+    }
+    let target = paths
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let (Value::Object(target), Value::Object(item)) = (target, item) {
+        target.extend(std::mem::take(item));
+    }
+}
+
+/// The template as an OpenAPI path: `{activity.id}` -> `{activity_id}`
+/// (tools take a dot in a variable name for an expression).
+pub fn openapi_path(template: &str) -> String {
+    template.replace('.', "_")
+}
+
+/// A path with its variables blanked, `/v1/contacts/{}`: OpenAPI holds one
+/// path per shape, whatever its variables are called.
+pub fn path_shape(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "{}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The variable names of a path, in order.
+pub fn path_variables(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Renames the path parameters of every operation of `item` from `from`
+/// to `to` (position by position), so it can join a path of the same shape.
+pub fn rename_path_variables(item: &mut Value, from: &[String], to: &[String]) {
+    for operation in item
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|ops| ops.values_mut())
+    {
+        for parameter in operation["parameters"].as_array_mut().into_iter().flatten() {
+            if parameter["in"] != "path" {
+                continue;
+            }
+            let position = from
+                .iter()
+                .position(|name| parameter["name"] == name.as_str());
+            if let Some(new) = position.and_then(|i| to.get(i)) {
+                parameter["name"] = Value::String(new.clone());
+            }
         }
     }
 }
