@@ -8,11 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
-export CRM_INSTANCE=crm_apicheck CRM_NATS_PREFIX=apicheck CRM_PORT_OFFSET="${CRM_PORT_OFFSET:-5000}"
+# Ports below Linux's ephemeral range (32768-60999): a listener there can
+# find its port taken by some outgoing connection of the moment.
+export CRM_INSTANCE=crm_apicheck CRM_NATS_PREFIX=apicheck CRM_PORT_OFFSET="${CRM_PORT_OFFSET:--30000}" CRM_HTTP_PORT="${CRM_HTTP_PORT:-18080}"
 export CRM_STATE_DIR="${CRM_APICHECK_STATE_DIR:-$HOME/.cache/crm-apicheck}" CRM_PROFILE=dev
 mkdir -p "$CRM_STATE_DIR"
 ensure_postgres
-BASE="http://127.0.0.1:$((8080 + CRM_PORT_OFFSET))"
+BASE="http://127.0.0.1:$CRM_HTTP_PORT"
 
 venv="$HOME/.cache/crm-venv"
 if [ ! -x "$venv/bin/st" ]; then

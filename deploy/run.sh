@@ -5,7 +5,8 @@
 # Ctrl-C stops everything it started (PostgreSQL and NATS keep running).
 #
 # Optional: CRM_PROFILE=dev runs debug builds (faster to build, used by the
-# API check); CRM_PORT_OFFSET shifts every port (8080 -> 8080+offset) so a
+# API check); CRM_PORT_OFFSET shifts every service port (50051 -> 50051+offset)
+# and the gateway's 8080 unless CRM_HTTP_PORT names it, so a
 # second instance can run beside the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ ensure_nats
 ensure_build_tools
 cargo_target_dir
 OFFSET="${CRM_PORT_OFFSET:-0}"
-HTTP_PORT=$((8080 + OFFSET))
+HTTP_PORT="${CRM_HTTP_PORT:-$((8080 + OFFSET))}"
 export CRM_GATEWAY_URL="http://127.0.0.1:$HTTP_PORT" CRM_CUSTOMERS_URL="http://127.0.0.1:$((50051 + OFFSET))"
 export SALES_CUSTOMERS_URL="${SALES_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_SALES_URL="http://127.0.0.1:$((50052 + OFFSET))"
 
