@@ -26,6 +26,26 @@ use crate::store::contacts::{created_by_request, remember_request};
 use crate::store::records::{self, Table};
 use crate::store::{fields, Sort, SortKey};
 
+/// The request's filter with its shortcuts (tag, domain, owner) ANDed in.
+fn list_filter(request: &ListAccountsRequest) -> kit::Result<Option<Filter>> {
+    use prost_types::value::Kind;
+    let mut equals = Vec::new();
+    if !request.tag.is_empty() {
+        equals.push(("tags", Kind::StringValue(request.tag.clone())));
+    }
+    if !request.domain.is_empty() {
+        equals.push((
+            "domain",
+            Kind::StringValue(request.domain.trim().to_ascii_lowercase()),
+        ));
+    }
+    if !request.owner_id.is_empty() {
+        let owner = parse_id("owner_id", &request.owner_id)?;
+        equals.push(("owner_id", Kind::StringValue(owner.to_string())));
+    }
+    Ok(filter::and_equals(request.filter.as_ref(), equals))
+}
+
 pub struct AccountHandlers(pub SharedState);
 
 pub async fn visible_account(
@@ -306,8 +326,12 @@ impl AccountService for AccountHandlers {
             let page = Page::<SortKey>::from_request(request.page.as_ref())?;
             let mut tx = self.0.begin(&caller).await?;
             let catalog = fields::catalog(&mut tx, caller.tenant_id, Entity::Account).await?;
-            let filter =
-                filter::check(request.filter.as_ref(), ACCOUNT_COLUMNS, &catalog, "filter")?;
+            let filter = filter::check(
+                list_filter(&request)?.as_ref(),
+                ACCOUNT_COLUMNS,
+                &catalog,
+                "filter",
+            )?;
             let rows = store::list(
                 &mut tx,
                 caller.tenant_id,

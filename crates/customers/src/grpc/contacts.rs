@@ -190,33 +190,24 @@ pub async fn update_in(
 /// same thing.
 fn list_filter(request: &ListContactsRequest) -> kit::Result<Option<Filter>> {
     use prost_types::value::Kind;
-    let condition = |field: &str, value: Kind| Filter {
-        node: Some(filter::Node::Condition(Condition {
-            field: field.to_owned(),
-            op: Operator::Eq as i32,
-            value: Some(prost_types::Value { kind: Some(value) }),
-        })),
-    };
-    let mut all: Vec<Filter> = request.filter.iter().cloned().collect();
+    let mut equals = Vec::new();
     if !request.tag.is_empty() {
-        all.push(condition("tags", Kind::StringValue(request.tag.clone())));
+        equals.push(("tags", Kind::StringValue(request.tag.clone())));
     }
     if request.lifecycle_stage != LifecycleStage::Unspecified as i32 {
-        all.push(condition(
+        equals.push((
             "lifecycle_stage",
             Kind::NumberValue(f64::from(request.lifecycle_stage)),
         ));
     }
     if !request.owner_id.is_empty() {
         let owner = parse_id("owner_id", &request.owner_id)?;
-        all.push(condition("owner_id", Kind::StringValue(owner.to_string())));
+        equals.push(("owner_id", Kind::StringValue(owner.to_string())));
     }
-    Ok(match all.len() {
-        0 | 1 => all.pop(),
-        _ => Some(Filter {
-            node: Some(filter::Node::All(FilterGroup { filters: all })),
-        }),
-    })
+    Ok(crate::domain::filter::and_equals(
+        request.filter.as_ref(),
+        equals,
+    ))
 }
 
 fn checked_filter(

@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, activities, api_keys, audit, auth, commerce, data, deals, fields, leads, overview,
-    problem, search, segments, teams, tenants, users, webhooks, SharedState,
+    activities, api_keys, audit, auth, commerce, data, deals, fields, leads, overview, problem,
+    search, segments, teams, tenants, users, webhooks, SharedState,
 };
 
 struct SecuritySchemes;
@@ -94,7 +94,6 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         teams::create, teams::list, teams::add_member, teams::remove_member,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         overview::contact,
-        accounts::list, accounts::create, accounts::get, accounts::update, accounts::delete,
         overview::account,
         activities::create, activities::timeline, activities::get, activities::delete, activities::tasks, activities::complete,
         segments::create, segments::list, segments::get, segments::delete, segments::add_members, segments::remove_members,

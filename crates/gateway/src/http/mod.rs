@@ -1,6 +1,5 @@
 //! The REST/JSON API: routes, the caller extractor, and calls to services.
 
-pub mod accounts;
 pub mod activities;
 pub mod api_keys;
 pub mod audit;
@@ -381,13 +380,6 @@ pub fn router(
             post(data::import).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/exports", get(data::export))
-        .route("/v1/accounts", get(accounts::list).post(accounts::create))
-        .route(
-            "/v1/accounts/{id}",
-            get(accounts::get)
-                .patch(accounts::update)
-                .delete(accounts::delete),
-        )
         .route("/v1/accounts/{id}/360", get(overview::account))
         .route("/v1/search", get(search::search))
         .route("/v1/audit-log", get(audit::list))

@@ -19,7 +19,6 @@ use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceCli
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::accounts::AccountDto;
 use super::problem::{self, Problem};
 use super::rest::{json_to_value, parse_uuid, timestamp};
 use super::{Caller, SharedState};
@@ -113,7 +112,9 @@ pub struct DealSummary {
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountOverview {
-    pub account: AccountDto,
+    /// The account, as `GET /v1/accounts/{id}` returns it.
+    #[schema(value_type = Object)]
+    pub account: serde_json::Value,
     #[schema(value_type = Object)]
     pub deals: Section<Vec<DealSummary>>,
     #[schema(value_type = Object)]
@@ -366,7 +367,7 @@ pub async fn account(
     let (contacts, deals, activities) = tokio::join!(contacts, deals, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
-        account: AccountDto::from(account),
+        account: super::transcode::message::json_of("crm.customers.v1.Account", &account),
         deals: deals?,
         contacts,
         recent_activities,

@@ -662,7 +662,7 @@ async fn accounts_over_rest_keep_money_exact_and_show_in_the_360_view() {
         .json()
         .await
         .unwrap();
-    assert_eq!(listed["items"][0]["id"], id);
+    assert_eq!(listed["accounts"][0]["id"], id);
 
     let person: Value = stack
         .call(

@@ -166,7 +166,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         200,
     )
     .await;
-    assert_eq!(accounts["items"][0]["id"], account);
+    assert_eq!(accounts["accounts"][0]["id"], account);
 
     let opportunity = json_of(
         stack
@@ -313,7 +313,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
                 .json()
                 .await
                 .ok()?;
-            (account["lifecycle_stage"] == "customer").then_some(())
+            (account["lifecycle_stage"] == "LIFECYCLE_STAGE_CUSTOMER").then_some(())
         },
     )
     .await;

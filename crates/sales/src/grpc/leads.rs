@@ -239,8 +239,8 @@ async fn customer_records(
                 token,
                 customers::ListAccountsRequest {
                     filter: Some(filter),
-                    order_by: String::new(),
                     page: first_page(),
+                    ..Default::default()
                 },
             ))
             .await
