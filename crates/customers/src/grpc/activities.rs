@@ -19,6 +19,7 @@ use super::{commit, handle, page_response, SharedState};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{optional_id, parse_id, text};
 use crate::store::activities::{self as store, NewActivity};
+use crate::store::contacts::{created_by_request, remember_request};
 
 pub struct ActivityHandlers(pub SharedState);
 
@@ -199,6 +200,10 @@ impl ActivityService for ActivityHandlers {
     ) -> Result<Response<LogActivityResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&LogActivityRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let activity = check(
                 request
                     .activity
@@ -206,9 +211,32 @@ impl ActivityService for ActivityHandlers {
                 &caller,
             )?;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = created_by_request(
+                &mut tx,
+                caller.tenant_id,
+                "activity",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let existing = visible_activity(&mut tx, &caller, id, false).await?;
+                return Ok(LogActivityResponse {
+                    activity: Some(existing),
+                });
+            }
             check_parents(&mut tx, &caller, activity.contact_id, activity.account_id).await?;
             let saved =
                 store::insert(&mut tx, caller.tenant_id, &activity, &caller.subject).await?;
+            remember_request(
+                &mut tx,
+                caller.tenant_id,
+                "activity",
+                &request.request_id,
+                &fingerprint,
+                activity.id,
+            )
+            .await?;
             self.0
                 .outbox
                 .enqueue(

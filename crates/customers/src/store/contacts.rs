@@ -500,8 +500,9 @@ pub async fn exists_any(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::
     Ok(row.is_some())
 }
 
-/// The record an earlier create with `request_id` made, if any; the same
-/// id with a different request (`fingerprint`) is refused.
+/// The record an earlier create with `request_id` made, if any (none
+/// without a request id); the same id with a different request
+/// (`fingerprint`) is refused.
 pub async fn created_by_request(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -509,6 +510,9 @@ pub async fn created_by_request(
     request_id: &str,
     fingerprint: &[u8],
 ) -> kit::Result<Option<Uuid>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
     let row: Option<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT record_id, fingerprint FROM create_requests WHERE tenant_id = $1 AND entity = $2 AND request_id = $3",
     )
@@ -524,7 +528,8 @@ pub async fn created_by_request(
     Ok(Some(id))
 }
 
-/// Records which record a create with `request_id` made, and of what request.
+/// Records which record a create with `request_id` made, and of what
+/// request (nothing without a request id).
 pub async fn remember_request(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -533,6 +538,9 @@ pub async fn remember_request(
     fingerprint: &[u8],
     record: Uuid,
 ) -> sqlx::Result<()> {
+    if request_id.is_empty() {
+        return Ok(());
+    }
     sqlx::query("INSERT INTO create_requests (tenant_id, entity, request_id, fingerprint, record_id) VALUES ($1, $2, $3, $4, $5)")
         .bind(tenant)
         .bind(entity)

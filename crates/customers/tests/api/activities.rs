@@ -14,6 +14,7 @@ async fn timeline_is_newest_first_and_paged() {
         admin
             .activities
             .log_activity(LogActivityRequest {
+                request_id: String::new(),
                 activity: Some(Activity {
                     kind: ActivityKind::Call as i32,
                     subject: format!("call {day}"),
@@ -68,6 +69,7 @@ async fn timeline_is_newest_first_and_paged() {
     let orphan = admin
         .activities
         .log_activity(LogActivityRequest {
+            request_id: String::new(),
             activity: Some(Activity {
                 kind: ActivityKind::Note as i32,
                 ..Default::default()
@@ -87,6 +89,7 @@ async fn tasks_remind_when_due_and_complete_once() {
     let task = admin
         .activities
         .log_activity(LogActivityRequest {
+            request_id: String::new(),
             activity: Some(Activity {
                 kind: ActivityKind::Task as i32,
                 subject: "send proposal".into(),
@@ -172,6 +175,7 @@ async fn activities_are_edited_with_a_mask_and_deleted() {
     let call = admin
         .activities
         .log_activity(LogActivityRequest {
+            request_id: String::new(),
             activity: Some(Activity {
                 kind: ActivityKind::Call as i32,
                 subject: "intro call".into(),

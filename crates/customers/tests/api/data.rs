@@ -289,6 +289,7 @@ async fn gdpr_export_then_erase_removes_personal_data() {
     admin
         .activities
         .log_activity(LogActivityRequest {
+            request_id: String::new(),
             activity: Some(Activity {
                 kind: ActivityKind::Note as i32,
                 subject: "likes cats".into(),

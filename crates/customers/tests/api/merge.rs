@@ -51,6 +51,7 @@ async fn duplicates_are_found_and_merged_with_the_union_of_their_data() {
     let note = admin
         .activities
         .log_activity(LogActivityRequest {
+            request_id: String::new(),
             activity: Some(Activity {
                 kind: ActivityKind::Note as i32,
                 subject: "met at conference".into(),

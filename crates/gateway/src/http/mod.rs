@@ -1,6 +1,5 @@
 //! The REST/JSON API: routes, the caller extractor, and calls to services.
 
-pub mod activities;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -350,16 +349,8 @@ pub fn router(
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/v1/users/{id}", axum::routing::patch(users::update))
         .route("/v1/contacts/{id}/360", get(overview::contact))
-        .route("/v1/contacts/{id}/activities", get(activities::timeline))
         .route("/v1/contacts/{id}/personal-data", get(data::personal_data))
         .route("/v1/contacts/{id}/erase", post(data::erase))
-        .route("/v1/activities", post(activities::create))
-        .route(
-            "/v1/activities/{id}",
-            get(activities::get).delete(activities::delete),
-        )
-        .route("/v1/tasks", get(activities::tasks))
-        .route("/v1/tasks/{id}/complete", post(activities::complete))
         .route("/v1/segments", get(segments::list).post(segments::create))
         .route(
             "/v1/segments/{id}",

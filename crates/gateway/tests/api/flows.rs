@@ -1222,7 +1222,7 @@ async fn activities_are_logged_and_read_as_a_timeline() {
                 Method::POST,
                 "/v1/activities",
                 Some(&token),
-                Some(json!({"kind": "call", "subject": subject, "contact_id": id,
+                Some(json!({"kind": "ACTIVITY_KIND_CALL", "subject": subject, "contact_id": id,
                 "occurred_at": at, "duration_seconds": 300, "outcome": "interested"})),
                 &[],
             )
@@ -1241,8 +1241,8 @@ async fn activities_are_logged_and_read_as_a_timeline() {
         .json()
         .await
         .unwrap();
-    assert_eq!(timeline["items"][0]["subject"], "second call");
-    assert!(timeline["next_page_token"].is_string());
+    assert_eq!(timeline["activities"][0]["subject"], "second call");
+    assert!(!timeline["page"]["next_page_token"].as_str().unwrap().is_empty());
     let bad = stack
         .call(
             Method::POST,
@@ -1252,17 +1252,17 @@ async fn activities_are_logged_and_read_as_a_timeline() {
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["kind"]);
+    assert_eq!(fields(&problem(bad, 400).await), ["activity.kind"]);
     let bad_time = stack
         .call(
             Method::POST,
             "/v1/activities",
             Some(&token),
-            Some(json!({"kind": "note", "contact_id": id, "occurred_at": "yesterday"})),
+            Some(json!({"kind": "ACTIVITY_KIND_NOTE", "contact_id": id, "occurred_at": "yesterday"})),
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad_time, 400).await), ["occurred_at"]);
+    assert_eq!(fields(&problem(bad_time, 400).await), ["activity.occurred_at"]);
     let unknown = uuid::Uuid::now_v7();
     problem(
         stack
@@ -1270,7 +1270,7 @@ async fn activities_are_logged_and_read_as_a_timeline() {
                 Method::POST,
                 "/v1/activities",
                 Some(&token),
-                Some(json!({"kind": "note", "contact_id": unknown})),
+                Some(json!({"kind": "ACTIVITY_KIND_NOTE", "contact_id": unknown})),
                 &[],
             )
             .await,

@@ -253,7 +253,7 @@ async fn tasks_show_in_the_account_360_until_completed() {
         .to_owned();
     let task = stack
         .call(Method::POST, "/v1/activities", t,
-            Some(json!({"kind": "task", "subject": "Send TPS report", "account_id": account_id, "due_at": "2030-01-01T09:00:00Z"})), &[])
+            Some(json!({"kind": "ACTIVITY_KIND_TASK", "subject": "Send TPS report", "account_id": account_id, "task": {"due_at": "2030-01-01T09:00:00Z"}})), &[])
         .await;
     let task_id = json_of(task, 201).await["id"].as_str().unwrap().to_owned();
     let note = stack
@@ -261,7 +261,7 @@ async fn tasks_show_in_the_account_360_until_completed() {
             Method::POST,
             "/v1/activities",
             t,
-            Some(json!({"kind": "note", "subject": "Likes staplers", "account_id": account_id})),
+            Some(json!({"kind": "ACTIVITY_KIND_NOTE", "subject": "Likes staplers", "account_id": account_id})),
             &[],
         )
         .await;
@@ -308,7 +308,7 @@ async fn tasks_show_in_the_account_360_until_completed() {
         200,
     )
     .await;
-    assert_eq!(open["items"][0]["id"], task_id);
+    assert_eq!(open["tasks"][0]["id"], task_id);
     problem(
         stack
             .call(
@@ -335,13 +335,13 @@ async fn tasks_show_in_the_account_360_until_completed() {
         200,
     )
     .await;
-    assert!(done["completed_at"].is_string());
+    assert!(done["task"]["completed_at"].is_string(), "{done}");
     let open = json_of(
         stack.call(Method::GET, "/v1/tasks", t, None, &[]).await,
         200,
     )
     .await;
-    assert!(open["items"].as_array().unwrap().is_empty());
+    assert!(open["tasks"].as_array().unwrap().is_empty());
     let view = json_of(
         stack
             .call(
@@ -619,7 +619,7 @@ async fn another_tenants_ids_are_not_found_on_the_newer_routes() {
             Method::POST,
             "/v1/activities",
             Some(&a),
-            Some(json!({"kind": "task", "subject": "secret", "contact_id": contact})),
+            Some(json!({"kind": "ACTIVITY_KIND_TASK", "subject": "secret", "contact_id": contact})),
             &[],
         )
         .await;
@@ -686,7 +686,7 @@ async fn another_tenants_ids_are_not_found_on_the_newer_routes() {
         200,
     )
     .await;
-    assert!(tasks["items"].as_array().unwrap().is_empty());
+    assert!(tasks["tasks"].as_array().unwrap().is_empty());
     // And A's data is untouched.
     let still = stack
         .call(

@@ -73,9 +73,11 @@ impl Binding {
         )
     }
 
-    /// A create method answers 201 with a Location.
+    /// A create method (`Create*`, or `Log*` for records logged after the
+    /// fact) answers 201 with a Location.
     pub fn is_create(&self) -> bool {
-        self.verb == Method::POST && self.method.name().starts_with("Create")
+        let name = self.method.name();
+        self.verb == Method::POST && (name.starts_with("Create") || name.starts_with("Log"))
     }
 
     /// A DELETE whose response is empty answers 204 with no body.
