@@ -168,8 +168,10 @@ impl SegmentService for SegmentHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
             let mut tx = self.0.begin(&caller).await?;
+            let mut segment = find_segment(&mut tx, &caller, &request.id).await?;
+            segment.member_count = count_members(&mut tx, &caller, &segment).await?;
             Ok(GetSegmentResponse {
-                segment: Some(find_segment(&mut tx, &caller, &request.id).await?),
+                segment: Some(segment),
             })
         })
         .await
@@ -310,17 +312,27 @@ impl SegmentService for SegmentHandlers {
             authorize(&caller, Action::Read)?;
             let mut tx = self.0.begin(&caller).await?;
             let segment = find_segment(&mut tx, &caller, &request.segment_id).await?;
-            let (filter, member_of) = member_query(&mut tx, &caller, &segment).await?;
-            let count = contacts::count(
-                &mut tx,
-                caller.tenant_id,
-                &scope(&caller),
-                filter.as_ref(),
-                member_of,
-            )
-            .await?;
+            let count = count_members(&mut tx, &caller, &segment).await?;
             Ok(CountSegmentMembersResponse { count })
         })
         .await
     }
+}
+
+/// Members of the segment the caller can see, counted now (dynamic
+/// segments are evaluated).
+async fn count_members(
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    segment: &Segment,
+) -> kit::Result<i64> {
+    let (filter, member_of) = member_query(tx, caller, segment).await?;
+    Ok(contacts::count(
+        tx,
+        caller.tenant_id,
+        &scope(caller),
+        filter.as_ref(),
+        member_of,
+    )
+    .await?)
 }

@@ -32,6 +32,8 @@ fn to_proto(
         kind,
         filter: filter.and_then(|bytes| Filter::decode(bytes.as_slice()).ok()),
         audit: audit(created_at, created_by, updated_at, updated_by, version),
+        // Counted by the handler when it is asked for; not stored.
+        member_count: 0,
     }
 }
 

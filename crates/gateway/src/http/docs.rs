@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, audit, auth, commerce, data, deals, fields, leads, overview, problem, search,
-    segments, teams, tenants, users, webhooks, SharedState,
+    api_keys, audit, auth, commerce, data, deals, leads, overview, problem, search, teams, tenants,
+    users, webhooks, SharedState,
 };
 
 struct SecuritySchemes;
@@ -95,8 +95,6 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
         overview::contact,
         overview::account,
-        segments::create, segments::list, segments::get, segments::delete, segments::add_members, segments::remove_members,
-        fields::define, fields::list, fields::delete,
         data::import, data::export, data::personal_data, data::erase,
         search::search, audit::list,
         leads::create, leads::get, leads::update, leads::list, leads::assign, leads::convert,

@@ -7,14 +7,12 @@ pub mod commerce;
 pub mod data;
 pub mod deals;
 pub mod docs;
-pub mod fields;
 pub mod grpc_web;
 pub mod leads;
 pub mod overview;
 pub mod problem;
 pub mod rest;
 pub mod search;
-pub mod segments;
 pub mod teams;
 pub mod tenants;
 pub mod transcode;
@@ -351,21 +349,6 @@ pub fn router(
         .route("/v1/contacts/{id}/360", get(overview::contact))
         .route("/v1/contacts/{id}/personal-data", get(data::personal_data))
         .route("/v1/contacts/{id}/erase", post(data::erase))
-        .route("/v1/segments", get(segments::list).post(segments::create))
-        .route(
-            "/v1/segments/{id}",
-            get(segments::get).delete(segments::delete),
-        )
-        .route("/v1/segments/{id}/members", post(segments::add_members))
-        .route(
-            "/v1/segments/{id}/members/remove",
-            post(segments::remove_members),
-        )
-        .route("/v1/fields/{entity}", get(fields::list).put(fields::define))
-        .route(
-            "/v1/fields/{entity}/{key}",
-            axum::routing::delete(fields::delete),
-        )
         .route(
             "/v1/imports",
             post(data::import).layer(DefaultBodyLimit::disable()),

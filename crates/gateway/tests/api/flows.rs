@@ -1222,8 +1222,10 @@ async fn activities_are_logged_and_read_as_a_timeline() {
                 Method::POST,
                 "/v1/activities",
                 Some(&token),
-                Some(json!({"kind": "ACTIVITY_KIND_CALL", "subject": subject, "contact_id": id,
-                "occurred_at": at, "duration_seconds": 300, "outcome": "interested"})),
+                Some(
+                    json!({"kind": "ACTIVITY_KIND_CALL", "subject": subject, "contact_id": id,
+                "occurred_at": at, "duration_seconds": 300, "outcome": "interested"}),
+                ),
                 &[],
             )
             .await;
@@ -1242,7 +1244,10 @@ async fn activities_are_logged_and_read_as_a_timeline() {
         .await
         .unwrap();
     assert_eq!(timeline["activities"][0]["subject"], "second call");
-    assert!(!timeline["page"]["next_page_token"].as_str().unwrap().is_empty());
+    assert!(!timeline["page"]["next_page_token"]
+        .as_str()
+        .unwrap()
+        .is_empty());
     let bad = stack
         .call(
             Method::POST,
@@ -1258,11 +1263,16 @@ async fn activities_are_logged_and_read_as_a_timeline() {
             Method::POST,
             "/v1/activities",
             Some(&token),
-            Some(json!({"kind": "ACTIVITY_KIND_NOTE", "contact_id": id, "occurred_at": "yesterday"})),
+            Some(
+                json!({"kind": "ACTIVITY_KIND_NOTE", "contact_id": id, "occurred_at": "yesterday"}),
+            ),
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad_time, 400).await), ["activity.occurred_at"]);
+    assert_eq!(
+        fields(&problem(bad_time, 400).await),
+        ["activity.occurred_at"]
+    );
     let unknown = uuid::Uuid::now_v7();
     problem(
         stack

@@ -15,37 +15,37 @@ async fn custom_fields_and_segments_work_over_rest() {
     let bad = stack
         .call(
             Method::PUT,
-            "/v1/fields/contacts",
+            "/v1/fields/contact",
             t,
             Some(json!({"key": "tier", "type": "colour"})),
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["type"]);
+    assert_eq!(fields(&problem(bad, 400).await), ["field.type"]);
     let bad = stack
         .call(
             Method::PUT,
-            "/v1/fields/leads",
+            "/v1/fields/lead",
             t,
             Some(json!({"key": "tier", "type": "text"})),
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["entity"]);
+    assert_eq!(fields(&problem(bad, 400).await), ["field.entity"]);
     let defined = stack
-        .call(Method::PUT, "/v1/fields/contacts", t,
-            Some(json!({"key": "tier", "label": "Tier", "type": "single_select", "options": ["gold", "silver"]})), &[])
+        .call(Method::PUT, "/v1/fields/contact", t,
+            Some(json!({"key": "tier", "label": "Tier", "type": "FIELD_TYPE_SINGLE_SELECT", "options": ["gold", "silver"]})), &[])
         .await;
     let defined = json_of(defined, 200).await;
-    assert_eq!(defined["type"], "single_select");
+    assert_eq!(defined["type"], "FIELD_TYPE_SINGLE_SELECT");
     let listed = json_of(
         stack
-            .call(Method::GET, "/v1/fields/contacts", t, None, &[])
+            .call(Method::GET, "/v1/fields/contact", t, None, &[])
             .await,
         200,
     )
     .await;
-    assert_eq!(listed["items"][0]["key"], "tier");
+    assert_eq!(listed["fields"][0]["key"], "tier");
 
     // The definition is enforced on writes.
     let wrong = stack
@@ -83,16 +83,16 @@ async fn custom_fields_and_segments_work_over_rest() {
     // A dynamic segment follows its filter; a bad node is named by path.
     let bad = stack
         .call(Method::POST, "/v1/segments", t,
-            Some(json!({"name": "Gold", "kind": "dynamic", "filter": {"all": [{"field": "custom.tier", "op": "like", "value": "gold"}]}})), &[])
+            Some(json!({"segment": {"name": "Gold", "kind": "SEGMENT_KIND_DYNAMIC", "filter": {"all": {"filters": [{"condition": {"field": "custom.tier", "op": "LIKE", "value": "gold"}}]}}}})), &[])
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["filter.all[0].op"]);
+    assert_eq!(fields(&problem(bad, 400).await), ["segment.filter.all.filters[0].condition.op"]);
     let gold = stack
         .call(Method::POST, "/v1/segments", t,
-            Some(json!({"name": "Gold", "kind": "dynamic", "filter": {"all": [{"field": "custom.tier", "op": "eq", "value": "gold"}]}})), &[])
+            Some(json!({"segment": {"name": "Gold", "kind": "SEGMENT_KIND_DYNAMIC", "filter": {"all": {"filters": [{"condition": {"field": "custom.tier", "op": "OPERATOR_EQ", "value": "gold"}}]}}}})), &[])
         .await;
     let gold = json_of(gold, 201).await;
     let gold_id = gold["id"].as_str().unwrap();
-    assert_eq!(gold["filter"]["all"][0]["op"], "eq");
+    assert_eq!(gold["filter"]["all"]["filters"][0]["condition"]["op"], "OPERATOR_EQ");
     let read = json_of(
         stack
             .call(
@@ -132,7 +132,7 @@ async fn custom_fields_and_segments_work_over_rest() {
             Method::POST,
             "/v1/segments",
             t,
-            Some(json!({"name": "Event", "kind": "static", "contact_ids": [ids[0]]})),
+            Some(json!({"segment": {"name": "Event", "kind": "SEGMENT_KIND_STATIC"}, "contact_ids": [ids[0]]})),
             &[],
         )
         .await;
@@ -147,7 +147,7 @@ async fn custom_fields_and_segments_work_over_rest() {
         )
         .await;
     assert_eq!(
-        json_of(added, 200).await["changed"],
+        json_of(added, 200).await["added"],
         1,
         "one was already in"
     );
@@ -160,7 +160,7 @@ async fn custom_fields_and_segments_work_over_rest() {
             &[],
         )
         .await;
-    assert_eq!(json_of(removed, 200).await["changed"], 1);
+    assert_eq!(json_of(removed, 200).await["removed"], 1);
     let read = json_of(
         stack
             .call(
@@ -180,7 +180,7 @@ async fn custom_fields_and_segments_work_over_rest() {
         200,
     )
     .await;
-    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    assert_eq!(all["segments"].as_array().unwrap().len(), 2);
     assert_eq!(
         stack
             .call(
@@ -209,7 +209,7 @@ async fn custom_fields_and_segments_work_over_rest() {
     .await;
     assert_eq!(
         stack
-            .call(Method::DELETE, "/v1/fields/contacts/tier", t, None, &[])
+            .call(Method::DELETE, "/v1/fields/contact/tier", t, None, &[])
             .await
             .status(),
         204
@@ -606,7 +606,7 @@ async fn another_tenants_ids_are_not_found_on_the_newer_routes() {
             Method::POST,
             "/v1/segments",
             Some(&a),
-            Some(json!({"name": "S", "kind": "static", "contact_ids": [contact]})),
+            Some(json!({"segment": {"name": "S", "kind": "SEGMENT_KIND_STATIC"}, "contact_ids": [contact]})),
             &[],
         )
         .await;
@@ -656,7 +656,7 @@ async fn another_tenants_ids_are_not_found_on_the_newer_routes() {
             Method::POST,
             "/v1/segments",
             Some(&b),
-            Some(json!({"name": "Mine", "kind": "static"})),
+            Some(json!({"segment": {"name": "Mine", "kind": "SEGMENT_KIND_STATIC"}})),
             &[],
         )
         .await;

@@ -234,8 +234,25 @@ fn scalar(name: &str, field: &FieldDescriptor, raw: &str) -> Result<Value, Probl
             let parsed = raw.parse::<f64>().ok().filter(|n| n.is_finite());
             Value::from(parsed.ok_or_else(|| number("a number"))?)
         }
+        Kind::Enum(enumeration) => Value::String(enum_name(&enumeration, raw)),
         _ => Value::String(raw.to_owned()),
     })
+}
+
+/// An enum value in a path or query: its full name (`ENTITY_CONTACT`) or,
+/// for readable URLs, the name without the type's prefix in any case
+/// (`contact`). Bodies use the full names only.
+fn enum_name(enumeration: &prost_reflect::EnumDescriptor, raw: &str) -> String {
+    let prefix = enumeration
+        .values()
+        .find(|v| v.number() == 0)
+        .and_then(|v| v.name().strip_suffix("UNSPECIFIED").map(str::to_owned))
+        .unwrap_or_default();
+    let upper = raw.trim().to_ascii_uppercase();
+    [upper.clone(), format!("{prefix}{upper}")]
+        .into_iter()
+        .find(|name| enumeration.get_value_by_name(name).is_some())
+        .unwrap_or_else(|| raw.to_owned())
 }
 
 /// Puts `value` at the dotted `path` of `root`, creating objects on the way;
