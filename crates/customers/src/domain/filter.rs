@@ -338,6 +338,29 @@ fn operand(target: &Target, kind: Option<&Kind>, path: &str) -> Result<Operand, 
     }
 }
 
+/// `filter` AND `field = value` for each pair: how list requests' shortcut
+/// fields (`tag`, `owner_id`, ...) join a filter tree.
+pub fn and_equals(
+    filter: Option<&Filter>,
+    equals: Vec<(&str, prost_types::value::Kind)>,
+) -> Option<Filter> {
+    use crm_proto::crm::customers::v1::{filter::Node, Condition, FilterGroup, Operator};
+    let mut all: Vec<Filter> = filter.into_iter().cloned().collect();
+    all.extend(equals.into_iter().map(|(field, value)| Filter {
+        node: Some(Node::Condition(Condition {
+            field: field.to_owned(),
+            op: Operator::Eq as i32,
+            value: Some(prost_types::Value { kind: Some(value) }),
+        })),
+    }));
+    match all.len() {
+        0 | 1 => all.pop(),
+        _ => Some(Filter {
+            node: Some(Node::All(FilterGroup { filters: all })),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,28 +418,5 @@ mod tests {
             panic!("bad timestamp accepted")
         };
         assert_eq!(v[0].field, "filter.condition.value");
-    }
-}
-
-/// `filter` AND `field = value` for each pair: how list requests' shortcut
-/// fields (`tag`, `owner_id`, ...) join a filter tree.
-pub fn and_equals(
-    filter: Option<&Filter>,
-    equals: Vec<(&str, prost_types::value::Kind)>,
-) -> Option<Filter> {
-    use crm_proto::crm::customers::v1::{filter::Node, Condition, FilterGroup, Operator};
-    let mut all: Vec<Filter> = filter.into_iter().cloned().collect();
-    all.extend(equals.into_iter().map(|(field, value)| Filter {
-        node: Some(Node::Condition(Condition {
-            field: field.to_owned(),
-            op: Operator::Eq as i32,
-            value: Some(prost_types::Value { kind: Some(value) }),
-        })),
-    }));
-    match all.len() {
-        0 | 1 => all.pop(),
-        _ => Some(Filter {
-            node: Some(Node::All(FilterGroup { filters: all })),
-        }),
     }
 }

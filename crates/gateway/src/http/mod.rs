@@ -5,10 +5,8 @@ pub mod audit;
 pub mod auth;
 pub mod commerce;
 pub mod data;
-pub mod deals;
 pub mod docs;
 pub mod grpc_web;
-pub mod leads;
 pub mod overview;
 pub mod problem;
 pub mod rest;
@@ -357,26 +355,6 @@ pub fn router(
         .route("/v1/accounts/{id}/360", get(overview::account))
         .route("/v1/search", get(search::search))
         .route("/v1/audit-log", get(audit::list))
-        .route("/v1/leads", get(leads::list).post(leads::create))
-        .route("/v1/leads/assign", post(leads::assign))
-        .route("/v1/leads/{id}", get(leads::get).patch(leads::update))
-        .route("/v1/leads/{id}/convert", post(leads::convert))
-        .route(
-            "/v1/pipelines",
-            get(deals::list_pipelines).post(deals::create_pipeline),
-        )
-        .route("/v1/pipelines/{id}", get(deals::get_pipeline))
-        .route(
-            "/v1/opportunities",
-            get(deals::list_opportunities).post(deals::create_opportunity),
-        )
-        .route(
-            "/v1/opportunities/{id}",
-            get(deals::get_opportunity).patch(deals::update_opportunity),
-        )
-        .route("/v1/opportunities/{id}/stage", post(deals::move_stage))
-        .route("/v1/opportunities/{id}/history", get(deals::history))
-        .route("/v1/forecast", get(deals::forecast))
         .route(
             "/v1/products",
             get(commerce::list_products).post(commerce::create_product),

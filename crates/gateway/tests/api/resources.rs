@@ -85,14 +85,20 @@ async fn custom_fields_and_segments_work_over_rest() {
         .call(Method::POST, "/v1/segments", t,
             Some(json!({"segment": {"name": "Gold", "kind": "SEGMENT_KIND_DYNAMIC", "filter": {"all": {"filters": [{"condition": {"field": "custom.tier", "op": "LIKE", "value": "gold"}}]}}}})), &[])
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["segment.filter.all.filters[0].condition.op"]);
+    assert_eq!(
+        fields(&problem(bad, 400).await),
+        ["segment.filter.all.filters[0].condition.op"]
+    );
     let gold = stack
         .call(Method::POST, "/v1/segments", t,
             Some(json!({"segment": {"name": "Gold", "kind": "SEGMENT_KIND_DYNAMIC", "filter": {"all": {"filters": [{"condition": {"field": "custom.tier", "op": "OPERATOR_EQ", "value": "gold"}}]}}}})), &[])
         .await;
     let gold = json_of(gold, 201).await;
     let gold_id = gold["id"].as_str().unwrap();
-    assert_eq!(gold["filter"]["all"]["filters"][0]["condition"]["op"], "OPERATOR_EQ");
+    assert_eq!(
+        gold["filter"]["all"]["filters"][0]["condition"]["op"],
+        "OPERATOR_EQ"
+    );
     let read = json_of(
         stack
             .call(
@@ -146,11 +152,7 @@ async fn custom_fields_and_segments_work_over_rest() {
             &[],
         )
         .await;
-    assert_eq!(
-        json_of(added, 200).await["added"],
-        1,
-        "one was already in"
-    );
+    assert_eq!(json_of(added, 200).await["added"], 1, "one was already in");
     let removed = stack
         .call(
             Method::POST,

@@ -21,11 +21,14 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["stages[0].kind"]);
+    assert_eq!(
+        fields(&problem(bad, 400).await),
+        ["pipeline.stages[0].kind"]
+    );
     let pipeline = stack
         .call(Method::POST, "/v1/pipelines", t,
             Some(json!({"name": "New business", "stages": [{"name": "Qualify", "probability": 10}, {"name": "Propose", "probability": 60},
-                {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]})), &[])
+                {"name": "Won", "kind": "STAGE_KIND_WON"}, {"name": "Lost", "kind": "STAGE_KIND_LOST"}]})), &[])
         .await;
     let pipeline = json_of(pipeline, 201).await;
     assert_eq!(pipeline["is_default"], true);
@@ -47,7 +50,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
             &[],
         )
         .await;
-    assert_eq!(fields(&problem(bad, 400).await), ["status"]);
+    assert_eq!(fields(&problem(bad, 400).await), ["lead.status"]);
     let bad = stack
         .call(
             Method::POST,
@@ -67,7 +70,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
     let id = lead["id"].as_str().unwrap().to_owned();
     assert_eq!(
         (lead["status"].as_str(), lead["source"].as_str()),
-        (Some("new"), Some("manual"))
+        (Some("LEAD_STATUS_NEW"), Some("LEAD_SOURCE_MANUAL"))
     );
 
     testkit::eventually(
@@ -114,7 +117,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
             Method::PATCH,
             &format!("/v1/leads/{id}"),
             t,
-            Some(json!({"status": "qualified"})),
+            Some(json!({"status": "LEAD_STATUS_QUALIFIED"})),
             &[("If-Match", "\"7\"")],
         )
         .await;
@@ -124,17 +127,20 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
             Method::PATCH,
             &format!("/v1/leads/{id}"),
             t,
-            Some(json!({"status": "qualified"})),
+            Some(json!({"status": "LEAD_STATUS_QUALIFIED"})),
             &[("If-Match", "\"1\"")],
         )
         .await;
-    assert_eq!(json_of(qualified, 200).await["status"], "qualified");
+    assert_eq!(
+        json_of(qualified, 200).await["status"],
+        "LEAD_STATUS_QUALIFIED"
+    );
     let converted = stack
         .call(Method::POST, &format!("/v1/leads/{id}/convert"), t,
             Some(json!({"create_opportunity": true, "amount": {"amount": "12000.50", "currency": "EUR"}, "close_date": "2027-03-31"})), &[])
         .await;
     let converted = json_of(converted, 200).await;
-    assert_eq!(converted["lead"]["status"], "converted");
+    assert_eq!(converted["lead"]["status"], "LEAD_STATUS_CONVERTED");
     let account = converted["lead"]["converted_account_id"]
         .as_str()
         .unwrap()
@@ -218,7 +224,10 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
     let won = json_of(won, 200).await;
     assert_eq!(
         (won["status"].as_str(), won["forecast_category"].as_str()),
-        (Some("won"), Some("closed"))
+        (
+            Some("OPPORTUNITY_STATUS_WON"),
+            Some("FORECAST_CATEGORY_CLOSED")
+        )
     );
     let history = json_of(
         stack
@@ -233,7 +242,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         200,
     )
     .await;
-    assert_eq!(history["items"].as_array().unwrap().len(), 3);
+    assert_eq!(history["changes"].as_array().unwrap().len(), 3);
 
     // The forecast counts it; the account 360 shows it; the account became a customer.
     let forecast = stack
@@ -325,7 +334,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         200,
     )
     .await;
-    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["opportunities"].as_array().unwrap().len(), 1);
     problem(
         stack
             .call(Method::GET, "/v1/opportunities?status=maybe", t, None, &[])
@@ -375,7 +384,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         200,
     )
     .await;
-    assert!(theirs["items"].as_array().unwrap().is_empty());
+    assert!(theirs["leads"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -385,7 +394,7 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
     let t = Some(token.as_str());
     let pipeline = stack
         .call(Method::POST, "/v1/pipelines", t,
-            Some(json!({"name": "Main", "stages": [{"name": "Open"}, {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]})), &[])
+            Some(json!({"name": "Main", "stages": [{"name": "Open"}, {"name": "Won", "kind": "STAGE_KIND_WON"}, {"name": "Lost", "kind": "STAGE_KIND_LOST"}]})), &[])
         .await;
     json_of(pipeline, 201).await;
     let product = json_of(

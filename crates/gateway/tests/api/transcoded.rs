@@ -287,7 +287,7 @@ async fn pipeline_stages_routing_and_scoring_over_transcoded_routes() {
             t,
             Some(
                 json!({"name": "New business", "stages": [{"name": "Qualify", "probability": 10},
-                {"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]}),
+                {"name": "Won", "kind": "STAGE_KIND_WON"}, {"name": "Lost", "kind": "STAGE_KIND_LOST"}]}),
             ),
             &[],
         )

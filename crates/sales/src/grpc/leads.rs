@@ -441,7 +441,11 @@ impl LeadService for LeadHandlers {
                 .lead
                 .ok_or_else(|| Error::invalid("lead", "is required"))?;
             let id = parse_id("lead.id", &input.id)?;
-            check_mask(&request.update_mask, &EDITABLE, "lead")?;
+            let paths = request
+                .update_mask
+                .map(|mask| mask.paths)
+                .unwrap_or_default();
+            check_mask(&paths, &EDITABLE, "lead")?;
             let mut tx = self.0.begin(&caller).await?;
             let mut lead = visible_lead(&mut tx, &caller, id, true).await?;
             check_version(
@@ -456,7 +460,7 @@ impl LeadService for LeadHandlers {
                 ));
             }
             let before = (lead.status, lead.score);
-            let mask = &request.update_mask;
+            let mask = &paths;
             macro_rules! take {
                 ($($field:ident),*) => {$(
                     if mask_allows(mask, stringify!($field)) { lead.$field = input.$field.clone(); }

@@ -66,7 +66,7 @@ pub fn check_mask(mask: &[String], editable: &[&str], prefix: &str) -> kit::Resu
     for (i, name) in mask.iter().enumerate() {
         if !editable.contains(&name.as_str()) {
             return Err(Error::invalid(
-                format!("update_mask[{i}]"),
+                format!("update_mask.paths[{i}]"),
                 format!(
                     "{prefix} field {name:?} cannot be updated; editable: {}",
                     editable.join(", ")

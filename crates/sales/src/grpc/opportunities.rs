@@ -256,7 +256,11 @@ impl OpportunityService for OpportunityHandlers {
                 .opportunity
                 .ok_or_else(|| Error::invalid("opportunity", "is required"))?;
             let id = parse_id("opportunity.id", &input.id)?;
-            check_mask(&request.update_mask, &EDITABLE, "opportunity")?;
+            let paths = request
+                .update_mask
+                .map(|mask| mask.paths)
+                .unwrap_or_default();
+            check_mask(&paths, &EDITABLE, "opportunity")?;
             let mut tx = self.0.begin(&caller).await?;
             let mut o = visible(&mut tx, &caller, id, true).await?;
             check_version(
@@ -265,7 +269,7 @@ impl OpportunityService for OpportunityHandlers {
                 request.expected_version,
                 version_of(&o.audit),
             )?;
-            let mask = &request.update_mask;
+            let mask = &paths;
             macro_rules! take {
                 ($($field:ident),*) => {$(
                     if mask_allows(mask, stringify!($field)) { o.$field = input.$field.clone(); }

@@ -107,25 +107,10 @@ fn implied_update_mask(
                 .or_else(|| resource.get_field_by_json_name(key))
         })
         .collect();
-    let value = if mask.is_list() {
-        // `repeated string update_mask`: proto names.
-        Value::Array(
-            fields
-                .iter()
-                .map(|f| Value::String(f.name().to_owned()))
-                .collect(),
-        )
-    } else {
-        // google.protobuf.FieldMask: its JSON form is one string of
-        // lowerCamelCase paths.
-        Value::String(
-            fields
-                .iter()
-                .map(|f| f.json_name())
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-    };
+    // google.protobuf.FieldMask: its JSON form is one string of
+    // lowerCamelCase paths.
+    let paths: Vec<&str> = fields.iter().map(|f| f.json_name()).collect();
+    let value = Value::String(paths.join(","));
     root.insert("update_mask".to_owned(), value);
 }
 
