@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, audit, auth, commerce, data, overview, problem, search, teams, tenants, users,
-    webhooks, SharedState,
+    api_keys, audit, auth, data, overview, problem, search, teams, tenants, users, webhooks,
+    SharedState,
 };
 
 struct SecuritySchemes;
@@ -97,10 +97,6 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         overview::account,
         data::import, data::export, data::personal_data, data::erase,
         search::search, audit::list,
-        commerce::create_product, commerce::list_products, commerce::create_price_book, commerce::list_price_books,
-        commerce::set_prices, commerce::list_prices, commerce::create_quote, commerce::get_quote, commerce::update_quote,
-        commerce::quote_action, commerce::create_order, commerce::get_order, commerce::create_invoice, commerce::list_invoices,
-        commerce::record_payment,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),

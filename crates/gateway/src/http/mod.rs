@@ -3,7 +3,6 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
-pub mod commerce;
 pub mod data;
 pub mod docs;
 pub mod grpc_web;
@@ -355,31 +354,6 @@ pub fn router(
         .route("/v1/accounts/{id}/360", get(overview::account))
         .route("/v1/search", get(search::search))
         .route("/v1/audit-log", get(audit::list))
-        .route(
-            "/v1/products",
-            get(commerce::list_products).post(commerce::create_product),
-        )
-        .route(
-            "/v1/price-books",
-            get(commerce::list_price_books).post(commerce::create_price_book),
-        )
-        .route(
-            "/v1/price-books/{id}/prices",
-            get(commerce::list_prices).put(commerce::set_prices),
-        )
-        .route("/v1/quotes", post(commerce::create_quote))
-        .route(
-            "/v1/quotes/{id}",
-            get(commerce::get_quote).put(commerce::update_quote),
-        )
-        .route("/v1/quotes/{id}/actions", post(commerce::quote_action))
-        .route("/v1/orders", post(commerce::create_order))
-        .route("/v1/orders/{id}", get(commerce::get_order))
-        .route(
-            "/v1/orders/{id}/invoices",
-            get(commerce::list_invoices).post(commerce::create_invoice),
-        )
-        .route("/v1/invoices/{id}/payments", post(commerce::record_payment))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .route("/healthz", get(|| async { "ok" }))

@@ -2,7 +2,6 @@
 
 pub mod api_keys;
 pub mod audit;
-pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod refresh_tokens;
