@@ -37,8 +37,14 @@ async fn main() -> anyhow::Result<()> {
     let gateway = gateway::build(GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
         database: gateway_db_config,
-        customers_url: format!("http://127.0.0.1:{customers_port}"),
-        sales_url: format!("http://127.0.0.1:{sales_port}"),
+        services: [
+            (
+                "customers".to_owned(),
+                format!("http://127.0.0.1:{customers_port}"),
+            ),
+            ("sales".to_owned(), format!("http://127.0.0.1:{sales_port}")),
+        ]
+        .into(),
         bootstrap_token: Some("bootstrap-secret-for-the-benchmark".into()),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),

@@ -9,10 +9,10 @@ use kit::config::{ConfigError, DatabaseConfig, Env, NatsConfig};
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
     pub database: DatabaseConfig,
-    /// gRPC endpoint of the customers service.
-    pub customers_url: String,
-    /// gRPC endpoint of the sales service.
-    pub sales_url: String,
+    /// gRPC endpoint of each domain service, by proto domain (`customers`
+    /// for `crm.customers.v1`): `GATEWAY_<DOMAIN>_URL` for every domain the
+    /// contracts declare. A domain without a URL answers 503.
+    pub services: std::collections::BTreeMap<String, String>,
     /// Secret that authorises creating tenants and rotating keys (platform
     /// operators, not tenant admins). Unset disables those operations.
     pub bootstrap_token: Option<String>,
@@ -52,16 +52,16 @@ impl GatewayConfig {
         let url: Option<String> =
             env.required("DATABASE_URL", "a postgres:// URL for the runtime role");
         let migration_url = env.optional("MIGRATION_DATABASE_URL", "a postgres:// URL");
-        let customers_url = env.or(
-            "CUSTOMERS_URL",
-            "an http:// URL",
-            "http://127.0.0.1:50051".to_owned(),
-        );
-        let sales_url = env.or(
-            "SALES_URL",
-            "an http:// URL",
-            "http://127.0.0.1:50052".to_owned(),
-        );
+        let mut services = std::collections::BTreeMap::new();
+        for domain in crate::http::transcode::message::domains() {
+            let name = format!("{}_URL", domain.to_ascii_uppercase());
+            if let Some(url) = env.optional::<String>(&name, "an http:// URL") {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    env.problem(format!("GATEWAY_{name}: {url:?} is not an http:// URL"));
+                }
+                services.insert(domain, url);
+            }
+        }
         let bootstrap_token: Option<String> =
             env.optional("BOOTSTRAP_TOKEN", "a secret of at least 16 characters");
         if bootstrap_token.as_ref().is_some_and(|t| t.len() < 16) {
@@ -110,8 +110,7 @@ impl GatewayConfig {
                 migration_url,
                 max_connections: 20,
             },
-            customers_url,
-            sales_url,
+            services,
             bootstrap_token,
             issuer,
             audience,

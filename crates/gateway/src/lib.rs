@@ -56,8 +56,10 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
             .connect_timeout(std::time::Duration::from_secs(2))
             .connect_lazy())
     };
-    let customers = lazy(&config.customers_url, "CUSTOMERS")?;
-    let sales = lazy(&config.sales_url, "SALES")?;
+    let mut channels = std::collections::BTreeMap::new();
+    for (domain, url) in &config.services {
+        channels.insert(domain.clone(), lazy(url, &domain.to_ascii_uppercase())?);
+    }
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
@@ -70,8 +72,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         config,
         db.clone(),
         keys.clone(),
-        customers,
-        sales,
+        channels,
         openapi,
     ));
     let shutdown = kit::Shutdown::new();
@@ -87,7 +88,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let jetstream = async_nats::jetstream::new(nats);
     let naming = kit::events::Naming::new(nats_config.prefix.clone());
     // One durable consumer per domain whose events can be subscribed to.
-    for domain in ["customers", "sales"] {
+    for domain in state.config.services.keys() {
         let fanout = kit::inbox::InboxConsumer::create(
             db.clone(),
             jetstream.clone(),

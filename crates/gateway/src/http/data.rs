@@ -44,8 +44,8 @@ pub struct ImportReport {
     pub errors: Vec<RowErrorDto>,
 }
 
-fn client(state: &SharedState) -> DataServiceClient<tonic::transport::Channel> {
-    DataServiceClient::new(state.customers.clone())
+fn client(state: &SharedState) -> Result<DataServiceClient<tonic::transport::Channel>, Problem> {
+    Ok(DataServiceClient::new(state.service("customers")?))
 }
 
 fn entity(params: &HashMap<String, String>) -> Result<pb::Entity, Problem> {
@@ -129,7 +129,7 @@ pub async fn import(
     let mut upstream = state.upstream(&caller, outbound)?;
     // Imports outlive the normal deadline; the service bounds each batch.
     upstream.set_timeout(std::time::Duration::from_secs(3600));
-    let mut progress = client(&state).import(upstream).await?.into_inner();
+    let mut progress = client(&state)?.import(upstream).await?.into_inner();
     let mut report = ImportReport {
         rows_read: 0,
         created: 0,
@@ -202,7 +202,7 @@ pub async fn export(
         },
     )?;
     upstream.set_timeout(std::time::Duration::from_secs(3600));
-    let mut stream = client(&state).export(upstream).await?.into_inner();
+    let mut stream = client(&state)?.export(upstream).await?.into_inner();
     // The first chunk proves the export is allowed before headers go out.
     let first = stream.message().await?.map(|m| m.chunk).unwrap_or_default();
     let name = if entity == pb::Entity::Account {
@@ -248,7 +248,7 @@ pub async fn personal_data(
             contact_id: id.clone(),
         },
     )?;
-    let json = client(&state)
+    let json = client(&state)?
         .export_contact_data(request)
         .await?
         .into_inner()
@@ -274,7 +274,7 @@ pub async fn erase(
             contact_id: id.clone(),
         },
     )?;
-    client(&state).erase_contact(request).await?;
+    client(&state)?.erase_contact(request).await?;
     audit(&state, &caller, "contact.erased", &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -119,6 +119,11 @@ pub fn document(
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(generated.schemas);
+        schemas.insert(
+            "ScopeName".to_owned(),
+            serde_json::json!({"type": "string", "enum": super::api_keys::scopes(),
+                "description": "`<domain>:read` or `<domain>:write` of a domain service"}),
+        );
     }
     doc
 }

@@ -38,8 +38,8 @@ pub struct AppState {
     pub config: GatewayConfig,
     pub db: Database,
     pub keys: KeyRing,
-    pub customers: Channel,
-    pub sales: Channel,
+    /// A lazily connected channel per configured domain service.
+    pub channels: std::collections::BTreeMap<String, Channel>,
     /// Requests per second per tenant.
     pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
     /// Requests in flight; none left means shed load.
@@ -57,18 +57,18 @@ impl AppState {
         config: GatewayConfig,
         db: Database,
         keys: KeyRing,
-        customers: Channel,
-        sales: Channel,
+        channels: std::collections::BTreeMap<String, Channel>,
         openapi: serde_json::Value,
     ) -> Self {
         let rate = std::num::NonZeroU32::new(config.tenant_rate_per_second)
             .unwrap_or(std::num::NonZeroU32::MIN);
         let limiter = governor::RateLimiter::keyed(governor::Quota::per_second(rate));
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1)));
-        let grpc_web_routes = vec![
-            ("/crm.customers.".to_owned(), config.customers_url.clone()),
-            ("/crm.sales.".to_owned(), config.sales_url.clone()),
-        ];
+        let grpc_web_routes = config
+            .services
+            .iter()
+            .map(|(domain, url)| (format!("/crm.{domain}."), url.clone()))
+            .collect();
         AppState {
             grpc_web_routes,
             http: reqwest::Client::new(),
@@ -76,8 +76,7 @@ impl AppState {
             config,
             db,
             keys,
-            customers,
-            sales,
+            channels,
             limiter,
             permits,
         }
@@ -85,13 +84,22 @@ impl AppState {
 }
 
 impl AppState {
-    /// The channel to the service of a proto domain (`crm.<domain>.v1`).
+    /// The channel to the service of a proto domain (`crm.<domain>.v1`),
+    /// if one is configured.
     pub fn channel(&self, domain: &str) -> Option<Channel> {
-        match domain {
-            "customers" => Some(self.customers.clone()),
-            "sales" => Some(self.sales.clone()),
-            _ => None,
-        }
+        self.channels.get(domain).cloned()
+    }
+
+    /// The channel to a service the route cannot do without: a 503
+    /// problem when none is configured.
+    pub fn service(&self, domain: &str) -> Result<Channel, Problem> {
+        self.channel(domain).ok_or_else(|| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                format!("no {domain} service is configured"),
+            )
+        })
     }
 }
 

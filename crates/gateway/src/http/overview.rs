@@ -196,7 +196,10 @@ async fn deal_section(
         page_token: String::new(),
     });
     let request = state.upstream(caller, filter)?;
-    let mut client = OpportunityServiceClient::new(state.sales.clone());
+    let Some(sales) = state.channel("sales") else {
+        return Ok(Section::unavailable());
+    };
+    let mut client = OpportunityServiceClient::new(sales);
     Ok(
         section(deadline(state), client.list_opportunities(request), |r| {
             Section::ok(r.opportunities.into_iter().map(deal).collect())
@@ -229,7 +232,7 @@ async fn activity_sections(
             ..Default::default()
         },
     )?;
-    let mut timeline_client = ActivityServiceClient::new(state.customers.clone());
+    let mut timeline_client = ActivityServiceClient::new(state.service("customers")?);
     let mut tasks_client = timeline_client.clone();
     let recent = section(
         deadline(state),
@@ -252,7 +255,7 @@ pub async fn contact(
 ) -> Result<Json<ContactOverview>, Problem> {
     parse_uuid("id", &id)?;
     let request = state.upstream(&caller, pb::GetContactRequest { id: id.clone() })?;
-    let contact = ContactServiceClient::new(state.customers.clone())
+    let contact = ContactServiceClient::new(state.service("customers")?)
         .get_contact(request)
         .await?
         .into_inner()
@@ -269,7 +272,7 @@ pub async fn contact(
                 id: contact.account_id.clone(),
             },
         )?;
-        let mut client = AccountServiceClient::new(state.customers.clone());
+        let mut client = AccountServiceClient::new(state.service("customers")?);
         Ok::<_, Problem>(
             section(deadline(&state), client.get_account(request), |r| {
                 r.account.map_or_else(Section::none, |a| {
@@ -314,7 +317,7 @@ pub async fn account(
 ) -> Result<Json<AccountOverview>, Problem> {
     parse_uuid("id", &id)?;
     let request = state.upstream(&caller, pb::GetAccountRequest { id: id.clone() })?;
-    let account = AccountServiceClient::new(state.customers.clone())
+    let account = AccountServiceClient::new(state.service("customers")?)
         .get_account(request)
         .await?
         .into_inner()
@@ -337,7 +340,7 @@ pub async fn account(
             ..Default::default()
         },
     )?;
-    let mut contacts_client = ContactServiceClient::new(state.customers.clone());
+    let mut contacts_client = ContactServiceClient::new(state.service("customers")?);
     let contacts = section(
         deadline(&state),
         contacts_client.list_contacts(contacts_request),

@@ -74,8 +74,8 @@ pub async fn search(
         },
     )?;
     let sales_request = state.upstream(&caller, sales::SearchRequest { query, limit })?;
-    let mut customers_client = SearchServiceClient::new(state.customers.clone());
-    let mut sales_client = SalesSearch::new(state.sales.clone());
+    let mut customers_client = SearchServiceClient::new(state.service("customers")?);
+    let mut sales_client = SalesSearch::new(state.service("sales")?);
     let (customers_hits, sales_hits) = tokio::join!(
         tokio::time::timeout(deadline, customers_client.search(customers_request)),
         tokio::time::timeout(deadline, sales_client.search(sales_request)),

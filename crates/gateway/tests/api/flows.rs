@@ -744,6 +744,39 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
             .contains("customers:write"),
         "{write}"
     );
+    // A customers key has no sales rights; a sales key has (scopes come
+    // from the contracts' domains, the names the services check).
+    problem(
+        stack
+            .call(Method::GET, "/v1/leads", Some(&secret), None, &[])
+            .await,
+        403,
+    )
+    .await;
+    let sales_key = stack
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "Pipeline sync", "scopes": ["sales:read"]})),
+            &[],
+        )
+        .await;
+    let sales_key = json_of(sales_key, 201).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let leads = stack
+        .call(Method::GET, "/v1/leads", Some(&sales_key), None, &[])
+        .await;
+    assert!(json_of(leads, 200).await["leads"].is_array());
+    problem(
+        stack
+            .call(Method::GET, "/v1/contacts", Some(&sales_key), None, &[])
+            .await,
+        403,
+    )
+    .await;
     // A key cannot manage keys.
     problem(
         stack

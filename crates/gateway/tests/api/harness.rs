@@ -43,8 +43,14 @@ impl Stack {
         let config = GatewayConfig {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             database: gateway_db.config(),
-            customers_url: format!("http://127.0.0.1:{customers_port}"),
-            sales_url: format!("http://127.0.0.1:{sales_port}"),
+            services: [
+                (
+                    "customers".to_owned(),
+                    format!("http://127.0.0.1:{customers_port}"),
+                ),
+                ("sales".to_owned(), format!("http://127.0.0.1:{sales_port}")),
+            ]
+            .into(),
             bootstrap_token: Some(BOOTSTRAP.into()),
             issuer: "crm-gateway".into(),
             audience: "crm".into(),

@@ -288,6 +288,18 @@ pub fn pool() -> &'static prost_reflect::DescriptorPool {
     &POOL
 }
 
+/// The domains the contracts declare services for (`customers`, `sales`,
+/// ...), from their packages `crm.<domain>.v1`.
+pub fn domains() -> Vec<String> {
+    let mut domains: Vec<String> = pool()
+        .services()
+        .filter_map(|service| super::binding::domain_of(service.package_name()).map(str::to_owned))
+        .collect();
+    domains.sort();
+    domains.dedup();
+    domains
+}
+
 /// A generated message as the same JSON the transcoded routes send, for
 /// the hand-written ones (360 views, webhooks): `type_name` is its full
 /// proto name, `crm.customers.v1.Contact`.

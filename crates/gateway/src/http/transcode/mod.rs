@@ -115,13 +115,7 @@ async fn call(
     let binding = &route.binding;
     let mut request = message::request(binding, path, query, body)?;
     apply_headers(&mut request, headers)?;
-    let channel = state.channel(&binding.domain).ok_or_else(|| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            format!("no {} service is configured", binding.domain),
-        )
-    })?;
+    let channel = state.service(&binding.domain)?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| {
         Problem::from(tonic::Status::unavailable(format!(
