@@ -22,7 +22,6 @@ use crm_proto::crm::customers::v1::segment_service_server::SegmentServiceServer;
 use kit::config::ServiceConfig;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
-use tonic::service::Routes;
 
 use crate::events::reminders::ReminderScheduler;
 use crate::events::sales::SalesEvents;
@@ -44,25 +43,17 @@ pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
         db: context.db.clone(),
         outbox: context.outbox.clone(),
     });
-    let routes = Routes::new(ContactServiceServer::new(ContactHandlers(state.clone())))
-        .add_service(AccountServiceServer::new(AccountHandlers(state.clone())))
-        .add_service(ActivityServiceServer::new(ActivityHandlers(state.clone())))
-        .add_service(FieldServiceServer::new(FieldHandlers(state.clone())))
-        .add_service(SegmentServiceServer::new(SegmentHandlers(state.clone())))
-        .add_service(SearchServiceServer::new(SearchHandlers(state.clone())))
-        .add_service(
+    let grpc = GrpcRoutes::default()
+        .add(ContactServiceServer::new(ContactHandlers(state.clone())))
+        .add(AccountServiceServer::new(AccountHandlers(state.clone())))
+        .add(ActivityServiceServer::new(ActivityHandlers(state.clone())))
+        .add(FieldServiceServer::new(FieldHandlers(state.clone())))
+        .add(SegmentServiceServer::new(SegmentHandlers(state.clone())))
+        .add(SearchServiceServer::new(SearchHandlers(state.clone())))
+        .add(
             DataServiceServer::new(DataHandlers(state.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
-    let health_names = vec![
-        "crm.customers.v1.ContactService",
-        "crm.customers.v1.AccountService",
-        "crm.customers.v1.ActivityService",
-        "crm.customers.v1.FieldService",
-        "crm.customers.v1.SegmentService",
-        "crm.customers.v1.SearchService",
-        "crm.customers.v1.DataService",
-    ];
     let reminders = ReminderScheduler::new(context.db.clone(), context.outbox.clone());
     // Won deals make their accounts customers.
     let won_deals = InboxConsumer::create(
@@ -76,10 +67,7 @@ pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
     .await?;
     launch(
         context,
-        GrpcRoutes {
-            routes,
-            health_names,
-        },
+        grpc,
         vec![
             background(move |shutdown| reminders.run(shutdown)),
             background(move |shutdown| won_deals.run(shutdown)),

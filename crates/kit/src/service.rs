@@ -100,12 +100,34 @@ where
     Box::new(move |shutdown| Box::pin(task(shutdown)))
 }
 
-/// What the service serves over gRPC.
+/// What the service serves over gRPC: its services and their proto
+/// names, which `grpc.health.v1` reports and reflection lists (only these:
+/// a client asking a service's reflection is never sent to another's).
+#[derive(Default)]
 pub struct GrpcRoutes {
     pub routes: Routes,
-    /// Fully qualified names reported SERVING by `grpc.health.v1`, e.g.
-    /// `crm.customers.v1.CustomersService`.
+    /// Fully qualified names, `crm.customers.v1.ContactService`, each
+    /// taken from the generated server's `NamedService::NAME`.
     pub health_names: Vec<&'static str>,
+}
+
+impl GrpcRoutes {
+    /// Serves `service`, known by its proto name.
+    pub fn add<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.health_names.push(S::NAME);
+        self.routes = self.routes.add_service(service);
+        self
+    }
 }
 
 /// A started service.
@@ -156,9 +178,13 @@ pub async fn launch(
     }
     // Both reflection versions: grpcurl and older tools still ask v1alpha.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        grpc.health_names.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health"),
+            |builder, name| builder.with_service_name(*name),
+        )
     };
     let reflection_v1 = reflection()
         .build_v1()

@@ -25,7 +25,6 @@ use crm_proto::crm::sales::v1::quote_service_server::QuoteServiceServer;
 use crm_proto::crm::sales::v1::search_service_server::SearchServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
-use tonic::service::Routes;
 use tonic::transport::Endpoint;
 
 use crate::config::SalesConfig;
@@ -54,26 +53,17 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         outbox: context.outbox.clone(),
         customers,
     });
-    let routes = Routes::new(LeadServiceServer::new(LeadHandlers(state.clone())))
-        .add_service(PipelineServiceServer::new(PipelineHandlers(state.clone())))
-        .add_service(OpportunityServiceServer::new(OpportunityHandlers(
+    let grpc = GrpcRoutes::default()
+        .add(LeadServiceServer::new(LeadHandlers(state.clone())))
+        .add(PipelineServiceServer::new(PipelineHandlers(state.clone())))
+        .add(OpportunityServiceServer::new(OpportunityHandlers(
             state.clone(),
         )))
-        .add_service(ForecastServiceServer::new(ForecastHandlers(state.clone())))
-        .add_service(CatalogServiceServer::new(CatalogHandlers(state.clone())))
-        .add_service(QuoteServiceServer::new(QuoteHandlers(state.clone())))
-        .add_service(OrderServiceServer::new(OrderHandlers(state.clone())))
-        .add_service(SearchServiceServer::new(SearchHandlers(state.clone())));
-    let health_names = vec![
-        "crm.sales.v1.LeadService",
-        "crm.sales.v1.PipelineService",
-        "crm.sales.v1.OpportunityService",
-        "crm.sales.v1.ForecastService",
-        "crm.sales.v1.CatalogService",
-        "crm.sales.v1.QuoteService",
-        "crm.sales.v1.OrderService",
-        "crm.sales.v1.SearchService",
-    ];
+        .add(ForecastServiceServer::new(ForecastHandlers(state.clone())))
+        .add(CatalogServiceServer::new(CatalogHandlers(state.clone())))
+        .add(QuoteServiceServer::new(QuoteHandlers(state.clone())))
+        .add(OrderServiceServer::new(OrderHandlers(state.clone())))
+        .add(SearchServiceServer::new(SearchHandlers(state.clone())));
     let overdue = OverdueScanner::new(context.db.clone(), context.outbox.clone(), scan_interval);
     let decay = DecayScanner::new(state.clone(), scan_interval);
     let consumer = InboxConsumer::create(
@@ -87,10 +77,7 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
     .await?;
     launch(
         context,
-        GrpcRoutes {
-            routes,
-            health_names,
-        },
+        grpc,
         vec![
             background(move |shutdown| consumer.run(shutdown)),
             background(move |shutdown| overdue.run(shutdown)),

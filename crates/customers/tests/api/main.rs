@@ -9,5 +9,6 @@ mod data;
 mod faults;
 mod harness;
 mod merge;
+mod reflection;
 mod segments;
 mod visibility;
