@@ -44,13 +44,13 @@ pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
         outbox: context.outbox.clone(),
     });
     let grpc = GrpcRoutes::default()
-        .add(ContactServiceServer::new(ContactHandlers(state.clone())))
-        .add(AccountServiceServer::new(AccountHandlers(state.clone())))
-        .add(ActivityServiceServer::new(ActivityHandlers(state.clone())))
-        .add(FieldServiceServer::new(FieldHandlers(state.clone())))
-        .add(SegmentServiceServer::new(SegmentHandlers(state.clone())))
-        .add(SearchServiceServer::new(SearchHandlers(state.clone())))
-        .add(
+        .serve(ContactServiceServer::new(ContactHandlers(state.clone())))
+        .serve(AccountServiceServer::new(AccountHandlers(state.clone())))
+        .serve(ActivityServiceServer::new(ActivityHandlers(state.clone())))
+        .serve(FieldServiceServer::new(FieldHandlers(state.clone())))
+        .serve(SegmentServiceServer::new(SegmentHandlers(state.clone())))
+        .serve(SearchServiceServer::new(SearchHandlers(state.clone())))
+        .serve(
             DataServiceServer::new(DataHandlers(state.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );

@@ -113,7 +113,7 @@ pub struct GrpcRoutes {
 
 impl GrpcRoutes {
     /// Serves `service`, known by its proto name.
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn serve<S>(mut self, service: S) -> Self
     where
         S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
             + tonic::server::NamedService

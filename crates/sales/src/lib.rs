@@ -54,16 +54,16 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         customers,
     });
     let grpc = GrpcRoutes::default()
-        .add(LeadServiceServer::new(LeadHandlers(state.clone())))
-        .add(PipelineServiceServer::new(PipelineHandlers(state.clone())))
-        .add(OpportunityServiceServer::new(OpportunityHandlers(
+        .serve(LeadServiceServer::new(LeadHandlers(state.clone())))
+        .serve(PipelineServiceServer::new(PipelineHandlers(state.clone())))
+        .serve(OpportunityServiceServer::new(OpportunityHandlers(
             state.clone(),
         )))
-        .add(ForecastServiceServer::new(ForecastHandlers(state.clone())))
-        .add(CatalogServiceServer::new(CatalogHandlers(state.clone())))
-        .add(QuoteServiceServer::new(QuoteHandlers(state.clone())))
-        .add(OrderServiceServer::new(OrderHandlers(state.clone())))
-        .add(SearchServiceServer::new(SearchHandlers(state.clone())));
+        .serve(ForecastServiceServer::new(ForecastHandlers(state.clone())))
+        .serve(CatalogServiceServer::new(CatalogHandlers(state.clone())))
+        .serve(QuoteServiceServer::new(QuoteHandlers(state.clone())))
+        .serve(OrderServiceServer::new(OrderHandlers(state.clone())))
+        .serve(SearchServiceServer::new(SearchHandlers(state.clone())));
     let overdue = OverdueScanner::new(context.db.clone(), context.outbox.clone(), scan_interval);
     let decay = DecayScanner::new(state.clone(), scan_interval);
     let consumer = InboxConsumer::create(
