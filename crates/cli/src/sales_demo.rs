@@ -44,6 +44,7 @@ pub async fn seed(
         Some(p) => p,
         None => pipelines
             .create_pipeline(CreatePipelineRequest {
+                request_id: String::new(),
                 pipeline: Some(Pipeline {
                     name: "New business".into(),
                     is_default: true,
@@ -81,6 +82,7 @@ pub async fn seed(
             Some(p) => p.clone(),
             None => catalog
                 .create_product(CreateProductRequest {
+                    request_id: String::new(),
                     product: Some(Product {
                         sku: sku.into(),
                         name: name.into(),
@@ -103,6 +105,7 @@ pub async fn seed(
         Some(b) => b,
         None => catalog
             .create_price_book(CreatePriceBookRequest {
+                request_id: String::new(),
                 price_book: Some(PriceBook {
                     name: "Euro list prices".into(),
                     currency: "EUR".into(),

@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let pipeline = PipelineServiceClient::with_interceptor(channels[0].clone(), bearer.clone())
         .create_pipeline(CreatePipelineRequest {
+            request_id: String::new(),
             pipeline: Some(Pipeline {
                 name: "Bench".into(),
                 stages: vec![

@@ -22,7 +22,6 @@ use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::{self, ACCOUNT_COLUMNS};
 use crate::domain::{parse_id, tags};
 use crate::store::accounts as store;
-use crate::store::contacts::{created_by_request, remember_request};
 use crate::store::records::{self, Table};
 use crate::store::{fields, Sort, SortKey};
 
@@ -189,7 +188,7 @@ impl AccountService for AccountHandlers {
                 .ok_or_else(|| Error::invalid("account", "is required"))?;
             let mut tx = self.0.begin(&caller).await?;
             if !request.request_id.is_empty() {
-                if let Some(id) = created_by_request(
+                if let Some(id) = kit::idempotency::replayed(
                     &mut tx,
                     caller.tenant_id,
                     "account",
@@ -207,7 +206,7 @@ impl AccountService for AccountHandlers {
             let created = create_in(&self.0, &mut tx, &caller, None, account).await?;
             if !request.request_id.is_empty() {
                 let id = parse_id("account.id", &created.id)?;
-                remember_request(
+                kit::idempotency::remember(
                     &mut tx,
                     caller.tenant_id,
                     "account",

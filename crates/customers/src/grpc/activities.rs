@@ -19,7 +19,6 @@ use super::{commit, handle, page_response, SharedState};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{optional_id, parse_id, text};
 use crate::store::activities::{self as store, NewActivity};
-use crate::store::contacts::{created_by_request, remember_request};
 
 pub struct ActivityHandlers(pub SharedState);
 
@@ -211,7 +210,7 @@ impl ActivityService for ActivityHandlers {
                 &caller,
             )?;
             let mut tx = self.0.begin(&caller).await?;
-            let replayed = created_by_request(
+            let replayed = kit::idempotency::replayed(
                 &mut tx,
                 caller.tenant_id,
                 "activity",
@@ -228,7 +227,7 @@ impl ActivityService for ActivityHandlers {
             check_parents(&mut tx, &caller, activity.contact_id, activity.account_id).await?;
             let saved =
                 store::insert(&mut tx, caller.tenant_id, &activity, &caller.subject).await?;
-            remember_request(
+            kit::idempotency::remember(
                 &mut tx,
                 caller.tenant_id,
                 "activity",

@@ -254,7 +254,7 @@ impl ContactService for ContactHandlers {
                 .ok_or_else(|| Error::invalid("contact", "is required"))?;
             let mut tx = self.0.begin(&caller).await?;
             if !request.request_id.is_empty() {
-                if let Some(id) = store::created_by_request(
+                if let Some(id) = kit::idempotency::replayed(
                     &mut tx,
                     caller.tenant_id,
                     "contact",
@@ -272,7 +272,7 @@ impl ContactService for ContactHandlers {
             let created = create_in(&self.0, &mut tx, &caller, None, contact).await?;
             if !request.request_id.is_empty() {
                 let id = parse_id("contact.id", &created.id)?;
-                store::remember_request(
+                kit::idempotency::remember(
                     &mut tx,
                     caller.tenant_id,
                     "contact",

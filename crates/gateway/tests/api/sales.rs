@@ -567,9 +567,45 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
         409,
     )
     .await;
+    // A retried payment (same Idempotency-Key) is recorded once; the same
+    // key with another amount is refused.
+    let payments = format!("/v1/invoices/{invoice_id}/payments");
+    let part = json!({"amount": {"amount": "65.14", "currency": "EUR"}, "method": "transfer"});
+    let first = stack
+        .call(
+            Method::POST,
+            &payments,
+            t,
+            Some(part.clone()),
+            &[("Idempotency-Key", "pay-1")],
+        )
+        .await;
+    let first = json_of(first, 200).await;
+    let retry = stack
+        .call(
+            Method::POST,
+            &payments,
+            t,
+            Some(part),
+            &[("Idempotency-Key", "pay-1")],
+        )
+        .await;
+    let retry = json_of(retry, 200).await;
+    assert_eq!(retry["payment"]["id"], first["payment"]["id"]);
+    assert_eq!(retry["invoice"]["paid"]["amount"], "65.14", "{retry}");
+    let other = stack
+        .call(
+            Method::POST,
+            &payments,
+            t,
+            Some(json!({"amount": {"amount": "100", "currency": "EUR"}})),
+            &[("Idempotency-Key", "pay-1")],
+        )
+        .await;
+    assert_eq!(problem(other, 409).await["code"], "ALREADY_EXISTS");
     let paid = json_of(
-        stack.call(Method::POST, &format!("/v1/invoices/{invoice_id}/payments"), t,
-            Some(json!({"amount": {"amount": "565.14", "currency": "EUR"}, "method": "transfer"})), &[]).await,
+        stack.call(Method::POST, &payments, t,
+            Some(json!({"amount": {"amount": "500.00", "currency": "EUR"}, "method": "transfer"})), &[]).await,
         200,
     )
     .await;

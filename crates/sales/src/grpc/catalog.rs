@@ -41,6 +41,10 @@ impl CatalogService for CatalogHandlers {
     ) -> Result<Response<CreateProductResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateProductRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut product = request
                 .product
                 .ok_or_else(|| Error::invalid("product", "is required"))?;
@@ -52,6 +56,22 @@ impl CatalogService for CatalogHandlers {
             v.into_result()?;
             product.active = true;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                "product",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let product = store::product(&mut tx, caller.tenant_id, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("product", id))?;
+                return Ok(CreateProductResponse {
+                    product: Some(product),
+                });
+            }
             let created =
                 store::insert_product(&mut tx, caller.tenant_id, &product, &caller.subject)
                     .await
@@ -59,6 +79,15 @@ impl CatalogService for CatalogHandlers {
                         Error::from(e)
                             .exists_as(|| format!("a product with SKU {:?} exists", product.sku))
                     })?;
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                "product",
+                &request.request_id,
+                &fingerprint,
+                parse_id("product.id", &created.id)?,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateProductResponse {
                 product: Some(created),
@@ -125,6 +154,10 @@ impl CatalogService for CatalogHandlers {
     ) -> Result<Response<CreatePriceBookResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreatePriceBookRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut book = request
                 .price_book
                 .ok_or_else(|| Error::invalid("price_book", "is required"))?;
@@ -142,6 +175,22 @@ impl CatalogService for CatalogHandlers {
             }
             v.into_result()?;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                "price_book",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let book = store::price_book(&mut tx, caller.tenant_id, Some(id))
+                    .await?
+                    .ok_or_else(|| Error::not_found("price book", id))?;
+                return Ok(CreatePriceBookResponse {
+                    price_book: Some(book),
+                });
+            }
             // The first book is the default.
             if store::price_book(&mut tx, caller.tenant_id, None)
                 .await?
@@ -150,6 +199,15 @@ impl CatalogService for CatalogHandlers {
                 book.is_default = true;
             }
             let created = store::insert_price_book(&mut tx, caller.tenant_id, &book).await?;
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                "price_book",
+                &request.request_id,
+                &fingerprint,
+                parse_id("price_book.id", &created.id)?,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreatePriceBookResponse {
                 price_book: Some(created),

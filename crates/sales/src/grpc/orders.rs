@@ -32,6 +32,10 @@ impl OrderService for OrderHandlers {
     ) -> Result<Response<CreateOrderResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateOrderRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let quote_id = parse_id("quote_id", &request.quote_id)?;
             let mut v = Violations::new();
             let start = date("start_date", &request.start_date, &mut v)
@@ -45,6 +49,20 @@ impl OrderService for OrderHandlers {
             v.into_result()?;
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "order",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let order = store::find_order(&mut tx, tenant, &scope(&caller), id, false)
+                    .await?
+                    .ok_or_else(|| Error::not_found("order", id))?;
+                return Ok(CreateOrderResponse { order: Some(order) });
+            }
             let quote = store::find_quote(&mut tx, tenant, &scope(&caller), quote_id, true)
                 .await?
                 .ok_or_else(|| Error::not_found("quote", quote_id))?;
@@ -66,6 +84,15 @@ impl OrderService for OrderHandlers {
             };
             let (order, created) =
                 store::insert_order(&mut tx, tenant, &values, &caller.subject).await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "order",
+                &request.request_id,
+                &fingerprint,
+                parse_id("order.id", &order.id)?,
+            )
+            .await?;
             if created {
                 let id = Uuid::parse_str(&order.id).map_err(|e| Error::Internal(e.into()))?;
                 self.0
@@ -139,6 +166,10 @@ impl OrderService for OrderHandlers {
     ) -> Result<Response<CreateInvoiceResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateInvoiceRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let order_id = parse_id("order_id", &request.order_id)?;
             let mut v = Violations::new();
             let today = Utc::now().date_naive();
@@ -161,6 +192,22 @@ impl OrderService for OrderHandlers {
             let due_on = due_on.unwrap_or(today);
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "invoice",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let invoice = store::find_invoice(&mut tx, tenant, &scope(&caller), id, false)
+                    .await?
+                    .ok_or_else(|| Error::not_found("invoice", id))?;
+                return Ok(CreateInvoiceResponse {
+                    invoice: Some(invoice),
+                });
+            }
             // Locked: invoicing one order is serialised, so two invoices
             // cannot both take what is left of it.
             let order = store::find_order(&mut tx, tenant, &scope(&caller), order_id, true)
@@ -205,6 +252,15 @@ impl OrderService for OrderHandlers {
                 &caller.subject,
             )
             .await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "invoice",
+                &request.request_id,
+                &fingerprint,
+                parse_id("invoice.id", &invoice.id)?,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateInvoiceResponse {
                 invoice: Some(invoice),
@@ -247,6 +303,10 @@ impl OrderService for OrderHandlers {
     ) -> Result<Response<RecordPaymentResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&RecordPaymentRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut payment = request
                 .payment
                 .ok_or_else(|| Error::invalid("payment", "is required"))?;
@@ -267,6 +327,28 @@ impl OrderService for OrderHandlers {
             };
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "payment",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                // A retry: the payment the first call recorded, not a second one.
+                let invoice =
+                    store::find_invoice(&mut tx, tenant, &scope(&caller), invoice_id, false)
+                        .await?
+                        .ok_or_else(|| Error::not_found("invoice", invoice_id))?;
+                let payment = store::find_payment(&mut tx, tenant, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("payment", id))?;
+                return Ok(RecordPaymentResponse {
+                    payment: Some(payment),
+                    invoice: Some(invoice),
+                });
+            }
             let invoice = store::find_invoice(&mut tx, tenant, &scope(&caller), invoice_id, true)
                 .await?
                 .ok_or_else(|| Error::not_found("invoice", invoice_id))?;
@@ -296,6 +378,15 @@ impl OrderService for OrderHandlers {
                 &currency,
                 received_on,
                 &caller.subject,
+            )
+            .await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "payment",
+                &request.request_id,
+                &fingerprint,
+                parse_id("payment.id", &recorded.id)?,
             )
             .await?;
             let invoice =

@@ -80,6 +80,10 @@ impl PipelineService for PipelineHandlers {
     ) -> Result<Response<CreatePipelineResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreatePipelineRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut pipeline = request
                 .pipeline
                 .ok_or_else(|| Error::invalid("pipeline", "is required"))?;
@@ -99,6 +103,22 @@ impl PipelineService for PipelineHandlers {
             violations.into_result()?;
             let id = Uuid::now_v7();
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                "pipeline",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(existing) = replayed {
+                let pipeline = store::find(&mut tx, caller.tenant_id, existing, false)
+                    .await?
+                    .ok_or_else(|| Error::not_found("pipeline", existing))?;
+                return Ok(CreatePipelineResponse {
+                    pipeline: Some(pipeline),
+                });
+            }
             // The first pipeline is the default; a new default replaces it.
             let has_default = store::has_default(&mut tx, caller.tenant_id).await?;
             if pipeline.is_default && has_default {
@@ -124,6 +144,15 @@ impl PipelineService for PipelineHandlers {
                     .exists_as(|| format!("a pipeline named {:?} already exists", pipeline.name))
             })?;
             let created = rewrite(&mut tx, &caller, id, &pipeline.stages).await?;
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                "pipeline",
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreatePipelineResponse {
                 pipeline: Some(created),

@@ -161,6 +161,10 @@ impl QuoteService for QuoteHandlers {
     ) -> Result<Response<CreateQuoteResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateQuoteRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut quote = request
                 .quote
                 .ok_or_else(|| Error::invalid("quote", "is required"))?;
@@ -169,6 +173,20 @@ impl QuoteService for QuoteHandlers {
                 .map_err(|v| Error::InvalidArgument(vec![v]))?;
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "quote",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let quote = store::find_quote(&mut tx, tenant, &scope(&caller), id, false)
+                    .await?
+                    .ok_or_else(|| Error::not_found("quote", id))?;
+                return Ok(CreateQuoteResponse { quote: Some(quote) });
+            }
             let opportunity =
                 opportunities::find(&mut tx, tenant, &scope(&caller), opportunity_id, false)
                     .await?
@@ -192,9 +210,18 @@ impl QuoteService for QuoteHandlers {
                 valid_until,
                 totals: &totals,
             };
+            let id = Uuid::now_v7();
             let created =
-                store::insert_quote(&mut tx, tenant, Uuid::now_v7(), &values, &caller.subject)
-                    .await?;
+                store::insert_quote(&mut tx, tenant, id, &values, &caller.subject).await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "quote",
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateQuoteResponse {
                 quote: Some(created),

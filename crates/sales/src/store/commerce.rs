@@ -836,6 +836,47 @@ pub async fn insert_payment(
     })
 }
 
+type PaymentRow = (
+    Uuid,
+    Uuid,
+    Decimal,
+    String,
+    NaiveDate,
+    String,
+    String,
+    DateTime<Utc>,
+);
+
+/// A payment by id (its invoice decides who may see it).
+pub async fn find_payment(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<Payment>> {
+    let row: Option<PaymentRow> = sqlx::query_as(
+        "SELECT id, invoice_id, amount, currency, received_on, method, reference, recorded_at \
+             FROM payments WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(
+        |(id, invoice_id, amount, currency, received_on, method, reference, recorded_at)| Payment {
+            id: id.to_string(),
+            invoice_id: invoice_id.to_string(),
+            amount: Some(Money {
+                amount: amount.normalize().to_string(),
+                currency,
+            }),
+            received_on: received_on.to_string(),
+            method,
+            reference,
+            recorded_at: Some(kit::time::to_timestamp(recorded_at)),
+        },
+    ))
+}
+
 pub async fn forget_due_date(
     tx: &mut PgConnection,
     tenant: Uuid,

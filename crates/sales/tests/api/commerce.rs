@@ -59,6 +59,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let (mut admin_desk, mut admin) = desk(&app, &[Role::Admin], &[]);
     pipeline(&mut admin).await;
     let product = |sku: &str, name: &str| CreateProductRequest {
+        request_id: String::new(),
         product: Some(Product {
             sku: sku.into(),
             name: name.into(),
@@ -90,6 +91,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let book = admin_desk
         .catalog
         .create_price_book(CreatePriceBookRequest {
+            request_id: String::new(),
             price_book: Some(PriceBook {
                 name: "Euro list".into(),
                 currency: "eur".into(),
@@ -156,6 +158,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
         .opportunity
         .unwrap();
     let quote_of = |lines: Vec<QuoteLine>| CreateQuoteRequest {
+        request_id: String::new(),
         quote: Some(Quote {
             opportunity_id: deal.id.clone(),
             lines,
@@ -322,6 +325,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let early = rep_desk
         .orders
         .create_order(CreateOrderRequest {
+            request_id: String::new(),
             quote_id: small.id.clone(),
             ..Default::default()
         })
@@ -350,6 +354,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
         .unwrap();
     assert_eq!(accepted.status, QuoteStatus::Accepted as i32);
     let order_request = CreateOrderRequest {
+        request_id: String::new(),
         quote_id: small.id.clone(),
         start_date: "2027-01-01".into(),
         end_date: String::new(),
@@ -388,6 +393,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let invoice = rep_desk
         .orders
         .create_invoice(CreateInvoiceRequest {
+            request_id: String::new(),
             order_id: order.id.clone(),
             amount: money("100"),
             issued_on: "2027-01-01".into(),
@@ -399,6 +405,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let invoice = rep_desk
         .orders
         .create_invoice(CreateInvoiceRequest {
+            request_id: String::new(),
             order_id: order.id.clone(),
             amount: money("100"),
             issued_on: yesterday.clone(),
@@ -412,6 +419,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let too_much = rep_desk
         .orders
         .create_invoice(CreateInvoiceRequest {
+            request_id: String::new(),
             order_id: order.id.clone(),
             amount: money("20"),
             issued_on: String::new(),
@@ -423,6 +431,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let rest = rep_desk
         .orders
         .create_invoice(CreateInvoiceRequest {
+            request_id: String::new(),
             order_id: order.id.clone(),
             amount: None,
             issued_on: String::new(),
@@ -461,6 +470,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     .await;
 
     let pay = |value: &str| RecordPaymentRequest {
+        request_id: String::new(),
         payment: Some(Payment {
             invoice_id: invoice.id.clone(),
             amount: money(value),

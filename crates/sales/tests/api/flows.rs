@@ -1041,7 +1041,10 @@ async fn another_tenants_ids_and_missing_roles_are_refused() {
     let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
     assert_eq!(
         rep.pipelines
-            .create_pipeline(CreatePipelineRequest { pipeline: None })
+            .create_pipeline(CreatePipelineRequest {
+                pipeline: None,
+                request_id: String::new()
+            })
             .await
             .unwrap_err()
             .code(),

@@ -142,6 +142,7 @@ pub async fn pipeline(client: &mut Client) -> Pipeline {
     client
         .pipelines
         .create_pipeline(CreatePipelineRequest {
+            request_id: String::new(),
             pipeline: Some(Pipeline {
                 name: "New business".into(),
                 stages: vec![
