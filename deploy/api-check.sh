@@ -43,9 +43,35 @@ log "schemathesis against $BASE/openapi.json"
 # positive_data_acceptance is left out: the document states types and
 # bounds, not every business rule (an e-mail that must contain '@'), so
 # the API rightly refuses some values the schema allows.
-"$venv/bin/st" run "$BASE/openapi.json" \
-  --header "Authorization: Bearer $(cat "$CRM_STATE_DIR/demo-token")" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples "${CRM_APICHECK_EXAMPLES:-25}" --workers 2 --seed "${CRM_APICHECK_SEED:-1}" \
-  --exclude-path /v1/admin/keys/rotate --exclude-path /v1/auth/logout \
-  --request-timeout 30 --no-color
+schemathesis() {
+  "$venv/bin/st" run "$BASE/openapi.json" \
+    --header "Authorization: Bearer $(cat "$CRM_STATE_DIR/demo-token")" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "${CRM_APICHECK_EXAMPLES:-25}" --workers 2 --seed "${CRM_APICHECK_SEED:-1}" \
+    --exclude-path /v1/admin/keys/rotate --exclude-path /v1/auth/logout \
+    --request-timeout 30 --no-color
+}
+# With a fixed seed a finding of ours repeats; Hypothesis's own
+# "Inconsistent results" (a flaky internal error of the generator, seen
+# once here) does not, so that case alone is run a second time.
+st_log="$CRM_STATE_DIR/schemathesis.log"
+if ! schemathesis 2>&1 | tee "$st_log"; then
+  grep -q "Inconsistent results" "$st_log" || die "schemathesis found problems (above)"
+  log "schemathesis hit a flaky internal error; running it once more"
+  schemathesis || die "schemathesis found problems (above)"
+fi
+
+# The API reference page renders the document: headless Chromium (Debian's
+# package) loads /docs, runs Redoc, and the DOM must show operations with
+# the descriptions that come from the proto comments.
+log "the API reference at $BASE/docs renders (headless Chromium)"
+command -v chromium >/dev/null || apt_install chromium
+profile=$(mktemp -d)
+dom=$(timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
+  --virtual-time-budget=20000 --dump-dom "$BASE/docs" 2>/dev/null || true)
+rm -rf "$profile"
+for expected in 'operation/ContactService_MergeContacts' 'publishes contact.merged' 'operation/LeadService_ConvertLead'; do
+  grep -qF "$expected" <<<"$dom" || die "/docs did not render '$expected' (Redoc from /openapi.json)"
+done
+log "/docs renders every operation with its description"

@@ -72,7 +72,7 @@ fi
 export RUST_LOG="${RUST_LOG:-info,sqlx=warn,async_nats=warn}"
 logs="$CRM_STATE_DIR/logs"; mkdir -p "$logs"
 pids=()
-stop_all() { log "stopping"; for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait; }
+stop_all() { trap - INT TERM EXIT; log "stopping"; for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait; }
 trap stop_all INT TERM EXIT
 
 start() {

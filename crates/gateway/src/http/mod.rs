@@ -364,6 +364,7 @@ pub fn router(
         .route("/v1/audit-log", get(audit::list))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
+        .route("/docs/redoc.standalone.js", get(docs::redoc_bundle))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness))
         .route(
