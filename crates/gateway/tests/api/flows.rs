@@ -497,13 +497,21 @@ async fn roles_limit_what_users_may_do_and_openapi_is_served() {
             "schema {name} is referenced but not defined"
         );
     }
+    // The reference page is Redoc over this document, served from the
+    // binary (the API check renders it in headless Chromium).
     let docs = stack
         .call(Method::GET, "/docs", None, None, &[])
         .await
         .text()
         .await
         .unwrap();
-    assert!(docs.contains("/v1/contacts"));
+    assert!(docs.contains(r#"spec-url="/openapi.json""#), "{docs}");
+    let bundle = stack
+        .call(Method::GET, "/docs/redoc.standalone.js", None, None, &[])
+        .await;
+    assert_eq!(bundle.status(), 200);
+    assert_eq!(bundle.headers()["content-type"], "application/javascript");
+    assert!(bundle.text().await.unwrap().len() > 500_000);
 }
 
 #[tokio::test]
