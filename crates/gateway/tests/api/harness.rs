@@ -23,73 +23,26 @@ impl Stack {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Self {
+    pub async fn start_with(adjust: impl Fn(&mut GatewayConfig)) -> Self {
         let (gateway_db, customers_db, sales_db, nats) = (
             TestDatabase::create().await,
             TestDatabase::create().await,
             TestDatabase::create().await,
             TestNats::new(),
         );
-        // The customers port is chosen first: the gateway needs its URL and
-        // the service needs the gateway's JWKS URL.
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
+        // The service ports are chosen before the services bind them (the
+        // gateway needs their URLs, they need its JWKS URL), so another
+        // test may take one in between: then the whole stack starts again
+        // on new ports.
+        let mut attempt = 0;
+        let (gateway, customers, sales, base) = loop {
+            attempt += 1;
+            match launch(&gateway_db, &customers_db, &sales_db, &nats, &adjust).await {
+                Ok(started) => break started,
+                Err(error) if attempt < 5 => eprintln!("starting the stack again: {error:#}"),
+                Err(error) => panic!("the stack does not start: {error:#}"),
+            }
         };
-        let (customers_port, sales_port) = (free_port(), free_port());
-        let config = GatewayConfig {
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            database: gateway_db.config(),
-            services: [
-                (
-                    "customers".to_owned(),
-                    format!("http://127.0.0.1:{customers_port}"),
-                ),
-                ("sales".to_owned(), format!("http://127.0.0.1:{sales_port}")),
-            ]
-            .into(),
-            bootstrap_token: Some(BOOTSTRAP.into()),
-            issuer: "crm-gateway".into(),
-            audience: "crm".into(),
-            access_ttl: Duration::from_secs(300),
-            refresh_ttl: Duration::from_secs(3600),
-            otlp_endpoint: None,
-            upstream_timeout: Duration::from_secs(5),
-            tenant_rate_per_second: 1000,
-            concurrency_limit: 256,
-            nats: nats.config(),
-            webhook_retry_base: Duration::from_millis(100),
-            allow_insecure_webhooks: true,
-            cors_origins: vec!["https://app.example.com".into()],
-        };
-        let mut config = config;
-        adjust(&mut config);
-        let gateway = gateway::build(config).await.expect("gateway starts");
-        let base = format!("http://{}", gateway.addr);
-        let mut customers_config =
-            service_config("customers", &customers_db, &nats, &TokenIssuer::new());
-        customers_config.grpc_addr = format!("127.0.0.1:{customers_port}").parse().unwrap();
-        customers_config.auth = AuthConfig {
-            keys: KeySource::JwksUrl(format!("{base}/.well-known/jwks.json")),
-            issuer: "crm-gateway".into(),
-            audience: "crm".into(),
-        };
-        let customers = customers::build(customers_config.clone())
-            .await
-            .expect("customers starts");
-        let mut sales_service = service_config("sales", &sales_db, &nats, &TokenIssuer::new());
-        sales_service.grpc_addr = format!("127.0.0.1:{sales_port}").parse().unwrap();
-        sales_service.auth = customers_config.auth.clone();
-        let sales = sales::build(sales::config::SalesConfig {
-            service: sales_service,
-            customers_url: format!("http://127.0.0.1:{customers_port}"),
-            scan_interval: Duration::from_secs(60),
-        })
-        .await
-        .expect("sales starts");
         Stack {
             base,
             http: Client::new(),
@@ -178,6 +131,89 @@ impl Stack {
             .await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
+    }
+}
+
+type Started = (
+    gateway::RunningGateway,
+    kit::service::RunningService,
+    kit::service::RunningService,
+    String,
+);
+
+/// Starts the gateway, customers and sales once, on freshly chosen ports;
+/// whatever started is stopped again when a later part fails.
+async fn launch(
+    gateway_db: &TestDatabase,
+    customers_db: &TestDatabase,
+    sales_db: &TestDatabase,
+    nats: &TestNats,
+    adjust: &impl Fn(&mut GatewayConfig),
+) -> anyhow::Result<Started> {
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (customers_port, sales_port) = (free_port()?, free_port()?);
+    let mut config = GatewayConfig {
+        http_addr: "127.0.0.1:0".parse()?,
+        database: gateway_db.config(),
+        services: [
+            (
+                "customers".to_owned(),
+                format!("http://127.0.0.1:{customers_port}"),
+            ),
+            ("sales".to_owned(), format!("http://127.0.0.1:{sales_port}")),
+        ]
+        .into(),
+        bootstrap_token: Some(BOOTSTRAP.into()),
+        issuer: "crm-gateway".into(),
+        audience: "crm".into(),
+        access_ttl: Duration::from_secs(300),
+        refresh_ttl: Duration::from_secs(3600),
+        otlp_endpoint: None,
+        upstream_timeout: Duration::from_secs(5),
+        tenant_rate_per_second: 1000,
+        concurrency_limit: 256,
+        nats: nats.config(),
+        webhook_retry_base: Duration::from_millis(100),
+        allow_insecure_webhooks: true,
+        cors_origins: vec!["https://app.example.com".into()],
+    };
+    adjust(&mut config);
+    let gateway = gateway::build(config).await?;
+    let base = format!("http://{}", gateway.addr);
+    let mut customers_config = service_config("customers", customers_db, nats, &TokenIssuer::new());
+    customers_config.grpc_addr = format!("127.0.0.1:{customers_port}").parse()?;
+    customers_config.auth = AuthConfig {
+        keys: KeySource::JwksUrl(format!("{base}/.well-known/jwks.json")),
+        issuer: "crm-gateway".into(),
+        audience: "crm".into(),
+    };
+    let customers = match customers::build(customers_config.clone()).await {
+        Ok(customers) => customers,
+        Err(error) => {
+            let _ = gateway.stop().await;
+            return Err(error.context("customers starts"));
+        }
+    };
+    let mut sales_service = service_config("sales", sales_db, nats, &TokenIssuer::new());
+    sales_service.grpc_addr = format!("127.0.0.1:{sales_port}").parse()?;
+    sales_service.auth = customers_config.auth.clone();
+    let sales = sales::build(sales::config::SalesConfig {
+        service: sales_service,
+        customers_url: format!("http://127.0.0.1:{customers_port}"),
+        scan_interval: Duration::from_secs(60),
+    })
+    .await;
+    match sales {
+        Ok(sales) => Ok((gateway, customers, sales, base)),
+        Err(error) => {
+            let _ = customers.stop().await;
+            let _ = gateway.stop().await;
+            Err(error.context("sales starts"))
+        }
     }
 }
 
