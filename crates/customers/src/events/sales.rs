@@ -6,6 +6,7 @@
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::{Entity, LifecycleStage, LifecycleStageChanged};
 use crm_proto::crm::sales::v1::OpportunityWon;
+use crm_proto::events::DomainEvent as _;
 use kit::auth::CallerContext;
 use kit::db::TenantTx;
 use kit::events::decode_data;
@@ -17,7 +18,7 @@ pub struct SalesEvents(pub Outbox);
 
 impl EventHandler for SalesEvents {
     async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
-        if event.r#type != "crm.sales.opportunity.won.v1" {
+        if event.r#type != OpportunityWon::TYPE {
             return Ok(());
         }
         let won: OpportunityWon = decode_data(event)?;

@@ -9,6 +9,7 @@ pub mod overdue;
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;
+use crm_proto::events::DomainEvent;
 use kit::auth::CallerContext;
 use kit::db::TenantTx;
 use kit::events::decode_data;
@@ -24,7 +25,7 @@ impl EventHandler for CustomerEvents {
     async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
         let tenant = Uuid::parse_str(&event.tenant_id)?;
         match event.r#type.as_str() {
-            "crm.customers.account.merged.v1" => {
+            <customers::AccountMerged as DomainEvent>::TYPE => {
                 let merged: customers::AccountMerged = decode_data(event)?;
                 let (from, to) = (
                     Uuid::parse_str(&merged.merged_id)?,
@@ -33,7 +34,7 @@ impl EventHandler for CustomerEvents {
                 opportunities::repoint_account(tx, tenant, from, to).await?;
                 leads::repoint(tx, tenant, "account", from, to).await?;
             }
-            "crm.customers.contact.merged.v1" => {
+            <customers::ContactMerged as DomainEvent>::TYPE => {
                 let merged: customers::ContactMerged = decode_data(event)?;
                 let (from, to) = (
                     Uuid::parse_str(&merged.merged_id)?,
@@ -42,12 +43,12 @@ impl EventHandler for CustomerEvents {
                 opportunities::repoint_contact(tx, tenant, from, to).await?;
                 leads::repoint(tx, tenant, "contact", from, to).await?;
             }
-            "crm.customers.contact.erased.v1" => {
+            <customers::ContactErased as DomainEvent>::TYPE => {
                 let erased: customers::ContactErased = decode_data(event)?;
                 leads::anonymise_for_contact(tx, tenant, Uuid::parse_str(&erased.contact_id)?)
                     .await?;
             }
-            "crm.customers.activity.logged.v1" => {
+            <customers::ActivityLogged as DomainEvent>::TYPE => {
                 let logged: customers::ActivityLogged = decode_data(event)?;
                 let activity = logged.activity.unwrap_or_default();
                 if activity.kind != customers::ActivityKind::Meeting as i32 {
