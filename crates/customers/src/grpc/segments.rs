@@ -97,6 +97,10 @@ impl SegmentService for SegmentHandlers {
     ) -> Result<Response<CreateSegmentResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateSegmentRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut segment = request
                 .segment
                 .ok_or_else(|| Error::invalid("segment", "is required"))?;
@@ -107,6 +111,20 @@ impl SegmentService for SegmentHandlers {
             }
             let ids = parse_ids("contact_ids", &request.contact_ids)?;
             let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                "segment",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(existing) = replayed {
+                let segment = find_segment(&mut tx, &caller, &existing.to_string()).await?;
+                return Ok(CreateSegmentResponse {
+                    segment: Some(segment),
+                });
+            }
             match segment.kind() {
                 SegmentKind::Dynamic => {
                     let catalog =
@@ -153,6 +171,15 @@ impl SegmentService for SegmentHandlers {
             if !ids.is_empty() {
                 add_members(&mut tx, &caller, id, &ids, "contact_ids").await?;
             }
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                "segment",
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateSegmentResponse {
                 segment: Some(created),

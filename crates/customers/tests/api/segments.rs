@@ -31,6 +31,7 @@ async fn static_and_dynamic_segments_count_their_members() {
     let dynamic = admin
         .segments
         .create_segment(CreateSegmentRequest {
+            request_id: String::new(),
             segment: Some(Segment {
                 name: "German customers".into(),
                 kind: SegmentKind::Dynamic as i32,
@@ -61,6 +62,7 @@ async fn static_and_dynamic_segments_count_their_members() {
     let fixed = admin
         .segments
         .create_segment(CreateSegmentRequest {
+            request_id: String::new(),
             segment: Some(Segment {
                 name: "Hand picked".into(),
                 kind: SegmentKind::Static as i32,
@@ -109,6 +111,7 @@ async fn static_and_dynamic_segments_count_their_members() {
     let no_filter = admin
         .segments
         .create_segment(CreateSegmentRequest {
+            request_id: String::new(),
             segment: Some(Segment {
                 name: "x".into(),
                 kind: SegmentKind::Dynamic as i32,

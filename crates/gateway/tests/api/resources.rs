@@ -139,10 +139,21 @@ async fn custom_fields_and_segments_work_over_rest() {
             "/v1/segments",
             t,
             Some(json!({"segment": {"name": "Event", "kind": "SEGMENT_KIND_STATIC"}, "contact_ids": [ids[0]]})),
-            &[],
+            &[("Idempotency-Key", "segment-1")],
         )
         .await;
     let list_id = json_of(list, 201).await["id"].as_str().unwrap().to_owned();
+    // A retry with the same key gets the same segment, not a 409 for its name.
+    let again = stack
+        .call(
+            Method::POST,
+            "/v1/segments",
+            t,
+            Some(json!({"segment": {"name": "Event", "kind": "SEGMENT_KIND_STATIC"}, "contact_ids": [ids[0]]})),
+            &[("Idempotency-Key", "segment-1")],
+        )
+        .await;
+    assert_eq!(json_of(again, 201).await["id"], list_id.as_str());
     let added = stack
         .call(
             Method::POST,
