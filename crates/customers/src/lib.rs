@@ -69,7 +69,7 @@ pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
         context,
         grpc,
         vec![
-            background(move |shutdown| reminders.run(shutdown)),
+            background(move |shutdown| kit::scan::run(reminders, shutdown)),
             background(move |shutdown| won_deals.run(shutdown)),
         ],
     )

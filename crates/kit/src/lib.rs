@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod rpc;
+pub mod scan;
 pub mod search;
 pub mod service;
 pub mod streams;

@@ -80,8 +80,8 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         grpc,
         vec![
             background(move |shutdown| consumer.run(shutdown)),
-            background(move |shutdown| overdue.run(shutdown)),
-            background(move |shutdown| decay.run(shutdown)),
+            background(move |shutdown| kit::scan::run(overdue, shutdown)),
+            background(move |shutdown| kit::scan::run(decay, shutdown)),
         ],
     )
     .await

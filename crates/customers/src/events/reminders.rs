@@ -10,7 +10,6 @@ use crm_proto::crm::customers::v1::TaskDue;
 use kit::auth::CallerContext;
 use kit::db::{set_tenant, Database};
 use kit::outbox::Outbox;
-use kit::Shutdown;
 
 use crate::store::activities;
 
@@ -24,11 +23,15 @@ impl ReminderScheduler {
     pub fn new(db: Database, outbox: Outbox) -> Self {
         Self { db, outbox }
     }
+}
 
-    /// Publishes the reminders due now (at most 100); returns how many.
-    pub async fn try_once(&self) -> anyhow::Result<usize> {
+impl kit::scan::Scan for ReminderScheduler {
+    const NAME: &'static str = "task reminders";
+
+    /// Publishes the reminders due now (at most `kit::scan::BATCH`); returns how many.
+    async fn try_once(&self) -> anyhow::Result<usize> {
         let mut tx = self.db.pool().begin().await?;
-        let due = activities::lock_due_reminders(&mut tx, 100).await?;
+        let due = activities::lock_due_reminders(&mut tx, kit::scan::BATCH as i64).await?;
         for (tenant, task_id) in &due {
             set_tenant(&mut tx, *tenant).await?;
             if let Some((task, _)) = activities::find(&mut tx, *tenant, *task_id, false).await? {
@@ -53,20 +56,7 @@ impl ReminderScheduler {
         Ok(due.len())
     }
 
-    pub async fn run(self, shutdown: Shutdown) {
-        while !shutdown.is_cancelled() {
-            let pause = match self.try_once().await {
-                Ok(100) => Duration::ZERO,
-                Ok(_) => Duration::from_secs(15),
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "task reminders failed");
-                    Duration::from_secs(15)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(15)
     }
 }

@@ -1,5 +1,6 @@
 use crm_proto::crm::customers::v1::*;
 use customers::events::reminders::ReminderScheduler;
+use kit::scan::Scan as _;
 use kit::time::to_timestamp;
 
 use crate::harness::*;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use kit::auth::CallerContext;
 use kit::db::set_tenant;
-use kit::Shutdown;
 
 use crate::grpc::leads::rescore;
 use crate::grpc::SharedState;
@@ -23,11 +22,15 @@ impl DecayScanner {
     pub fn new(state: SharedState, interval: Duration) -> Self {
         Self { state, interval }
     }
+}
 
-    /// Rescores up to 100 due leads; returns how many.
-    pub async fn try_once(&self) -> anyhow::Result<usize> {
+impl kit::scan::Scan for DecayScanner {
+    const NAME: &'static str = "lead score decay";
+
+    /// Rescores up to `kit::scan::BATCH` due leads; returns how many.
+    async fn try_once(&self) -> anyhow::Result<usize> {
         let mut tx = self.state.db.pool().begin().await?;
-        let due = leads::lock_decay_due(&mut tx, 100).await?;
+        let due = leads::lock_decay_due(&mut tx, kit::scan::BATCH as i64).await?;
         for (tenant, lead, finished) in &due {
             set_tenant(&mut tx, *tenant).await?;
             let caller = CallerContext::system("sales", *tenant);
@@ -38,20 +41,7 @@ impl DecayScanner {
         Ok(due.len())
     }
 
-    pub async fn run(self, shutdown: Shutdown) {
-        while !shutdown.is_cancelled() {
-            let pause = match self.try_once().await {
-                Ok(100) => Duration::ZERO,
-                Ok(_) => self.interval,
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "score decay pass failed");
-                    self.interval
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
+    fn interval(&self) -> Duration {
+        self.interval
     }
 }

@@ -13,7 +13,6 @@ use crm_proto::crm::sales::v1::InvoiceOverdue;
 use kit::auth::CallerContext;
 use kit::db::{set_tenant, Database};
 use kit::outbox::Outbox;
-use kit::Shutdown;
 
 use crate::store::commerce;
 
@@ -31,12 +30,16 @@ impl OverdueScanner {
             interval,
         }
     }
+}
 
-    /// Reports up to 100 overdue invoices; returns how many were looked at.
-    pub async fn try_once(&self) -> anyhow::Result<usize> {
+impl kit::scan::Scan for OverdueScanner {
+    const NAME: &'static str = "overdue invoices";
+
+    /// Reports up to `kit::scan::BATCH` overdue invoices; returns how many were looked at.
+    async fn try_once(&self) -> anyhow::Result<usize> {
         let today = Utc::now().date_naive();
         let mut tx = self.db.pool().begin().await?;
-        let due = commerce::lock_past_due(&mut tx, today, 100).await?;
+        let due = commerce::lock_past_due(&mut tx, today, kit::scan::BATCH as i64).await?;
         for (tenant, invoice_id) in &due {
             set_tenant(&mut tx, *tenant).await?;
             if let Some(invoice) = commerce::mark_overdue(&mut tx, *tenant, *invoice_id).await? {
@@ -59,20 +62,7 @@ impl OverdueScanner {
         Ok(due.len())
     }
 
-    pub async fn run(self, shutdown: Shutdown) {
-        while !shutdown.is_cancelled() {
-            let pause = match self.try_once().await {
-                Ok(100) => Duration::ZERO,
-                Ok(_) => self.interval,
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "overdue scan failed");
-                    self.interval
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
+    fn interval(&self) -> Duration {
+        self.interval
     }
 }
