@@ -36,6 +36,21 @@ impl EventHandler for WebhookFanout {
     async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
         let tenant = Uuid::parse_str(&event.tenant_id)?;
         let event_id = Uuid::parse_str(&event.id)?;
+        // Sensitive operations are audited by the service where they
+        // happen; the tenant's audit log here gathers them.
+        if event.r#type.ends_with(".audit.recorded.v1") {
+            let record =
+                crm_proto::crm::customers::v1::AuditRecorded::decode(event.data.as_slice())?;
+            crate::store::audit::record(
+                tx,
+                tenant,
+                &event.actor,
+                &record.action,
+                &record.target,
+                serde_json::json!({"source": event.source, "event_id": event.id}),
+            )
+            .await?;
+        }
         for hook in webhooks::subscribed(tx, tenant, &event.r#type).await? {
             webhooks::enqueue(
                 tx,

@@ -1342,7 +1342,13 @@ impl DataService for DataHandlers {
             CONTACT_COLUMNS
         };
         filter::check(request.filter.as_ref(), columns, &catalog, "filter")?;
-        drop(tx);
+        let file = if entity == Entity::Account {
+            "accounts.csv"
+        } else {
+            "contacts.csv"
+        };
+        audit(&self.0, &mut tx, &caller, "data.exported", file).await?;
+        commit(tx).await?;
         let (out, receiver) = mpsc::channel(4);
         let state = self.0.clone();
         tokio::spawn(async move {
@@ -1390,6 +1396,8 @@ impl DataService for DataHandlers {
                 "consent_history": consents,
                 "exported_at": chrono::Utc::now(),
             });
+            audit(&self.0, &mut tx, &caller, "contact.personal_data_exported", &id.to_string()).await?;
+            commit(tx).await?;
             tracing::info!(contact_id = %id, actor = %caller.subject, "personal data exported");
             Ok(ExportContactDataResponse { json: document.to_string() })
         })
@@ -1420,10 +1428,32 @@ impl DataService for DataHandlers {
                     },
                 )
                 .await?;
+            audit(&self.0, &mut tx, &caller, "contact.erased", &id.to_string()).await?;
             commit(tx).await?;
             tracing::info!(contact_id = %id, actor = %caller.subject, "contact erased");
             Ok(EraseContactResponse {})
         })
         .await
     }
+}
+
+/// Records a sensitive operation where it happens: `audit.recorded` in the
+/// same transaction, whatever protocol reached the service (the gateway
+/// files it in the tenant's audit log).
+async fn audit(
+    state: &State,
+    tx: &mut sqlx::PgConnection,
+    caller: &CallerContext,
+    action: &str,
+    target: &str,
+) -> kit::Result<()> {
+    let record = AuditRecorded {
+        action: action.to_owned(),
+        target: target.to_owned(),
+    };
+    state
+        .outbox
+        .enqueue(tx, caller, Uuid::now_v7(), 1, &record)
+        .await?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Bulk data and data-subject requests over REST: CSV / JSON-lines imports
 //! streamed to the customers service, CSV exports streamed back, and the
-//! GDPR export and erasure of one contact. Exports and erasures are
-//! security-relevant, so each one that is allowed lands in the audit log.
+//! GDPR export and erasure of one contact. The customers service audits
+//! exports and erasures itself (any protocol); the audit log gathers them.
 
 use std::collections::HashMap;
 
@@ -19,7 +19,6 @@ use utoipa::ToSchema;
 use super::problem::{self, Problem};
 use super::rest::{bool_param, id_param, parse_uuid};
 use super::{Caller, SharedState};
-use crate::store::audit;
 
 /// Row errors kept in an import's answer; the counts always cover all rows.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -160,27 +159,6 @@ pub async fn import(
     Ok(Json(report))
 }
 
-async fn audit(
-    state: &SharedState,
-    caller: &Caller,
-    action: &str,
-    target: &str,
-) -> Result<(), Problem> {
-    let tenant = caller.context.tenant_id;
-    let mut tx = state.db.begin_tenant(tenant).await?;
-    audit::record(
-        &mut tx,
-        tenant,
-        &caller.context.subject,
-        action,
-        target,
-        serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// `GET /v1/exports?entity=contacts`: every visible record as CSV, streamed.
 #[utoipa::path(get, path = "/v1/exports", tag = "data", security(("bearer" = [])),
     params(("entity" = Option<String>, Query, description = "contacts (default) or accounts")),
@@ -210,7 +188,6 @@ pub async fn export(
     } else {
         "contacts"
     };
-    audit(&state, &caller, "data.exported", name).await?;
     let rest = stream.map(|message| {
         message
             .map(|m| axum::body::Bytes::from(m.chunk))
@@ -253,7 +230,6 @@ pub async fn personal_data(
         .await?
         .into_inner()
         .json;
-    audit(&state, &caller, "contact.personal_data_exported", &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
@@ -275,6 +251,5 @@ pub async fn erase(
         },
     )?;
     client(&state)?.erase_contact(request).await?;
-    audit(&state, &caller, "contact.erased", &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,6 +19,7 @@ domain_events!("crm.customers.v1", pb, {
     ActivityDeleted => "crm.customers.activity.deleted.v1",
     TaskDue => "crm.customers.task.due.v1",
     TaskCompleted => "crm.customers.task.completed.v1",
+    AuditRecorded => "crm.customers.audit.recorded.v1",
 });
 
 impl DomainEvent for pb::LifecycleStageChanged {
