@@ -1,21 +1,23 @@
-//! `/v1/search`: one ranked list across the services' searchable records:
-//! contacts and accounts (customers), leads and deals (sales); tickets as
-//! their service lands. The services are asked in parallel, each under a
-//! deadline; they score alike (ADR 0008), so their hits merge by score. A
-//! service that does not answer is named in `unavailable`.
+//! `/v1/search`: one ranked list across every service's searchable records
+//! (contacts and accounts in customers, leads and deals in sales, and any
+//! service that joins). A service joins by serving the search contract:
+//! `crm.<domain>.v1.SearchService/Search` taking `query` and `limit` and
+//! answering `hits` of `kind` (a `HitKind` enum), `id`, `title`, `subtitle`
+//! and `score`. The gateway finds those services in the descriptors and
+//! asks them in parallel, each under a deadline; they score alike (ADR
+//! 0008), so their hits merge by score. A service that does not answer is
+//! named in `unavailable`.
 
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use crm_proto::crm::customers::v1 as pb;
-use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
-use crm_proto::crm::sales::v1 as sales;
-use crm_proto::crm::sales::v1::search_service_client::SearchServiceClient as SalesSearch;
+use prost_reflect::{DynamicMessage, ReflectMessage as _, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
+use super::transcode::message::pool;
 use super::{Caller, SharedState};
 
 #[derive(Serialize, ToSchema)]
@@ -66,64 +68,33 @@ pub async fn search(
             .ok_or_else(|| Problem::invalid("limit", "must be a number from 1 to 100"))?,
     };
     let deadline = super::overview::deadline(&state);
-    let customers_request = state.upstream(
-        &caller,
-        pb::SearchRequest {
-            query: query.clone(),
-            limit,
-        },
-    )?;
-    let sales_request = state.upstream(&caller, sales::SearchRequest { query, limit })?;
-    let mut customers_client = SearchServiceClient::new(state.service("customers")?);
-    let mut sales_client = SalesSearch::new(state.service("sales")?);
-    let (customers_hits, sales_hits) = tokio::join!(
-        tokio::time::timeout(deadline, customers_client.search(customers_request)),
-        tokio::time::timeout(deadline, sales_client.search(sales_request)),
-    );
+    let searches = searchers(&state).into_iter().map(|(domain, method)| {
+        let (state, caller, query) = (state.clone(), &caller, query.clone());
+        async move {
+            let mut request = DynamicMessage::new(method.input());
+            request.set_field_by_name("query", Value::String(query));
+            request.set_field_by_name("limit", Value::I32(limit));
+            let answer = tokio::time::timeout(
+                deadline,
+                super::transcode::call(&state, caller, &domain, &method, request),
+            )
+            .await;
+            (domain, answer)
+        }
+    });
     let mut items = Vec::new();
     let mut unavailable = Vec::new();
-    match customers_hits {
-        Ok(Ok(response)) => items.extend(response.into_inner().hits.into_iter().map(|h| {
-            SearchHit {
-                kind: if h.kind == pb::HitKind::Account as i32 {
-                    "account"
-                } else {
-                    "contact"
-                }
-                .to_owned(),
-                id: h.id,
-                title: h.title,
-                subtitle: h.subtitle,
-                score: h.score,
-            }
-        })),
-        // Bad input is the caller's: the same for every service.
-        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-            return Err(status.into())
+    let answers = futures::future::join_all(searches).await;
+    let asked = answers.len();
+    for (domain, answer) in answers {
+        match answer {
+            Ok(Ok(response)) => items.extend(hits(&response)),
+            // Bad input is the caller's: the same for every service.
+            Ok(Err(problem)) if problem.status == 400 => return Err(problem),
+            _ => unavailable.push(domain),
         }
-        _ => unavailable.push("customers".to_owned()),
     }
-    match sales_hits {
-        Ok(Ok(response)) => items.extend(response.into_inner().hits.into_iter().map(|h| {
-            SearchHit {
-                kind: if h.kind == sales::HitKind::Lead as i32 {
-                    "lead"
-                } else {
-                    "opportunity"
-                }
-                .to_owned(),
-                id: h.id,
-                title: h.title,
-                subtitle: h.subtitle,
-                score: h.score,
-            }
-        })),
-        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-            return Err(status.into())
-        }
-        _ => unavailable.push("sales".to_owned()),
-    }
-    if unavailable.len() == 2 {
+    if asked == 0 || unavailable.len() == asked {
         return Err(Problem::retry_later(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -134,4 +105,61 @@ pub async fn search(
     items.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     items.truncate(limit as usize);
     Ok(Json(SearchResults { items, unavailable }))
+}
+
+/// Configured services that serve the search contract, by domain.
+fn searchers(state: &SharedState) -> Vec<(String, prost_reflect::MethodDescriptor)> {
+    state
+        .channels
+        .keys()
+        .filter_map(|domain| {
+            let service = pool().get_service_by_name(&format!("crm.{domain}.v1.SearchService"))?;
+            let method = service.methods().find(|m| m.name() == "Search")?;
+            Some((domain.clone(), method))
+        })
+        .collect()
+}
+
+/// The hits of one service's answer; `kind` is the `HitKind` value's name
+/// without its prefix, in lower case (`contact`, `lead`, `opportunity`).
+fn hits(response: &DynamicMessage) -> Vec<SearchHit> {
+    let text = |hit: &DynamicMessage, name: &str| {
+        hit.get_field_by_name(name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let Some(list) = response.get_field_by_name("hits") else {
+        return Vec::new();
+    };
+    let Some(list) = list.as_list() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(Value::as_message)
+        .map(|hit| {
+            let kind = hit
+                .descriptor()
+                .get_field_by_name("kind")
+                .and_then(
+                    |field| match (field.kind(), hit.get_field(&field).as_enum_number()) {
+                        (prost_reflect::Kind::Enum(e), Some(n)) => {
+                            e.get_value(n).map(|v| v.name().to_owned())
+                        }
+                        _ => None,
+                    },
+                )
+                .map(|name| name.trim_start_matches("HIT_KIND_").to_ascii_lowercase())
+                .unwrap_or_default();
+            SearchHit {
+                kind,
+                id: text(hit, "id"),
+                title: text(hit, "title"),
+                subtitle: text(hit, "subtitle"),
+                score: hit
+                    .get_field_by_name("score")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
 }

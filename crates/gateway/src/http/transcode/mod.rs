@@ -76,7 +76,7 @@ pub fn routes(bindings: &[Binding]) -> anyhow::Result<Router<SharedState>> {
             let route = route.clone();
             async move {
                 let values: Vec<String> = path.into_iter().map(|(_, value)| value).collect();
-                call(
+                handle(
                     &state,
                     &route,
                     caller,
@@ -102,7 +102,7 @@ pub fn routes(bindings: &[Binding]) -> anyhow::Result<Router<SharedState>> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn call(
+async fn handle(
     state: &SharedState,
     route: &Route,
     caller: Caller,
@@ -115,34 +115,79 @@ async fn call(
     let binding = &route.binding;
     let mut request = message::request(binding, path, query, body)?;
     apply_headers(&mut request, headers)?;
-    let channel = state.service(&binding.domain)?;
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.map_err(|e| {
-        Problem::from(tonic::Status::unavailable(format!(
-            "{} service: {e}",
-            binding.domain
-        )))
-    })?;
-    let upstream = state.upstream(&caller, request)?;
-    let reply = grpc
-        .unary(
-            upstream,
-            route.grpc_path.clone(),
-            codec::DynamicCodec::new(binding.method.output()),
-        )
-        .await
-        .map_err(|status| {
-            // `page.page_size` is `page_size` to a REST client (AIP-158).
-            let mut problem = Problem::from(status);
-            for error in &mut problem.errors {
-                if let Some(name) = error.field.strip_prefix("page.") {
-                    error.field = name.to_owned();
-                }
+    let reply = unary(
+        state,
+        &caller,
+        &binding.domain,
+        &binding.method,
+        &route.grpc_path,
+        request,
+    )
+    .await
+    .map_err(|status| {
+        // `page.page_size` is `page_size` to a REST client (AIP-158).
+        let mut problem = Problem::from(status);
+        for error in &mut problem.errors {
+            if let Some(name) = error.field.strip_prefix("page.") {
+                error.field = name.to_owned();
             }
-            problem
-        })?
-        .into_inner();
+        }
+        problem
+    })?
+    .into_inner();
     Ok(respond(binding, uri, reply))
+}
+
+/// Calls `method` of the domain's service with the caller's token.
+pub async fn call(
+    state: &SharedState,
+    caller: &Caller,
+    domain: &str,
+    method: &prost_reflect::MethodDescriptor,
+    request: DynamicMessage,
+) -> Result<DynamicMessage, Problem> {
+    let path = http::uri::PathAndQuery::try_from(format!(
+        "/{}/{}",
+        method.parent_service().full_name(),
+        method.name()
+    ))
+    .map_err(|_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "bad method path",
+        )
+    })?;
+    unary(state, caller, domain, method, &path, request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(Problem::from)
+}
+
+async fn unary(
+    state: &SharedState,
+    caller: &Caller,
+    domain: &str,
+    method: &prost_reflect::MethodDescriptor,
+    path: &http::uri::PathAndQuery,
+    request: DynamicMessage,
+) -> Result<tonic::Response<DynamicMessage>, tonic::Status> {
+    let channel = state
+        .channel(domain)
+        .ok_or_else(|| tonic::Status::unavailable(format!("no {domain} service is configured")))?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("{domain} service: {e}")))?;
+    let upstream = state
+        .upstream(caller, request)
+        .map_err(|_| tonic::Status::unauthenticated("token cannot be forwarded"))?;
+    grpc.unary(
+        upstream,
+        path.clone(),
+        codec::DynamicCodec::new(method.output()),
+    )
+    .await
 }
 
 /// `If-Match` -> `expected_version`, `Idempotency-Key` -> `request_id`,
