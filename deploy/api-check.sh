@@ -48,12 +48,16 @@ schemathesis() {
     --header "Authorization: Bearer $(cat "$CRM_STATE_DIR/demo-token")" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "${CRM_APICHECK_EXAMPLES:-25}" --workers 2 --seed "${CRM_APICHECK_SEED:-1}" \
+    --phases examples,fuzzing,stateful \
     --exclude-path /v1/admin/keys/rotate --exclude-path /v1/auth/logout \
     --request-timeout 30 --no-color
 }
-# With a fixed seed a finding of ours repeats; Hypothesis's own
-# "Inconsistent results" (a flaky internal error of the generator, seen
-# once here) does not, so that case alone is run a second time.
+# The coverage phase is left out: on the recursive filter schemas
+# (`Filter` holds groups of `Filter`s) schemathesis 4.32's coverage
+# generator raises its own "Inconsistent results" errors (seen on
+# POST /v1/accounts and /v1/accounts/search), which are not findings.
+# With a fixed seed a finding of ours repeats; that internal error does
+# not, so it alone gets a second run.
 st_log="$CRM_STATE_DIR/schemathesis.log"
 if ! schemathesis 2>&1 | tee "$st_log"; then
   grep -q "Inconsistent results" "$st_log" || die "schemathesis found problems (above)"
