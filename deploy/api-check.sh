@@ -47,7 +47,7 @@ schemathesis() {
   "$venv/bin/st" run "$BASE/openapi.json" \
     --header "Authorization: Bearer $(cat "$CRM_STATE_DIR/demo-token")" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-    --max-examples "${CRM_APICHECK_EXAMPLES:-25}" --workers 2 --seed "${CRM_APICHECK_SEED:-1}" \
+    --max-examples "${CRM_APICHECK_EXAMPLES:-60}" --workers 2 --seed "${CRM_APICHECK_SEED:-1}" \
     --phases examples,fuzzing,stateful \
     --exclude-path /v1/admin/keys/rotate --exclude-path /v1/auth/logout \
     --request-timeout 30 --no-color

@@ -131,12 +131,49 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
+/// Violations named in a status at the most. A status travels in HTTP/2
+/// headers (`grpc-message`, `grpc-status-details-bin`), which clients cap
+/// (16 KiB by default): a request with hundreds of bad fields, each echoing
+/// part of its value, would otherwise turn into a transport error instead
+/// of a 400 naming its fields.
+pub const MAX_VIOLATIONS: usize = 20;
+/// Bytes of a field name or description kept in a status's details.
+const MAX_DETAIL_BYTES: usize = 150;
+/// Violations spelled out in the status message (the details hold more).
+const MESSAGE_VIOLATIONS: usize = 3;
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn clipped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 fn join_violations(violations: &[FieldViolation]) -> String {
-    violations
+    let mut joined = violations
         .iter()
-        .map(ToString::to_string)
+        .take(MESSAGE_VIOLATIONS)
+        .map(|v| {
+            format!(
+                "{}: {}",
+                clipped(&v.field, 100),
+                clipped(&v.description, 100)
+            )
+        })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if violations.len() > MESSAGE_VIOLATIONS {
+        joined.push_str(&format!(
+            "; and {} more",
+            violations.len() - MESSAGE_VIOLATIONS
+        ));
+    }
+    joined
 }
 
 impl Error {
@@ -271,8 +308,11 @@ impl From<Error> for tonic::Status {
         );
         let message = match &error {
             Error::InvalidArgument(violations) => {
-                for violation in violations {
-                    details.add_bad_request_violation(&violation.field, &violation.description);
+                for violation in violations.iter().take(MAX_VIOLATIONS) {
+                    details.add_bad_request_violation(
+                        clipped(&violation.field, MAX_DETAIL_BYTES),
+                        clipped(&violation.description, MAX_DETAIL_BYTES),
+                    );
                 }
                 error.to_string()
             }
@@ -313,6 +353,29 @@ mod tests {
             details.error_info().expect("error info").reason,
             "INVALID_ARGUMENT"
         );
+    }
+
+    #[test]
+    fn a_flood_of_violations_still_fits_in_headers() {
+        let mut violations = Violations::new();
+        for i in 0..500 {
+            violations.add(
+                format!("line_items[{i}].description"),
+                "\u{1F600}".repeat(400),
+            );
+        }
+        let status = tonic::Status::from(violations.into_result().unwrap_err());
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request details");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+        assert!(
+            status.message().ends_with("; and 497 more"),
+            "{}",
+            status.message()
+        );
+        // On the wire the message is percent-encoded (3 bytes a byte at
+        // worst) and the details base64 (4 for 3).
+        assert!(status.message().len() * 3 + status.details().len() * 4 / 3 < 16 * 1024);
     }
 
     #[test]

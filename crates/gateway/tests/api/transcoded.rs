@@ -391,3 +391,30 @@ async fn pipeline_stages_routing_and_scoring_over_transcoded_routes() {
     .await;
     assert_eq!(quotes["quotes"], json!([]));
 }
+
+#[tokio::test]
+async fn hundreds_of_bad_fields_are_a_400_naming_the_first_not_a_transport_error() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    // Each line echoes a long bad value back in its violation; all of them
+    // would overflow the HTTP/2 headers a gRPC status travels in.
+    let lines: Vec<_> = (0..300)
+        .map(|_| json!({"description": "\u{1F600}".repeat(300), "quantity": "many", "unit_price": {"amount": "x".repeat(300)}}))
+        .collect();
+    let bad = stack
+        .call(
+            Method::POST,
+            "/v1/opportunities",
+            Some(&token),
+            Some(json!({"name": "Big", "line_items": lines})),
+            &[],
+        )
+        .await;
+    let bad = problem(bad, 400).await;
+    let named = fields(&bad);
+    assert!(!named.is_empty() && named.len() <= 20, "{named:?}");
+    assert!(
+        named[0].starts_with("opportunity.line_items[0]"),
+        "{named:?}"
+    );
+}
