@@ -187,35 +187,30 @@ impl AccountService for AccountHandlers {
                 .account
                 .ok_or_else(|| Error::invalid("account", "is required"))?;
             let mut tx = self.0.begin(&caller).await?;
-            if !request.request_id.is_empty() {
-                if let Some(id) = kit::idempotency::replayed(
-                    &mut tx,
-                    caller.tenant_id,
-                    "account",
-                    &request.request_id,
-                    &fingerprint,
-                )
-                .await?
-                {
-                    let existing = visible_account(&mut tx, &caller, id, false).await?;
-                    return Ok(CreateAccountResponse {
-                        account: Some(existing),
-                    });
-                }
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                "account",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let existing = visible_account(&mut tx, &caller, id, false).await?;
+                return Ok(CreateAccountResponse {
+                    account: Some(existing),
+                });
             }
             let created = create_in(&self.0, &mut tx, &caller, None, account).await?;
-            if !request.request_id.is_empty() {
-                let id = parse_id("account.id", &created.id)?;
-                kit::idempotency::remember(
-                    &mut tx,
-                    caller.tenant_id,
-                    "account",
-                    &request.request_id,
-                    &fingerprint,
-                    id,
-                )
-                .await?;
-            }
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                "account",
+                &request.request_id,
+                &fingerprint,
+                parse_id("account.id", &created.id)?,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateAccountResponse {
                 account: Some(created),

@@ -253,35 +253,30 @@ impl ContactService for ContactHandlers {
                 .contact
                 .ok_or_else(|| Error::invalid("contact", "is required"))?;
             let mut tx = self.0.begin(&caller).await?;
-            if !request.request_id.is_empty() {
-                if let Some(id) = kit::idempotency::replayed(
-                    &mut tx,
-                    caller.tenant_id,
-                    "contact",
-                    &request.request_id,
-                    &fingerprint,
-                )
-                .await?
-                {
-                    let existing = visible_contact(&mut tx, &caller, id, false).await?;
-                    return Ok(CreateContactResponse {
-                        contact: Some(existing),
-                    });
-                }
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                "contact",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(id) = replayed {
+                let existing = visible_contact(&mut tx, &caller, id, false).await?;
+                return Ok(CreateContactResponse {
+                    contact: Some(existing),
+                });
             }
             let created = create_in(&self.0, &mut tx, &caller, None, contact).await?;
-            if !request.request_id.is_empty() {
-                let id = parse_id("contact.id", &created.id)?;
-                kit::idempotency::remember(
-                    &mut tx,
-                    caller.tenant_id,
-                    "contact",
-                    &request.request_id,
-                    &fingerprint,
-                    id,
-                )
-                .await?;
-            }
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                "contact",
+                &request.request_id,
+                &fingerprint,
+                parse_id("contact.id", &created.id)?,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateContactResponse {
                 contact: Some(created),
