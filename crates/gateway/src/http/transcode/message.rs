@@ -177,6 +177,14 @@ pub fn decode(message: MessageDescriptor, json: Value) -> Result<DynamicMessage,
     })
 }
 
+/// Well-known message types whose JSON form is a single string.
+pub fn is_string_like(message: &MessageDescriptor) -> bool {
+    matches!(
+        message.full_name(),
+        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask"
+    )
+}
+
 /// Fields a query parameter or path variable may set: scalars, enums,
 /// repeated scalars and the well-known types written as one string.
 fn is_scalar_leaf(field: &FieldDescriptor) -> bool {
@@ -184,14 +192,7 @@ fn is_scalar_leaf(field: &FieldDescriptor) -> bool {
         return false;
     }
     match field.kind() {
-        Kind::Message(message) => {
-            matches!(
-                message.full_name(),
-                "google.protobuf.Timestamp"
-                    | "google.protobuf.Duration"
-                    | "google.protobuf.FieldMask"
-            ) && !field.is_list()
-        }
+        Kind::Message(message) => is_string_like(&message) && !field.is_list(),
         _ => true,
     }
 }

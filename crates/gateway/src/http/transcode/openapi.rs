@@ -230,7 +230,7 @@ impl Generator {
                     // Paging parameters sit at the top level: `page_size`.
                     self.query_parameters(&inner, prefix, skip, variables, depth + 1, out);
                 }
-                Kind::Message(inner) if !is_string_like(&inner) => {
+                Kind::Message(inner) if !super::message::is_string_like(&inner) => {
                     if !field.is_list() && depth < 2 {
                         self.query_parameters(
                             &inner,
@@ -441,13 +441,6 @@ fn well_known(message: &MessageDescriptor) -> Option<Value> {
         "google.protobuf.Empty" => json!({"type": "object", "additionalProperties": false}),
         _ => return None,
     })
-}
-
-fn is_string_like(message: &MessageDescriptor) -> bool {
-    matches!(
-        message.full_name(),
-        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask"
-    )
 }
 
 /// A description beside a schema; a `$ref` is wrapped so its siblings count.
