@@ -27,14 +27,16 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A started gateway.
 pub struct RunningGateway {
     pub addr: SocketAddr,
-    shutdown: kit::Shutdown,
+    /// Cancels the gateway's shutdown token when dropped: a dropped gateway stops.
+    shutdown: kit::StopOnDrop,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningGateway {
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await.context("gateway task panicked")?
+        let RunningGateway { shutdown, task, .. } = self;
+        drop(shutdown);
+        task.await.context("gateway task panicked")?
     }
 
     pub async fn run_until_signal(self) -> anyhow::Result<()> {
@@ -120,7 +122,7 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     tracing::info!(%addr, "gateway serving");
     Ok(RunningGateway {
         addr,
-        shutdown,
+        shutdown: shutdown.drop_guard(),
         task,
     })
 }

@@ -37,4 +37,4 @@ pub mod telemetry;
 pub mod time;
 
 pub use error::{Error, ErrorCode, FieldViolation, Result};
-pub use tokio_util::sync::CancellationToken as Shutdown;
+pub use tokio_util::sync::{CancellationToken as Shutdown, DropGuard as StopOnDrop};

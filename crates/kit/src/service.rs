@@ -36,7 +36,7 @@ use crate::config::ServiceConfig;
 use crate::db::{self, Database};
 use crate::events::Naming;
 use crate::outbox::{Outbox, OutboxRelay, RelaySettings};
-use crate::{metrics as crm_metrics, streams, telemetry, Shutdown};
+use crate::{metrics as crm_metrics, streams, telemetry, Shutdown, StopOnDrop};
 
 /// Shared handles a service's handlers and consumers are built from.
 #[derive(Clone)]
@@ -134,15 +134,18 @@ impl GrpcRoutes {
 pub struct RunningService {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    shutdown: Shutdown,
+    /// Cancels the service's shutdown token when dropped, so a service
+    /// that is dropped (a test that ends, a panic) stops instead of running on.
+    shutdown: StopOnDrop,
     main: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningService {
     /// Stops gracefully and waits until everything is closed.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.main.await.context("service task panicked")?
+        let RunningService { shutdown, main, .. } = self;
+        drop(shutdown);
+        main.await.context("service task panicked")?
     }
 
     /// Runs until SIGTERM/SIGINT, then stops gracefully.
@@ -267,7 +270,7 @@ pub async fn launch(
     Ok(RunningService {
         grpc_addr,
         admin_addr,
-        shutdown,
+        shutdown: shutdown.drop_guard(),
         main: stopper,
     })
 }

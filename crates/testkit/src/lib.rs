@@ -13,6 +13,7 @@ pub mod bench;
 mod database;
 mod nats;
 mod postgres;
+mod services;
 mod tokens;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use std::time::Duration;
 pub use database::TestDatabase;
 pub use nats::{NatsServer, TestNats};
 pub use postgres::PgServer;
+pub use services::Services;
 pub use tokens::TokenIssuer;
 
 use kit::config::{AuthConfig, KeySource, ServiceConfig};

@@ -115,10 +115,12 @@ async fn tasks_remind_when_due_and_complete_once() {
     );
 
     // Drive the scheduler one step (the service's own runs every 15 s).
-    let database =
-        kit::db::Database::connect(&app.db.config(), &kit::db::migrator(&customers::MIGRATIONS))
-            .await
-            .unwrap();
+    let database = kit::db::Database::connect(
+        &app.db().config(),
+        &kit::db::migrator(&customers::MIGRATIONS),
+    )
+    .await
+    .unwrap();
     let scheduler = ReminderScheduler::new(database, kit::outbox::Outbox::new("customers"));
     assert_eq!(scheduler.try_once().await.unwrap(), 1);
     assert_eq!(

@@ -495,7 +495,7 @@ async fn a_retried_create_with_the_same_request_id_returns_the_first_record() {
 async fn the_callers_trace_continues_into_the_published_event() {
     let app = TestApp::spawn().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let token = format!("Bearer {}", app.issuer.admin_token(app.tenant));
+    let token = format!("Bearer {}", app.services.issuer.admin_token(app.tenant));
     let mut client = contact_service_client::ContactServiceClient::new(app.channel.clone());
     let mut request = tonic::Request::new(CreateContactRequest {
         contact: Some(contact("Trace", "Me", "")),

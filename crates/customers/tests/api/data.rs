@@ -336,7 +336,7 @@ async fn gdpr_export_then_erase_removes_personal_data() {
         tonic::Code::NotFound
     );
     // Nothing personal is left in the database, whatever the API shows.
-    let pool = app.db.admin_pool().await;
+    let pool = app.db().admin_pool().await;
     let (leftover,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM contacts WHERE first_name || last_name || emails::text || phones::text || search_text ILIKE '%erika%'
             OR phones::text LIKE '%30123456%'",

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::*;
-use kit::auth::BearerToken;
-use testkit::{eventually, service_config, PgServer, TestDatabase, TestNats, TokenIssuer};
-use tonic::transport::Channel;
+use kit::auth::{Role, Visibility};
+use testkit::{eventually, PgServer, Services};
 use uuid::Uuid;
 
 use crate::harness::contact;
@@ -17,17 +16,16 @@ use crate::harness::contact;
 #[tokio::test]
 async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
     let mut postgres = PgServer::start().await;
-    let db = TestDatabase::create_on(&postgres.url()).await;
-    let (nats, issuer) = (TestNats::new(), TokenIssuer::new());
-    let running = customers::build(service_config("customers", &db, &nats, &issuer))
-        .await
-        .expect("service starts");
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let bearer = BearerToken::new(&issuer.admin_token(Uuid::now_v7())).unwrap();
+    let mut services = Services::new();
+    let config = services.config_on("customers", &postgres.url()).await;
+    let channel = services.start("customers", customers::build(config)).await;
+    let bearer = services.bearer(
+        services.tenant,
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
     let mut contacts = ContactServiceClient::with_interceptor(channel, bearer);
     let create = |last: &str| CreateContactRequest {
         contact: Some(contact("Crash", last, "")),
@@ -40,7 +38,8 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
         .into_inner()
         .contact
         .unwrap();
-    nats.event("customers", "crm.customers.contact.created.v1", &before.id)
+    services
+        .event("customers", "crm.customers.contact.created.v1", &before.id)
         .await;
 
     postgres.kill();
@@ -72,7 +71,8 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
         }
     })
     .await;
-    nats.event("customers", "crm.customers.contact.created.v1", &after.id)
+    services
+        .event("customers", "crm.customers.contact.created.v1", &after.id)
         .await;
     let fetched = contacts
         .get_contact(GetContactRequest {
@@ -85,6 +85,5 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
         "Before",
         "committed data survived the crash"
     );
-    running.stop().await.unwrap();
-    drop(db);
+    services.stop().await;
 }

@@ -8,8 +8,7 @@ use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::{BearerToken, Role, Visibility};
-use kit::service::RunningService;
-use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
+use testkit::{Services, TestDatabase};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -29,37 +28,26 @@ pub struct Client {
 }
 
 pub struct TestApp {
-    pub db: TestDatabase,
-    pub nats: TestNats,
-    pub issuer: TokenIssuer,
+    pub services: Services,
     pub tenant: Uuid,
     pub channel: Channel,
-    pub running: Option<RunningService>,
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let (db, nats, issuer) = (
-            TestDatabase::create().await,
-            TestNats::new(),
-            TokenIssuer::new(),
-        );
-        let running = customers::build(service_config("customers", &db, &nats, &issuer))
-            .await
-            .expect("service starts");
-        let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let mut services = Services::new();
+        let config = services.config("customers").await;
+        let channel = services.start("customers", customers::build(config)).await;
         TestApp {
-            db,
-            nats,
-            issuer,
-            tenant: Uuid::now_v7(),
+            tenant: services.tenant,
+            services,
             channel,
-            running: Some(running),
         }
+    }
+
+    /// The service's database.
+    pub fn db(&self) -> &TestDatabase {
+        self.services.db("customers")
     }
 
     /// A client for a user of this test's tenant.
@@ -79,9 +67,7 @@ impl TestApp {
         visibility: Visibility,
         teams: &[Uuid],
     ) -> Client {
-        let mut claims = self.issuer.claims(tenant, user, roles, visibility);
-        claims.teams = teams.to_vec();
-        let bearer = BearerToken::new(&self.issuer.sign(&claims)).unwrap();
+        let bearer = self.services.bearer(tenant, user, roles, visibility, teams);
         let channel = self.channel.clone();
         Client {
             user,
@@ -98,24 +84,7 @@ impl TestApp {
     /// Waits until an event of `event_type` about `subject` (aggregate id)
     /// is on the stream, and returns it.
     pub async fn event(&self, event_type: &str, subject: &str) -> Event {
-        self.nats.event("customers", event_type, subject).await
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        // Stop the service before the guards drop its database and streams.
-        if let Some(running) = self.running.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    runtime.block_on(async { drop(running) });
-                }
-            })
-            .join();
-        }
+        self.services.event("customers", event_type, subject).await
     }
 }
 

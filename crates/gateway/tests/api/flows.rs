@@ -518,7 +518,7 @@ async fn roles_limit_what_users_may_do_and_openapi_is_served() {
 async fn a_stopped_service_is_a_503_problem_not_a_hang() {
     let mut stack = Stack::start().await;
     let (_, token) = stack.tenant("Acme").await;
-    stack.customers.take().unwrap().stop().await.unwrap();
+    stack.services.take("customers").stop().await.unwrap();
     let response = stack
         .call(Method::GET, "/v1/contacts", Some(&token), None, &[])
         .await;

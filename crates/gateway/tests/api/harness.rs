@@ -1,21 +1,20 @@
 use std::time::Duration;
 
+use anyhow::Context as _;
 use gateway::config::GatewayConfig;
 use kit::config::{AuthConfig, KeySource};
 use reqwest::{Client, Method, Response};
 use serde_json::{json, Value};
-use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
+use testkit::Services;
 
 pub const BOOTSTRAP: &str = "bootstrap-secret-for-tests";
 
 pub struct Stack {
     pub base: String,
     pub http: Client,
-    pub gateway: Option<gateway::RunningGateway>,
-    pub customers: Option<kit::service::RunningService>,
-    pub sales: Option<kit::service::RunningService>,
-    _dbs: (TestDatabase, TestDatabase, TestDatabase),
-    _nats: TestNats,
+    // Declared before the services: the gateway is stopped first.
+    _gateway: gateway::RunningGateway,
+    pub services: Services,
 }
 
 impl Stack {
@@ -24,33 +23,25 @@ impl Stack {
     }
 
     pub async fn start_with(adjust: impl Fn(&mut GatewayConfig)) -> Self {
-        let (gateway_db, customers_db, sales_db, nats) = (
-            TestDatabase::create().await,
-            TestDatabase::create().await,
-            TestDatabase::create().await,
-            TestNats::new(),
-        );
+        let mut services = Services::new();
         // The service ports are chosen before the services bind them (the
         // gateway needs their URLs, they need its JWKS URL), so another
         // test may take one in between: then the whole stack starts again
         // on new ports.
         let mut attempt = 0;
-        let (gateway, customers, sales, base) = loop {
+        let gateway = loop {
             attempt += 1;
-            match launch(&gateway_db, &customers_db, &sales_db, &nats, &adjust).await {
-                Ok(started) => break started,
+            match launch(&mut services, &adjust).await {
+                Ok(gateway) => break gateway,
                 Err(error) if attempt < 5 => eprintln!("starting the stack again: {error:#}"),
                 Err(error) => panic!("the stack does not start: {error:#}"),
             }
         };
         Stack {
-            base,
+            base: format!("http://{}", gateway.addr),
             http: Client::new(),
-            gateway: Some(gateway),
-            customers: Some(customers),
-            sales: Some(sales),
-            _dbs: (gateway_db, customers_db, sales_db),
-            _nats: nats,
+            _gateway: gateway,
+            services,
         }
     }
 
@@ -134,22 +125,12 @@ impl Stack {
     }
 }
 
-type Started = (
-    gateway::RunningGateway,
-    kit::service::RunningService,
-    kit::service::RunningService,
-    String,
-);
-
 /// Starts the gateway, customers and sales once, on freshly chosen ports;
 /// whatever started is stopped again when a later part fails.
 async fn launch(
-    gateway_db: &TestDatabase,
-    customers_db: &TestDatabase,
-    sales_db: &TestDatabase,
-    nats: &TestNats,
+    services: &mut Services,
     adjust: &impl Fn(&mut GatewayConfig),
-) -> anyhow::Result<Started> {
+) -> anyhow::Result<gateway::RunningGateway> {
     let free_port = || -> anyhow::Result<u16> {
         Ok(std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -158,7 +139,7 @@ async fn launch(
     let (customers_port, sales_port) = (free_port()?, free_port()?);
     let mut config = GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
-        database: gateway_db.config(),
+        database: services.database("gateway").await.config(),
         services: [
             (
                 "customers".to_owned(),
@@ -176,66 +157,40 @@ async fn launch(
         upstream_timeout: Duration::from_secs(5),
         tenant_rate_per_second: 1000,
         concurrency_limit: 256,
-        nats: nats.config(),
+        nats: services.nats.config(),
         webhook_retry_base: Duration::from_millis(100),
         allow_insecure_webhooks: true,
         cors_origins: vec!["https://app.example.com".into()],
     };
     adjust(&mut config);
     let gateway = gateway::build(config).await?;
-    let base = format!("http://{}", gateway.addr);
-    let mut customers_config = service_config("customers", customers_db, nats, &TokenIssuer::new());
-    customers_config.grpc_addr = format!("127.0.0.1:{customers_port}").parse()?;
-    customers_config.auth = AuthConfig {
-        keys: KeySource::JwksUrl(format!("{base}/.well-known/jwks.json")),
+    // The services trust the gateway's keys, as in production.
+    let auth = AuthConfig {
+        keys: KeySource::JwksUrl(format!("http://{}/.well-known/jwks.json", gateway.addr)),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),
     };
-    let customers = match customers::build(customers_config.clone()).await {
-        Ok(customers) => customers,
-        Err(error) => {
-            let _ = gateway.stop().await;
-            return Err(error.context("customers starts"));
-        }
-    };
-    let mut sales_service = service_config("sales", sales_db, nats, &TokenIssuer::new());
-    sales_service.grpc_addr = format!("127.0.0.1:{sales_port}").parse()?;
-    sales_service.auth = customers_config.auth.clone();
+    let mut customers = services.config("customers").await;
+    customers.grpc_addr = format!("127.0.0.1:{customers_port}").parse()?;
+    customers.auth = auth.clone();
+    // A failed start drops what did start: dropped services stop.
+    services
+        .try_start("customers", customers::build(customers))
+        .await
+        .context("customers starts")?;
+    let mut sales = services.config("sales").await;
+    sales.grpc_addr = format!("127.0.0.1:{sales_port}").parse()?;
+    sales.auth = auth;
     let sales = sales::build(sales::config::SalesConfig {
-        service: sales_service,
+        service: sales,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
         scan_interval: Duration::from_secs(60),
-    })
-    .await;
-    match sales {
-        Ok(sales) => Ok((gateway, customers, sales, base)),
-        Err(error) => {
-            let _ = customers.stop().await;
-            let _ = gateway.stop().await;
-            Err(error.context("sales starts"))
-        }
+    });
+    if let Err(error) = services.try_start("sales", sales).await {
+        services.take("customers");
+        return Err(error.context("sales starts"));
     }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let gateway = self.gateway.take();
-        let customers = self.customers.take();
-        let sales = self.sales.take();
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(async move {
-                    drop(sales);
-                    drop(customers);
-                    drop(gateway);
-                });
-            }
-        })
-        .join();
-    }
+    Ok(gateway)
 }
 
 /// Asserts a problem+json response and returns it.

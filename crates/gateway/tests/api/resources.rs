@@ -233,9 +233,7 @@ async fn custom_fields_and_segments_work_over_rest() {
 async fn tasks_show_in_the_account_360_until_completed() {
     let mut stack = Stack::start().await;
     // The sales service is down: its section says so, the rest still comes.
-    if let Some(sales) = stack.sales.take() {
-        sales.stop().await.unwrap();
-    }
+    stack.services.take("sales").stop().await.unwrap();
     let (_, token) = stack.tenant("Acme").await;
     let t = Some(token.as_str());
     let account = stack
@@ -568,14 +566,7 @@ async fn imports_exports_and_gdpr_requests_are_audited() {
 
     // The same over gRPC, straight to the service: audited all the same.
     let turing = listed["contacts"][1]["id"].as_str().unwrap().to_owned();
-    let channel = tonic::transport::Channel::from_shared(format!(
-        "http://{}",
-        stack.customers.as_ref().unwrap().grpc_addr
-    ))
-    .unwrap()
-    .connect()
-    .await
-    .unwrap();
+    let channel = stack.services.channel("customers");
     let bearer = kit::auth::BearerToken::new(&token).unwrap();
     crm_proto::crm::customers::v1::data_service_client::DataServiceClient::with_interceptor(
         channel, bearer,

@@ -23,9 +23,9 @@ struct Desk {
 
 fn desk(app: &TestApp, roles: &[Role], teams: &[Uuid]) -> (Desk, Client) {
     let user = Uuid::now_v7();
-    let mut claims = app.issuer.claims(app.tenant, user, roles, Visibility::Team);
-    claims.teams = teams.to_vec();
-    let bearer = BearerToken::new(&app.issuer.sign(&claims)).unwrap();
+    let bearer = app
+        .services
+        .bearer(app.tenant, user, roles, Visibility::Team, teams);
     let channel = app.sales_channel();
     let desk = Desk {
         catalog: CatalogServiceClient::with_interceptor(channel.clone(), bearer.clone()),

@@ -940,7 +940,7 @@ async fn merges_in_customers_repoint_deals_and_erasure_anonymises_leads() {
 }
 
 async fn erase(app: &TestApp, contact_id: &str) {
-    let token = app.issuer.admin_token(app.tenant);
+    let token = app.services.issuer.admin_token(app.tenant);
     let bearer = kit::auth::BearerToken::new(&token).unwrap();
     let channel = app.customers_channel();
     crm_proto::crm::customers::v1::data_service_client::DataServiceClient::with_interceptor(

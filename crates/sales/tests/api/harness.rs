@@ -10,8 +10,7 @@ use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceCli
 use crm_proto::crm::sales::v1::pipeline_service_client::PipelineServiceClient;
 use crm_proto::crm::sales::v1::*;
 use kit::auth::{BearerToken, Role, Visibility};
-use kit::service::RunningService;
-use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
+use testkit::{Services, TestDatabase};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -30,48 +29,24 @@ pub struct Client {
 }
 
 pub struct TestApp {
-    pub nats: TestNats,
-    pub issuer: TokenIssuer,
+    pub services: Services,
     pub tenant: Uuid,
-    sales_channel: Channel,
-    customers_channel: Channel,
-    running: Vec<RunningService>,
-    _dbs: (TestDatabase, TestDatabase),
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let (sales_db, customers_db, nats, issuer) = (
-            TestDatabase::create().await,
-            TestDatabase::create().await,
-            TestNats::new(),
-            TokenIssuer::new(),
-        );
-        let customers =
-            customers::build(service_config("customers", &customers_db, &nats, &issuer))
-                .await
-                .expect("customers starts");
-        let customers_url = format!("http://{}", customers.grpc_addr);
-        let sales = sales::build(sales::config::SalesConfig {
-            service: service_config("sales", &sales_db, &nats, &issuer),
-            customers_url: customers_url.clone(),
+        let mut services = Services::new();
+        let config = services.config("customers").await;
+        services.start("customers", customers::build(config)).await;
+        let config = sales::config::SalesConfig {
+            service: services.config("sales").await,
+            customers_url: services.url("customers"),
             scan_interval: Duration::from_millis(200),
-        })
-        .await
-        .expect("sales starts");
-        let connect = |url: String| async move {
-            Channel::from_shared(url).unwrap().connect().await.unwrap()
         };
-        let sales_channel = connect(format!("http://{}", sales.grpc_addr)).await;
-        let customers_channel = connect(customers_url).await;
+        services.start("sales", sales::build(config)).await;
         TestApp {
-            nats,
-            issuer,
-            tenant: Uuid::now_v7(),
-            sales_channel,
-            customers_channel,
-            running: vec![sales, customers],
-            _dbs: (sales_db, customers_db),
+            tenant: services.tenant,
+            services,
         }
     }
 
@@ -91,10 +66,11 @@ impl TestApp {
         visibility: Visibility,
         teams: &[Uuid],
     ) -> Client {
-        let mut claims = self.issuer.claims(tenant, user, roles, visibility);
-        claims.teams = teams.to_vec();
-        let bearer = BearerToken::new(&self.issuer.sign(&claims)).unwrap();
-        let (s, c) = (self.sales_channel.clone(), self.customers_channel.clone());
+        let bearer = self.services.bearer(tenant, user, roles, visibility, teams);
+        let (s, c) = (
+            self.services.channel("sales"),
+            self.services.channel("customers"),
+        );
         Client {
             user,
             leads: LeadServiceClient::with_interceptor(s.clone(), bearer.clone()),
@@ -109,22 +85,7 @@ impl TestApp {
 
     /// Waits until an event of `event_type` about `subject` is on `domain`'s stream.
     pub async fn event(&self, domain: &str, event_type: &str, subject: &str) -> Event {
-        self.nats.event(domain, event_type, subject).await
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let running = std::mem::take(&mut self.running);
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(async { drop(running) });
-            }
-        })
-        .join();
+        self.services.event(domain, event_type, subject).await
     }
 }
 
@@ -180,25 +141,20 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 
 impl TestApp {
     pub fn customers_channel(&self) -> Channel {
-        self.customers_channel.clone()
-    }
-}
-
-impl TestApp {
-    /// Stops the customers service (fault tests).
-    pub async fn stop_customers(&mut self) {
-        if self.running.len() == 2 {
-            if let Some(customers) = self.running.pop() {
-                customers.stop().await.expect("customers stops");
-            }
-        }
-    }
-
-    pub fn sales_db(&self) -> &TestDatabase {
-        &self._dbs.0
+        self.services.channel("customers")
     }
 
     pub fn sales_channel(&self) -> Channel {
-        self.sales_channel.clone()
+        self.services.channel("sales")
+    }
+
+    /// Stops the customers service (fault tests).
+    pub async fn stop_customers(&mut self) {
+        let customers = self.services.take("customers");
+        customers.stop().await.expect("customers stops");
+    }
+
+    pub fn sales_db(&self) -> &TestDatabase {
+        self.services.db("sales")
     }
 }
