@@ -50,7 +50,8 @@ impl Scope {
     }
 
     /// `SELECT <columns> FROM <table>` of one record by id, if this scope
-    /// sees it; `FOR UPDATE` when `lock`.
+    /// sees it; `FOR UPDATE` when `lock`. The one way to fetch a single
+    /// visible record: what the caller may not see is simply not found.
     pub fn select_one<'a>(
         &self,
         columns: &str,
@@ -59,10 +60,31 @@ impl Scope {
         id: Uuid,
         lock: bool,
     ) -> QueryBuilder<'a, Postgres> {
+        self.select_one_or_assigned(columns, table, tenant, id, lock, None)
+    }
+
+    /// [`Scope::select_one`] for records their assignee sees too (tasks):
+    /// `assigned` names the assignee column and the caller's user id.
+    pub fn select_one_or_assigned<'a>(
+        &self,
+        columns: &str,
+        table: &str,
+        tenant: Uuid,
+        id: Uuid,
+        lock: bool,
+        assigned: Option<(&str, Option<Uuid>)>,
+    ) -> QueryBuilder<'a, Postgres> {
         let mut query =
             QueryBuilder::new(format!("SELECT {columns} FROM {table} WHERE tenant_id = "));
         query.push_bind(tenant).push(" AND id = ").push_bind(id);
-        self.push_sql(&mut query);
+        if *self != Scope::Tenant {
+            query.push(" AND (");
+            self.push_condition(&mut query);
+            if let Some((column, user)) = assigned {
+                query.push(format!(" OR {column} = ")).push_bind(user);
+            }
+            query.push(")");
+        }
         if lock {
             query.push(" FOR UPDATE");
         }
@@ -71,18 +93,28 @@ impl Scope {
 
     /// Appends ` AND <visible>` over the `owner_id` / `team_id` columns.
     pub fn push_sql(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        if *self != Scope::Tenant {
+            query.push(" AND ");
+            self.push_condition(query);
+        }
+    }
+
+    /// The visibility condition as one parenthesised SQL expression.
+    fn push_condition(&self, query: &mut QueryBuilder<'_, Postgres>) {
         match self {
-            Scope::Tenant => {}
+            Scope::Tenant => {
+                query.push("TRUE");
+            }
             Scope::Team { user, teams } => {
                 query
-                    .push(" AND (owner_id = ")
+                    .push("(owner_id = ")
                     .push_bind(*user)
                     .push(" OR team_id = ANY(")
                     .push_bind(teams.clone())
                     .push("))");
             }
             Scope::Own { user } => {
-                query.push(" AND owner_id = ").push_bind(*user);
+                query.push("(owner_id = ").push_bind(*user).push(")");
             }
         }
     }

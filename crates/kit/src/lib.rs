@@ -25,6 +25,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbox;
 pub mod input;
+pub mod mask;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;

@@ -48,3 +48,27 @@ pub fn audit(
         version,
     })
 }
+
+/// The version a stored record is at (its `audit.version`; 0 before the
+/// first write).
+pub fn version_of(audit: &Option<crm_proto::crm::common::v1::Audit>) -> i64 {
+    audit.as_ref().map(|a| a.version).unwrap_or_default()
+}
+
+/// Refuses a write based on a stale read: `expected` is the request's
+/// `expected_version` (0 = no check), `actual` the stored record's.
+pub fn check_version(
+    entity: &'static str,
+    id: &str,
+    expected: i64,
+    actual: i64,
+) -> crate::Result<()> {
+    if expected != 0 && expected != actual {
+        return Err(crate::Error::VersionConflict {
+            entity,
+            id: id.to_owned(),
+            expected,
+        });
+    }
+    Ok(())
+}

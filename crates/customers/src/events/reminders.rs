@@ -11,6 +11,7 @@ use kit::auth::CallerContext;
 use kit::db::{set_tenant, Database};
 use kit::outbox::Outbox;
 
+use crate::domain::access::Scope;
 use crate::store::activities;
 
 #[derive(Clone)]
@@ -34,7 +35,9 @@ impl kit::scan::Scan for ReminderScheduler {
         let due = activities::lock_due_reminders(&mut tx, kit::scan::BATCH as i64).await?;
         for (tenant, task_id) in &due {
             set_tenant(&mut tx, *tenant).await?;
-            if let Some((task, _)) = activities::find(&mut tx, *tenant, *task_id, false).await? {
+            if let Some(task) =
+                activities::find(&mut tx, *tenant, &Scope::Tenant, None, *task_id, false).await?
+            {
                 let open = task.task.as_ref().is_some_and(|t| t.completed_at.is_none());
                 if open {
                     let caller = CallerContext::system("customers", *tenant);

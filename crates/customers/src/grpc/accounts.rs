@@ -5,6 +5,7 @@ use crm_proto::crm::customers::v1::*;
 use kit::auth::CallerContext;
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
+use kit::rpc::{check_version, version_of};
 use kit::Error;
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
@@ -16,7 +17,7 @@ use super::{
     commit, handle, page_response, publish_side_events, publish_transfers, Change, MergePair,
     SharedState, State,
 };
-use crate::domain::access::{authorize, scope, Action};
+use crate::domain::access::{authorize, scope, Action, Scope};
 use crate::domain::account::normalize;
 use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::{self, ACCOUNT_COLUMNS};
@@ -53,21 +54,9 @@ pub async fn visible_account(
     id: Uuid,
     lock: bool,
 ) -> kit::Result<Account> {
-    let account = store::find(tx, caller.tenant_id, id, lock)
+    store::find(tx, caller.tenant_id, &scope(caller), id, lock)
         .await?
-        .ok_or_else(|| Error::not_found("account", id))?;
-    if scope(caller).sees(
-        Uuid::parse_str(&account.owner_id).ok(),
-        Uuid::parse_str(&account.team_id).ok(),
-    ) {
-        Ok(account)
-    } else {
-        Err(Error::not_found("account", id))
-    }
-}
-
-fn version_of(account: &Account) -> i64 {
-    account.audit.as_ref().map(|a| a.version).unwrap_or(0)
+        .ok_or_else(|| Error::not_found("account", id))
 }
 
 async fn prepare(
@@ -88,7 +77,7 @@ async fn prepare(
     let keys = normalize(account, catalog, &mut violations);
     violations.into_result()?;
     if let Ok(parent) = Uuid::parse_str(&account.parent_account_id) {
-        if store::find(tx, caller.tenant_id, parent, false)
+        if store::find(tx, caller.tenant_id, &Scope::Tenant, parent, false)
             .await?
             .is_none()
         {
@@ -145,7 +134,7 @@ pub async fn update_in(
     }
     let saved = store::save(tx, caller.tenant_id, &after, &keys, &caller.subject, false).await?;
     let id = parse_id("account.id", &saved.id)?;
-    let version = version_of(&saved);
+    let version = version_of(&saved.audit);
     let change = Change {
         entity: Entity::Account,
         id,
@@ -247,13 +236,12 @@ impl AccountService for AccountHandlers {
             let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
             let mut tx = self.0.begin(&caller).await?;
             let before = visible_account(&mut tx, &caller, id, true).await?;
-            if request.expected_version != 0 && version_of(&before) != request.expected_version {
-                return Err(Error::VersionConflict {
-                    entity: "account",
-                    id: before.id,
-                    expected: request.expected_version,
-                });
-            }
+            check_version(
+                "account",
+                &before.id,
+                request.expected_version,
+                version_of(&before.audit),
+            )?;
             let mut after = before.clone();
             apply_account_mask(&mut after, changes, &paths, "update_mask")?;
             if after.owner_id != before.owner_id || after.team_id != before.team_id {
@@ -277,13 +265,12 @@ impl AccountService for AccountHandlers {
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
             let account = visible_account(&mut tx, &caller, id, true).await?;
-            if request.expected_version != 0 && version_of(&account) != request.expected_version {
-                return Err(Error::VersionConflict {
-                    entity: "account",
-                    id: account.id,
-                    expected: request.expected_version,
-                });
-            }
+            check_version(
+                "account",
+                &account.id,
+                request.expected_version,
+                version_of(&account.audit),
+            )?;
             let version = records::soft_delete(
                 &mut tx,
                 Table::Accounts,

@@ -6,6 +6,7 @@ use crm_proto::crm::customers::v1::*;
 use kit::auth::CallerContext;
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
+use kit::rpc::{check_version, version_of};
 use kit::time::{from_optional_timestamp, from_timestamp};
 use kit::Error;
 use sqlx::PgConnection;
@@ -175,20 +176,16 @@ async fn visible_activity(
     id: Uuid,
     lock: bool,
 ) -> kit::Result<Activity> {
-    let (activity, team) = store::find(tx, caller.tenant_id, id, lock)
-        .await?
-        .ok_or_else(|| Error::not_found("activity", id))?;
-    let owner = Uuid::parse_str(&activity.owner_id).ok();
-    let assignee = activity
-        .task
-        .as_ref()
-        .and_then(|t| Uuid::parse_str(&t.assignee_id).ok());
-    let mine = assignee.is_some() && assignee == caller.user_id;
-    if mine || scope(caller).sees(owner, team) {
-        Ok(activity)
-    } else {
-        Err(Error::not_found("activity", id))
-    }
+    store::find(
+        tx,
+        caller.tenant_id,
+        &scope(caller),
+        caller.user_id,
+        id,
+        lock,
+    )
+    .await?
+    .ok_or_else(|| Error::not_found("activity", id))
 }
 
 #[tonic::async_trait]
@@ -284,16 +281,19 @@ impl ActivityService for ActivityHandlers {
             let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
             let mut tx = self.0.begin(&caller).await?;
             let before = visible_activity(&mut tx, &caller, id, true).await?;
-            let version = before.audit.as_ref().map(|a| a.version).unwrap_or(0);
-            if request.expected_version != 0 && version != request.expected_version {
-                return Err(Error::VersionConflict {
-                    entity: "activity",
-                    id: before.id,
-                    expected: request.expected_version,
-                });
-            }
+            check_version(
+                "activity",
+                &before.id,
+                request.expected_version,
+                version_of(&before.audit),
+            )?;
             let mut merged = before.clone();
-            apply_activity_mask(&mut merged, changes, &paths)?;
+            apply_activity_mask(&mut merged, changes, &paths, "update_mask")?;
+            // Completion goes through CompleteTask, never through an update.
+            let completed = before.task.as_ref().and_then(|t| t.completed_at);
+            if let Some(task) = merged.task.as_mut() {
+                task.completed_at = completed;
+            }
             let mut row = check(merged, &caller)?;
             row.id = id;
             let saved = store::update(&mut tx, caller.tenant_id, &row, &caller.subject).await?;

@@ -5,6 +5,7 @@ use crm_proto::crm::customers::v1::*;
 use kit::auth::CallerContext;
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
+use kit::rpc::{check_version, version_of};
 use kit::Error;
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
@@ -33,32 +34,9 @@ pub async fn visible_contact(
     id: Uuid,
     lock: bool,
 ) -> kit::Result<Contact> {
-    let contact = store::find(tx, caller.tenant_id, id, lock)
+    store::find(tx, caller.tenant_id, &scope(caller), id, lock)
         .await?
-        .ok_or_else(|| Error::not_found("contact", id))?;
-    let owner = Uuid::parse_str(&contact.owner_id).ok();
-    let team = Uuid::parse_str(&contact.team_id).ok();
-    if scope(caller).sees(owner, team) {
-        Ok(contact)
-    } else {
-        Err(Error::not_found("contact", id))
-    }
-}
-
-/// The version a stored contact is at.
-pub fn version_of(contact: &Contact) -> i64 {
-    contact.audit.as_ref().map(|a| a.version).unwrap_or(0)
-}
-
-fn check_version(contact: &Contact, expected: i64) -> kit::Result<()> {
-    if expected != 0 && version_of(contact) != expected {
-        return Err(Error::VersionConflict {
-            entity: "contact",
-            id: contact.id.clone(),
-            expected,
-        });
-    }
-    Ok(())
+        .ok_or_else(|| Error::not_found("contact", id))
 }
 
 /// Fills owner and team from the caller when absent, and refuses records
@@ -108,7 +86,7 @@ async fn prepare(
     let keys = normalize(contact, catalog, &mut violations);
     violations.into_result()?;
     if let Ok(account) = Uuid::parse_str(&contact.account_id) {
-        if accounts::find(tx, caller.tenant_id, account, false)
+        if accounts::find(tx, caller.tenant_id, &Scope::Tenant, account, false)
             .await?
             .is_none()
         {
@@ -164,7 +142,7 @@ pub async fn update_in(
     }
     let saved = store::update(tx, caller.tenant_id, &after, &keys, &caller.subject).await?;
     let id = parse_id("contact.id", &saved.id)?;
-    let version = version_of(&saved);
+    let version = version_of(&saved.audit);
     let change = Change {
         entity: Entity::Contact,
         id,
@@ -314,7 +292,12 @@ impl ContactService for ContactHandlers {
             let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
             let mut tx = self.0.begin(&caller).await?;
             let before = visible_contact(&mut tx, &caller, id, true).await?;
-            check_version(&before, request.expected_version)?;
+            check_version(
+                "contact",
+                &before.id,
+                request.expected_version,
+                version_of(&before.audit),
+            )?;
             let mut after = before.clone();
             apply_contact_mask(&mut after, changes, &paths, "update_mask")?;
             if after.owner_id != before.owner_id || after.team_id != before.team_id {
@@ -338,7 +321,12 @@ impl ContactService for ContactHandlers {
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
             let contact = visible_contact(&mut tx, &caller, id, true).await?;
-            check_version(&contact, request.expected_version)?;
+            check_version(
+                "contact",
+                &contact.id,
+                request.expected_version,
+                version_of(&contact.audit),
+            )?;
             let version = records::soft_delete(
                 &mut tx,
                 Table::Contacts,
@@ -612,7 +600,7 @@ impl ContactService for ContactHandlers {
             };
             self.0
                 .outbox
-                .enqueue(&mut tx, &caller, id, version_of(&saved), &event)
+                .enqueue(&mut tx, &caller, id, version_of(&saved.audit), &event)
                 .await?;
             commit(tx).await?;
             Ok(UpdateConsentResponse {

@@ -151,20 +151,25 @@ struct FoundRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
+/// One live account by id, if `scope` sees it.
 pub async fn find(
     tx: &mut PgConnection,
     tenant: Uuid,
+    scope: &Scope,
     id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Option<Account>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let found: Option<FoundRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, deleted_at FROM accounts WHERE tenant_id = $1 AND id = $2{lock}"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let found: Option<FoundRow> = scope
+        .select_one(
+            &format!("{COLUMNS}, deleted_at"),
+            "accounts",
+            tenant,
+            id,
+            lock,
+        )
+        .build_query_as()
+        .fetch_optional(&mut *tx)
+        .await?;
     Ok(found
         .filter(|f| f.deleted_at.is_none())
         .map(|f| f.row.into_proto()))
@@ -257,7 +262,7 @@ pub async fn find_similar_names(
     .await?;
     let mut found = Vec::new();
     for (score, id) in rows {
-        if let Some(account) = find(tx, tenant, id, false).await? {
+        if let Some(account) = find(tx, tenant, &Scope::Tenant, id, false).await? {
             found.push((account, score));
         }
     }

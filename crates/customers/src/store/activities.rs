@@ -156,29 +156,28 @@ pub async fn insert(
 }
 
 /// An activity with the owner and team used for visibility.
+/// One activity by id, if `scope` sees it or it is a task assigned to `user`.
 pub async fn find(
     tx: &mut PgConnection,
     tenant: Uuid,
+    scope: &Scope,
+    user: Option<Uuid>,
     id: Uuid,
     lock: bool,
-) -> sqlx::Result<Option<(Activity, Option<Uuid>)>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let row: Option<(Option<Uuid>,)> = sqlx::query_as(&format!(
-        "SELECT team_id FROM activities WHERE tenant_id = $1 AND id = $2{lock}"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((team,)) = row else { return Ok(None) };
-    let row: ActivityRow = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM activities WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(Some((row.into_proto(), team)))
+) -> sqlx::Result<Option<Activity>> {
+    let row: Option<ActivityRow> = scope
+        .select_one_or_assigned(
+            COLUMNS,
+            "activities",
+            tenant,
+            id,
+            lock,
+            Some(("assignee_id", user)),
+        )
+        .build_query_as()
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(row.map(ActivityRow::into_proto))
 }
 
 /// Timeline of a contact (`column` = contact_id) or account (account_id),

@@ -214,20 +214,25 @@ struct FoundRow {
     deleted_at: Option<DateTime<Utc>>,
 }
 
+/// One live contact by id, if `scope` sees it.
 pub async fn find(
     tx: &mut PgConnection,
     tenant: Uuid,
+    scope: &Scope,
     id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Option<Contact>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let found: Option<FoundRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, deleted_at FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let found: Option<FoundRow> = scope
+        .select_one(
+            &format!("{COLUMNS}, deleted_at"),
+            "contacts",
+            tenant,
+            id,
+            lock,
+        )
+        .build_query_as()
+        .fetch_optional(&mut *tx)
+        .await?;
     Ok(found
         .filter(|f| f.deleted_at.is_none())
         .map(|f| f.row.into_proto()))
@@ -351,7 +356,7 @@ pub async fn find_similar_names(
     .await?;
     let mut found = Vec::with_capacity(rows.len());
     for (score, id) in rows {
-        if let Some(contact) = find(tx, tenant, id, false).await? {
+        if let Some(contact) = find(tx, tenant, &Scope::Tenant, id, false).await? {
             found.push((contact, score));
         }
     }

@@ -16,32 +16,35 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{
-    check_mask, check_version, commit, handle, mask_allows, page_response, version_of, SharedState,
-    State,
-};
+use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{lead, optional_id, parse_id, routing, scoring};
 use crate::store::leads as store_leads;
 
 pub struct LeadHandlers(pub SharedState);
 
-const EDITABLE: [&str; 14] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "title",
-    "company",
-    "company_domain",
-    "source",
-    "campaign_id",
-    "status",
-    "country",
-    "region",
-    "industry",
-    "company_size",
-];
+kit::field_mask!(
+    apply_mask,
+    changed_fields,
+    Lead,
+    "lead",
+    [
+        first_name,
+        last_name,
+        email,
+        phone,
+        title,
+        company,
+        company_domain,
+        source,
+        campaign_id,
+        status,
+        country,
+        region,
+        industry,
+        company_size,
+    ]
+);
 
 /// Where routing put a lead.
 struct Routed {
@@ -445,7 +448,6 @@ impl LeadService for LeadHandlers {
                 .update_mask
                 .map(|mask| mask.paths)
                 .unwrap_or_default();
-            check_mask(&paths, &EDITABLE, "lead")?;
             let mut tx = self.0.begin(&caller).await?;
             let mut lead = visible_lead(&mut tx, &caller, id, true).await?;
             check_version(
@@ -460,28 +462,7 @@ impl LeadService for LeadHandlers {
                 ));
             }
             let before = (lead.status, lead.score);
-            let mask = &paths;
-            macro_rules! take {
-                ($($field:ident),*) => {$(
-                    if mask_allows(mask, stringify!($field)) { lead.$field = input.$field.clone(); }
-                )*};
-            }
-            take!(
-                first_name,
-                last_name,
-                email,
-                phone,
-                title,
-                company,
-                company_domain,
-                source,
-                campaign_id,
-                status,
-                country,
-                region,
-                industry,
-                company_size
-            );
+            apply_mask(&mut lead, input, &paths, "update_mask")?;
             let mut violations = Violations::new();
             lead::normalize(&mut lead, &mut violations);
             violations.into_result()?;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use kit::auth::CallerContext;
 use kit::db::{Database, TenantTx};
 use kit::outbox::Outbox;
-use kit::Error;
 use tonic::transport::Channel;
 
 /// What every handler needs.
@@ -34,45 +33,4 @@ impl State {
     }
 }
 
-pub use kit::rpc::{commit, handle, page_response};
-
-pub fn version_of(audit: &Option<crm_proto::crm::common::v1::Audit>) -> i64 {
-    audit.as_ref().map(|a| a.version).unwrap_or_default()
-}
-
-/// Refuses a write based on a stale read (`expected` 0 = no check).
-pub fn check_version(
-    entity: &'static str,
-    id: &str,
-    expected: i64,
-    actual: i64,
-) -> kit::Result<()> {
-    if expected != 0 && expected != actual {
-        return Err(Error::VersionConflict {
-            entity,
-            id: id.to_owned(),
-            expected,
-        });
-    }
-    Ok(())
-}
-
-/// Update masks name proto fields; unknown names are refused.
-pub fn mask_allows(mask: &[String], field: &str) -> bool {
-    mask.is_empty() || mask.iter().any(|m| m == field)
-}
-
-pub fn check_mask(mask: &[String], editable: &[&str], prefix: &str) -> kit::Result<()> {
-    for (i, name) in mask.iter().enumerate() {
-        if !editable.contains(&name.as_str()) {
-            return Err(Error::invalid(
-                format!("update_mask.paths[{i}]"),
-                format!(
-                    "{prefix} field {name:?} cannot be updated; editable: {}",
-                    editable.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
+pub use kit::rpc::{check_version, commit, handle, page_response, version_of};

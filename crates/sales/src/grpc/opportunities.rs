@@ -10,10 +10,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{
-    check_mask, check_version, commit, handle, mask_allows, page_response, version_of, SharedState,
-    State,
-};
+use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{opportunity, optional_id, parse_id};
 use crate::store::opportunities::{self as store, StageMove, Values};
@@ -21,21 +18,27 @@ use crate::store::pipelines;
 
 pub struct OpportunityHandlers(pub SharedState);
 
-const EDITABLE: [&str; 13] = [
-    "name",
-    "account_id",
-    "contacts",
-    "amount",
-    "close_date",
-    "probability",
-    "forecast_category",
-    "owner_id",
-    "team_id",
-    "campaign_id",
-    "competitors",
-    "next_step",
-    "line_items",
-];
+kit::field_mask!(
+    apply_mask,
+    changed_fields,
+    Opportunity,
+    "opportunity",
+    [
+        name,
+        account_id,
+        contacts,
+        amount,
+        close_date,
+        probability,
+        forecast_category,
+        owner_id,
+        team_id,
+        campaign_id,
+        competitors,
+        next_step,
+        line_items,
+    ]
+);
 
 fn status_for(kind: StageKind) -> OpportunityStatus {
     match kind {
@@ -260,7 +263,6 @@ impl OpportunityService for OpportunityHandlers {
                 .update_mask
                 .map(|mask| mask.paths)
                 .unwrap_or_default();
-            check_mask(&paths, &EDITABLE, "opportunity")?;
             let mut tx = self.0.begin(&caller).await?;
             let mut o = visible(&mut tx, &caller, id, true).await?;
             check_version(
@@ -269,27 +271,7 @@ impl OpportunityService for OpportunityHandlers {
                 request.expected_version,
                 version_of(&o.audit),
             )?;
-            let mask = &paths;
-            macro_rules! take {
-                ($($field:ident),*) => {$(
-                    if mask_allows(mask, stringify!($field)) { o.$field = input.$field.clone(); }
-                )*};
-            }
-            take!(
-                name,
-                account_id,
-                contacts,
-                amount,
-                close_date,
-                probability,
-                forecast_category,
-                owner_id,
-                team_id,
-                campaign_id,
-                competitors,
-                next_step,
-                line_items
-            );
+            apply_mask(&mut o, input, &paths, "update_mask")?;
             let saved = save(&mut tx, &caller, o).await?;
             commit(tx).await?;
             Ok(UpdateOpportunityResponse {
