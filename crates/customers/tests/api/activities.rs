@@ -270,3 +270,55 @@ async fn activities_are_edited_with_a_mask_and_deleted() {
     app.event("crm.customers.activity.deleted.v1", &call.id)
         .await;
 }
+
+#[tokio::test]
+async fn a_task_is_visible_to_its_assignee_but_not_to_other_reps_and_not_across_tenants() {
+    use kit::auth::{Role, Visibility};
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let mut assignee = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let mut other_rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let mut stranger = app.client_in(
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
+    let person = create_contact(&mut admin, contact("Grace", "H", "")).await;
+    let task = admin
+        .activities
+        .log_activity(LogActivityRequest {
+            request_id: String::new(),
+            activity: Some(Activity {
+                kind: ActivityKind::Task as i32,
+                subject: "Call back".into(),
+                contact_id: person.id.clone(),
+                task: Some(TaskDetails {
+                    assignee_id: assignee.user.to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activity
+        .unwrap();
+    let get = |id: &str| GetActivityRequest { id: id.to_owned() };
+
+    let seen = assignee.activities.get_activity(get(&task.id)).await;
+    assert_eq!(seen.unwrap().into_inner().activity.unwrap().id, task.id);
+    for (who, client) in [
+        ("other rep", &mut other_rep),
+        ("other tenant", &mut stranger),
+    ] {
+        let refused = client
+            .activities
+            .get_activity(get(&task.id))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::NotFound, "{who}");
+    }
+}
