@@ -13,5 +13,6 @@ pub mod custom_fields;
 pub mod filter;
 pub mod lifecycle;
 pub mod tags;
+pub mod transfer;
 
 pub use kit::input::{optional_id, parse_id, plain_decimal, required_id, text};
