@@ -418,3 +418,127 @@ async fn hundreds_of_bad_fields_are_a_400_naming_the_first_not_a_transport_error
         "{named:?}"
     );
 }
+
+/// Every transcoded rule, walked from the descriptors (so a rule added to a
+/// proto is covered without touching this test): another tenant's admin
+/// reading a record by its id gets 404, and a viewer gets 403 from every
+/// write.
+#[tokio::test]
+async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let (_, stranger) = stack.tenant("Globex").await;
+    let viewer = stack.user(&admin, "viewer@acme.example", "viewer").await;
+    let a = Some(admin.as_str());
+
+    // One record of each kind in Acme, by the path's collection.
+    let mut ids = std::collections::HashMap::<&str, String>::new();
+    let create = |collection: &'static str, body: serde_json::Value| {
+        let stack = &stack;
+        async move {
+            let created = stack
+                .call(
+                    Method::POST,
+                    &format!("/v1/{collection}"),
+                    a,
+                    Some(body),
+                    &[],
+                )
+                .await;
+            let created = json_of(created, 201).await;
+            (collection, created["id"].as_str().unwrap().to_owned())
+        }
+    };
+    let pipeline = stack
+        .call(Method::POST, "/v1/pipelines", a,
+            Some(json!({"name": "Main", "stages": [{"name": "Open"}, {"name": "Won", "kind": "STAGE_KIND_WON"}, {"name": "Lost", "kind": "STAGE_KIND_LOST"}]})), &[])
+        .await;
+    ids.insert(
+        "pipelines",
+        json_of(pipeline, 201).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    for (collection, body) in [
+        (
+            "contacts",
+            json!({"first_name": "Ada", "last_name": "Lovelace"}),
+        ),
+        ("accounts", json!({"name": "Analytical Engines"})),
+        ("leads", json!({"last_name": "Hopper", "company": "Navy"})),
+        (
+            "opportunities",
+            json!({"name": "Engines", "amount": {"amount": "100", "currency": "EUR"}}),
+        ),
+        ("products", json!({"sku": "SEAT", "name": "Seat"})),
+        ("price-books", json!({"name": "Euro", "currency": "EUR"})),
+        (
+            "segments",
+            json!({"segment": {"name": "Event", "kind": "SEGMENT_KIND_STATIC"}}),
+        ),
+    ] {
+        let (collection, id) = create(collection, body).await;
+        ids.insert(collection, id);
+    }
+    let note =
+        json!({"kind": "ACTIVITY_KIND_NOTE", "subject": "Met", "contact_id": ids["contacts"]});
+    let (_, activity) = create("activities", note).await;
+    ids.insert("activities", activity);
+
+    let pool = gateway::http::transcode::descriptor_pool().unwrap();
+    let bindings = gateway::http::transcode::binding::bindings(&pool).unwrap();
+    let (mut reads_checked, mut writes_checked) = (0, 0);
+    let mut wrong = Vec::new();
+    for binding in &bindings {
+        let collection = binding.template.split('/').nth(2).unwrap_or_default();
+        let id = ids
+            .get(collection)
+            .cloned()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        // Every variable gets the collection's id (`{entity}` a valid entity).
+        let path: String = binding
+            .template
+            .split('/')
+            .map(|segment| match segment {
+                s if s.starts_with('{') && s.contains("entity") => "ENTITY_CONTACT".to_owned(),
+                s if s.starts_with('{') => id.clone(),
+                s => s.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let name = binding.method.name();
+        let reads = [
+            "Get", "List", "Search", "Count", "Find", "Preview", "Compute", "Export",
+        ];
+        let is_read = reads.iter().any(|prefix| name.starts_with(prefix));
+        let what = format!("{} {} ({name})", binding.verb, binding.template);
+        if binding.verb == Method::GET
+            && !binding.variables.is_empty()
+            && ids.contains_key(collection)
+            && !collection.starts_with("fields")
+        {
+            let response = stack
+                .call(Method::GET, &path, Some(&stranger), None, &[])
+                .await;
+            if response.status() != 404 {
+                wrong.push(format!("another tenant read {what}: {}", response.status()));
+            }
+            reads_checked += 1;
+        }
+        if !is_read {
+            let body =
+                (binding.verb != Method::GET && binding.verb != Method::DELETE).then(|| json!({}));
+            let response = stack
+                .call(binding.verb.clone(), &path, Some(&viewer), body, &[])
+                .await;
+            if response.status() != 403 {
+                wrong.push(format!("a viewer wrote {what}: {}", response.status()));
+            }
+            writes_checked += 1;
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(reads_checked >= 8, "{reads_checked} reads checked");
+    assert!(writes_checked >= 30, "{writes_checked} writes checked");
+}

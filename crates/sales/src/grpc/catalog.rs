@@ -298,6 +298,10 @@ impl CatalogService for CatalogHandlers {
             authorize(&caller, Action::Read)?;
             let book_id = parse_id("price_book_id", &request.price_book_id)?;
             let mut tx = self.0.begin(&caller).await?;
+            // An unknown book (or another tenant's) is not found, not empty.
+            store::price_book(&mut tx, caller.tenant_id, Some(book_id))
+                .await?
+                .ok_or_else(|| Error::not_found("price book", book_id))?;
             Ok(ListPricesResponse {
                 entries: store::prices(&mut tx, caller.tenant_id, book_id).await?,
             })

@@ -386,6 +386,15 @@ impl QuoteService for QuoteHandlers {
     ) -> Result<Response<DecideQuoteResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
+            // Who may decide at all is known before the request is read;
+            // which team's manager is checked once the quote is loaded.
+            if !(caller.has_role(Role::Manager) || caller.has_role(Role::Admin))
+                || caller.lacks_scope("sales:write")
+            {
+                return Err(Error::PermissionDenied(
+                    "only a manager of the quote owner's team may decide on it".into(),
+                ));
+            }
             let id = parse_id("id", &request.id)?;
             let comment = request.comment.trim().to_owned();
             if !request.approve && comment.is_empty() {
