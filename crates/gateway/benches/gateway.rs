@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         nats: nats.config(),
         webhook_retry_base: Duration::from_secs(5),
         allow_insecure_webhooks: true,
+        webhook_egress: Default::default(),
         cors_origins: vec!["https://app.example.com".into()],
     })
     .await?;

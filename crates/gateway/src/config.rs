@@ -31,8 +31,13 @@ pub struct GatewayConfig {
     pub nats: NatsConfig,
     /// First webhook retry delay, doubled per attempt (capped at one hour).
     pub webhook_retry_base: Duration,
-    /// Allows http:// webhook endpoints (development and tests only).
+    /// Allows http:// webhook endpoints (development and tests only); the
+    /// address checks of `webhook_egress` apply all the same.
     pub allow_insecure_webhooks: bool,
+    /// Which addresses webhooks may reach: public ones, plus
+    /// `GATEWAY_WEBHOOK_ALLOWED_NETWORKS`, minus
+    /// `GATEWAY_WEBHOOK_DENIED_NETWORKS` (comma-separated CIDRs).
+    pub webhook_egress: crate::egress::EgressPolicy,
     /// Browser origins allowed by CORS (`GATEWAY_CORS_ORIGINS`, comma
     /// separated); none by default.
     pub cors_origins: Vec<String>,
@@ -85,6 +90,23 @@ impl GatewayConfig {
         let duplicate_window = env.millis("CRM_DUPLICATE_WINDOW_MS", Duration::from_secs(600));
         let webhook_retry_base = env.millis("WEBHOOK_RETRY_BASE_MS", Duration::from_secs(5));
         let allow_insecure_webhooks = env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false);
+        let mut networks = |name: &str| -> Vec<ipnet::IpNet> {
+            let raw = env.or(name, "comma-separated networks (CIDR)", String::new());
+            let mut parsed = Vec::new();
+            for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                match item.parse() {
+                    Ok(net) => parsed.push(net),
+                    Err(_) => env.problem(format!(
+                        "GATEWAY_{name}: {item:?} is not a network such as 10.0.0.0/8"
+                    )),
+                }
+            }
+            parsed
+        };
+        let webhook_egress = crate::egress::EgressPolicy {
+            allowed: networks("WEBHOOK_ALLOWED_NETWORKS"),
+            denied: networks("WEBHOOK_DENIED_NETWORKS"),
+        };
         let cors_origins: Vec<String> = env
             .or("CORS_ORIGINS", "comma-separated origins", String::new())
             .split(',')
@@ -128,6 +150,7 @@ impl GatewayConfig {
             },
             webhook_retry_base,
             allow_insecure_webhooks,
+            webhook_egress,
             cors_origins,
         })
     }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod egress;
 pub mod http;
 pub mod keyring;
 pub mod store;
@@ -102,7 +103,11 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .await?;
         tokio::spawn(fanout.run(shutdown.clone()));
     }
-    let dispatcher = webhooks::Dispatcher::new(db.clone(), state.config.webhook_retry_base)?;
+    let dispatcher = webhooks::Dispatcher::new(
+        db.clone(),
+        state.config.webhook_retry_base,
+        state.config.webhook_egress.clone(),
+    )?;
     tokio::spawn(dispatcher.run(shutdown.clone()));
     let app = http::router(state, &bindings)?;
     let stopping = shutdown.clone();

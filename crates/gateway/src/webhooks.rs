@@ -11,6 +11,7 @@
 //! Signature: `Crm-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 //! "<t>.<body>" keyed with the endpoint's secret>`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -24,6 +25,7 @@ use prost::Message as _;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::egress::{EgressPolicy, EgressResolver};
 use crate::store::webhooks;
 
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -113,18 +115,24 @@ pub struct Dispatcher {
     db: Database,
     http: reqwest::Client,
     retry_base: Duration,
+    egress: Arc<EgressPolicy>,
 }
 
 impl Dispatcher {
-    pub fn new(db: Database, retry_base: Duration) -> anyhow::Result<Self> {
+    pub fn new(db: Database, retry_base: Duration, egress: EgressPolicy) -> anyhow::Result<Self> {
+        let egress = Arc::new(egress);
+        // Names resolve only to permitted addresses, and no redirect is
+        // followed: the connection goes where the check said it may.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(EgressResolver(egress.clone())))
             .build()?;
         Ok(Self {
             db,
             http,
             retry_base,
+            egress,
         })
     }
 
@@ -171,19 +179,25 @@ impl Dispatcher {
         let event = Event::decode(delivery.envelope.as_slice())?;
         let payload = serde_json::to_vec(&body(&event))?;
         let timestamp = Utc::now().timestamp();
-        let sent = self
-            .http
-            .post(&hook.url)
-            .header("content-type", "application/json")
-            .header("crm-event-id", &event.id)
-            .header("crm-event-type", &event.r#type)
-            .header(
-                "crm-signature",
-                signature(&hook.secret, timestamp, &payload),
-            )
-            .body(payload)
-            .send()
-            .await;
+        // Checked again at every delivery: DNS may have changed since the
+        // endpoint was registered (IP literals never reach the resolver).
+        let sent = match self.egress.check_url(&hook.url).await {
+            Err(reason) => Err(format!("not sent: the URL {reason}")),
+            Ok(()) => self
+                .http
+                .post(&hook.url)
+                .header("content-type", "application/json")
+                .header("crm-event-id", &event.id)
+                .header("crm-event-type", &event.r#type)
+                .header(
+                    "crm-signature",
+                    signature(&hook.secret, timestamp, &payload),
+                )
+                .body(payload)
+                .send()
+                .await
+                .map_err(|error| error.without_url().to_string()),
+        };
         let (code, error, delivered) = match sent {
             Ok(response) if response.status().is_success() => {
                 (Some(i32::from(response.status().as_u16())), None, true)
@@ -193,7 +207,7 @@ impl Dispatcher {
                 Some(format!("HTTP {}", response.status())),
                 false,
             ),
-            Err(error) => (None, Some(error.without_url().to_string()), false),
+            Err(error) => (None, Some(error), false),
         };
         let attempts = delivery.attempts + 1;
         let next = (!delivered && attempts < MAX_ATTEMPTS).then(|| {

@@ -66,6 +66,9 @@ fn view(hook: webhooks::Webhook) -> WebhookView {
     }
 }
 
+/// Each endpoint is a delivery loop's worth of work and a target to check.
+pub const MAX_WEBHOOKS_PER_TENANT: i64 = 25;
+
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook, security(("bearer" = [])),
     responses((status = 201, body = WebhookCreated), (status = 403, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn create(
@@ -80,6 +83,8 @@ pub async fn create(
     let allowed_insecure = state.config.allow_insecure_webhooks && url.starts_with("http://");
     if !(secure || allowed_insecure) || url.len() > 2000 || url.chars().any(char::is_whitespace) {
         violations.add("url", "must be an https:// URL");
+    } else if let Err(reason) = state.config.webhook_egress.check_url(&url).await {
+        violations.add("url", reason);
     }
     if request.event_types.is_empty() || request.event_types.len() > 100 {
         violations.add("event_types", "1 to 100 event types, or [\"*\"]");
@@ -111,6 +116,13 @@ pub async fn create(
     };
     let tenant = caller.context.tenant_id;
     let mut tx = state.db.begin_tenant(tenant).await?;
+    if webhooks::count_for_creation(&mut tx, tenant).await? >= MAX_WEBHOOKS_PER_TENANT {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "FAILED_PRECONDITION",
+            format!("a tenant has at most {MAX_WEBHOOKS_PER_TENANT} webhooks; delete one first"),
+        ));
+    }
     webhooks::insert(&mut tx, tenant, &hook, &caller.context.subject).await?;
     audit::record(
         &mut tx,

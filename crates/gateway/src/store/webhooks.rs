@@ -48,6 +48,22 @@ pub async fn insert(
     Ok(())
 }
 
+/// The tenant's active endpoints, counted under a per-tenant lock held
+/// until the transaction ends, so concurrent creations cannot both pass a cap.
+pub async fn count_for_creation(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<i64> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM webhooks WHERE tenant_id = $1 AND disabled_at IS NULL",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(count)
+}
+
 pub async fn list(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Vec<Webhook>> {
     sqlx::query_as(
         "SELECT id, url, event_types, secret, created_at FROM webhooks

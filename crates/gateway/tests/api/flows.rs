@@ -1210,6 +1210,105 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
     );
 }
 
+/// SSRF: with no internal network allowed, endpoints on loopback, private,
+/// link-local (cloud metadata) or mapped addresses are refused when
+/// registered, even with the insecure-http switch on; an endpoint whose
+/// address became internal after registration (DNS changed) is not sent
+/// to; and a tenant's endpoints are capped.
+#[tokio::test]
+async fn webhooks_never_reach_internal_addresses() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::http::StatusCode::OK }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let internal = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let stack = Stack::start_with(|config| {
+        config.allow_insecure_webhooks = true;
+        config.webhook_egress = Default::default();
+    })
+    .await;
+    let (_, admin) = stack.tenant("Hooks").await;
+    for url in [
+        internal.as_str(),
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.5/hook",
+        "https://[::1]/hook",
+        "https://[::ffff:7f00:1]/hook",
+        "https://2130706433/hook",
+    ] {
+        let refused = stack
+            .call(Method::POST, "/v1/webhooks", Some(&admin),
+                Some(json!({"url": url, "event_types": ["*"]})), &[])
+            .await;
+        let refused = problem(refused, 400).await;
+        assert_eq!(fields(&refused), ["url"], "{url}: {refused}");
+    }
+    let public = "https://93.184.216.34/hook";
+    let created = stack
+        .call(Method::POST, "/v1/webhooks", Some(&admin),
+            Some(json!({"url": public, "event_types": ["crm.customers.contact.created.v1"]})), &[])
+        .await;
+    let hook_id = json_of(created, 201).await["id"].as_str().unwrap().to_owned();
+
+    // The name now points inside (as a rebinding DNS answer would): the
+    // delivery is checked again and not sent.
+    let pool = stack.services.db("gateway").admin_pool().await;
+    sqlx::query("UPDATE webhooks SET url = $1 WHERE id = $2")
+        .bind(&internal)
+        .bind(uuid::Uuid::parse_str(&hook_id).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    stack
+        .call(Method::POST, "/v1/contacts", Some(&admin), Some(json!({"last_name": "Quiet"})), &[])
+        .await;
+    let attempt = testkit::eventually(
+        "a refused delivery attempt",
+        std::time::Duration::from_secs(30),
+        || async {
+            let deliveries: Value = stack
+                .call(Method::GET, &format!("/v1/webhooks/{hook_id}/deliveries"), Some(&admin), None, &[])
+                .await
+                .json()
+                .await
+                .ok()?;
+            let first = deliveries.get(0)?.clone();
+            (first["attempts"].as_i64()? >= 1).then_some(first)
+        },
+    )
+    .await;
+    assert_ne!(attempt["status"], "delivered", "{attempt}");
+    assert!(
+        attempt["last_error"].as_str().unwrap_or_default().contains("not a public internet address"),
+        "{attempt}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the internal endpoint");
+
+    // At most MAX_WEBHOOKS_PER_TENANT endpoints per tenant.
+    for n in 1..gateway::http::webhooks::MAX_WEBHOOKS_PER_TENANT {
+        let created = stack
+            .call(Method::POST, "/v1/webhooks", Some(&admin),
+                Some(json!({"url": format!("https://93.184.216.34/hook/{n}"), "event_types": ["*"]})), &[])
+            .await;
+        assert_eq!(created.status(), 201);
+    }
+    let over = stack
+        .call(Method::POST, "/v1/webhooks", Some(&admin),
+            Some(json!({"url": "https://93.184.216.34/one-too-many", "event_types": ["*"]})), &[])
+        .await;
+    problem(over, 409).await;
+}
+
 #[tokio::test]
 async fn cors_answers_only_configured_origins() {
     let stack = Stack::start().await;

@@ -160,6 +160,12 @@ async fn launch(
         nats: services.nats.config(),
         webhook_retry_base: Duration::from_millis(100),
         allow_insecure_webhooks: true,
+        // The tests' webhook receivers listen on loopback: allowed here as
+        // an operator would allow an internal network.
+        webhook_egress: gateway::egress::EgressPolicy {
+            allowed: vec!["127.0.0.0/8".parse()?],
+            denied: vec![],
+        },
         cors_origins: vec!["https://app.example.com".into()],
     };
     adjust(&mut config);

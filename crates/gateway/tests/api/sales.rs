@@ -403,7 +403,7 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
                 Method::POST,
                 "/v1/products",
                 t,
-                Some(json!({"sku": "SEAT", "name": "Seat"})),
+                Some(json!({"sku": "SEAT", "name": "Seat", "tax_percent": "19"})),
                 &[],
             )
             .await,
@@ -463,7 +463,7 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
 
     let quote = stack
         .call(Method::POST, "/v1/quotes", t,
-            Some(json!({"opportunity_id": deal_id, "lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5", "tax_percent": "19"}]})), &[])
+            Some(json!({"opportunity_id": deal_id, "lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5"}]})), &[])
         .await;
     let quote = json_of(quote, 201).await;
     let quote_id = quote["id"].as_str().unwrap().to_owned();
@@ -477,7 +477,7 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
         "the list price"
     );
     // Revising needs the current version.
-    let revise = json!({"lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5", "tax_percent": "19"}]});
+    let revise = json!({"lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5"}]});
     let stale = stack
         .call(
             Method::PUT,

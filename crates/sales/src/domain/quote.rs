@@ -17,7 +17,7 @@ pub struct Totals {
     pub discount: Decimal,
     pub tax: Decimal,
     pub total: Decimal,
-    /// Highest line discount, percent.
+    /// Highest effective line discount against the list price, percent.
     pub max_discount: Decimal,
 }
 
@@ -40,9 +40,16 @@ fn cash(value: Decimal, currency: &str) -> Option<Money> {
     })
 }
 
-/// Checks and prices every line (unit prices must already be filled in, in
-/// `currency`); fills in net, tax and total, and returns the sums.
-pub fn price(lines: &mut [QuoteLine], currency: &str, violations: &mut Violations) -> Totals {
+/// Checks and prices every line (unit prices and tax rates must already be
+/// filled in, in `currency`); fills in net, tax and total, and returns the
+/// sums. `list_prices[i]` is line i's list price, against which its
+/// effective discount is measured (the line's own discount when none).
+pub fn price(
+    lines: &mut [QuoteLine],
+    list_prices: &[Option<Decimal>],
+    currency: &str,
+    violations: &mut Violations,
+) -> Totals {
     let mut totals = Totals::default();
     for (i, line) in lines.iter_mut().enumerate() {
         let at = format!("quote.lines[{i}]");
@@ -105,7 +112,16 @@ pub fn price(lines: &mut [QuoteLine], currency: &str, violations: &mut Violation
         totals.discount += gross - net;
         totals.tax += line_tax;
         totals.total += net + line_tax;
-        totals.max_discount = totals.max_discount.max(d);
+        let effective = match list_prices.get(i).copied().flatten() {
+            Some(list) if list > Decimal::ZERO => {
+                let full = q * list;
+                ((full - q * p * (Decimal::ONE_HUNDRED - d) / Decimal::ONE_HUNDRED) / full
+                    * Decimal::ONE_HUNDRED)
+                    .max(Decimal::ZERO)
+            }
+            _ => d,
+        };
+        totals.max_discount = totals.max_discount.max(effective.round_dp(4));
     }
     totals
 }
@@ -128,7 +144,7 @@ mod tests {
     fn lines_round_to_cents_and_add_up() {
         let mut lines = vec![line("3", "33.335", "10", "19"), line("7", "0.99", "", "7")];
         let mut violations = Violations::new();
-        let totals = price(&mut lines, "EUR", &mut violations);
+        let totals = price(&mut lines, &[], "EUR", &mut violations);
         assert!(violations.is_empty(), "{violations:?}");
         // 3 x 33.335 = 100.005 -> gross 100.01; net 90.0045 -> 90.00; tax 17.10
         assert_eq!(lines[0].net.as_ref().unwrap().amount, "90.00");
@@ -143,10 +159,24 @@ mod tests {
     }
 
     #[test]
+    fn a_lowered_price_is_a_discount_against_the_list_price() {
+        let list = Some(Decimal::ONE_HUNDRED);
+        let mut lines = vec![line("2", "0.01", "0", "0"), line("1", "90", "10", "0")];
+        let totals = price(&mut lines, &[list, list], "EUR", &mut Violations::new());
+        assert_eq!(totals.max_discount.to_string(), "99.99");
+        let mut lines = vec![line("1", "90", "10", "0")];
+        let totals = price(&mut lines, &[list], "EUR", &mut Violations::new());
+        assert_eq!(totals.max_discount.to_string(), "19", "90 less 10% is 81 of 100");
+        let mut lines = vec![line("1", "120", "5", "0")];
+        let totals = price(&mut lines, &[list], "EUR", &mut Violations::new());
+        assert_eq!(totals.max_discount.to_string(), "0", "above list price is no discount");
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let mut lines = vec![line("x", "1", "101", "-1")];
         let mut violations = Violations::new();
-        price(&mut lines, "EUR", &mut violations);
+        price(&mut lines, &[], "EUR", &mut violations);
         assert_eq!(
             violations.fields(),
             [

@@ -6,6 +6,7 @@ use kit::error::Violations;
 use kit::input::money;
 use kit::paging::{finish_page, Page};
 use kit::Error;
+use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -30,6 +31,13 @@ fn check_product(p: &mut Product, v: &mut Violations) {
     }
     if p.unit.is_empty() {
         p.unit = "each".into();
+    }
+    let tax = p.tax_percent.trim();
+    match kit::input::plain_decimal(if tax.is_empty() { "0" } else { tax }) {
+        Some(rate) if !rate.is_sign_negative() && rate <= Decimal::ONE_HUNDRED && rate.scale() <= 4 => {
+            p.tax_percent = rate.normalize().to_string();
+        }
+        _ => v.add("product.tax_percent", "must be a percentage from 0 to 100 with at most 4 decimals"),
     }
 }
 

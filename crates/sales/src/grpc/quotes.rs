@@ -40,53 +40,68 @@ fn wrong_status(quote: &Quote, action: &str) -> Error {
     ))
 }
 
-/// Fills in list prices, prices every line and checks the validity date.
+/// Fills in list prices and the products' tax rates, prices every line and
+/// checks the validity date. A price other than the list price needs the
+/// pricing permission; approval weighs the effective discount against the
+/// list price, so a lowered price is a discount like any other.
 async fn price_quote(
     tx: &mut PgConnection,
-    tenant: Uuid,
+    caller: &CallerContext,
     quote: &mut Quote,
     book: &PriceBook,
 ) -> kit::Result<(pricing::Totals, Option<chrono::NaiveDate>)> {
+    let tenant = caller.tenant_id;
     let mut v = Violations::new();
     let book_id = Uuid::parse_str(&book.id).map_err(|e| Error::Internal(e.into()))?;
     if quote.lines.is_empty() || quote.lines.len() > 200 {
         v.add("quote.lines", "must hold 1 to 200 lines");
     }
+    let may_set_prices = caller.has_role(Role::Manager) || caller.has_role(Role::Admin);
+    let mut list_prices = Vec::with_capacity(quote.lines.len());
     for (i, line) in quote.lines.iter_mut().enumerate() {
+        let at = format!("quote.lines[{i}]");
         let Some(product) = v.check(crate::domain::required_id(
-            &format!("quote.lines[{i}].product_id"),
+            &format!("{at}.product_id"),
             &line.product_id,
         )) else {
+            list_prices.push(None);
             continue;
         };
         match store::product(tx, tenant, product).await? {
-            Some(p) if p.active => {}
-            Some(_) => v.add(
-                format!("quote.lines[{i}].product_id"),
-                "the product is retired",
-            ),
-            None => v.add(format!("quote.lines[{i}].product_id"), "no such product"),
+            Some(p) if p.active => line.tax_percent = p.tax_percent,
+            Some(_) => v.add(format!("{at}.product_id"), "the product is retired"),
+            None => v.add(format!("{at}.product_id"), "no such product"),
         }
+        let list = store::list_price(tx, tenant, book_id, product).await?;
+        list_prices.push(list);
         let given = line
             .unit_price
             .as_ref()
-            .is_some_and(|p| !p.amount.trim().is_empty());
-        if !given {
-            match store::list_price(tx, tenant, book_id, product).await? {
-                Some(price) => {
-                    line.unit_price = Some(Money {
-                        amount: price.normalize().to_string(),
-                        currency: book.currency.clone(),
-                    })
-                }
-                None => v.add(
-                    format!("quote.lines[{i}].unit_price"),
-                    "the price book has no price for this product; give one",
-                ),
+            .and_then(|p| (!p.amount.trim().is_empty()).then(|| plain_decimal(p.amount.trim())));
+        match (given, list) {
+            (None, Some(list)) => {
+                line.unit_price = Some(Money {
+                    amount: list.normalize().to_string(),
+                    currency: book.currency.clone(),
+                })
             }
+            (None, None) if !may_set_prices => v.add(
+                format!("{at}.unit_price"),
+                "the price book has no price for this product; ask a manager to price it",
+            ),
+            (None, None) => v.add(
+                format!("{at}.unit_price"),
+                "the price book has no price for this product; give one",
+            ),
+            (Some(price), list) if !may_set_prices && price != list => {
+                return Err(Error::PermissionDenied(format!(
+                    "{at}.unit_price: only managers and admins may quote another price than the list price; give a discount instead"
+                )));
+            }
+            (Some(_), _) => {}
         }
     }
-    let totals = pricing::price(&mut quote.lines, &book.currency, &mut v);
+    let totals = pricing::price(&mut quote.lines, &list_prices, &book.currency, &mut v);
     let valid_until = v
         .check(optional_date("quote.valid_until", &quote.valid_until))
         .flatten();
@@ -199,7 +214,7 @@ impl QuoteService for QuoteHandlers {
                         "the tenant has no default price book; create one first".into(),
                     ),
                 })?;
-            let (totals, valid_until) = price_quote(&mut tx, tenant, &mut quote, &book).await?;
+            let (totals, valid_until) = price_quote(&mut tx, &caller, &mut quote, &book).await?;
             quote.price_book_id = book.id.clone();
             quote.status = QuoteStatus::Draft as i32;
             quote.owner_id = opportunity.owner_id.clone();
@@ -277,7 +292,7 @@ impl QuoteService for QuoteHandlers {
             quote.lines = input.lines;
             quote.valid_until = input.valid_until;
             quote.status = QuoteStatus::Draft as i32;
-            let (totals, valid_until) = price_quote(&mut tx, tenant, &mut quote, &book).await?;
+            let (totals, valid_until) = price_quote(&mut tx, &caller, &mut quote, &book).await?;
             let values = QuoteValues {
                 quote: &quote,
                 currency: &book.currency,

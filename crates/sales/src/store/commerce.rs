@@ -23,6 +23,7 @@ struct ProductRow {
     family: String,
     unit: String,
     active: bool,
+    tax_percent: Decimal,
     created_at: DateTime<Utc>,
     created_by: String,
     updated_at: DateTime<Utc>,
@@ -39,6 +40,7 @@ impl From<ProductRow> for Product {
             family: r.family,
             unit: r.unit,
             active: r.active,
+            tax_percent: r.tax_percent.normalize().to_string(),
             audit: audit(
                 r.created_at,
                 r.created_by,
@@ -51,7 +53,12 @@ impl From<ProductRow> for Product {
 }
 
 const PRODUCT: &str =
-    "id, sku, name, family, unit, active, created_at, created_by, updated_at, updated_by, version";
+    "id, sku, name, family, unit, active, tax_percent, created_at, created_by, updated_at, updated_by, version";
+
+/// A checked product's tax rate (`check_product` refused anything else).
+fn tax_rate(p: &Product) -> Decimal {
+    kit::input::plain_decimal(&p.tax_percent).unwrap_or_default()
+}
 
 pub async fn insert_product(
     tx: &mut PgConnection,
@@ -60,7 +67,7 @@ pub async fn insert_product(
     actor: &str,
 ) -> sqlx::Result<Product> {
     let row: ProductRow = sqlx::query_as(&format!(
-        "INSERT INTO products (tenant_id, id, sku, name, family, unit, active, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {PRODUCT}"
+        "INSERT INTO products (tenant_id, id, sku, name, family, unit, active, tax_percent, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) RETURNING {PRODUCT}"
     ))
     .bind(tenant)
     .bind(Uuid::now_v7())
@@ -70,6 +77,7 @@ pub async fn insert_product(
     .bind(&p.unit)
     .bind(p.active)
     .bind(actor)
+    .bind(tax_rate(p))
     .fetch_one(tx)
     .await?;
     Ok(row.into())
@@ -82,7 +90,7 @@ pub async fn update_product(
     actor: &str,
 ) -> sqlx::Result<Option<Product>> {
     let row: Option<ProductRow> = sqlx::query_as(&format!(
-        "UPDATE products SET name = $3, family = $4, unit = $5, active = $6, updated_at = now(), updated_by = $7, version = version + 1 \
+        "UPDATE products SET name = $3, family = $4, unit = $5, active = $6, tax_percent = $8, updated_at = now(), updated_by = $7, version = version + 1 \
          WHERE tenant_id = $1 AND id = $2 RETURNING {PRODUCT}"
     ))
     .bind(tenant)
@@ -92,6 +100,7 @@ pub async fn update_product(
     .bind(&p.unit)
     .bind(p.active)
     .bind(actor)
+    .bind(tax_rate(p))
     .fetch_optional(tx)
     .await?;
     Ok(row.map(Product::from))

@@ -58,17 +58,18 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let team = Uuid::now_v7();
     let (mut admin_desk, mut admin) = desk(&app, &[Role::Admin], &[]);
     pipeline(&mut admin).await;
-    let product = |sku: &str, name: &str| CreateProductRequest {
+    let product = |sku: &str, name: &str, tax: &str| CreateProductRequest {
         request_id: String::new(),
         product: Some(Product {
             sku: sku.into(),
             name: name.into(),
+            tax_percent: tax.into(),
             ..Default::default()
         }),
     };
     let seats = admin_desk
         .catalog
-        .create_product(product("SEAT", "Seat"))
+        .create_product(product("SEAT", "Seat", "19"))
         .await
         .unwrap()
         .into_inner()
@@ -76,7 +77,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
         .unwrap();
     let setup = admin_desk
         .catalog
-        .create_product(product("SETUP", "Setup"))
+        .create_product(product("SETUP", "Setup", "7"))
         .await
         .unwrap()
         .into_inner()
@@ -84,7 +85,7 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
         .unwrap();
     let dup = admin_desk
         .catalog
-        .create_product(product("seat", "Again"))
+        .create_product(product("seat", "Again", ""))
         .await
         .unwrap_err();
     assert_eq!(dup.code(), tonic::Code::AlreadyExists);
@@ -185,8 +186,9 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     let small = rep_desk
         .quotes
         .create_quote(quote_of(vec![
-            line(&seats.id, "3", "10", "19"),
-            line(&setup.id, "7", "", "7"),
+            // Tax comes from the products (19% and 7%), whatever is sent.
+            line(&seats.id, "3", "10", "0"),
+            line(&setup.id, "7", "", ""),
         ]))
         .await
         .unwrap()
@@ -500,4 +502,136 @@ async fn quotes_price_exactly_need_approval_above_the_threshold_and_become_paid_
     assert_eq!(full.invoice.unwrap().status, InvoiceStatus::Paid as i32);
     app.event("sales", "crm.sales.payment.recorded.v1", &invoice.id)
         .await;
+}
+
+/// A rep cannot slip a discount past approval by lowering the price: a
+/// price other than the list price needs the pricing permission, and a
+/// manager's lowered price is weighed as the discount it is.
+#[tokio::test]
+async fn a_lowered_unit_price_is_refused_to_reps_and_needs_approval_as_a_discount() {
+    let app = TestApp::spawn().await;
+    let team = Uuid::now_v7();
+    let (mut admin_desk, mut admin) = desk(&app, &[Role::Admin], &[]);
+    pipeline(&mut admin).await;
+    let seats = admin_desk
+        .catalog
+        .create_product(CreateProductRequest {
+            request_id: String::new(),
+            product: Some(Product {
+                sku: "SEAT".into(),
+                name: "Seat".into(),
+                tax_percent: "19".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let bad_tax = admin_desk
+        .catalog
+        .create_product(CreateProductRequest {
+            request_id: String::new(),
+            product: Some(Product {
+                sku: "X".into(),
+                name: "X".into(),
+                tax_percent: "101".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad_tax), ["product.tax_percent"]);
+    let book = admin_desk
+        .catalog
+        .create_price_book(CreatePriceBookRequest {
+            request_id: String::new(),
+            price_book: Some(PriceBook {
+                name: "Euro".into(),
+                currency: "EUR".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .price_book
+        .unwrap();
+    admin_desk
+        .catalog
+        .set_prices(SetPricesRequest {
+            price_book_id: book.id.clone(),
+            entries: vec![PriceBookEntry {
+                price_book_id: book.id.clone(),
+                product_id: seats.id.clone(),
+                list_price: money("100"),
+            }],
+        })
+        .await
+        .unwrap();
+    admin_desk
+        .quotes
+        .set_approval_threshold(SetApprovalThresholdRequest {
+            discount_percent: "15".into(),
+        })
+        .await
+        .unwrap();
+    let (mut rep_desk, mut rep) = desk(&app, &[Role::SalesRep], &[team]);
+    let deal = rep
+        .opportunities
+        .create_opportunity(CreateOpportunityRequest {
+            opportunity: Some(Opportunity {
+                name: "Seats".into(),
+                amount: money("100"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    let cheap = |price: &str| CreateQuoteRequest {
+        request_id: String::new(),
+        quote: Some(Quote {
+            opportunity_id: deal.id.clone(),
+            lines: vec![QuoteLine {
+                unit_price: money(price),
+                tax_percent: "0".into(),
+                ..line(&seats.id, "10", "0", "0")
+            }],
+            ..Default::default()
+        }),
+    };
+    let refused = rep_desk.quotes.create_quote(cheap("0.01")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    // The list price itself may be restated by anyone.
+    let listed = rep_desk.quotes.create_quote(cheap("100")).await.unwrap();
+    let listed = listed.into_inner().quote.unwrap();
+    assert_eq!(amount(&listed.tax_total), "190.00", "the product's 19%, not the caller's 0%");
+
+    // A manager of the team may set a price; 0.01 of 100 is a 99.99% discount.
+    let (mut manager_desk, _) = desk(&app, &[Role::Manager], &[team]);
+    let lowered = manager_desk
+        .quotes
+        .create_quote(cheap("0.01"))
+        .await
+        .unwrap()
+        .into_inner()
+        .quote
+        .unwrap();
+    assert_eq!(lowered.max_discount_percent, "99.99");
+    let submitted = manager_desk
+        .quotes
+        .submit_quote(SubmitQuoteRequest {
+            id: lowered.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .quote
+        .unwrap();
+    assert_eq!(submitted.status, QuoteStatus::PendingApproval as i32);
 }
