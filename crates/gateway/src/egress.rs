@@ -64,9 +64,7 @@ impl EgressPolicy {
     /// host resolves to is permitted.
     pub async fn check_url(&self, url: &str) -> Result<(), String> {
         let parsed = reqwest::Url::parse(url).map_err(|_| "is not a valid URL".to_owned())?;
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| "has no host".to_owned())?;
+        let host = parsed.host_str().ok_or_else(|| "has no host".to_owned())?;
         let port = parsed
             .port_or_known_default()
             .ok_or_else(|| "has no port".to_owned())?;
@@ -202,7 +200,10 @@ mod tests {
             "https://2130706433/hook", // 127.0.0.1 written as one number
             "https://user:secret@93.184.216.34/hook",
         ] {
-            assert!(policy.check_url(url).await.is_err(), "{url} must be refused");
+            assert!(
+                policy.check_url(url).await.is_err(),
+                "{url} must be refused"
+            );
         }
         assert!(policy.check_url("https://93.184.216.34/hook").await.is_ok());
     }

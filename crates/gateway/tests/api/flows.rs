@@ -1217,6 +1217,8 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
 /// to; and a tenant's endpoints are capped.
 #[tokio::test]
 async fn webhooks_never_reach_internal_addresses() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
     let app = axum::Router::new().route(
@@ -1247,18 +1249,31 @@ async fn webhooks_never_reach_internal_addresses() {
         "https://2130706433/hook",
     ] {
         let refused = stack
-            .call(Method::POST, "/v1/webhooks", Some(&admin),
-                Some(json!({"url": url, "event_types": ["*"]})), &[])
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                Some(&admin),
+                Some(json!({"url": url, "event_types": ["*"]})),
+                &[],
+            )
             .await;
         let refused = problem(refused, 400).await;
         assert_eq!(fields(&refused), ["url"], "{url}: {refused}");
     }
     let public = "https://93.184.216.34/hook";
     let created = stack
-        .call(Method::POST, "/v1/webhooks", Some(&admin),
-            Some(json!({"url": public, "event_types": ["crm.customers.contact.created.v1"]})), &[])
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": public, "event_types": ["crm.customers.contact.created.v1"]})),
+            &[],
+        )
         .await;
-    let hook_id = json_of(created, 201).await["id"].as_str().unwrap().to_owned();
+    let hook_id = json_of(created, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The name now points inside (as a rebinding DNS answer would): the
     // delivery is checked again and not sent.
@@ -1270,14 +1285,26 @@ async fn webhooks_never_reach_internal_addresses() {
         .await
         .unwrap();
     stack
-        .call(Method::POST, "/v1/contacts", Some(&admin), Some(json!({"last_name": "Quiet"})), &[])
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&admin),
+            Some(json!({"last_name": "Quiet"})),
+            &[],
+        )
         .await;
     let attempt = testkit::eventually(
         "a refused delivery attempt",
         std::time::Duration::from_secs(30),
         || async {
             let deliveries: Value = stack
-                .call(Method::GET, &format!("/v1/webhooks/{hook_id}/deliveries"), Some(&admin), None, &[])
+                .call(
+                    Method::GET,
+                    &format!("/v1/webhooks/{hook_id}/deliveries"),
+                    Some(&admin),
+                    None,
+                    &[],
+                )
                 .await
                 .json()
                 .await
@@ -1289,22 +1316,41 @@ async fn webhooks_never_reach_internal_addresses() {
     .await;
     assert_ne!(attempt["status"], "delivered", "{attempt}");
     assert!(
-        attempt["last_error"].as_str().unwrap_or_default().contains("not a public internet address"),
+        attempt["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a public internet address"),
         "{attempt}"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the internal endpoint");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the internal endpoint"
+    );
 
     // At most MAX_WEBHOOKS_PER_TENANT endpoints per tenant.
     for n in 1..gateway::http::webhooks::MAX_WEBHOOKS_PER_TENANT {
         let created = stack
-            .call(Method::POST, "/v1/webhooks", Some(&admin),
-                Some(json!({"url": format!("https://93.184.216.34/hook/{n}"), "event_types": ["*"]})), &[])
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                Some(&admin),
+                Some(
+                    json!({"url": format!("https://93.184.216.34/hook/{n}"), "event_types": ["*"]}),
+                ),
+                &[],
+            )
             .await;
         assert_eq!(created.status(), 201);
     }
     let over = stack
-        .call(Method::POST, "/v1/webhooks", Some(&admin),
-            Some(json!({"url": "https://93.184.216.34/one-too-many", "event_types": ["*"]})), &[])
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": "https://93.184.216.34/one-too-many", "event_types": ["*"]})),
+            &[],
+        )
         .await;
     problem(over, 409).await;
 }

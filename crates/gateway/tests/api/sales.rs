@@ -477,7 +477,8 @@ async fn a_quote_becomes_a_paid_order_over_rest() {
         "the list price"
     );
     // Revising needs the current version.
-    let revise = json!({"lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5"}]});
+    let revise =
+        json!({"lines": [{"product_id": product_id, "quantity": "10", "discount_percent": "5"}]});
     let stale = stack
         .call(
             Method::PUT,

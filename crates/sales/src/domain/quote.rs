@@ -121,7 +121,7 @@ pub fn price(
             }
             _ => d,
         };
-        totals.max_discount = totals.max_discount.max(effective.round_dp(4));
+        totals.max_discount = totals.max_discount.max(effective.round_dp(4).normalize());
     }
     totals
 }
@@ -166,10 +166,18 @@ mod tests {
         assert_eq!(totals.max_discount.to_string(), "99.99");
         let mut lines = vec![line("1", "90", "10", "0")];
         let totals = price(&mut lines, &[list], "EUR", &mut Violations::new());
-        assert_eq!(totals.max_discount.to_string(), "19", "90 less 10% is 81 of 100");
+        assert_eq!(
+            totals.max_discount.to_string(),
+            "19",
+            "90 less 10% is 81 of 100"
+        );
         let mut lines = vec![line("1", "120", "5", "0")];
         let totals = price(&mut lines, &[list], "EUR", &mut Violations::new());
-        assert_eq!(totals.max_discount.to_string(), "0", "above list price is no discount");
+        assert_eq!(
+            totals.max_discount.to_string(),
+            "0",
+            "above list price is no discount"
+        );
     }
 
     #[test]

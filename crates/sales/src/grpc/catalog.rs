@@ -34,10 +34,15 @@ fn check_product(p: &mut Product, v: &mut Violations) {
     }
     let tax = p.tax_percent.trim();
     match kit::input::plain_decimal(if tax.is_empty() { "0" } else { tax }) {
-        Some(rate) if !rate.is_sign_negative() && rate <= Decimal::ONE_HUNDRED && rate.scale() <= 4 => {
+        Some(rate)
+            if !rate.is_sign_negative() && rate <= Decimal::ONE_HUNDRED && rate.scale() <= 4 =>
+        {
             p.tax_percent = rate.normalize().to_string();
         }
-        _ => v.add("product.tax_percent", "must be a percentage from 0 to 100 with at most 4 decimals"),
+        _ => v.add(
+            "product.tax_percent",
+            "must be a percentage from 0 to 100 with at most 4 decimals",
+        ),
     }
 }
 

@@ -605,12 +605,20 @@ async fn a_lowered_unit_price_is_refused_to_reps_and_needs_approval_as_a_discoun
             ..Default::default()
         }),
     };
-    let refused = rep_desk.quotes.create_quote(cheap("0.01")).await.unwrap_err();
+    let refused = rep_desk
+        .quotes
+        .create_quote(cheap("0.01"))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     // The list price itself may be restated by anyone.
     let listed = rep_desk.quotes.create_quote(cheap("100")).await.unwrap();
     let listed = listed.into_inner().quote.unwrap();
-    assert_eq!(amount(&listed.tax_total), "190.00", "the product's 19%, not the caller's 0%");
+    assert_eq!(
+        amount(&listed.tax_total),
+        "190.00",
+        "the product's 19%, not the caller's 0%"
+    );
 
     // A manager of the team may set a price; 0.01 of 100 is a 99.99% discount.
     let (mut manager_desk, _) = desk(&app, &[Role::Manager], &[team]);
