@@ -25,6 +25,10 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Requests per second each tenant may make (burst of the same size).
     pub tenant_rate_per_second: u32,
+    /// Connections one client address may hold (`GATEWAY_MAX_CONNECTIONS_PER_IP`).
+    pub max_connections_per_ip: usize,
+    /// Logins one client address may try per minute (`GATEWAY_LOGIN_ATTEMPTS_PER_MINUTE`).
+    pub login_attempts_per_minute: u32,
     /// Requests handled at once; beyond it the gateway sheds load (503).
     pub concurrency_limit: usize,
     /// Domain events arrive here for outbound webhooks.
@@ -83,6 +87,13 @@ impl GatewayConfig {
         if tenant_rate_per_second == 0 {
             env.problem("GATEWAY_TENANT_RATE_PER_SECOND must be above 0");
         }
+        let login_attempts_per_minute =
+            env.or("LOGIN_ATTEMPTS_PER_MINUTE", "a whole number above 0", 20u32);
+        if login_attempts_per_minute == 0 {
+            env.problem("GATEWAY_LOGIN_ATTEMPTS_PER_MINUTE must be above 0");
+        }
+        let max_connections_per_ip =
+            env.or("MAX_CONNECTIONS_PER_IP", "a whole number above 0", 256usize);
         let concurrency_limit = env.or("CONCURRENCY_LIMIT", "a whole number", 1024usize);
         let nats_url: Option<String> = env.required("NATS_URL", "a nats:// URL");
         let prefix = env.or("CRM_NATS_PREFIX", "a subject token", String::new());
@@ -141,6 +152,8 @@ impl GatewayConfig {
             otlp_endpoint,
             upstream_timeout,
             tenant_rate_per_second,
+            login_attempts_per_minute,
+            max_connections_per_ip: max_connections_per_ip.max(1),
             concurrency_limit,
             nats: NatsConfig {
                 url: nats_url,

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod egress;
 pub mod http;
 pub mod keyring;
+pub mod serve;
 pub mod store;
 pub mod webhooks;
 
@@ -109,18 +110,12 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         state.config.webhook_egress.clone(),
     )?;
     tokio::spawn(dispatcher.run(shutdown.clone()));
+    let state_limits = state.config.max_connections_per_ip;
     let app = http::router(state, &bindings)?;
     let stopping = shutdown.clone();
+    let per_ip = state_limits;
     let task = tokio::spawn(async move {
-        // TCP_NODELAY: a response in two writes must not wait for a
-        // delayed ACK.
-        use axum::serve::ListenerExt as _;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stopping.cancelled_owned())
-            .await?;
+        serve::serve(listener, app, per_ip, stopping).await?;
         db.close().await;
         Ok(())
     });

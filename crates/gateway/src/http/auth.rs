@@ -104,24 +104,65 @@ async fn issue(
     })
 }
 
+/// The connecting client's address, when the server records it (the
+/// gateway's own server does; a router driven directly in a test may not).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json")))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "too many attempts for this account or from this address; see Retry-After", body = problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "every password check slot is busy", body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<SharedState>,
+    ClientIp(client): ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
     let email = request.email.trim().to_lowercase();
+    // Budgets first: an attempt over them costs no database work, no
+    // argon2 and no audit row.
+    state.login_guard.admit(client, &email)?;
     let refused = || Problem::unauthenticated("e-mail or password is wrong");
     let mut tx = state.db.pool().begin().await?;
-    let Some((tenant, user_id)) = identity::find_login(&mut tx, &email).await? else {
-        password::verify(&request.password, password::decoy_hash()); // same time as a wrong password
+    let found = identity::find_login(&mut tx, &email).await?;
+    let user = match found {
+        Some((tenant, user_id)) => {
+            kit::db::set_tenant(&mut tx, tenant).await?;
+            identity::find_user(&mut tx, tenant, user_id).await?
+        }
+        None => None,
+    };
+    // An unknown e-mail is checked against a decoy: the same time as a
+    // wrong password.
+    let stored = user.as_ref().map_or_else(
+        || password::decoy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let given = request.password.clone();
+    let matches = state
+        .login_guard
+        .hash(move || password::verify(&given, &stored))
+        .await?;
+    let Some(user) = user else {
         return Err(refused());
     };
-    kit::db::set_tenant(&mut tx, tenant).await?;
-    let user = identity::find_user(&mut tx, tenant, user_id)
-        .await?
-        .ok_or_else(refused)?;
-    if !password::verify(&request.password, &user.password_hash) || user.disabled_at.is_some() {
+    let tenant = user.tenant_id;
+    if !matches || user.disabled_at.is_some() {
         audit::record(
             &mut tx,
             tenant,

@@ -42,6 +42,8 @@ pub struct AppState {
     pub channels: std::collections::BTreeMap<String, Channel>,
     /// Requests per second per tenant.
     pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+    /// Login budgets and the argon2 pool.
+    pub login_guard: crate::domain::login_guard::LoginGuard,
     /// Requests in flight; none left means shed load.
     pub permits: Arc<tokio::sync::Semaphore>,
     /// gRPC-Web pass-through: proto package path prefix -> service URL.
@@ -70,6 +72,9 @@ impl AppState {
             .map(|(domain, url)| (format!("/crm.{domain}."), url.clone()))
             .collect();
         AppState {
+            login_guard: crate::domain::login_guard::LoginGuard::new(
+                config.login_attempts_per_minute,
+            ),
             grpc_web_routes,
             http: reqwest::Client::new(),
             openapi: serde_json::to_vec(&openapi).unwrap_or_default().into(),

@@ -111,6 +111,26 @@ impl IntoResponse for Problem {
     }
 }
 
+impl From<crate::domain::login_guard::Refusal> for Problem {
+    fn from(refusal: crate::domain::login_guard::Refusal) -> Self {
+        use crate::domain::login_guard::Refusal;
+        match refusal {
+            Refusal::TooMany { retry_after } => Problem::retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many login attempts; retry later",
+                retry_after,
+            ),
+            Refusal::Busy => Problem::retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the gateway is busy checking passwords; retry shortly",
+                1,
+            ),
+        }
+    }
+}
+
 impl From<Error> for Problem {
     fn from(error: Error) -> Self {
         let code = error.code();

@@ -120,7 +120,11 @@ pub async fn create(
         time_zone: request.time_zone,
         locale: request.locale,
     };
-    let hash = password::hash(&request.admin_password)
+    let given = request.admin_password.clone();
+    let hash = state
+        .login_guard
+        .hash(move || password::hash(&given))
+        .await?
         .map_err(|e| Problem::from(kit::Error::internal(e)))?;
     let admin = identity::User {
         tenant_id: tenant.id,

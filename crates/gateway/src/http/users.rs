@@ -109,8 +109,14 @@ pub async fn create(
         id: Uuid::now_v7(),
         email,
         display_name: request.display_name.trim().to_owned(),
-        password_hash: password::hash(&request.password)
-            .map_err(|e| Problem::from(kit::Error::internal(e)))?,
+        password_hash: {
+            let given = request.password.clone();
+            state
+                .login_guard
+                .hash(move || password::hash(&given))
+                .await?
+                .map_err(|e| Problem::from(kit::Error::internal(e)))?
+        },
         roles: request.roles,
         disabled_at: None,
         created_at: chrono::Utc::now(),

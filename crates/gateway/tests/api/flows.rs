@@ -1474,3 +1474,91 @@ async fn activities_are_logged_and_read_as_a_timeline() {
     )
     .await;
 }
+
+/// Login is budgeted before any password is checked: an account gets a
+/// burst of attempts, whoever makes them, then 429 with Retry-After (the
+/// right password included); an address spraying many accounts is cut off.
+#[tokio::test]
+async fn login_attempts_are_budgeted_per_account_and_per_address() {
+    let stack = Stack::start_with(|config| config.login_attempts_per_minute = 12).await;
+    stack.tenant("Acme").await; // one login of the admin
+    let attempt = |email: &'static str, password: &'static str| {
+        stack.call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+            &[],
+        )
+    };
+    for _ in 1..gateway::domain::login_guard::ACCOUNT_BURST {
+        problem(attempt("admin@acme.example", "wrong password 1").await, 401).await;
+    }
+    let held = attempt("admin@acme.example", "correct horse battery").await;
+    assert!(held.headers().contains_key("retry-after"));
+    problem(held, 429).await;
+    // Another account from the same address is still heard, until the
+    // address's budget (12 a minute) is spent.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let email: &'static str = Box::leak(format!("nobody{n}@acme.example").into_boxed_str());
+        statuses.push(attempt(email, "whatever 123").await.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
+/// Slowloris and connection floods: a client that never finishes its
+/// headers is disconnected after the header timeout, and one address holds
+/// at most its share of connections (the next is closed at once).
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_connections_per_address_are_capped() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stack = Stack::start_with(|config| config.max_connections_per_ip = 2).await;
+    let addr = stack.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: crm\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // The third connection from this address is closed without an answer.
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: crm\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("closed at once, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    // The slow client is cut off after the header timeout (10 s).
+    let patience = gateway::serve::HEADER_TIMEOUT + std::time::Duration::from_secs(10);
+    let read = tokio::time::timeout(patience, async {
+        let mut seen = Vec::new();
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return seen,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the slow connection is closed by the server");
+    let seen = String::from_utf8_lossy(&read);
+    assert!(
+        seen.is_empty() || seen.starts_with("HTTP/1.1 408"),
+        "{seen}"
+    );
+    // Its slot is free again: a normal request from this address works.
+    drop(idle.shutdown().await);
+    testkit::eventually(
+        "a slot is free again",
+        std::time::Duration::from_secs(10),
+        || async {
+            let response = stack.call(Method::GET, "/healthz", None, None, &[]).await;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+}

@@ -156,6 +156,8 @@ async fn launch(
         otlp_endpoint: None,
         upstream_timeout: Duration::from_secs(5),
         tenant_rate_per_second: 1000,
+        login_attempts_per_minute: 1000,
+        max_connections_per_ip: 4096,
         concurrency_limit: 256,
         nats: services.nats.config(),
         webhook_retry_base: Duration::from_millis(100),
