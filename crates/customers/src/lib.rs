@@ -37,11 +37,22 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Connects, migrates and starts the service.
+pub use grpc::import_gate::ImportLimits;
+
 pub async fn build(config: ServiceConfig) -> anyhow::Result<RunningService> {
+    build_with(config, ImportLimits::default()).await
+}
+
+/// [`build`] with the given import limits.
+pub async fn build_with(
+    config: ServiceConfig,
+    import_limits: ImportLimits,
+) -> anyhow::Result<RunningService> {
     let context = ServiceContext::connect(config, &MIGRATIONS).await?;
     let state = Arc::new(State {
         db: context.db.clone(),
         outbox: context.outbox.clone(),
+        imports: grpc::import_gate::ImportGate::new(import_limits),
     });
     let grpc = GrpcRoutes::default()
         .serve(ContactServiceServer::new(ContactHandlers(state.clone())))

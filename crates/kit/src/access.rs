@@ -36,6 +36,26 @@ pub fn scope(caller: &CallerContext) -> Scope {
     }
 }
 
+/// A create retried with a `request_id` answers with the record the first
+/// call made only to the caller who made it or one who may see it; anyone
+/// else learns nothing about that record, only that the id is taken.
+pub fn check_replay(
+    caller: &CallerContext,
+    created_by: &str,
+    owner_id: &str,
+    team_id: &str,
+) -> crate::Result<()> {
+    let owner = Uuid::parse_str(owner_id).ok();
+    let team = Uuid::parse_str(team_id).ok();
+    if created_by == caller.subject || scope(caller).sees(owner, team) {
+        Ok(())
+    } else {
+        Err(crate::Error::AlreadyExists(
+            "request_id is already used by another caller; use a new one".into(),
+        ))
+    }
+}
+
 impl Scope {
     /// Whether a record with this owner and team is visible.
     pub fn sees(&self, owner: Option<Uuid>, team: Option<Uuid>) -> bool {

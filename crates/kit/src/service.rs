@@ -202,7 +202,7 @@ pub async fn launch(
     let background_shutdown = Shutdown::new();
 
     let layers = tower::ServiceBuilder::new()
-        .layer(RequestLayer::new(config.concurrency_limit))
+        .layer(RequestLayer::new(config.concurrency_limit, &grpc.health_names))
         .layer(AuthLayer::new(context.verifier.clone()));
     // HTTP/1.1 + gRPC-Web too, so browsers can call the same API with the
     // same tokens (frontends usually go through the gateway's REST API).
@@ -314,13 +314,49 @@ pub async fn shutdown_signal() {
 #[derive(Clone)]
 pub struct RequestLayer {
     permits: Arc<Semaphore>,
+    /// `/<service>/<method>` of every method served: the only values the
+    /// `method` metric label takes besides `reflection` and `unknown`, so
+    /// callers cannot create series with made-up paths.
+    methods: Arc<std::collections::HashSet<String>>,
 }
 
 impl RequestLayer {
-    pub fn new(concurrency_limit: usize) -> Self {
+    pub fn new(concurrency_limit: usize, services: &[&str]) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(concurrency_limit.max(1))),
+            methods: Arc::new(served_methods(services)),
         }
+    }
+}
+
+/// The gRPC paths of `services`' methods, from the contracts' descriptors.
+fn served_methods(services: &[&str]) -> std::collections::HashSet<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(crm_proto::FILE_DESCRIPTOR_SET) else {
+        return Default::default();
+    };
+    let mut paths = std::collections::HashSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            let name = format!("{}.{}", file.package(), service.name());
+            if services.contains(&name.as_str()) {
+                for method in &service.method {
+                    paths.insert(format!("/{name}/{}", method.name()));
+                }
+            }
+        }
+    }
+    paths
+}
+
+/// The `method` label of a request: bounded, whatever path a caller sends.
+fn method_label(methods: &std::collections::HashSet<String>, path: &str) -> String {
+    if methods.contains(path) {
+        path.to_owned()
+    } else if path.starts_with("/grpc.reflection.") {
+        "reflection".to_owned()
+    } else {
+        "unknown".to_owned()
     }
 }
 
@@ -361,10 +397,12 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let method = request.uri().path().to_owned();
-        if method.starts_with("/grpc.") {
-            return Box::pin(inner.call(request)); // probes and reflection: no shedding, no metrics
+        let path = request.uri().path();
+        if path.starts_with("/grpc.health.") {
+            return Box::pin(inner.call(request)); // probes: no shedding, no metrics
         }
+        // Reflection stays open (grpcurl) but under the same limits.
+        let method = method_label(&self.methods, path);
         let span = tracing::info_span!("grpc.request", rpc.method = %method, otel.kind = "server");
         if let Some(traceparent) = request
             .headers()

@@ -119,14 +119,31 @@ pub fn check_header(header: ImportHeader) -> kit::Result<Plan> {
     })
 }
 
-/// Feeds a blocking CSV reader from an async channel of chunks.
+/// The longest record (CSV row or JSON line) an import reads: a longer
+/// one is an error, never buffered whole (an unterminated quote or a
+/// missing newline would otherwise hold the rest of the upload in memory).
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// Feeds a blocking CSV reader from an async channel of chunks, and refuses
+/// to run further than [`MAX_RECORD_BYTES`] (plus the parser's buffer)
+/// past the start of the record being read.
 struct ChunkReader {
     chunks: mpsc::Receiver<Bytes>,
     current: Bytes,
+    /// Bytes handed to the parser so far.
+    read: u64,
+    /// Where the record being parsed starts (set by the parse loop).
+    record_start: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        const PARSER_BUFFER: u64 = 64 * 1024;
+        if self.read - self.record_start.get() > MAX_RECORD_BYTES as u64 + PARSER_BUFFER {
+            return Err(std::io::Error::other(format!(
+                "a record is longer than {MAX_RECORD_BYTES} bytes (an unterminated quote?)"
+            )));
+        }
         while self.current.is_empty() {
             match self.chunks.blocking_recv() {
                 Some(chunk) => self.current = chunk,
@@ -136,15 +153,19 @@ impl Read for ChunkReader {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current = self.current.slice(n..);
+        self.read += n as u64;
         Ok(n)
     }
 }
 
 /// Parses CSV on a blocking thread; sends each data row or its error.
 pub fn parse_csv(chunks: mpsc::Receiver<Bytes>, rows: mpsc::Sender<ParsedRow>) {
+    let record_start = std::rc::Rc::new(std::cell::Cell::new(0));
     let reader = ChunkReader {
         chunks,
         current: Bytes::new(),
+        read: 0,
+        record_start: record_start.clone(),
     };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -154,6 +175,7 @@ pub fn parse_csv(chunks: mpsc::Receiver<Bytes>, rows: mpsc::Sender<ParsedRow>) {
     let mut header: Option<Vec<String>> = None;
     let mut number = 0i64;
     loop {
+        record_start.set(csv.position().byte());
         let read = csv.read_byte_record(&mut record);
         let parsed = match read {
             Ok(false) => return,
@@ -247,9 +269,16 @@ pub fn parse_csv(chunks: mpsc::Receiver<Bytes>, rows: mpsc::Sender<ParsedRow>) {
     }
 }
 
-/// Parses JSON lines: one object per line, values as strings.
+/// Parses JSON lines: one object per line, values as strings. A line
+/// longer than [`MAX_RECORD_BYTES`] is reported as that row's error and
+/// skipped, never buffered whole.
 pub async fn parse_json_lines(mut chunks: mpsc::Receiver<Bytes>, rows: mpsc::Sender<ParsedRow>) {
     let mut pending: Vec<u8> = Vec::new();
+    // Bytes of `pending` already searched for a newline: each byte is
+    // looked at once, however the line is split into chunks.
+    let mut scanned = 0;
+    // Inside an over-long line: drop bytes until its newline.
+    let mut skipping = false;
     let mut number = 0i64;
     let mut finished = false;
     while !finished {
@@ -262,8 +291,49 @@ pub async fn parse_json_lines(mut chunks: mpsc::Receiver<Bytes>, rows: mpsc::Sen
                 }
             }
         }
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+        loop {
+            let Some(at) = pending[scanned..].iter().position(|b| *b == b'\n') else {
+                scanned = pending.len();
+                if pending.len() > MAX_RECORD_BYTES && !skipping {
+                    skipping = true;
+                    number += 1;
+                    let error = RowError {
+                        row: number,
+                        column: String::new(),
+                        reason: format!("is longer than {MAX_RECORD_BYTES} bytes"),
+                    };
+                    let too_long = ParsedRow {
+                        number,
+                        row: Err(error),
+                    };
+                    if rows.send(too_long).await.is_err() {
+                        return;
+                    }
+                }
+                if skipping {
+                    pending.clear();
+                    scanned = 0;
+                }
+                break;
+            };
+            let end = scanned + at;
             let line: Vec<u8> = pending.drain(..=end).collect();
+            scanned = 0;
+            if std::mem::take(&mut skipping) {
+                continue; // the rest of an over-long line
+            }
+            if line.len() > MAX_RECORD_BYTES {
+                number += 1;
+                let error = RowError {
+                    row: number,
+                    column: String::new(),
+                    reason: format!("is longer than {MAX_RECORD_BYTES} bytes"),
+                };
+                if rows.send(ParsedRow { number, row: Err(error) }).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             let line = String::from_utf8_lossy(&line).trim().to_owned();
             if line.is_empty() {
                 continue;

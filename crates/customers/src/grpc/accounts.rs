@@ -99,7 +99,7 @@ pub async fn create_in(
     mut account: Account,
 ) -> kit::Result<Account> {
     account.id = Uuid::now_v7().to_string();
-    default_ownership(caller, &mut account.owner_id, &mut account.team_id)?;
+    default_ownership(caller, &mut account.owner_id, &mut account.team_id, false)?;
     let keys = prepare(tx, caller, &mut account, catalog).await?;
     let created = store::save(tx, caller.tenant_id, &account, &keys, &caller.subject, true).await?;
     let id = parse_id("account.id", &created.id)?;
@@ -245,7 +245,7 @@ impl AccountService for AccountHandlers {
             let mut after = before.clone();
             apply_account_mask(&mut after, changes, &paths, "update_mask")?;
             if after.owner_id != before.owner_id || after.team_id != before.team_id {
-                default_ownership(&caller, &mut after.owner_id, &mut after.team_id)?;
+                default_ownership(&caller, &mut after.owner_id, &mut after.team_id, true)?;
             }
             let saved = update_in(&self.0, &mut tx, &caller, None, &before, after).await?;
             commit(tx).await?;

@@ -40,11 +40,14 @@ pub async fn visible_contact(
 }
 
 /// Fills owner and team from the caller when absent, and refuses records
-/// the caller could not see after the write.
+/// the caller could not see after the write. Giving a record to someone
+/// else (another owner, a team not the caller's) needs the transfer
+/// permission; `changing` an existing record's ownership always does.
 pub fn default_ownership(
     caller: &CallerContext,
     owner_id: &mut String,
     team_id: &mut String,
+    changing: bool,
 ) -> kit::Result<()> {
     if owner_id.is_empty() {
         *owner_id = caller.user_id.map(|u| u.to_string()).unwrap_or_default();
@@ -58,6 +61,11 @@ pub fn default_ownership(
     }
     let owner = Uuid::parse_str(owner_id).ok();
     let team = Uuid::parse_str(team_id).ok();
+    let own = owner.is_some() && owner == caller.user_id
+        && team.is_none_or(|t| caller.teams.contains(&t));
+    if changing || !own {
+        authorize(caller, Action::TransferOwnership)?;
+    }
     if scope(caller) != Scope::Tenant && !scope(caller).sees(owner, team) {
         return Err(Error::PermissionDenied(
             "you may only assign records you can see yourself (own or team)".into(),
@@ -107,7 +115,7 @@ pub async fn create_in(
 ) -> kit::Result<Contact> {
     contact.id = Uuid::now_v7().to_string();
     contact.consents.clear(); // consent changes go through UpdateConsent
-    default_ownership(caller, &mut contact.owner_id, &mut contact.team_id)?;
+    default_ownership(caller, &mut contact.owner_id, &mut contact.team_id, false)?;
     let keys = prepare(tx, caller, &mut contact, catalog).await?;
     let created = store::insert(tx, caller.tenant_id, &contact, &keys, &caller.subject).await?;
     let id = parse_id("contact.id", &created.id)?;
@@ -301,7 +309,7 @@ impl ContactService for ContactHandlers {
             let mut after = before.clone();
             apply_contact_mask(&mut after, changes, &paths, "update_mask")?;
             if after.owner_id != before.owner_id || after.team_id != before.team_id {
-                default_ownership(&caller, &mut after.owner_id, &mut after.team_id)?;
+                default_ownership(&caller, &mut after.owner_id, &mut after.team_id, true)?;
             }
             let saved = update_in(&self.0, &mut tx, &caller, None, &before, after).await?;
             commit(tx).await?;

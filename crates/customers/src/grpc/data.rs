@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
+use super::import_gate::Running;
 use super::{accounts as account_ops, commit, contacts as contact_ops, handle, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::custom_fields::{entity_name, FieldCatalog};
@@ -297,7 +298,7 @@ async fn run_import(
     state: SharedState,
     caller: CallerContext,
     plan: Plan,
-    mut inbound: Streaming<ImportRequest>,
+    (mut inbound, mut running): (Streaming<ImportRequest>, Running),
     progress: mpsc::Sender<Result<ImportResponse, Status>>,
 ) {
     let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(16);
@@ -312,12 +313,19 @@ async fn run_import(
         }
     };
     let feeder_progress = progress.clone();
+    let feeder_state = state.clone();
     let feeder = tokio::spawn(async move {
         while let Some(message) = inbound.next().await {
             match message {
                 Ok(ImportRequest {
                     part: Some(import_request::Part::Chunk(chunk)),
                 }) => {
+                    // Past the import's cap or the tenant's hourly volume
+                    // the upload stops; the rows before it are reported.
+                    if let Err(status) = feeder_state.imports.upload(&mut running, chunk.len()) {
+                        let _ = feeder_progress.send(Err(status)).await;
+                        return;
+                    }
                     if chunk_tx.send(Bytes::from(chunk)).await.is_err() {
                         return;
                     }
@@ -523,8 +531,15 @@ impl DataService for DataHandlers {
             }
         };
         let plan = check_header(header)?;
+        let running = self.0.imports.start(caller.tenant_id)?;
         let (progress, receiver) = mpsc::channel(16);
-        tokio::spawn(run_import(self.0.clone(), caller, plan, inbound, progress));
+        tokio::spawn(run_import(
+            self.0.clone(),
+            caller,
+            plan,
+            (inbound, running),
+            progress,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 

@@ -6,6 +6,7 @@ pub mod activities;
 pub mod contacts;
 pub mod data;
 pub mod fields;
+pub mod import_gate;
 pub mod masks;
 pub mod search;
 pub mod segments;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 pub struct State {
     pub db: Database,
     pub outbox: Outbox,
+    pub imports: import_gate::ImportGate,
 }
 
 pub type SharedState = Arc<State>;

@@ -357,3 +357,99 @@ async fn gdpr_export_then_erase_removes_personal_data() {
             .unwrap();
     assert_eq!(notes, 0);
 }
+
+/// Hostile uploads: an over-long JSON line or an unterminated CSV quote is
+/// an error, not a buffer that grows with the upload; an import larger
+/// than its cap stops; a tenant runs a bounded number of imports at once.
+#[tokio::test]
+async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
+    let app = TestApp::spawn_with(customers::ImportLimits {
+        max_bytes: 400_000,
+        concurrent_per_tenant: 1,
+        ..Default::default()
+    })
+    .await;
+    let mut admin = app.admin();
+
+    // 1. A JSON line of 100 KiB without its newline yet, then good rows.
+    let mut body = format!("{{\"Last\": \"{}", "x".repeat(100 * 1024)).into_bytes();
+    body.extend_from_slice(b"\"}\n{\"Last\": \"Lovelace\"}\n");
+    let progress = import(&mut admin, header(DedupPolicy::Create, false, ImportFormat::JsonLines), &body).await;
+    let summary = progress.last().unwrap();
+    assert_eq!((summary.created, summary.failed), (1, 1), "{summary:?}");
+    let errors: Vec<_> = progress.iter().flat_map(|p| p.errors.clone()).collect();
+    assert!(errors[0].reason.contains("longer than"), "{errors:?}");
+
+    // 2. An unterminated quote: the rest of the file is one endless field.
+    let mut csv = b"First,Last\nAda,Lovelace\n\"Grace,".to_vec();
+    csv.extend(std::iter::repeat_n(b'z', 300_000));
+    let mut stream = admin
+        .data
+        .import(tokio_stream::iter(
+            std::iter::once(header(DedupPolicy::Create, false, ImportFormat::Csv)).chain(
+                csv.chunks(16 * 1024).map(|chunk| ImportRequest {
+                    part: Some(import_request::Part::Chunk(chunk.to_vec())),
+                }),
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut reasons = Vec::new();
+    while let Ok(Some(message)) = stream.message().await {
+        reasons.extend(message.errors.into_iter().map(|e| e.reason));
+    }
+    assert!(reasons.iter().any(|r| r.contains("longer than")), "{reasons:?}");
+
+    // 3. Over the import's 400,000 bytes: the upload is refused.
+    let big = "Many,Rows\n".repeat(50_000);
+    let mut stream = admin
+        .data
+        .import(tokio_stream::iter(
+            std::iter::once(header(DedupPolicy::Create, true, ImportFormat::Csv)).chain(
+                big.as_bytes().chunks(64 * 1024).map(|chunk| ImportRequest {
+                    part: Some(import_request::Part::Chunk(chunk.to_vec())),
+                }),
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the oversized import finished"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+
+    // 4. One import at a time per tenant: a second one while the first is
+    // still uploading is refused; another tenant is not held up.
+    let (held_tx, held_rx) = tokio::sync::mpsc::channel(1);
+    held_tx
+        .send(header(DedupPolicy::Create, true, ImportFormat::Csv))
+        .await
+        .unwrap();
+    let _first = admin
+        .data
+        .import(tokio_stream::wrappers::ReceiverStream::new(held_rx))
+        .await
+        .unwrap();
+    let second = admin
+        .data
+        .import(tokio_stream::iter(vec![header(DedupPolicy::Create, true, ImportFormat::Csv)]))
+        .await
+        .unwrap_err();
+    assert_eq!(second.code(), tonic::Code::ResourceExhausted, "{second:?}");
+    let mut other = app.client_in(
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        &[kit::auth::Role::Admin],
+        kit::auth::Visibility::Tenant,
+        &[],
+    );
+    let elsewhere = import(&mut other, header(DedupPolicy::Create, true, ImportFormat::Csv), CSV.as_bytes()).await;
+    assert!(elsewhere.last().unwrap().done);
+    drop(held_tx);
+}

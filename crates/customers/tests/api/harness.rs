@@ -35,9 +35,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(customers::ImportLimits::default()).await
+    }
+
+    pub async fn spawn_with(import_limits: customers::ImportLimits) -> Self {
         let mut services = Services::new();
         let config = services.config("customers").await;
-        let channel = services.start("customers", customers::build(config)).await;
+        let build = customers::build_with(config, import_limits);
+        let channel = services.start("customers", build).await;
         TestApp {
             tenant: services.tenant,
             services,

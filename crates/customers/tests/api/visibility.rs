@@ -195,3 +195,55 @@ async fn another_tenants_ids_are_not_found_and_tokens_are_checked() {
         Code::Unauthenticated
     );
 }
+
+/// Ownership changes need the transfer permission: a marketer cannot
+/// reassign a contact, a support agent cannot create one for a teammate;
+/// a manager can do both.
+#[tokio::test]
+async fn ownership_changes_need_the_transfer_permission() {
+    let app = TestApp::spawn().await;
+    let team = Uuid::now_v7();
+    let mut admin = app.admin();
+    let mut marketer = app.client(&[Role::Marketer], Visibility::Tenant, &[]);
+    let mut agent = app.client(&[Role::SupportAgent], Visibility::Team, &[team]);
+    let mut manager = app.client(&[Role::Manager], Visibility::Tenant, &[team]);
+    let teammate = Uuid::now_v7().to_string();
+    let person = create_contact(&mut admin, contact("Ada", "L", "")).await;
+
+    let reassign = |owner: &str| UpdateContactRequest {
+        contact: Some(Contact {
+            id: person.id.clone(),
+            owner_id: owner.to_owned(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["owner_id".into()],
+        }),
+        expected_version: 0,
+    };
+    let refused = marketer
+        .contacts
+        .update_contact(reassign(&marketer.user.to_string()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let for_teammate = CreateContactRequest {
+        contact: Some(Contact {
+            owner_id: teammate.clone(),
+            team_id: team.to_string(),
+            ..contact("Grace", "H", "")
+        }),
+        request_id: String::new(),
+    };
+    let refused = agent
+        .contacts
+        .create_contact(for_teammate.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    // Their own records they create as before.
+    create_contact(&mut agent, contact("Own", "Record", "")).await;
+
+    manager.contacts.update_contact(reassign(&teammate)).await.unwrap();
+    manager.contacts.create_contact(for_teammate).await.unwrap();
+}

@@ -222,6 +222,16 @@ impl Caller {
             Err(Problem::forbidden(format!("only admins {what}")))
         }
     }
+
+    /// Refuses API keys (their tokens carry scopes): identity data is for
+    /// people; a key has only the rights its scopes name.
+    pub fn require_person(&self, what: &str) -> Result<(), Problem> {
+        if self.context.scopes.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!("API keys cannot {what}")))
+        }
+    }
 }
 
 impl AppState {

@@ -69,11 +69,13 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/teams", tag = "teams", security(("bearer" = [])), responses((status = 200, body = Vec<TeamView>)))]
+#[utoipa::path(get, path = "/v1/teams", tag = "teams", security(("bearer" = [])), responses((status = 200, body = Vec<TeamView>),
+    (status = 403, body = problem::ProblemDocument, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
 ) -> Result<Json<Vec<TeamView>>, Problem> {
+    caller.require_person("list teams")?;
     let mut tx = state.db.begin_tenant(caller.context.tenant_id).await?;
     let teams = identity::list_teams(&mut tx, caller.context.tenant_id).await?;
     Ok(Json(

@@ -147,6 +147,7 @@ pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
 ) -> Result<Json<Vec<UserView>>, Problem> {
+    caller.require_person("list users")?;
     if !(caller.context.has_role(Role::Admin) || caller.context.has_role(Role::Manager)) {
         return Err(Problem::forbidden("only admins and managers list users"));
     }

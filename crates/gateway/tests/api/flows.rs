@@ -785,14 +785,16 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
         403,
     )
     .await;
-    // A key cannot manage keys.
-    problem(
-        stack
-            .call(Method::GET, "/v1/api-keys", Some(&secret), None, &[])
-            .await,
-        403,
-    )
-    .await;
+    // A key cannot manage keys, nor read the tenant's people and teams
+    // (keys are minted with a manager's role for the services; the
+    // gateway's identity routes are for people only).
+    for path in ["/v1/api-keys", "/v1/users", "/v1/teams"] {
+        problem(
+            stack.call(Method::GET, path, Some(&secret), None, &[]).await,
+            403,
+        )
+        .await;
+    }
     let used: Value = stack
         .call(Method::GET, "/v1/api-keys", Some(&admin), None, &[])
         .await

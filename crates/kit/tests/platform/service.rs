@@ -140,6 +140,9 @@ async fn serves_health_checks_auth_and_admin_endpoints_then_stops_cleanly() {
         .await
         .unwrap();
     assert!(metrics.contains("crm_grpc_requests_total"), "{metrics}");
+    // Made-up paths do not become metric series.
+    assert!(metrics.contains("method=\"unknown\""), "{metrics}");
+    assert!(!metrics.contains("ProbeService"), "{metrics}");
 
     let grpc_addr = running.grpc_addr;
     tokio::time::timeout(Duration::from_secs(30), running.stop())

@@ -370,11 +370,19 @@ impl LeadService for LeadHandlers {
             if let Some(request_id) = request_id {
                 if let Some(existing) = store_leads::by_request(&mut tx, tenant, request_id).await?
                 {
+                    let created_by = existing.audit.as_ref().map(|a| a.created_by.as_str());
+                    kit::access::check_replay(
+                        &caller,
+                        created_by.unwrap_or_default(),
+                        &existing.owner_id,
+                        &existing.team_id,
+                    )?;
                     return Ok(CreateLeadResponse {
                         lead: Some(existing),
                     });
                 }
             }
+            super::opportunities::require_assign_for_others(&caller, &lead.owner_id, &lead.team_id)?;
             let id = Uuid::now_v7();
             lead.id = id.to_string();
             let routed = if lead.owner_id.is_empty() {

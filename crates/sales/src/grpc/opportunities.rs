@@ -40,6 +40,23 @@ kit::field_mask!(
     ]
 );
 
+/// Creating a record for another owner, or in a team not the caller's, is
+/// assigning it: that needs the assign permission (managers, admins).
+pub fn require_assign_for_others(
+    caller: &CallerContext,
+    owner_id: &str,
+    team_id: &str,
+) -> kit::Result<()> {
+    let other_owner = !owner_id.is_empty()
+        && Uuid::parse_str(owner_id).ok() != caller.user_id;
+    let other_team = !team_id.is_empty()
+        && !Uuid::parse_str(team_id).is_ok_and(|t| caller.teams.contains(&t));
+    if other_owner || other_team {
+        authorize(caller, Action::Assign)?;
+    }
+    Ok(())
+}
+
 fn status_for(kind: StageKind) -> OpportunityStatus {
     match kind {
         StageKind::Won => OpportunityStatus::Won,
@@ -62,6 +79,13 @@ pub async fn create_in(
     let tenant = caller.tenant_id;
     if let Some(request_id) = request_id {
         if let Some(existing) = store::by_request(tx, tenant, request_id).await? {
+            let created_by = existing.audit.as_ref().map(|a| a.created_by.as_str());
+            kit::access::check_replay(
+                caller,
+                created_by.unwrap_or_default(),
+                &existing.owner_id,
+                &existing.team_id,
+            )?;
             return Ok(existing);
         }
     }
@@ -216,6 +240,7 @@ impl OpportunityService for OpportunityHandlers {
             let o = request
                 .opportunity
                 .ok_or_else(|| Error::invalid("opportunity", "is required"))?;
+            require_assign_for_others(&caller, &o.owner_id, &o.team_id)?;
             if request.request_id.len() > 200 {
                 return Err(Error::invalid(
                     "request_id",
@@ -271,7 +296,11 @@ impl OpportunityService for OpportunityHandlers {
                 request.expected_version,
                 version_of(&o.audit),
             )?;
+            let (owner, team) = (o.owner_id.clone(), o.team_id.clone());
             apply_mask(&mut o, input, &paths, "update_mask")?;
+            if o.owner_id != owner || o.team_id != team {
+                authorize(&caller, Action::Assign)?;
+            }
             let saved = save(&mut tx, &caller, o).await?;
             commit(tx).await?;
             Ok(UpdateOpportunityResponse {

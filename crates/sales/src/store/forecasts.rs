@@ -84,7 +84,8 @@ pub async fn sums(tx: &mut PgConnection, tenant: Uuid, q: &ForecastQuery) -> sql
     .await
 }
 
-/// Sum of the quotas of the owner or team whose period overlaps; None if none.
+/// Sum of the quotas of the owner or team whose period overlaps, among the
+/// quotas the caller may see (its own, its teams'); None if none.
 pub async fn quota(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -92,7 +93,8 @@ pub async fn quota(
 ) -> sqlx::Result<Option<Decimal>> {
     let (sum,): (Option<Decimal>,) = sqlx::query_as(
         "SELECT sum(amount) FROM quotas WHERE tenant_id = $1 AND currency = $4 AND period_start <= $3 AND period_end >= $2 \
-         AND (($5::uuid IS NOT NULL AND user_id = $5) OR ($6::uuid IS NOT NULL AND team_id = $6) OR ($5::uuid IS NULL AND $6::uuid IS NULL AND team_id IS NOT NULL))",
+         AND (($5::uuid IS NOT NULL AND user_id = $5) OR ($6::uuid IS NOT NULL AND team_id = $6) OR ($5::uuid IS NULL AND $6::uuid IS NULL AND team_id IS NOT NULL)) \
+         AND ($7::uuid[] IS NULL OR user_id = $8 OR team_id = ANY($7))",
     )
     .bind(tenant)
     .bind(q.start)
@@ -100,6 +102,8 @@ pub async fn quota(
     .bind(&q.currency)
     .bind(q.owner)
     .bind(q.team)
+    .bind(&q.visible_teams)
+    .bind(q.visible_owner)
     .fetch_one(tx)
     .await?;
     Ok(sum)

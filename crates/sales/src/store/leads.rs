@@ -216,10 +216,22 @@ pub async fn list(
         query.push(" AND owner_id = ").push_bind(owner);
     }
     if filter.unassigned {
+        // The tenant's queue (no team) is open to everyone who may read
+        // leads; a team's queue only to those who see that team.
         query.push(" AND owner_id IS NULL");
-    }
-    // The default queue is visible to everyone who may read leads.
-    if !filter.unassigned {
+        match scope {
+            Scope::Tenant => {}
+            Scope::Team { teams, .. } => {
+                query
+                    .push(" AND (team_id IS NULL OR team_id = ANY(")
+                    .push_bind(teams.clone())
+                    .push("))");
+            }
+            Scope::Own { .. } => {
+                query.push(" AND team_id IS NULL");
+            }
+        }
+    } else {
         scope.push_sql(&mut query);
     }
     if let Some(after) = after {

@@ -642,4 +642,52 @@ async fn a_lowered_unit_price_is_refused_to_reps_and_needs_approval_as_a_discoun
         .quote
         .unwrap();
     assert_eq!(submitted.status, QuoteStatus::PendingApproval as i32);
+
+    // A manager's own deal and quote: someone else decides.
+    let (mut boss_desk, mut boss) = desk(&app, &[Role::Manager], &[team]);
+    let own_deal = boss
+        .opportunities
+        .create_opportunity(CreateOpportunityRequest {
+            opportunity: Some(Opportunity {
+                name: "Manager's own".into(),
+                amount: money("100"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    let own = boss_desk
+        .quotes
+        .create_quote(CreateQuoteRequest {
+            request_id: String::new(),
+            quote: Some(Quote {
+                opportunity_id: own_deal.id.clone(),
+                lines: vec![line(&seats.id, "1", "40", "")],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .quote
+        .unwrap();
+    boss_desk
+        .quotes
+        .submit_quote(SubmitQuoteRequest { id: own.id.clone() })
+        .await
+        .unwrap();
+    let self_approval = boss_desk
+        .quotes
+        .decide_quote(DecideQuoteRequest {
+            id: own.id.clone(),
+            approve: true,
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(self_approval.code(), tonic::Code::PermissionDenied, "{self_approval:?}");
 }

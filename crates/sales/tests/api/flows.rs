@@ -1114,3 +1114,201 @@ async fn a_conversion_while_customers_is_down_changes_nothing_and_says_retry() {
         .await
         .unwrap();
 }
+
+/// A request id replays the first call's record to its caller only (or to
+/// someone who may see it): another rep reusing the id learns nothing.
+#[tokio::test]
+async fn a_reused_request_id_does_not_hand_another_callers_record_out() {
+    let app = TestApp::spawn().await;
+    pipeline(&mut app.admin()).await;
+    let mut alice = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let mut bob = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let with_key = |last: &str| CreateLeadRequest {
+        lead: Some(Lead {
+            owner_id: String::new(),
+            ..lead(last, "DE", "")
+        }),
+        request_id: "import-row-17".into(),
+    };
+    let first = alice.leads.create_lead(with_key("Secret")).await.unwrap();
+    let first = first.into_inner().lead.unwrap();
+    let again = alice.leads.create_lead(with_key("Secret")).await.unwrap();
+    assert_eq!(again.into_inner().lead.unwrap().id, first.id, "the caller's retry replays");
+    let stolen = bob.leads.create_lead(with_key("Secret")).await.unwrap_err();
+    assert_eq!(stolen.code(), tonic::Code::AlreadyExists, "{stolen:?}");
+    assert!(!stolen.message().contains("Secret"), "{stolen:?}");
+
+    let deal = |name: &str| CreateOpportunityRequest {
+        opportunity: Some(Opportunity {
+            name: name.into(),
+            amount: money("10"),
+            ..Default::default()
+        }),
+        request_id: "deal-key".into(),
+    };
+    alice.opportunities.create_opportunity(deal("Hidden")).await.unwrap();
+    let stolen = bob
+        .opportunities
+        .create_opportunity(deal("Hidden"))
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.code(), tonic::Code::AlreadyExists, "{stolen:?}");
+}
+
+/// Visibility where it was missing: another rep's quota, and leads queued
+/// to a team the caller is not in.
+#[tokio::test]
+async fn quotas_and_team_queues_follow_visibility() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    pipeline(&mut admin).await;
+    let (bob_id, their_team) = (Uuid::now_v7(), Uuid::now_v7());
+    admin
+        .forecasts
+        .set_quota(SetQuotaRequest {
+            quota: Some(Quota {
+                user_id: bob_id.to_string(),
+                period_start: "2027-01-01".into(),
+                period_end: "2027-03-31".into(),
+                amount: money("16000"),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut alice = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let forecast = alice
+        .forecasts
+        .get_forecast(GetForecastRequest {
+            period_start: "2027-01-01".into(),
+            period_end: "2027-03-31".into(),
+            owner_id: bob_id.to_string(),
+            currency: "EUR".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .forecast
+        .unwrap();
+    assert_eq!(forecast.quota, None, "another rep's quota is not Alice's to read");
+
+    // A lead routed to another team's queue (no member to rotate to, so
+    // no owner) is not in Alice's unassigned queue.
+    admin
+        .leads
+        .set_routing_rules(SetRoutingRulesRequest {
+            rules: vec![RoutingRule {
+                name: "DACH".into(),
+                r#match: Some(TerritoryMatch {
+                    country: "de".into(),
+                    ..Default::default()
+                }),
+                target: Some(Target::TeamId(their_team.to_string())),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    let queued = admin
+        .leads
+        .create_lead(CreateLeadRequest {
+            lead: Some(lead("Queued", "DE", "")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!((queued.owner_id.as_str(), queued.team_id.clone()), ("", their_team.to_string()));
+    let mut carol = app.client(&[Role::SalesRep], Visibility::Team, &[their_team]);
+    for (who, client, expected) in [("alice", &mut alice, false), ("carol", &mut carol, true)] {
+        let listed = client
+            .leads
+            .list_leads(ListLeadsRequest {
+                unassigned: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .leads;
+        let seen = listed.iter().any(|l| l.id == queued.id);
+        assert_eq!(seen, expected, "{who}: {listed:?}");
+    }
+}
+
+/// Giving a deal or a lead to someone else is assigning: reps may not,
+/// on create or on update; managers may.
+#[tokio::test]
+async fn reps_cannot_assign_deals_or_leads_to_others() {
+    let app = TestApp::spawn().await;
+    pipeline(&mut app.admin()).await;
+    let team = Uuid::now_v7();
+    let mut rep = app.client(&[Role::SalesRep], Visibility::Team, &[team]);
+    let mut manager = app.client(&[Role::Manager], Visibility::Tenant, &[team]);
+    let colleague = Uuid::now_v7().to_string();
+    let for_colleague = CreateOpportunityRequest {
+        opportunity: Some(Opportunity {
+            name: "Theirs".into(),
+            amount: money("10"),
+            owner_id: colleague.clone(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let refused = rep
+        .opportunities
+        .create_opportunity(for_colleague.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let refused = rep
+        .leads
+        .create_lead(CreateLeadRequest {
+            lead: Some(Lead {
+                owner_id: colleague.clone(),
+                ..lead("Theirs", "", "")
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    let mine = rep
+        .opportunities
+        .create_opportunity(CreateOpportunityRequest {
+            opportunity: Some(Opportunity {
+                name: "Mine".into(),
+                amount: money("10"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    let hand_over = UpdateOpportunityRequest {
+        opportunity: Some(Opportunity {
+            id: mine.id.clone(),
+            owner_id: colleague.clone(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["owner_id".into()],
+        }),
+        expected_version: 0,
+    };
+    let refused = rep
+        .opportunities
+        .update_opportunity(hand_over.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    manager.opportunities.update_opportunity(hand_over).await.unwrap();
+    manager.opportunities.create_opportunity(for_colleague).await.unwrap();
+}
