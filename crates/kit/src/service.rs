@@ -202,7 +202,10 @@ pub async fn launch(
     let background_shutdown = Shutdown::new();
 
     let layers = tower::ServiceBuilder::new()
-        .layer(RequestLayer::new(config.concurrency_limit, &grpc.health_names))
+        .layer(RequestLayer::new(
+            config.concurrency_limit,
+            &grpc.health_names,
+        ))
         .layer(AuthLayer::new(context.verifier.clone()));
     // HTTP/1.1 + gRPC-Web too, so browsers can call the same API with the
     // same tokens (frontends usually go through the gateway's REST API).
@@ -367,6 +370,7 @@ impl<S> tower::Layer<S> for RequestLayer {
         RequestService {
             inner,
             permits: self.permits.clone(),
+            methods: self.methods.clone(),
         }
     }
 }
@@ -375,6 +379,7 @@ impl<S> tower::Layer<S> for RequestLayer {
 pub struct RequestService<S> {
     inner: S,
     permits: Arc<Semaphore>,
+    methods: Arc<std::collections::HashSet<String>>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for RequestService<S>

@@ -329,7 +329,14 @@ pub async fn parse_json_lines(mut chunks: mpsc::Receiver<Bytes>, rows: mpsc::Sen
                     column: String::new(),
                     reason: format!("is longer than {MAX_RECORD_BYTES} bytes"),
                 };
-                if rows.send(ParsedRow { number, row: Err(error) }).await.is_err() {
+                if rows
+                    .send(ParsedRow {
+                        number,
+                        row: Err(error),
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 continue;

@@ -61,7 +61,8 @@ pub fn default_ownership(
     }
     let owner = Uuid::parse_str(owner_id).ok();
     let team = Uuid::parse_str(team_id).ok();
-    let own = owner.is_some() && owner == caller.user_id
+    let own = owner.is_some()
+        && owner == caller.user_id
         && team.is_none_or(|t| caller.teams.contains(&t));
     if changing || !own {
         authorize(caller, Action::TransferOwnership)?;

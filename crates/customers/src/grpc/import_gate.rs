@@ -128,7 +128,10 @@ mod tests {
         assert!(gate.start(tenant).is_err(), "one at a time");
         assert!(gate.start(other).is_ok(), "other tenants are not held up");
         gate.upload(&mut first, 60).unwrap();
-        assert!(gate.upload(&mut first, 60).is_err(), "over the import's 100 bytes");
+        assert!(
+            gate.upload(&mut first, 60).is_err(),
+            "over the import's 100 bytes"
+        );
         drop(first);
         let mut second = gate.start(tenant).unwrap();
         gate.upload(&mut second, 30).unwrap();

@@ -358,6 +358,15 @@ async fn gdpr_export_then_erase_removes_personal_data() {
     assert_eq!(notes, 0);
 }
 
+/// The messages of an upload: the header, then `body` in 16 KiB chunks.
+fn uploaded(header: ImportRequest, body: &[u8]) -> Vec<ImportRequest> {
+    std::iter::once(header)
+        .chain(body.chunks(16 * 1024).map(|chunk| ImportRequest {
+            part: Some(import_request::Part::Chunk(chunk.to_vec())),
+        }))
+        .collect()
+}
+
 /// Hostile uploads: an over-long JSON line or an unterminated CSV quote is
 /// an error, not a buffer that grows with the upload; an import larger
 /// than its cap stops; a tenant runs a bounded number of imports at once.
@@ -374,7 +383,12 @@ async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
     // 1. A JSON line of 100 KiB without its newline yet, then good rows.
     let mut body = format!("{{\"Last\": \"{}", "x".repeat(100 * 1024)).into_bytes();
     body.extend_from_slice(b"\"}\n{\"Last\": \"Lovelace\"}\n");
-    let progress = import(&mut admin, header(DedupPolicy::Create, false, ImportFormat::JsonLines), &body).await;
+    let progress = import(
+        &mut admin,
+        header(DedupPolicy::Create, false, ImportFormat::JsonLines),
+        &body,
+    )
+    .await;
     let summary = progress.last().unwrap();
     assert_eq!((summary.created, summary.failed), (1, 1), "{summary:?}");
     let errors: Vec<_> = progress.iter().flat_map(|p| p.errors.clone()).collect();
@@ -385,13 +399,10 @@ async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
     csv.extend(std::iter::repeat_n(b'z', 300_000));
     let mut stream = admin
         .data
-        .import(tokio_stream::iter(
-            std::iter::once(header(DedupPolicy::Create, false, ImportFormat::Csv)).chain(
-                csv.chunks(16 * 1024).map(|chunk| ImportRequest {
-                    part: Some(import_request::Part::Chunk(chunk.to_vec())),
-                }),
-            ),
-        ))
+        .import(tokio_stream::iter(uploaded(
+            header(DedupPolicy::Create, false, ImportFormat::Csv),
+            &csv,
+        )))
         .await
         .unwrap()
         .into_inner();
@@ -399,19 +410,19 @@ async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
     while let Ok(Some(message)) = stream.message().await {
         reasons.extend(message.errors.into_iter().map(|e| e.reason));
     }
-    assert!(reasons.iter().any(|r| r.contains("longer than")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("longer than")),
+        "{reasons:?}"
+    );
 
     // 3. Over the import's 400,000 bytes: the upload is refused.
     let big = "Many,Rows\n".repeat(50_000);
     let mut stream = admin
         .data
-        .import(tokio_stream::iter(
-            std::iter::once(header(DedupPolicy::Create, true, ImportFormat::Csv)).chain(
-                big.as_bytes().chunks(64 * 1024).map(|chunk| ImportRequest {
-                    part: Some(import_request::Part::Chunk(chunk.to_vec())),
-                }),
-            ),
-        ))
+        .import(tokio_stream::iter(uploaded(
+            header(DedupPolicy::Create, true, ImportFormat::Csv),
+            big.as_bytes(),
+        )))
         .await
         .unwrap()
         .into_inner();
@@ -422,7 +433,11 @@ async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
             Err(status) => break status,
         }
     };
-    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
 
     // 4. One import at a time per tenant: a second one while the first is
     // still uploading is refused; another tenant is not held up.
@@ -438,7 +453,11 @@ async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
         .unwrap();
     let second = admin
         .data
-        .import(tokio_stream::iter(vec![header(DedupPolicy::Create, true, ImportFormat::Csv)]))
+        .import(tokio_stream::iter(vec![header(
+            DedupPolicy::Create,
+            true,
+            ImportFormat::Csv,
+        )]))
         .await
         .unwrap_err();
     assert_eq!(second.code(), tonic::Code::ResourceExhausted, "{second:?}");
@@ -449,7 +468,12 @@ async fn imports_are_bounded_in_record_size_upload_size_and_concurrency() {
         kit::auth::Visibility::Tenant,
         &[],
     );
-    let elsewhere = import(&mut other, header(DedupPolicy::Create, true, ImportFormat::Csv), CSV.as_bytes()).await;
+    let elsewhere = import(
+        &mut other,
+        header(DedupPolicy::Create, true, ImportFormat::Csv),
+        CSV.as_bytes(),
+    )
+    .await;
     assert!(elsewhere.last().unwrap().done);
     drop(held_tx);
 }

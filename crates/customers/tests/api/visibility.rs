@@ -244,6 +244,10 @@ async fn ownership_changes_need_the_transfer_permission() {
     // Their own records they create as before.
     create_contact(&mut agent, contact("Own", "Record", "")).await;
 
-    manager.contacts.update_contact(reassign(&teammate)).await.unwrap();
+    manager
+        .contacts
+        .update_contact(reassign(&teammate))
+        .await
+        .unwrap();
     manager.contacts.create_contact(for_teammate).await.unwrap();
 }

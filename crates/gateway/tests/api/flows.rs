@@ -790,7 +790,9 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
     // gateway's identity routes are for people only).
     for path in ["/v1/api-keys", "/v1/users", "/v1/teams"] {
         problem(
-            stack.call(Method::GET, path, Some(&secret), None, &[]).await,
+            stack
+                .call(Method::GET, path, Some(&secret), None, &[])
+                .await,
             403,
         )
         .await;

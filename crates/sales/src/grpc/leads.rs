@@ -382,7 +382,11 @@ impl LeadService for LeadHandlers {
                     });
                 }
             }
-            super::opportunities::require_assign_for_others(&caller, &lead.owner_id, &lead.team_id)?;
+            super::opportunities::require_assign_for_others(
+                &caller,
+                &lead.owner_id,
+                &lead.team_id,
+            )?;
             let id = Uuid::now_v7();
             lead.id = id.to_string();
             let routed = if lead.owner_id.is_empty() {

@@ -47,10 +47,9 @@ pub fn require_assign_for_others(
     owner_id: &str,
     team_id: &str,
 ) -> kit::Result<()> {
-    let other_owner = !owner_id.is_empty()
-        && Uuid::parse_str(owner_id).ok() != caller.user_id;
-    let other_team = !team_id.is_empty()
-        && !Uuid::parse_str(team_id).is_ok_and(|t| caller.teams.contains(&t));
+    let other_owner = !owner_id.is_empty() && Uuid::parse_str(owner_id).ok() != caller.user_id;
+    let other_team =
+        !team_id.is_empty() && !Uuid::parse_str(team_id).is_ok_and(|t| caller.teams.contains(&t));
     if other_owner || other_team {
         authorize(caller, Action::Assign)?;
     }

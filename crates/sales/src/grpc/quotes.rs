@@ -431,7 +431,10 @@ impl QuoteService for QuoteHandlers {
                     "only a manager of the quote owner's team may decide on it".into(),
                 ));
             }
-            if caller.user_id.is_some_and(|me| quote.owner_id == me.to_string()) {
+            if caller
+                .user_id
+                .is_some_and(|me| quote.owner_id == me.to_string())
+            {
                 return Err(Error::PermissionDenied(
                     "nobody decides on their own quote".into(),
                 ));

@@ -689,5 +689,9 @@ async fn a_lowered_unit_price_is_refused_to_reps_and_needs_approval_as_a_discoun
         })
         .await
         .unwrap_err();
-    assert_eq!(self_approval.code(), tonic::Code::PermissionDenied, "{self_approval:?}");
+    assert_eq!(
+        self_approval.code(),
+        tonic::Code::PermissionDenied,
+        "{self_approval:?}"
+    );
 }

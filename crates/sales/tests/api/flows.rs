@@ -1133,7 +1133,11 @@ async fn a_reused_request_id_does_not_hand_another_callers_record_out() {
     let first = alice.leads.create_lead(with_key("Secret")).await.unwrap();
     let first = first.into_inner().lead.unwrap();
     let again = alice.leads.create_lead(with_key("Secret")).await.unwrap();
-    assert_eq!(again.into_inner().lead.unwrap().id, first.id, "the caller's retry replays");
+    assert_eq!(
+        again.into_inner().lead.unwrap().id,
+        first.id,
+        "the caller's retry replays"
+    );
     let stolen = bob.leads.create_lead(with_key("Secret")).await.unwrap_err();
     assert_eq!(stolen.code(), tonic::Code::AlreadyExists, "{stolen:?}");
     assert!(!stolen.message().contains("Secret"), "{stolen:?}");
@@ -1146,7 +1150,11 @@ async fn a_reused_request_id_does_not_hand_another_callers_record_out() {
         }),
         request_id: "deal-key".into(),
     };
-    alice.opportunities.create_opportunity(deal("Hidden")).await.unwrap();
+    alice
+        .opportunities
+        .create_opportunity(deal("Hidden"))
+        .await
+        .unwrap();
     let stolen = bob
         .opportunities
         .create_opportunity(deal("Hidden"))
@@ -1191,7 +1199,10 @@ async fn quotas_and_team_queues_follow_visibility() {
         .into_inner()
         .forecast
         .unwrap();
-    assert_eq!(forecast.quota, None, "another rep's quota is not Alice's to read");
+    assert_eq!(
+        forecast.quota, None,
+        "another rep's quota is not Alice's to read"
+    );
 
     // A lead routed to another team's queue (no member to rotate to, so
     // no owner) is not in Alice's unassigned queue.
@@ -1221,7 +1232,10 @@ async fn quotas_and_team_queues_follow_visibility() {
         .into_inner()
         .lead
         .unwrap();
-    assert_eq!((queued.owner_id.as_str(), queued.team_id.clone()), ("", their_team.to_string()));
+    assert_eq!(
+        (queued.owner_id.as_str(), queued.team_id.clone()),
+        ("", their_team.to_string())
+    );
     let mut carol = app.client(&[Role::SalesRep], Visibility::Team, &[their_team]);
     for (who, client, expected) in [("alice", &mut alice, false), ("carol", &mut carol, true)] {
         let listed = client
@@ -1309,6 +1323,14 @@ async fn reps_cannot_assign_deals_or_leads_to_others() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
-    manager.opportunities.update_opportunity(hand_over).await.unwrap();
-    manager.opportunities.create_opportunity(for_colleague).await.unwrap();
+    manager
+        .opportunities
+        .update_opportunity(hand_over)
+        .await
+        .unwrap();
+    manager
+        .opportunities
+        .create_opportunity(for_colleague)
+        .await
+        .unwrap();
 }
