@@ -55,6 +55,7 @@ if [ "$has_gateway" = 1 ]; then
   chmod 600 "$CRM_STATE_DIR/bootstrap-token" "$CRM_STATE_DIR/demo-password"
   GATEWAY_BOOTSTRAP_TOKEN=$(cat "$CRM_STATE_DIR/bootstrap-token"); export GATEWAY_BOOTSTRAP_TOKEN
   export GATEWAY_HTTP_ADDR="${GATEWAY_HTTP_ADDR:-127.0.0.1:$HTTP_PORT}"
+  export GATEWAY_ADMIN_ADDR="${GATEWAY_ADMIN_ADDR:-127.0.0.1:$((HTTP_PORT + 1000))}"
   for entry in "${services[@]}"; do
     upper=$(echo "${entry%%:*}" | tr '[:lower:]' '[:upper:]')
     var="GATEWAY_${upper}_URL"
@@ -106,7 +107,7 @@ if [ -d crates/customers ]; then
 fi
 echo
 log "the CRM is running (logs in $logs)"
-[ "$has_gateway" = 1 ] && echo "  gateway REST     http://127.0.0.1:$HTTP_PORT/v1   API reference http://127.0.0.1:$HTTP_PORT/docs"
+[ "$has_gateway" = 1 ] && echo "  gateway REST     http://127.0.0.1:$HTTP_PORT/v1   API reference http://127.0.0.1:$HTTP_PORT/docs   metrics http://127.0.0.1:$((HTTP_PORT + 1000))/metrics"
 for entry in "${services[@]}"; do
   name=${entry%%:*}; port=$((${entry##*:} + OFFSET))
   printf '  %-16s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "$port" "$((port + 1000))"

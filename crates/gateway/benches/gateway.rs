@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     gateway_db_config.max_connections = 20;
     let gateway = gateway::build(GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
+        admin_addr: "127.0.0.1:0".parse()?,
         database: gateway_db_config,
         services: [
             (

@@ -8,6 +8,8 @@ use kit::config::{ConfigError, DatabaseConfig, Env, NatsConfig};
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
+    /// Prometheus `/metrics`, apart from the public port (`GATEWAY_ADMIN_ADDR`).
+    pub admin_addr: SocketAddr,
     pub database: DatabaseConfig,
     /// gRPC endpoint of each domain service, by proto domain (`customers`
     /// for `crm.customers.v1`): `GATEWAY_<DOMAIN>_URL` for every domain the
@@ -57,6 +59,11 @@ impl GatewayConfig {
             "HTTP_ADDR",
             "host:port",
             SocketAddr::from(([0, 0, 0, 0], 8080)),
+        );
+        let admin_addr = env.or(
+            "ADMIN_ADDR",
+            "host:port",
+            SocketAddr::from(([0, 0, 0, 0], 9080)),
         );
         let url: Option<String> =
             env.required("DATABASE_URL", "a postgres:// URL for the runtime role");
@@ -138,6 +145,7 @@ impl GatewayConfig {
         };
         Ok(GatewayConfig {
             http_addr,
+            admin_addr,
             database: DatabaseConfig {
                 url,
                 migration_url,

@@ -29,6 +29,8 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A started gateway.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (not the public port).
+    pub admin_addr: SocketAddr,
     /// Cancels the gateway's shutdown token when dropped: a dropped gateway stops.
     shutdown: kit::StopOnDrop,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -50,7 +52,9 @@ impl RunningGateway {
 pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     kit::telemetry::init("gateway", config.otlp_endpoint.as_deref());
     kit::metrics::handle();
-    let db = kit::db::Database::connect(&config.database, &kit::db::migrator(&MIGRATIONS)).await?;
+    let db = kit::db::Database::connect(&config.database, &kit::db::migrator(&MIGRATIONS))
+        .await?
+        .with_statement_timeout(config.upstream_timeout * 2);
     let keys = KeyRing::load(db.clone(), &config.issuer, &config.audience).await?;
     // Connected lazily: the gateway starts (and answers with 503 problems)
     // while a service is still down.
@@ -68,6 +72,10 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
     let addr = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("binding admin on {}", config.admin_addr))?;
+    let admin_addr = admin_listener.local_addr()?;
     // REST routes and their OpenAPI document come from the contracts.
     let pool = http::transcode::descriptor_pool()?;
     let bindings = http::transcode::binding::bindings(&pool)?;
@@ -114,14 +122,29 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let app = http::router(state, &bindings)?;
     let stopping = shutdown.clone();
     let per_ip = state_limits;
+    // Metrics on their own port: the public one is for the API only.
+    let admin = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { kit::metrics::handle().render() }),
+    );
+    let admin_stopping = shutdown.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(admin_stopping.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the gateway's admin server stopped");
+        }
+    });
     let task = tokio::spawn(async move {
         serve::serve(listener, app, per_ip, stopping).await?;
         db.close().await;
         Ok(())
     });
-    tracing::info!(%addr, "gateway serving");
+    tracing::info!(%addr, %admin_addr, "gateway serving");
     Ok(RunningGateway {
         addr,
+        admin_addr,
         shutdown: shutdown.drop_guard(),
         task,
     })

@@ -160,17 +160,27 @@ enum KeyStore {
         url: String,
         client: reqwest::Client,
         cache: RwLock<JwksCache>,
+        max_age: Duration,
     },
 }
 
 struct JwksCache {
     keys: HashMap<String, Arc<VerificationKey>>,
+    /// When the keys were last fetched successfully.
     fetched_at: Option<Instant>,
+    /// When a fetch was last tried, successful or not.
+    tried_at: Option<Instant>,
 }
 
-/// Re-fetching the JWKS is rate-limited so forged key ids cannot make this
-/// service hammer the gateway.
+/// Fetches are at least this far apart, failed ones included, so forged
+/// key ids or a down gateway cannot make every request refetch.
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
+/// Keys are re-read this often, so a key the gateway no longer publishes
+/// (retired, or removed after a leak) stops being accepted.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// While the gateway cannot be reached, cached keys are trusted for at
+/// most this long; after that, tokens are refused as unavailable.
+const JWKS_GRACE: Duration = Duration::from_secs(3600);
 
 /// Verifies access tokens against the configured keys, issuer and audience.
 pub struct TokenVerifier {
@@ -191,7 +201,9 @@ impl TokenVerifier {
                 cache: RwLock::new(JwksCache {
                     keys: HashMap::new(),
                     fetched_at: None,
+                    tried_at: None,
                 }),
+                max_age: JWKS_MAX_AGE,
             },
         };
         Ok(Self {
@@ -272,27 +284,46 @@ impl TokenVerifier {
                 .and_then(|kid| keys.get(kid))
                 .cloned()
                 .ok_or_else(|| Error::Unauthenticated("token signed by an unknown key".into())),
-            KeyStore::Jwks { url, client, cache } => {
+            KeyStore::Jwks {
+                url,
+                client,
+                cache,
+                max_age,
+            } => {
                 let kid =
                     kid.ok_or_else(|| Error::Unauthenticated("token has no key id".into()))?;
-                if let Some(key) = cache.read().await.keys.get(kid) {
-                    return Ok(key.clone());
+                let fresh = |cache: &JwksCache| {
+                    cache.fetched_at.is_some_and(|at| at.elapsed() < *max_age)
+                };
+                {
+                    let cache = cache.read().await;
+                    if fresh(&cache) {
+                        if let Some(key) = cache.keys.get(kid) {
+                            return Ok(key.clone());
+                        }
+                    }
                 }
                 let mut cache = cache.write().await;
-                let stale = cache
-                    .fetched_at
-                    .is_none_or(|at| at.elapsed() >= JWKS_MIN_REFRESH);
-                if stale && !cache.keys.contains_key(kid) {
+                let gap = JWKS_MIN_REFRESH.min(*max_age);
+                let may_try = cache.tried_at.is_none_or(|at| at.elapsed() >= gap);
+                if may_try && !(fresh(&cache) && cache.keys.contains_key(kid)) {
+                    cache.tried_at = Some(Instant::now());
                     match fetch_jwks(client, url).await {
                         Ok(keys) => {
+                            // Replaced whole: unpublished keys are gone.
                             cache.keys = keys;
                             cache.fetched_at = Some(Instant::now());
                         }
                         Err(error) => {
                             tracing::warn!(%url, error = %error, "fetching jwks failed");
-                            return Err(Error::Unavailable("signing keys unavailable".into()));
                         }
                     }
+                }
+                let usable = cache
+                    .fetched_at
+                    .is_some_and(|at| at.elapsed() < *max_age + JWKS_GRACE);
+                if !usable {
+                    return Err(Error::Unavailable("signing keys unavailable".into()));
                 }
                 cache
                     .keys
@@ -301,6 +332,14 @@ impl TokenVerifier {
                     .ok_or_else(|| Error::Unauthenticated("token signed by an unknown key".into()))
             }
         }
+    }
+
+    /// Re-reads a JWKS after `max_age` instead of five minutes (tests).
+    pub fn with_jwks_max_age(mut self, age: Duration) -> Self {
+        if let KeyStore::Jwks { max_age, .. } = &mut self.keys {
+            *max_age = age;
+        }
+        self
     }
 }
 

@@ -50,7 +50,14 @@ pub type TenantTx = Transaction<'static, Postgres>;
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: PgPool,
+    /// `statement_timeout` of every tenant transaction: a query outlives
+    /// the request that asked for it by at most this, so an abandoned
+    /// request cannot hold a pooled connection with a runaway query.
+    statement_timeout: Duration,
 }
+
+/// Statement timeout of a [`Database`] until a service sets its own.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Database {
     /// Migrates (when a migration URL is configured), grants the runtime
@@ -72,11 +79,21 @@ impl Database {
             .await
             .context("connecting to the service database with DATABASE_URL")?;
         check_runtime_role(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+        }
+    }
+
+    /// Sets the statement timeout of tenant transactions (services use
+    /// their request deadline).
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -84,9 +101,17 @@ impl Database {
     }
 
     /// Begins a transaction in which row-level security admits only `tenant`.
+    /// Its statements time out after the database's statement timeout.
     pub async fn begin_tenant(&self, tenant: Uuid) -> sqlx::Result<TenantTx> {
         let mut tx = self.pool.begin().await?;
-        set_tenant(&mut tx, tenant).await?;
+        // One round trip for both settings, local to the transaction.
+        sqlx::query(
+            "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)",
+        )
+        .bind(tenant.to_string())
+        .bind(format!("{}ms", self.statement_timeout.as_millis()))
+        .execute(&mut *tx)
+        .await?;
         Ok(tx)
     }
 

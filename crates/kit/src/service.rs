@@ -55,7 +55,9 @@ impl ServiceContext {
     /// NATS and provisions the service's stream.
     pub async fn connect(config: ServiceConfig, migrations: &Migrator) -> anyhow::Result<Self> {
         telemetry::init(&config.name, config.otlp_endpoint.as_deref());
-        let db = Database::connect(&config.database, &db::migrator(migrations)).await?;
+        let db = Database::connect(&config.database, &db::migrator(migrations))
+            .await?
+            .with_statement_timeout(config.request_timeout);
         let nats = async_nats::ConnectOptions::new()
             .name(format!("crm-{}", config.name))
             .retry_on_initial_connect()

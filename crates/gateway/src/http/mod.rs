@@ -266,7 +266,7 @@ async fn front_door(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = request.uri().path().to_owned();
-    if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+    if matches!(path.as_str(), "/healthz" | "/readyz") {
         return next.run(request).await;
     }
     let request_id = request
@@ -381,11 +381,7 @@ pub fn router(
         .route("/docs", get(docs::page))
         .route("/docs/redoc.standalone.js", get(docs::redoc_bundle))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readiness))
-        .route(
-            "/metrics",
-            get(|| async { kit::metrics::handle().render() }),
-        );
+        .route("/readyz", get(readiness));
     // axum refuses (panics at start) a path and verb served twice: a rule
     // must not claim a hand-written route.
     Ok(hand_written

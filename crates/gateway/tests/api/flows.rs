@@ -1566,3 +1566,21 @@ async fn slow_headers_are_cut_off_and_connections_per_address_are_capped() {
     )
     .await;
 }
+
+/// Metrics are for the operator's scraper, on the admin port; the public
+/// port does not serve them.
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_port_only() {
+    let stack = Stack::start().await;
+    stack.call(Method::GET, "/healthz", None, None, &[]).await;
+    let public = stack.call(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(public.status(), 404);
+    let scraped = stack
+        .http
+        .get(format!("{}/metrics", stack.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("crm_gateway"));
+}

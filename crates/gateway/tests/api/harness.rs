@@ -11,6 +11,8 @@ pub const BOOTSTRAP: &str = "bootstrap-secret-for-tests";
 
 pub struct Stack {
     pub base: String,
+    /// The gateway's admin address (`/metrics`).
+    pub admin: String,
     pub http: Client,
     // Declared before the services: the gateway is stopped first.
     _gateway: gateway::RunningGateway,
@@ -39,6 +41,7 @@ impl Stack {
         };
         Stack {
             base: format!("http://{}", gateway.addr),
+            admin: format!("http://{}", gateway.admin_addr),
             http: Client::new(),
             _gateway: gateway,
             services,
@@ -139,6 +142,7 @@ async fn launch(
     let (customers_port, sales_port) = (free_port()?, free_port()?);
     let mut config = GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
+        admin_addr: "127.0.0.1:0".parse()?,
         database: services.database("gateway").await.config(),
         services: [
             (

@@ -4,6 +4,7 @@
 use kit::auth::{Role, TokenVerifier, Visibility};
 use kit::config::{AuthConfig, KeySource};
 use kit::Error;
+use std::time::Duration;
 use testkit::TokenIssuer;
 use uuid::Uuid;
 
@@ -131,4 +132,76 @@ async fn keys_are_fetched_from_a_jwks_endpoint() {
         refusal(verifier.verify(&stranger.admin_token(tenant)).await),
         "token signed by an unknown key"
     );
+}
+
+/// A key the gateway stops publishing (retired, or removed after a leak)
+/// stops being accepted once the cached set is re-read.
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_stops_working() {
+    use std::sync::{Arc, Mutex};
+    let (old, new) = (TokenIssuer::new(), TokenIssuer::new());
+    let published = Arc::new(Mutex::new(old.jwks()));
+    let serving = published.clone();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let set = serving.lock().unwrap().clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let verifier = TokenVerifier::new(&AuthConfig {
+        keys: KeySource::JwksUrl(format!("http://{address}/jwks")),
+        issuer: "crm-gateway".into(),
+        audience: "crm".into(),
+    })
+    .unwrap()
+    .with_jwks_max_age(Duration::from_millis(100));
+    let tenant = Uuid::now_v7();
+    let old_token = old.admin_token(tenant);
+    verifier.verify(&old_token).await.unwrap();
+
+    *published.lock().unwrap() = new.jwks();
+    testkit::eventually("the retired key is refused", Duration::from_secs(10), || async {
+        matches!(
+            verifier.verify(&old_token).await,
+            Err(Error::Unauthenticated(reason)) if reason == "token signed by an unknown key"
+        )
+        .then_some(())
+    })
+    .await;
+    verifier.verify(&new.admin_token(tenant)).await.unwrap();
+}
+
+/// A JWKS endpoint that fails is not asked again on every request: tokens
+/// with made-up key ids cannot turn into a flood of fetches.
+#[tokio::test]
+async fn failed_jwks_fetches_are_not_repeated_on_every_request() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let verifier = TokenVerifier::new(&AuthConfig {
+        keys: KeySource::JwksUrl(format!("http://{address}/jwks")),
+        issuer: "crm-gateway".into(),
+        audience: "crm".into(),
+    })
+    .unwrap();
+    let forger = TokenIssuer::new();
+    for _ in 0..20 {
+        assert!(verifier.verify(&forger.admin_token(Uuid::now_v7())).await.is_err());
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }

@@ -79,3 +79,33 @@ async fn a_runtime_role_that_bypasses_rls_is_refused() {
         "{error}"
     );
 }
+
+/// A runaway query in a tenant transaction is cancelled by the database
+/// after the statement timeout, instead of holding its pooled connection
+/// long after the request that asked for it gave up; the pool goes on.
+#[tokio::test]
+async fn tenant_transactions_time_out_runaway_statements() {
+    let h = harness().await;
+    let database = h
+        .database
+        .clone()
+        .with_statement_timeout(std::time::Duration::from_millis(200));
+    let tenant = Uuid::now_v7();
+    let show = || async {
+        let (setting,): (String,) = sqlx::query_as("SHOW statement_timeout")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        setting
+    };
+    let server_default = show().await;
+    let mut tx = database.begin_tenant(tenant).await.unwrap();
+    let error = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("statement timeout"), "{error}");
+    drop(tx);
+    // The setting is local to that transaction: the connection is clean.
+    assert_eq!(show().await, server_default);
+}
