@@ -292,9 +292,8 @@ impl TokenVerifier {
             } => {
                 let kid =
                     kid.ok_or_else(|| Error::Unauthenticated("token has no key id".into()))?;
-                let fresh = |cache: &JwksCache| {
-                    cache.fetched_at.is_some_and(|at| at.elapsed() < *max_age)
-                };
+                let fresh =
+                    |cache: &JwksCache| cache.fetched_at.is_some_and(|at| at.elapsed() < *max_age);
                 {
                     let cache = cache.read().await;
                     if fresh(&cache) {

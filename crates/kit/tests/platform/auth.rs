@@ -164,13 +164,17 @@ async fn a_key_removed_from_the_jwks_stops_working() {
     verifier.verify(&old_token).await.unwrap();
 
     *published.lock().unwrap() = new.jwks();
-    testkit::eventually("the retired key is refused", Duration::from_secs(10), || async {
-        matches!(
-            verifier.verify(&old_token).await,
-            Err(Error::Unauthenticated(reason)) if reason == "token signed by an unknown key"
-        )
-        .then_some(())
-    })
+    testkit::eventually(
+        "the retired key is refused",
+        Duration::from_secs(10),
+        || async {
+            matches!(
+                verifier.verify(&old_token).await,
+                Err(Error::Unauthenticated(reason)) if reason == "token signed by an unknown key"
+            )
+            .then_some(())
+        },
+    )
     .await;
     verifier.verify(&new.admin_token(tenant)).await.unwrap();
 }
@@ -201,7 +205,10 @@ async fn failed_jwks_fetches_are_not_repeated_on_every_request() {
     .unwrap();
     let forger = TokenIssuer::new();
     for _ in 0..20 {
-        assert!(verifier.verify(&forger.admin_token(Uuid::now_v7())).await.is_err());
+        assert!(verifier
+            .verify(&forger.admin_token(Uuid::now_v7()))
+            .await
+            .is_err());
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
