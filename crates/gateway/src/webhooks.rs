@@ -30,6 +30,13 @@ use crate::store::webhooks;
 
 pub const MAX_ATTEMPTS: i32 = 8;
 const LEASE: Duration = Duration::from_secs(60);
+/// Tenants served per dispatch round.
+const TENANTS_PER_ROUND: i64 = 64;
+/// Deliveries per tenant per round: a tenant with thousands due waits its
+/// turn instead of holding everyone else's.
+const PER_TENANT: i64 = 4;
+/// Requests in flight at once per dispatcher.
+const CONCURRENT_SENDS: usize = 32;
 
 /// Turns each event into deliveries for the endpoints subscribed to it.
 pub struct WebhookFanout;
@@ -136,23 +143,33 @@ impl Dispatcher {
         })
     }
 
-    /// Sends the deliveries due now (at most 50); returns how many.
+    /// Sends the deliveries due now, fairly: up to [`TENANTS_PER_ROUND`]
+    /// tenants with due work, at most [`PER_TENANT`] deliveries each, sent
+    /// [`CONCURRENT_SENDS`] at a time. One tenant's slow or failing
+    /// endpoints take only its own share of a round, and one attempt's
+    /// error does not abandon the others. Returns how many were due.
     pub async fn try_once(&self) -> anyhow::Result<usize> {
+        use futures::StreamExt as _;
         // Lease the batch and commit, so no transaction stays open while
         // remote endpoints answer.
         let mut tx = self.db.pool().begin().await?;
-        let due = webhooks::lock_due(&mut tx, 50).await?;
-        for (_, delivery) in &due {
-            sqlx::query("UPDATE webhook_queue SET next_attempt = now() + make_interval(secs => $2) WHERE delivery_id = $1")
-                .bind(delivery)
-                .bind(LEASE.as_secs_f64())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let due = webhooks::lock_due_fairly(&mut tx, TENANTS_PER_ROUND, PER_TENANT).await?;
+        let ids: Vec<Uuid> = due.iter().map(|(_, delivery)| *delivery).collect();
+        sqlx::query("UPDATE webhook_queue SET next_attempt = now() + make_interval(secs => $2) WHERE delivery_id = ANY($1)")
+            .bind(&ids)
+            .bind(LEASE.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        for (tenant, delivery) in &due {
-            self.attempt(*tenant, *delivery).await?;
-        }
+        let attempts = futures::stream::iter(due.iter().copied())
+            .map(|(tenant, delivery)| async move {
+                if let Err(error) = self.attempt(tenant, delivery).await {
+                    // Left leased: tried again when the lease ends.
+                    tracing::warn!(error = format!("{error:#}"), %delivery, "webhook attempt failed");
+                }
+            })
+            .buffer_unordered(CONCURRENT_SENDS);
+        attempts.collect::<Vec<()>>().await;
         Ok(due.len())
     }
 
@@ -236,8 +253,8 @@ impl Dispatcher {
     pub async fn run(self, shutdown: Shutdown) {
         while !shutdown.is_cancelled() {
             let pause = match self.try_once().await {
-                Ok(50) => Duration::ZERO,
-                Ok(_) => Duration::from_millis(250),
+                Ok(0) => Duration::from_millis(250),
+                Ok(_) => Duration::ZERO,
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "webhook dispatch failed");
                     Duration::from_secs(1)

@@ -2,7 +2,7 @@
 
 use crm_proto::crm::customers::v1::segment_service_server::SegmentService;
 use crm_proto::crm::customers::v1::*;
-use kit::auth::CallerContext;
+use kit::auth::{CallerContext, Role};
 use kit::paging::{finish_page, Page};
 use kit::Error;
 use sqlx::PgConnection;
@@ -78,7 +78,7 @@ async fn add_members(
     ids: &[Uuid],
     field: &str,
 ) -> kit::Result<u64> {
-    let missing = store::missing_contacts(tx, caller.tenant_id, ids).await?;
+    let missing = store::missing_contacts(tx, caller.tenant_id, &scope(caller), ids).await?;
     if let Some(first) = missing.first() {
         let index = ids.iter().position(|id| id == first).unwrap_or(0);
         return Err(Error::invalid(
@@ -238,6 +238,18 @@ impl SegmentService for SegmentHandlers {
             authorize(&caller, Action::Delete)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
+            // A segment belongs to whoever made it; managers and admins
+            // may delete anyone's.
+            let segment = find_segment(&mut tx, &caller, &request.id).await?;
+            let made_it = segment
+                .audit
+                .as_ref()
+                .is_some_and(|a| a.created_by == caller.subject);
+            if !(made_it || caller.has_role(Role::Manager) || caller.has_role(Role::Admin)) {
+                return Err(Error::PermissionDenied(
+                    "only the segment's creator, managers and admins may delete it".into(),
+                ));
+            }
             if !store::delete(&mut tx, caller.tenant_id, id).await? {
                 return Err(Error::not_found("segment", id));
             }
@@ -288,6 +300,7 @@ impl SegmentService for SegmentHandlers {
             let removed = store::remove_members(
                 &mut tx,
                 caller.tenant_id,
+                &scope(&caller),
                 parse_id("segment_id", &segment.id)?,
                 &ids,
             )

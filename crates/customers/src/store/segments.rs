@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::customers::v1::{Filter, Segment};
+use kit::access::Scope;
 use prost::Message as _;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::audit;
@@ -102,19 +103,22 @@ pub async fn delete(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Resu
 }
 
 /// Ids among `ids` that are not live contacts.
+/// Of `ids`, those that are not live contacts `scope` sees: to the caller,
+/// a contact it may not see does not exist.
 pub async fn missing_contacts(
     tx: &mut PgConnection,
     tenant: Uuid,
+    scope: &Scope,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
-    let rows: Vec<(Uuid,)> = sqlx::query_as(
-        "SELECT id FROM unnest($2::uuid[]) AS wanted(id)
-          WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.id = wanted.id AND c.deleted_at IS NULL)",
-    )
-    .bind(tenant)
-    .bind(ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut query = QueryBuilder::<Postgres>::new("SELECT id FROM unnest(");
+    query.push_bind(ids).push(
+        "::uuid[]) AS wanted(id) WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE deleted_at IS NULL AND id = wanted.id AND tenant_id = ",
+    );
+    query.push_bind(tenant);
+    scope.push_sql(&mut query);
+    query.push(")");
+    let rows: Vec<(Uuid,)> = query.build_query_as().fetch_all(&mut *tx).await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
@@ -136,19 +140,26 @@ pub async fn add_members(
     Ok(result.rows_affected())
 }
 
+/// Removes those of `ids` that `scope` sees (others are left alone).
 pub async fn remove_members(
     tx: &mut PgConnection,
     tenant: Uuid,
+    scope: &Scope,
     segment: Uuid,
     ids: &[Uuid],
 ) -> sqlx::Result<u64> {
-    let result = sqlx::query("DELETE FROM segment_members WHERE tenant_id = $1 AND segment_id = $2 AND contact_id = ANY($3)")
-        .bind(tenant)
-        .bind(segment)
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?;
-    Ok(result.rows_affected())
+    let mut query = QueryBuilder::<Postgres>::new("DELETE FROM segment_members WHERE tenant_id = ");
+    query
+        .push_bind(tenant)
+        .push(" AND segment_id = ")
+        .push_bind(segment)
+        .push(" AND contact_id IN (SELECT id FROM contacts WHERE id = ANY(")
+        .push_bind(ids)
+        .push(") AND tenant_id = ")
+        .push_bind(tenant);
+    scope.push_sql(&mut query);
+    query.push(")");
+    Ok(query.build().execute(&mut *tx).await?.rows_affected())
 }
 
 /// Names of the segments a contact is a static member of.

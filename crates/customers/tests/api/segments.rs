@@ -123,3 +123,77 @@ async fn static_and_dynamic_segments_count_their_members() {
         .unwrap_err();
     assert_eq!(violated_fields(&no_filter), ["segment.filter"]);
 }
+
+/// Segments and visibility: a rep cannot add or remove contacts it cannot
+/// see (they look like they do not exist), and only a segment's creator,
+/// managers and admins delete it.
+#[tokio::test]
+async fn segment_members_follow_visibility_and_segments_their_creator() {
+    use kit::auth::{Role, Visibility};
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let mut other_rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let hidden = create_contact(&mut admin, contact("Hidden", "Person", "")).await;
+    let mine = create_contact(&mut rep, contact("Mine", "Person", "")).await;
+    let segment = rep
+        .segments
+        .create_segment(CreateSegmentRequest {
+            request_id: String::new(),
+            segment: Some(Segment {
+                name: "Rep's list".into(),
+                kind: SegmentKind::Static as i32,
+                ..Default::default()
+            }),
+            contact_ids: vec![mine.id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .segment
+        .unwrap();
+    let refused = rep
+        .segments
+        .add_segment_members(AddSegmentMembersRequest {
+            segment_id: segment.id.clone(),
+            contact_ids: vec![hidden.id.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("no such contact"), "{refused:?}");
+
+    // The admin adds the hidden contact; the rep cannot take it out.
+    admin
+        .segments
+        .add_segment_members(AddSegmentMembersRequest {
+            segment_id: segment.id.clone(),
+            contact_ids: vec![hidden.id.clone()],
+        })
+        .await
+        .unwrap();
+    let removed = rep
+        .segments
+        .remove_segment_members(RemoveSegmentMembersRequest {
+            segment_id: segment.id.clone(),
+            contact_ids: vec![hidden.id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .removed;
+    assert_eq!(removed, 0);
+
+    let refused = other_rep
+        .segments
+        .delete_segment(DeleteSegmentRequest {
+            id: segment.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    rep.segments
+        .delete_segment(DeleteSegmentRequest { id: segment.id })
+        .await
+        .unwrap();
+}

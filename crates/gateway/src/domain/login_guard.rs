@@ -72,6 +72,20 @@ impl LoginGuard {
             .map_err(too_many)
     }
 
+    /// Spends one attempt of `ip`'s budget alone: checking a secret that is
+    /// not a login (an API key the gateway has not seen recently).
+    pub fn admit_address(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
+        let Some(ip) = ip else { return Ok(()) };
+        self.by_ip
+            .check_key(&ip)
+            .map_err(|not_until| Refusal::TooMany {
+                retry_after: not_until
+                    .wait_time_from(governor::clock::DefaultClock::default().now())
+                    .as_secs()
+                    .max(1),
+            })
+    }
+
     /// Runs `work` (argon2) on a blocking thread once a slot is free.
     pub async fn hash<T: Send + 'static>(
         &self,

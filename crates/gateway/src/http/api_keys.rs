@@ -92,11 +92,58 @@ pub fn is_api_key(token: &str) -> bool {
     token.starts_with(PREFIX)
 }
 
+/// How long a checked key is answered from memory. A key revoked on this
+/// pod is dropped at once; other pods notice within this time.
+const KEY_CACHE_SECONDS: u64 = 30;
+
+/// Keys checked recently: SHA-256 of the secret -> caller, service token,
+/// and until when they may be reused.
+#[derive(Default)]
+pub struct KeyCache(
+    std::sync::Mutex<
+        std::collections::HashMap<Vec<u8>, (CallerContext, String, std::time::Instant)>,
+    >,
+);
+
+impl KeyCache {
+    fn get(&self, digest: &[u8]) -> Option<(CallerContext, String)> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(digest)
+            .filter(|(_, _, until)| *until > std::time::Instant::now())
+            .map(|(caller, token, _)| (caller.clone(), token.clone()))
+    }
+
+    fn put(&self, digest: Vec<u8>, caller: &CallerContext, token: &str) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            let now = std::time::Instant::now();
+            cache.retain(|_, (_, _, until)| *until > now);
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(KEY_CACHE_SECONDS);
+        cache.insert(digest, (caller.clone(), token.to_owned(), until));
+    }
+
+    /// Forgets every key (after a revocation).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 /// Checks a key and returns the caller it acts as plus a token for services.
+/// A key seen in the last seconds is answered from memory; any other costs
+/// the client's address one attempt of its budget before the database is
+/// asked, so made-up keys cannot turn into a flood of queries.
 pub async fn authenticate(
     state: &SharedState,
     secret: &str,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(CallerContext, String), Problem> {
+    let digest = hash(secret);
+    if let Some(known) = state.api_key_cache.get(&digest) {
+        return Ok(known);
+    }
+    state.login_guard.admit_address(client)?;
     let refused = || Problem::unauthenticated("API key invalid or revoked");
     // crm_<tenant uuid, 32 hex>_<secret>
     let tenant = secret
@@ -105,7 +152,7 @@ pub async fn authenticate(
         .and_then(|hex| Uuid::parse_str(hex).ok())
         .ok_or_else(refused)?;
     let mut tx = state.db.begin_tenant(tenant).await?;
-    let key = api_keys::find_by_hash(&mut tx, tenant, &hash(secret))
+    let key = api_keys::find_by_hash(&mut tx, tenant, &digest)
         .await?
         .filter(|k| k.revoked_at.is_none())
         .ok_or_else(refused)?;
@@ -130,7 +177,9 @@ pub async fn authenticate(
         .sign(&claims)
         .await
         .map_err(|e| Problem::from(kit::Error::internal(e)))?;
-    Ok((CallerContext::from_claims(claims), token))
+    let caller = CallerContext::from_claims(claims);
+    state.api_key_cache.put(digest, &caller, &token);
+    Ok((caller, token))
 }
 
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
@@ -230,5 +279,6 @@ pub async fn revoke(
     )
     .await?;
     tx.commit().await?;
+    state.api_key_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -115,12 +115,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
+        Ok(ClientIp::of(parts))
+    }
+}
+
+impl ClientIp {
+    pub fn of(parts: &axum::http::request::Parts) -> Self {
+        ClientIp(
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|info| info.0.ip()),
-        ))
+        )
     }
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub channels: std::collections::BTreeMap<String, Channel>,
     /// Requests per second per tenant.
     pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+    /// API keys checked recently.
+    pub api_key_cache: api_keys::KeyCache,
     /// Login budgets and the argon2 pool.
     pub login_guard: crate::domain::login_guard::LoginGuard,
     /// Requests in flight; none left means shed load.
@@ -72,6 +74,7 @@ impl AppState {
             .map(|(domain, url)| (format!("/crm.{domain}."), url.clone()))
             .collect();
         AppState {
+            api_key_cache: api_keys::KeyCache::default(),
             login_guard: crate::domain::login_guard::LoginGuard::new(
                 config.login_attempts_per_minute,
             ),
@@ -190,7 +193,8 @@ impl FromRequestParts<SharedState> for Caller {
         let token =
             bearer(parts).ok_or_else(|| Problem::unauthenticated("missing bearer token"))?;
         let (context, token) = if api_keys::is_api_key(token) {
-            api_keys::authenticate(state, token).await?
+            let client = auth::ClientIp::of(parts).0;
+            api_keys::authenticate(state, token, client).await?
         } else {
             (
                 state.keys.verify(token).await.map_err(Problem::from)?,

@@ -144,12 +144,25 @@ pub async fn enqueue(
 }
 
 /// Deliveries due now, locked so several gateway pods share the work.
-pub async fn lock_due(tx: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+/// Locks due deliveries (skipping those another dispatcher holds): up to
+/// `tenants` tenants with work due, at most `per_tenant` of each, oldest first.
+pub async fn lock_due_fairly(
+    tx: &mut PgConnection,
+    tenants: i64,
+    per_tenant: i64,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
     sqlx::query_as(
-        "SELECT tenant_id, delivery_id FROM webhook_queue WHERE next_attempt <= now()
-          ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "WITH due AS (
+             SELECT DISTINCT tenant_id FROM webhook_queue WHERE next_attempt <= now() LIMIT $1
+         )
+         SELECT q.tenant_id, q.delivery_id FROM due CROSS JOIN LATERAL (
+             SELECT w.tenant_id, w.delivery_id FROM webhook_queue w
+              WHERE w.tenant_id = due.tenant_id AND w.next_attempt <= now()
+              ORDER BY w.next_attempt LIMIT $2 FOR UPDATE SKIP LOCKED
+         ) q",
     )
-    .bind(limit)
+    .bind(tenants)
+    .bind(per_tenant)
     .fetch_all(tx)
     .await
 }

@@ -1584,3 +1584,127 @@ async fn metrics_are_served_on_the_admin_port_only() {
     assert_eq!(scraped.status(), 200);
     assert!(scraped.text().await.unwrap().contains("crm_gateway"));
 }
+
+/// One tenant's slow webhook endpoints do not hold up another tenant's
+/// deliveries: rounds take a few deliveries per tenant and send them
+/// concurrently.
+#[tokio::test]
+async fn a_tenants_slow_endpoints_do_not_delay_other_tenants_webhooks() {
+    let receiver = |delay: std::time::Duration| async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || async move {
+                tokio::time::sleep(delay).await; // a slow endpoint
+                axum::http::StatusCode::OK
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    };
+    let slow = receiver(std::time::Duration::from_secs(6)).await;
+    let fast = receiver(std::time::Duration::ZERO).await;
+    let stack = Stack::start().await;
+    let hook = |token: String, url: String| {
+        let stack = &stack;
+        async move {
+            let created = stack
+                .call(
+                    Method::POST,
+                    "/v1/webhooks",
+                    Some(&token),
+                    Some(json!({"url": url, "event_types": ["crm.customers.contact.created.v1"]})),
+                    &[],
+                )
+                .await;
+            json_of(created, 201).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (_, busy) = stack.tenant("Busy").await;
+    let (_, quiet) = stack.tenant("Quiet").await;
+    hook(busy.clone(), slow).await;
+    let quiet_hook = hook(quiet.clone(), fast).await;
+    for n in 0..24 {
+        stack
+            .call(
+                Method::POST,
+                "/v1/contacts",
+                Some(&busy),
+                Some(json!({"last_name": format!("Busy {n}")})),
+                &[],
+            )
+            .await;
+    }
+    stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&quiet),
+            Some(json!({"last_name": "Quiet"})),
+            &[],
+        )
+        .await;
+    // Sequentially, 24 six-second deliveries stood in front of this one.
+    testkit::eventually(
+        "the quiet tenant's delivery",
+        std::time::Duration::from_secs(30),
+        || async {
+            let deliveries: Value = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/webhooks/{quiet_hook}/deliveries"),
+                    Some(&quiet),
+                    None,
+                    &[],
+                )
+                .await
+                .json()
+                .await
+                .ok()?;
+            (deliveries.get(0)?["status"] == "delivered").then_some(())
+        },
+    )
+    .await;
+}
+
+/// Made-up API keys cost the caller's address its authentication budget
+/// before any database lookup; a real key is answered from memory after
+/// its first use, so busy integrations are not slowed or refused.
+#[tokio::test]
+async fn forged_api_keys_are_budgeted_per_address_and_real_ones_are_not() {
+    let stack = Stack::start_with(|config| config.login_attempts_per_minute = 6).await;
+    let (tenant, admin) = stack.tenant("Acme").await; // one login spent
+    let key = stack
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "ERP", "scopes": ["customers:read"]})),
+            &[],
+        )
+        .await;
+    let key = json_of(key, 201).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..20 {
+        let listed = stack
+            .call(Method::GET, "/v1/contacts", Some(&key), None, &[])
+            .await;
+        assert_eq!(listed.status(), 200);
+    }
+    let forged = format!("crm_{}_{}", tenant.replace('-', ""), "f".repeat(40));
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = stack
+            .call(Method::GET, "/v1/contacts", Some(&forged), None, &[])
+            .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
