@@ -169,6 +169,37 @@ pub async fn engage(
     rescore(state, tx, caller, id).await
 }
 
+/// The caller's bearer token, passed on to the customers service.
+pub type Token = Option<MetadataValue<tonic::metadata::Ascii>>;
+
+/// Refuses an account the caller cannot see in the customers service (a
+/// won deal promotes its account there, so winning one for an account
+/// the caller cannot see would change a record beyond its reach).
+pub async fn check_account_visible(
+    state: &State,
+    token: &Token,
+    account_id: &str,
+) -> kit::Result<()> {
+    if account_id.is_empty() {
+        return Ok(());
+    }
+    let mut accounts = AccountServiceClient::new(state.customers.clone());
+    let request = customers::GetAccountRequest {
+        id: account_id.to_owned(),
+    };
+    match accounts.get_account(with_token(token, request)).await {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(Error::invalid("opportunity.account_id", "no such account"))
+        }
+        Err(status) if status.code() == tonic::Code::InvalidArgument => Err(Error::invalid(
+            "opportunity.account_id",
+            "is not a valid account id",
+        )),
+        Err(status) => Err(upstream(status)),
+    }
+}
+
 fn with_token<T>(token: &Option<MetadataValue<tonic::metadata::Ascii>>, message: T) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {
@@ -706,6 +737,7 @@ impl LeadService for LeadHandlers {
                     state,
                     &mut tx,
                     &caller,
+                    &token,
                     opportunity,
                     Some(&format!("lead-{}-opportunity", lead.id)),
                 )

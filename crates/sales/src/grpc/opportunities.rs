@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::leads::{check_account_visible, Token};
 use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{opportunity, optional_id, parse_id};
@@ -72,6 +73,7 @@ pub async fn create_in(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    token: &Token,
     mut o: Opportunity,
     request_id: Option<&str>,
 ) -> kit::Result<Opportunity> {
@@ -172,17 +174,21 @@ pub async fn create_in(
         )
         .await?;
     if status == OpportunityStatus::Won {
-        publish_won(state, tx, caller, &created).await?;
+        publish_won(state, tx, caller, token, &created).await?;
     }
     Ok(created)
 }
 
+/// Records a win. Creating a deal in a won stage and moving one there go
+/// through here alike, with the same check of the account.
 async fn publish_won(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    token: &Token,
     o: &Opportunity,
 ) -> kit::Result<()> {
+    check_account_visible(state, token, &o.account_id).await?;
     let id = Uuid::parse_str(&o.id).map_err(|e| Error::Internal(e.into()))?;
     let event = OpportunityWon {
         opportunity_id: o.id.clone(),
@@ -234,6 +240,7 @@ impl OpportunityService for OpportunityHandlers {
         &self,
         request: Request<CreateOpportunityRequest>,
     ) -> Result<Response<CreateOpportunityResponse>, Status> {
+        let token = request.metadata().get("authorization").cloned();
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
             let o = request
@@ -249,7 +256,7 @@ impl OpportunityService for OpportunityHandlers {
             let mut tx = self.0.begin(&caller).await?;
             let request_id =
                 (!request.request_id.is_empty()).then_some(request.request_id.as_str());
-            let created = create_in(&self.0, &mut tx, &caller, o, request_id).await?;
+            let created = create_in(&self.0, &mut tx, &caller, &token, o, request_id).await?;
             commit(tx).await?;
             Ok(CreateOpportunityResponse {
                 opportunity: Some(created),
@@ -313,6 +320,7 @@ impl OpportunityService for OpportunityHandlers {
         &self,
         request: Request<MoveStageRequest>,
     ) -> Result<Response<MoveStageResponse>, Status> {
+        let token = request.metadata().get("authorization").cloned();
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
             let id = parse_id("id", &request.id)?;
@@ -396,7 +404,9 @@ impl OpportunityService for OpportunityHandlers {
                 .enqueue(&mut tx, &caller, id, version, &event)
                 .await?;
             match status {
-                OpportunityStatus::Won => publish_won(state, &mut tx, &caller, &saved).await?,
+                OpportunityStatus::Won => {
+                    publish_won(state, &mut tx, &caller, &token, &saved).await?
+                }
                 OpportunityStatus::Lost => {
                     let event = OpportunityLost {
                         opportunity_id: saved.id.clone(),

@@ -1334,3 +1334,81 @@ async fn reps_cannot_assign_deals_or_leads_to_others() {
         .await
         .unwrap();
 }
+
+/// Winning a deal promotes its account in the customers service: a rep may
+/// not win one (by creating it in a won stage, or by moving it there) for
+/// an account it cannot see.
+#[tokio::test]
+async fn a_deal_is_won_only_for_an_account_the_caller_sees() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let stages = pipeline(&mut admin).await.stages;
+    let won = stages
+        .iter()
+        .find(|s| s.kind == StageKind::Won as i32)
+        .unwrap()
+        .id
+        .clone();
+    let hidden = admin
+        .accounts
+        .create_account(customers::CreateAccountRequest {
+            account: Some(customers::Account {
+                name: "Not yours".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let deal = |stage_id: &str| CreateOpportunityRequest {
+        opportunity: Some(Opportunity {
+            name: "Sneaky".into(),
+            amount: money("1000"),
+            account_id: hidden.id.clone(),
+            stage_id: stage_id.to_owned(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let refused = rep
+        .opportunities
+        .create_opportunity(deal(&won))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&refused), ["opportunity.account_id"]);
+
+    let open = rep
+        .opportunities
+        .create_opportunity(deal(""))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    let refused = rep
+        .opportunities
+        .move_stage(MoveStageRequest {
+            id: open.id.clone(),
+            stage_id: won.clone(),
+            lost_reason: String::new(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&refused), ["opportunity.account_id"]);
+    // The admin, who sees the account, may win it.
+    admin
+        .opportunities
+        .move_stage(MoveStageRequest {
+            id: open.id,
+            stage_id: won,
+            lost_reason: String::new(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+}
