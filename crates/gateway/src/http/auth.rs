@@ -169,16 +169,21 @@ pub async fn login(
     };
     let tenant = user.tenant_id;
     if !matches || user.disabled_at.is_some() {
-        audit::record(
-            &mut tx,
-            tenant,
-            &user.id.to_string(),
-            "login.failed",
-            &email,
-            serde_json::json!({}),
-        )
-        .await?;
-        tx.commit().await?;
+        // Recorded after the answer: a wrong password for a known e-mail
+        // takes as long as an unknown e-mail (no write to wait for).
+        drop(tx);
+        let (db, actor) = (state.db.clone(), user.id.to_string());
+        tokio::spawn(async move {
+            let recorded = async {
+                let mut tx = db.begin_tenant(tenant).await?;
+                let details = serde_json::json!({});
+                audit::record(&mut tx, tenant, &actor, "login.failed", &email, details).await?;
+                tx.commit().await
+            };
+            if let Err(error) = recorded.await {
+                tracing::warn!(%error, "recording a failed login");
+            }
+        });
         return Err(refused());
     }
     let tokens = issue(&state, &mut tx, &user, Uuid::now_v7()).await?;

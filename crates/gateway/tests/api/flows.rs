@@ -1485,7 +1485,7 @@ async fn activities_are_logged_and_read_as_a_timeline() {
 #[tokio::test]
 async fn login_attempts_are_budgeted_per_account_and_per_address() {
     let stack = Stack::start_with(|config| config.login_attempts_per_minute = 12).await;
-    stack.tenant("Acme").await; // one login of the admin
+    let (_, admin) = stack.tenant("Acme").await; // one login of the admin
     let attempt = |email: &'static str, password: &'static str| {
         stack.call(
             Method::POST,
@@ -1510,6 +1510,27 @@ async fn login_attempts_are_budgeted_per_account_and_per_address() {
     }
     assert_eq!(statuses[0], 401, "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Failed logins are audited (after the answer, so they take no longer
+    // than unknown e-mails), within the account's budget only.
+    testkit::eventually(
+        "failed logins in the audit log",
+        std::time::Duration::from_secs(10),
+        || async {
+            let audit = stack
+                .call(
+                    Method::GET,
+                    "/v1/audit-log?action=login.failed",
+                    Some(&admin),
+                    None,
+                    &[],
+                )
+                .await;
+            let audit: Value = audit.json().await.ok()?;
+            let failed = audit["items"].as_array()?.len();
+            (failed == gateway::domain::login_guard::ACCOUNT_BURST as usize - 1).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Slowloris and connection floods: a client that never finishes its
