@@ -58,15 +58,7 @@ impl LoginGuard {
             self.by_account.retain_recent();
             self.by_ip.retain_recent();
         }
-        let too_many = |not_until: governor::NotUntil<_>| Refusal::TooMany {
-            retry_after: not_until
-                .wait_time_from(governor::clock::DefaultClock::default().now())
-                .as_secs()
-                .max(1),
-        };
-        if let Some(ip) = ip {
-            self.by_ip.check_key(&ip).map_err(too_many)?;
-        }
+        self.admit_address(ip)?;
         self.by_account
             .check_key(&account.to_owned())
             .map_err(too_many)
@@ -76,14 +68,7 @@ impl LoginGuard {
     /// not a login (an API key the gateway has not seen recently).
     pub fn admit_address(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
         let Some(ip) = ip else { return Ok(()) };
-        self.by_ip
-            .check_key(&ip)
-            .map_err(|not_until| Refusal::TooMany {
-                retry_after: not_until
-                    .wait_time_from(governor::clock::DefaultClock::default().now())
-                    .as_secs()
-                    .max(1),
-            })
+        self.by_ip.check_key(&ip).map_err(too_many)
     }
 
     /// Runs `work` (argon2) on a blocking thread once a slot is free.
@@ -102,6 +87,16 @@ impl LoginGuard {
         .await
         .map_err(|_| Refusal::Busy)?;
         Ok(result)
+    }
+}
+
+/// Over budget until `not_until`: retry after that many seconds (at least 1).
+fn too_many(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Refusal {
+    Refusal::TooMany {
+        retry_after: not_until
+            .wait_time_from(governor::clock::DefaultClock::default().now())
+            .as_secs()
+            .max(1),
     }
 }
 
