@@ -52,8 +52,11 @@ if [ "$has_gateway" = 1 ]; then
   export CRM_JWKS_URL="${CRM_JWKS_URL:-http://127.0.0.1:$HTTP_PORT/.well-known/jwks.json}"
   [ -s "$CRM_STATE_DIR/bootstrap-token" ] || { cat /proc/sys/kernel/random/uuid; cat /proc/sys/kernel/random/uuid; } | tr -d '\n-' >"$CRM_STATE_DIR/bootstrap-token"
   [ -s "$CRM_STATE_DIR/demo-password" ] || cat /proc/sys/kernel/random/uuid >"$CRM_STATE_DIR/demo-password"
-  chmod 600 "$CRM_STATE_DIR/bootstrap-token" "$CRM_STATE_DIR/demo-password"
+  # Seals the token signing keys in the gateway's database.
+  [ -s "$CRM_STATE_DIR/key-encryption-key" ] || head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/key-encryption-key"
+  chmod 600 "$CRM_STATE_DIR/bootstrap-token" "$CRM_STATE_DIR/demo-password" "$CRM_STATE_DIR/key-encryption-key"
   GATEWAY_BOOTSTRAP_TOKEN=$(cat "$CRM_STATE_DIR/bootstrap-token"); export GATEWAY_BOOTSTRAP_TOKEN
+  GATEWAY_KEY_ENCRYPTION_KEY="${GATEWAY_KEY_ENCRYPTION_KEY:-$(cat "$CRM_STATE_DIR/key-encryption-key")}"; export GATEWAY_KEY_ENCRYPTION_KEY
   export GATEWAY_HTTP_ADDR="${GATEWAY_HTTP_ADDR:-127.0.0.1:$HTTP_PORT}"
   export GATEWAY_ADMIN_ADDR="${GATEWAY_ADMIN_ADDR:-127.0.0.1:$((HTTP_PORT + 1000))}"
   for entry in "${services[@]}"; do

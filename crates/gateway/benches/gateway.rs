@@ -47,6 +47,9 @@ async fn main() -> anyhow::Result<()> {
         ]
         .into(),
         bootstrap_token: Some("bootstrap-secret-for-the-benchmark".into()),
+        key_encryption: gateway::sealing::KeyEncryptionKeys::only(
+            gateway::sealing::KeyEncryptionKey::generate(),
+        ),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),
         access_ttl: Duration::from_secs(3600),

@@ -18,6 +18,10 @@ pub struct GatewayConfig {
     /// Secret that authorises creating tenants and rotating keys (platform
     /// operators, not tenant admins). Unset disables those operations.
     pub bootstrap_token: Option<String>,
+    /// Seals the token signing keys in the database
+    /// (`GATEWAY_KEY_ENCRYPTION_KEY`, 32 bytes of base64; during a change
+    /// `GATEWAY_PREVIOUS_KEY_ENCRYPTION_KEY` opens the keys it sealed).
+    pub key_encryption: crate::sealing::KeyEncryptionKeys,
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
@@ -83,6 +87,23 @@ impl GatewayConfig {
         if bootstrap_token.as_ref().is_some_and(|t| t.len() < 16) {
             env.problem("GATEWAY_BOOTSTRAP_TOKEN must be at least 16 characters");
         }
+        let mut kek = |name: &str, required: bool| {
+            let text: Option<String> = if required {
+                env.required(
+                    name,
+                    "32 bytes of base64, e.g. from `openssl rand -base64 32`",
+                )
+            } else {
+                env.optional(name, "32 bytes of base64")
+            };
+            text.and_then(|text| {
+                crate::sealing::KeyEncryptionKey::from_base64(&text)
+                    .map_err(|why| env.problem(format!("GATEWAY_{name} {why}")))
+                    .ok()
+            })
+        };
+        let current_kek = kek("KEY_ENCRYPTION_KEY", true);
+        let previous_kek = kek("PREVIOUS_KEY_ENCRYPTION_KEY", false);
         let issuer = env.or("CRM_JWT_ISSUER", "a string", "crm-gateway".to_owned());
         let audience = env.or("CRM_JWT_AUDIENCE", "a string", "crm".to_owned());
         let access_ttl = env.millis("ACCESS_TOKEN_TTL_MS", Duration::from_secs(900));
@@ -143,6 +164,9 @@ impl GatewayConfig {
         let Some(url) = url else {
             unreachable!("required variables are checked by Env::finish")
         };
+        let Some(current_kek) = current_kek else {
+            unreachable!("required variables are checked by Env::finish")
+        };
         Ok(GatewayConfig {
             http_addr,
             admin_addr,
@@ -153,6 +177,10 @@ impl GatewayConfig {
             },
             services,
             bootstrap_token,
+            key_encryption: crate::sealing::KeyEncryptionKeys {
+                current: current_kek,
+                previous: previous_kek,
+            },
             issuer,
             audience,
             access_ttl,
@@ -174,5 +202,41 @@ impl GatewayConfig {
             webhook_egress,
             cors_origins,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[(&str, &str)]) -> Result<GatewayConfig, ConfigError> {
+        let mut vars: std::collections::HashMap<String, String> = [
+            ("GATEWAY_DATABASE_URL", "postgres://app@db/gateway"),
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        vars.retain(|_, v| !v.is_empty());
+        GatewayConfig::parse(Env::new("GATEWAY", vars))
+    }
+
+    #[test]
+    fn the_key_encryption_key_is_required_and_checked_without_printing_it() {
+        let missing = parse(&[]).unwrap_err().to_string();
+        assert!(missing.contains("KEY_ENCRYPTION_KEY"), "{missing}");
+        let short = parse(&[("GATEWAY_KEY_ENCRYPTION_KEY", "c2hvcnQta2V5")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            short.contains("GATEWAY_KEY_ENCRYPTION_KEY is 9 bytes; it must be 32"),
+            "{short}"
+        );
+        assert!(!short.contains("c2hvcnQta2V5"), "{short}");
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let config = parse(&[("GATEWAY_KEY_ENCRYPTION_KEY", key)]).unwrap();
+        assert!(config.key_encryption.previous.is_none());
+        assert!(!format!("{config:?}").contains(key));
     }
 }

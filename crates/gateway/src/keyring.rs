@@ -1,7 +1,8 @@
 //! The gateway's token signing keys: the newest active key signs, every
 //! published key verifies. Keys live in the database so all gateway pods
 //! share them; each pod reloads them every minute, so a rotation reaches
-//! every pod before tokens signed with the new key are common.
+//! every pod before tokens signed with the new key are common. The private
+//! halves are sealed with the key-encryption key from the environment.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use kit::db::Database;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use crate::sealing::KeyEncryptionKeys;
 use crate::store::keys;
 
 /// Retired keys stay published this long (longer than any access token).
@@ -26,6 +28,7 @@ struct Keys {
 #[derive(Clone)]
 pub struct KeyRing {
     db: Database,
+    sealing: KeyEncryptionKeys,
     issuer: String,
     audience: String,
     keys: Arc<RwLock<Arc<Keys>>>,
@@ -33,27 +36,46 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Loads the keys, creating the first one when there is none.
-    pub async fn load(db: Database, issuer: &str, audience: &str) -> anyhow::Result<Self> {
-        let keys = Self::read(&db, issuer, audience).await?;
+    /// Keys stored in plaintext or sealed with the previous key-encryption
+    /// key are sealed with the current one first.
+    pub async fn load(
+        db: Database,
+        sealing: KeyEncryptionKeys,
+        issuer: &str,
+        audience: &str,
+    ) -> anyhow::Result<Self> {
+        reseal(&db, &sealing).await?;
+        let keys = Self::read(&db, &sealing, issuer, audience).await?;
         Ok(Self {
             db,
+            sealing,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
         })
     }
 
-    async fn read(db: &Database, issuer: &str, audience: &str) -> anyhow::Result<Keys> {
-        let mut tx = db.pool().begin().await?;
+    async fn read(
+        db: &Database,
+        sealing: &KeyEncryptionKeys,
+        issuer: &str,
+        audience: &str,
+    ) -> anyhow::Result<Keys> {
         // One pod creates the first key; the others wait for it here.
-        sqlx::query("SELECT pg_advisory_xact_lock(7242002)")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = locked(db).await?;
         let mut published = keys::published(&mut tx, KEEP_RETIRED_SECONDS).await?;
         if !published.iter().any(|k| !k.retired) {
             let (private, _, public_raw) = kit::auth::generate_ed25519()?;
             let kid = Uuid::now_v7().to_string();
-            keys::insert(&mut tx, &kid, &private, &public_raw).await?;
+            let sealed = sealing.current.seal(&kid, private.as_bytes())?;
+            keys::insert(
+                &mut tx,
+                &kid,
+                &sealed,
+                sealing.current.fingerprint(),
+                &public_raw,
+            )
+            .await?;
             published = keys::published(&mut tx, KEEP_RETIRED_SECONDS).await?;
         }
         tx.commit().await?;
@@ -61,7 +83,7 @@ impl KeyRing {
             .iter()
             .find(|k| !k.retired)
             .ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
-        let signer = TokenSigner::from_pem(&active.private_pem, active.kid.clone())?;
+        let signer = TokenSigner::from_pem(&unseal(sealing, active)?, active.kid.clone())?;
         let public: Vec<(String, Vec<u8>)> = published
             .iter()
             .map(|k| (k.kid.clone(), k.public_raw.clone()))
@@ -81,7 +103,7 @@ impl KeyRing {
     }
 
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let fresh = Self::read(&self.db, &self.issuer, &self.audience).await?;
+        let fresh = Self::read(&self.db, &self.sealing, &self.issuer, &self.audience).await?;
         *self.keys.write().await = Arc::new(fresh);
         Ok(())
     }
@@ -123,4 +145,51 @@ impl KeyRing {
             }
         }
     }
+}
+
+/// The private key in PEM form, opened with the key-encryption key that
+/// sealed it.
+fn unseal(sealing: &KeyEncryptionKeys, key: &keys::StoredKey) -> anyhow::Result<String> {
+    let (Some(sealed), Some(with)) = (&key.sealed_private, &key.sealed_with) else {
+        return key
+            .plaintext_pem
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("signing key {} has no private half", key.kid));
+    };
+    let opener = sealing.by_fingerprint(with).ok_or_else(|| {
+        anyhow::anyhow!(
+            "signing key {} is sealed with key-encryption key {with}, which is neither \
+             GATEWAY_KEY_ENCRYPTION_KEY ({}) nor GATEWAY_PREVIOUS_KEY_ENCRYPTION_KEY",
+            key.kid,
+            sealing.current.fingerprint()
+        )
+    })?;
+    let plain = opener
+        .open(&key.kid, sealed)
+        .map_err(|e| anyhow::anyhow!("signing key {}: {e}", key.kid))?;
+    String::from_utf8(plain).map_err(|_| anyhow::anyhow!("signing key {} is not PEM", key.kid))
+}
+
+/// Seals every key not yet sealed with the current key-encryption key, in
+/// one transaction under the keys' lock (pods starting together agree).
+async fn reseal(db: &Database, sealing: &KeyEncryptionKeys) -> anyhow::Result<()> {
+    let mut tx = locked(db).await?;
+    let current = &sealing.current;
+    for key in keys::not_sealed_with(&mut tx, current.fingerprint()).await? {
+        let private = unseal(sealing, &key)?;
+        let sealed = current.seal(&key.kid, private.as_bytes())?;
+        keys::reseal(&mut tx, &key.kid, &sealed, current.fingerprint()).await?;
+        tracing::info!(kid = %key.kid, "signing key sealed with the current key-encryption key");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A transaction holding the signing keys' lock.
+async fn locked(db: &Database) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7242002)")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod egress;
 pub mod http;
 pub mod keyring;
+pub mod sealing;
 pub mod serve;
 pub mod store;
 pub mod webhooks;
@@ -55,7 +56,13 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let db = kit::db::Database::connect(&config.database, &kit::db::migrator(&MIGRATIONS))
         .await?
         .with_statement_timeout(config.upstream_timeout * 2);
-    let keys = KeyRing::load(db.clone(), &config.issuer, &config.audience).await?;
+    let keys = KeyRing::load(
+        db.clone(),
+        config.key_encryption.clone(),
+        &config.issuer,
+        &config.audience,
+    )
+    .await?;
     // Connected lazily: the gateway starts (and answers with 503 problems)
     // while a service is still down.
     let lazy = |url: &str, name: &str| -> anyhow::Result<tonic::transport::Channel> {

@@ -153,6 +153,9 @@ async fn launch(
         ]
         .into(),
         bootstrap_token: Some(BOOTSTRAP.into()),
+        key_encryption: gateway::sealing::KeyEncryptionKeys::only(
+            gateway::sealing::KeyEncryptionKey::generate(),
+        ),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),
         access_ttl: Duration::from_secs(300),

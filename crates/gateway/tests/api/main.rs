@@ -3,6 +3,7 @@
 
 mod flows;
 mod harness;
+mod keys;
 mod resources;
 mod sales;
 mod transcoded;
