@@ -21,6 +21,10 @@ use crate::store::{audit, identity, refresh_tokens};
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The tenant to sign in to; needed only when the same e-mail and
+    /// password sign in to several tenants.
+    #[serde(default)]
+    pub tenant_id: Option<Uuid>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -145,47 +149,67 @@ pub async fn login(
     state.login_guard.admit(client, &email)?;
     let refused = || Problem::unauthenticated("e-mail or password is wrong");
     let mut tx = state.db.pool().begin().await?;
-    let found = identity::find_login(&mut tx, &email).await?;
-    let user = match found {
-        Some((tenant, user_id)) => {
-            kit::db::set_tenant(&mut tx, tenant).await?;
-            identity::find_user(&mut tx, tenant, user_id).await?
-        }
-        None => None,
-    };
+    // E-mails are unique per tenant: the password decides which of the
+    // e-mail's users signs in.
+    let mut candidates = Vec::new();
+    for (tenant, user_id) in identity::find_logins(&mut tx, &email, request.tenant_id).await? {
+        kit::db::set_tenant(&mut tx, tenant).await?;
+        candidates.extend(identity::find_user(&mut tx, tenant, user_id).await?);
+    }
     // An unknown e-mail is checked against a decoy: the same time as a
     // wrong password.
-    let stored = user.as_ref().map_or_else(
-        || password::decoy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
+    let mut hashes: Vec<String> = candidates.iter().map(|u| u.password_hash.clone()).collect();
+    if hashes.is_empty() {
+        hashes.push(password::decoy_hash().to_owned());
+    }
     let given = request.password.clone();
-    let matches = state
+    let matching = state
         .login_guard
-        .hash(move || password::verify(&given, &stored))
+        .hash(move || {
+            hashes
+                .iter()
+                .map(|stored| password::verify(&given, stored))
+                .collect::<Vec<bool>>()
+        })
         .await?;
-    let Some(user) = user else {
-        return Err(refused());
-    };
-    let tenant = user.tenant_id;
-    if !matches || user.disabled_at.is_some() {
+    let (mut accepted, mut failed) = (Vec::new(), Vec::new());
+    for (user, matches) in candidates.into_iter().zip(matching) {
+        if matches && user.disabled_at.is_none() {
+            accepted.push(user);
+        } else {
+            failed.push(user);
+        }
+    }
+    if accepted.len() > 1 {
+        // Only someone who knows the password learns this.
+        return Err(Problem::invalid(
+            "tenant_id",
+            "this e-mail and password sign in to several tenants: name the tenant",
+        ));
+    }
+    let Some(user) = accepted.pop() else {
         // Recorded after the answer: a wrong password for a known e-mail
         // takes as long as an unknown e-mail (no write to wait for).
         drop(tx);
-        let (db, actor) = (state.db.clone(), user.id.to_string());
+        let db = state.db.clone();
         tokio::spawn(async move {
-            let recorded = async {
-                let mut tx = db.begin_tenant(tenant).await?;
-                let details = serde_json::json!({});
-                audit::record(&mut tx, tenant, &actor, "login.failed", &email, details).await?;
-                tx.commit().await
-            };
-            if let Err(error) = recorded.await {
-                tracing::warn!(%error, "recording a failed login");
+            for user in failed {
+                let (tenant, actor) = (user.tenant_id, user.id.to_string());
+                let recorded = async {
+                    let mut tx = db.begin_tenant(tenant).await?;
+                    let details = serde_json::json!({});
+                    audit::record(&mut tx, tenant, &actor, "login.failed", &email, details).await?;
+                    tx.commit().await
+                };
+                if let Err(error) = recorded.await {
+                    tracing::warn!(%error, "recording a failed login");
+                }
             }
         });
         return Err(refused());
-    }
+    };
+    let tenant = user.tenant_id;
+    kit::db::set_tenant(&mut tx, tenant).await?;
     let tokens = issue(&state, &mut tx, &user, Uuid::now_v7()).await?;
     audit::record(
         &mut tx,

@@ -68,12 +68,26 @@ pub async fn insert_user(tx: &mut PgConnection, user: &User) -> sqlx::Result<()>
     Ok(())
 }
 
-/// Which tenant and user an e-mail logs in as.
-pub async fn find_login(tx: &mut PgConnection, email: &str) -> sqlx::Result<Option<(Uuid, Uuid)>> {
-    sqlx::query_as("SELECT tenant_id, user_id FROM logins WHERE email = $1")
-        .bind(email)
-        .fetch_optional(tx)
-        .await
+/// The most tenants one e-mail is tried in at login (each costs argon2).
+pub const MAX_LOGIN_TENANTS: i64 = 5;
+
+/// Which users (tenant, user) an e-mail may log in as: in `tenant` only
+/// when it is named, else in each tenant that has it (oldest first).
+pub async fn find_logins(
+    tx: &mut PgConnection,
+    email: &str,
+    tenant: Option<Uuid>,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "SELECT tenant_id, user_id FROM logins
+          WHERE email = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
+          ORDER BY user_id LIMIT $3",
+    )
+    .bind(email)
+    .bind(tenant)
+    .bind(MAX_LOGIN_TENANTS)
+    .fetch_all(tx)
+    .await
 }
 
 const USER_COLUMNS: &str =

@@ -1729,3 +1729,71 @@ async fn forged_api_keys_are_budgeted_per_address_and_real_ones_are_not() {
     assert_eq!(statuses[0], 401, "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+/// Login e-mails are unique per tenant: an admin creating a user cannot
+/// learn that the address belongs to someone in another tenant, and each
+/// person signs in to the tenant their password belongs to.
+#[tokio::test]
+async fn the_same_email_is_a_separate_user_in_each_tenant_and_reveals_nothing_across_them() {
+    let stack = Stack::start().await;
+    let (acme_id, acme) = stack.tenant("Acme").await;
+    let (globex_id, globex) = stack.tenant("Globex").await;
+    let sam = "Sam@Shared.example";
+    let created = new_user(&stack, &acme, sam, "acme password 1").await;
+    assert_eq!(created.status(), 201);
+    // Globex's admin is not told that Acme has a Sam.
+    let created = new_user(&stack, &globex, sam, "globex password 1").await;
+    assert_eq!(created.status(), 201);
+    // Within one tenant the e-mail stays unique.
+    let again = problem(new_user(&stack, &acme, sam, "acme password 2").await, 400).await;
+    assert_eq!(again["errors"][0]["field"], "email", "{again}");
+
+    let sam = |password: &str| json!({"email": "sam@shared.example", "password": password});
+    assert_eq!(
+        signed_in_tenant(&stack, sam("acme password 1")).await,
+        acme_id
+    );
+    assert_eq!(
+        signed_in_tenant(&stack, sam("globex password 1")).await,
+        globex_id
+    );
+    // Naming a tenant restricts the login to it.
+    let mut elsewhere = sam("acme password 1");
+    elsewhere["tenant_id"] = json!(globex_id);
+    let login = |body| stack.call(Method::POST, "/v1/auth/login", None, Some(body), &[]);
+    problem(login(elsewhere).await, 401).await;
+    problem(login(sam("wrong password")).await, 401).await;
+
+    // One password for both: the person names the tenant.
+    for admin in [&acme, &globex] {
+        let created = new_user(&stack, admin, "bob@shared.example", "one password 1").await;
+        assert_eq!(created.status(), 201);
+    }
+    let mut bob = json!({"email": "bob@shared.example", "password": "one password 1"});
+    let both = problem(login(bob.clone()).await, 400).await;
+    assert_eq!(both["errors"][0]["field"], "tenant_id", "{both}");
+    bob["tenant_id"] = json!(globex_id);
+    assert_eq!(signed_in_tenant(&stack, bob).await, globex_id);
+}
+
+/// Logs in with `body` and answers the tenant of the token it gets.
+async fn signed_in_tenant(stack: &Stack, body: Value) -> String {
+    let login = stack
+        .call(Method::POST, "/v1/auth/login", None, Some(body), &[])
+        .await;
+    assert_eq!(login.status(), 200);
+    let tokens: Value = login.json().await.unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let me = stack
+        .call(Method::GET, "/v1/me", Some(token), None, &[])
+        .await;
+    let me: Value = me.json().await.unwrap();
+    me["tenant_id"].as_str().unwrap().to_owned()
+}
+
+async fn new_user(stack: &Stack, admin: &str, email: &str, password: &str) -> reqwest::Response {
+    let body = json!({"email": email, "display_name": "Someone", "password": password, "roles": ["sales_rep"]});
+    stack
+        .call(Method::POST, "/v1/users", Some(admin), Some(body), &[])
+        .await
+}
