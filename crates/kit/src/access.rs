@@ -36,6 +36,45 @@ pub fn scope(caller: &CallerContext) -> Scope {
     }
 }
 
+/// The caller's visibility as carried by an event ([`ActorScope`]), for
+/// consumers that act on the caller's behalf.
+///
+/// [`ActorScope`]: crm_proto::crm::common::v1::ActorScope
+pub fn actor_scope(caller: &CallerContext) -> crm_proto::crm::common::v1::ActorScope {
+    use crm_proto::crm::common::v1::{ActorScope, ActorVisibility};
+    let (visibility, teams) = match scope(caller) {
+        Scope::Tenant => (ActorVisibility::Tenant, Vec::new()),
+        Scope::Team { teams, .. } => (ActorVisibility::Team, teams),
+        Scope::Own { .. } => (ActorVisibility::Own, Vec::new()),
+    };
+    ActorScope {
+        user_id: caller.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        team_ids: teams.iter().map(Uuid::to_string).collect(),
+        visibility: visibility as i32,
+    }
+}
+
+/// The [`Scope`] an event's actor had; none (an older event) sees nothing.
+pub fn scope_of_actor(actor: Option<&crm_proto::crm::common::v1::ActorScope>) -> Scope {
+    use crm_proto::crm::common::v1::ActorVisibility;
+    let Some(actor) = actor else {
+        return Scope::Own { user: None };
+    };
+    let user = Uuid::parse_str(&actor.user_id).ok();
+    match ActorVisibility::try_from(actor.visibility) {
+        Ok(ActorVisibility::Tenant) => Scope::Tenant,
+        Ok(ActorVisibility::Team) => Scope::Team {
+            user,
+            teams: actor
+                .team_ids
+                .iter()
+                .filter_map(|t| Uuid::parse_str(t).ok())
+                .collect(),
+        },
+        _ => Scope::Own { user },
+    }
+}
+
 /// A create retried with a `request_id` answers with the record the first
 /// call made only to the caller who made it or one who may see it; anyone
 /// else learns nothing about that record, only that the id is taken.

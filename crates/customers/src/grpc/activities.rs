@@ -242,6 +242,7 @@ impl ActivityService for ActivityHandlers {
                     1,
                     &ActivityLogged {
                         activity: Some(saved.clone()),
+                        author_scope: Some(kit::access::actor_scope(&caller)),
                     },
                 )
                 .await?;

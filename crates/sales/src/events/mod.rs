@@ -2,7 +2,7 @@
 //! - `contact.merged` / `account.merged`: references move to the survivor;
 //! - `contact.erased`: leads that became that contact lose their PII;
 //! - `activity.logged`: a meeting related to a lead (`related` kind `lead`)
-//!   is an engagement that scores.
+//!   is an engagement that scores, for leads the meeting's author sees.
 
 pub mod decay;
 pub mod overdue;
@@ -60,6 +60,8 @@ impl EventHandler for CustomerEvents {
                         chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
                     })
                     .unwrap_or_else(chrono::Utc::now);
+                // Only leads the author could see when logging the meeting.
+                let author = kit::access::scope_of_actor(logged.author_scope.as_ref());
                 let caller = CallerContext::system("sales", tenant);
                 for related in activity.related.iter().filter(|r| r.kind == "lead") {
                     if let Ok(lead) = Uuid::parse_str(&related.id) {
@@ -67,6 +69,7 @@ impl EventHandler for CustomerEvents {
                             &self.0,
                             tx,
                             &caller,
+                            &author,
                             lead,
                             "meeting_logged",
                             at,

@@ -154,11 +154,12 @@ pub async fn engage(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
+    scope: &kit::access::Scope,
     id: Uuid,
     engagement: &str,
     at: chrono::DateTime<Utc>,
 ) -> kit::Result<Option<Lead>> {
-    if store_leads::find(tx, caller.tenant_id, &kit::access::Scope::Tenant, id, true)
+    if store_leads::find(tx, caller.tenant_id, scope, id, true)
         .await?
         .is_none()
     {
@@ -651,7 +652,17 @@ impl LeadService for LeadHandlers {
             };
             let mut tx = self.0.begin(&caller).await?;
             visible_lead(&mut tx, &caller, id, false).await?;
-            let lead = engage(&self.0, &mut tx, &caller, id, &request.engagement, at).await?;
+            let scope = scope(&caller);
+            let lead = engage(
+                &self.0,
+                &mut tx,
+                &caller,
+                &scope,
+                id,
+                &request.engagement,
+                at,
+            )
+            .await?;
             commit(tx).await?;
             Ok(RecordEngagementResponse { lead })
         })

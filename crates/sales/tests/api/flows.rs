@@ -1412,3 +1412,92 @@ async fn a_deal_is_won_only_for_an_account_the_caller_sees() {
         .await
         .unwrap();
 }
+
+/// A meeting logged in customers scores the leads it relates to, but only
+/// those its author could see: naming a colleague's lead changes nothing.
+#[tokio::test]
+async fn a_meeting_scores_only_the_leads_its_author_sees() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    admin
+        .leads
+        .set_scoring_settings(SetScoringSettingsRequest {
+            settings: Some(ScoringSettings {
+                rules: vec![ScoringRule {
+                    condition: Some(Condition::Engagement("meeting_logged".into())),
+                    points: 10,
+                    ..Default::default()
+                }],
+                half_life_days: 30,
+            }),
+        })
+        .await
+        .unwrap();
+    let rep = |app: &TestApp| app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let (mut author, mut colleague) = (rep(&app), rep(&app));
+    let owned_by = |client: &Client| client.user.to_string();
+    let author_id = owned_by(&author);
+    let own = create_lead(
+        &mut author,
+        Lead {
+            owner_id: author_id,
+            ..lead("Own", "DE", "Retail")
+        },
+    )
+    .await;
+    let colleague_id = owned_by(&colleague);
+    let theirs = create_lead(
+        &mut colleague,
+        Lead {
+            owner_id: colleague_id,
+            ..lead("Theirs", "DE", "Retail")
+        },
+    )
+    .await;
+    let account = author
+        .accounts
+        .create_account(customers::CreateAccountRequest {
+            account: Some(customers::Account {
+                name: "Meeting GmbH".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    let related = |lead: &Lead| customers::RelatedRecord {
+        kind: "lead".into(),
+        id: lead.id.clone(),
+    };
+    author
+        .activities
+        .log_activity(customers::LogActivityRequest {
+            activity: Some(customers::Activity {
+                kind: customers::ActivityKind::Meeting as i32,
+                subject: "Kick-off".into(),
+                account_id: account.id.clone(),
+                related: vec![related(&own), related(&theirs)],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let score = |id: String| {
+        let mut leads = admin.leads.clone();
+        async move {
+            let lead = leads.get_lead(GetLeadRequest { id }).await.ok()?;
+            lead.into_inner().lead.map(|l| l.score)
+        }
+    };
+    eventually("the author's lead scores", Duration::from_secs(15), || {
+        let score = score(own.id.clone());
+        async move { (score.await? == 10).then_some(()) }
+    })
+    .await;
+    // Both leads were handled in the same event: the colleague's is untouched.
+    assert_eq!(score(theirs.id.clone()).await, Some(0));
+}

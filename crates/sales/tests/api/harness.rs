@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
+use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
 use crm_proto::crm::sales::v1::forecast_service_client::ForecastServiceClient;
@@ -26,6 +27,7 @@ pub struct Client {
     pub accounts: AccountServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
     pub fields: FieldServiceClient<Authed>,
+    pub activities: ActivityServiceClient<Authed>,
 }
 
 pub struct TestApp {
@@ -79,7 +81,8 @@ impl TestApp {
             forecasts: ForecastServiceClient::with_interceptor(s, bearer.clone()),
             accounts: AccountServiceClient::with_interceptor(c.clone(), bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
-            fields: FieldServiceClient::with_interceptor(c, bearer),
+            fields: FieldServiceClient::with_interceptor(c.clone(), bearer.clone()),
+            activities: ActivityServiceClient::with_interceptor(c, bearer),
         }
     }
 
