@@ -123,10 +123,7 @@ impl GatewayConfig {
         let max_connections_per_ip =
             env.or("MAX_CONNECTIONS_PER_IP", "a whole number above 0", 256usize);
         let concurrency_limit = env.or("CONCURRENCY_LIMIT", "a whole number", 1024usize);
-        let nats_url: Option<String> = env.required("NATS_URL", "a nats:// URL");
-        let prefix = env.or("CRM_NATS_PREFIX", "a subject token", String::new());
-        let stream_replicas = env.or("CRM_STREAM_REPLICAS", "1, 3 or 5", 1usize);
-        let duplicate_window = env.millis("CRM_DUPLICATE_WINDOW_MS", Duration::from_secs(600));
+        let nats = NatsConfig::parse(&mut env);
         let webhook_retry_base = env.millis("WEBHOOK_RETRY_BASE_MS", Duration::from_secs(5));
         let allow_insecure_webhooks = env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false);
         let mut networks = |name: &str| -> Vec<ipnet::IpNet> {
@@ -158,7 +155,7 @@ impl GatewayConfig {
             }
         }
         env.finish()?;
-        let Some(nats_url) = nats_url else {
+        let Some(nats) = nats else {
             unreachable!("required variables are checked by Env::finish")
         };
         let Some(url) = url else {
@@ -191,12 +188,7 @@ impl GatewayConfig {
             login_attempts_per_minute,
             max_connections_per_ip: max_connections_per_ip.max(1),
             concurrency_limit,
-            nats: NatsConfig {
-                url: nats_url,
-                prefix,
-                stream_replicas,
-                duplicate_window,
-            },
+            nats,
             webhook_retry_base,
             allow_insecure_webhooks,
             webhook_egress,

@@ -25,6 +25,9 @@ use prost::Message as _;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crm_proto::crm::customers::v1::ContactErased;
+use crm_proto::events::DomainEvent;
+
 use crate::egress::{EgressPolicy, EgressResolver};
 use crate::store::webhooks;
 
@@ -60,16 +63,12 @@ impl EventHandler for WebhookFanout {
             )
             .await?;
         }
+        // An erased contact's events still waiting to be sent are not sent.
+        if event.r#type == <ContactErased as DomainEvent>::TYPE {
+            webhooks::cancel_pending_about(tx, tenant, &event.subject).await?;
+        }
         for hook in webhooks::subscribed(tx, tenant, &event.r#type).await? {
-            webhooks::enqueue(
-                tx,
-                tenant,
-                hook,
-                event_id,
-                &event.r#type,
-                &event.encode_to_vec(),
-            )
-            .await?;
+            webhooks::enqueue(tx, tenant, hook, event_id, event).await?;
         }
         Ok(())
     }

@@ -149,6 +149,42 @@ pub struct NatsConfig {
     pub prefix: String,
     pub stream_replicas: usize,
     pub duplicate_window: Duration,
+    /// How long domain streams keep events (`CRM_STREAM_MAX_AGE_DAYS`, 30):
+    /// the bound on how long an erased person's data stays in event history.
+    pub max_age: Duration,
+}
+
+impl NatsConfig {
+    /// Reads `NATS_URL`, `CRM_NATS_PREFIX`, `CRM_STREAM_REPLICAS`,
+    /// `CRM_DUPLICATE_WINDOW_MS` and `CRM_STREAM_MAX_AGE_DAYS`; `None` when
+    /// the URL is missing (a problem `env` reports).
+    pub fn parse(env: &mut Env) -> Option<Self> {
+        let url: Option<String> = env.required("NATS_URL", "a nats:// URL");
+        let prefix = env.or("CRM_NATS_PREFIX", "a subject token", String::new());
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            env.problem("CRM_NATS_PREFIX may hold only letters, digits, '-' and '_'");
+        }
+        let stream_replicas = env.or("CRM_STREAM_REPLICAS", "1, 3 or 5", 1usize);
+        let duplicate_window = env.millis("CRM_DUPLICATE_WINDOW_MS", Duration::from_secs(600));
+        let max_age_days = env.or(
+            "CRM_STREAM_MAX_AGE_DAYS",
+            "a whole number of days above 0",
+            30u64,
+        );
+        if max_age_days == 0 {
+            env.problem("CRM_STREAM_MAX_AGE_DAYS must be above 0");
+        }
+        Some(NatsConfig {
+            url: url?,
+            prefix,
+            stream_replicas,
+            duplicate_window,
+            max_age: Duration::from_secs(max_age_days.max(1) * 24 * 3600),
+        })
+    }
 }
 
 /// Where signing keys of access tokens come from.
@@ -217,16 +253,7 @@ impl ServiceConfig {
             }
         }
         let max_connections = env.or("DATABASE_MAX_CONNECTIONS", "a whole number", 20u32);
-        let nats_url: Option<String> = env.required("NATS_URL", "a nats:// URL");
-        let prefix = env.or("CRM_NATS_PREFIX", "a subject token", String::new());
-        if !prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            env.problem("CRM_NATS_PREFIX may hold only letters, digits, '-' and '_'");
-        }
-        let stream_replicas = env.or("CRM_STREAM_REPLICAS", "1, 3 or 5", 1usize);
-        let duplicate_window = env.millis("CRM_DUPLICATE_WINDOW_MS", Duration::from_secs(600));
+        let nats = NatsConfig::parse(&mut env);
         let jwks_url: Option<String> = env.optional("CRM_JWKS_URL", "an http(s):// URL");
         let public_key: Option<String> = env.optional("CRM_JWT_PUBLIC_KEY", "a PEM public key");
         let keys = match (jwks_url, public_key) {
@@ -244,7 +271,7 @@ impl ServiceConfig {
         let otlp_endpoint = env.optional("OTEL_EXPORTER_OTLP_ENDPOINT", "a URL");
         env.finish()?;
         // finish() returned Ok, so every required value above is present.
-        let (Some(url), Some(nats_url), Some(keys)) = (url, nats_url, keys) else {
+        let (Some(url), Some(nats), Some(keys)) = (url, nats, keys) else {
             unreachable!("required variables are checked by Env::finish")
         };
         Ok(ServiceConfig {
@@ -256,12 +283,7 @@ impl ServiceConfig {
                 migration_url,
                 max_connections,
             },
-            nats: NatsConfig {
-                url: nats_url,
-                prefix,
-                stream_replicas,
-                duplicate_window,
-            },
+            nats,
             auth: AuthConfig {
                 keys,
                 issuer,

@@ -377,3 +377,21 @@ async fn wait_for_notify(listener: &mut Option<PgListener>, poll: Duration, shut
         _ = shutdown.cancelled() => {}
     }
 }
+
+/// Drops the published events about `aggregates` (an erasure: their
+/// payloads may hold personal data). Unpublished ones still go out, so
+/// consumers see every change up to the erasure.
+pub async fn forget_published(
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    aggregates: &[Uuid],
+) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "DELETE FROM outbox WHERE tenant_id = $1 AND aggregate_id = ANY($2) AND published_at IS NOT NULL",
+    )
+    .bind(tenant)
+    .bind(aggregates)
+    .execute(tx)
+    .await?;
+    Ok(result.rows_affected())
+}

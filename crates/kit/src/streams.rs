@@ -10,7 +10,7 @@ use crate::config::NatsConfig;
 use crate::events::Naming;
 
 /// Creates the stream of `domain`, or brings an existing one to the
-/// configured subjects, replicas and duplicate window.
+/// configured subjects, replicas, duplicate window and age limit.
 pub async fn ensure_domain_stream(
     jetstream: &jetstream::Context,
     naming: &Naming,
@@ -24,6 +24,9 @@ pub async fn ensure_domain_stream(
         num_replicas: nats.stream_replicas,
         // Covers the relay's longest retry, so a re-sent event is dropped.
         duplicate_window: nats.duplicate_window,
+        // Event history is bounded: an erased person's events leave it
+        // within this age (see ADR 0013).
+        max_age: nats.max_age,
         ..Default::default()
     };
     ensure(jetstream, config).await
@@ -40,6 +43,7 @@ pub async fn ensure_dead_letter_stream(
         subjects: vec![naming.subject("crm.dlq.>")],
         storage: stream::StorageType::File,
         num_replicas: nats.stream_replicas,
+        max_age: nats.max_age,
         ..Default::default()
     };
     ensure(jetstream, config).await
@@ -53,6 +57,7 @@ async fn ensure(jetstream: &jetstream::Context, config: stream::Config) -> anyho
             if current.subjects != config.subjects
                 || current.num_replicas != config.num_replicas
                 || current.duplicate_window != config.duplicate_window
+                || current.max_age != config.max_age
             {
                 jetstream
                     .update_stream(config)

@@ -38,6 +38,7 @@ impl TestNats {
             prefix: self.prefix.clone(),
             stream_replicas: 1,
             duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 

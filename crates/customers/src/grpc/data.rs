@@ -640,16 +640,22 @@ impl DataService for DataHandlers {
             if !contacts::exists_any(&mut tx, caller.tenant_id, id).await? {
                 return Err(Error::not_found("contact", id));
             }
-            let version = contacts::erase(&mut tx, caller.tenant_id, id, &caller.subject).await?;
+            let erased = contacts::erase(&mut tx, caller.tenant_id, id, &caller.subject).await?;
+            let hashes = erased
+                .contact_points
+                .iter()
+                .map(|point| kit::events::contact_point_hash(caller.tenant_id, point))
+                .collect();
             self.0
                 .outbox
                 .enqueue(
                     &mut tx,
                     &caller,
                     id,
-                    version,
+                    erased.version,
                     &ContactErased {
                         contact_id: id.to_string(),
+                        contact_point_hashes: hashes,
                     },
                 )
                 .await?;

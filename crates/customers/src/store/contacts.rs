@@ -457,7 +457,14 @@ pub async fn erase(
     tenant: Uuid,
     id: Uuid,
     actor: &str,
-) -> sqlx::Result<i64> {
+) -> sqlx::Result<Erased> {
+    let (contact_points,): (Vec<String>,) = sqlx::query_as(
+        "SELECT email_keys || phone_keys FROM contacts WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     let (version,): (i64,) = sqlx::query_as(
         "UPDATE contacts SET first_name = '', middle_name = '', last_name = '', title = '', birthday = NULL,
             address = '{}', emails = '[]', phones = '[]', handles = '[]', email_keys = '{}', phone_keys = '{}',
@@ -491,7 +498,20 @@ pub async fn erase(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    Ok(version)
+    // Events already published about the contact leave the outbox now (the
+    // stream keeps them until its age limit; see ADR 0013).
+    kit::outbox::forget_published(tx, tenant, &[id]).await?;
+    Ok(Erased {
+        version,
+        contact_points,
+    })
+}
+
+/// What an erasure leaves to tell other services.
+pub struct Erased {
+    pub version: i64,
+    /// The e-mail addresses and phone numbers the contact had (normalised).
+    pub contact_points: Vec<String>,
 }
 
 /// Whether a contact row exists at all (also deleted or erased ones).

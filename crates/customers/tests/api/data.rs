@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use crm_proto::crm::customers::v1::*;
 use kit::events::decode_data;
+use std::time::Duration;
+use testkit::eventually;
 
 use crate::harness::*;
 
@@ -286,6 +288,22 @@ async fn gdpr_export_then_erase_removes_personal_data() {
         ..Default::default()
     }];
     let person = create_contact(&mut admin, person).await;
+    let pool = app.db().admin_pool().await;
+    // Its creation is published (and marked so) before the erasure.
+    eventually("contact.created is published", Duration::from_secs(15), || {
+        let (pool, id) = (pool.clone(), person.id.clone());
+        async move {
+            let (published,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM outbox WHERE aggregate_id = $1::uuid AND published_at IS NOT NULL",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (published > 0).then_some(())
+        }
+    })
+    .await;
     admin
         .activities
         .log_activity(LogActivityRequest {
@@ -322,8 +340,6 @@ async fn gdpr_export_then_erase_removes_personal_data() {
         })
         .await
         .unwrap();
-    app.event("crm.customers.contact.erased.v1", &person.id)
-        .await;
     assert_eq!(
         admin
             .contacts
@@ -336,7 +352,30 @@ async fn gdpr_export_then_erase_removes_personal_data() {
         tonic::Code::NotFound
     );
     // Nothing personal is left in the database, whatever the API shows.
-    let pool = app.db().admin_pool().await;
+    let (in_outbox,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM outbox WHERE position('erika' in encode(envelope, 'escape')) > 0",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        in_outbox, 0,
+        "published events about the contact left the outbox"
+    );
+    // The erasure event names the person's e-mail and phone only as hashes.
+    let event = app
+        .event("crm.customers.contact.erased.v1", &person.id)
+        .await;
+    let erased: ContactErased = prost::Message::decode(event.data.as_slice()).unwrap();
+    let tenant = app.tenant;
+    let mut expected = vec![
+        kit::events::contact_point_hash(tenant, "erika@example.de"),
+        kit::events::contact_point_hash(tenant, "+4930123456"),
+    ];
+    expected.sort();
+    let mut hashes = erased.contact_point_hashes.clone();
+    hashes.sort();
+    assert_eq!(hashes, expected);
     let (leftover,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM contacts WHERE first_name || last_name || emails::text || phones::text || search_text ILIKE '%erika%'
             OR phones::text LIKE '%30123456%'",

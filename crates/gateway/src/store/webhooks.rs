@@ -1,6 +1,8 @@
 //! Webhook endpoints, deliveries and the cross-tenant delivery queue.
 
 use chrono::{DateTime, Utc};
+use kit::events::Event;
+use prost::Message as _;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -117,20 +119,20 @@ pub async fn enqueue(
     tenant: Uuid,
     webhook: Uuid,
     event_id: Uuid,
-    event_type: &str,
-    envelope: &[u8],
+    event: &Event,
 ) -> sqlx::Result<()> {
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
-        "INSERT INTO webhook_deliveries (tenant_id, id, webhook_id, event_id, event_type, envelope)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO webhook_deliveries (tenant_id, id, webhook_id, event_id, event_type, envelope, subject)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(tenant)
     .bind(id)
     .bind(webhook)
     .bind(event_id)
-    .bind(event_type)
-    .bind(envelope)
+    .bind(&event.r#type)
+    .bind(event.encode_to_vec())
+    .bind(&event.subject)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 1 {
@@ -218,10 +220,13 @@ pub async fn record_attempt(
         (false, Some(_)) => "pending",
         (false, None) => "failed",
     };
+    // A finished delivery no longer needs its event (which may hold
+    // personal data): only what the API shows stays.
     sqlx::query(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = $3, last_error = $4, status = $5,
-            delivered_at = CASE WHEN $5 = 'delivered' THEN now() END
-          WHERE tenant_id = $1 AND id = $2",
+            delivered_at = CASE WHEN $5 = 'delivered' THEN now() END,
+            envelope = CASE WHEN $5 = 'pending' THEN envelope ELSE ''::bytea END
+          WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
     )
     .bind(tenant)
     .bind(id)
@@ -248,4 +253,29 @@ pub async fn record_attempt(
         }
     }
     Ok(())
+}
+
+/// Cancels the deliveries not yet sent of events about `subject` (an
+/// erased contact) and drops their events; answers how many.
+pub async fn cancel_pending_about(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    subject: &str,
+) -> sqlx::Result<u64> {
+    let cancelled: Vec<(Uuid,)> = sqlx::query_as(
+        "UPDATE webhook_deliveries SET status = 'failed', envelope = ''::bytea,
+            last_error = 'not sent: the contact was erased'
+          WHERE tenant_id = $1 AND subject = $2 AND status = 'pending' RETURNING id",
+    )
+    .bind(tenant)
+    .bind(subject)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = cancelled.into_iter().map(|(id,)| id).collect();
+    sqlx::query("DELETE FROM webhook_queue WHERE tenant_id = $1 AND delivery_id = ANY($2)")
+        .bind(tenant)
+        .bind(&ids)
+        .execute(tx)
+        .await?;
+    Ok(ids.len() as u64)
 }

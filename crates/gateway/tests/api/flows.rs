@@ -1797,3 +1797,120 @@ async fn new_user(stack: &Stack, admin: &str, email: &str, password: &str) -> re
         .call(Method::POST, "/v1/users", Some(admin), Some(body), &[])
         .await
 }
+
+/// Webhook deliveries keep an event only while it may still be sent: a
+/// delivered one drops it, and one still waiting when its contact is
+/// erased is cancelled, so no copy of the person's data stays behind.
+#[tokio::test]
+async fn webhook_deliveries_keep_no_personal_data_after_sending_or_erasure() {
+    let answering = |status: axum::http::StatusCode| async move {
+        let app =
+            axum::Router::new().route("/hook", axum::routing::post(move || async move { status }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    };
+    let accepting = answering(axum::http::StatusCode::OK).await;
+    let failing = answering(axum::http::StatusCode::SERVICE_UNAVAILABLE).await;
+    // A failed attempt waits an hour for its retry: the delivery stays pending.
+    let stack = Stack::start_with(|config| {
+        config.webhook_retry_base = std::time::Duration::from_secs(3600)
+    })
+    .await;
+    let (_, admin) = stack.tenant("Erasure").await;
+    let mut hooks = Vec::new();
+    for url in [&accepting, &failing] {
+        let hook: Value = stack
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                Some(&admin),
+                Some(json!({"url": url, "event_types": ["crm.customers.contact.created.v1"]})),
+                &[],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        hooks.push(hook["id"].as_str().unwrap().to_owned());
+    }
+    let contact: Value = stack
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&admin),
+            Some(json!({"first_name": "Erasmus", "last_name": "Rotterdam"})),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let delivery = |hook: String| {
+        let admin = admin.clone();
+        let stack = &stack;
+        async move {
+            let path = format!("/v1/webhooks/{hook}/deliveries");
+            let deliveries: Value = stack
+                .call(Method::GET, &path, Some(&admin), None, &[])
+                .await
+                .json()
+                .await
+                .ok()?;
+            deliveries.get(0).cloned()
+        }
+    };
+    testkit::eventually(
+        "one delivered, one waiting for its retry",
+        std::time::Duration::from_secs(30),
+        || async {
+            let sent = delivery(hooks[0].clone()).await?;
+            let waiting = delivery(hooks[1].clone()).await?;
+            (sent["status"] == "delivered"
+                && waiting["status"] == "pending"
+                && waiting["attempts"] == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let pool = stack.services.db("gateway").admin_pool().await;
+    let holding = || async {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM webhook_deliveries WHERE position('Erasmus' in encode(envelope, 'escape')) > 0",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        count
+    };
+    assert_eq!(
+        holding().await,
+        1,
+        "only the pending delivery keeps the event"
+    );
+
+    let id = contact["id"].as_str().unwrap();
+    let erased = stack
+        .call(
+            Method::POST,
+            &format!("/v1/contacts/{id}/erase"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(erased.status(), 204);
+    let cancelled = testkit::eventually(
+        "the waiting delivery is cancelled",
+        std::time::Duration::from_secs(30),
+        || async {
+            let waiting = delivery(hooks[1].clone()).await?;
+            (waiting["status"] == "failed").then_some(waiting)
+        },
+    )
+    .await;
+    assert_eq!(cancelled["last_error"], "not sent: the contact was erased");
+    assert_eq!(cancelled["attempts"], 1, "not sent again");
+    assert_eq!(holding().await, 0);
+}

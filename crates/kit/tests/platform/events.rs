@@ -220,3 +220,23 @@ async fn a_failing_event_is_dead_lettered_and_the_consumer_moves_on() {
         Some("poison note")
     );
 }
+
+/// Event history is bounded (the erasure guarantee rests on it): a stream
+/// made without an age limit gets the configured one at the next start.
+#[tokio::test]
+async fn domain_streams_keep_events_only_up_to_the_configured_age() {
+    let h = harness().await;
+    let name = h.naming.stream("kittest");
+    let stream = h.jetstream.get_stream(&name).await.unwrap();
+    let configured = h.nats.config().max_age;
+    assert_eq!(stream.cached_info().config.max_age, configured);
+
+    let mut unbounded = stream.cached_info().config.clone();
+    unbounded.max_age = Duration::ZERO;
+    h.jetstream.update_stream(unbounded).await.unwrap();
+    kit::streams::ensure_domain_stream(&h.jetstream, &h.naming, &h.nats.config(), "kittest")
+        .await
+        .unwrap();
+    let stream = h.jetstream.get_stream(&name).await.unwrap();
+    assert_eq!(stream.cached_info().config.max_age, configured);
+}

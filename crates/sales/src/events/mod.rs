@@ -1,6 +1,7 @@
 //! Events this service consumes from the customers service:
 //! - `contact.merged` / `account.merged`: references move to the survivor;
-//! - `contact.erased`: leads that became that contact lose their PII;
+//! - `contact.erased`: leads that became that contact, and unconverted ones
+//!   with one of its e-mail addresses or phones, lose their PII;
 //! - `activity.logged`: a meeting related to a lead (`related` kind `lead`)
 //!   is an engagement that scores, for leads the meeting's author sees.
 
@@ -45,7 +46,8 @@ impl EventHandler for CustomerEvents {
             }
             <customers::ContactErased as DomainEvent>::TYPE => {
                 let erased: customers::ContactErased = decode_data(event)?;
-                leads::anonymise_for_contact(tx, tenant, Uuid::parse_str(&erased.contact_id)?)
+                let contact = Uuid::parse_str(&erased.contact_id)?;
+                leads::anonymise_for_contact(tx, tenant, contact, &erased.contact_point_hashes)
                     .await?;
             }
             <customers::ActivityLogged as DomainEvent>::TYPE => {

@@ -522,22 +522,32 @@ pub async fn anonymise_for_contact(
     tx: &mut PgConnection,
     tenant: Uuid,
     contact: Uuid,
+    contact_point_hashes: &[String],
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
+    // The leads that became the contact, and the unconverted ones with one
+    // of its e-mail addresses or phone numbers (matched by hash: the event
+    // names no address).
+    let erased: Vec<(Uuid,)> = sqlx::query_as(
         "UPDATE leads SET first_name = '', last_name = 'erased', email = '', phone = '', title = '', \
          updated_at = now(), updated_by = 'system:sales', version = version + 1 \
-         WHERE tenant_id = $1 AND converted_contact_id = $2",
+         WHERE tenant_id = $1 AND (converted_contact_id = $2 OR (converted_contact_id IS NULL AND ( \
+           (email <> '' AND encode(sha256(convert_to($1::text || ':' || email, 'UTF8')), 'hex') = ANY($3)) \
+           OR (phone <> '' AND encode(sha256(convert_to($1::text || ':' || phone, 'UTF8')), 'hex') = ANY($3))))) \
+         RETURNING id",
     )
     .bind(tenant)
     .bind(contact)
-    .execute(&mut *tx)
+    .bind(contact_point_hashes)
+    .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM lead_engagements e USING leads l WHERE e.tenant_id = $1 AND l.tenant_id = $1 AND e.lead_id = l.id AND l.converted_contact_id = $2")
+    let ids: Vec<Uuid> = erased.into_iter().map(|(id,)| id).collect();
+    sqlx::query("DELETE FROM lead_engagements WHERE tenant_id = $1 AND lead_id = ANY($2)")
         .bind(tenant)
-        .bind(contact)
-        .execute(tx)
+        .bind(&ids)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected())
+    kit::outbox::forget_published(tx, tenant, &ids).await?;
+    Ok(ids.len() as u64)
 }
 
 /// Rescoring daily while an engagement made at `at` still decays.

@@ -921,6 +921,48 @@ async fn merges_in_customers_repoint_deals_and_erasure_anonymises_leads() {
         .into_inner()
         .lead
         .unwrap();
+    // Unconverted leads with the person's e-mail (in any case) are hers too;
+    // others stay.
+    let duplicate = create_lead(
+        &mut admin,
+        Lead {
+            first_name: "Erika".into(),
+            email: "ERIKA@example.de".into(),
+            ..lead("Mustermann", "AT", "Retail")
+        },
+    )
+    .await;
+    let stranger = create_lead(
+        &mut admin,
+        Lead {
+            email: "max@example.de".into(),
+            ..lead("Mustermann", "DE", "Retail")
+        },
+    )
+    .await;
+    let pool = app.sales_db().admin_pool().await;
+    let published = |id: String| {
+        let pool = pool.clone();
+        async move {
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM outbox WHERE aggregate_id = $1::uuid AND published_at IS NOT NULL",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            count
+        }
+    };
+    eventually(
+        "the duplicate's creation is published",
+        Duration::from_secs(15),
+        || {
+            let count = published(duplicate.id.clone());
+            async move { (count.await > 0).then_some(()) }
+        },
+    )
+    .await;
     let leads = admin.leads.clone();
     erase(&app, &done.converted_contact_id).await;
     eventually("the lead is anonymised", Duration::from_secs(15), || {
@@ -937,6 +979,33 @@ async fn merges_in_customers_repoint_deals_and_erasure_anonymises_leads() {
         }
     })
     .await;
+    // Handled by the same event as the converted lead.
+    let get = |id: String| {
+        let mut leads = admin.leads.clone();
+        async move {
+            leads
+                .get_lead(GetLeadRequest { id })
+                .await
+                .unwrap()
+                .into_inner()
+                .lead
+                .unwrap()
+        }
+    };
+    let duplicate_now = get(duplicate.id.clone()).await;
+    assert_eq!(
+        (
+            duplicate_now.email.as_str(),
+            duplicate_now.first_name.as_str()
+        ),
+        ("", "")
+    );
+    assert_eq!(
+        published(duplicate.id.clone()).await,
+        0,
+        "its events left the outbox"
+    );
+    assert_eq!(get(stranger.id.clone()).await.email, "max@example.de");
 }
 
 async fn erase(app: &TestApp, contact_id: &str) {
