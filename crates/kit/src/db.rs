@@ -12,12 +12,16 @@
 //! start if it could bypass row-level security.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
+use sqlx::{ConnectOptions, PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
@@ -44,12 +48,68 @@ pub fn migrator(service: &Migrator) -> Migrator {
 }
 
 /// A transaction scoped to one tenant: row-level security sees only that
-/// tenant's rows for the transaction's whole life.
-pub type TenantTx = Transaction<'static, Postgres>;
+/// tenant's rows for the transaction's whole life. It holds one of the
+/// tenant's connection slots until it ends.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl TenantTx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+/// How many pooled connections one tenant may hold at once: three quarters
+/// of the pool (at least one), so a tenant's burst of slow queries leaves
+/// connections for everyone else.
+fn tenant_share(pool_size: u32) -> usize {
+    ((pool_size as usize * 3) / 4).max(1)
+}
+
+/// The connection slots of each tenant currently using the database.
+#[derive(Debug, Default)]
+struct TenantSlots {
+    by_tenant: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+}
+
+impl TenantSlots {
+    fn of(&self, tenant: Uuid, share: usize) -> Arc<Semaphore> {
+        let mut by_tenant = self.by_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        if by_tenant.len() >= 4096 {
+            // Forget tenants with no transaction open.
+            by_tenant.retain(|_, slots| slots.available_permits() < share);
+        }
+        by_tenant
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(share)))
+            .clone()
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: PgPool,
+    slots: Arc<TenantSlots>,
     /// `statement_timeout` of every tenant transaction: a query outlives
     /// the request that asked for it by at most this, so an abandoned
     /// request cannot hold a pooled connection with a runaway query.
@@ -85,6 +145,7 @@ impl Database {
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
             pool,
+            slots: Arc::default(),
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
         }
     }
@@ -102,7 +163,18 @@ impl Database {
 
     /// Begins a transaction in which row-level security admits only `tenant`.
     /// Its statements time out after the database's statement timeout.
+    /// A tenant already holding its share of connections waits for one of
+    /// its own to end (up to the pool's acquire timeout), not for the pool.
     pub async fn begin_tenant(&self, tenant: Uuid) -> sqlx::Result<TenantTx> {
+        let share = tenant_share(self.pool.options().get_max_connections());
+        let slots = self.slots.of(tenant, share);
+        let slot = tokio::time::timeout(
+            self.pool.options().get_acquire_timeout(),
+            slots.acquire_owned(),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
+        .map_err(|_| sqlx::Error::PoolClosed)?;
         let mut tx = self.pool.begin().await?;
         // One round trip for both settings, local to the transaction.
         sqlx::query(
@@ -112,7 +184,7 @@ impl Database {
         .bind(format!("{}ms", self.statement_timeout.as_millis()))
         .execute(&mut *tx)
         .await?;
-        Ok(tx)
+        Ok(TenantTx { tx, _slot: slot })
     }
 
     /// Readiness probe: can a query run now?

@@ -65,6 +65,16 @@ impl Naming {
     }
 }
 
+/// A contact point (normalised e-mail or E.164 phone) as erasure events
+/// carry it: SHA-256 of `<tenant>:<point>` in hex, so the event names no
+/// address, yet a service holding the same address (a lead with that
+/// e-mail) recognises it. PostgreSQL computes the same value with
+/// `encode(sha256(convert_to(tenant_id::text || ':' || point, 'UTF8')), 'hex')`.
+pub fn contact_point_hash(tenant: uuid::Uuid, point: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(format!("{tenant}:{point}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,14 +103,4 @@ mod tests {
         assert_eq!(naming.stream("customers"), "T42_CRM_CUSTOMERS");
         assert_eq!(Naming::default().stream("sales"), "CRM_SALES");
     }
-}
-
-/// A contact point (normalised e-mail or E.164 phone) as erasure events
-/// carry it: SHA-256 of `<tenant>:<point>` in hex, so the event names no
-/// address, yet a service holding the same address (a lead with that
-/// e-mail) recognises it. PostgreSQL computes the same value with
-/// `encode(sha256(convert_to(tenant_id::text || ':' || point, 'UTF8')), 'hex')`.
-pub fn contact_point_hash(tenant: uuid::Uuid, point: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(format!("{tenant}:{point}")))
 }

@@ -109,3 +109,48 @@ async fn tenant_transactions_time_out_runaway_statements() {
     // The setting is local to that transaction: the connection is clean.
     assert_eq!(show().await, server_default);
 }
+
+/// One tenant holds at most three quarters of the pool: its next
+/// transaction waits for one of its own, while another tenant still gets a
+/// connection at once.
+#[tokio::test]
+async fn one_tenant_cannot_take_every_pooled_connection() {
+    let db = testkit::TestDatabase::create().await;
+    let config = DatabaseConfig {
+        max_connections: 4,
+        ..db.config()
+    };
+    let database = Database::connect(&config, &kit::db::migrator(&MIGRATIONS))
+        .await
+        .unwrap();
+    let (busy, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(database.begin_tenant(busy).await.unwrap());
+    }
+    let (sender, mut fourth) = tokio::sync::oneshot::channel();
+    let waiting = database.clone();
+    tokio::spawn(async move {
+        let _ = sender.send(waiting.begin_tenant(busy).await.map(|_| ()));
+    });
+    // The busy tenant's fourth transaction does not take the last connection...
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), &mut fourth).await;
+    assert!(
+        waited.is_err(),
+        "the fourth transaction of one tenant waits"
+    );
+    // ...which another tenant gets at once.
+    let mut tx = database.begin_tenant(other).await.unwrap();
+    let (one,): (i32,) = sqlx::query_as("SELECT 1")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    drop(tx);
+    // When one of the busy tenant's transactions ends, its fourth goes on.
+    held.pop();
+    let begun = tokio::time::timeout(std::time::Duration::from_secs(5), fourth)
+        .await
+        .expect("the fourth transaction begins once a slot is free");
+    begun.unwrap().unwrap();
+}
