@@ -318,20 +318,53 @@ pub async fn find_by_contact_points(
     exclude: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<Contact>> {
-    let rows: Vec<ContactRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM contacts
-          WHERE tenant_id = $1 AND deleted_at IS NULL AND ($4::uuid IS NULL OR id <> $4)
-            AND (email_keys && $2 OR phone_keys && $3)
-          ORDER BY created_at LIMIT $5"
-    ))
-    .bind(tenant)
-    .bind(email_keys)
-    .bind(phone_keys)
-    .bind(exclude)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(rows.into_iter().map(ContactRow::into_proto).collect())
+    let points: Vec<&String> = email_keys.iter().chain(phone_keys).collect();
+    if points.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<(Uuid,)> = sqlx::query_as(CONTACT_POINT_MATCHES)
+        .bind(tenant)
+        .bind(points)
+        .bind(exclude)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
+    let rows: Vec<ContactRow> = sqlx::query_as(&contacts_by_id())
+        .bind(tenant)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut found: Vec<Contact> = rows.into_iter().map(ContactRow::into_proto).collect();
+    found.sort_by(|a, b| {
+        let at = |c: &Contact| {
+            c.audit
+                .as_ref()
+                .and_then(|a| a.created_at)
+                .map(|t| (t.seconds, t.nanos))
+        };
+        at(a).cmp(&at(b)).then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(found)
+}
+
+/// The live contacts with one of the contact points `$2` (other than `$3`),
+/// at most `$4`, oldest first (ids are UUIDv7). Duplicate checks run this
+/// on every created or imported row, so it reads one btree and nothing
+/// else: a lookup that stale statistics cannot turn into a scan of the
+/// tenant (ORDER BY ... LIMIT over the contacts themselves did, at 25-36 ms
+/// a row in a tenant of 30,000).
+pub const CONTACT_POINT_MATCHES: &str = "SELECT DISTINCT contact_id FROM contact_points
+      WHERE tenant_id = $1 AND point = ANY($2) AND ($3::uuid IS NULL OR contact_id <> $3)
+      ORDER BY contact_id LIMIT $4";
+
+/// Contacts `$2` by primary key. No `deleted_at IS NULL`: the ids come
+/// from `contact_points`, which holds live contacts only (its trigger runs
+/// in the deleting transaction, so both agree in any snapshot), and that
+/// predicate would offer the planner the partial indexes, which look empty
+/// to it until the table is first analyzed.
+pub fn contacts_by_id() -> String {
+    format!("SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = ANY($2)")
 }
 
 /// Live contacts whose name is similar (trigram) to `name`, with the score.
