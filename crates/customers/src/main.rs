@@ -11,6 +11,9 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(kit::config::EXIT_CONFIG);
         }
     };
+    if kit::db::migrate_requested() {
+        return kit::db::migrate_only(&config.database, &customers::MIGRATIONS).await;
+    }
     customers::build_with(config, import_limits)
         .await?
         .run_until_signal()

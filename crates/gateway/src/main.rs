@@ -9,5 +9,8 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(kit::config::EXIT_CONFIG);
         }
     };
+    if kit::db::migrate_requested() {
+        return kit::db::migrate_only(&config.database, &gateway::MIGRATIONS).await;
+    }
     gateway::build(config).await?.run_until_signal().await
 }

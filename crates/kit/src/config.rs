@@ -44,11 +44,34 @@ pub struct Env {
 impl Env {
     /// `service` is the upper-case prefix of service-specific variables,
     /// for example `CUSTOMERS`.
-    pub fn new(service: &str, vars: HashMap<String, String>) -> Self {
+    ///
+    /// `<NAME>_FILE` names a file holding the value of `<NAME>` (secrets
+    /// mounted as files by Kubernetes or Docker, so they need not sit in the
+    /// environment); a value set directly wins.
+    pub fn new(service: &str, mut vars: HashMap<String, String>) -> Self {
+        let mut errors = ConfigError::default();
+        let files: Vec<(String, String)> = vars
+            .iter()
+            .filter_map(|(key, path)| Some((key.strip_suffix("_FILE")?.to_owned(), path.clone())))
+            .filter(|(_, path)| !path.is_empty())
+            .collect();
+        for (name, path) in files {
+            if vars.get(&name).is_some_and(|v| !v.is_empty()) {
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    vars.insert(name, text.trim_end_matches(['\n', '\r']).to_owned());
+                }
+                Err(error) => errors
+                    .problems
+                    .push(format!("{name}_FILE: cannot read {path}: {error}")),
+            }
+        }
         Self {
             service_prefix: service.to_ascii_uppercase(),
             vars,
-            errors: ConfigError::default(),
+            errors,
         }
     }
 
@@ -342,6 +365,42 @@ mod tests {
             text.contains("DATABASE_URL must start with postgres://"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_named_by_file_variables() {
+        let dir = std::env::temp_dir().join(format!("crm-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = dir.join("url");
+        std::fs::write(&url, "postgres://from-file/db\n").unwrap();
+        let path = url.to_string_lossy().into_owned();
+        let config = ServiceConfig::parse(
+            env(&[
+                ("CUSTOMERS_DATABASE_URL_FILE", &path),
+                ("NATS_URL", "nats://127.0.0.1:4222"),
+                ("CRM_JWT_PUBLIC_KEY", "pem"),
+            ]),
+            "customers",
+            50051,
+        )
+        .unwrap();
+        assert_eq!(config.database.url, "postgres://from-file/db");
+        let missing = ServiceConfig::parse(
+            env(&[
+                ("CUSTOMERS_DATABASE_URL_FILE", "/nonexistent/crm/url"),
+                ("NATS_URL", "nats://127.0.0.1:4222"),
+                ("CRM_JWT_PUBLIC_KEY", "pem"),
+            ]),
+            "customers",
+            50051,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("CUSTOMERS_DATABASE_URL_FILE: cannot read /nonexistent/crm/url"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

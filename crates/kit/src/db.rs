@@ -213,6 +213,33 @@ pub async fn set_tenant(tx: &mut Transaction<'_, Postgres>, tenant: Uuid) -> sql
     Ok(())
 }
 
+/// Whether the binary was started as `<binary> migrate`: run the
+/// migrations and exit (a Kubernetes init container with the owner's
+/// credentials), so application containers need only the runtime role.
+pub fn migrate_requested() -> bool {
+    std::env::args().nth(1).as_deref() == Some("migrate")
+}
+
+/// Runs the platform's and `service`'s migrations with
+/// `MIGRATION_DATABASE_URL` and grants the runtime role of `DATABASE_URL`.
+pub async fn migrate_only(config: &DatabaseConfig, service: &Migrator) -> anyhow::Result<()> {
+    let Some(migration_url) = &config.migration_url else {
+        anyhow::bail!("`migrate` needs MIGRATION_DATABASE_URL (the owner role)");
+    };
+    let runtime_options: PgConnectOptions = config
+        .url
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    migrate(
+        migration_url,
+        &migrator(service),
+        runtime_options.get_username(),
+    )
+    .await?;
+    tracing::info!("migrations done");
+    Ok(())
+}
+
 async fn migrate(
     migration_url: &str,
     migrator: &Migrator,

@@ -9,6 +9,7 @@ mod data;
 mod faults;
 mod harness;
 mod merge;
+mod migrate;
 mod reflection;
 mod segments;
 mod visibility;
