@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tonic::transport::Endpoint;
 
 use crate::config::GatewayConfig;
 use crate::http::AppState;
@@ -63,13 +62,12 @@ pub async fn build(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         &config.audience,
     )
     .await?;
-    // Connected lazily: the gateway starts (and answers with 503 problems)
-    // while a service is still down.
+    // Balanced over every address of each service (a headless Service's
+    // pods) and connected lazily: the gateway starts (and answers with 503
+    // problems) while a service is still down.
     let lazy = |url: &str, name: &str| -> anyhow::Result<tonic::transport::Channel> {
-        Ok(Endpoint::from_shared(url.to_owned())
-            .with_context(|| format!("GATEWAY_{name}_URL is not a URL"))?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .connect_lazy())
+        kit::balance::channel(url, std::time::Duration::from_secs(2))
+            .with_context(|| format!("GATEWAY_{name}_URL"))
     };
     let mut channels = std::collections::BTreeMap::new();
     for (domain, url) in &config.services {

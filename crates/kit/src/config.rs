@@ -44,34 +44,11 @@ pub struct Env {
 impl Env {
     /// `service` is the upper-case prefix of service-specific variables,
     /// for example `CUSTOMERS`.
-    ///
-    /// `<NAME>_FILE` names a file holding the value of `<NAME>` (secrets
-    /// mounted as files by Kubernetes or Docker, so they need not sit in the
-    /// environment); a value set directly wins.
-    pub fn new(service: &str, mut vars: HashMap<String, String>) -> Self {
-        let mut errors = ConfigError::default();
-        let files: Vec<(String, String)> = vars
-            .iter()
-            .filter_map(|(key, path)| Some((key.strip_suffix("_FILE")?.to_owned(), path.clone())))
-            .filter(|(_, path)| !path.is_empty())
-            .collect();
-        for (name, path) in files {
-            if vars.get(&name).is_some_and(|v| !v.is_empty()) {
-                continue;
-            }
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    vars.insert(name, text.trim_end_matches(['\n', '\r']).to_owned());
-                }
-                Err(error) => errors
-                    .problems
-                    .push(format!("{name}_FILE: cannot read {path}: {error}")),
-            }
-        }
+    pub fn new(service: &str, vars: HashMap<String, String>) -> Self {
         Self {
             service_prefix: service.to_ascii_uppercase(),
             vars,
-            errors,
+            errors: ConfigError::default(),
         }
     }
 
@@ -79,15 +56,28 @@ impl Env {
         Self::new(service, std::env::vars().collect())
     }
 
-    fn lookup(&self, name: &str) -> Option<(String, &str)> {
-        let specific = format!("{}_{}", self.service_prefix, name);
-        if let Some(value) = self.vars.get(&specific).filter(|v| !v.is_empty()) {
-            return Some((specific, value));
+    /// The value of `<SERVICE>_<name>`, else of `<name>`. Each may instead
+    /// be given as `..._FILE`, the path of a file holding the value
+    /// (secrets mounted as files by Kubernetes or Docker, so they need not
+    /// sit in the environment); a value set directly wins.
+    fn lookup(&mut self, name: &str) -> Option<(String, String)> {
+        for key in [format!("{}_{}", self.service_prefix, name), name.to_owned()] {
+            if let Some(value) = self.vars.get(&key).filter(|v| !v.is_empty()) {
+                return Some((key, value.clone()));
+            }
+            let file_key = format!("{key}_FILE");
+            if let Some(path) = self.vars.get(&file_key).filter(|v| !v.is_empty()) {
+                return match std::fs::read_to_string(path) {
+                    Ok(text) => Some((file_key, text.trim_end_matches(['\n', '\r']).to_owned())),
+                    Err(error) => {
+                        let problem = format!("{file_key}: cannot read {path}: {error}");
+                        self.errors.problems.push(problem);
+                        None
+                    }
+                };
+            }
         }
-        self.vars
-            .get(name)
-            .filter(|v| !v.is_empty())
-            .map(|v| (name.to_owned(), v.as_str()))
+        None
     }
 
     /// A required variable; records a problem if missing or malformed.
@@ -379,6 +369,8 @@ mod tests {
                 ("CUSTOMERS_DATABASE_URL_FILE", &path),
                 ("NATS_URL", "nats://127.0.0.1:4222"),
                 ("CRM_JWT_PUBLIC_KEY", "pem"),
+                // Other programs' `_FILE` variables are none of our business.
+                ("TF_CLI_CONFIG_FILE", "/nonexistent/terraformrc"),
             ]),
             "customers",
             50051,

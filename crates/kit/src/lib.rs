@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod balance;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -15,7 +15,7 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream;
@@ -249,6 +249,16 @@ pub async fn launch(
         handles.push(tokio::spawn(task(background_shutdown.clone())));
     }
 
+    // The gRPC health status (what Kubernetes' gRPC readiness probe asks)
+    // follows the dependencies: NOT_SERVING while the database or NATS is
+    // unreachable, SERVING again when both answer.
+    let watcher = tokio::spawn(follow_dependencies(
+        context.clone(),
+        health_reporter.clone(),
+        grpc.health_names.clone(),
+        shutdown.clone(),
+    ));
+
     let name = config.name.clone();
     tracing::info!(service = %name, %grpc_addr, %admin_addr, "serving");
     let server_task = tokio::spawn(server);
@@ -256,6 +266,7 @@ pub async fn launch(
     let stopping = shutdown.clone();
     let stopper = tokio::spawn(async move {
         stopping.cancelled().await;
+        let _ = watcher.await;
         for name in std::iter::once("").chain(grpc.health_names.iter().copied()) {
             health_reporter
                 .set_service_status(name, ServingStatus::NotServing)
@@ -285,13 +296,55 @@ async fn metrics_page() -> String {
 }
 
 /// Ready when the database answers and NATS is connected.
+async fn ready(context: &ServiceContext) -> Result<(), &'static str> {
+    if !context.db.ping().await {
+        return Err("database unreachable");
+    }
+    if context.nats.connection_state() != async_nats::connection::State::Connected {
+        return Err("nats unreachable");
+    }
+    Ok(())
+}
+
 async fn readiness(State(context): State<ServiceContext>) -> (StatusCode, &'static str) {
-    let database = context.db.ping().await;
-    let nats = context.nats.connection_state() == async_nats::connection::State::Connected;
-    match (database, nats) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
-        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "nats unreachable"),
+    match ready(&context).await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// How often the gRPC health status is checked against the dependencies.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Sets the gRPC health status of every served service from [`ready`]
+/// until `shutdown`.
+async fn follow_dependencies(
+    context: ServiceContext,
+    reporter: tonic_health::server::HealthReporter,
+    names: Vec<&'static str>,
+    shutdown: Shutdown,
+) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let now = ready(&context).await;
+        if now.is_ok() == serving {
+            continue;
+        }
+        serving = now.is_ok();
+        let status = if serving {
+            tracing::info!("dependencies answer again: serving");
+            ServingStatus::Serving
+        } else {
+            tracing::warn!(reason = now.err().unwrap_or_default(), "not serving");
+            ServingStatus::NotServing
+        };
+        for name in std::iter::once("").chain(names.iter().copied()) {
+            reporter.set_service_status(name, status).await;
+        }
     }
 }
 

@@ -25,7 +25,6 @@ use crm_proto::crm::sales::v1::quote_service_server::QuoteServiceServer;
 use crm_proto::crm::sales::v1::search_service_server::SearchServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
-use tonic::transport::Endpoint;
 
 use crate::config::SalesConfig;
 use crate::events::decay::DecayScanner;
@@ -41,11 +40,10 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects, migrates and starts the service.
 pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
-    // Connected lazily: sales starts while customers is still coming up.
-    let customers = Endpoint::from_shared(config.customers_url.clone())
-        .context("SALES_CUSTOMERS_URL is not a URL")?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .connect_lazy();
+    // Balanced over the customers pods and connected lazily: sales starts
+    // while customers is still coming up.
+    let customers = kit::balance::channel(&config.customers_url, std::time::Duration::from_secs(2))
+        .context("SALES_CUSTOMERS_URL")?;
     let scan_interval = config.scan_interval;
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let state = Arc::new(State {

@@ -1,7 +1,8 @@
 //! PostgreSQL killed under a running service: calls answer UNAVAILABLE
 //! within the deadline instead of hanging, and once the database is back
 //! the service serves again and the outbox relay publishes what was
-//! committed, without a restart.
+//! committed, without a restart. Readiness (gRPC health) follows the
+//! database down and up again.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,9 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::{Role, Visibility};
 use testkit::{eventually, PgServer, Services};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 use uuid::Uuid;
 
 use crate::harness::contact;
@@ -19,6 +23,7 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
     let mut services = Services::new();
     let config = services.config_on("customers", &postgres.url()).await;
     let channel = services.start("customers", customers::build(config)).await;
+    let channel_for_health = channel.clone();
     let bearer = services.bearer(
         services.tenant,
         Uuid::now_v7(),
@@ -42,6 +47,21 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
         .event("customers", "crm.customers.contact.created.v1", &before.id)
         .await;
 
+    let health = HealthClient::new(channel_for_health.clone());
+    let status = |mut health: HealthClient<tonic::transport::Channel>| async move {
+        health
+            .check(HealthCheckRequest {
+                service: "crm.customers.v1.ContactService".into(),
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner().status)
+    };
+    assert_eq!(
+        status(health.clone()).await,
+        Some(ServingStatus::Serving as i32)
+    );
+
     postgres.kill();
     let started = Instant::now();
     let down = contacts.create_contact(create("During")).await.unwrap_err();
@@ -57,6 +77,12 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
         .await
         .unwrap_err();
     assert_eq!(read.code(), tonic::Code::Unavailable);
+    // Readiness (the gRPC health status Kubernetes probes) follows.
+    eventually("the service reports NOT_SERVING", Duration::from_secs(30), || {
+        let health = health.clone();
+        async move { (status(health).await == Some(ServingStatus::NotServing as i32)).then_some(()) }
+    })
+    .await;
 
     postgres.restart().await;
     let after = eventually("writes work again", Duration::from_secs(30), || {
@@ -74,6 +100,11 @@ async fn a_postgres_crash_is_unavailable_then_the_service_recovers_by_itself() {
     services
         .event("customers", "crm.customers.contact.created.v1", &after.id)
         .await;
+    eventually("the service reports SERVING again", Duration::from_secs(30), || {
+        let health = health.clone();
+        async move { (status(health).await == Some(ServingStatus::Serving as i32)).then_some(()) }
+    })
+    .await;
     let fetched = contacts
         .get_contact(GetContactRequest {
             id: before.id.clone(),

@@ -154,3 +154,32 @@ async fn one_tenant_cannot_take_every_pooled_connection() {
         .expect("the fourth transaction begins once a slot is free");
     begun.unwrap().unwrap();
 }
+
+/// sqlx speaks TLS, so `sslmode` in a database URL is honoured (managed
+/// PostgreSQL services require it). On a server with SSL on, `require`
+/// gives an encrypted session; on one with SSL off, it is refused by the
+/// server, not by a client built without TLS.
+#[tokio::test]
+async fn database_urls_honour_sslmode() {
+    let db = testkit::TestDatabase::create().await;
+    let admin = db.admin_pool().await;
+    let (ssl,): (String,) = sqlx::query_as("SHOW ssl").fetch_one(&admin).await.unwrap();
+    let base = db.config().url;
+    let joiner = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{joiner}sslmode=require");
+    let connected = sqlx::PgPool::connect(&url).await;
+    if ssl == "on" {
+        let pool = connected.expect("an encrypted session");
+        let (encrypted,): (bool,) =
+            sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(encrypted);
+    } else {
+        let refused = connected
+            .expect_err("no TLS on the server: refused")
+            .to_string();
+        assert!(!refused.contains("without TLS support"), "{refused}");
+    }
+}

@@ -154,3 +154,80 @@ async fn serves_health_checks_auth_and_admin_endpoints_then_stops_cleanly() {
         "port still open after stop"
     );
 }
+
+/// A balanced channel spreads calls over every address its name resolves
+/// to (a headless Service's pods) and follows the resolver when an address
+/// goes away.
+#[tokio::test]
+async fn balanced_channels_spread_calls_and_follow_resolution() {
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use testkit::eventually;
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    // Two "pods", told apart by the status they report for `probe`.
+    async fn pod(status: tonic_health::ServingStatus) -> SocketAddr {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("probe", status).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _reporter = reporter;
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+        });
+        address
+    }
+    let first = pod(tonic_health::ServingStatus::Serving).await;
+    let second = pod(tonic_health::ServingStatus::NotServing).await;
+    let addresses = Arc::new(Mutex::new(vec![first, second]));
+    let resolved = addresses.clone();
+    let channel = kit::balance::channel_with(
+        move || {
+            let now = resolved.lock().unwrap().clone();
+            async move { Ok(now) }
+        },
+        "http",
+        Duration::from_secs(2),
+        Duration::from_millis(50),
+    );
+    let client = HealthClient::new(channel);
+    let statuses = |client: HealthClient<tonic::transport::Channel>| async move {
+        let mut seen = HashSet::new();
+        for _ in 0..40 {
+            let request = HealthCheckRequest {
+                service: "probe".into(),
+            };
+            if let Ok(answer) = client.clone().check(request).await {
+                seen.insert(answer.into_inner().status);
+            }
+        }
+        seen
+    };
+    eventually(
+        "calls reach both addresses",
+        Duration::from_secs(10),
+        || {
+            let client = client.clone();
+            async move { (statuses(client).await.len() == 2).then_some(()) }
+        },
+    )
+    .await;
+    // The second pod leaves the name: calls go to the first only.
+    *addresses.lock().unwrap() = vec![first];
+    eventually(
+        "calls reach the remaining address only",
+        Duration::from_secs(10),
+        || {
+            let client = client.clone();
+            async move {
+                let seen = statuses(client).await;
+                (seen == HashSet::from([ServingStatus::Serving as i32])).then_some(())
+            }
+        },
+    )
+    .await;
+}

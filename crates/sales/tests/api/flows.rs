@@ -21,6 +21,23 @@ fn lead(last: &str, country: &str, industry: &str) -> Lead {
     }
 }
 
+async fn create_account(client: &mut Client, name: &str) -> customers::Account {
+    client
+        .accounts
+        .create_account(customers::CreateAccountRequest {
+            account: Some(customers::Account {
+                name: name.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create account")
+        .into_inner()
+        .account
+        .unwrap()
+}
+
 async fn create_lead(client: &mut Client, lead: Lead) -> Lead {
     client
         .leads
@@ -1418,20 +1435,7 @@ async fn a_deal_is_won_only_for_an_account_the_caller_sees() {
         .unwrap()
         .id
         .clone();
-    let hidden = admin
-        .accounts
-        .create_account(customers::CreateAccountRequest {
-            account: Some(customers::Account {
-                name: "Not yours".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap();
+    let hidden = create_account(&mut admin, "Not yours").await;
     let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
     let deal = |stage_id: &str| CreateOpportunityRequest {
         opportunity: Some(Opportunity {
@@ -1523,20 +1527,7 @@ async fn a_meeting_scores_only_the_leads_its_author_sees() {
         },
     )
     .await;
-    let account = author
-        .accounts
-        .create_account(customers::CreateAccountRequest {
-            account: Some(customers::Account {
-                name: "Meeting GmbH".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap();
+    let account = create_account(&mut author, "Meeting GmbH").await;
     let related = |lead: &Lead| customers::RelatedRecord {
         kind: "lead".into(),
         id: lead.id.clone(),
