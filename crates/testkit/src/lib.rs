@@ -11,6 +11,7 @@
 
 pub mod bench;
 mod database;
+pub mod grpc;
 mod nats;
 mod postgres;
 mod services;

@@ -7,13 +7,12 @@ use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::*;
-use kit::auth::{BearerToken, Role, Visibility};
+use kit::auth::{Role, Visibility};
 use testkit::{Services, TestDatabase};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-type Authed = InterceptedService<Channel, BearerToken>;
+use testkit::grpc::Authed;
 
 /// Typed clients that all carry one caller's token.
 pub struct Client {
@@ -124,33 +123,10 @@ pub async fn create_contact(client: &mut Client, contact: Contact) -> Contact {
 }
 
 pub async fn create_account(client: &mut Client, name: &str, domain: &str) -> Account {
-    client
-        .accounts
-        .create_account(CreateAccountRequest {
-            account: Some(Account {
-                name: name.into(),
-                domain: domain.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create account")
-        .into_inner()
-        .account
-        .unwrap()
+    testkit::grpc::create_account(&mut client.accounts, name, domain).await
 }
 
-/// The fields named by an INVALID_ARGUMENT status.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
+pub use testkit::grpc::violated_fields;
 
 pub fn string_value(s: &str) -> prost_types::Value {
     prost_types::Value {

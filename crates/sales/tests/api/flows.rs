@@ -22,20 +22,7 @@ fn lead(last: &str, country: &str, industry: &str) -> Lead {
 }
 
 async fn create_account(client: &mut Client, name: &str) -> customers::Account {
-    client
-        .accounts
-        .create_account(customers::CreateAccountRequest {
-            account: Some(customers::Account {
-                name: name.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create account")
-        .into_inner()
-        .account
-        .unwrap()
+    testkit::grpc::create_account(&mut client.accounts, name, "").await
 }
 
 async fn create_lead(client: &mut Client, lead: Lead) -> Lead {

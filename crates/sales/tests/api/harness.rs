@@ -10,13 +10,12 @@ use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_proto::crm::sales::v1::pipeline_service_client::PipelineServiceClient;
 use crm_proto::crm::sales::v1::*;
-use kit::auth::{BearerToken, Role, Visibility};
+use kit::auth::{Role, Visibility};
 use testkit::{Services, TestDatabase};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-type Authed = InterceptedService<Channel, BearerToken>;
+use testkit::grpc::Authed;
 
 pub struct Client {
     pub user: Uuid,
@@ -133,14 +132,7 @@ pub fn money(amount: &str) -> Option<crm_proto::crm::common::v1::Money> {
     })
 }
 
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
+pub use testkit::grpc::violated_fields;
 
 impl TestApp {
     pub fn customers_channel(&self) -> Channel {
