@@ -15,7 +15,7 @@ use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::BearerToken;
-use testkit::bench::{env_u64, load};
+use testkit::bench::{env_u64, load, RawPostgres};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
@@ -143,7 +143,8 @@ async fn main() -> anyhow::Result<()> {
     let ids = created_ids.clone();
     let make = contacts_client;
     let clients_for_create: Vec<_> = (0..clients).map(&make).collect();
-    load("CreateContact", clients, seconds, move |worker, n| {
+    let raw = RawPostgres::measure(clients, seconds).await;
+    let created = load("CreateContact", clients, seconds, move |worker, n| {
         let mut client = clients_for_create[worker].clone();
         let ids = ids.clone();
         async move {
@@ -180,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
     // 3. GetContact by id.
     let ids = Arc::new(created_ids.lock().await.clone());
     let clients_for_get: Vec<_> = (0..clients).map(&make).collect();
-    load("GetContact", clients, seconds, move |worker, n| {
+    let fetched = load("GetContact", clients, seconds, move |worker, n| {
         let mut client = clients_for_get[worker].clone();
         let id = ids[(worker * 7919 + n as usize * 104729) % ids.len()].clone();
         async move { client.get_contact(GetContactRequest { id }).await.is_ok() }
@@ -209,6 +210,11 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
+    println!(
+        "CreateContact at {:.0}% of raw PostgreSQL INSERT+COMMIT, GetContact at {:.0}% of raw select by key",
+        raw.of_inserts(created),
+        raw.of_selects(fetched)
+    );
 
     running.stop().await?;
     Ok(())

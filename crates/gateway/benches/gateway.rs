@@ -13,7 +13,7 @@ use std::time::Duration;
 use gateway::config::GatewayConfig;
 use kit::config::{AuthConfig, KeySource};
 use serde_json::{json, Value};
-use testkit::bench::{env_u64 as env, load, peak_rss_mib};
+use testkit::bench::{env_u64 as env, load, peak_rss_mib, RawPostgres};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 
 #[tokio::main]
@@ -112,8 +112,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let ids = Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
 
+    // Raw PostgreSQL on the same machine in the same run: the yardstick.
+    let raw = RawPostgres::measure(clients, seconds).await;
     let (h, b, t, i) = (http.clone(), base.clone(), token.clone(), ids.clone());
-    load("POST /v1/contacts", clients, seconds, move |worker, n| {
+    let posted = load("POST /v1/contacts", clients, seconds, move |worker, n| {
         let (h, b, t, i) = (h.clone(), b.clone(), t.clone(), i.clone());
         async move {
             let body = json!({"first_name": "Bench", "last_name": format!("W{worker}N{n}"), "emails": [{"address": format!("w{worker}n{n}@bench.example")}]});
@@ -128,13 +130,14 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     let ids = Arc::new(ids.lock().await.clone());
+    let mut reads = Vec::new();
     for (name, path) in [
         ("GET /v1/contacts/{id}", ""),
         ("GET /v1/contacts?50", "list"),
         ("GET /v1/contacts/{id}/360", "360"),
     ] {
         let (h, b, t, i) = (http.clone(), base.clone(), token.clone(), ids.clone());
-        load(name, clients, seconds, move |worker, n| {
+        let rate = load(name, clients, seconds, move |worker, n| {
             let id = i[(worker * 7919 + n as usize * 104_729) % i.len().max(1)].clone();
             let url = match path {
                 "list" => format!("{b}/v1/contacts?page_size=50"),
@@ -150,6 +153,17 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        reads.push((name, rate));
+    }
+    println!(
+        "POST /v1/contacts at {:.0}% of raw PostgreSQL INSERT+COMMIT",
+        raw.of_inserts(posted)
+    );
+    for (name, rate) in reads {
+        println!(
+            "{name} at {:.0}% of raw PostgreSQL select by key",
+            raw.of_selects(rate)
+        );
     }
     println!(
         "peak RSS of gateway + customers + sales (one process): {:.0} MiB",

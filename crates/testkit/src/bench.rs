@@ -32,9 +32,9 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 /// Runs `call(worker, n)` from `clients` tasks for `seconds`, each call
-/// after the previous one answered, and prints requests/s, p50 and p99.
-/// `call` returns whether the request succeeded.
-pub async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F)
+/// after the previous one answered, prints requests/s, p50 and p99, and
+/// answers the requests/s. `call` returns whether the request succeeded.
+pub async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F) -> f64
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -68,7 +68,7 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     if all.is_empty() {
         println!("{name:<24} no requests completed");
-        return;
+        return 0.0;
     }
     all.sort();
     let pick =
@@ -80,4 +80,75 @@ where
         pick(0.99),
         all.len()
     );
+    all.len() as f64 / elapsed
+}
+
+/// Raw PostgreSQL on the same server, measured in the same run, so a
+/// service's figures read as a share of what the database itself does:
+/// primary-key selects (like `pgbench -S`) and single-row INSERT + COMMIT,
+/// each from `clients` connections for `seconds`.
+pub struct RawPostgres {
+    pub selects_per_second: f64,
+    pub inserts_per_second: f64,
+}
+
+impl RawPostgres {
+    pub async fn measure(clients: usize, seconds: u64) -> Self {
+        let db = crate::TestDatabase::create().await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(clients as u32)
+            .connect(&db.config().migration_url.expect("an admin URL"))
+            .await
+            .expect("connect for the raw baseline");
+        sqlx::raw_sql(
+            "CREATE TABLE raw (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, body text NOT NULL);
+             INSERT INTO raw SELECT g, gen_random_uuid(), 'row ' || g FROM generate_series(1, 100000) g;
+             CREATE TABLE raw_writes (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, body text NOT NULL);
+             ANALYZE raw;",
+        )
+        .execute(&pool)
+        .await
+        .expect("baseline tables");
+        let reads = pool.clone();
+        let selects_per_second = load("raw PG select by key", clients, seconds, move |_, n| {
+            let pool = reads.clone();
+            async move {
+                sqlx::query("SELECT body FROM raw WHERE id = $1")
+                    .bind(((n * 7919) % 100_000 + 1) as i64)
+                    .fetch_one(&pool)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+        let writes = pool.clone();
+        let inserts_per_second = load("raw PG insert+commit", clients, seconds, move |_, n| {
+            let pool = writes.clone();
+            async move {
+                sqlx::query("INSERT INTO raw_writes VALUES ($1, $2, $3)")
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(format!("write {n}"))
+                    .execute(&pool)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+        pool.close().await;
+        RawPostgres {
+            selects_per_second,
+            inserts_per_second,
+        }
+    }
+
+    /// `rate` as a percentage of raw selects.
+    pub fn of_selects(&self, rate: f64) -> f64 {
+        100.0 * rate / self.selects_per_second.max(1.0)
+    }
+
+    /// `rate` as a percentage of raw single-row INSERT + COMMIT.
+    pub fn of_inserts(&self, rate: f64) -> f64 {
+        100.0 * rate / self.inserts_per_second.max(1.0)
+    }
 }
