@@ -1105,9 +1105,8 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
     let calls = Arc::new(AtomicUsize::new(0));
     let received = Arc::new(tokio::sync::Mutex::new(Vec::<(String, String)>::new()));
     let (c, r) = (calls.clone(), received.clone());
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+    let receiver = webhook_receiver(axum::routing::post(
+        move |headers: axum::http::HeaderMap, body: String| {
             let (c, r) = (c.clone(), r.clone());
             async move {
                 let n = c.fetch_add(1, Ordering::SeqCst);
@@ -1123,11 +1122,9 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
                     axum::http::StatusCode::OK
                 }
             }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+        },
+    ))
+    .await;
 
     let stack = Stack::start().await;
     let (_, admin) = stack.tenant("Hooks").await;
@@ -1225,16 +1222,11 @@ async fn webhooks_never_reach_internal_addresses() {
     use std::sync::Arc;
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async { axum::http::StatusCode::OK }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let internal = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let internal = webhook_receiver(axum::routing::post(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { axum::http::StatusCode::OK }
+    }))
+    .await;
 
     let stack = Stack::start_with(|config| {
         config.allow_insecure_webhooks = true;
@@ -1611,44 +1603,19 @@ async fn metrics_are_served_on_the_admin_port_only() {
 /// concurrently.
 #[tokio::test]
 async fn a_tenants_slow_endpoints_do_not_delay_other_tenants_webhooks() {
-    let receiver = |delay: std::time::Duration| async move {
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move || async move {
-                tokio::time::sleep(delay).await; // a slow endpoint
-                axum::http::StatusCode::OK
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+    let receiver = |delay: std::time::Duration| {
+        webhook_receiver(axum::routing::post(move || async move {
+            tokio::time::sleep(delay).await; // a slow endpoint
+            axum::http::StatusCode::OK
+        }))
     };
     let slow = receiver(std::time::Duration::from_secs(6)).await;
     let fast = receiver(std::time::Duration::ZERO).await;
     let stack = Stack::start().await;
-    let hook = |token: String, url: String| {
-        let stack = &stack;
-        async move {
-            let created = stack
-                .call(
-                    Method::POST,
-                    "/v1/webhooks",
-                    Some(&token),
-                    Some(json!({"url": url, "event_types": ["crm.customers.contact.created.v1"]})),
-                    &[],
-                )
-                .await;
-            json_of(created, 201).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
     let (_, busy) = stack.tenant("Busy").await;
     let (_, quiet) = stack.tenant("Quiet").await;
-    hook(busy.clone(), slow).await;
-    let quiet_hook = hook(quiet.clone(), fast).await;
+    stack.contact_webhook(&busy, &slow).await;
+    let quiet_hook = stack.contact_webhook(&quiet, &fast).await;
     for n in 0..24 {
         stack
             .call(
@@ -1803,13 +1770,8 @@ async fn new_user(stack: &Stack, admin: &str, email: &str, password: &str) -> re
 /// erased is cancelled, so no copy of the person's data stays behind.
 #[tokio::test]
 async fn webhook_deliveries_keep_no_personal_data_after_sending_or_erasure() {
-    let answering = |status: axum::http::StatusCode| async move {
-        let app =
-            axum::Router::new().route("/hook", axum::routing::post(move || async move { status }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+    let answering = |status: axum::http::StatusCode| {
+        webhook_receiver(axum::routing::post(move || async move { status }))
     };
     let accepting = answering(axum::http::StatusCode::OK).await;
     let failing = answering(axum::http::StatusCode::SERVICE_UNAVAILABLE).await;
@@ -1821,19 +1783,7 @@ async fn webhook_deliveries_keep_no_personal_data_after_sending_or_erasure() {
     let (_, admin) = stack.tenant("Erasure").await;
     let mut hooks = Vec::new();
     for url in [&accepting, &failing] {
-        let hook: Value = stack
-            .call(
-                Method::POST,
-                "/v1/webhooks",
-                Some(&admin),
-                Some(json!({"url": url, "event_types": ["crm.customers.contact.created.v1"]})),
-                &[],
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        hooks.push(hook["id"].as_str().unwrap().to_owned());
+        hooks.push(stack.contact_webhook(&admin, url).await);
     }
     let contact: Value = stack
         .call(

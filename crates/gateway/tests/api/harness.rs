@@ -243,3 +243,31 @@ pub async fn json_of(response: Response, status: u16) -> Value {
     assert_eq!(code, status, "{text}");
     serde_json::from_str(&text).unwrap()
 }
+
+/// Serves `hook` (a webhook receiver) on loopback and answers its URL.
+pub async fn webhook_receiver(hook: axum::routing::MethodRouter) -> String {
+    let app = axum::Router::new().route("/hook", hook);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+impl Stack {
+    /// Registers a webhook for new contacts as `token`; answers its id.
+    pub async fn contact_webhook(&self, token: &str, url: &str) -> String {
+        let created = self
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                Some(token),
+                Some(json!({"url": url, "event_types": ["crm.customers.contact.created.v1"]})),
+                &[],
+            )
+            .await;
+        json_of(created, 201).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
