@@ -173,6 +173,11 @@ pub async fn engage(
 /// The caller's bearer token, passed on to the customers service.
 pub type Token = Option<MetadataValue<tonic::metadata::Ascii>>;
 
+/// The bearer token `request` came with.
+pub fn token_of<T>(request: &Request<T>) -> Token {
+    request.metadata().get("authorization").cloned()
+}
+
 /// Refuses an account the caller cannot see in the customers service (a
 /// won deal promotes its account there, so winning one for an account
 /// the caller cannot see would change a record beyond its reach).
@@ -201,7 +206,7 @@ pub async fn check_account_visible(
     }
 }
 
-fn with_token<T>(token: &Option<MetadataValue<tonic::metadata::Ascii>>, message: T) -> Request<T> {
+fn with_token<T>(token: &Token, message: T) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {
         request
@@ -651,20 +656,20 @@ impl LeadService for LeadHandlers {
                 None => Utc::now(),
             };
             let mut tx = self.0.begin(&caller).await?;
-            visible_lead(&mut tx, &caller, id, false).await?;
-            let scope = scope(&caller);
+            // Recorded only on a lead the caller sees; others are not found.
             let lead = engage(
                 &self.0,
                 &mut tx,
                 &caller,
-                &scope,
+                &scope(&caller),
                 id,
                 &request.engagement,
                 at,
             )
-            .await?;
+            .await?
+            .ok_or_else(|| Error::not_found("lead", id))?;
             commit(tx).await?;
-            Ok(RecordEngagementResponse { lead })
+            Ok(RecordEngagementResponse { lead: Some(lead) })
         })
         .await
     }
@@ -675,7 +680,7 @@ impl LeadService for LeadHandlers {
     ) -> Result<Response<ConvertLeadResponse>, Status> {
         // The caller's own token goes on to the customers service, which
         // checks it again (zero trust).
-        let token = request.metadata().get("authorization").cloned();
+        let token = token_of(&request);
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
             let id = parse_id("lead_id", &request.lead_id)?;

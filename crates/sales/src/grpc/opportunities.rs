@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::leads::{check_account_visible, Token};
+use super::leads::{check_account_visible, token_of, Token};
 use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::{opportunity, optional_id, parse_id};
@@ -240,7 +240,7 @@ impl OpportunityService for OpportunityHandlers {
         &self,
         request: Request<CreateOpportunityRequest>,
     ) -> Result<Response<CreateOpportunityResponse>, Status> {
-        let token = request.metadata().get("authorization").cloned();
+        let token = token_of(&request);
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
             let o = request
@@ -320,7 +320,7 @@ impl OpportunityService for OpportunityHandlers {
         &self,
         request: Request<MoveStageRequest>,
     ) -> Result<Response<MoveStageResponse>, Status> {
-        let token = request.metadata().get("authorization").cloned();
+        let token = token_of(&request);
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
             let id = parse_id("id", &request.id)?;
