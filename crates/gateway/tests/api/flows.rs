@@ -1706,13 +1706,23 @@ async fn the_same_email_is_a_separate_user_in_each_tenant_and_reveals_nothing_ac
     let (acme_id, acme) = stack.tenant("Acme").await;
     let (globex_id, globex) = stack.tenant("Globex").await;
     let sam = "Sam@Shared.example";
-    let created = new_user(&stack, &acme, sam, "acme password 1").await;
+    let created = stack
+        .create_user(&acme, sam, "acme password 1", "sales_rep")
+        .await;
     assert_eq!(created.status(), 201);
     // Globex's admin is not told that Acme has a Sam.
-    let created = new_user(&stack, &globex, sam, "globex password 1").await;
+    let created = stack
+        .create_user(&globex, sam, "globex password 1", "sales_rep")
+        .await;
     assert_eq!(created.status(), 201);
     // Within one tenant the e-mail stays unique.
-    let again = problem(new_user(&stack, &acme, sam, "acme password 2").await, 400).await;
+    let again = problem(
+        stack
+            .create_user(&acme, sam, "acme password 2", "sales_rep")
+            .await,
+        400,
+    )
+    .await;
     assert_eq!(again["errors"][0]["field"], "email", "{again}");
 
     let sam = |password: &str| json!({"email": "sam@shared.example", "password": password});
@@ -1733,7 +1743,9 @@ async fn the_same_email_is_a_separate_user_in_each_tenant_and_reveals_nothing_ac
 
     // One password for both: the person names the tenant.
     for admin in [&acme, &globex] {
-        let created = new_user(&stack, admin, "bob@shared.example", "one password 1").await;
+        let created = stack
+            .create_user(admin, "bob@shared.example", "one password 1", "sales_rep")
+            .await;
         assert_eq!(created.status(), 201);
     }
     let mut bob = json!({"email": "bob@shared.example", "password": "one password 1"});
@@ -1756,13 +1768,6 @@ async fn signed_in_tenant(stack: &Stack, body: Value) -> String {
         .await;
     let me: Value = me.json().await.unwrap();
     me["tenant_id"].as_str().unwrap().to_owned()
-}
-
-async fn new_user(stack: &Stack, admin: &str, email: &str, password: &str) -> reqwest::Response {
-    let body = json!({"email": email, "display_name": "Someone", "password": password, "roles": ["sales_rep"]});
-    stack
-        .call(Method::POST, "/v1/users", Some(admin), Some(body), &[])
-        .await
 }
 
 /// Webhook deliveries keep an event only while it may still be sent: a

@@ -97,20 +97,26 @@ impl Stack {
     /// the user's access token.
     pub async fn user(&self, admin: &str, email: &str, role: &str) -> String {
         let password = "user password 1";
-        let created = self
-            .call(
-                Method::POST,
-                "/v1/users",
-                Some(admin),
-                Some(json!({"email": email, "display_name": role, "password": password, "roles": [role]})),
-                &[],
-            )
-            .await;
+        let created = self.create_user(admin, email, password, role).await;
         assert_eq!(created.status(), 201, "{:?}", created.text().await);
         self.login(email, password).await["access_token"]
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// Asks, as `admin`, for a user with one role; answers the response.
+    pub async fn create_user(
+        &self,
+        admin: &str,
+        email: &str,
+        password: &str,
+        role: &str,
+    ) -> Response {
+        let body =
+            json!({"email": email, "display_name": role, "password": password, "roles": [role]});
+        self.call(Method::POST, "/v1/users", Some(admin), Some(body), &[])
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Value {
