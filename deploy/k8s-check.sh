@@ -2,7 +2,8 @@
 # Renders every Kubernetes overlay and checks it: schemas
 # (kubernetes-validate --strict), security policy (checkov; the justified
 # exceptions are in k8s/.checkov.yaml) and the network policies' flows
-# (deploy/k8s_flows.py: every needed flow allowed, nothing else).
+# (deploy/k8s_flows.py: every needed flow allowed, nothing else); and that
+# the Dockerfile and docker-compose.yml cover every binary (deploy/images_check.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -26,4 +27,5 @@ done
 for rendered in "$out"/*.yaml; do
   "$venv/bin/python" deploy/k8s_flows.py <"$rendered"
 done
+"$venv/bin/python" deploy/images_check.py
 log "kubernetes overlays render, validate, pass checkov and allow exactly the needed flows"
