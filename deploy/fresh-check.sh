@@ -30,13 +30,6 @@ root=$(mktemp -d /tmp/crm-fresh.XXXXXX)
 chmod 755 "$root"   # it becomes /, which the postgres user must traverse
 mkdir -p "$CARGO_TARGET_DIR"
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 20000))
-    tcp_open 127.0.0.1 "$port" || { echo "$port"; return; }
-  done
-}
 pg_port=$(free_port); nats_port=$(free_port); plain_nats_port=$(free_port)
 
 inside() {

@@ -52,6 +52,15 @@ url_port() { local rest="${1#*://}"; rest="${rest#*@}"; rest="${rest%%/*}"; case
 
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# A port nothing listens on (20000-39999).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 20000))
+    tcp_open 127.0.0.1 "$port" || { echo "$port"; return; }
+  done
+}
+
 wait_tcp() {
   local host=$1 port=$2 what=$3
   for _ in $(seq 1 100); do tcp_open "$host" "$port" && return 0; sleep 0.1; done
