@@ -16,6 +16,9 @@ export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
 # Databases left by an interrupted earlier run (a finished test drops its own).
 psql "$CRM_TEST_DATABASE_URL" -Atqc "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'crm\_test\_%' AND (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = pg_database.datname) = 0" \
   | psql "$CRM_TEST_DATABASE_URL" -Atq >/dev/null 2>&1 || true
+# Roles of end-to-end platform instances whose databases went above.
+psql "$CRM_TEST_DATABASE_URL" -Atqc "SELECT 'DROP ROLE IF EXISTS ' || quote_ident(rolname) || ';' FROM pg_roles WHERE rolname LIKE 'crm\_test\_e2e\_%'" \
+  | psql "$CRM_TEST_DATABASE_URL" -Atq >/dev/null 2>&1 || true
 
 # The end-to-end flows (tests/e2e) start the platform with deploy/run.sh,
 # which runs these binaries: build them first so that is a no-op.

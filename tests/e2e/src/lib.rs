@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,23 +68,22 @@ impl Reply {
     }
 }
 
-fn port_free(port: u32) -> bool {
+fn port_free(port: i32) -> bool {
     u16::try_from(port).is_ok_and(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
 }
 
 /// A port offset whose service ports (50051.. and admin 51051..) are free,
-/// and a free HTTP port whose admin port (+1000) is free too.
-fn free_ports() -> anyhow::Result<(u32, u32)> {
-    let seed = u32::from(uuid::Uuid::now_v7().as_bytes()[15]);
-    for attempt in 0..200u32 {
-        let offset = 1000 + ((seed + attempt * 37) % 400) * 20;
+/// and a free HTTP port whose admin port (+1000) is free too; all below
+/// the kernel's ephemeral range (32768..), where outgoing connections
+/// cannot take them.
+fn free_ports() -> anyhow::Result<(i32, i32)> {
+    let seed = i32::from(uuid::Uuid::now_v7().as_bytes()[15]);
+    for attempt in 0..300 {
+        let offset = -(22_000 + ((seed + attempt * 37) % 300) * 20);
+        let http = 10_000 + ((seed + attempt * 53) % 700) * 10;
         let ports = (50051..=50055).flat_map(|p| [p + offset, p + offset + 1000]);
-        if ports.clone().all(port_free) {
-            for http in (18080 + offset..18080 + offset + 10).filter(|p| *p < 30000) {
-                if port_free(http) && port_free(http + 1000) {
-                    return Ok((offset, http));
-                }
-            }
+        if ports.chain([http, http + 1000]).all(port_free) {
+            return Ok((offset, http));
         }
     }
     bail!("no free ports for a platform instance")
@@ -106,10 +106,30 @@ impl Platform {
         let admin_url = std::env::var("CRM_TEST_DATABASE_URL")
             .or_else(|_| std::env::var("CRM_PG_ADMIN_URL"))
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let nats_url =
-            std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
         let (offset, http_port) = free_ports()?;
-        let mut run = Command::new("bash")
+        let mut run = Command::new("bash");
+        // The variables cargo sets for this test would make run.sh's own
+        // `cargo build` see changed inputs and rebuild half the tree.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+                || key == "OUT_DIR"
+            {
+                run.env_remove(key.as_ref());
+            }
+        }
+        let mut run = run
             .arg(repo_root().join("deploy/run.sh"))
             .current_dir(repo_root())
             .env("CRM_PROFILE", "dev")
@@ -131,8 +151,12 @@ impl Platform {
         let group = Pid::from_raw(run.id().context("run.sh has a pid")? as i32);
         let (lines_tx, mut lines) = mpsc::unbounded_channel();
         for stream in [
-            run.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            run.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            run.stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            run.stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ]
         .into_iter()
         .flatten()
@@ -231,7 +255,11 @@ impl Platform {
             )
             .await?;
         if created.status != StatusCode::CREATED {
-            bail!("creating tenant {name}: {} {}", created.status, created.body);
+            bail!(
+                "creating tenant {name}: {} {}",
+                created.status,
+                created.body
+            );
         }
         let login = self
             .call(
@@ -304,10 +332,11 @@ impl Platform {
     /// Starts `spec` in this instance's process group (so [`Platform::stop`]
     /// ends it too), its output appended to the binary's log.
     pub fn spawn(&self, spec: &ProcessSpec) -> anyhow::Result<Pid> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.state_dir.join("logs").join(format!("{}.log", spec.binary)))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(
+            self.state_dir
+                .join("logs")
+                .join(format!("{}.log", spec.binary)),
+        )?;
         let child = std::process::Command::new(&spec.exe)
             .env_clear()
             .envs(&spec.env)
@@ -412,7 +441,10 @@ impl Platform {
 /// Exited: no such process, or a zombie waiting for its parent.
 fn is_gone(pid: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.split_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+        .map(|stat| {
+            stat.split_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 

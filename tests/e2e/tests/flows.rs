@@ -176,7 +176,8 @@ async fn a_lead_is_won_ordered_and_paid(p: &Platform) {
         .await
         .unwrap()
         .expect(201);
-    assert_eq!(order["account_id"], account.as_str());
+    assert_eq!(order["opportunity_id"], deal.as_str());
+    assert_eq!(order["total"]["amount"], "565.14");
     let order = order["id"].as_str().unwrap().to_owned();
     let invoice = p
         .call(
@@ -192,8 +193,12 @@ async fn a_lead_is_won_ordered_and_paid(p: &Platform) {
     assert_eq!(invoice["amount"]["amount"], "565.14");
     let invoice = invoice["id"].as_str().unwrap().to_owned();
     let paid = p
-        .call(Method::POST, &format!("/v1/invoices/{invoice}/payments"), t,
-            Some(json!({"amount": {"amount": "565.14", "currency": "EUR"}, "method": "transfer"})))
+        .call(
+            Method::POST,
+            &format!("/v1/invoices/{invoice}/payments"),
+            t,
+            Some(json!({"amount": {"amount": "565.14", "currency": "EUR"}, "method": "transfer"})),
+        )
         .await
         .unwrap()
         .expect(200);
@@ -217,7 +222,10 @@ async fn a_lead_is_won_ordered_and_paid(p: &Platform) {
         format!("/v1/opportunities/{deal}"),
         format!("/v1/orders/{order}"),
     ] {
-        let reply = p.call(Method::GET, &path, Some(&other), None).await.unwrap();
+        let reply = p
+            .call(Method::GET, &path, Some(&other), None)
+            .await
+            .unwrap();
         assert_eq!(reply.status, 404, "{path}: {}", reply.body);
     }
 }
@@ -284,8 +292,12 @@ async fn merges_and_erasure_reach_sales(p: &Platform) {
     }
 
     // A converted lead; her person is erased in customers.
-    let lead = create("/v1/leads", json!({"first_name": "Erika", "last_name": "Mustermann",
-        "email": "erika@example.de", "company": "Erika GmbH", "status": "LEAD_STATUS_QUALIFIED"})).await;
+    let lead = create(
+        "/v1/leads",
+        json!({"first_name": "Erika", "last_name": "Mustermann",
+        "email": "erika@example.de", "company": "Erika GmbH", "status": "LEAD_STATUS_QUALIFIED"}),
+    )
+    .await;
     let converted = p
         .call(
             Method::POST,
@@ -306,7 +318,12 @@ async fn merges_and_erasure_reach_sales(p: &Platform) {
     )
     .await;
     let erased = p
-        .call(Method::POST, &format!("/v1/contacts/{person}/erase"), t, None)
+        .call(
+            Method::POST,
+            &format!("/v1/contacts/{person}/erase"),
+            t,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(erased.status, 204, "{}", erased.body);
