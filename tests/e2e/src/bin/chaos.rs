@@ -769,7 +769,7 @@ async fn verify(
     // Webhooks: one delivery row per (webhook, event), each received.
     let created: HashSet<uuid::Uuid> = {
         let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
-            "SELECT event_id FROM outbox WHERE tenant_id = $1 AND subject LIKE '%.crm.customers.contact.created'",
+            "SELECT event_id FROM outbox WHERE tenant_id = $1 AND subject LIKE '%crm.customers.contact.created'",
         )
         .bind(tenant)
         .fetch_all(&customers)
