@@ -243,10 +243,10 @@ async fn worker(ctx: Arc<Ctx>, w: usize) {
                 .await;
             }
         }
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             convert_and_win(&ctx, &key).await;
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             let mut csv = String::from("first_name,last_name,email\n");
             let emails: Vec<String> = (0..5)
                 .map(|j| format!("imp-{key}-{j}@chaos.example"))
@@ -433,6 +433,10 @@ async fn faults(ctx: &Ctx, gateways: &mut [ProcessSpec]) -> anyhow::Result<()> {
     }
     ctx.set_phase(Phase::Settle);
     Ok(())
+}
+
+fn snapshot<T: Clone>(list: &Mutex<Vec<T>>) -> Vec<T> {
+    list.lock().expect("lock").clone()
 }
 
 /// Counts rows per key in one query: `sql` takes a text[] and answers (key, count).
@@ -668,18 +672,19 @@ async fn verify(
     // Writes: each acknowledged one exactly once, none of the others twice.
     let per_point =
         "SELECT point, count(*) FROM contact_points WHERE point = ANY($1) GROUP BY point";
-    for (what, acked, tried) in [
+    let written = [
         (
             "contacts",
-            ctx.acked_contacts.lock().expect("lock").clone(),
-            ctx.tried_contacts.lock().expect("lock").clone(),
+            snapshot(&ctx.acked_contacts),
+            snapshot(&ctx.tried_contacts),
         ),
         (
             "imported contacts",
-            ctx.acked_imports.lock().expect("lock").clone(),
+            snapshot(&ctx.acked_imports),
             Vec::new(),
         ),
-    ] {
+    ];
+    for (what, acked, tried) in written {
         let found = counts(&customers, per_point, &[acked.clone(), tried].concat()).await?;
         let missing = acked.iter().filter(|e| !found.contains_key(*e)).count();
         let doubled = found.values().filter(|c| **c > 1).count();
@@ -693,19 +698,18 @@ async fn verify(
             ));
         }
     }
-    let conversions = ctx.acked_conversions.lock().expect("lock").clone();
-    let tried: Vec<String> = ctx
-        .tried_conversions
-        .lock()
-        .expect("lock")
+    let conversions = snapshot(&ctx.acked_conversions);
+    let tried = snapshot(&ctx.tried_conversions);
+    let emails: Vec<String> = tried
         .iter()
         .map(|k| format!("{k}@lead.chaos.example"))
         .collect();
-    let people = counts(&customers, per_point, &tried).await?;
+    let names: Vec<String> = tried.iter().map(|k| format!("Company {k}")).collect();
+    let people = counts(&customers, per_point, &emails).await?;
     let accounts = counts(
         &customers,
         "SELECT name, count(*) FROM accounts WHERE name = ANY($1) AND deleted_at IS NULL GROUP BY name",
-        &ctx.tried_conversions.lock().expect("lock").iter().map(|k| format!("Company {k}")).collect::<Vec<_>>(),
+        &names,
     )
     .await?;
     let missing = conversions
@@ -802,7 +806,7 @@ async fn verify(
         ));
     }
     // Cross-service effect: each won deal's account became a customer.
-    let won = ctx.acked_won_accounts.lock().expect("lock").clone();
+    let won = snapshot(&ctx.acked_won_accounts);
     let not_customers = eventually_empty("won accounts not yet customers", || async {
         let (customer,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM accounts WHERE id = ANY($1::uuid[]) AND lifecycle_stage = $2",
