@@ -46,18 +46,45 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         assert!(
-            row.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= 2 * MAX_RECORD_BYTES + 64 * 1024,
+            row.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+                <= 2 * MAX_RECORD_BYTES + 64 * 1024,
             "no record past the limit"
         );
-        let columns = header_columns.get_or_insert_with(|| row.iter().map(|(k, _)| k.clone()).collect());
+        let columns =
+            header_columns.get_or_insert_with(|| row.iter().map(|(k, _)| k.clone()).collect());
         for (entity, targets) in [
-            (Entity::Contact, ["email", "phone", "birthday", "lifecycle_stage", "owner_id", "tags"]),
-            (Entity::Account, ["name", "domain", "phone", "lifecycle_stage", "owner_id", "tags"]),
+            (
+                Entity::Contact,
+                [
+                    "email",
+                    "phone",
+                    "birthday",
+                    "lifecycle_stage",
+                    "owner_id",
+                    "tags",
+                ],
+            ),
+            (
+                Entity::Account,
+                [
+                    "name",
+                    "domain",
+                    "phone",
+                    "lifecycle_stage",
+                    "owner_id",
+                    "tags",
+                ],
+            ),
         ] {
             // Map the file's columns in order onto a few fields, plus one custom field.
             let mapping: HashMap<String, String> = row
                 .iter()
-                .zip(targets.iter().map(|t| t.to_string()).chain(["custom.score".to_owned()]))
+                .zip(
+                    targets
+                        .iter()
+                        .map(|t| t.to_string())
+                        .chain(["custom.score".to_owned()]),
+                )
                 .map(|((column, _), target)| (column.clone(), target))
                 .collect();
             let header = ImportHeader {

@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(dynamic) = message::decode(descriptor, json) else {
         return;
     };
-    let filter = Filter::decode(message::encode(&dynamic).as_slice()).expect("re-encoded filter decodes");
+    let filter =
+        Filter::decode(message::encode(&dynamic).as_slice()).expect("re-encoded filter decodes");
     let catalog = FieldCatalog::new(Vec::new());
     for columns in [CONTACT_COLUMNS, ACCOUNT_COLUMNS] {
         let Ok(expr) = check(Some(&filter), columns, &catalog, "filter") else {
@@ -40,6 +41,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(depth >= 0, "unbalanced SQL: {sql}");
         }
         assert_eq!(depth, 0, "unbalanced SQL: {sql}");
-        assert!(!sql.contains(';') && !sql.contains("--"), "request text in SQL: {sql}");
+        assert!(
+            !sql.contains(';') && !sql.contains("--"),
+            "request text in SQL: {sql}"
+        );
     }
 });

@@ -414,25 +414,23 @@ impl Platform {
             .connect(&self.admin_url)
             .await?;
         let like = format!("{}\\_%", self.instance.replace('_', "\\_"));
-        let databases: Vec<(String,)> =
-            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
-                .bind(&like)
-                .fetch_all(&admin)
-                .await?;
-        for (name,) in databases {
-            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&admin)
-                .await?;
-        }
-        let roles: Vec<(String,)> =
-            sqlx::query_as("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
-                .bind(&like)
-                .fetch_all(&admin)
-                .await?;
-        for (name,) in roles {
-            sqlx::query(&format!("DROP ROLE IF EXISTS \"{name}\""))
-                .execute(&admin)
-                .await?;
+        // Databases first: a role that still owns one cannot be dropped.
+        for (list, drop) in [
+            (
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            ),
+            (
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE $1",
+                "DROP ROLE IF EXISTS \"{}\"",
+            ),
+        ] {
+            let names: Vec<(String,)> = sqlx::query_as(list).bind(&like).fetch_all(&admin).await?;
+            for (name,) in names {
+                sqlx::query(&drop.replace("{}", &name))
+                    .execute(&admin)
+                    .await?;
+            }
         }
         Ok(())
     }

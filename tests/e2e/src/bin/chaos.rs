@@ -382,12 +382,23 @@ async fn shell(command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ready(http: &reqwest::Client, base: &str) -> bool {
-    http.get(format!("{base}/readyz"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == StatusCode::OK)
+/// Waits (up to a minute) until the gateway at `base` answers `/readyz`.
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    testkit::eventually(
+        &format!("{base} to be ready"),
+        Duration::from_secs(60),
+        || async {
+            let answer = http
+                .get(format!("{base}/readyz"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            answer
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 async fn faults(ctx: &Ctx, gateways: &mut [ProcessSpec]) -> anyhow::Result<()> {
@@ -417,17 +428,7 @@ async fn faults(ctx: &Ctx, gateways: &mut [ProcessSpec]) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         Platform::signal_and_wait(spec.pid, Signal::SIGTERM).await?;
         spec.pid = ctx.platform.spawn(spec)?;
-        let http = ctx.platform.http.clone();
-        let base = ctx.backends[i].base.clone();
-        testkit::eventually(
-            "the restarted gateway to be ready",
-            Duration::from_secs(60),
-            || {
-                let (http, base) = (http.clone(), base.clone());
-                async move { ready(&http, &base).await.then_some(()) }
-            },
-        )
-        .await;
+        wait_ready(&ctx.platform.http, &ctx.backends[i].base).await;
         ctx.backends[i].in_rotation.store(true, Ordering::SeqCst);
         pause().await;
     }
@@ -530,16 +531,7 @@ async fn main() -> anyhow::Result<()> {
     );
     second.pid = platform.spawn(&second)?;
     let second_base = format!("http://127.0.0.1:{port}");
-    let http = platform.http.clone();
-    testkit::eventually(
-        "the second gateway to be ready",
-        Duration::from_secs(60),
-        || {
-            let (http, base) = (http.clone(), second_base.clone());
-            async move { ready(&http, &base).await.then_some(()) }
-        },
-    )
-    .await;
+    wait_ready(&platform.http, &second_base).await;
 
     let (tenant, token) = platform.tenant("Chaos").await?;
     let pipeline = platform
