@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let filter =
-        Filter::decode(message::encode(&dynamic).as_slice()).expect("re-encoded filter decodes");
+        Filter::decode(dynamic.encode_to_vec().as_slice()).expect("re-encoded filter decodes");
     let catalog = FieldCatalog::new(Vec::new());
     for columns in [CONTACT_COLUMNS, ACCOUNT_COLUMNS] {
         let Ok(expr) = check(Some(&filter), columns, &catalog, "filter") else {

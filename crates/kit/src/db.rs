@@ -135,6 +135,10 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before every acquire (a round trip per request): a
+            // connection the server dropped fails its next query, which the
+            // caller sees as UNAVAILABLE and retries, and the pool discards it.
+            .test_before_acquire(false)
             .connect_with(runtime_options.log_statements(tracing::log::LevelFilter::Trace))
             .await
             .context("connecting to the service database with DATABASE_URL")?;
@@ -175,15 +179,15 @@ impl Database {
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)?
         .map_err(|_| sqlx::Error::PoolClosed)?;
-        let mut tx = self.pool.begin().await?;
-        // One round trip for both settings, local to the transaction.
-        sqlx::query(
-            "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)",
-        )
-        .bind(tenant.to_string())
-        .bind(format!("{}ms", self.statement_timeout.as_millis()))
-        .execute(&mut *tx)
-        .await?;
+        // BEGIN and both settings (local to the transaction) in one round
+        // trip. Formatted, not bound: the values are a UUID and a number,
+        // never text from a request.
+        let begin = format!(
+            "BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true), \
+             set_config('statement_timeout', '{}ms', true)",
+            self.statement_timeout.as_millis()
+        );
+        let tx = self.pool.begin_with(begin).await?;
         Ok(TenantTx { tx, _slot: slot })
     }
 
