@@ -69,6 +69,13 @@ debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log
   || { tail -20 "$root.debootstrap.log"; die "debootstrap failed"; }
 rm -f "$root.debootstrap.log"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The network's own certificate authorities (a TLS-inspecting proxy, a
+# company CA) are part of any machine on it, not of the project's set-up:
+# Debian's ca-certificates package adds them when the scripts install it.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 for dir in "$checkout" "$cargo_home" "$rustup_home" "$CARGO_TARGET_DIR"; do
   mkdir -p "$root$dir"; mount --bind "$dir" "$root$dir"
 done
