@@ -187,6 +187,79 @@ pub struct TokenVerifier {
     keys: KeyStore,
     issuer: String,
     audience: String,
+    verified: VerifiedTokens,
+}
+
+/// Seconds a token is still accepted past its `exp` (clock skew).
+const LEEWAY_SECONDS: i64 = 30;
+
+/// Tokens whose signature, issuer and audience were checked, by SHA-256 of
+/// the whole token (a changed signature is another entry), with their
+/// caller, key id and expiry. A request with a known token skips the
+/// signature check (the costly part: once per token, not per hop and per
+/// request) but not the expiry, nor the lookup of its key, so a token whose
+/// key was retired is refused as before. Bounded: when full, expired
+/// entries go, and if that is not enough, all of them.
+struct VerifiedTokens {
+    entries: std::sync::Mutex<HashMap<[u8; 32], VerifiedToken>>,
+}
+
+#[derive(Clone)]
+struct VerifiedToken {
+    caller: CallerContext,
+    kid: Option<String>,
+    exp: i64,
+}
+
+const VERIFIED_CAPACITY: usize = 10_000;
+
+impl VerifiedTokens {
+    fn new() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], VerifiedToken>> {
+        // A panic while holding the lock leaves a usable map.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The entry of `token` if it has not expired at `now` (Unix seconds).
+    fn get(&self, token: &str, now: i64) -> Option<VerifiedToken> {
+        let digest = Self::digest(token);
+        let mut entries = self.lock();
+        match entries.get(&digest) {
+            Some(entry) if now <= entry.exp + LEEWAY_SECONDS => Some(entry.clone()),
+            Some(_) => {
+                entries.remove(&digest);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, token: &str, entry: VerifiedToken, now: i64) {
+        let mut entries = self.lock();
+        if entries.len() >= VERIFIED_CAPACITY {
+            entries.retain(|_, e| now <= e.exp + LEEWAY_SECONDS);
+            if entries.len() >= VERIFIED_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(Self::digest(token), entry);
+    }
+}
+
+fn unix_now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
 }
 
 impl TokenVerifier {
@@ -210,6 +283,7 @@ impl TokenVerifier {
             keys,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            verified: VerifiedTokens::new(),
         })
     }
 
@@ -236,11 +310,18 @@ impl TokenVerifier {
             keys: KeyStore::Set(set),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            verified: VerifiedTokens::new(),
         })
     }
 
     /// Verifies signature, expiry, issuer and audience; returns the caller.
     pub async fn verify(&self, token: &str) -> Result<CallerContext, Error> {
+        let now = unix_now();
+        if let Some(known) = self.verified.get(token, now) {
+            // Its key must still be one we accept (rotation, removal).
+            self.key_for(known.kid.as_deref()).await?;
+            return Ok(known.caller);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::Unauthenticated("malformed bearer token".into()))?;
         if !matches!(header.alg, Algorithm::EdDSA | Algorithm::ES256) {
@@ -258,7 +339,7 @@ impl TokenVerifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECONDS as u64;
         let data =
             jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|error| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -271,7 +352,18 @@ impl TokenVerifier {
                 };
                 Error::Unauthenticated(reason.into())
             })?;
-        Ok(CallerContext::from_claims(data.claims))
+        let exp = data.claims.exp;
+        let caller = CallerContext::from_claims(data.claims);
+        self.verified.insert(
+            token,
+            VerifiedToken {
+                caller: caller.clone(),
+                kid: header.kid,
+                exp,
+            },
+            now,
+        );
+        Ok(caller)
     }
 
     async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerificationKey>, Error> {
@@ -539,5 +631,43 @@ impl tonic::service::Interceptor for BearerToken {
             .metadata_mut()
             .insert("authorization", self.0.clone());
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(exp: i64) -> VerifiedToken {
+        VerifiedToken {
+            caller: CallerContext::system("test", Uuid::now_v7()),
+            kid: None,
+            exp,
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_expire_with_their_leeway() {
+        let cache = VerifiedTokens::new();
+        cache.insert("token", entry(1_000), 900);
+        assert!(cache.get("token", 1_000 + LEEWAY_SECONDS).is_some());
+        assert!(cache.get("token", 1_001 + LEEWAY_SECONDS).is_none());
+        // Gone once seen expired.
+        assert!(cache.get("token", 900).is_none());
+        assert!(cache.get("other", 900).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_tokens_first() {
+        let cache = VerifiedTokens::new();
+        for i in 0..VERIFIED_CAPACITY {
+            // Half of them expired by `now` = 2_000.
+            let exp = if i % 2 == 0 { 100 } else { 5_000 };
+            cache.insert(&format!("t{i}"), entry(exp), 0);
+        }
+        cache.insert("new", entry(5_000), 2_000);
+        assert_eq!(cache.lock().len(), VERIFIED_CAPACITY / 2 + 1);
+        assert!(cache.get("t1", 2_000).is_some());
+        assert!(cache.get("new", 2_000).is_some());
     }
 }

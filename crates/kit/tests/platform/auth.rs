@@ -36,6 +36,43 @@ async fn valid_tokens_give_the_caller_context() {
     assert_eq!(caller.visibility, Visibility::Team);
 }
 
+/// Verified tokens are remembered; a copy with another signature is a
+/// different token and checked in full.
+#[tokio::test]
+async fn a_remembered_token_does_not_vouch_for_a_changed_signature() {
+    let issuer = TokenIssuer::new();
+    let verifier = verifier_for(&issuer);
+    let tenant = Uuid::now_v7();
+    let token = issuer.admin_token(tenant);
+    for _ in 0..2 {
+        assert_eq!(verifier.verify(&token).await.unwrap().tenant_id, tenant);
+    }
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut forged = signature.to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = format!("{signed}.{forged}");
+    assert!(matches!(
+        verifier.verify(&tampered).await,
+        Err(Error::Unauthenticated(_))
+    ));
+    // Same claims, another key: refused, remembered or not.
+    let forger = TokenIssuer::new();
+    let claims = issuer.claims(tenant, Uuid::now_v7(), &[Role::Admin], Visibility::Tenant);
+    assert_eq!(
+        verifier
+            .verify(&issuer.sign(&claims))
+            .await
+            .unwrap()
+            .tenant_id,
+        tenant
+    );
+    assert_eq!(
+        refusal(verifier.verify(&forger.sign(&claims)).await),
+        "token signature invalid"
+    );
+}
+
 #[tokio::test]
 async fn forged_expired_and_misdirected_tokens_are_refused() {
     let issuer = TokenIssuer::new();
