@@ -30,10 +30,13 @@ impl Stack {
         // gateway needs their URLs, they need its JWKS URL), so another
         // test may take one in between: then the whole stack starts again
         // on new ports.
+        // One key-encryption key for every attempt: the first one may
+        // already have sealed signing keys in the gateway's database.
+        let sealing = gateway::sealing::KeyEncryptionKey::generate();
         let mut attempt = 0;
         let gateway = loop {
             attempt += 1;
-            match launch(&mut services, &adjust).await {
+            match launch(&mut services, &adjust, &sealing).await {
                 Ok(gateway) => break gateway,
                 Err(error) if attempt < 5 => eprintln!("starting the stack again: {error:#}"),
                 Err(error) => panic!("the stack does not start: {error:#}"),
@@ -139,6 +142,7 @@ impl Stack {
 async fn launch(
     services: &mut Services,
     adjust: &impl Fn(&mut GatewayConfig),
+    sealing: &gateway::sealing::KeyEncryptionKey,
 ) -> anyhow::Result<gateway::RunningGateway> {
     let free_port = || -> anyhow::Result<u16> {
         Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -159,9 +163,7 @@ async fn launch(
         ]
         .into(),
         bootstrap_token: Some(BOOTSTRAP.into()),
-        key_encryption: gateway::sealing::KeyEncryptionKeys::only(
-            gateway::sealing::KeyEncryptionKey::generate(),
-        ),
+        key_encryption: gateway::sealing::KeyEncryptionKeys::only(sealing.clone()),
         issuer: "crm-gateway".into(),
         audience: "crm".into(),
         access_ttl: Duration::from_secs(300),
