@@ -348,18 +348,13 @@ async fn kill_nats(pid_file: &str) -> anyhow::Result<()> {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let spec = ProcessSpec {
-        binary: "nats-server".into(),
-        pid: Pid::from_raw(pid),
-        exe: std::fs::read_link(format!("/proc/{pid}/exe"))?,
-        env: std::env::vars().collect(),
-    };
-    Platform::signal_and_wait(spec.pid, Signal::SIGKILL).await?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    Platform::signal_and_wait(Pid::from_raw(pid), Signal::SIGKILL).await?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(format!("{pid_file}.log"))?;
-    std::process::Command::new(&spec.exe)
+    std::process::Command::new(&exe)
         .args(&args[1..])
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
