@@ -58,39 +58,72 @@ impl Outbox {
         aggregate_version: i64,
         payload: &E,
     ) -> sqlx::Result<Uuid> {
-        let id = Uuid::now_v7();
+        let ids = self
+            .enqueue_many(tx, caller, [(aggregate_id, aggregate_version, payload)])
+            .await?;
+        Ok(ids[0])
+    }
+
+    /// Adds one event per `(aggregate id, version, payload)` in a single
+    /// statement (bulk import writes thousands per transaction). Each is an
+    /// ordinary event, as if enqueued one by one in this order.
+    pub async fn enqueue_many<'p, E: DomainEvent + 'p>(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        caller: &CallerContext,
+        events: impl IntoIterator<Item = (Uuid, i64, &'p E)>,
+    ) -> sqlx::Result<Vec<Uuid>> {
         let now = Utc::now();
+        let occurred_at = Some(prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: now.timestamp_subsec_nanos() as i32,
+        });
         let trace_parent = telemetry::current_traceparent();
-        let event = Event {
-            id: id.to_string(),
-            r#type: payload.event_type().to_owned(),
-            source: self.source.clone(),
-            tenant_id: caller.tenant_id.to_string(),
-            subject: aggregate_id.to_string(),
-            aggregate_version,
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: now.timestamp_subsec_nanos() as i32,
-            }),
-            actor: caller.subject.clone(),
-            trace_parent: trace_parent.clone(),
-            data: payload.encode_to_vec(),
-            data_schema: E::SCHEMA.to_owned(),
-        };
+        let (mut ids, mut aggregates, mut versions, mut subjects, mut envelopes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (aggregate_id, aggregate_version, payload) in events {
+            let id = Uuid::now_v7();
+            let event = Event {
+                id: id.to_string(),
+                r#type: payload.event_type().to_owned(),
+                source: self.source.clone(),
+                tenant_id: caller.tenant_id.to_string(),
+                subject: aggregate_id.to_string(),
+                aggregate_version,
+                occurred_at,
+                actor: caller.subject.clone(),
+                trace_parent: trace_parent.clone(),
+                data: payload.encode_to_vec(),
+                data_schema: E::SCHEMA.to_owned(),
+            };
+            ids.push(id);
+            aggregates.push(aggregate_id);
+            versions.push(aggregate_version);
+            subjects.push(subject_of(payload.event_type()));
+            envelopes.push(event.encode_to_vec());
+        }
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        // `seq` follows the order of the arrays, so an aggregate's events
+        // keep the order they were given in.
         sqlx::query(
             "INSERT INTO outbox (event_id, tenant_id, aggregate_id, aggregate_version, subject, envelope, trace_parent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             SELECT e.id, $1, e.aggregate, e.version, e.subject, e.envelope, $7
+               FROM unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::bytea[])
+                    WITH ORDINALITY AS e (id, aggregate, version, subject, envelope, n)
+              ORDER BY e.n",
         )
-        .bind(id)
         .bind(caller.tenant_id)
-        .bind(aggregate_id)
-        .bind(aggregate_version)
-        .bind(subject_of(payload.event_type()))
-        .bind(event.encode_to_vec())
+        .bind(&ids)
+        .bind(&aggregates)
+        .bind(&versions)
+        .bind(&subjects)
+        .bind(&envelopes)
         .bind(trace_parent)
         .execute(&mut *tx)
         .await?;
-        Ok(id)
+        Ok(ids)
     }
 }
 

@@ -142,6 +142,38 @@ impl RawPostgres {
         }
     }
 
+    /// Rows per second of raw `COPY ... FROM STDIN (FORMAT csv)` of `csv`
+    /// (with a header line) into a table of text columns named after it,
+    /// without indexes: the database's own ceiling for loading that file.
+    pub async fn copy_rows_per_second(csv: &str) -> f64 {
+        use sqlx::Connection as _;
+        let db = crate::TestDatabase::create().await;
+        let mut connection =
+            sqlx::PgConnection::connect(&db.config().migration_url.expect("an admin URL"))
+                .await
+                .expect("connect for the raw COPY");
+        let header = csv.lines().next().unwrap_or_default();
+        let columns: Vec<String> = header.split(',').map(|c| format!("\"{c}\" text")).collect();
+        sqlx::raw_sql(&format!("CREATE TABLE raw_import ({})", columns.join(", ")))
+            .execute(&mut connection)
+            .await
+            .expect("raw import table");
+        let started = std::time::Instant::now();
+        let mut copy = connection
+            .copy_in_raw("COPY raw_import FROM STDIN (FORMAT csv, HEADER true)")
+            .await
+            .expect("start COPY");
+        copy.send(csv.as_bytes()).await.expect("COPY data");
+        let rows = copy.finish().await.expect("finish COPY");
+        let rate = rows as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "{:<28} {rows} rows in {:.1}s = {rate:.0} rows/s",
+            "raw PG COPY (same CSV)",
+            started.elapsed().as_secs_f64()
+        );
+        rate
+    }
+
     /// `rate` as a percentage of raw selects.
     pub fn of_selects(&self, rate: f64) -> f64 {
         100.0 * rate / self.selects_per_second.max(1.0)

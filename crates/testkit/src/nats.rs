@@ -90,6 +90,66 @@ impl TestNats {
     }
 }
 
+impl TestNats {
+    /// Waits (up to 60 s) until `expected` events of `event_type` are on
+    /// `domain`'s stream, then returns all of them in stream order (so a
+    /// caller can also see any beyond `expected`).
+    pub async fn events(
+        &self,
+        domain: &str,
+        event_type: &str,
+        expected: usize,
+    ) -> Vec<crm_proto::crm::common::v1::Event> {
+        use async_nats::jetstream::consumer::{pull, AckPolicy};
+        use prost::Message as _;
+        let jetstream = async_nats::jetstream::new(self.client().await);
+        let stream_name = self.naming().stream(domain);
+        let subject = self.naming().subject(kit::events::subject_of(event_type));
+        let stream = crate::eventually(
+            &format!("{expected} events {event_type}"),
+            Duration::from_secs(60),
+            || {
+                let (jetstream, stream_name, subject) =
+                    (jetstream.clone(), stream_name.clone(), subject.clone());
+                async move {
+                    let stream = jetstream.get_stream(&stream_name).await.ok()?;
+                    let mut counts = stream.info_with_subjects(&subject).await.ok()?;
+                    let mut on_stream = 0;
+                    while let Some(Ok((_, count))) = counts.next().await {
+                        on_stream += count;
+                    }
+                    (on_stream >= expected).then_some(stream)
+                }
+            },
+        )
+        .await;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: subject,
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .expect("create a reading consumer");
+        let pending = consumer.cached_info().num_pending as usize;
+        let mut messages = consumer
+            .messages()
+            .await
+            .expect("read the stream")
+            .take(pending);
+        let mut events = Vec::with_capacity(pending);
+        while let Some(message) = messages.next().await {
+            let message = message.expect("a stream message");
+            events.push(
+                crm_proto::crm::common::v1::Event::decode(message.payload.clone())
+                    .expect("an event envelope"),
+            );
+        }
+        events
+    }
+}
+
 impl Default for TestNats {
     fn default() -> Self {
         Self::new()

@@ -105,6 +105,15 @@ async fn prepare(
     Ok(keys)
 }
 
+/// What every new contact gets before it is checked: its id, no consents
+/// (consent changes go through UpdateConsent) and an owner and team the
+/// caller may give. Shared by CreateContact and the bulk import.
+pub fn make_new(caller: &CallerContext, contact: &mut Contact) -> kit::Result<()> {
+    contact.id = Uuid::now_v7().to_string();
+    contact.consents.clear();
+    default_ownership(caller, &mut contact.owner_id, &mut contact.team_id, false)
+}
+
 /// Creates a contact inside `tx`, with its event. Used by CreateContact and
 /// the importer.
 pub async fn create_in(
@@ -114,9 +123,7 @@ pub async fn create_in(
     catalog: Option<&FieldCatalog>,
     mut contact: Contact,
 ) -> kit::Result<Contact> {
-    contact.id = Uuid::now_v7().to_string();
-    contact.consents.clear(); // consent changes go through UpdateConsent
-    default_ownership(caller, &mut contact.owner_id, &mut contact.team_id, false)?;
+    make_new(caller, &mut contact)?;
     let keys = prepare(tx, caller, &mut contact, catalog).await?;
     let created = store::insert(tx, caller.tenant_id, &contact, &keys, &caller.subject).await?;
     let id = parse_id("contact.id", &created.id)?;

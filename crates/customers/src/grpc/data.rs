@@ -2,12 +2,14 @@
 //! dry run and dedup policy, streaming CSV export, and data-subject requests
 //! (GDPR export and erasure).
 //!
-//! Import rows are written in batches, one transaction per batch and a
-//! savepoint per row: a bad row is reported (row, column, reason) and rolled
-//! back alone; it never aborts the good ones. Each written record publishes
-//! its event like any other write.
+//! Import rows are written in batches, one transaction per batch. A bad row
+//! is reported (row, column, reason) and left out alone; it never aborts the
+//! good ones. New contacts are written set-based (one INSERT per batch for
+//! the rows and one for their events, ADR 0016); merges and accounts go row
+//! by row in savepoints. Each written record publishes its event like any
+//! other write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -27,6 +29,7 @@ use uuid::Uuid;
 use super::import_gate::Running;
 use super::{accounts as account_ops, commit, contacts as contact_ops, handle, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
+use crate::domain::contact::ContactKeys;
 use crate::domain::custom_fields::{entity_name, FieldCatalog};
 use crate::domain::filter::{self, ACCOUNT_COLUMNS, CONTACT_COLUMNS};
 use crate::domain::parse_id;
@@ -39,7 +42,7 @@ use crate::store::{accounts, activities, contacts, fields, segments};
 
 pub struct DataHandlers(pub SharedState);
 
-const BATCH_ROWS: usize = 200;
+const BATCH_ROWS: usize = 1_000;
 const MAX_ERRORS_KEPT: usize = 10_000;
 
 #[derive(Default)]
@@ -205,7 +208,21 @@ async fn import_account(
     }
 }
 
-/// Applies a batch of rows in one transaction, a savepoint per row.
+/// A row turned into a record, with the CSV column of each field (to name
+/// it in errors).
+struct Candidate {
+    number: i64,
+    record: Record,
+    columns: HashMap<String, String>,
+}
+
+enum Record {
+    Contact(Contact),
+    Account(Account),
+}
+
+/// Applies a batch of rows in one transaction. Contacts are written set-based
+/// (`import_contacts`); accounts, fewer and with domain matching, row by row.
 async fn apply_batch(
     state: &State,
     caller: &CallerContext,
@@ -214,8 +231,8 @@ async fn apply_batch(
     tally: &mut Tally,
 ) -> kit::Result<()> {
     let mut tx = state.begin(caller).await?;
-    let entity = plan.entity;
-    let catalog = fields::catalog(&mut tx, caller.tenant_id, entity).await?;
+    let catalog = fields::catalog(&mut tx, caller.tenant_id, plan.entity).await?;
+    let mut candidates = Vec::with_capacity(batch.len());
     for parsed in batch {
         tally.response.rows_read += 1;
         let row = match parsed.row {
@@ -225,48 +242,69 @@ async fn apply_batch(
                 continue;
             }
         };
-        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(Error::from)?;
-        let (result, columns, early_errors) = match entity {
+        let (record, columns, errors) = match plan.entity {
             Entity::Account => {
                 let (account, columns, errors) = account_from_row(&row, plan, &catalog);
-                if errors.is_empty() {
-                    (
-                        import_account(state, &mut savepoint, caller, plan, &catalog, account)
-                            .await,
-                        columns,
-                        errors,
-                    )
-                } else {
-                    (Ok(RowOutcome::Skipped), columns, errors)
-                }
+                (Record::Account(account), columns, errors)
             }
             _ => {
                 let (contact, columns, errors) = contact_from_row(&row, plan, &catalog);
-                if errors.is_empty() {
-                    (
-                        import_contact(state, &mut savepoint, caller, plan, &catalog, contact)
-                            .await,
-                        columns,
-                        errors,
-                    )
-                } else {
-                    (Ok(RowOutcome::Skipped), columns, errors)
-                }
+                (Record::Contact(contact), columns, errors)
             }
         };
-        if !early_errors.is_empty() {
-            let _ = savepoint.rollback().await;
+        if !errors.is_empty() {
             tally.fail(
-                early_errors
+                errors
                     .into_iter()
-                    .map(|mut e| {
-                        e.row = parsed.number;
-                        e
+                    .map(|e| RowError {
+                        row: parsed.number,
+                        ..e
                     })
                     .collect(),
             );
             continue;
         }
+        candidates.push(Candidate {
+            number: parsed.number,
+            record,
+            columns,
+        });
+    }
+    match plan.entity {
+        Entity::Account => {
+            import_one_by_one(state, &mut tx, caller, plan, &catalog, candidates, tally).await?
+        }
+        _ => import_contacts(state, &mut tx, caller, plan, &catalog, candidates, tally).await?,
+    }
+    if plan.dry_run {
+        tx.rollback().await.map_err(Error::from)?;
+    } else {
+        commit(tx).await?;
+    }
+    Ok(())
+}
+
+/// Each row in its own savepoint: a bad row is reported and rolled back
+/// alone.
+async fn import_one_by_one(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    plan: &Plan,
+    catalog: &FieldCatalog,
+    candidates: Vec<Candidate>,
+    tally: &mut Tally,
+) -> kit::Result<()> {
+    for candidate in candidates {
+        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(Error::from)?;
+        let result = match candidate.record {
+            Record::Account(account) => {
+                import_account(state, &mut savepoint, caller, plan, catalog, account).await
+            }
+            Record::Contact(contact) => {
+                import_contact(state, &mut savepoint, caller, plan, catalog, contact).await
+            }
+        };
         match result {
             Ok(outcome) => {
                 savepoint.commit().await.map_err(Error::from)?;
@@ -278,16 +316,139 @@ async fn apply_batch(
             }
             Err(error) => {
                 let _ = savepoint.rollback().await;
-                tally.fail(row_errors(parsed.number, error, &columns));
+                tally.fail(row_errors(candidate.number, error, &candidate.columns));
             }
         }
     }
-    if plan.dry_run {
-        tx.rollback().await.map_err(Error::from)?;
-    } else {
-        commit(tx).await?;
-    }
     Ok(())
+}
+
+/// Contacts, set-based: every row is checked in Rust as CreateContact
+/// checks it, account references and duplicates are looked up for the whole
+/// batch at once, and the new contacts and their `contact.created` events
+/// are written with one INSERT each (ADR 0016). Rows that merge into an
+/// existing contact (dedup `UPDATE`) go one by one after that, as does the
+/// whole batch should the set-based write fail, so a row the database
+/// refuses is still reported alone.
+async fn import_contacts(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    plan: &Plan,
+    catalog: &FieldCatalog,
+    candidates: Vec<Candidate>,
+    tally: &mut Tally,
+) -> kit::Result<()> {
+    // The row as given stays with its checked form: the row-by-row path
+    // (merges, retries) starts from it, as it would without this one.
+    let mut checked: Vec<(Candidate, Contact, ContactKeys)> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let Record::Contact(given) = &candidate.record else {
+            continue;
+        };
+        let mut contact = given.clone();
+        let mut violations = Violations::new();
+        let keys = contact_ops::make_new(caller, &mut contact).and_then(|()| {
+            let keys = crate::domain::contact::normalize(&mut contact, catalog, &mut violations);
+            violations.into_result().map(|()| keys)
+        });
+        match keys {
+            Ok(keys) => checked.push((candidate, contact, keys)),
+            Err(error) => tally.fail(row_errors(candidate.number, error, &candidate.columns)),
+        }
+    }
+    let account_of = |contact: &Contact| Uuid::parse_str(&contact.account_id).ok();
+
+    // Account references: one query for the batch.
+    let referenced: Vec<Uuid> = checked
+        .iter()
+        .filter_map(|(_, c, _)| account_of(c))
+        .collect();
+    let live = accounts::live_ids(tx, caller.tenant_id, &referenced).await?;
+    let (checked, dangling): (Vec<_>, Vec<_>) = checked
+        .into_iter()
+        .partition(|(_, c, _)| account_of(c).is_none_or(|id| live.contains(&id)));
+    for (candidate, _, _) in dangling {
+        tally.fail(row_errors(
+            candidate.number,
+            Error::invalid("contact.account_id", "no such account"),
+            &candidate.columns,
+        ));
+    }
+
+    // Duplicates by e-mail, against stored contacts and earlier rows of the
+    // batch (which the row-by-row path would have created first).
+    let mut new = Vec::with_capacity(checked.len());
+    let mut merging = Vec::new();
+    if plan.dedup == DedupPolicy::Create {
+        new = checked;
+    } else {
+        let points: Vec<String> = checked
+            .iter()
+            .flat_map(|(_, _, k)| k.email_keys.iter().cloned())
+            .collect();
+        let stored = contacts::existing_points(tx, caller.tenant_id, &points).await?;
+        let mut seen = HashSet::new();
+        for (candidate, contact, keys) in checked {
+            let duplicate = keys
+                .email_keys
+                .iter()
+                .any(|k| stored.contains(k) || seen.contains(k));
+            seen.extend(keys.email_keys.iter().cloned());
+            match (duplicate, plan.dedup) {
+                (false, _) => new.push((candidate, contact, keys)),
+                (true, DedupPolicy::Skip) => tally.response.skipped += 1,
+                (true, _) => merging.push(candidate),
+            }
+        }
+    }
+
+    if plan.dry_run {
+        tally.response.created += new.len() as i64;
+    } else if !new.is_empty() {
+        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(Error::from)?;
+        match insert_new_contacts(state, &mut savepoint, caller, &new).await {
+            Ok(created) => {
+                savepoint.commit().await.map_err(Error::from)?;
+                tally.response.created += created as i64;
+            }
+            Err(error) => {
+                let _ = savepoint.rollback().await;
+                tracing::warn!(error = ?error, "set-based import write refused; retrying the batch row by row");
+                let again = new.into_iter().map(|(c, _, _)| c).collect();
+                import_one_by_one(state, tx, caller, plan, catalog, again, tally).await?;
+            }
+        }
+    }
+    import_one_by_one(state, tx, caller, plan, catalog, merging, tally).await
+}
+
+/// The batch's new contacts and one `contact.created` event for each.
+async fn insert_new_contacts(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    new: &[(Candidate, Contact, ContactKeys)],
+) -> kit::Result<usize> {
+    let rows: Vec<(&Contact, &ContactKeys)> = new.iter().map(|(_, c, k)| (c, k)).collect();
+    let created = contacts::insert_many(tx, caller.tenant_id, &rows, &caller.subject).await?;
+    let events: Vec<(Uuid, ContactCreated)> = created
+        .into_iter()
+        .map(|contact| {
+            let id = parse_id("contact.id", &contact.id)?;
+            Ok((
+                id,
+                ContactCreated {
+                    contact: Some(contact),
+                },
+            ))
+        })
+        .collect::<kit::Result<_>>()?;
+    state
+        .outbox
+        .enqueue_many(tx, caller, events.iter().map(|(id, e)| (*id, 1, e)))
+        .await?;
+    Ok(events.len())
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

@@ -175,6 +175,32 @@ pub async fn find(
         .map(|f| f.row.into_proto()))
 }
 
+/// Which of `ids` are live accounts of the tenant (the import checks a
+/// batch's account references with one query).
+pub async fn live_ids(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ids: &[Uuid],
+) -> sqlx::Result<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    // Liveness is checked on the rows found, not in the WHERE clause, so the
+    // plan is the primary key whatever the statistics say (see
+    // contacts::contacts_by_id).
+    let found: Vec<(Uuid, bool)> = sqlx::query_as(
+        "SELECT id, deleted_at IS NULL FROM accounts WHERE tenant_id = $1 AND id = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, live)| live.then_some(id))
+        .collect())
+}
+
 pub async fn list(
     tx: &mut PgConnection,
     tenant: Uuid,

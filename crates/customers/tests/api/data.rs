@@ -590,3 +590,205 @@ async fn contact_point_lookups_stay_index_lookups_in_a_large_tenant() {
     let names: Vec<&str> = found.iter().map(|c| c.last_name.as_str()).collect();
     assert_eq!(names, ["n18", "n17"], "oldest first");
 }
+
+/// A large import goes through the set-based path (ten batches): exactly
+/// the bad rows are reported, duplicates of stored contacts and of earlier
+/// rows are skipped, and each created contact gets exactly one
+/// `contact.created` event, indexed for search and duplicate checks.
+#[tokio::test]
+async fn ten_thousand_row_import_reports_exactly_the_bad_rows_and_one_event_per_contact() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let account = create_account(&mut admin, "Acme", "acme.example").await;
+    let before = create_contact(&mut admin, contact("Pre", "Existing", "row7@bulk.example")).await;
+
+    const ROWS: i64 = 10_000;
+    let missing_account = uuid::Uuid::now_v7().to_string();
+    let mut csv = String::from("First,Last,E-mail,Phone,Stage,Labels,Account\n");
+    let mut bad = std::collections::BTreeSet::new();
+    // What the import must do, worked out from the rows themselves: a
+    // valid row whose address is already taken is a duplicate.
+    let mut taken = std::collections::HashSet::from(["row7@bulk.example".to_owned()]);
+    let mut duplicates = 0i64;
+    for row in 1..=ROWS {
+        let mut email = format!("row{row}@bulk.example");
+        if row % 89 == 0 {
+            // The address of a row 50 earlier, often in the previous batch.
+            email = format!("row{}@bulk.example", row - 50);
+        }
+        let (mut stage, mut account_id) = ("lead", account.id.clone());
+        if row % 97 == 0 {
+            email = format!("not-an-email-{row}");
+        } else if row % 101 == 0 {
+            stage = "nonsense";
+        } else if row % 251 == 0 {
+            account_id = missing_account.clone();
+        }
+        if row % 503 == 0 {
+            csv.push_str(&format!("Short,{row}\n"));
+        } else {
+            let phone = format!("+49 30 {:07}", 1_000_000 + row);
+            csv.push_str(&format!(
+                "Ada,Bulk{row},{email},{phone},{stage},bulk,{account_id}\n"
+            ));
+        }
+        if [97, 101, 251, 503].iter().any(|k| row % k == 0) {
+            bad.insert(row);
+        } else if !taken.insert(email) {
+            duplicates += 1;
+        }
+    }
+    assert!(duplicates > 100 && bad.len() > 200, "the file mixes both");
+    let mut mapping = match header(DedupPolicy::Skip, false, ImportFormat::Csv).part {
+        Some(import_request::Part::Header(h)) => h,
+        _ => unreachable!(),
+    };
+    mapping
+        .mapping
+        .insert("Account".to_owned(), "account_id".to_owned());
+    let request = ImportRequest {
+        part: Some(import_request::Part::Header(mapping)),
+    };
+    let mut stream = admin
+        .data
+        .import(tokio_stream::iter(uploaded(request, csv.as_bytes())))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut responses = Vec::new();
+    while let Some(response) = stream.message().await.unwrap() {
+        responses.push(response);
+    }
+    let summary = responses.last().unwrap();
+    assert!(summary.done);
+    let reported: std::collections::BTreeSet<i64> = responses
+        .iter()
+        .flat_map(|r| r.errors.iter().map(|e| e.row))
+        .collect();
+    assert_eq!(reported, bad, "exactly the bad rows are reported");
+    let expected_created = ROWS - bad.len() as i64 - duplicates;
+    assert_eq!(
+        (
+            summary.rows_read,
+            summary.failed,
+            summary.skipped,
+            summary.created
+        ),
+        (ROWS, bad.len() as i64, duplicates, expected_created)
+    );
+    let account_errors: Vec<_> = responses
+        .iter()
+        .flat_map(|r| r.errors.iter())
+        .filter(|e| e.row % 251 == 0 && e.row % 97 != 0 && e.row % 101 != 0 && e.row % 503 != 0)
+        .map(|e| (e.column.as_str(), e.reason.as_str()))
+        .collect();
+    assert!(!account_errors.is_empty());
+    assert!(
+        account_errors
+            .iter()
+            .all(|&(column, reason)| column == "Account" && reason == "no such account"),
+        "{account_errors:?}"
+    );
+
+    // One contact.created per contact, no more: the one created before plus
+    // every imported contact, each about a different stored contact.
+    let pool = app.db().admin_pool().await;
+    let stored: std::collections::BTreeSet<String> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM contacts WHERE tenant_id = $1")
+            .bind(app.tenant)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
+    assert_eq!(stored.len() as i64, expected_created + 1);
+    let events = app
+        .services
+        .nats
+        .events(
+            "customers",
+            "crm.customers.contact.created.v1",
+            stored.len(),
+        )
+        .await;
+    let subjects: Vec<String> = events.iter().map(|e| e.subject.clone()).collect();
+    let distinct: std::collections::BTreeSet<String> = subjects.iter().cloned().collect();
+    assert_eq!(subjects.len(), distinct.len(), "no contact has two events");
+    assert_eq!(distinct, stored);
+    let sample = events
+        .iter()
+        .find(|e| e.subject != before.id)
+        .map(|e| decode_data::<ContactCreated>(e).unwrap().contact.unwrap())
+        .unwrap();
+    assert_eq!(sample.account_id, account.id);
+    assert_eq!(sample.tags, ["bulk"]);
+    assert!(sample.last_name.starts_with("Bulk"));
+
+    // Indexed like any created contact: searchable, and its e-mail and
+    // phone found by the duplicate check.
+    let (points,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM contact_points WHERE tenant_id = $1")
+            .bind(app.tenant)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(points, 2 * expected_created + 1);
+    let hits = admin
+        .search
+        .search(SearchRequest {
+            query: sample.last_name.clone(),
+            limit: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert!(hits.iter().any(|h| h.id == sample.id), "{hits:?}");
+    pool.close().await;
+}
+
+/// When the database refuses the batch's set-based INSERT as a whole, the
+/// batch is retried row by row: the refused row is reported alone and the
+/// others are created, each with its event.
+#[tokio::test]
+async fn a_batch_the_database_refuses_is_retried_row_by_row() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let pool = app.db().admin_pool().await;
+    // A rule only the database knows, standing in for a constraint a
+    // concurrent change could break between the checks and the write.
+    sqlx::query("ALTER TABLE contacts ADD CONSTRAINT test_refused CHECK (last_name <> 'Refused')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let csv = "First,Last,E-mail\nA,One,one@retry.example\nB,Refused,two@retry.example\nC,Three,three@retry.example\n";
+    let responses = import(
+        &mut admin,
+        header(DedupPolicy::Skip, false, ImportFormat::Csv),
+        csv.as_bytes(),
+    )
+    .await;
+    let summary = responses.last().unwrap();
+    assert_eq!((summary.created, summary.failed), (2, 1));
+    let rows: Vec<i64> = responses
+        .iter()
+        .flat_map(|r| r.errors.iter().map(|e| e.row))
+        .collect();
+    assert_eq!(rows, [2]);
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT last_name FROM contacts WHERE tenant_id = $1 ORDER BY last_name",
+    )
+    .bind(app.tenant)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(names, ["One", "Three"]);
+    let events = app
+        .services
+        .nats
+        .events("customers", "crm.customers.contact.created.v1", 2)
+        .await;
+    assert_eq!(events.len(), 2);
+    pool.close().await;
+}
