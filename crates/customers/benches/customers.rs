@@ -15,34 +15,15 @@ use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::BearerToken;
-use testkit::bench::{env_u64, load, RawPostgres};
+use testkit::bench::{
+    contacts_csv, env_u64, last_name, load, report, thousands, RawPostgres, FIRST,
+};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 type Authed = InterceptedService<Channel, BearerToken>;
-
-const FIRST: &[&str] = &[
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
-    "Hedy", "Claude",
-];
-const SYLLABLES: &[&str] = &[
-    "ka", "lo", "mi", "ne", "ra", "su", "to", "vi", "wen", "xu", "yan", "zhi", "bor", "dal", "fen",
-    "gut", "hol", "jar", "kov", "lin", "mor", "nak", "pet", "ros",
-];
-
-/// A last name of three syllables (13,824 distinct), so the data set is as
-/// varied as real names rather than a dozen names repeated.
-fn last_name(i: u64) -> String {
-    let n = SYLLABLES.len() as u64;
-    let mut name: String = [i % n, (i / n) % n, (i / (n * n)) % n]
-        .iter()
-        .map(|k| SYLLABLES[*k as usize])
-        .collect();
-    name[..1].make_ascii_uppercase();
-    name
-}
 
 /// Lets the outbox relay publish the backlog of the previous phase, so it
 /// does not compete with the next one for the machine's two cores. Returns
@@ -97,32 +78,35 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // 1. CSV import of BENCH_CONTACTS rows (this also loads the data set).
-    let mut csv = String::from("first_name,last_name,email,phone,tags\n");
-    for i in 0..contacts {
-        let (f, l) = (FIRST[(i % 12) as usize], last_name(i * 7919));
-        csv.push_str(&format!(
-            "{f},{l},{}.{}{i}@bench.example,+4915{:09},bench\n",
-            f.to_lowercase(),
-            l.to_lowercase(),
-            i
-        ));
-    }
+    let csv = contacts_csv(contacts);
     let mut data: DataServiceClient<Authed> =
         DataServiceClient::with_interceptor(channels[0].clone(), bearer.clone());
-    let copy = RawPostgres::copy_rows_per_second(&csv).await;
+    let copy = RawPostgres::copy(&csv).await;
     let (last, elapsed) = import(&mut data, csv, DedupPolicy::Create).await?;
     let rate = last.rows_read as f64 / elapsed;
     println!(
-        "csv import      {} rows in {elapsed:.1}s = {rate:.0} rows/s = {:.1}% of raw COPY ({copy:.0}) ({} created, {} failed)",
-        last.rows_read,
-        100.0 * rate / copy.max(1.0),
-        last.created,
-        last.failed
+        "csv import      {} rows in {elapsed:.1}s = {rate:.0} rows/s ({} created, {} failed)",
+        last.rows_read, last.created, last.failed
+    );
+    report(
+        &format!(
+            "CSV import of {} contacts (validated, events)",
+            thousands(contacts as f64)
+        ),
+        &format!("{} rows/s ({elapsed:.0} s)", thousands(rate)),
+        rate,
+        Some(&copy),
     );
     let drained = drain_outbox(&db).await;
     println!(
         "events          every contact.created published {:.1}s after the import finished",
         drained.as_secs_f64()
+    );
+    report(
+        "their contact.created events on NATS after the import",
+        &format!("{:.0} s more", drained.as_secs_f64()),
+        0.0,
+        None,
     );
 
     // 1b. A deduplicating import into the tenant just loaded: every row is
@@ -138,12 +122,19 @@ async fn main() -> anyhow::Result<()> {
         csv.push_str(&format!("{f},{l},{email}\n"));
     }
     let (last, elapsed) = import(&mut data, csv, DedupPolicy::Skip).await?;
+    let rate = last.rows_read as f64 / elapsed;
     println!(
-        "dedup import    {} rows into {contacts} contacts in {elapsed:.1}s = {:.0} rows/s ({} created, {} skipped)",
-        last.rows_read,
-        last.rows_read as f64 / elapsed,
-        last.created,
-        last.skipped
+        "dedup import    {} rows into {contacts} contacts in {elapsed:.1}s = {rate:.0} rows/s ({} created, {} skipped)",
+        last.rows_read, last.created, last.skipped
+    );
+    report(
+        &format!(
+            "deduplicating import of 2,000 rows into {} contacts",
+            thousands(contacts as f64)
+        ),
+        &format!("{} rows/s", thousands(rate)),
+        rate,
+        Some(&copy),
     );
     drain_outbox(&db).await;
 
@@ -206,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
             )
         })
         .collect();
-    load("Search", clients, seconds, move |worker, n| {
+    let searched = load("Search", clients, seconds, move |worker, n| {
         let mut client = searchers[worker].clone();
         // A last name with one letter dropped: a typo the search must forgive.
         let mut query = last_name((n * 31 + worker as u64) * 7919);
@@ -219,10 +210,26 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
-    println!(
-        "CreateContact at {:.0}% of raw PostgreSQL INSERT+COMMIT, GetContact at {:.0}% of raw select by key",
-        raw.of_inserts(created),
-        raw.of_selects(fetched)
+    report(
+        "gRPC CreateContact (row + event)",
+        &created.summary(),
+        created.per_second,
+        Some(&raw.insert),
+    );
+    report(
+        "gRPC GetContact",
+        &fetched.summary(),
+        fetched.per_second,
+        Some(&raw.select),
+    );
+    report(
+        &format!(
+            "gRPC Search with a typo over {} contacts",
+            thousands(contacts as f64)
+        ),
+        &searched.summary(),
+        searched.per_second,
+        None,
     );
 
     running.stop().await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use gateway::config::GatewayConfig;
 use kit::config::{AuthConfig, KeySource};
 use serde_json::{json, Value};
-use testkit::bench::{env_u64 as env, load, peak_rss_mib, RawPostgres};
+use testkit::bench::{env_u64 as env, load, peak_rss_mib, report, RawPostgres};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 
 #[tokio::main]
@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         ("GET /v1/contacts/{id}/360", "360"),
     ] {
         let (h, b, t, i) = (http.clone(), base.clone(), token.clone(), ids.clone());
-        let rate = load(name, clients, seconds, move |worker, n| {
+        let measured = load(name, clients, seconds, move |worker, n| {
             let id = i[(worker * 7919 + n as usize * 104_729) % i.len().max(1)].clone();
             let url = match path {
                 "list" => format!("{b}/v1/contacts?page_size=50"),
@@ -153,16 +153,20 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
-        reads.push((name, rate));
+        reads.push((name, measured));
     }
-    println!(
-        "POST /v1/contacts at {:.0}% of raw PostgreSQL INSERT+COMMIT",
-        raw.of_inserts(posted)
+    report(
+        "REST POST /v1/contacts (row + event)",
+        &posted.summary(),
+        posted.per_second,
+        Some(&raw.insert),
     );
-    for (name, rate) in reads {
-        println!(
-            "{name} at {:.0}% of raw PostgreSQL select by key",
-            raw.of_selects(rate)
+    for (name, measured) in reads {
+        report(
+            &format!("REST {name}"),
+            &measured.summary(),
+            measured.per_second,
+            Some(&raw.select),
         );
     }
     println!(

@@ -101,6 +101,15 @@ async fn main() -> anyhow::Result<()> {
         "outbox relay:   {published} events in {relay_secs:.2}s = {:.0} events/s published",
         published as f64 / relay_secs
     );
+    testkit::bench::report(
+        "outbox relay to JetStream",
+        &format!(
+            "{} events/s",
+            testkit::bench::thousands(published as f64 / relay_secs)
+        ),
+        0.0,
+        None,
+    );
 
     // 2. Latency: single-event transactions at a steady pace, relay and
     // consumer running as in a service.
@@ -159,6 +168,16 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies[latencies.len() - 1].as_secs_f64() * 1e3
+    );
+    testkit::bench::report(
+        "event commit -> consumer (inbox), 400 events/s",
+        &format!(
+            "p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        ),
+        0.0,
+        None,
     );
     Ok(())
 }

@@ -21,7 +21,7 @@ use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceCli
 use crm_proto::crm::sales::v1::pipeline_service_client::PipelineServiceClient;
 use crm_proto::crm::sales::v1::*;
 use kit::auth::BearerToken;
-use testkit::bench::{env_u64, load, peak_rss_mib};
+use testkit::bench::{env_u64, load, peak_rss_mib, report, thousands, RawPostgres};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
@@ -90,11 +90,14 @@ async fn main() -> anyhow::Result<()> {
         )
     };
 
+    // Raw PostgreSQL on the same machine in the same run: the yardstick.
+    let raw = RawPostgres::measure(clients, seconds).await;
+
     // 1. Creates.
     let created = Arc::new(Mutex::new(vec![Vec::<String>::new(); clients]));
     let clients_for_create: Vec<_> = (0..clients).map(opportunity_client).collect();
     let sink = created.clone();
-    load("CreateOpportunity", clients, seconds, move |worker, n| {
+    let creates = load("CreateOpportunity", clients, seconds, move |worker, n| {
         let mut client = clients_for_create[worker].clone();
         let sink = sink.clone();
         async move {
@@ -126,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     // Reads, for comparison with the writes.
     let mine_for_get = Arc::new(created.lock().await.clone());
     let clients_for_get: Vec<_> = (0..clients).map(opportunity_client).collect();
-    load("GetOpportunity", clients, seconds, move |worker, n| {
+    let gets = load("GetOpportunity", clients, seconds, move |worker, n| {
         let mut client = clients_for_get[worker].clone();
         let ids = mine_for_get.clone();
         async move {
@@ -147,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let mine = Arc::new(created.lock().await.clone());
     let clients_for_move: Vec<_> = (0..clients).map(opportunity_client).collect();
     let stages_for_move = stages.clone();
-    load("MoveStage", clients, seconds, move |worker, n| {
+    let moves = load("MoveStage", clients, seconds, move |worker, n| {
         let mut client = clients_for_move[worker].clone();
         let ids = mine.clone();
         let stages = stages_for_move.clone();
@@ -170,6 +173,25 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
+
+    report(
+        "gRPC CreateOpportunity (row + event)",
+        &creates.summary(),
+        creates.per_second,
+        Some(&raw.insert),
+    );
+    report(
+        "gRPC GetOpportunity",
+        &gets.summary(),
+        gets.per_second,
+        Some(&raw.select),
+    );
+    report(
+        "gRPC MoveStage (row + history + event)",
+        &moves.summary(),
+        moves.per_second,
+        Some(&raw.insert),
+    );
 
     // 3. Forecasts over a large book: rows straight into the table.
     let started = Instant::now();
@@ -212,8 +234,8 @@ async fn main() -> anyhow::Result<()> {
     ];
     for (name, owner, clients) in cases {
         let clients_for_forecast: Vec<_> = (0..clients).map(forecast_client).collect();
-        let name = format!("{name} x{clients}");
-        load(&name, clients, seconds, move |worker, _| {
+        let label = format!("{name} x{clients}");
+        let forecast = load(&label, clients, seconds, move |worker, _| {
             let mut client = clients_for_forecast[worker].clone();
             let owner_id = owner.clone();
             async move {
@@ -230,6 +252,15 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        report(
+            &format!(
+                "gRPC {name} quarter over {} deals, {clients} client(s)",
+                thousands(opportunities as f64)
+            ),
+            &forecast.summary(),
+            forecast.per_second,
+            None,
+        );
     }
     println!(
         "peak RSS of this process (service + load generator): {:.0} MiB",

@@ -31,10 +31,69 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+pub const FIRST: &[&str] = &[
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
+    "Hedy", "Claude",
+];
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "ne", "ra", "su", "to", "vi", "wen", "xu", "yan", "zhi", "bor", "dal", "fen",
+    "gut", "hol", "jar", "kov", "lin", "mor", "nak", "pet", "ros",
+];
+
+/// A last name of three syllables (13,824 distinct), so the data set is as
+/// varied as real names rather than a dozen names repeated.
+pub fn last_name(i: u64) -> String {
+    let n = SYLLABLES.len() as u64;
+    let mut name: String = [i % n, (i / n) % n, (i / (n * n)) % n]
+        .iter()
+        .map(|k| SYLLABLES[*k as usize])
+        .collect();
+    name[..1].make_ascii_uppercase();
+    name
+}
+
+/// The contacts file the import benchmark loads (and raw COPY is measured
+/// on): `rows` distinct people with an e-mail, a phone and a tag.
+pub fn contacts_csv(rows: u64) -> String {
+    let mut csv = String::from("first_name,last_name,email,phone,tags\n");
+    for i in 0..rows {
+        let (f, l) = (FIRST[(i % 12) as usize], last_name(i * 7919));
+        csv.push_str(&format!(
+            "{f},{l},{}.{}{i}@bench.example,+4915{:09},bench\n",
+            f.to_lowercase(),
+            l.to_lowercase(),
+            i
+        ));
+    }
+    csv
+}
+
+/// What a load phase measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Measured {
+    /// "1,234 req/s, p95 4.1 ms, p99 9.0 ms"
+    pub fn summary(&self) -> String {
+        format!(
+            "{} req/s, p95 {:.1} ms, p99 {:.1} ms",
+            thousands(self.per_second),
+            self.p95_ms,
+            self.p99_ms
+        )
+    }
+}
+
 /// Runs `call(worker, n)` from `clients` tasks for `seconds`, each call
-/// after the previous one answered, prints requests/s, p50 and p99, and
-/// answers the requests/s. `call` returns whether the request succeeded.
-pub async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F) -> f64
+/// after the previous one answered, prints requests/s and latency
+/// percentiles, and answers them. `call` returns whether the request
+/// succeeded.
+pub async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F) -> Measured
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -68,36 +127,167 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     if all.is_empty() {
         println!("{name:<24} no requests completed");
-        return 0.0;
+        return Measured::default();
     }
     all.sort();
     let pick =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
+    let measured = Measured {
+        per_second: all.len() as f64 / elapsed,
+        p50_ms: pick(0.5),
+        p95_ms: pick(0.95),
+        p99_ms: pick(0.99),
+    };
     println!(
-        "{name:<24} {:>7.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests, {failures} failed)",
-        all.len() as f64 / elapsed,
-        pick(0.5),
-        pick(0.99),
+        "{name:<24} {:>7.0} req/s   p50 {:>6.2} ms   p95 {:>6.2} ms   p99 {:>6.2} ms   ({} requests, {failures} failed)",
+        measured.per_second,
+        measured.p50_ms,
+        measured.p95_ms,
+        measured.p99_ms,
         all.len()
     );
-    all.len() as f64 / elapsed
+    measured
+}
+
+/// A figure of the database itself, measured in the same run, that a
+/// service's figure is read against.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub name: String,
+    pub per_second: f64,
+}
+
+impl Reference {
+    /// `rate` as a percentage of this reference.
+    pub fn share(&self, rate: f64) -> f64 {
+        100.0 * rate / self.per_second.max(1.0)
+    }
+}
+
+/// `12345.6` -> `12,346`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Prints one row of the benchmark table (`deploy/bench.sh all` collects
+/// every line that starts with `| `):
+/// `| figure | measured | reference | share of it |`.
+pub fn report(figure: &str, measured: &str, rate: f64, reference: Option<&Reference>) {
+    match reference {
+        Some(reference) => println!(
+            "| {figure} | {measured} | {} {}/s | {:.1}% |",
+            reference.name,
+            thousands(reference.per_second),
+            reference.share(rate)
+        ),
+        None => println!("| {figure} | {measured} | | |"),
+    }
 }
 
 /// Raw PostgreSQL on the same server, measured in the same run, so a
 /// service's figures read as a share of what the database itself does:
-/// primary-key selects (like `pgbench -S`) and single-row INSERT + COMMIT,
-/// each from `clients` connections for `seconds`.
+/// `pgbench -S` (primary-key selects) and single-row INSERT + COMMIT through
+/// pgbench with a custom script, each from `clients` connections for
+/// `seconds`. Without a `pgbench` binary the same two workloads run through
+/// sqlx in this process (and are named so).
 pub struct RawPostgres {
-    pub selects_per_second: f64,
-    pub inserts_per_second: f64,
+    pub select: Reference,
+    pub insert: Reference,
 }
 
 impl RawPostgres {
     pub async fn measure(clients: usize, seconds: u64) -> Self {
         let db = crate::TestDatabase::create().await;
+        let url = db.config().migration_url.expect("an admin URL");
+        let raw = match pgbench() {
+            Some(pgbench) => Self::with_pgbench(&pgbench, &url, clients, seconds),
+            None => Self::in_process(&url, clients, seconds).await,
+        };
+        for reference in [&raw.select, &raw.insert] {
+            println!(
+                "{:<24} {:>7.0} /s (reference)",
+                reference.name, reference.per_second
+            );
+        }
+        raw
+    }
+
+    fn with_pgbench(pgbench: &std::path::Path, url: &str, clients: usize, seconds: u64) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(clients)
+            .to_string();
+        let run = |args: &[&str]| -> f64 {
+            let output = std::process::Command::new(pgbench)
+                .args(args)
+                .arg(url)
+                .output()
+                .expect("run pgbench");
+            assert!(
+                output.status.success(),
+                "pgbench {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            // "tps = 23950.123456 (without initial connection time)"
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("tps = "))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|tps| tps.parse().ok())
+                .unwrap_or(0.0)
+        };
+        run(&["-i", "-q", "-s", "1"]);
+        let script = std::env::temp_dir().join(format!("crm-insert-{}.sql", std::process::id()));
+        std::fs::write(
+            &script,
+            "CREATE TABLE IF NOT EXISTS raw_writes (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, body text NOT NULL);\n",
+        )
+        .expect("write the pgbench script");
+        run(&["-n", "-t", "1", "-f", &script.to_string_lossy()]);
+        std::fs::write(
+            &script,
+            "INSERT INTO raw_writes VALUES (gen_random_uuid(), gen_random_uuid(), 'write');\n",
+        )
+        .expect("write the pgbench script");
+        let (clients, seconds) = (clients.to_string(), seconds.to_string());
+        let select = run(&["-n", "-S", "-c", &clients, "-j", &threads, "-T", &seconds]);
+        let insert = run(&[
+            "-n",
+            "-c",
+            &clients,
+            "-j",
+            &threads,
+            "-T",
+            &seconds,
+            "-f",
+            &script.to_string_lossy(),
+        ]);
+        let _ = std::fs::remove_file(&script);
+        RawPostgres {
+            select: Reference {
+                name: "pgbench -S".into(),
+                per_second: select,
+            },
+            insert: Reference {
+                name: "pgbench INSERT+commit".into(),
+                per_second: insert,
+            },
+        }
+    }
+
+    async fn in_process(url: &str, clients: usize, seconds: u64) -> Self {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(clients as u32)
-            .connect(&db.config().migration_url.expect("an admin URL"))
+            .connect(url)
             .await
             .expect("connect for the raw baseline");
         sqlx::raw_sql(
@@ -110,7 +300,7 @@ impl RawPostgres {
         .await
         .expect("baseline tables");
         let reads = pool.clone();
-        let selects_per_second = load("raw PG select by key", clients, seconds, move |_, n| {
+        let select = load("raw PG select by key", clients, seconds, move |_, n| {
             let pool = reads.clone();
             async move {
                 sqlx::query("SELECT body FROM raw WHERE id = $1")
@@ -122,7 +312,7 @@ impl RawPostgres {
         })
         .await;
         let writes = pool.clone();
-        let inserts_per_second = load("raw PG insert+commit", clients, seconds, move |_, n| {
+        let insert = load("raw PG insert+commit", clients, seconds, move |_, n| {
             let pool = writes.clone();
             async move {
                 sqlx::query("INSERT INTO raw_writes VALUES ($1, $2, $3)")
@@ -137,15 +327,21 @@ impl RawPostgres {
         .await;
         pool.close().await;
         RawPostgres {
-            selects_per_second,
-            inserts_per_second,
+            select: Reference {
+                name: "raw select by key (sqlx)".into(),
+                per_second: select.per_second,
+            },
+            insert: Reference {
+                name: "raw INSERT+commit (sqlx)".into(),
+                per_second: insert.per_second,
+            },
         }
     }
 
-    /// Rows per second of raw `COPY ... FROM STDIN (FORMAT csv)` of `csv`
-    /// (with a header line) into a table of text columns named after it,
-    /// without indexes: the database's own ceiling for loading that file.
-    pub async fn copy_rows_per_second(csv: &str) -> f64 {
+    /// Raw `COPY ... FROM STDIN (FORMAT csv)` of `csv` (with a header line)
+    /// into a table of text columns named after it, without indexes: the
+    /// database's own ceiling for loading that file.
+    pub async fn copy(csv: &str) -> Reference {
         use sqlx::Connection as _;
         let db = crate::TestDatabase::create().await;
         let mut connection =
@@ -158,29 +354,46 @@ impl RawPostgres {
             .execute(&mut connection)
             .await
             .expect("raw import table");
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut copy = connection
             .copy_in_raw("COPY raw_import FROM STDIN (FORMAT csv, HEADER true)")
             .await
             .expect("start COPY");
         copy.send(csv.as_bytes()).await.expect("COPY data");
         let rows = copy.finish().await.expect("finish COPY");
-        let rate = rows as f64 / started.elapsed().as_secs_f64();
+        let reference = Reference {
+            name: "raw COPY of the same CSV".into(),
+            per_second: rows as f64 / started.elapsed().as_secs_f64(),
+        };
         println!(
-            "{:<28} {rows} rows in {:.1}s = {rate:.0} rows/s",
-            "raw PG COPY (same CSV)",
-            started.elapsed().as_secs_f64()
+            "{:<24} {rows} rows in {:.1}s = {:.0} rows/s (reference)",
+            reference.name,
+            started.elapsed().as_secs_f64(),
+            reference.per_second
         );
-        rate
+        reference
     }
+}
 
-    /// `rate` as a percentage of raw selects.
-    pub fn of_selects(&self, rate: f64) -> f64 {
-        100.0 * rate / self.selects_per_second.max(1.0)
-    }
-
-    /// `rate` as a percentage of raw single-row INSERT + COMMIT.
-    pub fn of_inserts(&self, rate: f64) -> f64 {
-        100.0 * rate / self.inserts_per_second.max(1.0)
-    }
+/// The `pgbench` on `PATH`, else the newest in Debian's PostgreSQL folders.
+fn pgbench() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("pgbench"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin/pgbench"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort_by_key(|p| {
+            p.components()
+                .nth(4)
+                .and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok())
+        });
+        found.pop()
+    })
 }
