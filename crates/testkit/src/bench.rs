@@ -208,7 +208,13 @@ impl RawPostgres {
         let db = crate::TestDatabase::create().await;
         let url = db.config().migration_url.expect("an admin URL");
         let raw = match pgbench() {
-            Some(pgbench) => Self::with_pgbench(&pgbench, &url, clients, seconds),
+            // libpq refuses sqlx's own URL parameters (statement cache, ...).
+            Some(pgbench) => Self::with_pgbench(
+                &pgbench,
+                url.split('?').next().unwrap_or(&url),
+                clients,
+                seconds,
+            ),
             None => Self::in_process(&url, clients, seconds).await,
         };
         for reference in [&raw.select, &raw.insert] {

@@ -2,8 +2,9 @@
 //! dry run and dedup policy, streaming CSV export, and data-subject requests
 //! (GDPR export and erasure).
 //!
-//! Import rows are written in batches, one transaction per batch. A bad row
-//! is reported (row, column, reason) and left out alone; it never aborts the
+//! Import rows are checked in batches on a blocking thread while the
+//! previous batch is written, one transaction per batch. A bad row is
+//! reported (row, column, reason) and left out alone; it never aborts the
 //! good ones. New contacts are written set-based (one INSERT per batch for
 //! the rows and one for their events, ADR 0016); merges and accounts go row
 //! by row in savepoints. Each written record publishes its event like any
@@ -11,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use crm_proto::crm::customers::v1::data_service_server::DataService;
@@ -221,61 +223,111 @@ enum Record {
     Account(Account),
 }
 
-/// Applies a batch of rows in one transaction. Contacts are written set-based
-/// (`import_contacts`); accounts, fewer and with domain matching, row by row.
-async fn apply_batch(
-    state: &State,
+/// A contact row as given (the row-by-row path, for merges and retries,
+/// starts from it) and as it would be created: id, ownership, normalised
+/// fields and keys, exactly as CreateContact prepares it.
+struct NewContact {
+    given: Candidate,
+    contact: Contact,
+    keys: ContactKeys,
+}
+
+/// A batch after the checks that need no database.
+#[derive(Default)]
+struct CheckedBatch {
+    rows_read: i64,
+    /// Each refused row's errors.
+    refused: Vec<Vec<RowError>>,
+    contacts: Vec<NewContact>,
+    accounts: Vec<Candidate>,
+}
+
+/// Everything about a batch that needs no database: parse errors, field
+/// mapping, validation and normalisation. Runs on a blocking thread while
+/// the previous batch is written.
+fn check_batch(
     caller: &CallerContext,
     plan: &Plan,
+    catalog: &FieldCatalog,
     batch: Vec<ParsedRow>,
-    tally: &mut Tally,
-) -> kit::Result<()> {
-    let mut tx = state.begin(caller).await?;
-    let catalog = fields::catalog(&mut tx, caller.tenant_id, plan.entity).await?;
-    let mut candidates = Vec::with_capacity(batch.len());
+) -> CheckedBatch {
+    let mut checked = CheckedBatch::default();
     for parsed in batch {
-        tally.response.rows_read += 1;
+        checked.rows_read += 1;
         let row = match parsed.row {
             Ok(row) => row,
             Err(error) => {
-                tally.fail(vec![error]);
+                checked.refused.push(vec![error]);
                 continue;
             }
         };
-        let (record, columns, errors) = match plan.entity {
-            Entity::Account => {
-                let (account, columns, errors) = account_from_row(&row, plan, &catalog);
-                (Record::Account(account), columns, errors)
-            }
-            _ => {
-                let (contact, columns, errors) = contact_from_row(&row, plan, &catalog);
-                (Record::Contact(contact), columns, errors)
-            }
+        let numbered = |errors: Vec<RowError>| -> Vec<RowError> {
+            errors
+                .into_iter()
+                .map(|e| RowError {
+                    row: parsed.number,
+                    ..e
+                })
+                .collect()
         };
-        if !errors.is_empty() {
-            tally.fail(
-                errors
-                    .into_iter()
-                    .map(|e| RowError {
-                        row: parsed.number,
-                        ..e
-                    })
-                    .collect(),
-            );
+        if plan.entity == Entity::Account {
+            let (account, columns, errors) = account_from_row(&row, plan, catalog);
+            if errors.is_empty() {
+                checked.accounts.push(Candidate {
+                    number: parsed.number,
+                    record: Record::Account(account),
+                    columns,
+                });
+            } else {
+                checked.refused.push(numbered(errors));
+            }
             continue;
         }
-        candidates.push(Candidate {
-            number: parsed.number,
-            record,
-            columns,
-        });
-    }
-    match plan.entity {
-        Entity::Account => {
-            import_one_by_one(state, &mut tx, caller, plan, &catalog, candidates, tally).await?
+        let (given, columns, errors) = contact_from_row(&row, plan, catalog);
+        if !errors.is_empty() {
+            checked.refused.push(numbered(errors));
+            continue;
         }
-        _ => import_contacts(state, &mut tx, caller, plan, &catalog, candidates, tally).await?,
+        let mut contact = given.clone();
+        let mut violations = Violations::new();
+        let keys = contact_ops::make_new(caller, &mut contact).and_then(|()| {
+            let keys = crate::domain::contact::normalize(&mut contact, catalog, &mut violations);
+            violations.into_result().map(|()| keys)
+        });
+        match keys {
+            Ok(keys) => checked.contacts.push(NewContact {
+                given: Candidate {
+                    number: parsed.number,
+                    record: Record::Contact(given),
+                    columns,
+                },
+                contact,
+                keys,
+            }),
+            Err(error) => checked
+                .refused
+                .push(row_errors(parsed.number, error, &columns)),
+        }
     }
+    checked
+}
+
+/// Writes a checked batch in one transaction (rolled back in a dry run).
+async fn write_batch(
+    state: &State,
+    caller: &CallerContext,
+    plan: &Plan,
+    catalog: &FieldCatalog,
+    batch: CheckedBatch,
+    tally: &mut Tally,
+) -> kit::Result<()> {
+    tally.response.rows_read += batch.rows_read;
+    for errors in batch.refused {
+        tally.fail(errors);
+    }
+    let mut tx = state.begin(caller).await?;
+    import_one_by_one(state, &mut tx, caller, plan, catalog, batch.accounts, tally).await?;
+    import_contacts(state, &mut tx, caller, plan, catalog, batch.contacts, tally).await?;
     if plan.dry_run {
         tx.rollback().await.map_err(Error::from)?;
     } else {
@@ -323,91 +375,73 @@ async fn import_one_by_one(
     Ok(())
 }
 
-/// Contacts, set-based: every row is checked in Rust as CreateContact
-/// checks it, account references and duplicates are looked up for the whole
-/// batch at once, and the new contacts and their `contact.created` events
-/// are written with one INSERT each (ADR 0016). Rows that merge into an
-/// existing contact (dedup `UPDATE`) go one by one after that, as does the
-/// whole batch should the set-based write fail, so a row the database
-/// refuses is still reported alone.
+/// Contacts, set-based: account references and duplicates are looked up
+/// for the whole batch at once, and the new contacts and their
+/// `contact.created` events are written with one INSERT each (ADR 0016).
+/// Rows that merge into an existing contact (dedup `UPDATE`) go one by one
+/// after that, as does the whole batch should the set-based write fail, so
+/// a row the database refuses is still reported alone.
 async fn import_contacts(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
     plan: &Plan,
     catalog: &FieldCatalog,
-    candidates: Vec<Candidate>,
+    checked: Vec<NewContact>,
     tally: &mut Tally,
 ) -> kit::Result<()> {
-    // The row as given stays with its checked form: the row-by-row path
-    // (merges, retries) starts from it, as it would without this one.
-    let mut checked: Vec<(Candidate, Contact, ContactKeys)> = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
-        let Record::Contact(given) = &candidate.record else {
-            continue;
-        };
-        let mut contact = given.clone();
-        let mut violations = Violations::new();
-        let keys = contact_ops::make_new(caller, &mut contact).and_then(|()| {
-            let keys = crate::domain::contact::normalize(&mut contact, catalog, &mut violations);
-            violations.into_result().map(|()| keys)
-        });
-        match keys {
-            Ok(keys) => checked.push((candidate, contact, keys)),
-            Err(error) => tally.fail(row_errors(candidate.number, error, &candidate.columns)),
-        }
+    if checked.is_empty() {
+        return Ok(());
     }
-    let account_of = |contact: &Contact| Uuid::parse_str(&contact.account_id).ok();
+    let account_of = |new: &NewContact| Uuid::parse_str(&new.contact.account_id).ok();
 
     // Account references: one query for the batch.
-    let referenced: Vec<Uuid> = checked
-        .iter()
-        .filter_map(|(_, c, _)| account_of(c))
-        .collect();
+    let referenced: Vec<Uuid> = checked.iter().filter_map(account_of).collect();
     let live = accounts::live_ids(tx, caller.tenant_id, &referenced).await?;
     let (checked, dangling): (Vec<_>, Vec<_>) = checked
         .into_iter()
-        .partition(|(_, c, _)| account_of(c).is_none_or(|id| live.contains(&id)));
-    for (candidate, _, _) in dangling {
+        .partition(|new| account_of(new).is_none_or(|id| live.contains(&id)));
+    for new in dangling {
         tally.fail(row_errors(
-            candidate.number,
+            new.given.number,
             Error::invalid("contact.account_id", "no such account"),
-            &candidate.columns,
+            &new.given.columns,
         ));
     }
 
     // Duplicates by e-mail, against stored contacts and earlier rows of the
     // batch (which the row-by-row path would have created first).
-    let mut new = Vec::with_capacity(checked.len());
+    let mut fresh = Vec::with_capacity(checked.len());
     let mut merging = Vec::new();
     if plan.dedup == DedupPolicy::Create {
-        new = checked;
+        fresh = checked;
     } else {
         let points: Vec<String> = checked
             .iter()
-            .flat_map(|(_, _, k)| k.email_keys.iter().cloned())
+            .flat_map(|new| new.keys.email_keys.iter().cloned())
             .collect();
         let stored = contacts::existing_points(tx, caller.tenant_id, &points).await?;
         let mut seen = HashSet::new();
-        for (candidate, contact, keys) in checked {
-            let duplicate = keys
+        for new in checked {
+            let duplicate = new
+                .keys
                 .email_keys
                 .iter()
                 .any(|k| stored.contains(k) || seen.contains(k));
-            seen.extend(keys.email_keys.iter().cloned());
+            seen.extend(new.keys.email_keys.iter().cloned());
             match (duplicate, plan.dedup) {
-                (false, _) => new.push((candidate, contact, keys)),
+                (false, _) => fresh.push(new),
                 (true, DedupPolicy::Skip) => tally.response.skipped += 1,
-                (true, _) => merging.push(candidate),
+                (true, _) => merging.push(new.given),
             }
         }
     }
 
     if plan.dry_run {
-        tally.response.created += new.len() as i64;
-    } else if !new.is_empty() {
+        tally.response.created += fresh.len() as i64;
+    } else if !fresh.is_empty() {
         let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(Error::from)?;
-        match insert_new_contacts(state, &mut savepoint, caller, &new).await {
+        match insert_new_contacts(state, &mut savepoint, caller, &fresh).await {
             Ok(created) => {
                 savepoint.commit().await.map_err(Error::from)?;
                 tally.response.created += created as i64;
@@ -415,7 +449,7 @@ async fn import_contacts(
             Err(error) => {
                 let _ = savepoint.rollback().await;
                 tracing::warn!(error = ?error, "set-based import write refused; retrying the batch row by row");
-                let again = new.into_iter().map(|(c, _, _)| c).collect();
+                let again = fresh.into_iter().map(|new| new.given).collect();
                 import_one_by_one(state, tx, caller, plan, catalog, again, tally).await?;
             }
         }
@@ -428,9 +462,9 @@ async fn insert_new_contacts(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
-    new: &[(Candidate, Contact, ContactKeys)],
+    fresh: &[NewContact],
 ) -> kit::Result<usize> {
-    let rows: Vec<(&Contact, &ContactKeys)> = new.iter().map(|(_, c, k)| (c, k)).collect();
+    let rows: Vec<(&Contact, &ContactKeys)> = fresh.iter().map(|n| (&n.contact, &n.keys)).collect();
     let created = contacts::insert_many(tx, caller.tenant_id, &rows, &caller.subject).await?;
     let events: Vec<(Uuid, ContactCreated)> = created
         .into_iter()
@@ -453,8 +487,10 @@ async fn insert_new_contacts(
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Runs an import: parses rows as chunks arrive, applies them in batches,
-/// reports progress after each batch and a summary at the end.
+/// Runs an import as a pipeline: the upload is parsed as chunks arrive
+/// (blocking thread), batches are checked one ahead of the writer (another
+/// blocking thread), and the writer applies them in order, reporting
+/// progress after each batch and a summary at the end.
 async fn run_import(
     state: SharedState,
     caller: CallerContext,
@@ -462,6 +498,21 @@ async fn run_import(
     (mut inbound, mut running): (Streaming<ImportRequest>, Running),
     progress: mpsc::Sender<Result<ImportResponse, Status>>,
 ) {
+    // Custom field definitions as they are when the import starts.
+    let catalog = match state.begin(&caller).await {
+        Ok(mut tx) => fields::catalog(&mut tx, caller.tenant_id, plan.entity)
+            .await
+            .map_err(Error::from),
+        Err(error) => Err(error),
+    };
+    let catalog = match catalog {
+        Ok(catalog) => Arc::new(catalog),
+        Err(error) => {
+            let _ = progress.send(Err(Status::from(error))).await;
+            return;
+        }
+    };
+    let (plan, caller) = (Arc::new(plan), Arc::new(caller));
     let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(16);
     let (row_tx, mut row_rx) = mpsc::channel::<ParsedRow>(BATCH_ROWS * 2);
     let parser = match plan.format {
@@ -506,44 +557,55 @@ async fn run_import(
             }
         }
     });
-
-    let mut tally = Tally::default();
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut sent_errors = 0;
-    loop {
-        let next = row_rx.recv().await;
-        let done = next.is_none();
-        if let Some(row) = next {
-            batch.push(row);
-        }
-        if batch.len() >= BATCH_ROWS || (done && !batch.is_empty()) {
-            if let Err(error) = apply_batch(
-                &state,
-                &caller,
-                &plan,
-                std::mem::take(&mut batch),
-                &mut tally,
-            )
-            .await
-            {
-                let _ = progress.send(Err(Status::from(error))).await;
+    // One checked batch waits while the writer writes the one before.
+    let (checked_tx, mut checked_rx) = mpsc::channel::<CheckedBatch>(1);
+    let (check_caller, check_plan, check_catalog) = (caller.clone(), plan.clone(), catalog.clone());
+    let checker = tokio::spawn(async move {
+        loop {
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            if row_rx.recv_many(&mut batch, BATCH_ROWS).await == 0 {
                 return;
             }
-            if !plan.dry_run {
-                let mut update = tally.response.clone();
-                update.errors = update.errors[sent_errors..].to_vec();
-                sent_errors = tally.response.errors.len();
-                if progress.send(Ok(update)).await.is_err() {
-                    return;
+            while batch.len() < BATCH_ROWS {
+                let wanted = BATCH_ROWS - batch.len();
+                if row_rx.recv_many(&mut batch, wanted).await == 0 {
+                    break;
                 }
             }
+            let (caller, plan, catalog) = (
+                check_caller.clone(),
+                check_plan.clone(),
+                check_catalog.clone(),
+            );
+            let checked =
+                tokio::task::spawn_blocking(move || check_batch(&caller, &plan, &catalog, batch))
+                    .await;
+            let Ok(checked) = checked else { return };
+            if checked_tx.send(checked).await.is_err() {
+                return;
+            }
         }
-        if done {
-            break;
+    });
+
+    let mut tally = Tally::default();
+    let mut sent_errors = 0;
+    while let Some(batch) = checked_rx.recv().await {
+        if let Err(error) = write_batch(&state, &caller, &plan, &catalog, batch, &mut tally).await {
+            let _ = progress.send(Err(Status::from(error))).await;
+            return;
+        }
+        if !plan.dry_run {
+            let mut update = tally.response.clone();
+            update.errors = update.errors[sent_errors..].to_vec();
+            sent_errors = tally.response.errors.len();
+            if progress.send(Ok(update)).await.is_err() {
+                return;
+            }
         }
     }
     let _ = feeder.await;
     let _ = parser.await;
+    let _ = checker.await;
     let mut summary = tally.response;
     if !plan.dry_run {
         summary.errors = summary.errors[sent_errors.min(summary.errors.len())..].to_vec();
