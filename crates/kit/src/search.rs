@@ -6,7 +6,8 @@
 //!
 //! Two passes: substring matches first (precise and cheap through the
 //! trigram index), then, only when they do not fill the page, typo-tolerant
-//! word-similarity matches, which cost more because more rows are rechecked.
+//! matches: each query word corrected against the tenant's dictionary of
+//! title words (`search_terms`), the records found by substring again.
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -15,6 +16,12 @@ use crate::access::Scope;
 
 /// Longest the typo-tolerant pass may run.
 const FUZZY_TIMEOUT_MS: u64 = 300;
+
+/// Dictionary words tried in place of each query word.
+const CORRECTIONS_PER_WORD: i64 = 5;
+
+/// Least trigram similarity of a dictionary word to a query word.
+const TERM_SIMILARITY: f32 = 0.2;
 
 /// One match: kind (`contact`, `lead`, ...), id, title, subtitle, score.
 pub type Hit = (String, Uuid, String, String, f32);
@@ -54,22 +61,70 @@ pub async fn search(
     if missing <= 0 {
         return Ok(hits);
     }
-    // A short query that resembles many records makes the fuzzy pass check
-    // each of them; bound it, and answer with the substring matches alone
-    // when it runs out of time.
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-        .bind(FUZZY_TIMEOUT_MS.to_string())
-        .execute(&mut *tx)
+    // Typo-tolerant pass: each word of the query is replaced by the words
+    // of the tenant's dictionary (`search_terms`, the words of every title)
+    // that resemble it most, and the records holding one of them for every
+    // word are found by the substring index. Matching a few thousand
+    // distinct words instead of every record's trigrams keeps the cost
+    // independent of how many records share a common trigram.
+    let words: Vec<&str> = lowered
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    // The dictionary is small, so it can be asked loosely: a swap of two
+    // letters in a short word ("secert") keeps only a quarter of its
+    // trigrams. Bounded all the same: a query of many short words could
+    // match much.
+    sqlx::query(
+        "SELECT set_config('pg_trgm.similarity_threshold', $1, true), set_config('statement_timeout', $2, true)",
+    )
+    .bind(TERM_SIMILARITY.to_string())
+    .bind(FUZZY_TIMEOUT_MS.to_string())
+    .execute(&mut *tx)
+    .await?;
+    let mut alternatives: Vec<Vec<String>> = Vec::with_capacity(words.len());
+    for word in &words {
+        if word.chars().count() < 3 {
+            alternatives.push(vec![(*word).to_owned()]);
+            continue;
+        }
+        let similar: Vec<(String,)> = sqlx::query_as(
+            "SELECT term FROM search_terms WHERE tenant_id = $1 AND term % $2
+              ORDER BY similarity(term, $2) DESC, term LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(*word)
+        .bind(CORRECTIONS_PER_WORD)
+        .fetch_all(&mut *tx)
         .await?;
+        if similar.is_empty() {
+            return Ok(hits); // nothing resembles this word
+        }
+        alternatives.push(similar.into_iter().map(|(t,)| t).collect());
+    }
+    if alternatives.is_empty() {
+        return Ok(hits);
+    }
     let mut query =
         QueryBuilder::<Postgres>::new("SELECT kind, id, title, subtitle, (0.5 * word_similarity(");
     query
         .push_bind(lowered.clone())
         .push(", search_text))::real AS score FROM search_index WHERE tenant_id = ")
-        .push_bind(tenant)
-        .push(" AND ")
-        .push_bind(lowered.clone())
-        .push(" <% search_text AND search_text NOT LIKE ")
+        .push_bind(tenant);
+    for words in &alternatives {
+        query.push(" AND (");
+        for (i, word) in words.iter().enumerate() {
+            if i > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("search_text LIKE ")
+                .push_bind(like_pattern(word));
+        }
+        query.push(")");
+    }
+    query
+        .push(" AND search_text NOT LIKE ")
         .push_bind(like_pattern(&lowered));
     scope.push_sql(&mut query);
     query

@@ -289,6 +289,17 @@ async fn gdpr_export_then_erase_removes_personal_data() {
     }];
     let person = create_contact(&mut admin, person).await;
     let pool = app.db().admin_pool().await;
+    let terms: Vec<String> = sqlx::query_scalar(
+        "SELECT term FROM search_terms WHERE term IN ('erika', 'mustermann') ORDER BY term",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        terms,
+        ["erika", "mustermann"],
+        "the name is in the search dictionary"
+    );
     // Its creation is published (and marked so) before the erasure.
     eventually("contact.created is published", Duration::from_secs(15), || {
         let (pool, id) = (pool.clone(), person.id.clone());
@@ -389,6 +400,15 @@ async fn gdpr_export_then_erase_removes_personal_data() {
         .await
         .unwrap();
     assert_eq!(indexed, 0, "erased from the search index too");
+    let terms: Vec<String> =
+        sqlx::query_scalar("SELECT term FROM search_terms WHERE term IN ('erika', 'mustermann')")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        terms.is_empty(),
+        "and from the search dictionary: {terms:?}"
+    );
     let (notes,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM activities WHERE subject LIKE '%cats%'")
             .fetch_one(&pool)

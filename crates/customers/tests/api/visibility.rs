@@ -156,16 +156,33 @@ async fn another_tenants_ids_are_not_found_and_tokens_are_checked() {
             .code(),
         Code::NotFound
     );
-    let search = other
+    // Neither by substring nor through the typo-tolerant dictionary, which
+    // finds it for its own tenant.
+    for query in ["Secret", "Secert Persn"] {
+        let search = other
+            .search
+            .search(SearchRequest {
+                query: query.into(),
+                limit: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(search.hits.is_empty(), "{query}: {:?}", search.hits);
+    }
+    let own = admin
         .search
         .search(SearchRequest {
-            query: "Secret".into(),
+            query: "Secert Persn".into(),
             limit: 10,
         })
         .await
         .unwrap()
         .into_inner();
-    assert!(search.hits.is_empty());
+    assert_eq!(
+        own.hits.first().map(|h| h.id.as_str()),
+        Some(person.id.as_str())
+    );
     // A contact of tenant B cannot point at tenant A's account.
     let cross = other
         .contacts
