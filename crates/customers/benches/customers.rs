@@ -210,6 +210,59 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
+    // 5. A page of 50 with a filter over the whole data set: by last name
+    // (an index on lower(last_name)) and by e-mail (through contact points).
+    for (field, label) in [("last_name", "last name"), ("email", "e-mail")] {
+        let listers: Vec<ContactServiceClient<Authed>> = (0..clients).map(&make).collect();
+        let listed = load(
+            &format!("ListContacts {field}"),
+            clients,
+            seconds,
+            move |worker, n| {
+                let mut client = listers[worker].clone();
+                let i = (n * 31 + worker as u64) % contacts.max(1);
+                let (f, l) = (FIRST[(i % 12) as usize], last_name(i * 7919));
+                let value = if field == "email" {
+                    format!("{}.{}{i}@bench.example", f.to_lowercase(), l.to_lowercase())
+                } else {
+                    l
+                };
+                let filter = Filter {
+                    node: Some(filter::Node::Condition(Condition {
+                        field: field.into(),
+                        op: Operator::Eq as i32,
+                        value: Some(prost_types::Value {
+                            kind: Some(prost_types::value::Kind::StringValue(value)),
+                        }),
+                    })),
+                };
+                async move {
+                    client
+                        .list_contacts(ListContactsRequest {
+                            filter: Some(filter),
+                            page: Some(crm_proto::crm::common::v1::PageRequest {
+                                page_size: 50,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                        .await
+                        .is_ok()
+                }
+            },
+        )
+        .await;
+        report(
+            &format!(
+                "gRPC ListContacts, 50 by {label} over {} contacts",
+                thousands(contacts as f64)
+            ),
+            &listed.summary(),
+            listed.per_second,
+            None,
+        );
+    }
+
     report(
         "gRPC CreateContact (row + event)",
         &created.summary(),

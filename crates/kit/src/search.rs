@@ -7,7 +7,7 @@
 //! Two passes: substring matches first (precise and cheap through the
 //! trigram index), then, only when they do not fill the page, typo-tolerant
 //! matches: each query word corrected against the tenant's dictionary of
-//! title words (`search_terms`), the records found by substring again.
+//! title words (`search_terms`), the records found by their title words.
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -63,14 +63,12 @@ pub async fn search(
     }
     // Typo-tolerant pass: each word of the query is replaced by the words
     // of the tenant's dictionary (`search_terms`, the words of every title)
-    // that resemble it most, and the records holding one of them for every
-    // word are found by the substring index. Matching a few thousand
-    // distinct words instead of every record's trigrams keeps the cost
-    // independent of how many records share a common trigram.
-    let words: Vec<&str> = lowered
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
+    // that resemble it most, and the records with one of them in their
+    // title for every word are found through `title_words`' index (ADR
+    // 0017). Matching a few thousand distinct words instead of every
+    // record's trigrams keeps the cost independent of how many records
+    // share a common trigram.
+    //
     // The dictionary is small, so it can be asked loosely: a swap of two
     // letters in a short word ("secert") keeps only a quarter of its
     // trigrams. Bounded all the same: a query of many short words could
@@ -82,28 +80,29 @@ pub async fn search(
     .bind(FUZZY_TIMEOUT_MS.to_string())
     .execute(&mut *tx)
     .await?;
-    let mut alternatives: Vec<Vec<String>> = Vec::with_capacity(words.len());
-    for word in &words {
-        if word.chars().count() < 3 {
-            alternatives.push(vec![(*word).to_owned()]);
-            continue;
-        }
-        let similar: Vec<(String,)> = sqlx::query_as(
-            "SELECT term FROM search_terms WHERE tenant_id = $1 AND term % $2
-              ORDER BY similarity(term, $2) DESC, term LIMIT $3",
-        )
-        .bind(tenant)
-        .bind(*word)
-        .bind(CORRECTIONS_PER_WORD)
-        .fetch_all(&mut *tx)
-        .await?;
-        if similar.is_empty() {
-            return Ok(hits); // nothing resembles this word
-        }
-        alternatives.push(similar.into_iter().map(|(t,)| t).collect());
+    // The query is split into words and lower-cased by the database, with
+    // the expression that split the titles (kit migration 0002), so both
+    // sides agree whatever the database's locale.
+    let corrected: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT q.w, ARRAY(SELECT term FROM search_terms
+                            WHERE tenant_id = $1 AND char_length(q.w) >= 3 AND term % q.w
+                            ORDER BY similarity(term, q.w) DESC, term LIMIT $3)
+           FROM (SELECT DISTINCT w FROM regexp_split_to_table(lower($2), '[[:space:][:punct:]]+') AS w
+                  WHERE w <> '') AS q",
+    )
+    .bind(tenant)
+    .bind(text)
+    .bind(CORRECTIONS_PER_WORD)
+    .fetch_all(&mut *tx)
+    .await?;
+    if corrected
+        .iter()
+        .any(|(word, terms)| word.chars().count() >= 3 && terms.is_empty())
+    {
+        return Ok(hits); // a word nothing in the dictionary resembles
     }
-    if alternatives.is_empty() {
-        return Ok(hits);
+    if corrected.iter().all(|(_, terms)| terms.is_empty()) {
+        return Ok(hits); // nothing to correct
     }
     let mut query =
         QueryBuilder::<Postgres>::new("SELECT kind, id, title, subtitle, (0.5 * word_similarity(");
@@ -111,17 +110,18 @@ pub async fn search(
         .push_bind(lowered.clone())
         .push(", search_text))::real AS score FROM search_index WHERE tenant_id = ")
         .push_bind(tenant);
-    for words in &alternatives {
-        query.push(" AND (");
-        for (i, word) in words.iter().enumerate() {
-            if i > 0 {
-                query.push(" OR ");
-            }
+    for (word, corrections) in corrected {
+        if corrections.is_empty() {
+            // Too short to correct: a substring, as typed.
             query
-                .push("search_text LIKE ")
-                .push_bind(like_pattern(word));
+                .push(" AND search_text LIKE ")
+                .push_bind(like_pattern(&word));
+        } else {
+            query
+                .push(" AND title_words && ")
+                .push_bind(corrections)
+                .push("::text[]");
         }
-        query.push(")");
     }
     query
         .push(" AND search_text NOT LIKE ")

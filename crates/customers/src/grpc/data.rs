@@ -58,6 +58,18 @@ impl Tally {
         self.response.errors.extend(errors);
         self.response.errors.truncate(MAX_ERRORS_KEPT);
     }
+
+    /// Adds a later batch's outcome.
+    fn absorb(&mut self, batch: Tally) {
+        let (total, batch) = (&mut self.response, batch.response);
+        total.rows_read += batch.rows_read;
+        total.created += batch.created;
+        total.updated += batch.updated;
+        total.skipped += batch.skipped;
+        total.failed += batch.failed;
+        total.errors.extend(batch.errors);
+        total.errors.truncate(MAX_ERRORS_KEPT);
+    }
 }
 
 enum RowOutcome {
@@ -312,29 +324,46 @@ fn check_batch(
     checked
 }
 
-/// Writes a checked batch in one transaction (rolled back in a dry run).
+/// Writes a checked batch in one transaction (rolled back in a dry run) and
+/// answers its outcome.
 async fn write_batch(
-    state: &State,
-    caller: &CallerContext,
-    plan: &Plan,
-    catalog: &FieldCatalog,
+    (state, caller, plan, catalog): Pipeline,
     batch: CheckedBatch,
-    tally: &mut Tally,
-) -> kit::Result<()> {
+) -> kit::Result<Tally> {
+    let (caller, plan, catalog) = (&*caller, &*plan, &*catalog);
+    let mut tally = Tally::default();
     tally.response.rows_read += batch.rows_read;
     for errors in batch.refused {
         tally.fail(errors);
     }
     let mut tx = state.begin(caller).await?;
-    import_one_by_one(state, &mut tx, caller, plan, catalog, batch.accounts, tally).await?;
-    import_contacts(state, &mut tx, caller, plan, catalog, batch.contacts, tally).await?;
+    let accounts = batch.accounts;
+    import_one_by_one(&state, &mut tx, caller, plan, catalog, accounts, &mut tally).await?;
+    import_contacts(
+        &state,
+        &mut tx,
+        caller,
+        plan,
+        catalog,
+        batch.contacts,
+        &mut tally,
+    )
+    .await?;
     if plan.dry_run {
         tx.rollback().await.map_err(Error::from)?;
     } else {
         commit(tx).await?;
     }
-    Ok(())
+    Ok(tally)
 }
+
+/// What every stage of an import shares.
+type Pipeline = (
+    SharedState,
+    Arc<CallerContext>,
+    Arc<Plan>,
+    Arc<FieldCatalog>,
+);
 
 /// Each row in its own savepoint: a bad row is reported and rolled back
 /// alone.
@@ -587,12 +616,41 @@ async fn run_import(
         }
     });
 
-    let mut tally = Tally::default();
-    let mut sent_errors = 0;
-    while let Some(batch) = checked_rx.recv().await {
-        if let Err(error) = write_batch(&state, &caller, &plan, &catalog, batch, &mut tally).await {
-            let _ = progress.send(Err(Status::from(error))).await;
-            return;
+    // New contacts without deduplication do not depend on each other's
+    // batches, so two are written at once, each on its own connection (a
+    // PostgreSQL backend is what bounds an import); with deduplication a
+    // batch must see the ones before it committed.
+    let writers = if plan.dedup == DedupPolicy::Create && plan.entity != Entity::Account {
+        2
+    } else {
+        1
+    };
+    let pipeline: Pipeline = (state.clone(), caller.clone(), plan.clone(), catalog.clone());
+    let mut in_flight = std::collections::VecDeque::new();
+    let (mut tally, mut sent_errors, mut failure) = (Tally::default(), 0, None);
+    loop {
+        while failure.is_none() && in_flight.len() < writers {
+            let Some(batch) = checked_rx.recv().await else {
+                break;
+            };
+            in_flight.push_back(tokio::spawn(write_batch(pipeline.clone(), batch)));
+        }
+        // Results are taken in batch order. After a failure the batches
+        // already being written still finish and are reported before the
+        // error, so the summary never misses a committed row.
+        let Some(next) = in_flight.pop_front() else {
+            break;
+        };
+        match next.await {
+            Ok(Ok(batch)) => tally.absorb(batch),
+            Ok(Err(error)) => {
+                failure.get_or_insert(error);
+                continue;
+            }
+            Err(crashed) => {
+                failure.get_or_insert(Error::Internal(anyhow::anyhow!("import writer: {crashed}")));
+                continue;
+            }
         }
         if !plan.dry_run {
             let mut update = tally.response.clone();
@@ -602,6 +660,10 @@ async fn run_import(
                 return;
             }
         }
+    }
+    if let Some(error) = failure {
+        let _ = progress.send(Err(Status::from(error))).await;
+        return;
     }
     let _ = feeder.await;
     let _ = parser.await;

@@ -414,6 +414,24 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
         Some("X Faraday"),
         "typo-tolerant search: {hits:?}"
     );
+    // Words outside ASCII and joined by a hyphen are corrected too, every
+    // word of the query against the dictionary.
+    let soren = create_contact(&mut admin, contact("Søren", "Kierkegaard-Ørsted", "")).await;
+    let hits = admin
+        .search
+        .search(SearchRequest {
+            query: "sren kirkegard orsted".into(),
+            limit: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert_eq!(
+        hits.first().map(|h| h.id.as_str()),
+        Some(soren.id.as_str()),
+        "{hits:?}"
+    );
 }
 
 #[tokio::test]
