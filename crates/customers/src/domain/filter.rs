@@ -36,15 +36,34 @@ pub struct Column {
     pub name: &'static str,
     pub sql: &'static str,
     pub kind: ColumnKind,
+    /// A stored lower-case copy of a text column, with an index of its own:
+    /// under row-level security `lower(column) = $1` cannot use an index
+    /// (`lower` is not leakproof), a plain column can.
+    pub key: Option<&'static str>,
 }
 
 const fn column(name: &'static str, sql: &'static str, kind: ColumnKind) -> Column {
-    Column { name, sql, kind }
+    Column {
+        name,
+        sql,
+        kind,
+        key: None,
+    }
+}
+
+/// A text column compared through its stored lower-case key.
+const fn keyed(name: &'static str, sql: &'static str, key: &'static str) -> Column {
+    Column {
+        name,
+        sql,
+        kind: ColumnKind::Text,
+        key: Some(key),
+    }
 }
 
 pub const CONTACT_COLUMNS: &[Column] = &[
     column("first_name", "first_name", ColumnKind::Text),
-    column("last_name", "last_name", ColumnKind::Text),
+    keyed("last_name", "last_name", "last_name_key"),
     column("title", "title", ColumnKind::Text),
     column("language", "language", ColumnKind::Text),
     column("source", "source", ColumnKind::Text),
@@ -62,7 +81,7 @@ pub const CONTACT_COLUMNS: &[Column] = &[
 ];
 
 pub const ACCOUNT_COLUMNS: &[Column] = &[
-    column("name", "name", ColumnKind::Text),
+    keyed("name", "name", "name_key"),
     column("domain", "domain", ColumnKind::Text),
     column("industry", "industry", ColumnKind::Text),
     column("credit_rating", "credit_rating", ColumnKind::Text),
