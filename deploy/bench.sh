@@ -37,9 +37,10 @@ fi
 out="${BENCH_OUT:-bench-results.md}"
 transcript="$(mktemp)"
 trap 'rm -f "$transcript"' EXIT
+failed=()
 for bench in baseline outbox customers gateway sales platform; do
   log "benchmark $bench"
-  run_bench "$bench" 2>&1 | tee -a "$transcript"
+  run_bench "$bench" 2>&1 | tee -a "$transcript" || failed+=("$bench")
 done
 {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB," \
@@ -52,3 +53,4 @@ done
 } > "$out"
 log "benchmark table written to $out"
 cat "$out"
+[ ${#failed[@]} -eq 0 ] || die "benchmarks that failed: ${failed[*]}"
