@@ -34,18 +34,26 @@ async fn measure(platform: &Platform, clients: usize, seconds: u64) -> anyhow::R
     let http = reqwest::Client::new();
     for binary in BINARIES {
         let spec = platform.spec_of(binary)?;
-        let admin = spec
+        // A service answers /readyz on its admin port, the gateway on its
+        // public one (run.sh exports each address as it starts each
+        // process, so later ones also see the earlier ones' addresses).
+        let name = binary.trim_start_matches("crm-").to_uppercase();
+        let variable = if name == "GATEWAY" {
+            "GATEWAY_HTTP_ADDR".to_owned()
+        } else {
+            format!("{name}_ADMIN_ADDR")
+        };
+        let ready_at = spec
             .env
-            .iter()
-            .find(|(key, _)| key.ends_with("_ADMIN_ADDR"))
-            .map(|(_, addr)| addr.clone())
-            .ok_or_else(|| anyhow::anyhow!("{binary} has no admin address"))?;
+            .get(&variable)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("{binary} has no {variable}"))?;
         Platform::signal_and_wait(spec.pid, Signal::SIGTERM).await?;
         let started = Instant::now();
         platform.spawn(&spec)?;
         loop {
             let ready = http
-                .get(format!("http://{admin}/readyz"))
+                .get(format!("http://{ready_at}/readyz"))
                 .timeout(Duration::from_secs(1))
                 .send()
                 .await
