@@ -91,9 +91,9 @@ impl Measured {
 }
 
 /// Runs `call(worker, n)` from `clients` tasks for `seconds`, each call
-/// after the previous one answered, prints requests/s and latency
-/// percentiles, and answers them. `call` returns whether the request
-/// succeeded.
+/// after the previous one answered, prints successful requests/s and
+/// latency percentiles, and answers them. `call` returns whether the
+/// request succeeded.
 pub async fn load<F, Fut>(name: &str, clients: usize, seconds: u64, call: F) -> Measured
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
@@ -133,8 +133,9 @@ where
     all.sort();
     let pick =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
+    // Only answered requests count: a refusal (429, 5xx) is not throughput.
     let measured = Measured {
-        per_second: all.len() as f64 / elapsed,
+        per_second: (all.len() as u64).saturating_sub(failures) as f64 / elapsed,
         p50_ms: pick(0.5),
         p95_ms: pick(0.95),
         p99_ms: pick(0.99),

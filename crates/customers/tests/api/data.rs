@@ -33,14 +33,21 @@ fn header(dedup: DedupPolicy, dry_run: bool, format: ImportFormat) -> ImportRequ
 
 /// Uploads `body` in small chunks and returns every progress message.
 async fn import(client: &mut Client, header: ImportRequest, body: &[u8]) -> Vec<ImportResponse> {
-    let mut messages = vec![header];
     // Chunks that split rows and multi-byte characters on purpose.
-    messages.extend(body.chunks(7).map(|chunk| ImportRequest {
-        part: Some(import_request::Part::Chunk(chunk.to_vec())),
-    }));
+    import_in_chunks(client, header, body, 7).await
+}
+
+/// Uploads `body` in chunks of `size` bytes and returns every progress
+/// message.
+async fn import_in_chunks(
+    client: &mut Client,
+    header: ImportRequest,
+    body: &[u8],
+    size: usize,
+) -> Vec<ImportResponse> {
     let mut stream = client
         .data
-        .import(tokio_stream::iter(messages))
+        .import(tokio_stream::iter(uploaded_in(header, body, size)))
         .await
         .unwrap()
         .into_inner();
@@ -419,8 +426,13 @@ async fn gdpr_export_then_erase_removes_personal_data() {
 
 /// The messages of an upload: the header, then `body` in 16 KiB chunks.
 fn uploaded(header: ImportRequest, body: &[u8]) -> Vec<ImportRequest> {
+    uploaded_in(header, body, 16 * 1024)
+}
+
+/// The header, then `body` in chunks of `size` bytes.
+fn uploaded_in(header: ImportRequest, body: &[u8], size: usize) -> Vec<ImportRequest> {
     std::iter::once(header)
-        .chain(body.chunks(16 * 1024).map(|chunk| ImportRequest {
+        .chain(body.chunks(size).map(|chunk| ImportRequest {
             part: Some(import_request::Part::Chunk(chunk.to_vec())),
         }))
         .collect()
@@ -723,16 +735,7 @@ async fn ten_thousand_row_import_reports_exactly_the_bad_rows_and_one_event_per_
     let request = ImportRequest {
         part: Some(import_request::Part::Header(mapping)),
     };
-    let mut stream = admin
-        .data
-        .import(tokio_stream::iter(uploaded(request, csv.as_bytes())))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut responses = Vec::new();
-    while let Some(response) = stream.message().await.unwrap() {
-        responses.push(response);
-    }
+    let responses = import_in_chunks(&mut admin, request, csv.as_bytes(), 64 * 1024).await;
     let summary = responses.last().unwrap();
     assert!(summary.done);
     let reported: std::collections::BTreeSet<i64> = responses
