@@ -16,7 +16,7 @@ use e2e::Platform;
 use nix::sys::signal::Signal;
 use reqwest::Method;
 use serde_json::json;
-use testkit::bench::{env_u64, load, peak_rss_mib_of, report, thousands};
+use testkit::bench::{env_u64, load, peak_rss_mib_of, report, thousands, RawPostgres};
 
 const BINARIES: &[&str] = &["crm-customers", "crm-sales", "crm-gateway"];
 
@@ -104,6 +104,8 @@ async fn measure(platform: &Platform, clients: usize, seconds: u64) -> anyhow::R
                 .to_owned(),
         );
     }
+    // Raw PostgreSQL on the same machine in the same run: the yardstick.
+    let raw = RawPostgres::measure(clients, seconds).await;
     let (ids, token, base) = (Arc::new(ids), Arc::new(token), platform.base.clone());
     let (h, t, b, i) = (http.clone(), token.clone(), base.clone(), ids.clone());
     let gets = load(
@@ -140,13 +142,13 @@ async fn measure(platform: &Platform, clients: usize, seconds: u64) -> anyhow::R
         "REST GET /v1/contacts/{id}, separate processes",
         &gets.summary(),
         gets.per_second,
-        None,
+        Some(&raw.select),
     );
     report(
         "REST POST /v1/contacts, separate processes",
         &posts.summary(),
         posts.per_second,
-        None,
+        Some(&raw.insert),
     );
 
     let mut total = 0.0;
