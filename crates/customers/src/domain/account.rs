@@ -17,6 +17,14 @@ pub struct AccountKeys {
     pub custom: serde_json::Value,
 }
 
+/// Normalises `account` and refuses it with every violation found;
+/// returns the derived keys.
+pub fn checked(account: &mut Account, catalog: &FieldCatalog) -> kit::Result<AccountKeys> {
+    let mut violations = Violations::new();
+    let keys = normalize(account, catalog, &mut violations);
+    violations.into_result().map(|()| keys)
+}
+
 pub fn normalize(
     account: &mut Account,
     catalog: &FieldCatalog,

@@ -20,6 +20,14 @@ pub struct ContactKeys {
     pub custom: serde_json::Value,
 }
 
+/// Normalises `contact` and refuses it with every violation found;
+/// returns the derived keys.
+pub fn checked(contact: &mut Contact, catalog: &FieldCatalog) -> kit::Result<ContactKeys> {
+    let mut violations = Violations::new();
+    let keys = normalize(contact, catalog, &mut violations);
+    violations.into_result().map(|()| keys)
+}
+
 /// Normalises `contact` and checks it; returns the derived keys.
 pub fn normalize(
     contact: &mut Contact,

@@ -3,7 +3,6 @@
 use crm_proto::crm::customers::v1::account_service_server::AccountService;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::CallerContext;
-use kit::error::Violations;
 use kit::paging::{finish_page, Page};
 use kit::rpc::{check_version, version_of};
 use kit::Error;
@@ -18,7 +17,7 @@ use super::{
     SharedState, State,
 };
 use crate::domain::access::{authorize, scope, Action, Scope};
-use crate::domain::account::normalize;
+use crate::domain::account::checked;
 use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::{self, ACCOUNT_COLUMNS};
 use crate::domain::{parse_id, tags};
@@ -73,9 +72,7 @@ async fn prepare(
             &fetched
         }
     };
-    let mut violations = Violations::new();
-    let keys = normalize(account, catalog, &mut violations);
-    violations.into_result()?;
+    let keys = checked(account, catalog)?;
     if let Ok(parent) = Uuid::parse_str(&account.parent_account_id) {
         if store::find(tx, caller.tenant_id, &Scope::Tenant, parent, false)
             .await?

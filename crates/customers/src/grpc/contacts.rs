@@ -17,7 +17,7 @@ use super::{
     SharedState, State,
 };
 use crate::domain::access::{authorize, scope, Action, Scope};
-use crate::domain::contact::normalize;
+use crate::domain::contact::checked;
 use crate::domain::custom_fields::FieldCatalog;
 use crate::domain::filter::CONTACT_COLUMNS;
 use crate::domain::{parse_id, tags};
@@ -91,9 +91,7 @@ async fn prepare(
             &fetched
         }
     };
-    let mut violations = Violations::new();
-    let keys = normalize(contact, catalog, &mut violations);
-    violations.into_result()?;
+    let keys = checked(contact, catalog)?;
     if let Ok(account) = Uuid::parse_str(&contact.account_id) {
         if accounts::find(tx, caller.tenant_id, &Scope::Tenant, account, false)
             .await?

@@ -19,7 +19,6 @@ use crm_proto::crm::customers::v1::data_service_server::DataService;
 use crm_proto::crm::customers::v1::*;
 use futures::Stream;
 use kit::auth::CallerContext;
-use kit::error::Violations;
 use kit::Error;
 use sqlx::PgConnection;
 use tokio::sync::mpsc;
@@ -88,9 +87,7 @@ async fn import_contact(
     contact: Contact,
 ) -> kit::Result<RowOutcome> {
     let mut probe = contact.clone();
-    let mut violations = Violations::new();
-    let keys = crate::domain::contact::normalize(&mut probe, catalog, &mut violations);
-    violations.into_result()?;
+    let keys = crate::domain::contact::checked(&mut probe, catalog)?;
     let existing = if plan.dedup == DedupPolicy::Create || keys.email_keys.is_empty() {
         None
     } else {
@@ -112,9 +109,7 @@ async fn import_contact(
             after.tags = crate::domain::tags::union(&before.tags, &after.tags);
             if plan.dry_run {
                 let mut check = after;
-                let mut violations = Violations::new();
-                crate::domain::contact::normalize(&mut check, catalog, &mut violations);
-                violations.into_result()?;
+                crate::domain::contact::checked(&mut check, catalog)?;
             } else {
                 contact_ops::update_in(state, tx, caller, Some(catalog), &before, after).await?;
             }
@@ -167,9 +162,7 @@ async fn import_account(
     account: Account,
 ) -> kit::Result<RowOutcome> {
     let mut probe = account.clone();
-    let mut violations = Violations::new();
-    crate::domain::account::normalize(&mut probe, catalog, &mut violations);
-    violations.into_result()?;
+    crate::domain::account::checked(&mut probe, catalog)?;
     let existing = if plan.dedup == DedupPolicy::Create || probe.domain.is_empty() {
         None
     } else {
@@ -301,11 +294,8 @@ fn check_batch(
             continue;
         }
         let mut contact = given.clone();
-        let mut violations = Violations::new();
-        let keys = contact_ops::make_new(caller, &mut contact).and_then(|()| {
-            let keys = crate::domain::contact::normalize(&mut contact, catalog, &mut violations);
-            violations.into_result().map(|()| keys)
-        });
+        let keys = contact_ops::make_new(caller, &mut contact)
+            .and_then(|()| crate::domain::contact::checked(&mut contact, catalog));
         match keys {
             Ok(keys) => checked.contacts.push(NewContact {
                 given: Candidate {
