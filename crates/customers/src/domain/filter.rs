@@ -26,8 +26,12 @@ pub enum ColumnKind {
     /// Integer enum (lifecycle stage, size band).
     Enum,
     Timestamp,
-    /// `text[]`: tags, e-mail and phone keys.
+    /// `text[]`: tags.
     TextArray,
+    /// `text[]` of normalised e-mail addresses or phone numbers, compared
+    /// through `contact_points` (an index lookup under row-level security,
+    /// where `&&` on the array could use none).
+    ContactPoints,
 }
 
 /// A standard field: its name in requests and its SQL expression.
@@ -76,8 +80,8 @@ pub const CONTACT_COLUMNS: &[Column] = &[
     column("created_at", "created_at", ColumnKind::Timestamp),
     column("updated_at", "updated_at", ColumnKind::Timestamp),
     column("tags", "tags", ColumnKind::TextArray),
-    column("email", "email_keys", ColumnKind::TextArray),
-    column("phone", "phone_keys", ColumnKind::TextArray),
+    column("email", "email_keys", ColumnKind::ContactPoints),
+    column("phone", "phone_keys", ColumnKind::ContactPoints),
 ];
 
 pub const ACCOUNT_COLUMNS: &[Column] = &[
@@ -314,10 +318,13 @@ fn operand(target: &Target, kind: Option<&Kind>, path: &str) -> Result<Operand, 
     let wrong = |expected: &str| Error::invalid(path, format!("must be {expected}"));
     match target {
         Target::Column(column) => match (column.kind, kind) {
-            (ColumnKind::Text | ColumnKind::TextArray, Some(Kind::StringValue(s))) => {
-                Ok(Operand::Text(s.clone()))
+            (
+                ColumnKind::Text | ColumnKind::TextArray | ColumnKind::ContactPoints,
+                Some(Kind::StringValue(s)),
+            ) => Ok(Operand::Text(s.clone())),
+            (ColumnKind::Text | ColumnKind::TextArray | ColumnKind::ContactPoints, _) => {
+                Err(wrong("a string"))
             }
-            (ColumnKind::Text | ColumnKind::TextArray, _) => Err(wrong("a string")),
             (ColumnKind::Uuid, Some(Kind::StringValue(s))) => Uuid::parse_str(s)
                 .map(Operand::Uuid)
                 .map_err(|_| wrong("an id (UUID)")),

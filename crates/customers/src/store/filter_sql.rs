@@ -144,7 +144,10 @@ fn push_comparison(query: &mut QueryBuilder<'_, Postgres>, comparison: &Comparis
         op,
         operand,
     } = comparison;
-    let is_array = matches!(target, Target::Column(c) if c.kind == ColumnKind::TextArray);
+    let is_array = matches!(
+        target,
+        Target::Column(c) if matches!(c.kind, ColumnKind::TextArray | ColumnKind::ContactPoints)
+    );
     let is_multi = matches!(
         target,
         Target::Custom {
@@ -250,7 +253,7 @@ fn push_array_comparison(
     // security (not leakproof), so it would read every contact of the
     // tenant. The table holds exactly the live contacts' points.
     if let Target::Column(c) = target {
-        if matches!(c.name, "email" | "phone")
+        if c.kind == ColumnKind::ContactPoints
             && matches!(
                 op,
                 Operator::Eq | Operator::In | Operator::Contains | Operator::Neq
