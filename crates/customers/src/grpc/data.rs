@@ -430,17 +430,15 @@ async fn import_contacts(
 
     // Duplicates by e-mail, against stored contacts and earlier rows of the
     // batch (which the row-by-row path would have created first).
-    let mut fresh = Vec::with_capacity(checked.len());
-    let mut merging = Vec::new();
-    if plan.dedup == DedupPolicy::Create {
-        fresh = checked;
+    let (fresh, merging) = if plan.dedup == DedupPolicy::Create {
+        (checked, Vec::new())
     } else {
         let points: Vec<String> = checked
             .iter()
             .flat_map(|new| new.keys.email_keys.iter().cloned())
             .collect();
         let stored = contacts::existing_points(tx, caller.tenant_id, &points).await?;
-        let mut seen = HashSet::new();
+        let (mut fresh, mut merging, mut seen) = (Vec::new(), Vec::new(), HashSet::new());
         for new in checked {
             let duplicate = new
                 .keys
@@ -454,7 +452,8 @@ async fn import_contacts(
                 (true, _) => merging.push(new.given),
             }
         }
-    }
+        (fresh, merging)
+    };
 
     if plan.dry_run {
         tally.response.created += fresh.len() as i64;
