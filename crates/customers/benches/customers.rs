@@ -16,7 +16,7 @@ use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::BearerToken;
 use testkit::bench::{
-    contacts_csv, env_u64, last_name, load, report, thousands, RawPostgres, FIRST,
+    bench_person, contacts_csv, env_u64, last_name, load, report, thousands, RawPostgres, FIRST,
 };
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
@@ -113,9 +113,9 @@ async fn main() -> anyhow::Result<()> {
     // looked up by e-mail; half of them are already there and skipped.
     let mut csv = String::from("first_name,last_name,email\n");
     for i in 0..2_000u64 {
-        let (f, l) = (FIRST[(i % 12) as usize], last_name(i * 7919));
+        let (f, l, stored) = bench_person(i);
         let email = if i % 2 == 0 && i < contacts {
-            format!("{}.{}{i}@bench.example", f.to_lowercase(), l.to_lowercase())
+            stored
         } else {
             format!("fresh{i}@bench.example")
         };
@@ -221,12 +221,8 @@ async fn main() -> anyhow::Result<()> {
             move |worker, n| {
                 let mut client = listers[worker].clone();
                 let i = (n * 31 + worker as u64) % contacts.max(1);
-                let (f, l) = (FIRST[(i % 12) as usize], last_name(i * 7919));
-                let value = if field == "email" {
-                    format!("{}.{}{i}@bench.example", f.to_lowercase(), l.to_lowercase())
-                } else {
-                    l
-                };
+                let (_, last, email) = bench_person(i);
+                let value = if field == "email" { email } else { last };
                 let filter = Filter {
                     node: Some(filter::Node::Condition(Condition {
                         field: field.into(),

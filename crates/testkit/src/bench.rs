@@ -53,18 +53,24 @@ pub fn last_name(i: u64) -> String {
     name
 }
 
+/// Person `i` of the benchmark data set: first name, last name, e-mail.
+pub fn bench_person(i: u64) -> (&'static str, String, String) {
+    let (first, last) = (FIRST[(i % 12) as usize], last_name(i * 7919));
+    let email = format!(
+        "{}.{}{i}@bench.example",
+        first.to_lowercase(),
+        last.to_lowercase()
+    );
+    (first, last, email)
+}
+
 /// The contacts file the import benchmark loads (and raw COPY is measured
 /// on): `rows` distinct people with an e-mail, a phone and a tag.
 pub fn contacts_csv(rows: u64) -> String {
     let mut csv = String::from("first_name,last_name,email,phone,tags\n");
     for i in 0..rows {
-        let (f, l) = (FIRST[(i % 12) as usize], last_name(i * 7919));
-        csv.push_str(&format!(
-            "{f},{l},{}.{}{i}@bench.example,+4915{:09},bench\n",
-            f.to_lowercase(),
-            l.to_lowercase(),
-            i
-        ));
+        let (first, last, email) = bench_person(i);
+        csv.push_str(&format!("{first},{last},{email},+4915{i:09},bench\n"));
     }
     csv
 }
