@@ -399,16 +399,7 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
         .unwrap_err();
     assert_eq!(violated_fields(&bad_sort), ["order_by"]);
 
-    let hits = admin
-        .search
-        .search(SearchRequest {
-            query: "farady".into(),
-            limit: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hits;
+    let hits = search(&mut admin, "farady", 5).await;
     assert_eq!(
         hits.first().map(|h| h.title.as_str()),
         Some("X Faraday"),
@@ -417,16 +408,7 @@ async fn lists_filter_sort_and_page_stably_under_inserts() {
     // Words outside ASCII and joined by a hyphen are corrected too, every
     // word of the query against the dictionary.
     let soren = create_contact(&mut admin, contact("Søren", "Kierkegaard-Ørsted", "")).await;
-    let hits = admin
-        .search
-        .search(SearchRequest {
-            query: "sren kirkegard orsted".into(),
-            limit: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hits;
+    let hits = search(&mut admin, "sren kirkegard orsted", 5).await;
     assert_eq!(
         hits.first().map(|h| h.id.as_str()),
         Some(soren.id.as_str()),

@@ -811,16 +811,7 @@ async fn ten_thousand_row_import_reports_exactly_the_bad_rows_and_one_event_per_
             .await
             .unwrap();
     assert_eq!(points, 2 * expected_created + 1);
-    let hits = admin
-        .search
-        .search(SearchRequest {
-            query: sample.last_name.clone(),
-            limit: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hits;
+    let hits = search(&mut admin, &sample.last_name, 5).await;
     assert!(hits.iter().any(|h| h.id == sample.id), "{hits:?}");
     pool.close().await;
 }

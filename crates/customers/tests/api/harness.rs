@@ -126,6 +126,20 @@ pub async fn create_account(client: &mut Client, name: &str, domain: &str) -> Ac
     testkit::grpc::create_account(&mut client.accounts, name, domain).await
 }
 
+/// The hits of a search as `client`'s caller.
+pub async fn search(client: &mut Client, query: &str, limit: i32) -> Vec<SearchHit> {
+    client
+        .search
+        .search(SearchRequest {
+            query: query.into(),
+            limit,
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .hits
+}
+
 pub use testkit::grpc::violated_fields;
 
 pub fn string_value(s: &str) -> prost_types::Value {

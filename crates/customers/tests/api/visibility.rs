@@ -159,30 +159,11 @@ async fn another_tenants_ids_are_not_found_and_tokens_are_checked() {
     // Neither by substring nor through the typo-tolerant dictionary, which
     // finds it for its own tenant.
     for query in ["Secret", "Secert Persn"] {
-        let search = other
-            .search
-            .search(SearchRequest {
-                query: query.into(),
-                limit: 10,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(search.hits.is_empty(), "{query}: {:?}", search.hits);
+        let hits = search(&mut other, query, 10).await;
+        assert!(hits.is_empty(), "{query}: {hits:?}");
     }
-    let own = admin
-        .search
-        .search(SearchRequest {
-            query: "Secert Persn".into(),
-            limit: 10,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        own.hits.first().map(|h| h.id.as_str()),
-        Some(person.id.as_str())
-    );
+    let own = search(&mut admin, "Secert Persn", 10).await;
+    assert_eq!(own.first().map(|h| h.id.as_str()), Some(person.id.as_str()));
     // A contact of tenant B cannot point at tenant A's account.
     let cross = other
         .contacts
