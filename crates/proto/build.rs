@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 9] = [
+const PII_MESSAGES: [&str; 11] = [
+    "crm.marketing.v1.Suppression",
+    "crm.marketing.v1.GetReachabilityResponse",
     "crm.sales.v1.Lead",
     "crm.customers.v1.Contact",
     "crm.customers.v1.Email",

@@ -71,8 +71,14 @@ impl Naming {
 /// e-mail) recognises it. PostgreSQL computes the same value with
 /// `encode(sha256(convert_to(tenant_id::text || ':' || point, 'UTF8')), 'hex')`.
 pub fn contact_point_hash(tenant: uuid::Uuid, point: &str) -> String {
+    address_hash(&format!("{tenant}:{point}"))
+}
+
+/// The hex SHA-256 of a normalised address, for lists that must recognise
+/// an address without holding it (e.g. hard bounces across tenants).
+pub fn address_hash(point: &str) -> String {
     use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(format!("{tenant}:{point}")))
+    hex::encode(sha2::Sha256::digest(point))
 }
 
 #[cfg(test)]

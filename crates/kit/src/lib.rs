@@ -20,6 +20,7 @@ pub mod access;
 pub mod auth;
 pub mod balance;
 pub mod config;
+pub mod contact_point;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -35,6 +36,7 @@ pub mod scan;
 pub mod search;
 pub mod service;
 pub mod streams;
+pub mod tags;
 pub mod telemetry;
 pub mod time;
 

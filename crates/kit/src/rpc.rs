@@ -72,3 +72,26 @@ pub fn check_version(
     }
     Ok(())
 }
+
+/// The caller's bearer token, passed on when a service calls another on
+/// the caller's behalf, so the other service applies the caller's rights.
+pub type Forwarded = Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>;
+
+/// The bearer token `request` came with.
+pub fn token_of<T>(request: &Request<T>) -> Forwarded {
+    request.metadata().get("authorization").cloned()
+}
+
+/// A request to another service carrying the caller's token, the trace
+/// context and a deadline.
+pub fn on_behalf<T>(token: &Forwarded, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", token.clone());
+    }
+    request.set_timeout(std::time::Duration::from_secs(5));
+    crate::telemetry::inject_traceparent(&mut request);
+    request
+}

@@ -26,6 +26,11 @@ pub mod crm {
             tonic::include_proto!("crm.customers.v1");
         }
     }
+    pub mod marketing {
+        pub mod v1 {
+            tonic::include_proto!("crm.marketing.v1");
+        }
+    }
     pub mod sales {
         pub mod v1 {
             tonic::include_proto!("crm.sales.v1");

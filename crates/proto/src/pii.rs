@@ -138,6 +138,39 @@ impl fmt::Debug for crate::crm::sales::v1::Lead {
     }
 }
 
+/// An address of either channel: e-mails keep their domain, numbers their
+/// ends.
+fn mask_address(address: &str) -> String {
+    if address.contains('@') {
+        mask_email(address)
+    } else {
+        mask_phone(address)
+    }
+}
+
+impl fmt::Debug for crate::crm::marketing::v1::Suppression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Suppression")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("address", &mask_address(&self.address))
+            .field("reason", &self.reason)
+            .field("note", &mask_text(&self.note))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for crate::crm::marketing::v1::GetReachabilityResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetReachabilityResponse")
+            .field("reachable", &self.reachable)
+            .field("reason", &self.reason)
+            .field("consent", &self.consent)
+            .field("address", &mask_address(&self.address))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

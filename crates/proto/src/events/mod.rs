@@ -3,6 +3,7 @@
 //! share one definition of the contract.
 
 mod customers;
+mod marketing;
 mod sales;
 
 /// A protobuf payload that is published as a domain event.

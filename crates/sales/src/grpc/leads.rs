@@ -10,9 +10,9 @@ use crm_proto::crm::sales::v1::*;
 use kit::auth::CallerContext;
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
+use kit::rpc::on_behalf;
 use kit::Error;
 use sqlx::PgConnection;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -170,13 +170,7 @@ pub async fn engage(
     rescore(state, tx, caller, id).await
 }
 
-/// The caller's bearer token, passed on to the customers service.
-pub type Token = Option<MetadataValue<tonic::metadata::Ascii>>;
-
-/// The bearer token `request` came with.
-pub fn token_of<T>(request: &Request<T>) -> Token {
-    request.metadata().get("authorization").cloned()
-}
+pub use kit::rpc::{token_of, Forwarded as Token};
 
 /// Refuses an account the caller cannot see in the customers service (a
 /// won deal promotes its account there, so winning one for an account
@@ -193,7 +187,7 @@ pub async fn check_account_visible(
     let request = customers::GetAccountRequest {
         id: account_id.to_owned(),
     };
-    match accounts.get_account(with_token(token, request)).await {
+    match accounts.get_account(on_behalf(token, request)).await {
         Ok(_) => Ok(()),
         Err(status) if status.code() == tonic::Code::NotFound => {
             Err(Error::invalid("opportunity.account_id", "no such account"))
@@ -204,18 +198,6 @@ pub async fn check_account_visible(
         )),
         Err(status) => Err(upstream(status)),
     }
-}
-
-fn with_token<T>(token: &Token, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(token) = token {
-        request
-            .metadata_mut()
-            .insert("authorization", token.clone());
-    }
-    request.set_timeout(std::time::Duration::from_secs(5));
-    kit::telemetry::inject_traceparent(&mut request);
-    request
 }
 
 fn equals(field: &str, value: &str) -> customers::Filter {
@@ -262,7 +244,7 @@ fn upstream(status: Status) -> Error {
 /// request id derived from the lead, so a retry never creates twice.
 async fn customer_records(
     state: &State,
-    token: &Option<MetadataValue<tonic::metadata::Ascii>>,
+    token: &Token,
     lead: &Lead,
 ) -> kit::Result<(String, bool, String, bool)> {
     let mut accounts = AccountServiceClient::new(state.customers.clone());
@@ -275,7 +257,7 @@ async fn customer_records(
             equals("domain", &lead.company_domain)
         };
         let found = accounts
-            .list_accounts(with_token(
+            .list_accounts(on_behalf(
                 token,
                 customers::ListAccountsRequest {
                     filter: Some(filter),
@@ -291,7 +273,7 @@ async fn customer_records(
             (account_id, account_reused) = (existing.id, true);
         } else {
             let created = accounts
-                .create_account(with_token(
+                .create_account(on_behalf(
                     token,
                     customers::CreateAccountRequest {
                         account: Some(customers::Account {
@@ -320,7 +302,7 @@ async fn customer_records(
     let mut existing = Vec::new();
     if !lead.email.is_empty() {
         existing = contacts
-            .list_contacts(with_token(
+            .list_contacts(on_behalf(
                 token,
                 customers::ListContactsRequest {
                     filter: Some(equals("email", &lead.email)),
@@ -337,7 +319,7 @@ async fn customer_records(
         return Ok((account_id, account_reused, contact.id, true));
     }
     let contact = contacts
-        .create_contact(with_token(
+        .create_contact(on_behalf(
             token,
             customers::CreateContactRequest {
                 contact: Some(customers::Contact {

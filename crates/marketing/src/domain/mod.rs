@@ -1,0 +1,10 @@
+//! Rules of the marketing domain, without I/O: valid campaigns and their
+//! status moves, how a member advances, whether a contact is reachable,
+//! and who may do what.
+
+pub mod access;
+pub mod campaign;
+pub mod member;
+pub mod reach;
+
+pub use kit::input::{optional_date, optional_id, parse_id, required_id, text};

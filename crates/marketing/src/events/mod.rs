@@ -1,0 +1,91 @@
+//! Events this service consumes from the customers service, to keep its
+//! consent replica and memberships right:
+//! - `contact.created` / `contact.updated`: the contact's consent per
+//!   channel (a merge's survivor arrives this way with the merged consent);
+//! - `contact.consent_changed`: one channel, as of the event's time;
+//! - `contact.merged`: the merged contact's memberships move to the
+//!   survivor and its consent goes;
+//! - `contact.erased`: the person's consent and memberships go.
+
+use chrono::{DateTime, Utc};
+use crm_proto::crm::common::v1::Event;
+use crm_proto::crm::customers::v1 as customers;
+use crm_proto::events::DomainEvent;
+use kit::db::TenantTx;
+use kit::events::decode_data;
+use kit::inbox::EventHandler;
+use uuid::Uuid;
+
+use crate::store::{consent, members};
+
+pub struct CustomerEvents;
+
+fn time(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+}
+
+/// Every channel's consent the contact record carries.
+async fn record_all(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    contact: Option<&customers::Contact>,
+    fallback: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Some(contact) = contact else {
+        return Ok(());
+    };
+    let id = Uuid::parse_str(&contact.id)?;
+    for c in &contact.consents {
+        let at = time(c.updated_at.as_ref()).unwrap_or(fallback);
+        consent::record(tx, tenant, id, c.channel, c.status, &c.source, at).await?;
+    }
+    Ok(())
+}
+
+impl EventHandler for CustomerEvents {
+    async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
+        let tenant = Uuid::parse_str(&event.tenant_id)?;
+        let occurred = time(event.occurred_at.as_ref()).unwrap_or_else(Utc::now);
+        match event.r#type.as_str() {
+            <customers::ContactCreated as DomainEvent>::TYPE => {
+                let created: customers::ContactCreated = decode_data(event)?;
+                record_all(tx, tenant, created.contact.as_ref(), occurred).await?;
+            }
+            <customers::ContactUpdated as DomainEvent>::TYPE => {
+                let updated: customers::ContactUpdated = decode_data(event)?;
+                record_all(tx, tenant, updated.contact.as_ref(), occurred).await?;
+            }
+            <customers::ConsentChanged as DomainEvent>::TYPE => {
+                let changed: customers::ConsentChanged = decode_data(event)?;
+                let contact = Uuid::parse_str(&changed.contact_id)?;
+                consent::record(
+                    tx,
+                    tenant,
+                    contact,
+                    changed.channel,
+                    changed.status,
+                    &changed.source,
+                    occurred,
+                )
+                .await?;
+            }
+            <customers::ContactMerged as DomainEvent>::TYPE => {
+                let merged: customers::ContactMerged = decode_data(event)?;
+                let (from, to) = (
+                    Uuid::parse_str(&merged.merged_id)?,
+                    Uuid::parse_str(&merged.survivor_id)?,
+                );
+                members::repoint_contact(tx, tenant, from, to).await?;
+                consent::forget(tx, tenant, from).await?;
+            }
+            <customers::ContactErased as DomainEvent>::TYPE => {
+                let erased: customers::ContactErased = decode_data(event)?;
+                let contact = Uuid::parse_str(&erased.contact_id)?;
+                members::remove_contact(tx, tenant, contact).await?;
+                consent::forget(tx, tenant, contact).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

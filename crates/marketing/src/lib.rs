@@ -1,0 +1,60 @@
+//! Marketing service: campaigns with budgets, cost entries and members
+//! (contacts, leads, or a customers segment resolved with the caller's
+//! rights); the consent each contact gave, kept from the customers
+//! service's events; suppression lists per tenant and, for hard bounces,
+//! for every tenant; and the reachability rule a send applies.
+//!
+//! [`build`] wires the gRPC services, the outbox relay and the consumer of
+//! the customers service's events onto the platform kit.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
+use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
+use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
+
+use crate::config::MarketingConfig;
+use crate::events::CustomerEvents;
+use crate::grpc::{campaigns::CampaignHandlers, consent::ConsentHandlers, State};
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, migrates and starts the service.
+pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
+    // Balanced over the customers pods and connected lazily: marketing
+    // starts while customers is still coming up.
+    let customers = kit::balance::channel(&config.customers_url, std::time::Duration::from_secs(2))
+        .context("MARKETING_CUSTOMERS_URL")?;
+    let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
+    let state = Arc::new(State {
+        db: context.db.clone(),
+        outbox: context.outbox.clone(),
+        customers,
+    });
+    let grpc = GrpcRoutes::default()
+        .serve(CampaignServiceServer::new(CampaignHandlers(state.clone())))
+        .serve(ConsentServiceServer::new(ConsentHandlers(state.clone())));
+    let consumer = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("marketing", "customers"),
+        CustomerEvents,
+    )
+    .await?;
+    launch(
+        context,
+        grpc,
+        vec![background(move |shutdown| consumer.run(shutdown))],
+    )
+    .await
+}

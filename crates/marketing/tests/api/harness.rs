@@ -1,0 +1,196 @@
+use crm_proto::crm::common::v1::{Event, Money};
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
+use crm_proto::crm::customers::v1::{self as people, Contact, CreateContactRequest};
+use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
+use crm_proto::crm::marketing::v1::consent_service_client::ConsentServiceClient;
+use crm_proto::crm::marketing::v1::*;
+use kit::auth::{Role, Visibility};
+use testkit::grpc::Authed;
+use testkit::Services;
+use uuid::Uuid;
+
+pub use testkit::grpc::violated_fields;
+
+pub struct Client {
+    pub user: Uuid,
+    pub campaigns: CampaignServiceClient<Authed>,
+    pub consent: ConsentServiceClient<Authed>,
+    pub contacts: ContactServiceClient<Authed>,
+    pub segments: SegmentServiceClient<Authed>,
+}
+
+pub struct TestApp {
+    pub services: Services,
+    pub tenant: Uuid,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let mut services = Services::new();
+        let config = services.config("customers").await;
+        services.start("customers", customers::build(config)).await;
+        let config = marketing::config::MarketingConfig {
+            service: services.config("marketing").await,
+            customers_url: services.url("customers"),
+        };
+        services.start("marketing", marketing::build(config)).await;
+        TestApp {
+            tenant: services.tenant,
+            services,
+        }
+    }
+
+    pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {
+        self.client_in(self.tenant, Uuid::now_v7(), roles, visibility, teams)
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(&[Role::Admin], Visibility::Tenant, &[])
+    }
+
+    /// A marketer who sees (and changes) only their own records.
+    pub fn marketer(&self) -> Client {
+        self.client(&[Role::Marketer], Visibility::Own, &[])
+    }
+
+    pub fn client_in(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+        teams: &[Uuid],
+    ) -> Client {
+        let bearer = self.services.bearer(tenant, user, roles, visibility, teams);
+        let (m, c) = (
+            self.services.channel("marketing"),
+            self.services.channel("customers"),
+        );
+        Client {
+            user,
+            campaigns: CampaignServiceClient::with_interceptor(m.clone(), bearer.clone()),
+            consent: ConsentServiceClient::with_interceptor(m, bearer.clone()),
+            contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
+            segments: SegmentServiceClient::with_interceptor(c, bearer),
+        }
+    }
+
+    /// Waits until an event of `event_type` about `subject` is on `domain`'s stream.
+    pub async fn event(&self, domain: &str, event_type: &str, subject: &str) -> Event {
+        self.services.event(domain, event_type, subject).await
+    }
+}
+
+pub fn money(amount: &str, currency: &str) -> Option<Money> {
+    Some(Money {
+        amount: amount.into(),
+        currency: currency.into(),
+    })
+}
+
+pub fn named(name: &str) -> Campaign {
+    Campaign {
+        name: name.into(),
+        r#type: CampaignType::Email as i32,
+        ..Default::default()
+    }
+}
+
+pub async fn create_campaign(client: &mut Client, campaign: Campaign) -> Campaign {
+    client
+        .campaigns
+        .create_campaign(CreateCampaignRequest {
+            campaign: Some(campaign),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create campaign")
+        .into_inner()
+        .campaign
+        .expect("a campaign in the answer")
+}
+
+pub async fn create_contact(client: &mut Client, last_name: &str, email: &str) -> Contact {
+    client
+        .contacts
+        .create_contact(CreateContactRequest {
+            contact: Some(Contact {
+                last_name: last_name.into(),
+                emails: vec![people::Email {
+                    address: email.into(),
+                    primary: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create contact")
+        .into_inner()
+        .contact
+        .expect("a contact in the answer")
+}
+
+pub async fn set_consent(
+    client: &mut Client,
+    contact: &str,
+    channel: people::Channel,
+    status: people::ConsentStatus,
+) {
+    client
+        .contacts
+        .update_consent(people::UpdateConsentRequest {
+            contact_id: contact.into(),
+            channel: channel as i32,
+            status: status as i32,
+            source: "test".into(),
+        })
+        .await
+        .expect("update consent");
+}
+
+pub async fn add_contacts(
+    client: &mut Client,
+    campaign: &str,
+    contacts: &[&str],
+) -> Result<AddCampaignMembersResponse, tonic::Status> {
+    client
+        .campaigns
+        .add_campaign_members(AddCampaignMembersRequest {
+            campaign_id: campaign.into(),
+            contact_ids: contacts.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn members(client: &mut Client, campaign: &str) -> Vec<CampaignMember> {
+    client
+        .campaigns
+        .list_campaign_members(ListCampaignMembersRequest {
+            campaign_id: campaign.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list members")
+        .into_inner()
+        .members
+}
+
+pub async fn reachability(
+    client: &mut Client,
+    contact: &str,
+    channel: people::Channel,
+) -> Result<GetReachabilityResponse, tonic::Status> {
+    client
+        .consent
+        .get_reachability(GetReachabilityRequest {
+            contact_id: contact.into(),
+            channel: channel as i32,
+        })
+        .await
+        .map(|r| r.into_inner())
+}

@@ -1,0 +1,6 @@
+//! Marketing service tests through its gRPC API, beside a real customers
+//! service, on real PostgreSQL and NATS.
+
+mod campaigns;
+mod consent;
+mod harness;

@@ -1,0 +1,14 @@
+//! Events of `crm.marketing.v1`, published on `crm.marketing.<entity>.<verb>`.
+
+use super::domain_events;
+use crate::crm::marketing::v1 as pb;
+
+domain_events!("crm.marketing.v1", pb, {
+    CampaignCreated => "crm.marketing.campaign.created.v1",
+    CampaignUpdated => "crm.marketing.campaign.updated.v1",
+    CampaignStatusChanged => "crm.marketing.campaign.status_changed.v1",
+    CampaignCostAdded => "crm.marketing.campaign.cost_added.v1",
+    CampaignMembersAdded => "crm.marketing.campaign.members_added.v1",
+    MemberStatusChanged => "crm.marketing.member.status_changed.v1",
+    MemberRemoved => "crm.marketing.member.removed.v1",
+});
