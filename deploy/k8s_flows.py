@@ -37,11 +37,12 @@ INVENTORY = [
     endpoint("gateway", CRM, {**API, "app.kubernetes.io/name": "gateway"}, [8080, 9080]),
     endpoint("customers", CRM, {**API, "app.kubernetes.io/name": "customers"}, [50051, 51051]),
     endpoint("sales", CRM, {**API, "app.kubernetes.io/name": "sales"}, [50052, 51052]),
+    endpoint("marketing", CRM, {**API, "app.kubernetes.io/name": "marketing"}, [50053, 51053]),
     endpoint("nats-0", CRM, {"app.kubernetes.io/name": "nats"}, [4222, 6222, 8222]),
     endpoint("nats-1", CRM, {"app.kubernetes.io/name": "nats"}, [4222, 6222, 8222]),
     *[
         endpoint(f"{db}-{n}", CRM, {"cnpg.io/cluster": db}, [5432, 8000, 9187])
-        for db in ("customers-db", "sales-db", "gateway-db")
+        for db in ("customers-db", "sales-db", "marketing-db", "gateway-db")
         for n in (1, 2)
     ],
     endpoint("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, [(53, "UDP"), (53, "TCP")]),
@@ -57,8 +58,8 @@ INVENTORY = [
 def needed():
     """(source, destination, port, protocol) the platform needs."""
     flows = set()
-    apps = ["gateway", "customers", "sales"]
-    dbs = {"customers": "customers-db", "sales": "sales-db", "gateway": "gateway-db"}
+    apps = ["gateway", "customers", "sales", "marketing"]
+    dbs = {"customers": "customers-db", "sales": "sales-db", "marketing": "marketing-db", "gateway": "gateway-db"}
     nats = ["nats-0", "nats-1"]
 
     def add(src, dst, port, proto="TCP"):
@@ -69,9 +70,12 @@ def needed():
     add("prometheus", "gateway", 9080)
     add("prometheus", "customers", 51051)
     add("prometheus", "sales", 51052)
+    add("prometheus", "marketing", 51053)
     add("gateway", "customers", 50051)
     add("gateway", "sales", 50052)
     add("sales", "customers", 50051)
+    add("gateway", "marketing", 50053)
+    add("marketing", "customers", 50051)
     add("gateway", "internet", 443)
     for app in apps:
         for dns_proto in ("UDP", "TCP"):

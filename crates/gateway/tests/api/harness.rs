@@ -149,7 +149,7 @@ async fn launch(
             .local_addr()?
             .port())
     };
-    let (customers_port, sales_port) = (free_port()?, free_port()?);
+    let (customers_port, sales_port, marketing_port) = (free_port()?, free_port()?, free_port()?);
     let mut config = GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
@@ -160,6 +160,10 @@ async fn launch(
                 format!("http://127.0.0.1:{customers_port}"),
             ),
             ("sales".to_owned(), format!("http://127.0.0.1:{sales_port}")),
+            (
+                "marketing".to_owned(),
+                format!("http://127.0.0.1:{marketing_port}"),
+            ),
         ]
         .into(),
         bootstrap_token: Some(BOOTSTRAP.into()),
@@ -203,7 +207,7 @@ async fn launch(
         .context("customers starts")?;
     let mut sales = services.config("sales").await;
     sales.grpc_addr = format!("127.0.0.1:{sales_port}").parse()?;
-    sales.auth = auth;
+    sales.auth = auth.clone();
     let sales = sales::build(sales::config::SalesConfig {
         service: sales,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
@@ -212,6 +216,18 @@ async fn launch(
     if let Err(error) = services.try_start("sales", sales).await {
         services.take("customers");
         return Err(error.context("sales starts"));
+    }
+    let mut marketing = services.config("marketing").await;
+    marketing.grpc_addr = format!("127.0.0.1:{marketing_port}").parse()?;
+    marketing.auth = auth;
+    let marketing = marketing::build(marketing::config::MarketingConfig {
+        service: marketing,
+        customers_url: format!("http://127.0.0.1:{customers_port}"),
+    });
+    if let Err(error) = services.try_start("marketing", marketing).await {
+        services.take("customers");
+        services.take("sales");
+        return Err(error.context("marketing starts"));
     }
     Ok(gateway)
 }

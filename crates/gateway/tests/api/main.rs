@@ -4,6 +4,7 @@
 mod flows;
 mod harness;
 mod keys;
+mod marketing;
 mod resources;
 mod sales;
 mod transcoded;

@@ -466,6 +466,7 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
             json!({"first_name": "Ada", "last_name": "Lovelace"}),
         ),
         ("accounts", json!({"name": "Analytical Engines"})),
+        ("campaigns", json!({"name": "Spring launch"})),
         ("leads", json!({"last_name": "Hopper", "company": "Navy"})),
         (
             "opportunities",

@@ -94,8 +94,12 @@ impl ConsentService for ConsentHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
             let contact_id = parse_id("contact_id", &request.contact_id)?;
-            let channel = sending_channel("channel", request.channel)
-                .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+            // E-mail unless another channel is named.
+            let channel = match request.channel {
+                0 => Channel::Email,
+                raw => sending_channel("channel", raw)
+                    .map_err(|violation| Error::InvalidArgument(vec![violation]))?,
+            };
             let mut contacts = ContactServiceClient::new(self.0.customers.clone());
             let lookup = customers::GetContactRequest {
                 id: contact_id.to_string(),

@@ -259,13 +259,9 @@ async fn suppressions_and_reachability_refuse_bad_input_and_wrong_roles() {
         .await
         .expect_err("bad address");
     assert_eq!(violated_fields(&bad_address), vec!["suppression.address"]);
-    let bad_channel = reachability(
-        &mut admin,
-        &Uuid::now_v7().to_string(),
-        Channel::Unspecified,
-    )
-    .await
-    .expect_err("no channel");
+    let bad_channel = reachability(&mut admin, &Uuid::now_v7().to_string(), Channel::Phone)
+        .await
+        .expect_err("no channel");
     assert_eq!(violated_fields(&bad_channel), vec!["channel"]);
 
     let ada = create_contact(&mut admin, "Lovelace", "ada@example.com").await;
