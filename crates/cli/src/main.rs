@@ -22,6 +22,7 @@ use kit::auth::{BearerToken, Claims, Role, TokenSigner, Visibility};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+mod marketing_demo;
 mod sales_demo;
 
 #[derive(Parser)]
@@ -60,6 +61,12 @@ enum Command {
         target: Target,
         #[arg(long, env = "CRM_SALES_URL", default_value = "http://127.0.0.1:50052")]
         sales_url: String,
+        #[arg(
+            long,
+            env = "CRM_MARKETING_URL",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        marketing_url: String,
     },
     /// Import a CSV file into the customers service.
     Import {
@@ -166,7 +173,11 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::SeedDemo { target, sales_url } => seed_demo(&target, &sales_url).await,
+        Command::SeedDemo {
+            target,
+            sales_url,
+            marketing_url,
+        } => seed_demo(&target, &sales_url, &marketing_url).await,
         Command::Import {
             target,
             entity,
@@ -291,11 +302,13 @@ async fn demo_tenant(
         .ok_or_else(|| anyhow::anyhow!("login failed: {status} {body}"))
 }
 
-async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
+async fn seed_demo(target: &Target, sales_url: &str, marketing_url: &str) -> anyhow::Result<()> {
     let (channel, bearer) = connect(target).await?;
+    let customers = channel.clone();
     let mut accounts = AccountServiceClient::with_interceptor(channel.clone(), bearer.clone());
     let mut contacts = ContactServiceClient::with_interceptor(channel, bearer.clone());
     let mut deals = Vec::new();
+    let (mut demo_contacts, mut consenting) = (Vec::new(), Vec::new());
     let demo = [
         (
             "Analytical Engines Ltd",
@@ -371,7 +384,9 @@ async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
                     .contact
                     .context("no contact returned")?,
             };
+            demo_contacts.push(contact.id.clone());
             if n == 0 {
+                consenting.push(contact.id.clone());
                 let amount = ["24000", "9600", "48000"][deals.len() % 3];
                 deals.push((
                     account.id.clone(),
@@ -389,7 +404,7 @@ async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
         .await;
     match sales {
         Ok(channel) => {
-            sales_demo::seed(channel, bearer, &deals)
+            sales_demo::seed(channel, bearer.clone(), &deals)
                 .await
                 .map_err(|e| anyhow::anyhow!("seeding the sales demo data: {e:#}"))?;
             eprintln!(
@@ -397,6 +412,19 @@ async fn seed_demo(target: &Target, sales_url: &str) -> anyhow::Result<()> {
             );
         }
         Err(_) => eprintln!("no sales service at {sales_url}; sales demo data skipped"),
+    }
+    let marketing = Channel::from_shared(marketing_url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await;
+    match marketing {
+        Ok(channel) => {
+            marketing_demo::seed(channel, customers, bearer, &demo_contacts, &consenting)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding the marketing demo data: {e:#}"))?;
+            eprintln!("marketing demo data ready: an active campaign with a cost and 6 members, 3 contacts agreeing to e-mail");
+        }
+        Err(_) => eprintln!("no marketing service at {marketing_url}; marketing demo data skipped"),
     }
     Ok(())
 }
