@@ -5,7 +5,8 @@
 //! - `contact.consent_changed`: one channel, as of the event's time;
 //! - `contact.merged`: the merged contact's memberships move to the
 //!   survivor and its consent goes;
-//! - `contact.erased`: the person's consent and memberships go.
+//! - `contact.erased`: the person's consent and memberships go, and their
+//!   suppressed addresses keep only a hash (still recognised, not readable).
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::common::v1::Event;
@@ -83,6 +84,7 @@ impl EventHandler for CustomerEvents {
                 let contact = Uuid::parse_str(&erased.contact_id)?;
                 members::remove_contact(tx, tenant, contact).await?;
                 consent::forget(tx, tenant, contact).await?;
+                consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
             }
             _ => {}
         }

@@ -146,28 +146,58 @@ pub async fn suppress_everywhere(
 }
 
 /// Which of `addresses` (normalised) are suppressed on `channel`, for the
-/// tenant or for everyone.
+/// tenant (also as an erased entry, which keeps only the address's hash)
+/// or for everyone.
 pub async fn suppressed(
     tx: &mut PgConnection,
     tenant: Uuid,
     channel: i32,
     addresses: &[String],
 ) -> sqlx::Result<Vec<String>> {
-    let hashes: Vec<String> = addresses
+    let global: Vec<String> = addresses
         .iter()
         .map(|a| kit::events::address_hash(a))
         .collect();
+    let erased: Vec<String> = addresses
+        .iter()
+        .map(|a| format!("{ERASED}{}", kit::events::contact_point_hash(tenant, a)))
+        .collect();
     sqlx::query_scalar(
-        "SELECT a FROM unnest($3::text[], $4::text[]) AS t (a, h) \
-         WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = $1 AND s.channel = $2 AND s.address = t.a) \
+        "SELECT a FROM unnest($3::text[], $4::text[], $5::text[]) AS t (a, h, e) \
+         WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = $1 AND s.channel = $2 AND s.address IN (t.a, t.e)) \
             OR EXISTS (SELECT 1 FROM global_suppressions g WHERE g.channel = $2 AND g.address_hash = t.h)",
     )
     .bind(tenant)
     .bind(i16::try_from(channel).unwrap_or_default())
     .bind(addresses)
-    .bind(&hashes)
+    .bind(&global)
+    .bind(&erased)
     .fetch_all(tx)
     .await
+}
+
+/// How an erased person's suppressed address is kept: their address is
+/// gone, yet a later import of it is still recognised and not mailed.
+const ERASED: &str = "erased:";
+
+/// An erasure: the person's suppressed addresses (found by the hashes the
+/// erasure event carries) keep only their hash, and their notes go.
+pub async fn erase_addresses(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact_point_hashes: &[String],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE suppressions SET address = $3 || encode(sha256(convert_to(tenant_id::text || ':' || address, 'UTF8')), 'hex'), note = '' \
+         WHERE tenant_id = $1 AND address NOT LIKE 'erased:%' \
+         AND encode(sha256(convert_to(tenant_id::text || ':' || address, 'UTF8')), 'hex') = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(contact_point_hashes)
+    .bind(ERASED)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 #[derive(Debug, Default)]

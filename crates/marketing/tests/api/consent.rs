@@ -186,6 +186,9 @@ async fn merges_and_erasures_reach_the_memberships_and_the_replica() {
         ConsentStatus::Granted,
     )
     .await;
+    suppress(&mut admin, "e@example.com", SuppressionReason::Unsubscribed)
+        .await
+        .expect("the person unsubscribed");
     let campaign = create_campaign(&mut admin, named("Merge test")).await;
     add_contacts(&mut admin, &campaign.id, &[&merged.id, &erased.id])
         .await
@@ -234,6 +237,30 @@ async fn merges_and_erasures_reach_the_memberships_and_the_replica() {
     )
     .await;
     assert_eq!(replica(&app, &erased.id).await, None, "erased consent goes");
+
+    // The unsubscribed address is unreadable now, and still suppressed when
+    // the person turns up again.
+    let listed = admin
+        .consent
+        .list_suppressions(ListSuppressionsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .suppressions;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].address.starts_with("erased:"), "{:?}", listed[0]);
+    let again = create_contact(&mut admin, "Returned", "e@example.com").await;
+    set_consent(
+        &mut admin,
+        &again.id,
+        Channel::Email,
+        ConsentStatus::Granted,
+    )
+    .await;
+    let reach = reachability(&mut admin, &again.id, Channel::Email)
+        .await
+        .expect("reachability");
+    assert_eq!(reach.reason, SkipReason::Suppressed as i32, "{reach:?}");
 }
 
 #[tokio::test]
