@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 11] = [
+const PII_MESSAGES: [&str; 14] = [
+    "crm.marketing.v1.SendRecipient",
+    "crm.marketing.v1.TestSendRequest",
+    "crm.marketing.v1.RenderedMessage",
     "crm.marketing.v1.Suppression",
     "crm.marketing.v1.GetReachabilityResponse",
     "crm.sales.v1.Lead",

@@ -39,6 +39,7 @@ pub mod streams;
 pub mod tags;
 pub mod telemetry;
 pub mod time;
+pub mod values;
 
 pub use error::{Error, ErrorCode, FieldViolation, Result};
 pub use tokio_util::sync::{CancellationToken as Shutdown, DropGuard as StopOnDrop};

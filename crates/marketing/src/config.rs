@@ -1,6 +1,9 @@
 //! Configuration of the marketing service: the platform settings read from
-//! `MARKETING_*` (or shared) environment variables, plus where the
-//! customers service answers. Default gRPC port 50053, admin port 51053.
+//! `MARKETING_*` (or shared) environment variables, where the customers
+//! service answers, the mail relay and the sending pace. Default gRPC
+//! port 50053, admin port 51053.
+
+use std::time::Duration;
 
 use kit::config::{ConfigError, Env, ServiceConfig};
 
@@ -13,6 +16,47 @@ pub struct MarketingConfig {
     /// gRPC endpoint of the customers service (segments, contacts'
     /// addresses), called with the caller's rights.
     pub customers_url: String,
+    pub sending: SendingConfig,
+}
+
+/// Where e-mail goes and how fast.
+#[derive(Clone)]
+pub struct SendingConfig {
+    /// `MARKETING_SMTP_URL`: `smtp://[user:pass@]host:port[?tls=required]`
+    /// (STARTTLS), `smtps://...` (TLS), or `file:///dir` (each message
+    /// written as an .eml file: development). None: sends are refused.
+    pub relay: Option<String>,
+    /// Messages per second per tenant (`MARKETING_SEND_RATE`, 20).
+    pub rate_per_tenant: u32,
+    /// How long a sender may hold claimed messages before they count as
+    /// interrupted (`MARKETING_SEND_LEASE_MS`, 120 s); longer than a batch
+    /// can take with the relay's timeouts.
+    pub lease: Duration,
+    /// Pause when nothing is due (`MARKETING_SEND_POLL_MS`, 500 ms).
+    pub poll: Duration,
+}
+
+impl std::fmt::Debug for SendingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The relay URL may carry credentials.
+        f.debug_struct("SendingConfig")
+            .field("relay", &self.relay.as_ref().map(|_| "<set>"))
+            .field("rate_per_tenant", &self.rate_per_tenant)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendingConfig {
+    /// For tests: a relay, a pace, short lease and poll.
+    pub fn to(relay: &str, rate_per_tenant: u32) -> Self {
+        SendingConfig {
+            relay: Some(relay.to_owned()),
+            rate_per_tenant,
+            lease: Duration::from_secs(120),
+            poll: Duration::from_millis(50),
+        }
+    }
 }
 
 pub fn from_env() -> Result<MarketingConfig, ConfigError> {
@@ -23,9 +67,25 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
         "an http:// URL",
         "http://127.0.0.1:50051".to_owned(),
     );
+    let relay: Option<String> = env.optional(
+        "SMTP_URL",
+        "smtp://host:port, smtps://host:port or file:///directory",
+    );
+    let rate_per_tenant = env.or("SEND_RATE", "messages per second, above 0", 20u32);
+    if rate_per_tenant == 0 {
+        env.problem("MARKETING_SEND_RATE must be above 0");
+    }
+    let lease = env.millis("SEND_LEASE_MS", Duration::from_secs(120));
+    let poll = env.millis("SEND_POLL_MS", Duration::from_millis(500));
     env.finish()?;
     Ok(MarketingConfig {
         service,
         customers_url,
+        sending: SendingConfig {
+            relay,
+            rate_per_tenant: rate_per_tenant.max(1),
+            lease,
+            poll,
+        },
     })
 }

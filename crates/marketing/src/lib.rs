@@ -18,12 +18,17 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
 use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
+use crm_proto::crm::marketing::v1::message_service_server::MessageServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::MarketingConfig;
+use crate::events::mailer::Mailer;
+use crate::events::sender::Sender;
 use crate::events::CustomerEvents;
-use crate::grpc::{campaigns::CampaignHandlers, consent::ConsentHandlers, State};
+use crate::grpc::{
+    campaigns::CampaignHandlers, consent::ConsentHandlers, messages::MessageHandlers, State,
+};
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -33,15 +38,28 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
     // starts while customers is still coming up.
     let customers = kit::balance::channel(&config.customers_url, std::time::Duration::from_secs(2))
         .context("MARKETING_CUSTOMERS_URL")?;
+    let mailer = match &config.sending.relay {
+        Some(url) => Some(Arc::new(Mailer::from_url(url)?)),
+        None => None,
+    };
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let state = Arc::new(State {
         db: context.db.clone(),
         outbox: context.outbox.clone(),
         customers,
+        mailer: mailer.clone(),
+        sending_rate: config.sending.rate_per_tenant,
     });
     let grpc = GrpcRoutes::default()
         .serve(CampaignServiceServer::new(CampaignHandlers(state.clone())))
-        .serve(ConsentServiceServer::new(ConsentHandlers(state.clone())));
+        .serve(ConsentServiceServer::new(ConsentHandlers(state.clone())))
+        .serve(MessageServiceServer::new(MessageHandlers(state.clone())));
+    let sender = Sender::new(
+        context.db.clone(),
+        context.outbox.clone(),
+        mailer,
+        config.sending,
+    );
     let consumer = InboxConsumer::create(
         context.db.clone(),
         context.jetstream.clone(),
@@ -54,7 +72,10 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
     launch(
         context,
         grpc,
-        vec![background(move |shutdown| consumer.run(shutdown))],
+        vec![
+            background(move |shutdown| consumer.run(shutdown)),
+            background(move |shutdown| sender.run(shutdown)),
+        ],
     )
     .await
 }

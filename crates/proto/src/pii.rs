@@ -171,6 +171,39 @@ impl fmt::Debug for crate::crm::marketing::v1::GetReachabilityResponse {
     }
 }
 
+impl fmt::Debug for crate::crm::marketing::v1::SendRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendRecipient")
+            .field("id", &self.id)
+            .field("contact_id", &self.contact_id)
+            .field("address", &mask_address(&self.address))
+            .field("status", &self.status)
+            .field("skip_reason", &self.skip_reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for crate::crm::marketing::v1::TestSendRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestSendRequest")
+            .field("template_id", &self.template_id)
+            .field("contact_id", &self.contact_id)
+            .field("address", &mask_address(&self.address))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rendered message holds the person's data: only its size is shown.
+impl fmt::Debug for crate::crm::marketing::v1::RenderedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedMessage")
+            .field("subject_chars", &self.subject.chars().count())
+            .field("html_bytes", &self.html_body.len())
+            .field("text_bytes", &self.text_body.len())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod grpc;
 mod nats;
 mod postgres;
 mod services;
+mod smtp;
 mod tokens;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ pub use database::TestDatabase;
 pub use nats::{NatsServer, TestNats};
 pub use postgres::PgServer;
 pub use services::Services;
+pub use smtp::{Received, SmtpServer};
 pub use tokens::TokenIssuer;
 
 use kit::config::{AuthConfig, KeySource, ServiceConfig};

@@ -230,24 +230,7 @@ pub fn to_proto_values(stored: &Json) -> HashMap<String, prost_types::Value> {
         .collect()
 }
 
-pub fn json_to_value(json: &Json) -> prost_types::Value {
-    let kind = match json {
-        Json::Null => Kind::NullValue(0),
-        Json::Bool(b) => Kind::BoolValue(*b),
-        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Json::String(s) => Kind::StringValue(s.clone()),
-        Json::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        Json::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
+pub use kit::values::json_to_value;
 
 #[cfg(test)]
 mod tests {

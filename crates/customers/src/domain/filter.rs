@@ -66,6 +66,7 @@ const fn keyed(name: &'static str, sql: &'static str, key: &'static str) -> Colu
 }
 
 pub const CONTACT_COLUMNS: &[Column] = &[
+    column("id", "id", ColumnKind::Uuid),
     column("first_name", "first_name", ColumnKind::Text),
     keyed("last_name", "last_name", "last_name_key"),
     column("title", "title", ColumnKind::Text),
@@ -85,6 +86,7 @@ pub const CONTACT_COLUMNS: &[Column] = &[
 ];
 
 pub const ACCOUNT_COLUMNS: &[Column] = &[
+    column("id", "id", ColumnKind::Uuid),
     keyed("name", "name", "name_key"),
     column("domain", "domain", ColumnKind::Text),
     column("industry", "industry", ColumnKind::Text),

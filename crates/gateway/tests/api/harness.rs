@@ -223,6 +223,7 @@ async fn launch(
     let marketing = marketing::build(marketing::config::MarketingConfig {
         service: marketing,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
+        sending: marketing::config::SendingConfig::to(&testkit::SmtpServer::start().url(), 100),
     });
     if let Err(error) = services.try_start("marketing", marketing).await {
         services.take("customers");

@@ -13,8 +13,11 @@ pub enum Action {
     Read,
     /// Campaigns, their costs and members.
     Write,
-    /// Suppression lists; reading addresses in them.
-    ManageSuppressions,
+    /// Sending settings: suppression lists (and reading the addresses in
+    /// them), sender identities.
+    Configure,
+    /// Sending messages; reading who a send went to.
+    Send,
 }
 
 impl Action {
@@ -40,7 +43,8 @@ pub fn authorize(caller: &CallerContext, action: Action) -> Result<(), Error> {
         let what = match action {
             Action::Read => "read marketing records",
             Action::Write => "create or change campaigns",
-            Action::ManageSuppressions => "read or change suppression lists",
+            Action::Configure => "read or change suppression lists or sender identities",
+            Action::Send => "send messages or read their recipients",
         };
         return Err(Error::PermissionDenied(format!("your role may not {what}")));
     }
@@ -60,9 +64,10 @@ mod tests {
     #[test]
     fn marketers_write_and_reps_read() {
         assert!(role_allows(Role::Marketer, Action::Write));
-        assert!(role_allows(Role::Marketer, Action::ManageSuppressions));
+        assert!(role_allows(Role::Marketer, Action::Configure));
         assert!(role_allows(Role::SalesRep, Action::Read));
         assert!(!role_allows(Role::SalesRep, Action::Write));
-        assert!(!role_allows(Role::Viewer, Action::ManageSuppressions));
+        assert!(!role_allows(Role::Viewer, Action::Configure));
+        assert!(!role_allows(Role::SalesRep, Action::Send));
     }
 }

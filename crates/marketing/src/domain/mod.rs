@@ -6,5 +6,6 @@ pub mod access;
 pub mod campaign;
 pub mod member;
 pub mod reach;
+pub mod template;
 
 pub use kit::input::{optional_date, optional_id, parse_id, required_id, text};

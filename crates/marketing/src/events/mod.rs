@@ -5,8 +5,13 @@
 //! - `contact.consent_changed`: one channel, as of the event's time;
 //! - `contact.merged`: the merged contact's memberships move to the
 //!   survivor and its consent goes;
-//! - `contact.erased`: the person's consent and memberships go, and their
-//!   suppressed addresses keep only a hash (still recognised, not readable).
+//! - `contact.erased`: the person's consent and memberships go, their
+//!   suppressed addresses keep only a hash (still recognised, not
+//!   readable), and their send recipients lose address and variables
+//!   (messages still queued for them are cancelled).
+
+pub mod mailer;
+pub mod sender;
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::common::v1::Event;
@@ -85,6 +90,7 @@ impl EventHandler for CustomerEvents {
                 members::remove_contact(tx, tenant, contact).await?;
                 consent::forget(tx, tenant, contact).await?;
                 consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
+                crate::store::messages::erase_contact(tx, tenant, contact).await?;
             }
             _ => {}
         }

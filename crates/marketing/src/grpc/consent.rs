@@ -53,7 +53,7 @@ pub fn addresses(contact: &customers::Contact, channel: Channel) -> Vec<String> 
 
 /// The newer of the replica's consent and the one on the contact record
 /// just read (the replica may not have seen the latest event yet).
-fn newest(
+pub(crate) fn newest(
     replica: Option<ChannelConsent>,
     on_record: Option<&customers::Consent>,
 ) -> Option<ChannelConsent> {
@@ -148,7 +148,7 @@ impl ConsentService for ConsentHandlers {
         request: Request<AddSuppressionRequest>,
     ) -> Result<Response<AddSuppressionResponse>, Status> {
         handle(request, |caller, request| async move {
-            authorize(&caller, Action::ManageSuppressions)?;
+            authorize(&caller, Action::Configure)?;
             let mut s = request
                 .suppression
                 .ok_or_else(|| Error::invalid("suppression", "is required"))?;
@@ -185,7 +185,7 @@ impl ConsentService for ConsentHandlers {
         request: Request<ListSuppressionsRequest>,
     ) -> Result<Response<ListSuppressionsResponse>, Status> {
         handle(request, |caller, request| async move {
-            authorize(&caller, Action::ManageSuppressions)?;
+            authorize(&caller, Action::Configure)?;
             let mut v = Violations::new();
             let channel = match request.channel {
                 0 => None,
@@ -226,7 +226,7 @@ impl ConsentService for ConsentHandlers {
         request: Request<DeleteSuppressionRequest>,
     ) -> Result<Response<DeleteSuppressionResponse>, Status> {
         handle(request, |caller, request| async move {
-            authorize(&caller, Action::ManageSuppressions)?;
+            authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
             if !store::delete(&mut tx, caller.tenant_id, id).await? {

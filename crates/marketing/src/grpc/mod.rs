@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod consent;
+pub mod messages;
 
 use std::sync::Arc;
 
@@ -17,6 +18,11 @@ pub struct State {
     pub outbox: Outbox,
     /// The customers service: segments and contacts' addresses.
     pub customers: Channel,
+    /// The mail relay; none when `MARKETING_SMTP_URL` is unset (sends are
+    /// refused then).
+    pub mailer: Option<Arc<crate::events::mailer::Mailer>>,
+    /// Messages per second per tenant, when sends are queued.
+    pub sending_rate: u32,
 }
 
 pub type SharedState = Arc<State>;

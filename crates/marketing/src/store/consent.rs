@@ -59,6 +59,36 @@ pub async fn of_contact(
     )
 }
 
+/// The replica's consent on `channel` of each of `contacts` that has one.
+pub async fn of_contacts(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contacts: &[Uuid],
+    channel: i32,
+) -> sqlx::Result<std::collections::HashMap<Uuid, ChannelConsent>> {
+    let rows: Vec<(Uuid, i16, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT contact_id, status, source, changed_at FROM contact_consents \
+         WHERE tenant_id = $1 AND contact_id = ANY($2) AND channel = $3",
+    )
+    .bind(tenant)
+    .bind(contacts)
+    .bind(i16::try_from(channel).unwrap_or_default())
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(contact, status, source, changed_at)| {
+            let consent = ChannelConsent {
+                channel,
+                status: status.into(),
+                source,
+                changed_at: Some(kit::time::to_timestamp(changed_at)),
+            };
+            (contact, consent)
+        })
+        .collect())
+}
+
 /// A merged or erased contact's consent goes (the survivor's comes with
 /// its own update event).
 pub async fn forget(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -> sqlx::Result<()> {

@@ -136,6 +136,21 @@ pub async fn list(
     Ok(rows.into_iter().map(CampaignMember::from).collect())
 }
 
+/// The contacts among a campaign's members, in the order they were added.
+pub async fn contact_ids(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    campaign: Uuid,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT contact_id FROM campaign_members WHERE tenant_id = $1 AND campaign_id = $2 AND contact_id IS NOT NULL ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(campaign)
+    .fetch_all(tx)
+    .await
+}
+
 /// Sets the status (already advanced by the domain rule) and, the first
 /// time, when `reached` was reached.
 pub async fn set_status(

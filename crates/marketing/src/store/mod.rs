@@ -5,6 +5,7 @@
 pub mod campaigns;
 pub mod consent;
 pub mod members;
+pub mod messages;
 
 use crm_proto::crm::common::v1::Money;
 use rust_decimal::Decimal;

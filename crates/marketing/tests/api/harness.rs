@@ -1,9 +1,11 @@
 use crm_proto::crm::common::v1::{Event, Money};
+use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::{self as people, Contact, CreateContactRequest};
 use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
 use crm_proto::crm::marketing::v1::consent_service_client::ConsentServiceClient;
+use crm_proto::crm::marketing::v1::message_service_client::MessageServiceClient;
 use crm_proto::crm::marketing::v1::*;
 use kit::auth::{Role, Visibility};
 use testkit::grpc::Authed;
@@ -16,13 +18,17 @@ pub struct Client {
     pub user: Uuid,
     pub campaigns: CampaignServiceClient<Authed>,
     pub consent: ConsentServiceClient<Authed>,
+    pub messages: MessageServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
     pub segments: SegmentServiceClient<Authed>,
 }
 
 pub struct TestApp {
     pub services: Services,
     pub tenant: Uuid,
+    /// The mail relay the service sends to.
+    pub smtp: testkit::SmtpServer,
 }
 
 impl TestApp {
@@ -30,15 +36,32 @@ impl TestApp {
         let mut services = Services::new();
         let config = services.config("customers").await;
         services.start("customers", customers::build(config)).await;
-        let config = marketing::config::MarketingConfig {
-            service: services.config("marketing").await,
-            customers_url: services.url("customers"),
-        };
-        services.start("marketing", marketing::build(config)).await;
-        TestApp {
+        let smtp = testkit::SmtpServer::start();
+        let mut app = TestApp {
             tenant: services.tenant,
             services,
+            smtp,
+        };
+        app.start_marketing().await;
+        app
+    }
+
+    /// The marketing service's configuration in this harness (its database,
+    /// the customers service, the SMTP server, 200 messages a second).
+    pub async fn marketing_config(&mut self) -> marketing::config::MarketingConfig {
+        marketing::config::MarketingConfig {
+            service: self.services.config("marketing").await,
+            customers_url: self.services.url("customers"),
+            sending: marketing::config::SendingConfig::to(&self.smtp.url(), 200),
         }
+    }
+
+    /// (Re)starts the marketing service on its database.
+    pub async fn start_marketing(&mut self) {
+        let config = self.marketing_config().await;
+        self.services
+            .start("marketing", marketing::build(config))
+            .await;
     }
 
     pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {
@@ -70,8 +93,10 @@ impl TestApp {
         Client {
             user,
             campaigns: CampaignServiceClient::with_interceptor(m.clone(), bearer.clone()),
-            consent: ConsentServiceClient::with_interceptor(m, bearer.clone()),
+            consent: ConsentServiceClient::with_interceptor(m.clone(), bearer.clone()),
+            messages: MessageServiceClient::with_interceptor(m, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
+            accounts: AccountServiceClient::with_interceptor(c.clone(), bearer.clone()),
             segments: SegmentServiceClient::with_interceptor(c, bearer),
         }
     }

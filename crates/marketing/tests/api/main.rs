@@ -4,3 +4,4 @@
 mod campaigns;
 mod consent;
 mod harness;
+mod sends;

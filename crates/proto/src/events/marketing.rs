@@ -11,4 +11,6 @@ domain_events!("crm.marketing.v1", pb, {
     CampaignMembersAdded => "crm.marketing.campaign.members_added.v1",
     MemberStatusChanged => "crm.marketing.member.status_changed.v1",
     MemberRemoved => "crm.marketing.member.removed.v1",
+    MessageSent => "crm.marketing.message.sent.v1",
+    SendCompleted => "crm.marketing.send.completed.v1",
 });

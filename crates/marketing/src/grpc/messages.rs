@@ -1,0 +1,805 @@
+//! MessageService: sender identities, templates, sends and recipients.
+
+use std::collections::{HashMap, HashSet};
+
+use crm_proto::crm::common::v1::PageRequest;
+use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
+use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
+use crm_proto::crm::customers::v1::{self as customers, Channel, ConsentStatus};
+use crm_proto::crm::marketing::v1::message_service_server::MessageService;
+use crm_proto::crm::marketing::v1::*;
+use kit::auth::CallerContext;
+use kit::contact_point::Email;
+use kit::error::Violations;
+use kit::paging::{finish_page, Page};
+use kit::rpc::{on_behalf, token_of, Forwarded};
+use kit::Error;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::campaigns::upstream;
+use super::consent::{addresses, newest};
+use super::{commit, handle, page_response, SharedState, State};
+use crate::domain::access::{authorize, Action};
+use crate::domain::reach::{decide, Candidate};
+use crate::domain::{optional_id, parse_id, template, text};
+use crate::events::mailer::compose;
+use crate::store::messages::{self as store, NewRecipient, NewSend};
+use crate::store::{campaigns, consent};
+
+pub struct MessageHandlers(pub SharedState);
+
+/// Ids per customers lookup (an `id IN [...]` filter).
+const LOOKUP: usize = 200;
+/// Contacts a send may name one by one.
+const MAX_CONTACTS: usize = 1_000;
+
+fn id_in(ids: &[Uuid]) -> customers::Filter {
+    use prost_types::value::Kind;
+    customers::Filter {
+        node: Some(customers::filter::Node::Condition(customers::Condition {
+            field: "id".into(),
+            op: customers::Operator::In as i32,
+            value: Some(prost_types::Value {
+                kind: Some(Kind::ListValue(prost_types::ListValue {
+                    values: ids
+                        .iter()
+                        .map(|id| prost_types::Value {
+                            kind: Some(Kind::StringValue(id.to_string())),
+                        })
+                        .collect(),
+                })),
+            }),
+        })),
+    }
+}
+
+fn page(size: i32, token: String) -> Option<PageRequest> {
+    Some(PageRequest {
+        page_size: size,
+        page_token: token,
+    })
+}
+
+/// The contacts among `ids` the caller can see, through the customers service.
+async fn contacts_by_id(
+    state: &State,
+    token: &Forwarded,
+    ids: &[Uuid],
+) -> kit::Result<Vec<customers::Contact>> {
+    let mut client = ContactServiceClient::new(state.customers.clone());
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(LOOKUP) {
+        let request = customers::ListContactsRequest {
+            filter: Some(id_in(chunk)),
+            page: page(LOOKUP as i32, String::new()),
+            ..Default::default()
+        };
+        let answer = client
+            .list_contacts(on_behalf(token, request))
+            .await
+            .map_err(upstream)?;
+        found.extend(answer.into_inner().contacts);
+    }
+    Ok(found)
+}
+
+/// Every member of a segment the caller can see.
+async fn segment_members(
+    state: &State,
+    token: &Forwarded,
+    segment: Uuid,
+) -> kit::Result<Vec<customers::Contact>> {
+    let mut client = SegmentServiceClient::new(state.customers.clone());
+    let mut found = Vec::new();
+    let mut next = String::new();
+    loop {
+        let request = customers::ListSegmentMembersRequest {
+            segment_id: segment.to_string(),
+            page: page(500, next),
+        };
+        let answer = match client.list_segment_members(on_behalf(token, request)).await {
+            Ok(answer) => answer.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                return Err(Error::invalid("send.segment_id", "no such segment"))
+            }
+            Err(status) => return Err(upstream(status)),
+        };
+        found.extend(answer.contacts);
+        next = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+        if next.is_empty() {
+            return Ok(found);
+        }
+    }
+}
+
+/// Name, domain and industry of the accounts the contacts belong to.
+async fn accounts_of(
+    state: &State,
+    token: &Forwarded,
+    contacts: &[customers::Contact],
+) -> kit::Result<HashMap<String, serde_json::Value>> {
+    let mut ids: Vec<Uuid> = contacts
+        .iter()
+        .filter_map(|c| Uuid::parse_str(&c.account_id).ok())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut client = AccountServiceClient::new(state.customers.clone());
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(LOOKUP) {
+        let request = customers::ListAccountsRequest {
+            filter: Some(id_in(chunk)),
+            page: page(LOOKUP as i32, String::new()),
+            ..Default::default()
+        };
+        let answer = client
+            .list_accounts(on_behalf(token, request))
+            .await
+            .map_err(upstream)?;
+        for a in answer.into_inner().accounts {
+            let fields =
+                serde_json::json!({"name": a.name, "domain": a.domain, "industry": a.industry});
+            found.insert(a.id, fields);
+        }
+    }
+    Ok(found)
+}
+
+/// The template variables of one contact (see `Template` in the proto).
+fn variables(
+    contact: &customers::Contact,
+    address: &str,
+    accounts: &HashMap<String, serde_json::Value>,
+) -> serde_json::Value {
+    let full_name = [contact.first_name.as_str(), contact.last_name.as_str()]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let custom: serde_json::Map<String, serde_json::Value> = contact
+        .custom_fields
+        .iter()
+        .map(|(key, value)| (key.clone(), kit::values::value_to_json(value)))
+        .collect();
+    serde_json::json!({
+        "contact": {
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "full_name": full_name,
+            "title": contact.title,
+            "email": address,
+            "language": contact.language,
+            "custom": custom,
+        },
+        "account": accounts.get(&contact.account_id).cloned().unwrap_or_else(|| serde_json::json!({})),
+    })
+}
+
+/// The keys of the tenant's contact custom fields, as the caller reads them.
+async fn custom_field_keys(state: &State, token: &Forwarded) -> kit::Result<HashSet<String>> {
+    let mut client = FieldServiceClient::new(state.customers.clone());
+    let request = customers::ListFieldsRequest {
+        entity: customers::Entity::Contact as i32,
+    };
+    let answer = client
+        .list_fields(on_behalf(token, request))
+        .await
+        .map_err(upstream)?;
+    Ok(answer
+        .into_inner()
+        .fields
+        .into_iter()
+        .map(|f| f.key)
+        .collect())
+}
+
+async fn template_of(
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    field: &str,
+    raw: &str,
+) -> kit::Result<Template> {
+    let id = parse_id(field, raw)?;
+    store::find_template(tx, tenant, id)
+        .await?
+        .ok_or_else(|| Error::invalid(field, "no such template"))
+}
+
+/// The identity named, or the tenant's first; e-mail needs one.
+async fn identity_of(
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    field: &str,
+    raw: &str,
+) -> kit::Result<SenderIdentity> {
+    let wanted = optional_id(field, raw).map_err(|v| Error::InvalidArgument(vec![v]))?;
+    let all = store::identities(tx, tenant).await?;
+    match wanted {
+        Some(id) => all
+            .into_iter()
+            .find(|i| i.id == id.to_string())
+            .ok_or_else(|| Error::invalid(field, "no such sender identity")),
+        None => all.into_iter().next().ok_or_else(|| {
+            Error::FailedPrecondition("create a sender identity before sending e-mail".into())
+        }),
+    }
+}
+
+/// One contact read with the caller's rights.
+async fn visible_contact(
+    state: &State,
+    token: &Forwarded,
+    field: &str,
+    raw: &str,
+) -> kit::Result<customers::Contact> {
+    let id = parse_id(field, raw)?;
+    let mut client = ContactServiceClient::new(state.customers.clone());
+    let request = customers::GetContactRequest { id: id.to_string() };
+    match client.get_contact(on_behalf(token, request)).await {
+        Ok(answer) => answer
+            .into_inner()
+            .contact
+            .ok_or_else(|| Error::not_found("contact", id)),
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(Error::not_found("contact", id))
+        }
+        Err(status) => Err(upstream(status)),
+    }
+}
+
+/// Decides each contact's fate: the address to send to, or why not.
+async fn recipients(
+    state: &State,
+    token: &Forwarded,
+    caller: &CallerContext,
+    contacts: Vec<customers::Contact>,
+    invisible: Vec<Uuid>,
+) -> kit::Result<Vec<NewRecipient>> {
+    // Ids are UUIDv7: of contacts sharing an address, the oldest gets it.
+    let mut contacts = contacts;
+    contacts.sort_by(|a, b| a.id.cmp(&b.id));
+    let accounts = accounts_of(state, token, &contacts).await?;
+    let ids: Vec<Uuid> = contacts
+        .iter()
+        .filter_map(|c| Uuid::parse_str(&c.id).ok())
+        .collect();
+    let all_addresses: Vec<String> = contacts
+        .iter()
+        .flat_map(|c| addresses(c, Channel::Email))
+        .collect();
+    let mut tx = state.begin(caller).await?;
+    let replica =
+        consent::of_contacts(&mut tx, caller.tenant_id, &ids, Channel::Email as i32).await?;
+    let suppressed: HashSet<String> = consent::suppressed(
+        &mut tx,
+        caller.tenant_id,
+        Channel::Email as i32,
+        &all_addresses,
+    )
+    .await?
+    .into_iter()
+    .collect();
+    commit(tx).await?;
+    let mut taken = HashSet::new();
+    let mut out = Vec::with_capacity(contacts.len() + invisible.len());
+    for (contact, id) in contacts.iter().zip(&ids) {
+        let own = addresses(contact, Channel::Email);
+        let candidates: Vec<Candidate> = own
+            .iter()
+            .map(|address| Candidate {
+                address,
+                suppressed: suppressed.contains(address),
+            })
+            .collect();
+        let on_record = contact
+            .consents
+            .iter()
+            .find(|c| c.channel == Channel::Email as i32);
+        let status = newest(replica.get(id).cloned(), on_record)
+            .and_then(|c| ConsentStatus::try_from(c.status).ok());
+        let decision = match decide(status, &candidates) {
+            Ok(address) if !taken.insert(address.to_owned()) => Err(SkipReason::DuplicateAddress),
+            other => other,
+        };
+        let address = decision.unwrap_or(own.first().map(String::as_str).unwrap_or_default());
+        out.push(NewRecipient {
+            contact: *id,
+            address: address.to_owned(),
+            variables: if decision.is_ok() {
+                variables(contact, address, &accounts)
+            } else {
+                serde_json::json!({})
+            },
+            skipped: decision.err(),
+        });
+    }
+    out.extend(invisible.into_iter().map(|contact| NewRecipient {
+        contact,
+        address: String::new(),
+        variables: serde_json::json!({}),
+        skipped: Some(SkipReason::NotVisible),
+    }));
+    Ok(out)
+}
+
+#[tonic::async_trait]
+impl MessageService for MessageHandlers {
+    async fn create_sender_identity(
+        &self,
+        request: Request<CreateSenderIdentityRequest>,
+    ) -> Result<Response<CreateSenderIdentityResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Configure)?;
+            let mut identity = request
+                .identity
+                .ok_or_else(|| Error::invalid("identity", "is required"))?;
+            let mut v = Violations::new();
+            match Email::parse(&identity.from_address) {
+                Ok(email) => identity.from_address = email.as_str().to_owned(),
+                Err(problem) => v.add("identity.from_address", problem),
+            }
+            if !identity.reply_to.trim().is_empty() {
+                match Email::parse(&identity.reply_to) {
+                    Ok(email) => identity.reply_to = email.as_str().to_owned(),
+                    Err(problem) => v.add("identity.reply_to", problem),
+                }
+            } else {
+                identity.reply_to.clear();
+            }
+            v.check(text("identity.from_name", &mut identity.from_name, 100));
+            if identity.from_name.contains(['\n', '\t']) {
+                v.add("identity.from_name", "must be one line");
+            }
+            v.into_result()?;
+            let mut tx = self.0.begin(&caller).await?;
+            let saved =
+                store::insert_identity(&mut tx, caller.tenant_id, &identity, &caller.subject)
+                    .await
+                    .map_err(|e| {
+                        Error::from(e)
+                            .exists_as(|| "a sender identity with this address exists".into())
+                    })?;
+            commit(tx).await?;
+            Ok(CreateSenderIdentityResponse {
+                identity: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn list_sender_identities(
+        &self,
+        request: Request<ListSenderIdentitiesRequest>,
+    ) -> Result<Response<ListSenderIdentitiesResponse>, Status> {
+        handle(request, |caller, _| async move {
+            authorize(&caller, Action::Read)?;
+            let mut tx = self.0.begin(&caller).await?;
+            Ok(ListSenderIdentitiesResponse {
+                identities: store::identities(&mut tx, caller.tenant_id).await?,
+            })
+        })
+        .await
+    }
+
+    async fn create_template(
+        &self,
+        request: Request<CreateTemplateRequest>,
+    ) -> Result<Response<CreateTemplateResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateTemplateRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
+            let mut t = request
+                .template
+                .ok_or_else(|| Error::invalid("template", "is required"))?;
+            let custom = custom_field_keys(&self.0, &token).await?;
+            let mut v = Violations::new();
+            template::check(&mut t, &custom, &mut v);
+            v.into_result()?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "template",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(existing) = replayed {
+                let t = store::find_template(&mut tx, tenant, existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("template", existing))?;
+                return Ok(CreateTemplateResponse { template: Some(t) });
+            }
+            let id = Uuid::now_v7();
+            let saved = store::insert_template(&mut tx, tenant, id, &t, &caller.subject)
+                .await
+                .map_err(|e| {
+                    Error::from(e).exists_as(|| format!("a template named {:?} exists", t.name))
+                })?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "template",
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
+            commit(tx).await?;
+            Ok(CreateTemplateResponse {
+                template: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn get_template(
+        &self,
+        request: Request<GetTemplateRequest>,
+    ) -> Result<Response<GetTemplateResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let t = store::find_template(&mut tx, caller.tenant_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found("template", id))?;
+            Ok(GetTemplateResponse { template: Some(t) })
+        })
+        .await
+    }
+
+    async fn list_templates(
+        &self,
+        request: Request<ListTemplatesRequest>,
+    ) -> Result<Response<ListTemplatesResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            let rows =
+                store::list_templates(&mut tx, caller.tenant_id, page.after, page.fetch_limit())
+                    .await?;
+            let (templates, next) = finish_page(rows, page.size, |t: &Template| {
+                Uuid::parse_str(&t.id).unwrap_or_default()
+            });
+            Ok(ListTemplatesResponse {
+                templates,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn preview_template(
+        &self,
+        request: Request<PreviewTemplateRequest>,
+    ) -> Result<Response<PreviewTemplateResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let t = template_of(
+                &mut tx,
+                caller.tenant_id,
+                "template_id",
+                &request.template_id,
+            )
+            .await?;
+            commit(tx).await?;
+            let contact =
+                visible_contact(&self.0, &token, "contact_id", &request.contact_id).await?;
+            let address = addresses(&contact, Channel::Email)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let accounts = accounts_of(&self.0, &token, std::slice::from_ref(&contact)).await?;
+            let rendered = template::render(&t, &variables(&contact, &address, &accounts))
+                .map_err(|error| {
+                    Error::FailedPrecondition(format!("the template does not render: {error}"))
+                })?;
+            Ok(PreviewTemplateResponse {
+                message: Some(rendered),
+            })
+        })
+        .await
+    }
+
+    async fn test_send(
+        &self,
+        request: Request<TestSendRequest>,
+    ) -> Result<Response<TestSendResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Send)?;
+            let to = Email::parse(&request.address)
+                .map_err(|problem| Error::invalid("address", problem))?;
+            let Some(mailer) = self.0.mailer.clone() else {
+                return Err(Error::FailedPrecondition(
+                    "no mail relay is configured (MARKETING_SMTP_URL)".into(),
+                ));
+            };
+            let mut tx = self.0.begin(&caller).await?;
+            let t = template_of(
+                &mut tx,
+                caller.tenant_id,
+                "template_id",
+                &request.template_id,
+            )
+            .await?;
+            let identity = identity_of(
+                &mut tx,
+                caller.tenant_id,
+                "sender_identity_id",
+                &request.sender_identity_id,
+            )
+            .await?;
+            commit(tx).await?;
+            if t.channel != Channel::Email as i32 {
+                return Err(Error::invalid(
+                    "template_id",
+                    "test sends are e-mails; this is an SMS template",
+                ));
+            }
+            let contact =
+                visible_contact(&self.0, &token, "contact_id", &request.contact_id).await?;
+            let accounts = accounts_of(&self.0, &token, std::slice::from_ref(&contact)).await?;
+            let rendered = template::render(&t, &variables(&contact, to.as_str(), &accounts))
+                .map_err(|error| {
+                    Error::FailedPrecondition(format!("the template does not render: {error}"))
+                })?;
+            let domain = to.domain().to_owned();
+            let email = compose(
+                &identity,
+                to.as_str(),
+                &rendered,
+                &format!("<test-{}@{domain}>", Uuid::now_v7()),
+            )
+            .map_err(Error::FailedPrecondition)?;
+            mailer.send(email).await.map_err(|refused| {
+                Error::Unavailable(format!(
+                    "the mail relay refused the test: {}",
+                    refused.reason
+                ))
+            })?;
+            Ok(TestSendResponse {})
+        })
+        .await
+    }
+
+    async fn create_send(
+        &self,
+        request: Request<CreateSendRequest>,
+    ) -> Result<Response<CreateSendResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Send)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateSendRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
+            let s = request.send.ok_or_else(|| Error::invalid("send", "is required"))?;
+            let mut v = Violations::new();
+            let campaign = v.check(optional_id("send.campaign_id", &s.campaign_id)).flatten();
+            let segment = v.check(optional_id("send.segment_id", &s.segment_id)).flatten();
+            if s.contact_ids.len() > MAX_CONTACTS {
+                v.add("send.contact_ids", format!("at most {MAX_CONTACTS} contacts; use a segment"));
+            }
+            let mut named: Vec<Uuid> = s
+                .contact_ids
+                .iter()
+                .enumerate()
+                .filter_map(|(i, raw)| v.check(kit::input::required_id(&format!("send.contact_ids[{i}]"), raw)))
+                .collect();
+            named.sort_unstable();
+            named.dedup();
+            let audiences = usize::from(campaign.is_some()) + usize::from(segment.is_some()) + usize::from(!s.contact_ids.is_empty());
+            if audiences != 1 {
+                v.add("send", "name exactly one audience: campaign_id, segment_id or contact_ids");
+            }
+            v.into_result()?;
+            let Some(_) = self.0.mailer else {
+                return Err(Error::FailedPrecondition(
+                    "no mail relay is configured (MARKETING_SMTP_URL)".into(),
+                ));
+            };
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let replayed =
+                kit::idempotency::replayed(&mut tx, tenant, "send", &request.request_id, &fingerprint).await?;
+            if let Some(existing) = replayed {
+                let send = store::find_send(&mut tx, tenant, existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("send", existing))?;
+                return Ok(CreateSendResponse { send: Some(send) });
+            }
+            let t = template_of(&mut tx, tenant, "send.template_id", &s.template_id).await?;
+            if t.channel != Channel::Email as i32 {
+                return Err(Error::FailedPrecondition(
+                    "no SMS provider is configured for this platform yet; SMS templates cannot be sent".into(),
+                ));
+            }
+            let identity = identity_of(&mut tx, tenant, "send.sender_identity_id", &s.sender_identity_id).await?;
+            let mut members = Vec::new();
+            if let Some(campaign) = campaign {
+                let c = campaigns::find_to_change(&mut tx, tenant, &crate::domain::access::scope(&caller), campaign)
+                    .await?
+                    .ok_or_else(|| Error::invalid("send.campaign_id", "no campaign you may send for"))?;
+                let status = CampaignStatus::try_from(c.status).unwrap_or_default();
+                if status != CampaignStatus::Active {
+                    return Err(Error::FailedPrecondition(format!(
+                        "the campaign is {}; activate it to send",
+                        crate::domain::campaign::status_name(status)
+                    )));
+                }
+                members = crate::store::members::contact_ids(&mut tx, tenant, campaign).await?;
+            }
+            commit(tx).await?;
+            // Resolved now, with the caller's rights.
+            let (contacts, invisible) = match (campaign, segment) {
+                (Some(_), _) => {
+                    let found = contacts_by_id(&self.0, &token, &members).await?;
+                    let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
+                    let hidden: Vec<Uuid> = members
+                        .iter()
+                        .filter(|id| !seen.contains(id.to_string().as_str()))
+                        .copied()
+                        .collect();
+                    (found, hidden)
+                }
+                (None, Some(segment)) => (segment_members(&self.0, &token, segment).await?, Vec::new()),
+                (None, None) => {
+                    let found = contacts_by_id(&self.0, &token, &named).await?;
+                    let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
+                    if let Some(i) = s.contact_ids.iter().position(|id| !seen.contains(id.as_str())) {
+                        return Err(Error::invalid(format!("send.contact_ids[{i}]"), "no such contact"));
+                    }
+                    (found, Vec::new())
+                }
+            };
+            let resolved = recipients(&self.0, &token, &caller, contacts, invisible).await?;
+            let new = NewSend {
+                id: Uuid::now_v7(),
+                template: parse_id("send.template_id", &t.id)?,
+                identity: Uuid::parse_str(&identity.id).ok(),
+                campaign,
+                segment,
+                contacts: named,
+                channel: t.channel,
+            };
+            let queued = resolved.iter().filter(|r| r.skipped.is_none()).count();
+            let status = if queued == 0 { SendStatus::Completed } else { SendStatus::Queued };
+            let mut tx = self.0.begin(&caller).await?;
+            store::insert_send(&mut tx, tenant, &new, status, &caller.subject).await?;
+            store::add_recipients(&mut tx, tenant, new.id, &resolved, self.0.sending_rate).await?;
+            kit::idempotency::remember(&mut tx, tenant, "send", &request.request_id, &fingerprint, new.id).await?;
+            let send = store::find_send(&mut tx, tenant, new.id)
+                .await?
+                .ok_or_else(|| Error::not_found("send", new.id))?;
+            commit(tx).await?;
+            Ok(CreateSendResponse { send: Some(send) })
+        })
+        .await
+    }
+
+    async fn get_send(
+        &self,
+        request: Request<GetSendRequest>,
+    ) -> Result<Response<GetSendResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let send = store::find_send(&mut tx, caller.tenant_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found("send", id))?;
+            Ok(GetSendResponse { send: Some(send) })
+        })
+        .await
+    }
+
+    async fn list_sends(
+        &self,
+        request: Request<ListSendsRequest>,
+    ) -> Result<Response<ListSendsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let campaign = optional_id("campaign_id", &request.campaign_id)
+                .map_err(|v| Error::InvalidArgument(vec![v]))?;
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            let rows = store::list_sends(
+                &mut tx,
+                caller.tenant_id,
+                campaign,
+                page.after,
+                page.fetch_limit(),
+            )
+            .await?;
+            let (sends, next) = finish_page(rows, page.size, |s: &Send| {
+                Uuid::parse_str(&s.id).unwrap_or_default()
+            });
+            Ok(ListSendsResponse {
+                sends,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn list_send_recipients(
+        &self,
+        request: Request<ListSendRecipientsRequest>,
+    ) -> Result<Response<ListSendRecipientsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Send)?;
+            let id = parse_id("send_id", &request.send_id)?;
+            let status = match RecipientStatus::try_from(request.status) {
+                Ok(RecipientStatus::Unspecified) => None,
+                Ok(s) => Some(s as i16),
+                Err(_) => return Err(Error::invalid("status", "is not a known recipient status")),
+            };
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            store::find_send(&mut tx, caller.tenant_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found("send", id))?;
+            let rows = store::list_recipients(
+                &mut tx,
+                caller.tenant_id,
+                id,
+                status,
+                page.after,
+                page.fetch_limit(),
+            )
+            .await?;
+            let (recipients, next) = finish_page(rows, page.size, |r: &SendRecipient| {
+                Uuid::parse_str(&r.id).unwrap_or_default()
+            });
+            Ok(ListSendRecipientsResponse {
+                recipients,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn cancel_send(
+        &self,
+        request: Request<CancelSendRequest>,
+    ) -> Result<Response<CancelSendResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Send)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let send = store::find_send(&mut tx, caller.tenant_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found("send", id))?;
+            if !store::cancel(&mut tx, caller.tenant_id, id, &caller.subject).await? {
+                return Err(Error::FailedPrecondition(format!(
+                    "the send is already {}",
+                    SendStatus::try_from(send.status)
+                        .unwrap_or_default()
+                        .as_str_name()
+                        .trim_start_matches("SEND_STATUS_")
+                        .to_lowercase()
+                )));
+            }
+            let send = store::find_send(&mut tx, caller.tenant_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found("send", id))?;
+            commit(tx).await?;
+            Ok(CancelSendResponse { send: Some(send) })
+        })
+        .await
+    }
+}

@@ -1,0 +1,612 @@
+use std::time::Duration;
+
+use crm_proto::crm::customers::v1::{self as people, Channel, ConsentStatus};
+use crm_proto::crm::marketing::v1::*;
+use crm_proto::events::DomainEvent;
+use kit::auth::{Role, Visibility};
+use prost::Message as _;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::harness::*;
+
+async fn identity(client: &mut Client) -> SenderIdentity {
+    client
+        .messages
+        .create_sender_identity(CreateSenderIdentityRequest {
+            identity: Some(SenderIdentity {
+                from_address: "News@Acme.example".into(),
+                from_name: "Acme News".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("identity")
+        .into_inner()
+        .identity
+        .expect("identity")
+}
+
+async fn template(client: &mut Client) -> Template {
+    client
+        .messages
+        .create_template(CreateTemplateRequest {
+            template: Some(Template {
+                name: "Welcome".into(),
+                subject: "Hello {{ contact.first_name }}".into(),
+                html_body: "<p>Dear {{ contact.full_name }} of {{ account.name }}</p>".into(),
+                text_body: "Dear {{ contact.full_name }} of {{ account.name }}".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("template")
+        .into_inner()
+        .template
+        .expect("template")
+}
+
+async fn person(
+    client: &mut Client,
+    first: &str,
+    email: &str,
+    account: &str,
+    consent: Option<ConsentStatus>,
+) -> String {
+    let contact = client
+        .contacts
+        .create_contact(people::CreateContactRequest {
+            contact: Some(people::Contact {
+                first_name: first.into(),
+                last_name: "Tester".into(),
+                account_id: account.into(),
+                emails: vec![people::Email {
+                    address: email.into(),
+                    primary: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("contact")
+        .into_inner()
+        .contact
+        .expect("contact");
+    if let Some(status) = consent {
+        set_consent(client, &contact.id, Channel::Email, status).await;
+    }
+    contact.id
+}
+
+async fn active_campaign(client: &mut Client, members: &[&str]) -> Campaign {
+    let campaign = create_campaign(client, named("Launch")).await;
+    client
+        .campaigns
+        .update_campaign(UpdateCampaignRequest {
+            campaign: Some(Campaign {
+                id: campaign.id.clone(),
+                status: CampaignStatus::Active as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+            expected_version: 0,
+        })
+        .await
+        .expect("activate");
+    add_contacts(client, &campaign.id, members)
+        .await
+        .expect("members");
+    campaign
+}
+
+async fn create_send(client: &mut Client, send: Send) -> Result<Send, tonic::Status> {
+    client
+        .messages
+        .create_send(CreateSendRequest {
+            send: Some(send),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().send.expect("send"))
+}
+
+async fn finished(client: &mut Client, send: &str) -> Send {
+    let messages = client.messages.clone();
+    testkit::eventually("the send to finish", Duration::from_secs(60), || {
+        let (mut messages, id) = (messages.clone(), send.to_owned());
+        async move {
+            let send = messages
+                .get_send(GetSendRequest { id })
+                .await
+                .ok()?
+                .into_inner()
+                .send?;
+            let over = [SendStatus::Completed as i32, SendStatus::Cancelled as i32];
+            over.contains(&send.status).then_some(send)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_send_reaches_only_reachable_members_once_with_their_data() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    identity(&mut admin).await;
+    let template = template(&mut admin).await;
+    let account =
+        testkit::grpc::create_account(&mut admin.accounts, "Analytical Engines", "engines.example")
+            .await;
+    let ada = person(
+        &mut admin,
+        "Ada",
+        "ada@engines.example",
+        &account.id,
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let bob = person(&mut admin, "Bob", "bob@engines.example", "", None).await;
+    let carol = person(
+        &mut admin,
+        "Carol",
+        "carol@engines.example",
+        "",
+        Some(ConsentStatus::Withdrawn),
+    )
+    .await;
+    let dave = person(
+        &mut admin,
+        "Dave",
+        "dave@engines.example",
+        "",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let twin = person(
+        &mut admin,
+        "Twin",
+        "ada@engines.example",
+        "",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    admin
+        .consent
+        .add_suppression(AddSuppressionRequest {
+            suppression: Some(Suppression {
+                channel: Channel::Email as i32,
+                address: "dave@engines.example".into(),
+                reason: SuppressionReason::Unsubscribed as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("suppress dave");
+    let campaign = active_campaign(&mut admin, &[&ada, &bob, &carol, &dave, &twin]).await;
+
+    let send = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            campaign_id: campaign.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create send");
+    assert_eq!(send.recipients, 5);
+    for (reason, count) in [
+        (SkipReason::NoConsent, 1),
+        (SkipReason::ConsentWithdrawn, 1),
+        (SkipReason::Suppressed, 1),
+        (SkipReason::DuplicateAddress, 1),
+    ] {
+        assert_eq!(
+            send.skipped.get(reason.as_str_name()),
+            Some(&count),
+            "{:?}",
+            send.skipped
+        );
+    }
+    let done = finished(&mut admin, &send.id).await;
+    assert_eq!(
+        (done.status, done.sent, done.failed),
+        (SendStatus::Completed as i32, 1, 0),
+        "{done:?}"
+    );
+
+    let received = app.smtp.wait_for(1).await;
+    assert_eq!(received.len(), 1, "one message, to Ada only");
+    let mail = &received[0];
+    assert_eq!(mail.to, vec!["ada@engines.example".to_owned()]);
+    assert_eq!(mail.header("Subject").as_deref(), Some("Hello Ada"));
+    assert!(
+        mail.header("From")
+            .is_some_and(|f| f.contains("news@acme.example") && f.contains("Acme News")),
+        "{:?}",
+        mail.header("From")
+    );
+    assert!(mail.header("Message-ID").is_some());
+    assert!(
+        mail.data.contains("Dear Ada Tester of Analytical Engines"),
+        "{}",
+        mail.data
+    );
+
+    // The member's progress and the events.
+    let members = members(&mut admin, &campaign.id).await;
+    let ada_member = members.iter().find(|m| m.contact_id == ada).expect("ada");
+    assert_eq!(ada_member.status, MemberStatus::Sent as i32);
+    assert!(ada_member.sent_at.is_some());
+    let sent = app
+        .services
+        .nats
+        .events("marketing", MessageSent::TYPE, 1)
+        .await;
+    let sent = MessageSent::decode(sent[0].data.as_slice()).expect("payload");
+    assert_eq!(
+        (sent.contact_id.as_str(), sent.campaign_id.as_str()),
+        (ada.as_str(), campaign.id.as_str())
+    );
+    let completed = app.event("marketing", SendCompleted::TYPE, &send.id).await;
+    let completed = SendCompleted::decode(completed.data.as_slice()).expect("payload");
+    assert_eq!(completed.send.map(|s| s.sent), Some(1));
+
+    let recipients = admin
+        .messages
+        .list_send_recipients(ListSendRecipientsRequest {
+            send_id: send.id.clone(),
+            status: RecipientStatus::Skipped as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("recipients")
+        .into_inner()
+        .recipients;
+    assert_eq!(recipients.len(), 4);
+}
+
+/// Consenting contacts, `n` of them, as members of an active campaign.
+async fn audience(client: &mut Client, n: usize) -> Campaign {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(
+            person(
+                client,
+                &format!("P{i}"),
+                &format!("p{i}@example.com"),
+                "",
+                Some(ConsentStatus::Granted),
+            )
+            .await,
+        );
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    active_campaign(client, &refs).await
+}
+
+#[tokio::test]
+async fn a_send_stopped_midway_resumes_without_sending_anyone_twice() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    identity(&mut admin).await;
+    let template = template(&mut admin).await;
+    let campaign = audience(&mut admin, 30).await;
+
+    // A slow pace (10 a second), so the send is under way when it stops.
+    app.services.take("marketing").stop().await.expect("stop");
+    let mut config = app.marketing_config().await;
+    config.sending.rate_per_tenant = 10;
+    app.services
+        .start("marketing", marketing::build(config))
+        .await;
+    let mut admin = app.admin();
+    let send = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            campaign_id: campaign.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("send");
+    app.smtp.wait_for(3).await;
+    app.services
+        .take("marketing")
+        .stop()
+        .await
+        .expect("stop mid-send");
+    let before_restart = app.smtp.received().len();
+    assert!(before_restart < 30, "the send was still under way");
+
+    // A sender that died holding a claim: one queued recipient is marked
+    // sending with a lease that ran out, as a crash between the relay's
+    // answer and the record would leave it.
+    let pool = app.services.db("marketing").admin_pool().await;
+    let held: Uuid = sqlx::query_scalar(
+        "UPDATE send_recipients SET status = $1, attempts = 1 WHERE id = \
+         (SELECT id FROM send_recipients WHERE status = $2 ORDER BY id DESC LIMIT 1) RETURNING id",
+    )
+    .bind(RecipientStatus::Sending as i16)
+    .bind(RecipientStatus::Queued as i16)
+    .fetch_one(&pool)
+    .await
+    .expect("hold one recipient");
+    sqlx::query("UPDATE outbound_queue SET claimed_until = now() - interval '1 second' WHERE recipient_id = $1")
+        .bind(held)
+        .execute(&pool)
+        .await
+        .expect("expire its lease");
+
+    app.start_marketing().await;
+    let mut admin = app.admin();
+    let done = finished(&mut admin, &send.id).await;
+    assert_eq!(
+        (done.sent, done.interrupted, done.failed),
+        (29, 1, 0),
+        "{done:?}"
+    );
+    let received = app.smtp.wait_for(29).await;
+    let mut to: Vec<String> = received.iter().flat_map(|m| m.to.clone()).collect();
+    let total = to.len();
+    to.sort();
+    to.dedup();
+    assert_eq!(
+        (total, to.len()),
+        (29, 29),
+        "every reachable member exactly once"
+    );
+    let interrupted = admin
+        .messages
+        .list_send_recipients(ListSendRecipientsRequest {
+            send_id: send.id.clone(),
+            status: RecipientStatus::Interrupted as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("recipients")
+        .into_inner()
+        .recipients;
+    assert_eq!(interrupted.len(), 1);
+    assert!(
+        !to.contains(&interrupted[0].address),
+        "an interrupted recipient is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_send_stops_and_a_test_send_renders_for_one_address() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    identity(&mut admin).await;
+    let template = template(&mut admin).await;
+    let campaign = audience(&mut admin, 6).await;
+    app.services.take("marketing").stop().await.expect("stop");
+    let mut config = app.marketing_config().await;
+    config.sending.rate_per_tenant = 1;
+    app.services
+        .start("marketing", marketing::build(config))
+        .await;
+    let mut admin = app.admin();
+    let send = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            campaign_id: campaign.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("send");
+    let cancelled = admin
+        .messages
+        .cancel_send(CancelSendRequest {
+            id: send.id.clone(),
+        })
+        .await
+        .expect("cancel")
+        .into_inner()
+        .send
+        .expect("send");
+    assert_eq!(cancelled.status, SendStatus::Cancelled as i32);
+    assert!(cancelled.cancelled >= 4, "{cancelled:?}");
+    let again = admin
+        .messages
+        .cancel_send(CancelSendRequest {
+            id: send.id.clone(),
+        })
+        .await
+        .expect_err("cancelled twice");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    let contact = admin
+        .campaigns
+        .list_campaign_members(ListCampaignMembersRequest {
+            campaign_id: campaign.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("members")
+        .into_inner()
+        .members[0]
+        .contact_id
+        .clone();
+    admin
+        .messages
+        .test_send(TestSendRequest {
+            template_id: template.id.clone(),
+            contact_id: contact,
+            address: "Me@Acme.example".into(),
+            sender_identity_id: String::new(),
+        })
+        .await
+        .expect("test send");
+    let received = testkit::eventually("the test message", Duration::from_secs(30), || async {
+        app.smtp
+            .received()
+            .into_iter()
+            .find(|m| m.to == vec!["me@acme.example".to_owned()])
+    })
+    .await;
+    assert_eq!(received.header("Subject").as_deref(), Some("Hello P0"));
+    let sent_to_audience = app.smtp.received().len() - 1;
+    assert!(
+        sent_to_audience <= 2,
+        "{sent_to_audience} messages went out after the cancel"
+    );
+}
+
+#[tokio::test]
+async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let template = template(&mut admin).await;
+
+    let bad = admin
+        .messages
+        .create_template(CreateTemplateRequest {
+            template: Some(Template {
+                name: "Broken".into(),
+                subject: "Hi {{ contact.shoe_size }}".into(),
+                text_body: "{% if %}".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("bad template");
+    let mut fields = violated_fields(&bad);
+    fields.sort();
+    assert_eq!(fields, vec!["template.subject", "template.text_body"]);
+    assert!(
+        bad.message().contains("contact.shoe_size") || format!("{bad:?}").contains("shoe_size")
+    );
+
+    // No identity yet: e-mail needs one.
+    let ada = person(
+        &mut admin,
+        "Ada",
+        "ada@example.com",
+        "",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let no_identity = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            contact_ids: vec![ada.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("no sender identity");
+    assert_eq!(no_identity.code(), Code::FailedPrecondition);
+    identity(&mut admin).await;
+    let no_audience = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("no audience");
+    assert_eq!(violated_fields(&no_audience), vec!["send"]);
+    let unknown = create_send(
+        &mut admin,
+        Send {
+            template_id: Uuid::now_v7().to_string(),
+            contact_ids: vec![ada.clone(), "nope".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("bad ids");
+    assert_eq!(violated_fields(&unknown), vec!["send.contact_ids[1]"]);
+    let unknown_template = create_send(
+        &mut admin,
+        Send {
+            template_id: Uuid::now_v7().to_string(),
+            contact_ids: vec![ada.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("unknown template");
+    assert_eq!(violated_fields(&unknown_template), vec!["send.template_id"]);
+
+    // A rep neither sends nor reads who a send went to; another tenant's
+    // admin finds neither the template nor the send.
+    let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let denied = create_send(
+        &mut rep,
+        Send {
+            template_id: template.id.clone(),
+            contact_ids: vec![ada.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("reps do not send");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let send = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            contact_ids: vec![ada.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("send");
+    let recipients = rep
+        .messages
+        .list_send_recipients(ListSendRecipientsRequest {
+            send_id: send.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("reps do not read recipients");
+    assert_eq!(recipients.code(), Code::PermissionDenied);
+    let mut stranger = app.client_in(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
+    let foreign_template = stranger
+        .messages
+        .get_template(GetTemplateRequest {
+            id: template.id.clone(),
+        })
+        .await
+        .expect_err("another tenant's template");
+    assert_eq!(foreign_template.code(), Code::NotFound);
+    let foreign_send = stranger
+        .messages
+        .get_send(GetSendRequest {
+            id: send.id.clone(),
+        })
+        .await
+        .expect_err("another tenant's send");
+    assert_eq!(foreign_send.code(), Code::NotFound);
+    let foreign_use = create_send(
+        &mut stranger,
+        Send {
+            template_id: template.id.clone(),
+            contact_ids: vec![ada.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("another tenant's template and contact");
+    assert_eq!(violated_fields(&foreign_use), vec!["send.template_id"]);
+}
