@@ -51,7 +51,7 @@ INVENTORY = [
     endpoint("otel-collector", "monitoring", {"app.kubernetes.io/name": "otel-collector"}, [4317]),
     endpoint("cnpg-operator", "cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"}),
     endpoint("kube-api", None, {}, [443, 6443], ip="10.0.0.1"),
-    endpoint("internet", None, {}, [443, 80], ip="203.0.113.10"),
+    endpoint("internet", None, {}, [443, 80, 25, 465, 587], ip="203.0.113.10"),
 ]
 
 
@@ -77,6 +77,8 @@ def needed():
     add("gateway", "marketing", 50053)
     add("marketing", "customers", 50051)
     add("gateway", "internet", 443)
+    for smtp in (25, 465, 587):
+        add("marketing", "internet", smtp)
     for app in apps:
         for dns_proto in ("UDP", "TCP"):
             add(app, "kube-dns", 53, dns_proto)

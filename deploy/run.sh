@@ -23,6 +23,8 @@ OFFSET="${CRM_PORT_OFFSET:-0}"
 HTTP_PORT="${CRM_HTTP_PORT:-$((8080 + OFFSET))}"
 export CRM_GATEWAY_URL="http://127.0.0.1:$HTTP_PORT" CRM_CUSTOMERS_URL="http://127.0.0.1:$((50051 + OFFSET))"
 export SALES_CUSTOMERS_URL="${SALES_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_SALES_URL="http://127.0.0.1:$((50052 + OFFSET))"
+# Without a relay of your own, e-mail is written as .eml files to look at.
+export MARKETING_SMTP_URL="${MARKETING_SMTP_URL:-file://$CRM_STATE_DIR/mail}"
 export MARKETING_CUSTOMERS_URL="${MARKETING_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_MARKETING_URL="http://127.0.0.1:$((50053 + OFFSET))"
 
 services=()
@@ -117,6 +119,7 @@ for entry in "${services[@]}"; do
   printf '  %-16s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' "$name" "$port" "$((port + 1000))"
 done
 echo "  NATS             $NATS_URL"
+[[ "$MARKETING_SMTP_URL" == file://* ]] && echo "  outgoing e-mail  ${MARKETING_SMTP_URL#file://}/*.eml (set MARKETING_SMTP_URL=smtp://host:port for a real relay)"
 [ "$has_gateway" = 1 ] && echo "  demo login       admin@demo.example / $(cat "$CRM_STATE_DIR/demo-password")"
 echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)"
 echo "  PostgreSQL       $CRM_PG_ADMIN_URL"
