@@ -64,6 +64,25 @@ impl TestApp {
             .await;
     }
 
+    /// Restarts the marketing service sending `rate` messages a second.
+    pub async fn restart_marketing_at(&mut self, rate: u32) {
+        self.stop_marketing().await;
+        let mut config = self.marketing_config().await;
+        config.sending.rate_per_tenant = rate;
+        self.services
+            .start("marketing", marketing::build(config))
+            .await;
+    }
+
+    /// Stops the marketing service (it finishes the batch in hand).
+    pub async fn stop_marketing(&mut self) {
+        self.services
+            .take("marketing")
+            .stop()
+            .await
+            .expect("marketing stops");
+    }
+
     pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {
         self.client_in(self.tenant, Uuid::now_v7(), roles, visibility, teams)
     }

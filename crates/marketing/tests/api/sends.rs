@@ -189,16 +189,7 @@ async fn a_send_reaches_only_reachable_members_once_with_their_data() {
         .expect("suppress dave");
     let campaign = active_campaign(&mut admin, &[&ada, &bob, &carol, &dave, &twin]).await;
 
-    let send = create_send(
-        &mut admin,
-        Send {
-            template_id: template.id.clone(),
-            campaign_id: campaign.id.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("create send");
+    let send = send_to(&mut admin, &template, &campaign).await;
     assert_eq!(send.recipients, 5);
     for (reason, count) in [
         (SkipReason::NoConsent, 1),
@@ -271,6 +262,20 @@ async fn a_send_reaches_only_reachable_members_once_with_their_data() {
     assert_eq!(recipients.len(), 4);
 }
 
+/// Sends `template` to the campaign's members.
+async fn send_to(client: &mut Client, template: &Template, campaign: &Campaign) -> Send {
+    create_send(
+        client,
+        Send {
+            template_id: template.id.clone(),
+            campaign_id: campaign.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("send")
+}
+
 /// Consenting contacts, `n` of them, as members of an active campaign.
 async fn audience(client: &mut Client, n: usize) -> Campaign {
     let mut ids = Vec::with_capacity(n);
@@ -299,29 +304,11 @@ async fn a_send_stopped_midway_resumes_without_sending_anyone_twice() {
     let campaign = audience(&mut admin, 30).await;
 
     // A slow pace (10 a second), so the send is under way when it stops.
-    app.services.take("marketing").stop().await.expect("stop");
-    let mut config = app.marketing_config().await;
-    config.sending.rate_per_tenant = 10;
-    app.services
-        .start("marketing", marketing::build(config))
-        .await;
+    app.restart_marketing_at(10).await;
     let mut admin = app.admin();
-    let send = create_send(
-        &mut admin,
-        Send {
-            template_id: template.id.clone(),
-            campaign_id: campaign.id.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("send");
+    let send = send_to(&mut admin, &template, &campaign).await;
     app.smtp.wait_for(3).await;
-    app.services
-        .take("marketing")
-        .stop()
-        .await
-        .expect("stop mid-send");
+    app.stop_marketing().await;
     let before_restart = app.smtp.received().len();
     assert!(before_restart < 30, "the send was still under way");
 
@@ -387,23 +374,9 @@ async fn a_cancelled_send_stops_and_a_test_send_renders_for_one_address() {
     identity(&mut admin).await;
     let template = template(&mut admin).await;
     let campaign = audience(&mut admin, 6).await;
-    app.services.take("marketing").stop().await.expect("stop");
-    let mut config = app.marketing_config().await;
-    config.sending.rate_per_tenant = 1;
-    app.services
-        .start("marketing", marketing::build(config))
-        .await;
+    app.restart_marketing_at(1).await;
     let mut admin = app.admin();
-    let send = create_send(
-        &mut admin,
-        Send {
-            template_id: template.id.clone(),
-            campaign_id: campaign.id.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("send");
+    let send = send_to(&mut admin, &template, &campaign).await;
     let cancelled = admin
         .messages
         .cancel_send(CancelSendRequest {
