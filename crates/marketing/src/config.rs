@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use kit::config::{ConfigError, Env, ServiceConfig};
 
+use crate::domain::links::LinkKey;
+
 pub const SERVICE: &str = "marketing";
 pub const DEFAULT_GRPC_PORT: u16 = 50053;
 
@@ -34,6 +36,12 @@ pub struct SendingConfig {
     pub lease: Duration,
     /// Pause when nothing is due (`MARKETING_SEND_POLL_MS`, 500 ms).
     pub poll: Duration,
+    /// Signs the links in messages (`MARKETING_LINK_KEY`, base64 of at
+    /// least 32 bytes; required with a relay).
+    pub link_key: LinkKey,
+    /// Where people reach the gateway's public routes, for the links in
+    /// messages (`MARKETING_PUBLIC_URL`, `http://127.0.0.1:8080`).
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for SendingConfig {
@@ -43,18 +51,21 @@ impl std::fmt::Debug for SendingConfig {
             .field("relay", &self.relay.as_ref().map(|_| "<set>"))
             .field("rate_per_tenant", &self.rate_per_tenant)
             .field("lease", &self.lease)
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
 
 impl SendingConfig {
-    /// For tests: a relay, a pace, short lease and poll.
+    /// For tests: a relay, a pace, short lease and poll, a random link key.
     pub fn to(relay: &str, rate_per_tenant: u32) -> Self {
         SendingConfig {
             relay: Some(relay.to_owned()),
             rate_per_tenant,
             lease: Duration::from_secs(120),
             poll: Duration::from_millis(50),
+            link_key: LinkKey::random(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -77,6 +88,32 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
     }
     let lease = env.millis("SEND_LEASE_MS", Duration::from_secs(120));
     let poll = env.millis("SEND_POLL_MS", Duration::from_millis(500));
+    let link_key: Option<String> = env.optional("LINK_KEY", "base64 of at least 32 bytes");
+    let link_key = match (link_key, &relay) {
+        (Some(encoded), _) => match LinkKey::from_base64(&encoded) {
+            Ok(key) => Some(key),
+            Err(problem) => {
+                env.problem(format!("MARKETING_LINK_KEY {problem}"));
+                None
+            }
+        },
+        (None, Some(_)) => {
+            env.problem(
+                "MARKETING_LINK_KEY is required with MARKETING_SMTP_URL (openssl rand -base64 32)",
+            );
+            None
+        }
+        // Without a relay nothing is sent, so no link is ever made.
+        (None, None) => Some(LinkKey::random()),
+    };
+    let public_url = env.or(
+        "PUBLIC_URL",
+        "the gateway's public http(s) address",
+        "http://127.0.0.1:8080".to_owned(),
+    );
+    if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+        env.problem("MARKETING_PUBLIC_URL must be an http:// or https:// address");
+    }
     env.finish()?;
     Ok(MarketingConfig {
         service,
@@ -86,6 +123,8 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
             rate_per_tenant: rate_per_tenant.max(1),
             lease,
             poll,
+            link_key: link_key.unwrap_or_else(LinkKey::random),
+            public_url,
         },
     })
 }

@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
 use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
 use crm_proto::crm::marketing::v1::message_service_server::MessageServiceServer;
+use crm_proto::crm::marketing::v1::tracking_service_server::TrackingServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
@@ -27,7 +28,8 @@ use crate::events::mailer::Mailer;
 use crate::events::sender::Sender;
 use crate::events::CustomerEvents;
 use crate::grpc::{
-    campaigns::CampaignHandlers, consent::ConsentHandlers, messages::MessageHandlers, State,
+    campaigns::CampaignHandlers, consent::ConsentHandlers, messages::MessageHandlers,
+    tracking::TrackingHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -49,11 +51,13 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         customers,
         mailer: mailer.clone(),
         sending_rate: config.sending.rate_per_tenant,
+        links: config.sending.link_key.clone(),
     });
     let grpc = GrpcRoutes::default()
         .serve(CampaignServiceServer::new(CampaignHandlers(state.clone())))
         .serve(ConsentServiceServer::new(ConsentHandlers(state.clone())))
-        .serve(MessageServiceServer::new(MessageHandlers(state.clone())));
+        .serve(MessageServiceServer::new(MessageHandlers(state.clone())))
+        .serve(TrackingServiceServer::new(TrackingHandlers(state.clone())));
     let sender = Sender::new(
         context.db.clone(),
         context.outbox.clone(),

@@ -18,6 +18,29 @@ pub struct Received {
 }
 
 impl Received {
+    /// The message with quoted-printable soft breaks and escapes decoded,
+    /// so links and text in its parts read as written.
+    pub fn decoded(&self) -> String {
+        let bytes =
+            quoted_printable::decode(self.data.as_bytes(), quoted_printable::ParseMode::Robust)
+                .unwrap_or_else(|_| self.data.clone().into_bytes());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Every URL in the decoded message that starts with `prefix`.
+    pub fn links(&self, prefix: &str) -> Vec<String> {
+        let decoded = self.decoded();
+        decoded
+            .match_indices(prefix)
+            .map(|(at, _)| {
+                decoded[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '<' | '>' | '\''))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The value of header `name` (first occurrence, unfolded).
     pub fn header(&self, name: &str) -> Option<String> {
         let (head, _) = self.data.split_once("\r\n\r\n")?;

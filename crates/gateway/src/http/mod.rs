@@ -8,6 +8,7 @@ pub mod docs;
 pub mod grpc_web;
 pub mod overview;
 pub mod problem;
+pub mod public;
 pub mod rest;
 pub mod search;
 pub mod teams;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub channels: std::collections::BTreeMap<String, Channel>,
     /// Requests per second per tenant.
     pub limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+    /// Requests to the public routes (tracking, unsubscribe) per second
+    /// per client address.
+    pub public_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// API keys checked recently.
     pub api_key_cache: api_keys::KeyCache,
     /// Login budgets and the argon2 pool.
@@ -86,6 +90,14 @@ impl AppState {
             keys,
             channels,
             limiter,
+            // A person opening mail makes a handful of requests; a burst
+            // of 20, then 5 a second, per address.
+            public_limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(
+                    std::num::NonZeroU32::new(5).unwrap_or(std::num::NonZeroU32::MIN),
+                )
+                .allow_burst(std::num::NonZeroU32::new(20).unwrap_or(std::num::NonZeroU32::MIN)),
+            ),
             permits,
         }
     }
@@ -381,6 +393,12 @@ pub fn router(
         .route("/v1/accounts/{id}/360", get(overview::account))
         .route("/v1/search", get(search::search))
         .route("/v1/audit-log", get(audit::list))
+        .route("/t/o/{token}", get(public::open))
+        .route("/t/c/{token}", get(public::click))
+        .route(
+            "/u/{token}",
+            get(public::unsubscribe_page).post(public::unsubscribe),
+        )
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .route("/docs/redoc.standalone.js", get(docs::redoc_bundle))

@@ -14,6 +14,8 @@ pub struct Stack {
     /// The gateway's admin address (`/metrics`).
     pub admin: String,
     pub http: Client,
+    /// Where the marketing service sends e-mail.
+    pub smtp: testkit::SmtpServer,
     // Declared before the services: the gateway is stopped first.
     _gateway: gateway::RunningGateway,
     pub services: Services,
@@ -33,10 +35,11 @@ impl Stack {
         // One key-encryption key for every attempt: the first one may
         // already have sealed signing keys in the gateway's database.
         let sealing = gateway::sealing::KeyEncryptionKey::generate();
+        let smtp = testkit::SmtpServer::start();
         let mut attempt = 0;
         let gateway = loop {
             attempt += 1;
-            match launch(&mut services, &adjust, &sealing).await {
+            match launch(&mut services, &adjust, &sealing, &smtp).await {
                 Ok(gateway) => break gateway,
                 Err(error) if attempt < 5 => eprintln!("starting the stack again: {error:#}"),
                 Err(error) => panic!("the stack does not start: {error:#}"),
@@ -46,6 +49,7 @@ impl Stack {
             base: format!("http://{}", gateway.addr),
             admin: format!("http://{}", gateway.admin_addr),
             http: Client::new(),
+            smtp,
             _gateway: gateway,
             services,
         }
@@ -143,6 +147,7 @@ async fn launch(
     services: &mut Services,
     adjust: &impl Fn(&mut GatewayConfig),
     sealing: &gateway::sealing::KeyEncryptionKey,
+    smtp: &testkit::SmtpServer,
 ) -> anyhow::Result<gateway::RunningGateway> {
     let free_port = || -> anyhow::Result<u16> {
         Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -223,7 +228,11 @@ async fn launch(
     let marketing = marketing::build(marketing::config::MarketingConfig {
         service: marketing,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
-        sending: marketing::config::SendingConfig::to(&testkit::SmtpServer::start().url(), 100),
+        sending: marketing::config::SendingConfig {
+            // Links in messages point at this gateway's public routes.
+            public_url: format!("http://{}", gateway.addr),
+            ..marketing::config::SendingConfig::to(&smtp.url(), 100)
+        },
     });
     if let Err(error) = services.try_start("marketing", marketing).await {
         services.take("customers");

@@ -209,3 +209,217 @@ async fn marketing_routes_refuse_other_tenants_and_roles() {
     let unauthenticated = stack.call(Method::GET, &path, None, None, &[]).await;
     assert_eq!(unauthenticated.status(), 401);
 }
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
+#[tokio::test]
+async fn a_message_is_opened_clicked_and_unsubscribed_through_the_public_routes() {
+    use crm_proto::crm::marketing::v1::{MessageClicked, MessageUnsubscribed};
+    use crm_proto::events::DomainEvent;
+    use prost::Message as _;
+
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let a = Some(admin.as_str());
+    let contact = stack
+        .call(Method::POST, "/v1/contacts", a,
+            Some(json!({"first_name": "Ada", "last_name": "Lovelace", "emails": [{"address": "ada@example.com", "primary": true}]})), &[])
+        .await;
+    let contact = json_of(contact, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let consent = stack
+        .call(Method::POST, &format!("/v1/contacts/{contact}/consents"), a,
+            Some(json!({"channel": "CHANNEL_EMAIL", "status": "CONSENT_STATUS_GRANTED", "source": "web_form"})), &[])
+        .await;
+    json_of(consent, 200).await;
+    let identity = stack
+        .call(
+            Method::POST,
+            "/v1/sender-identities",
+            a,
+            Some(json!({"from_address": "news@acme.example", "from_name": "Acme News"})),
+            &[],
+        )
+        .await;
+    json_of(identity, 201).await;
+    let template = stack
+        .call(Method::POST, "/v1/templates", a,
+            Some(json!({"name": "Offer", "subject": "For you, {{ contact.first_name }}",
+                "html_body": "<html><body><a href=\"{{ link('https://shop.example/offer?x=1') }}\">Offer</a></body></html>",
+                "text_body": "Offer: {{ link('https://shop.example/offer?x=1') }} Leave: {{ unsubscribe_url }}"})), &[])
+        .await;
+    let template = json_of(template, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let campaign = stack
+        .call(
+            Method::POST,
+            "/v1/campaigns",
+            a,
+            Some(json!({"name": "Offers", "status": "CAMPAIGN_STATUS_ACTIVE"})),
+            &[],
+        )
+        .await;
+    let campaign = json_of(campaign, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = stack
+        .call(
+            Method::POST,
+            &format!("/v1/campaigns/{campaign}/members"),
+            a,
+            Some(json!({"contact_ids": [contact]})),
+            &[],
+        )
+        .await;
+    json_of(added, 200).await;
+    let send = stack
+        .call(
+            Method::POST,
+            "/v1/sends",
+            a,
+            Some(json!({"template_id": template, "campaign_id": campaign})),
+            &[],
+        )
+        .await;
+    assert_eq!(json_of(send, 201).await["recipients"], 1);
+
+    let mail = stack.smtp.wait_for(1).await.remove(0);
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let unsubscribe = header.trim_matches(['<', '>']).to_owned();
+    assert!(
+        unsubscribe.starts_with(&format!("{}/u/", stack.base)),
+        "{unsubscribe}"
+    );
+    let pixel = mail.links(&format!("{}/t/o/", stack.base)).remove(0);
+    let click = mail.links(&format!("{}/t/c/", stack.base)).remove(0);
+    assert!(
+        !mail.decoded().contains("href=\"https://shop.example"),
+        "the link is tracked"
+    );
+
+    let http = no_redirects();
+    let opened = http.get(&pixel).send().await.expect("pixel");
+    assert_eq!(opened.status(), 200);
+    assert_eq!(opened.headers()["content-type"], "image/gif");
+    let followed = http.get(&click).send().await.expect("click");
+    assert_eq!(followed.status(), 302);
+    assert_eq!(
+        followed.headers()["location"],
+        "https://shop.example/offer?x=1"
+    );
+    let clicked = stack
+        .services
+        .nats
+        .events("marketing", MessageClicked::TYPE, 1)
+        .await;
+    let clicked = MessageClicked::decode(clicked[0].data.as_slice()).expect("payload");
+    assert_eq!(
+        (clicked.contact_id.as_str(), clicked.url.as_str()),
+        (contact.as_str(), "https://shop.example/offer?x=1")
+    );
+
+    // Forged, altered or foreign links all get the same answer.
+    let (signed, _) = click.rsplit_once('.').expect("a signature");
+    for bad in [
+        format!("{signed}.AAAA"),
+        format!("{}/t/c/{}.x.y", stack.base, uuid::Uuid::now_v7().simple()),
+        format!("{}/t/c/nonsense", stack.base),
+    ] {
+        let refused = http.get(&bad).send().await.expect("bad link");
+        assert_eq!(refused.status(), 404, "{bad}");
+    }
+    // An open link is not a click link.
+    let wrong_kind = pixel.replace("/t/o/", "/t/c/");
+    assert_eq!(
+        http.get(&wrong_kind)
+            .send()
+            .await
+            .expect("wrong kind")
+            .status(),
+        404
+    );
+
+    // GET only asks; POST (RFC 8058 one-click) unsubscribes, once.
+    let asked = http.get(&unsubscribe).send().await.expect("page");
+    assert_eq!(asked.status(), 200);
+    let page = asked.text().await.expect("page");
+    assert!(
+        page.contains("a***@example.com") && page.contains("Acme News"),
+        "{page}"
+    );
+    for _ in 0..2 {
+        let done = http
+            .post(&unsubscribe)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .expect("one-click");
+        assert_eq!(done.status(), 200);
+    }
+    let events = stack
+        .services
+        .nats
+        .events("marketing", MessageUnsubscribed::TYPE, 1)
+        .await;
+    assert_eq!(events.len(), 1, "one unsubscription");
+    let read = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{contact}"),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    let read = json_of(read, 200).await;
+    assert_eq!(read["consents"][0]["status"], "CONSENT_STATUS_WITHDRAWN");
+    assert_eq!(read["consents"][0]["source"], "unsubscribe_link");
+    let suppressed = stack
+        .call(Method::GET, "/v1/suppressions", a, None, &[])
+        .await;
+    assert_eq!(
+        json_of(suppressed, 200).await["suppressions"][0]["address"],
+        "ada@example.com"
+    );
+    let members = stack
+        .call(
+            Method::GET,
+            &format!("/v1/campaigns/{campaign}/members"),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    let member = &json_of(members, 200).await["members"][0];
+    assert_eq!(member["status"], "MEMBER_STATUS_UNSUBSCRIBED");
+    assert!(member["opened_at"].is_string() && member["clicked_at"].is_string());
+    let reach = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{contact}/reachability"),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        json_of(reach, 200).await["reason"],
+        "SKIP_REASON_CONSENT_WITHDRAWN"
+    );
+}

@@ -18,6 +18,9 @@ pub enum Action {
     Configure,
     /// Sending messages; reading who a send went to.
     Send,
+    /// Recording opens, clicks and unsubscribes from the gateway's public
+    /// routes: service callers only.
+    Track,
 }
 
 impl Action {
@@ -32,6 +35,9 @@ impl Action {
 /// The permission matrix of this service.
 pub fn role_allows(role: Role, action: Action) -> bool {
     use Action::*;
+    if action == Track {
+        return role == Role::Service;
+    }
     match role {
         Role::Admin | Role::Service | Role::Manager | Role::Marketer => true,
         Role::SalesRep | Role::SupportAgent | Role::Viewer => matches!(action, Read),
@@ -45,6 +51,7 @@ pub fn authorize(caller: &CallerContext, action: Action) -> Result<(), Error> {
             Action::Write => "create or change campaigns",
             Action::Configure => "read or change suppression lists or sender identities",
             Action::Send => "send messages or read their recipients",
+            Action::Track => "record opens, clicks or unsubscribes (the gateway does)",
         };
         return Err(Error::PermissionDenied(format!("your role may not {what}")));
     }
@@ -69,5 +76,7 @@ mod tests {
         assert!(!role_allows(Role::SalesRep, Action::Write));
         assert!(!role_allows(Role::Viewer, Action::Configure));
         assert!(!role_allows(Role::SalesRep, Action::Send));
+        assert!(!role_allows(Role::Admin, Action::Track));
+        assert!(role_allows(Role::Service, Action::Track));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod campaign;
+pub mod links;
 pub mod member;
 pub mod reach;
 pub mod template;

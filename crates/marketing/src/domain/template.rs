@@ -2,12 +2,16 @@
 //! the platform fills), rendered per recipient in a sandbox with a budget.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use crm_proto::crm::customers::v1::Channel;
 use crm_proto::crm::marketing::v1::{RenderedMessage, Template};
 use kit::error::Violations;
 use minijinja::{AutoEscape, Environment};
+use uuid::Uuid;
 
+use super::links::{lifetime, Kind, Link, LinkKey};
 use super::text;
 
 /// The variables every recipient has (empty when the record has none).
@@ -21,7 +25,41 @@ pub const VARIABLES: &[&str] = &[
     "account.name",
     "account.domain",
     "account.industry",
+    "unsubscribe_url",
 ];
+
+/// How the links of one recipient's message are made: signed for the
+/// public routes of the gateway at `base` (`{{ link("https://...") }}`,
+/// `{{ unsubscribe_url }}`, the open pixel).
+pub struct Links {
+    pub key: LinkKey,
+    pub base: String,
+    pub tenant: Uuid,
+    pub recipient: Uuid,
+    pub now: DateTime<Utc>,
+}
+
+impl Links {
+    pub fn url(&self, kind: Kind, target: &str) -> String {
+        let link = Link {
+            tenant: self.tenant,
+            recipient: self.recipient,
+            kind,
+            url: target.to_owned(),
+            expires: (self.now + lifetime(kind)).timestamp(),
+        };
+        let path = match kind {
+            Kind::Open => "t/o",
+            Kind::Click => "t/c",
+            Kind::Unsubscribe => "u",
+        };
+        format!(
+            "{}/{path}/{}",
+            self.base.trim_end_matches('/'),
+            self.key.sign(&link)
+        )
+    }
+}
 
 /// Largest part of a template, in bytes.
 const MAX_PART: usize = 256 * 1024;
@@ -31,9 +69,26 @@ const MAX_SMS: usize = 1600;
 const FUEL: u64 = 100_000;
 
 /// The sandbox templates render in: HTML parts escape values, the rest do
-/// not; rendering stops when it runs out of fuel.
-fn environment() -> Environment<'static> {
+/// not; rendering stops when it runs out of fuel. `link(url)` makes a
+/// tracked link for a recipient, and leaves the URL as it is otherwise
+/// (previews).
+fn environment(links: Option<Arc<Links>>) -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_function("link", move |url: String| {
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        if !web || url.len() > 2000 || url.chars().any(char::is_whitespace) {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("link() needs an http(s) URL without spaces, got {url:?}"),
+            ));
+        }
+        // A signed link holds only URL-safe characters, so it needs no
+        // escaping; a preview's plain URL is escaped like any value.
+        Ok(match &links {
+            Some(links) => minijinja::Value::from_safe_string(links.url(Kind::Click, &url)),
+            None => minijinja::Value::from(url),
+        })
+    });
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") {
             AutoEscape::Html
@@ -99,7 +154,7 @@ pub fn check(t: &mut Template, custom_fields: &HashSet<String>, v: &mut Violatio
             }
         }
     }
-    let env = environment();
+    let env = environment(None);
     // Functions such as `range` are globals of the environment, not data.
     let globals: HashSet<&str> = env.globals().map(|(name, _)| name).collect();
     for (field, name, source) in parts(t) {
@@ -125,10 +180,19 @@ pub fn check(t: &mut Template, custom_fields: &HashSet<String>, v: &mut Violatio
                             VARIABLES.join(", ")
                         ),
                     );
+                } else if let Err(error) = template.render(sample()) {
+                    // What fails for every recipient (a bad link, a runaway
+                    // loop) fails here, not at send time.
+                    v.add(field, format!("does not render: {error}"));
                 }
             }
         }
     }
+}
+
+/// Variables as every recipient has them, all empty.
+fn sample() -> serde_json::Value {
+    serde_json::json!({"contact": {"custom": {}}, "account": {}, "unsubscribe_url": ""})
 }
 
 fn known(name: &str, custom_fields: &HashSet<String>) -> bool {
@@ -139,9 +203,30 @@ fn known(name: &str, custom_fields: &HashSet<String>) -> bool {
 }
 
 /// Renders every part for one recipient's variables (a JSON object with
-/// `contact` and `account`, as resolved when the send was made).
-pub fn render(t: &Template, variables: &serde_json::Value) -> Result<RenderedMessage, String> {
-    let env = environment();
+/// `contact` and `account`, as resolved when the send was made); with
+/// `links`, links are tracked, `unsubscribe_url` is the recipient's own and
+/// the HTML part gets the open pixel.
+pub fn render(
+    t: &Template,
+    variables: &serde_json::Value,
+    links: Option<Arc<Links>>,
+) -> Result<RenderedMessage, String> {
+    let mut variables = variables.clone();
+    if let Some(object) = variables.as_object_mut() {
+        let unsubscribe = links
+            .as_ref()
+            .map(|l| l.url(Kind::Unsubscribe, ""))
+            .unwrap_or_default();
+        object.insert("unsubscribe_url".into(), unsubscribe.into());
+    }
+    let pixel = links.as_ref().map(|l| {
+        format!(
+            "<img src=\"{}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">",
+            l.url(Kind::Open, "")
+        )
+    });
+    let variables = &variables;
+    let env = environment(links);
     let mut rendered = Vec::with_capacity(3);
     for (field, name, source) in parts(t) {
         let output = env
@@ -151,12 +236,20 @@ pub fn render(t: &Template, variables: &serde_json::Value) -> Result<RenderedMes
         rendered.push(output);
     }
     let mut rendered = rendered.into_iter();
+    let subject = rendered
+        .next()
+        .unwrap_or_default()
+        .replace(['\r', '\n'], " ");
+    let mut html_body = rendered.next().unwrap_or_default();
+    if let (Some(pixel), false) = (pixel, html_body.is_empty()) {
+        match html_body.rfind("</body>") {
+            Some(end) => html_body.insert_str(end, &pixel),
+            None => html_body.push_str(&pixel),
+        }
+    }
     Ok(RenderedMessage {
-        subject: rendered
-            .next()
-            .unwrap_or_default()
-            .replace(['\r', '\n'], " "),
-        html_body: rendered.next().unwrap_or_default(),
+        subject,
+        html_body,
         text_body: rendered.next().unwrap_or_default(),
     })
 }
@@ -164,6 +257,60 @@ pub fn render(t: &Template, variables: &serde_json::Value) -> Result<RenderedMes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_signed_for_the_recipient_and_checked_when_saved() {
+        let t = email(
+            "x",
+            "<html><body><a href=\"{{ link('https://example.com/a') }}\">a</a></body></html>",
+            "{{ unsubscribe_url }}",
+        );
+        let key = LinkKey::random();
+        let links = Arc::new(Links {
+            key: key.clone(),
+            base: "https://crm.example/".into(),
+            tenant: Uuid::now_v7(),
+            recipient: Uuid::now_v7(),
+            now: Utc::now(),
+        });
+        let out = render(&t, &serde_json::json!({}), Some(links.clone())).expect("renders");
+        let click = out
+            .html_body
+            .split("https://crm.example/t/c/")
+            .nth(1)
+            .expect("a tracked link");
+        let token = &click[..click.find('"').expect("end of link")];
+        let link = key
+            .verify(token, Utc::now().timestamp())
+            .expect("a valid token");
+        assert_eq!(
+            (link.kind, link.url.as_str()),
+            (Kind::Click, "https://example.com/a")
+        );
+        assert!(
+            out.html_body.contains("https://crm.example/t/o/"),
+            "open pixel"
+        );
+        assert!(
+            out.html_body.ends_with("</body></html>"),
+            "pixel inside the body"
+        );
+        assert!(out.text_body.starts_with("https://crm.example/u/"));
+        let preview = render(&t, &serde_json::json!({}), None).expect("renders");
+        assert!(
+            !preview.html_body.contains("/t/c/"),
+            "previews are not tracked"
+        );
+
+        let mut bad = email(
+            "x",
+            "<a href=\"{{ link('javascript:alert(1)') }}\">x</a>",
+            "y",
+        );
+        let mut v = Violations::new();
+        check(&mut bad, &HashSet::new(), &mut v);
+        assert_eq!(v.fields(), vec!["template.html_body"]);
+    }
 
     fn email(subject: &str, html: &str, text: &str) -> Template {
         Template {
@@ -212,7 +359,7 @@ mod tests {
         );
         let vars =
             serde_json::json!({"contact": {"first_name": "<Ada>"}, "account": {"name": "Engines"}});
-        let out = render(&t, &vars).expect("renders");
+        let out = render(&t, &vars, None).expect("renders");
         assert_eq!(out.html_body, "<b>&lt;Ada&gt;</b>");
         assert_eq!(out.text_body, "<Ada> from Engines");
         let runaway = email(
@@ -220,6 +367,6 @@ mod tests {
             "",
             "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}",
         );
-        assert!(render(&runaway, &vars).is_err());
+        assert!(render(&runaway, &vars, None).is_err());
     }
 }

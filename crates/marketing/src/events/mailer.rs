@@ -2,6 +2,7 @@
 //! with credentials from the URL), or a directory of .eml files for
 //! development.
 
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{header, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
@@ -58,14 +59,16 @@ impl Mailer {
     }
 }
 
-/// One e-mail: from the identity, to the address, the rendered parts, and
-/// a Message-ID made from the recipient id (a relay or inbox that sees the
-/// same id twice knows it is one message).
+/// One e-mail: from the identity, to the address, the rendered parts, a
+/// Message-ID made from the recipient id (a relay or inbox that sees the
+/// same id twice knows it is one message) and, for sends, the one-click
+/// unsubscribe headers of RFC 8058.
 pub fn compose(
     identity: &SenderIdentity,
     to: &str,
     rendered: &RenderedMessage,
     message_id: &str,
+    unsubscribe: Option<&str>,
 ) -> Result<Message, String> {
     let from_address = identity
         .from_address
@@ -83,19 +86,33 @@ pub fn compose(
         .to(to)
         .subject(rendered.subject.clone())
         .message_id(Some(message_id.to_owned()));
+    if let Some(url) = unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
     if !identity.reply_to.is_empty() {
         if let Ok(reply_to) = identity.reply_to.parse::<Mailbox>() {
             builder = builder.reply_to(reply_to);
         }
     }
-    let body = if rendered.html_body.is_empty() {
-        MultiPart::mixed().singlepart(
+    let message = if rendered.html_body.is_empty() {
+        builder.singlepart(
             SinglePart::builder()
                 .header(header::ContentType::TEXT_PLAIN)
                 .body(rendered.text_body.clone()),
         )
     } else {
-        MultiPart::alternative_plain_html(rendered.text_body.clone(), rendered.html_body.clone())
+        builder.multipart(MultiPart::alternative_plain_html(
+            rendered.text_body.clone(),
+            rendered.html_body.clone(),
+        ))
     };
-    builder.multipart(body).map_err(|error| error.to_string())
+    message.map_err(|error| error.to_string())
 }

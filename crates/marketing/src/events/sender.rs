@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 use super::mailer::{compose, Mailer};
 use crate::config::SendingConfig;
-use crate::domain::template;
+use crate::domain::links::Kind;
+use crate::domain::template::{self, Links};
 use crate::store::messages::{self, Claimed, Outcome};
 
 /// Messages one step claims at most.
@@ -107,9 +108,16 @@ impl Sender {
         let outcomes: Vec<(Uuid, Claimed, Outcome)> = futures::stream::iter(claimed)
             .map(|(tenant, message)| {
                 let (mailer, parts) = (mailer.clone(), parts.clone());
+                let links = Arc::new(Links {
+                    key: self.config.link_key.clone(),
+                    base: self.config.public_url.clone(),
+                    tenant,
+                    recipient: message.id,
+                    now: Utc::now(),
+                });
                 async move {
-                    let outcome =
-                        deliver(&mailer, parts.get(&(tenant, message.send_id)), &message).await;
+                    let parts = parts.get(&(tenant, message.send_id));
+                    let outcome = deliver(&mailer, parts, &message, links).await;
                     (tenant, message, outcome)
                 }
             })
@@ -150,7 +158,14 @@ impl Sender {
                 _ => continue,
             };
             if let Some(campaign) = campaign {
-                messages::member_sent(&mut tx, tenant, campaign, message.contact_id).await?;
+                messages::member_reached(
+                    &mut tx,
+                    tenant,
+                    campaign,
+                    message.contact_id,
+                    crm_proto::crm::marketing::v1::MemberStatus::Sent,
+                )
+                .await?;
             }
             sent_events.push((
                 message.id,
@@ -211,14 +226,20 @@ impl Sender {
 }
 
 /// Renders and hands one message to the relay.
-async fn deliver(mailer: &Mailer, parts: Option<&Parts>, message: &Claimed) -> Outcome {
+async fn deliver(
+    mailer: &Mailer,
+    parts: Option<&Parts>,
+    message: &Claimed,
+    links: Arc<Links>,
+) -> Outcome {
     let Some(Some((template, identity, _))) = parts else {
         return Outcome::Failed("the send's template is gone".into());
     };
     let Some(identity) = identity else {
         return Outcome::Failed("the send's sender identity is gone".into());
     };
-    let rendered = match template::render(template, &message.variables) {
+    let unsubscribe = links.url(Kind::Unsubscribe, "");
+    let rendered = match template::render(template, &message.variables, Some(links)) {
         Ok(rendered) => rendered,
         Err(error) => return Outcome::Failed(format!("rendering: {error}")),
     };
@@ -232,6 +253,7 @@ async fn deliver(mailer: &Mailer, parts: Option<&Parts>, message: &Claimed) -> O
         &message.address,
         &rendered,
         &format!("<{}@{domain}>", message.id),
+        Some(&unsubscribe),
     ) {
         Ok(email) => email,
         Err(error) => return Outcome::Failed(error),

@@ -503,7 +503,7 @@ impl MessageService for MessageHandlers {
                 .next()
                 .unwrap_or_default();
             let accounts = accounts_of(&self.0, &token, std::slice::from_ref(&contact)).await?;
-            let rendered = template::render(&t, &variables(&contact, &address, &accounts))
+            let rendered = template::render(&t, &variables(&contact, &address, &accounts), None)
                 .map_err(|error| {
                     Error::FailedPrecondition(format!("the template does not render: {error}"))
                 })?;
@@ -553,7 +553,7 @@ impl MessageService for MessageHandlers {
             let contact =
                 visible_contact(&self.0, &token, "contact_id", &request.contact_id).await?;
             let accounts = accounts_of(&self.0, &token, std::slice::from_ref(&contact)).await?;
-            let rendered = template::render(&t, &variables(&contact, to.as_str(), &accounts))
+            let rendered = template::render(&t, &variables(&contact, to.as_str(), &accounts), None)
                 .map_err(|error| {
                     Error::FailedPrecondition(format!("the template does not render: {error}"))
                 })?;
@@ -563,6 +563,7 @@ impl MessageService for MessageHandlers {
                 to.as_str(),
                 &rendered,
                 &format!("<test-{}@{domain}>", Uuid::now_v7()),
+                None,
             )
             .map_err(Error::FailedPrecondition)?;
             mailer.send(email).await.map_err(|refused| {

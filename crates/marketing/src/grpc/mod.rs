@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod consent;
 pub mod messages;
+pub mod tracking;
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct State {
     pub mailer: Option<Arc<crate::events::mailer::Mailer>>,
     /// Messages per second per tenant, when sends are queued.
     pub sending_rate: u32,
+    /// Verifies the links in messages.
+    pub links: crate::domain::links::LinkKey,
 }
 
 pub type SharedState = Arc<State>;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::marketing::v1::{
-    RecipientStatus, Send, SendRecipient, SendStatus, SenderIdentity, SkipReason, Template,
+    MemberStatus, RecipientStatus, Send, SendRecipient, SendStatus, SenderIdentity, SkipReason,
+    Template,
 };
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
@@ -660,21 +661,73 @@ pub async fn record(
     Ok(())
 }
 
-/// A campaign member reached by a send is at least "sent".
-pub async fn member_sent(
+/// A campaign member reached `status` (sent, opened, clicked,
+/// unsubscribed): it moves there unless it is further along already (the
+/// statuses' numbers follow the funnel, endings last), and the first time
+/// is kept.
+pub async fn member_reached(
     tx: &mut PgConnection,
     tenant: Uuid,
     campaign: Uuid,
     contact: Uuid,
+    status: MemberStatus,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE campaign_members SET status = greatest(status, $4), sent_at = coalesce(sent_at, now()) \
-         WHERE tenant_id = $1 AND campaign_id = $2 AND contact_id = $3",
-    )
+    let Some(column) = crate::domain::member::reached_column(status) else {
+        return Ok(());
+    };
+    sqlx::query(&format!(
+        "UPDATE campaign_members SET status = greatest(status, $4), {column} = coalesce({column}, now()) \
+         WHERE tenant_id = $1 AND campaign_id = $2 AND contact_id = $3"
+    ))
     .bind(tenant)
     .bind(campaign)
     .bind(contact)
-    .bind(crm_proto::crm::marketing::v1::MemberStatus::Sent as i16)
+    .bind(status as i16)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Who a tracked link's recipient is.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Reached {
+    pub send_id: Uuid,
+    pub contact_id: Uuid,
+    pub campaign_id: Option<Uuid>,
+    pub address: String,
+    pub sender_name: Option<String>,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+}
+
+pub async fn reached(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    recipient: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<Reached>> {
+    let lock = if lock { " FOR UPDATE OF r" } else { "" };
+    sqlx::query_as(&format!(
+        "SELECT r.send_id, r.contact_id, s.campaign_id, r.address, i.from_name AS sender_name, r.unsubscribed_at \
+         FROM send_recipients r JOIN sends s ON s.tenant_id = r.tenant_id AND s.id = r.send_id \
+         LEFT JOIN sender_identities i ON i.tenant_id = s.tenant_id AND i.id = s.sender_identity_id \
+         WHERE r.tenant_id = $1 AND r.id = $2{lock}"
+    ))
+    .bind(tenant)
+    .bind(recipient)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn mark_unsubscribed(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    recipient: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE send_recipients SET unsubscribed_at = now() WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(recipient)
     .execute(tx)
     .await?;
     Ok(())

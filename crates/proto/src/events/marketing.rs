@@ -13,4 +13,7 @@ domain_events!("crm.marketing.v1", pb, {
     MemberRemoved => "crm.marketing.member.removed.v1",
     MessageSent => "crm.marketing.message.sent.v1",
     SendCompleted => "crm.marketing.send.completed.v1",
+    MessageOpened => "crm.marketing.message.opened.v1",
+    MessageClicked => "crm.marketing.message.clicked.v1",
+    MessageUnsubscribed => "crm.marketing.message.unsubscribed.v1",
 });
