@@ -23,8 +23,13 @@ OFFSET="${CRM_PORT_OFFSET:-0}"
 HTTP_PORT="${CRM_HTTP_PORT:-$((8080 + OFFSET))}"
 export CRM_GATEWAY_URL="http://127.0.0.1:$HTTP_PORT" CRM_CUSTOMERS_URL="http://127.0.0.1:$((50051 + OFFSET))"
 export SALES_CUSTOMERS_URL="${SALES_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_SALES_URL="http://127.0.0.1:$((50052 + OFFSET))"
-# Without a relay of your own, e-mail is written as .eml files to look at.
+# Without a relay of your own, e-mail is written as .eml files to look at;
+# links in it point at this gateway and are signed with a key kept here.
 export MARKETING_SMTP_URL="${MARKETING_SMTP_URL:-file://$CRM_STATE_DIR/mail}"
+export MARKETING_PUBLIC_URL="${MARKETING_PUBLIC_URL:-$CRM_GATEWAY_URL}"
+mkdir -p "$CRM_STATE_DIR"
+[ -s "$CRM_STATE_DIR/link-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/link-key"; chmod 600 "$CRM_STATE_DIR/link-key"; }
+MARKETING_LINK_KEY="${MARKETING_LINK_KEY:-$(cat "$CRM_STATE_DIR/link-key")}"; export MARKETING_LINK_KEY
 export MARKETING_CUSTOMERS_URL="${MARKETING_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_MARKETING_URL="http://127.0.0.1:$((50053 + OFFSET))"
 
 services=()
