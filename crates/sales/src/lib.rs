@@ -3,8 +3,8 @@
 //! ordered stages; opportunities with stage history and won/lost events;
 //! quotas and forecasts.
 //!
-//! [`build`] wires the gRPC services, the outbox relay and the consumer of
-//! the customers service's events onto the platform kit.
+//! [`build`] wires the gRPC services, the outbox relay and the consumers of
+//! the customers and marketing services' events onto the platform kit.
 
 pub mod config;
 pub mod domain;
@@ -28,6 +28,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 
 use crate::config::SalesConfig;
 use crate::events::decay::DecayScanner;
+use crate::events::marketing::MarketingEvents;
 use crate::events::overdue::OverdueScanner;
 use crate::events::CustomerEvents;
 use crate::grpc::{
@@ -73,11 +74,22 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         CustomerEvents(state.clone()),
     )
     .await?;
+    // Clicks in marketing e-mails score leads.
+    let marketing = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("sales", "marketing"),
+        MarketingEvents(state.clone()),
+    )
+    .await?;
     launch(
         context,
         grpc,
         vec![
             background(move |shutdown| consumer.run(shutdown)),
+            background(move |shutdown| marketing.run(shutdown)),
             background(move |shutdown| kit::scan::run(overdue, shutdown)),
             background(move |shutdown| kit::scan::run(decay, shutdown)),
         ],

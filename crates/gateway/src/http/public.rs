@@ -14,7 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use crm_proto::crm::marketing::v1::tracking_service_client::TrackingServiceClient;
-use crm_proto::crm::marketing::v1::TrackRequest;
+use crm_proto::crm::marketing::v1::{
+    DescribeUnsubscribeRequest, RecordClickRequest, RecordOpenRequest, UnsubscribeRequest,
+};
 use kit::auth::{Claims, Role, Visibility};
 use uuid::Uuid;
 
@@ -66,11 +68,11 @@ fn admit(state: &SharedState, client: Option<IpAddr>, token: &str) -> Result<Uui
 }
 
 /// A request to marketing as a service of `tenant`.
-async fn as_service(
+async fn as_service<T>(
     state: &SharedState,
     tenant: Uuid,
-    token: &str,
-) -> Result<tonic::Request<TrackRequest>, Refused> {
+    message: T,
+) -> Result<tonic::Request<T>, Refused> {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         iss: state.config.issuer.clone(),
@@ -90,9 +92,7 @@ async fn as_service(
         .sign(&claims)
         .await
         .map_err(|_| Refused::Unavailable)?;
-    let mut request = tonic::Request::new(TrackRequest {
-        token: token.to_owned(),
-    });
+    let mut request = tonic::Request::new(message);
     let bearer = format!("Bearer {signed}")
         .parse()
         .map_err(|_| Refused::Unavailable)?;
@@ -169,9 +169,17 @@ pub async fn open(
     Path(token): Path<String>,
 ) -> Response {
     if let Ok(tenant) = admit(&state, client, &token) {
-        if let (Ok(request), Ok(mut marketing)) =
-            (as_service(&state, tenant, &token).await, tracking(&state))
-        {
+        if let (Ok(request), Ok(mut marketing)) = (
+            as_service(
+                &state,
+                tenant,
+                RecordOpenRequest {
+                    token: token.clone(),
+                },
+            )
+            .await,
+            tracking(&state),
+        ) {
             let _ = marketing.record_open(request).await;
         }
     }
@@ -188,7 +196,14 @@ pub async fn click(
 ) -> Response {
     let target = async {
         let tenant = admit(&state, client, &token)?;
-        let request = as_service(&state, tenant, &token).await?;
+        let request = as_service(
+            &state,
+            tenant,
+            RecordClickRequest {
+                token: token.clone(),
+            },
+        )
+        .await?;
         let answer = tracking(&state)?
             .record_click(request)
             .await
@@ -218,7 +233,14 @@ pub async fn unsubscribe_page(
 ) -> Response {
     let described = async {
         let tenant = admit(&state, client, &token)?;
-        let request = as_service(&state, tenant, &token).await?;
+        let request = as_service(
+            &state,
+            tenant,
+            DescribeUnsubscribeRequest {
+                token: token.clone(),
+            },
+        )
+        .await?;
         let answer = tracking(&state)?
             .describe_unsubscribe(request)
             .await
@@ -254,7 +276,14 @@ pub async fn unsubscribe(
 ) -> Response {
     let done = async {
         let tenant = admit(&state, client, &token)?;
-        let request = as_service(&state, tenant, &token).await?;
+        let request = as_service(
+            &state,
+            tenant,
+            UnsubscribeRequest {
+                token: token.clone(),
+            },
+        )
+        .await?;
         tracking(&state)?
             .unsubscribe(request)
             .await

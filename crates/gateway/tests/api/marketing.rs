@@ -240,6 +240,28 @@ async fn a_message_is_opened_clicked_and_unsubscribed_through_the_public_routes(
             Some(json!({"channel": "CHANNEL_EMAIL", "status": "CONSENT_STATUS_GRANTED", "source": "web_form"})), &[])
         .await;
     json_of(consent, 200).await;
+    // A lead with the same e-mail in sales, scored for clicks.
+    let scoring = stack
+        .call(Method::PUT, "/v1/lead-scoring", a,
+            Some(json!({"rules": [{"engagement": "email_clicked", "points": 15}], "half_life_days": 0})), &[])
+        .await;
+    json_of(scoring, 200).await;
+    let lead = stack
+        .call(
+            Method::POST,
+            "/v1/leads",
+            a,
+            Some(
+                json!({"last_name": "Lovelace", "email": "ada@example.com", "company": "Engines"}),
+            ),
+            &[],
+        )
+        .await;
+    let lead = json_of(lead, 201).await;
+    let (lead_id, score_before) = (
+        lead["id"].as_str().unwrap().to_owned(),
+        lead["score"].as_i64().unwrap_or_default(),
+    );
     let identity = stack
         .call(
             Method::POST,
@@ -332,6 +354,19 @@ async fn a_message_is_opened_clicked_and_unsubscribed_through_the_public_routes(
         (clicked.contact_id.as_str(), clicked.url.as_str()),
         (contact.as_str(), "https://shop.example/offer?x=1")
     );
+
+    // Sales scores the lead with that e-mail for the click.
+    let lead_path = format!("/v1/leads/{lead_id}");
+    testkit::eventually(
+        "the lead scored for the click",
+        std::time::Duration::from_secs(30),
+        || async {
+            let lead = stack.call(Method::GET, &lead_path, a, None, &[]).await;
+            let score = lead.json::<serde_json::Value>().await.ok()?["score"].as_i64()?;
+            (score == score_before + 15).then_some(())
+        },
+    )
+    .await;
 
     // Forged, altered or foreign links all get the same answer.
     let (signed, _) = click.rsplit_once('.').expect("a signature");

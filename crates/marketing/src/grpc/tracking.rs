@@ -54,7 +54,7 @@ impl TrackingHandlers {
 impl TrackingService for TrackingHandlers {
     async fn record_open(
         &self,
-        request: Request<TrackRequest>,
+        request: Request<RecordOpenRequest>,
     ) -> Result<Response<RecordOpenResponse>, Status> {
         handle(request, |caller, request| async move {
             let mut tx = self.0.begin(&caller).await?;
@@ -89,7 +89,7 @@ impl TrackingService for TrackingHandlers {
 
     async fn record_click(
         &self,
-        request: Request<TrackRequest>,
+        request: Request<RecordClickRequest>,
     ) -> Result<Response<RecordClickResponse>, Status> {
         handle(request, |caller, request| async move {
             let mut tx = self.0.begin(&caller).await?;
@@ -112,6 +112,11 @@ impl TrackingService for TrackingHandlers {
                 contact_id: r.contact_id.to_string(),
                 campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
                 url: link.url.clone(),
+                address_hash: if r.address.is_empty() {
+                    String::new()
+                } else {
+                    kit::events::contact_point_hash(caller.tenant_id, &r.address)
+                },
             };
             self.0
                 .outbox
@@ -125,7 +130,7 @@ impl TrackingService for TrackingHandlers {
 
     async fn describe_unsubscribe(
         &self,
-        request: Request<TrackRequest>,
+        request: Request<DescribeUnsubscribeRequest>,
     ) -> Result<Response<DescribeUnsubscribeResponse>, Status> {
         handle(request, |caller, request| async move {
             let mut tx = self.0.begin(&caller).await?;
@@ -142,7 +147,7 @@ impl TrackingService for TrackingHandlers {
 
     async fn unsubscribe(
         &self,
-        request: Request<TrackRequest>,
+        request: Request<UnsubscribeRequest>,
     ) -> Result<Response<UnsubscribeResponse>, Status> {
         let token = token_of(&request);
         handle(request, |caller, request| async move {

@@ -6,6 +6,7 @@
 //!   is an engagement that scores, for leads the meeting's author sees.
 
 pub mod decay;
+pub mod marketing;
 pub mod overdue;
 
 use crm_proto::crm::common::v1::Event;

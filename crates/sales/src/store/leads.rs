@@ -550,6 +550,23 @@ pub async fn anonymise_for_contact(
     Ok(ids.len() as u64)
 }
 
+/// Unconverted leads with the e-mail address whose contact-point hash
+/// this is (`kit::events::contact_point_hash`).
+pub async fn unconverted_with_email(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    address_hash: &str,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM leads WHERE tenant_id = $1 AND converted_contact_id IS NULL AND email <> '' \
+         AND encode(sha256(convert_to($1::text || ':' || email, 'UTF8')), 'hex') = $2",
+    )
+    .bind(tenant)
+    .bind(address_hash)
+    .fetch_all(tx)
+    .await
+}
+
 /// Rescoring daily while an engagement made at `at` still decays.
 pub async fn schedule_decay(
     tx: &mut PgConnection,
