@@ -25,6 +25,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 
 use crate::config::MarketingConfig;
 use crate::events::mailer::Mailer;
+use crate::events::sales::SalesEvents;
 use crate::events::sender::Sender;
 use crate::events::CustomerEvents;
 use crate::grpc::{
@@ -73,11 +74,22 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         CustomerEvents,
     )
     .await?;
+    // Won deals are attributed to the campaigns that touched them.
+    let won = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("marketing", "sales"),
+        SalesEvents(context.outbox.clone()),
+    )
+    .await?;
     launch(
         context,
         grpc,
         vec![
             background(move |shutdown| consumer.run(shutdown)),
+            background(move |shutdown| won.run(shutdown)),
             background(move |shutdown| sender.run(shutdown)),
         ],
     )

@@ -458,3 +458,187 @@ async fn a_message_is_opened_clicked_and_unsubscribed_through_the_public_routes(
         "SKIP_REASON_CONSENT_WITHDRAWN"
     );
 }
+
+#[tokio::test]
+async fn a_won_deal_is_attributed_to_the_campaigns_that_touched_its_contact() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let a = Some(admin.as_str());
+    let post = |path: String, body: serde_json::Value, status: u16| {
+        let stack = &stack;
+        async move {
+            json_of(
+                stack.call(Method::POST, &path, a, Some(body), &[]).await,
+                status,
+            )
+            .await
+        }
+    };
+    let pipeline = post("/v1/pipelines".into(), json!({"name": "Main", "stages": [{"name": "Open"}, {"name": "Won", "kind": "STAGE_KIND_WON"}, {"name": "Lost", "kind": "STAGE_KIND_LOST"}]}), 201).await;
+    let won_stage = pipeline["stages"][1]["id"].as_str().unwrap().to_owned();
+    let account = post("/v1/accounts".into(), json!({"name": "Engines"}), 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let contact = post(
+        "/v1/contacts".into(),
+        json!({"last_name": "Lovelace", "account_id": account}),
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Three campaigns engage the contact in turn: responded, clicked, opened.
+    let mut campaigns = Vec::new();
+    for (name, status) in [
+        ("Webinar", "MEMBER_STATUS_RESPONDED"),
+        ("Newsletter", "MEMBER_STATUS_CLICKED"),
+        ("Ads", "MEMBER_STATUS_OPENED"),
+    ] {
+        let campaign = post("/v1/campaigns".into(), json!({"name": name}), 201).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        post(
+            format!("/v1/campaigns/{campaign}/members"),
+            json!({"contact_ids": [contact]}),
+            200,
+        )
+        .await;
+        let members = stack
+            .call(
+                Method::GET,
+                &format!("/v1/campaigns/{campaign}/members"),
+                a,
+                None,
+                &[],
+            )
+            .await;
+        let member = json_of(members, 200).await["members"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        post(
+            format!("/v1/campaigns/{campaign}/members/{member}/status"),
+            json!({"status": status}),
+            200,
+        )
+        .await;
+        campaigns.push(campaign);
+    }
+    post(
+        format!("/v1/campaigns/{}/costs", campaigns[0]),
+        json!({"amount": {"amount": "250.00", "currency": "EUR"}}),
+        200,
+    )
+    .await;
+
+    let deal = post("/v1/opportunities".into(), json!({"name": "Engines", "account_id": account,
+        "contacts": [{"contact_id": contact, "role": "buyer"}], "amount": {"amount": "1000.00", "currency": "EUR"}}), 201).await;
+    let deal = deal["id"].as_str().unwrap().to_owned();
+    post(
+        format!("/v1/opportunities/{deal}/stage"),
+        json!({"stage_id": won_stage}),
+        200,
+    )
+    .await;
+
+    let revenue = |campaign: String| {
+        let stack = &stack;
+        async move {
+            let performance = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/campaigns/{campaign}/performance"),
+                    a,
+                    None,
+                    &[],
+                )
+                .await;
+            let performance = json_of(performance, 200).await;
+            performance["attributed"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            (
+                                r["model"].as_str().unwrap_or_default().to_owned(),
+                                r["revenue"]["amount"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                                r["roi"].as_str().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let first = testkit::eventually(
+        "the win attributed",
+        std::time::Duration::from_secs(30),
+        || async {
+            let rows = revenue(campaigns[0].clone()).await;
+            (!rows.is_empty()).then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(
+        first,
+        vec![
+            (
+                "ATTRIBUTION_MODEL_FIRST_TOUCH".to_owned(),
+                "1000".to_owned(),
+                "3".to_owned()
+            ),
+            (
+                "ATTRIBUTION_MODEL_LINEAR".to_owned(),
+                "333.34".to_owned(),
+                "0.3334".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        revenue(campaigns[1].clone()).await,
+        vec![(
+            "ATTRIBUTION_MODEL_LINEAR".to_owned(),
+            "333.33".to_owned(),
+            String::new()
+        )]
+    );
+    assert_eq!(
+        revenue(campaigns[2].clone()).await,
+        vec![
+            (
+                "ATTRIBUTION_MODEL_LAST_TOUCH".to_owned(),
+                "1000".to_owned(),
+                String::new()
+            ),
+            (
+                "ATTRIBUTION_MODEL_LINEAR".to_owned(),
+                "333.33".to_owned(),
+                String::new()
+            ),
+        ]
+    );
+    let performance = stack
+        .call(
+            Method::GET,
+            &format!("/v1/campaigns/{}/performance", campaigns[1]),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    let performance = json_of(performance, 200).await;
+    assert_eq!(
+        (
+            performance["members"].as_i64(),
+            performance["clicked"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+}

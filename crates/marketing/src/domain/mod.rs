@@ -3,6 +3,7 @@
 //! and who may do what.
 
 pub mod access;
+pub mod attribution;
 pub mod campaign;
 pub mod links;
 pub mod member;

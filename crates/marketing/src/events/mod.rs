@@ -11,6 +11,7 @@
 //!   (messages still queued for them are cancelled).
 
 pub mod mailer;
+pub mod sales;
 pub mod sender;
 
 use chrono::{DateTime, Utc};

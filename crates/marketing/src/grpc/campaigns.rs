@@ -10,6 +10,7 @@ use kit::error::Violations;
 use kit::paging::{finish_page, Page};
 use kit::rpc::{on_behalf, token_of, Forwarded};
 use kit::Error;
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -19,6 +20,7 @@ use crate::domain::access::{authorize, scope, Action};
 use crate::domain::campaign::{self, can_move, status_name, Checked};
 use crate::domain::member::advance;
 use crate::domain::{optional_date, optional_id, parse_id, text};
+use crate::store::attribution;
 use crate::store::campaigns as store;
 use crate::store::members::{self, Person};
 
@@ -266,8 +268,80 @@ async fn add_members(
     })
 }
 
+/// `part / whole` as a decimal string with 4 places; empty for no whole.
+fn ratio(part: Decimal, whole: Decimal) -> String {
+    if whole.is_zero() {
+        return String::new();
+    }
+    (part / whole).round_dp(4).normalize().to_string()
+}
+
+/// A campaign's funnel, rates and attributed revenue with its return.
+async fn performance(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    c: &Campaign,
+) -> kit::Result<CampaignPerformance> {
+    let id = Uuid::parse_str(&c.id).map_err(Error::internal)?;
+    let (members, sent, opened, clicked, responded) = attribution::funnel(tx, tenant, id).await?;
+    let cost = c.actual_cost.clone();
+    let (cost_amount, cost_currency) = cost
+        .as_ref()
+        .map(|m| {
+            (
+                m.amount.parse::<Decimal>().unwrap_or_default(),
+                m.currency.clone(),
+            )
+        })
+        .unwrap_or_default();
+    let attributed = attribution::revenue(tx, tenant, id)
+        .await?
+        .into_iter()
+        .map(|(model, currency, revenue, deals)| AttributedRevenue {
+            model: model.into(),
+            roi: if currency == cost_currency {
+                ratio(revenue - cost_amount, cost_amount)
+            } else {
+                String::new()
+            },
+            revenue: crate::store::money(Some(revenue), &currency),
+            deals,
+        })
+        .collect();
+    let sent_d = Decimal::from(sent);
+    Ok(CampaignPerformance {
+        campaign_id: c.id.clone(),
+        members,
+        sent,
+        opened,
+        clicked,
+        responded,
+        open_rate: ratio(Decimal::from(opened), sent_d),
+        click_rate: ratio(Decimal::from(clicked), sent_d),
+        response_rate: ratio(Decimal::from(responded), sent_d),
+        actual_cost: cost,
+        attributed,
+    })
+}
+
 #[tonic::async_trait]
 impl CampaignService for CampaignHandlers {
+    async fn get_campaign_performance(
+        &self,
+        request: Request<GetCampaignPerformanceRequest>,
+    ) -> Result<Response<GetCampaignPerformanceResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("campaign_id", &request.campaign_id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let c = readable(&mut tx, caller.tenant_id, id).await?;
+            Ok(GetCampaignPerformanceResponse {
+                performance: Some(performance(&mut tx, caller.tenant_id, &c).await?),
+            })
+        })
+        .await
+    }
+
     async fn create_campaign(
         &self,
         request: Request<CreateCampaignRequest>,

@@ -2,6 +2,7 @@
 //! (or an event's) tenant-scoped transaction; row-level security is the
 //! second fence.
 
+pub mod attribution;
 pub mod campaigns;
 pub mod consent;
 pub mod members;

@@ -16,4 +16,5 @@ domain_events!("crm.marketing.v1", pb, {
     MessageOpened => "crm.marketing.message.opened.v1",
     MessageClicked => "crm.marketing.message.clicked.v1",
     MessageUnsubscribed => "crm.marketing.message.unsubscribed.v1",
+    AttributionComputed => "crm.marketing.attribution.computed.v1",
 });

@@ -196,6 +196,8 @@ async fn publish_won(
         amount: o.amount.clone(),
         line_items: o.line_items.clone(),
         owner_id: o.owner_id.clone(),
+        contact_ids: o.contacts.iter().map(|c| c.contact_id.clone()).collect(),
+        campaign_id: o.campaign_id.clone(),
     };
     state
         .outbox
