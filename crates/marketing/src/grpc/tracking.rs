@@ -8,6 +8,7 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::{self as customers, Channel, ConsentStatus};
 use crm_proto::crm::marketing::v1::tracking_service_server::TrackingService;
 use crm_proto::crm::marketing::v1::*;
+use crm_proto::events::DomainEvent;
 use kit::auth::CallerContext;
 use kit::rpc::{on_behalf, token_of};
 use kit::Error;
@@ -48,6 +49,34 @@ impl TrackingHandlers {
             .ok_or_else(invalid)?;
         Ok((link, reached))
     }
+
+    /// An open or a click: the member moves on (opened, clicked) and the
+    /// event `event` makes of the link and recipient is published.
+    async fn engaged<E: DomainEvent>(
+        &self,
+        caller: &CallerContext,
+        token: &str,
+        kind: Kind,
+        event: impl FnOnce(&Link, &Reached) -> E,
+    ) -> kit::Result<Link> {
+        let mut tx = self.0.begin(caller).await?;
+        let (link, r) = self.verified(caller, token, kind, &mut tx, false).await?;
+        let status = match kind {
+            Kind::Click => MemberStatus::Clicked,
+            _ => MemberStatus::Opened,
+        };
+        if let Some(campaign) = r.campaign_id {
+            store::member_reached(&mut tx, caller.tenant_id, campaign, r.contact_id, status)
+                .await?;
+        }
+        let event = event(&link, &r);
+        self.0
+            .outbox
+            .enqueue(&mut tx, caller, link.recipient, 1, &event)
+            .await?;
+        commit(tx).await?;
+        Ok(link)
+    }
 }
 
 #[tonic::async_trait]
@@ -57,31 +86,13 @@ impl TrackingService for TrackingHandlers {
         request: Request<RecordOpenRequest>,
     ) -> Result<Response<RecordOpenResponse>, Status> {
         handle(request, |caller, request| async move {
-            let mut tx = self.0.begin(&caller).await?;
-            let (link, r) = self
-                .verified(&caller, &request.token, Kind::Open, &mut tx, false)
-                .await?;
-            if let Some(campaign) = r.campaign_id {
-                store::member_reached(
-                    &mut tx,
-                    caller.tenant_id,
-                    campaign,
-                    r.contact_id,
-                    MemberStatus::Opened,
-                )
-                .await?;
-            }
-            let event = MessageOpened {
+            self.engaged(&caller, &request.token, Kind::Open, |link, r| MessageOpened {
                 send_id: r.send_id.to_string(),
                 recipient_id: link.recipient.to_string(),
                 contact_id: r.contact_id.to_string(),
                 campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
-            };
-            self.0
-                .outbox
-                .enqueue(&mut tx, &caller, link.recipient, 1, &event)
-                .await?;
-            commit(tx).await?;
+            })
+            .await?;
             Ok(RecordOpenResponse {})
         })
         .await
@@ -92,37 +103,21 @@ impl TrackingService for TrackingHandlers {
         request: Request<RecordClickRequest>,
     ) -> Result<Response<RecordClickResponse>, Status> {
         handle(request, |caller, request| async move {
-            let mut tx = self.0.begin(&caller).await?;
-            let (link, r) = self
-                .verified(&caller, &request.token, Kind::Click, &mut tx, false)
+            let tenant = caller.tenant_id;
+            let link = self
+                .engaged(&caller, &request.token, Kind::Click, |link, r| MessageClicked {
+                    send_id: r.send_id.to_string(),
+                    recipient_id: link.recipient.to_string(),
+                    contact_id: r.contact_id.to_string(),
+                    campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
+                    url: link.url.clone(),
+                    address_hash: if r.address.is_empty() {
+                        String::new()
+                    } else {
+                        kit::events::contact_point_hash(tenant, &r.address)
+                    },
+                })
                 .await?;
-            if let Some(campaign) = r.campaign_id {
-                store::member_reached(
-                    &mut tx,
-                    caller.tenant_id,
-                    campaign,
-                    r.contact_id,
-                    MemberStatus::Clicked,
-                )
-                .await?;
-            }
-            let event = MessageClicked {
-                send_id: r.send_id.to_string(),
-                recipient_id: link.recipient.to_string(),
-                contact_id: r.contact_id.to_string(),
-                campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
-                url: link.url.clone(),
-                address_hash: if r.address.is_empty() {
-                    String::new()
-                } else {
-                    kit::events::contact_point_hash(caller.tenant_id, &r.address)
-                },
-            };
-            self.0
-                .outbox
-                .enqueue(&mut tx, &caller, link.recipient, 1, &event)
-                .await?;
-            commit(tx).await?;
             Ok(RecordClickResponse { url: link.url })
         })
         .await

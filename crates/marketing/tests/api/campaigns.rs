@@ -518,13 +518,7 @@ async fn roles_visibility_and_tenants_fence_campaigns() {
     assert_eq!(handed.code(), Code::PermissionDenied);
 
     // Another tenant's admin finds nothing under the same id.
-    let mut stranger = app.client_in(
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        &[Role::Admin],
-        Visibility::Tenant,
-        &[],
-    );
+    let mut stranger = app.stranger();
     let hidden = stranger
         .campaigns
         .get_campaign(GetCampaignRequest {

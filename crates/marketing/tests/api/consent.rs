@@ -125,14 +125,7 @@ async fn a_hard_bounce_suppresses_the_address_for_every_tenant_without_showing_i
     suppress(&mut here, "gone@example.com", SuppressionReason::HardBounce)
         .await
         .expect("hard bounce");
-    let elsewhere_tenant = Uuid::now_v7();
-    let mut there = app.client_in(
-        elsewhere_tenant,
-        Uuid::now_v7(),
-        &[Role::Admin],
-        Visibility::Tenant,
-        &[],
-    );
+    let mut there = app.stranger();
     let person = create_contact(&mut there, "Gone", "gone@example.com").await;
     set_consent(
         &mut there,
@@ -303,13 +296,7 @@ async fn suppressions_and_reachability_refuse_bad_input_and_wrong_roles() {
         .await
         .expect_err("a contact the rep cannot see");
     assert_eq!(hidden.code(), Code::NotFound);
-    let mut stranger = app.client_in(
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        &[Role::Admin],
-        Visibility::Tenant,
-        &[],
-    );
+    let mut stranger = app.stranger();
     let foreign = reachability(&mut stranger, &ada.id, Channel::Email)
         .await
         .expect_err("another tenant's contact");

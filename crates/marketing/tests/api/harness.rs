@@ -91,6 +91,17 @@ impl TestApp {
         self.client(&[Role::Admin], Visibility::Tenant, &[])
     }
 
+    /// An admin of another tenant.
+    pub fn stranger(&self) -> Client {
+        self.client_in(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            &[Role::Admin],
+            Visibility::Tenant,
+            &[],
+        )
+    }
+
     /// A marketer who sees (and changes) only their own records.
     pub fn marketer(&self) -> Client {
         self.client(&[Role::Marketer], Visibility::Own, &[])

@@ -548,13 +548,7 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
         .await
         .expect_err("reps do not read recipients");
     assert_eq!(recipients.code(), Code::PermissionDenied);
-    let mut stranger = app.client_in(
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        &[Role::Admin],
-        Visibility::Tenant,
-        &[],
-    );
+    let mut stranger = app.stranger();
     let foreign_template = stranger
         .messages
         .get_template(GetTemplateRequest {
