@@ -86,11 +86,13 @@ impl TrackingService for TrackingHandlers {
         request: Request<RecordOpenRequest>,
     ) -> Result<Response<RecordOpenResponse>, Status> {
         handle(request, |caller, request| async move {
-            self.engaged(&caller, &request.token, Kind::Open, |link, r| MessageOpened {
-                send_id: r.send_id.to_string(),
-                recipient_id: link.recipient.to_string(),
-                contact_id: r.contact_id.to_string(),
-                campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
+            self.engaged(&caller, &request.token, Kind::Open, |link, r| {
+                MessageOpened {
+                    send_id: r.send_id.to_string(),
+                    recipient_id: link.recipient.to_string(),
+                    contact_id: r.contact_id.to_string(),
+                    campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
+                }
             })
             .await?;
             Ok(RecordOpenResponse {})
@@ -105,17 +107,19 @@ impl TrackingService for TrackingHandlers {
         handle(request, |caller, request| async move {
             let tenant = caller.tenant_id;
             let link = self
-                .engaged(&caller, &request.token, Kind::Click, |link, r| MessageClicked {
-                    send_id: r.send_id.to_string(),
-                    recipient_id: link.recipient.to_string(),
-                    contact_id: r.contact_id.to_string(),
-                    campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
-                    url: link.url.clone(),
-                    address_hash: if r.address.is_empty() {
-                        String::new()
-                    } else {
-                        kit::events::contact_point_hash(tenant, &r.address)
-                    },
+                .engaged(&caller, &request.token, Kind::Click, |link, r| {
+                    MessageClicked {
+                        send_id: r.send_id.to_string(),
+                        recipient_id: link.recipient.to_string(),
+                        contact_id: r.contact_id.to_string(),
+                        campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
+                        url: link.url.clone(),
+                        address_hash: if r.address.is_empty() {
+                            String::new()
+                        } else {
+                            kit::events::contact_point_hash(tenant, &r.address)
+                        },
+                    }
                 })
                 .await?;
             Ok(RecordClickResponse { url: link.url })
