@@ -71,7 +71,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         context.naming.clone(),
         &context.config.nats,
         ConsumerSpec::new("marketing", "customers"),
-        CustomerEvents,
+        CustomerEvents(context.outbox.clone()),
     )
     .await?;
     // Won deals are attributed to the campaigns that touched them.

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::store::{consent, members};
 
-pub struct CustomerEvents;
+pub struct CustomerEvents(pub kit::outbox::Outbox);
 
 fn time(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
@@ -91,7 +91,12 @@ impl EventHandler for CustomerEvents {
                 members::remove_contact(tx, tenant, contact).await?;
                 consent::forget(tx, tenant, contact).await?;
                 consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
-                crate::store::messages::erase_contact(tx, tenant, contact).await?;
+                let sends = crate::store::messages::erase_contact(tx, tenant, contact).await?;
+                // A send whose last queued message was the person's is over.
+                let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);
+                for send in sends {
+                    sender::publish_if_completed(&self.0, tx, &caller, send).await?;
+                }
             }
             _ => {}
         }

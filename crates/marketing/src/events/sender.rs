@@ -199,14 +199,7 @@ impl Sender {
         caller: &CallerContext,
         send: Uuid,
     ) -> anyhow::Result<()> {
-        if let Some(done) = messages::complete_if_done(tx, caller.tenant_id, send).await? {
-            let version = kit::rpc::version_of(&done.audit);
-            let event = SendCompleted { send: Some(done) };
-            self.outbox
-                .enqueue(tx, caller, send, version, &event)
-                .await?;
-        }
-        Ok(())
+        publish_if_completed(&self.outbox, tx, caller, send).await
     }
 
     /// Marks claims whose lease ran out as interrupted; returns how many.
@@ -223,6 +216,22 @@ impl Sender {
         }
         Ok(expired.len())
     }
+}
+
+/// Marks a send completed, with its event, when no recipient is left
+/// queued or sending (after outcomes, reaped claims or an erasure).
+pub async fn publish_if_completed(
+    outbox: &Outbox,
+    tx: &mut kit::db::TenantTx,
+    caller: &CallerContext,
+    send: Uuid,
+) -> anyhow::Result<()> {
+    if let Some(done) = messages::complete_if_done(tx, caller.tenant_id, send).await? {
+        let version = kit::rpc::version_of(&done.audit);
+        let event = SendCompleted { send: Some(done) };
+        outbox.enqueue(tx, caller, send, version, &event).await?;
+    }
+    Ok(())
 }
 
 /// Renders and hands one message to the relay.

@@ -519,7 +519,22 @@ pub async fn cancel(
 
 /// An erasure: the person's recipient rows keep their outcome but lose the
 /// address and variables; messages still queued for them are cancelled.
-pub async fn erase_contact(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -> sqlx::Result<()> {
+/// Returns the sends that had one queued (they may be complete now).
+pub async fn erase_contact(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: Uuid,
+) -> sqlx::Result<Vec<Uuid>> {
+    let mut sends: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT send_id FROM send_recipients WHERE tenant_id = $1 AND contact_id = $2 AND status = $3",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .bind(RecipientStatus::Queued as i16)
+    .fetch_all(&mut *tx)
+    .await?;
+    sends.sort_unstable();
+    sends.dedup();
     let cancelled: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE send_recipients SET status = CASE WHEN status = $3 THEN $4 ELSE status END, address = '', variables = '{}' \
          WHERE tenant_id = $1 AND contact_id = $2 RETURNING id",
@@ -537,7 +552,7 @@ pub async fn erase_contact(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -
     .bind(&cancelled)
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(sends)
 }
 
 // ---- the senders' side: claims across tenants, outcomes per tenant

@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{Channel, ConsentStatus};
 use crm_proto::crm::marketing::v1::*;
 use kit::auth::{Role, Visibility};
@@ -195,21 +194,7 @@ async fn merges_and_erasures_reach_the_memberships_and_the_replica() {
         })
         .await
         .expect("merge");
-    DataServiceClient::with_interceptor(
-        app.services.channel("customers"),
-        app.services.bearer(
-            app.tenant,
-            admin.user,
-            &[Role::Admin],
-            Visibility::Tenant,
-            &[],
-        ),
-    )
-    .erase_contact(crm_proto::crm::customers::v1::EraseContactRequest {
-        contact_id: erased.id.clone(),
-    })
-    .await
-    .expect("erase");
+    app.erase(&erased.id).await;
     let campaign_id = campaign.id.clone();
     let expected = vec![survivor.id.clone()];
     testkit::eventually(

@@ -1,6 +1,7 @@
 use crm_proto::crm::common::v1::{Event, Money};
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::{self as people, Contact, CreateContactRequest};
 use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
@@ -89,6 +90,23 @@ impl TestApp {
 
     pub fn admin(&self) -> Client {
         self.client(&[Role::Admin], Visibility::Tenant, &[])
+    }
+
+    /// Erases a contact in the customers service (as an admin of the tenant).
+    pub async fn erase(&self, contact: &str) {
+        let bearer = self.services.bearer(
+            self.tenant,
+            Uuid::now_v7(),
+            &[Role::Admin],
+            Visibility::Tenant,
+            &[],
+        );
+        DataServiceClient::with_interceptor(self.services.channel("customers"), bearer)
+            .erase_contact(people::EraseContactRequest {
+                contact_id: contact.into(),
+            })
+            .await
+            .expect("erase");
     }
 
     /// An admin of another tenant.

@@ -436,6 +436,26 @@ async fn a_cancelled_send_stops_and_a_test_send_renders_for_one_address() {
 }
 
 #[tokio::test]
+async fn erasing_the_people_still_queued_cancels_their_messages_and_ends_the_send() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    identity(&mut admin).await;
+    let template = template(&mut admin).await;
+    let campaign = audience(&mut admin, 10).await;
+    // One a second: the last messages are due seconds from now.
+    app.restart_marketing_at(1).await;
+    let mut admin = app.admin();
+    let send = send_to(&mut admin, &template, &campaign).await;
+    for member in members(&mut admin, &campaign.id).await {
+        app.erase(&member.contact_id).await;
+    }
+    let done = finished(&mut admin, &send.id).await;
+    assert_eq!(done.status, SendStatus::Completed as i32, "{done:?}");
+    assert_eq!(done.sent + done.cancelled, 10, "{done:?}");
+    assert!(done.cancelled >= 1, "{done:?}");
+}
+
+#[tokio::test]
 async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
     let app = TestApp::spawn().await;
     let mut admin = app.admin();
