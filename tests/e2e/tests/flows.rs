@@ -1,8 +1,8 @@
 //! Cross-service flows through the gateway, against the platform started
 //! the way `deploy/run.sh` starts it: separate processes talking over
 //! loopback gRPC, PostgreSQL and NATS. Each flow checks the end state in
-//! every service it touches. Flows of marketing, service desk and
-//! reporting join as those services land.
+//! every service it touches. Flows of service desk and reporting join as
+//! those services land.
 
 use std::time::Duration;
 
@@ -33,8 +33,24 @@ async fn flows_across_separate_processes() {
         "the demo tenant is seeded: {contacts}"
     );
 
+    let campaigns = platform
+        .call(
+            Method::GET,
+            "/v1/campaigns?status=active",
+            Some(&demo),
+            None,
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(
+        campaigns["campaigns"][0]["name"], "Autumn newsletter",
+        "the demo campaign is seeded: {campaigns}"
+    );
+
     a_lead_is_won_ordered_and_paid(&platform).await;
     merges_and_erasure_reach_sales(&platform).await;
+    a_campaign_mail_carries_a_working_unsubscribe_link(&platform).await;
     platform.stop().await;
 }
 
@@ -351,4 +367,119 @@ async fn merges_and_erasure_reach_sales(p: &Platform) {
         .unwrap()
         .expect(200);
     assert_eq!(other["email"], "max@example.de");
+}
+
+/// A send through the marketing process as run.sh configures it (mail
+/// written as .eml files to the state directory, links signed for this
+/// gateway): the message reaches the consenting contact, and its one-click
+/// unsubscribe link, posted to the gateway, withdraws the consent in the
+/// customers process.
+async fn a_campaign_mail_carries_a_working_unsubscribe_link(p: &Platform) {
+    let (_, admin) = p.tenant("Mailbox").await.unwrap();
+    let t = Some(admin.as_str());
+    let contact = p
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            t,
+            Some(json!({"first_name": "Mary", "last_name": "Mailer",
+            "emails": [{"address": "mary@mailbox.example", "primary": true}]})),
+        )
+        .await
+        .unwrap()
+        .id("id");
+    p.call(Method::POST, &format!("/v1/contacts/{contact}/consents"), t,
+        Some(json!({"channel": "CHANNEL_EMAIL", "status": "CONSENT_STATUS_GRANTED", "source": "e2e"})))
+        .await
+        .unwrap()
+        .expect(200);
+    p.call(
+        Method::POST,
+        "/v1/sender-identities",
+        t,
+        Some(json!({"from_address": "news@mailbox.example"})),
+    )
+    .await
+    .unwrap()
+    .expect(201);
+    let template = p
+        .call(
+            Method::POST,
+            "/v1/templates",
+            t,
+            Some(
+                json!({"name": "Hello", "subject": "Hello {{ contact.first_name }}",
+            "text_body": "Leave any time: {{ unsubscribe_url }}"}),
+            ),
+        )
+        .await
+        .unwrap()
+        .id("id");
+    let campaign = p
+        .call(
+            Method::POST,
+            "/v1/campaigns",
+            t,
+            Some(json!({"name": "E2E", "status": "CAMPAIGN_STATUS_ACTIVE"})),
+        )
+        .await
+        .unwrap()
+        .id("id");
+    p.call(
+        Method::POST,
+        &format!("/v1/campaigns/{campaign}/members"),
+        t,
+        Some(json!({"contact_ids": [contact]})),
+    )
+    .await
+    .unwrap()
+    .expect(200);
+    let send = p
+        .call(
+            Method::POST,
+            "/v1/sends",
+            t,
+            Some(json!({"template_id": template, "campaign_id": campaign})),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    assert_eq!(send["recipients"], 1);
+
+    let outbox = p.state_dir.join("mail");
+    let mail = testkit::eventually("the message in the mail directory", PATIENCE, || async {
+        let entries = std::fs::read_dir(&outbox).ok()?;
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .find(|text| text.contains("mary@mailbox.example"))
+    })
+    .await;
+    let mail = testkit::Received {
+        from: String::new(),
+        to: Vec::new(),
+        data: mail,
+    };
+    assert_eq!(mail.header("Subject").as_deref(), Some("Hello Mary"));
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let unsubscribe = header.trim_matches(['<', '>']).to_owned();
+    assert!(
+        unsubscribe.starts_with(&format!("{}/u/", p.base)),
+        "{unsubscribe}"
+    );
+    let done = reqwest::Client::new()
+        .post(&unsubscribe)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("one-click");
+    assert_eq!(done.status(), 200);
+    let read = p
+        .call(Method::GET, &format!("/v1/contacts/{contact}"), t, None)
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(read["consents"][0]["status"], "CONSENT_STATUS_WITHDRAWN");
 }
