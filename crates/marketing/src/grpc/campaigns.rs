@@ -136,7 +136,8 @@ fn require_open(c: &Campaign) -> kit::Result<()> {
     Ok(())
 }
 
-fn parse_ids(field: &str, raw: &[String], v: &mut Violations) -> Vec<Uuid> {
+/// Up to 1,000 ids, each checked and named by its place; sorted, without repeats.
+pub(crate) fn parse_ids(field: &str, raw: &[String], v: &mut Violations) -> Vec<Uuid> {
     if raw.len() > MAX_MEMBERS_PER_CALL {
         v.add(
             field,
@@ -147,15 +148,11 @@ fn parse_ids(field: &str, raw: &[String], v: &mut Violations) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = raw
         .iter()
         .enumerate()
-        .filter_map(|(i, id)| v.check(parse_id_at(&format!("{field}[{i}]"), id)))
+        .filter_map(|(i, id)| v.check(kit::input::required_id(&format!("{field}[{i}]"), id)))
         .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
-}
-
-fn parse_id_at(field: &str, raw: &str) -> Result<Uuid, kit::FieldViolation> {
-    kit::input::required_id(field, raw)
 }
 
 /// Contacts the caller can see, of those asked for: each is looked up in
@@ -457,11 +454,10 @@ impl CampaignService for CampaignHandlers {
             let mut v = Violations::new();
             let checked = campaign::normalize(&mut after, &mut v);
             v.into_result()?;
-            let has_costs = before.actual_cost.is_some()
-                && before
-                    .actual_cost
-                    .as_ref()
-                    .is_some_and(|cost| cost.amount != "0");
+            let has_costs = before
+                .actual_cost
+                .as_ref()
+                .is_some_and(|cost| cost.amount != "0");
             let old_currency = before
                 .actual_cost
                 .as_ref()
