@@ -467,6 +467,10 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
         ),
         ("accounts", json!({"name": "Analytical Engines"})),
         ("campaigns", json!({"name": "Spring launch"})),
+        (
+            "templates",
+            json!({"name": "Hello", "subject": "Hi", "text_body": "Hi {{ contact.first_name }}"}),
+        ),
         ("leads", json!({"last_name": "Hopper", "company": "Navy"})),
         (
             "opportunities",
@@ -486,6 +490,19 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
         json!({"kind": "ACTIVITY_KIND_NOTE", "subject": "Met", "contact_id": ids["contacts"]});
     let (_, activity) = create("activities", note).await;
     ids.insert("activities", activity);
+    let identity = stack
+        .call(
+            Method::POST,
+            "/v1/sender-identities",
+            a,
+            Some(json!({"from_address": "news@acme.example"})),
+            &[],
+        )
+        .await;
+    json_of(identity, 201).await;
+    let send = json!({"template_id": ids["templates"], "contact_ids": [ids["contacts"]]});
+    let (_, send) = create("sends", send).await;
+    ids.insert("sends", send);
 
     let pool = gateway::http::transcode::descriptor_pool().unwrap();
     let bindings = gateway::http::transcode::binding::bindings(&pool).unwrap();

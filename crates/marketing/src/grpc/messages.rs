@@ -19,7 +19,7 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::campaigns::upstream;
+use super::campaigns::{parse_ids, upstream};
 use super::consent::{addresses, newest};
 use super::{commit, handle, page_response, SharedState, State};
 use crate::domain::access::{authorize, Action};
@@ -33,8 +33,6 @@ pub struct MessageHandlers(pub SharedState);
 
 /// Ids per customers lookup (an `id IN [...]` filter).
 const LOOKUP: usize = 200;
-/// Contacts a send may name one by one.
-const MAX_CONTACTS: usize = 1_000;
 
 fn id_in(ids: &[Uuid]) -> customers::Filter {
     use prost_types::value::Kind;
@@ -334,6 +332,10 @@ impl MessageService for MessageHandlers {
     ) -> Result<Response<CreateSenderIdentityResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateSenderIdentityRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut identity = request
                 .identity
                 .ok_or_else(|| Error::invalid("identity", "is required"))?;
@@ -355,14 +357,41 @@ impl MessageService for MessageHandlers {
                 v.add("identity.from_name", "must be one line");
             }
             v.into_result()?;
+            let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
-            let saved =
-                store::insert_identity(&mut tx, caller.tenant_id, &identity, &caller.subject)
-                    .await
-                    .map_err(|e| {
-                        Error::from(e)
-                            .exists_as(|| "a sender identity with this address exists".into())
-                    })?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "sender_identity",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(existing) = replayed {
+                let identity = store::identities(&mut tx, tenant)
+                    .await?
+                    .into_iter()
+                    .find(|i| i.id == existing.to_string())
+                    .ok_or_else(|| Error::not_found("sender identity", existing))?;
+                return Ok(CreateSenderIdentityResponse {
+                    identity: Some(identity),
+                });
+            }
+            let saved = store::insert_identity(&mut tx, tenant, &identity, &caller.subject)
+                .await
+                .map_err(|e| {
+                    Error::from(e).exists_as(|| "a sender identity with this address exists".into())
+                })?;
+            let id = Uuid::parse_str(&saved.id).map_err(Error::internal)?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "sender_identity",
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateSenderIdentityResponse {
                 identity: Some(saved),
@@ -592,17 +621,7 @@ impl MessageService for MessageHandlers {
             let mut v = Violations::new();
             let campaign = v.check(optional_id("send.campaign_id", &s.campaign_id)).flatten();
             let segment = v.check(optional_id("send.segment_id", &s.segment_id)).flatten();
-            if s.contact_ids.len() > MAX_CONTACTS {
-                v.add("send.contact_ids", format!("at most {MAX_CONTACTS} contacts; use a segment"));
-            }
-            let mut named: Vec<Uuid> = s
-                .contact_ids
-                .iter()
-                .enumerate()
-                .filter_map(|(i, raw)| v.check(kit::input::required_id(&format!("send.contact_ids[{i}]"), raw)))
-                .collect();
-            named.sort_unstable();
-            named.dedup();
+            let named = parse_ids("send.contact_ids", &s.contact_ids, &mut v);
             let audiences = usize::from(campaign.is_some()) + usize::from(segment.is_some()) + usize::from(!s.contact_ids.is_empty());
             if audiences != 1 {
                 v.add("send", "name exactly one audience: campaign_id, segment_id or contact_ids");

@@ -19,6 +19,7 @@ async fn identity(client: &mut Client) -> SenderIdentity {
                 from_name: "Acme News".into(),
                 ..Default::default()
             }),
+            request_id: "identity-1".into(),
         })
         .await
         .expect("identity")
@@ -481,6 +482,18 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
         bad.message().contains("contact.shoe_size") || format!("{bad:?}").contains("shoe_size")
     );
 
+    // The tracking RPCs are the gateway's: no user may call them, whatever
+    // the role, and a retried identity create answers with the first one.
+    let mut tracking = crm_proto::crm::marketing::v1::tracking_service_client::TrackingServiceClient::with_interceptor(
+        app.services.channel("marketing"),
+        app.services.bearer(app.tenant, admin.user, &[Role::Admin], Visibility::Tenant, &[]),
+    );
+    let refused = tracking
+        .record_click(RecordClickRequest { token: "x".into() })
+        .await
+        .expect_err("users do not record clicks");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
     // No identity yet: e-mail needs one.
     let ada = person(
         &mut admin,
@@ -501,7 +514,12 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
     .await
     .expect_err("no sender identity");
     assert_eq!(no_identity.code(), Code::FailedPrecondition);
-    identity(&mut admin).await;
+    let first = identity(&mut admin).await;
+    assert_eq!(
+        identity(&mut admin).await.id,
+        first.id,
+        "a retry makes no second identity"
+    );
     let no_audience = create_send(
         &mut admin,
         Send {
