@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 14] = [
+const PII_MESSAGES: [&str; 16] = [
+    "crm.marketing.v1.SubmittedLead",
+    "crm.marketing.v1.SubmitFormRequest",
     "crm.marketing.v1.SendRecipient",
     "crm.marketing.v1.TestSendRequest",
     "crm.marketing.v1.RenderedMessage",
@@ -49,6 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute("crm.customers.v1.Handle", SERDE)
         .type_attribute("crm.customers.v1.Address", SERDE)
         .type_attribute("crm.customers.v1.RelatedRecord", SERDE)
+        // Stored as JSON columns by the marketing service.
+        .type_attribute("crm.marketing.v1.FormField", SERDE)
+        .type_attribute("crm.marketing.v1.SubmittedLead", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         upstream_timeout: Duration::from_secs(5),
         tenant_rate_per_second: 1_000_000,
         login_attempts_per_minute: 1_000_000,
+        form_posts_per_minute: 1_000_000,
         max_connections_per_ip: 4096,
         concurrency_limit: 1024,
         nats: nats.config(),

@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     pub max_connections_per_ip: usize,
     /// Logins one client address may try per minute (`GATEWAY_LOGIN_ATTEMPTS_PER_MINUTE`).
     pub login_attempts_per_minute: u32,
+    /// Lead-capture form posts one client address may make per minute
+    /// (`GATEWAY_FORM_POSTS_PER_MINUTE`).
+    pub form_posts_per_minute: u32,
     /// Requests handled at once; beyond it the gateway sheds load (503).
     pub concurrency_limit: usize,
     /// Domain events arrive here for outbound webhooks.
@@ -120,6 +123,11 @@ impl GatewayConfig {
         if login_attempts_per_minute == 0 {
             env.problem("GATEWAY_LOGIN_ATTEMPTS_PER_MINUTE must be above 0");
         }
+        let form_posts_per_minute =
+            env.or("FORM_POSTS_PER_MINUTE", "a whole number above 0", 10u32);
+        if form_posts_per_minute == 0 {
+            env.problem("GATEWAY_FORM_POSTS_PER_MINUTE must be above 0");
+        }
         let max_connections_per_ip =
             env.or("MAX_CONNECTIONS_PER_IP", "a whole number above 0", 256usize);
         let concurrency_limit = env.or("CONCURRENCY_LIMIT", "a whole number", 1024usize);
@@ -186,6 +194,7 @@ impl GatewayConfig {
             upstream_timeout,
             tenant_rate_per_second,
             login_attempts_per_minute,
+            form_posts_per_minute,
             max_connections_per_ip: max_connections_per_ip.max(1),
             concurrency_limit,
             nats,

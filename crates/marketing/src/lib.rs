@@ -2,7 +2,8 @@
 //! (contacts, leads, or a customers segment resolved with the caller's
 //! rights); the consent each contact gave, kept from the customers
 //! service's events; suppression lists per tenant and, for hard bounces,
-//! for every tenant; and the reachability rule a send applies.
+//! for every tenant; the reachability rule a send applies; templates and
+//! sends; and lead-capture forms whose submissions sales makes leads of.
 //!
 //! [`build`] wires the gRPC services, the outbox relay and the consumer of
 //! the customers service's events onto the platform kit.
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
 use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
+use crm_proto::crm::marketing::v1::form_service_server::FormServiceServer;
 use crm_proto::crm::marketing::v1::message_service_server::MessageServiceServer;
 use crm_proto::crm::marketing::v1::tracking_service_server::TrackingServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
@@ -29,8 +31,8 @@ use crate::events::sales::SalesEvents;
 use crate::events::sender::Sender;
 use crate::events::CustomerEvents;
 use crate::grpc::{
-    campaigns::CampaignHandlers, consent::ConsentHandlers, messages::MessageHandlers,
-    tracking::TrackingHandlers, State,
+    campaigns::CampaignHandlers, consent::ConsentHandlers, forms::FormHandlers,
+    messages::MessageHandlers, tracking::TrackingHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -58,6 +60,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         .serve(CampaignServiceServer::new(CampaignHandlers(state.clone())))
         .serve(ConsentServiceServer::new(ConsentHandlers(state.clone())))
         .serve(MessageServiceServer::new(MessageHandlers(state.clone())))
+        .serve(FormServiceServer::new(FormHandlers(state.clone())))
         .serve(TrackingServiceServer::new(TrackingHandlers(state.clone())));
     let sender = Sender::new(
         context.db.clone(),

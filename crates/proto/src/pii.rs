@@ -171,6 +171,29 @@ impl fmt::Debug for crate::crm::marketing::v1::GetReachabilityResponse {
     }
 }
 
+/// A form's answers are the person's: only which fields were filled.
+impl fmt::Debug for crate::crm::marketing::v1::SubmittedLead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmittedLead")
+            .field("email", &mask_email(&self.email))
+            .field("phone", &mask_phone(&self.phone))
+            .field("company_size", &self.company_size)
+            .field("country", &self.country)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for crate::crm::marketing::v1::SubmitFormRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.values.keys().collect();
+        names.sort();
+        f.debug_struct("SubmitFormRequest")
+            .field("public_key", &self.public_key)
+            .field("filled", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for crate::crm::marketing::v1::SendRecipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendRecipient")

@@ -46,6 +46,8 @@ pub struct AppState {
     /// Requests to the public routes (tracking, unsubscribe) per second
     /// per client address.
     pub public_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Lead-capture form posts per minute per client address.
+    pub form_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// API keys checked recently.
     pub api_key_cache: api_keys::KeyCache,
     /// Login budgets and the argon2 pool.
@@ -71,6 +73,7 @@ impl AppState {
         let rate = std::num::NonZeroU32::new(config.tenant_rate_per_second)
             .unwrap_or(std::num::NonZeroU32::MIN);
         let limiter = governor::RateLimiter::keyed(governor::Quota::per_second(rate));
+        let config_form_rate = config.form_posts_per_minute;
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit.max(1)));
         let grpc_web_routes = config
             .services
@@ -98,6 +101,9 @@ impl AppState {
                 )
                 .allow_burst(std::num::NonZeroU32::new(20).unwrap_or(std::num::NonZeroU32::MIN)),
             ),
+            form_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(config_form_rate).unwrap_or(std::num::NonZeroU32::MIN),
+            )),
             permits,
         }
     }
@@ -398,6 +404,12 @@ pub fn router(
         .route(
             "/u/{token}",
             get(public::unsubscribe_page).post(public::unsubscribe),
+        )
+        .route(
+            "/f/{key}",
+            get(public::form_page)
+                .post(public::submit_form)
+                .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
         )
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))

@@ -1,9 +1,11 @@
 //! Public routes for people without an account, reached from the messages
 //! marketing sends: the open pixel (`/t/o/{token}`), tracked links
-//! (`/t/c/{token}`) and one-click unsubscribe (`/u/{token}`, RFC 8058).
+//! (`/t/c/{token}`) and one-click unsubscribe (`/u/{token}`, RFC 8058);
+//! and lead-capture forms (`/f/{key}`) on a tenant's web pages.
 //!
-//! The token is signed by the marketing service, which alone verifies it;
-//! the gateway reads the tenant it names, mints a one-minute service token
+//! The token is signed by the marketing service, which alone verifies it
+//! (a form's key is `<tenant>.<random>`, looked up by marketing); the
+//! gateway reads the tenant it names, mints a one-minute service token
 //! for that tenant and asks marketing. Each route is rate-limited per
 //! client address and per tenant, and answers the same way whether a token
 //! is unknown, expired or forged, so it reveals nothing.
@@ -13,14 +15,17 @@ use std::net::IpAddr;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use crm_proto::crm::marketing::v1::form_service_client::FormServiceClient;
 use crm_proto::crm::marketing::v1::tracking_service_client::TrackingServiceClient;
 use crm_proto::crm::marketing::v1::{
-    DescribeUnsubscribeRequest, RecordClickRequest, RecordOpenRequest, UnsubscribeRequest,
+    DescribeFormRequest, DescribeUnsubscribeRequest, FormFieldTarget, RecordClickRequest,
+    RecordOpenRequest, SubmitFormRequest, UnsubscribeRequest,
 };
 use kit::auth::{Claims, Role, Visibility};
 use uuid::Uuid;
 
 use super::auth::ClientIp;
+use super::problem::Problem;
 use super::SharedState;
 
 /// A transparent 1x1 GIF.
@@ -305,4 +310,242 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A form post larger than this is not a person's.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+fn forms(state: &SharedState) -> Result<FormServiceClient<tonic::transport::Channel>, Refused> {
+    state
+        .channel("marketing")
+        .map(FormServiceClient::new)
+        .ok_or(Refused::Invalid)
+}
+
+/// `GET /f/{key}`: the form as a plain HTML page that posts to itself.
+pub async fn form_page(
+    State(state): State<SharedState>,
+    ClientIp(client): ClientIp,
+    Path(key): Path<String>,
+) -> Response {
+    let described = async {
+        let tenant = admit(&state, client, &key)?;
+        let request = as_service(
+            &state,
+            tenant,
+            DescribeFormRequest {
+                public_key: key.clone(),
+            },
+        )
+        .await?;
+        let answer = forms(&state)?
+            .describe_form(request)
+            .await
+            .map_err(from_status)?;
+        Ok::<_, Refused>(answer.into_inner())
+    };
+    let form = match described.await {
+        Ok(form) => form,
+        Err(refused) => return refusal_page(refused),
+    };
+    let mut inputs = String::new();
+    for field in &form.fields {
+        let (name, label) = (escape(&field.name), escape(&field.label));
+        let required = if field.required { " required" } else { "" };
+        let kind = match FormFieldTarget::try_from(field.target).unwrap_or_default() {
+            FormFieldTarget::Email => "email",
+            FormFieldTarget::Phone => "tel",
+            FormFieldTarget::CompanySize => "number",
+            _ => "text",
+        };
+        let input = if field.target == FormFieldTarget::Message as i32 {
+            format!(
+                "<textarea id=\"{name}\" name=\"{name}\" maxlength=\"2000\"{required}></textarea>"
+            )
+        } else {
+            format!("<input id=\"{name}\" name=\"{name}\" type=\"{kind}\" maxlength=\"2000\"{required}>")
+        };
+        inputs.push_str(&format!(
+            "<p><label for=\"{name}\">{label}</label><br>{input}</p>"
+        ));
+    }
+    if let Some(consent) = &form.consent {
+        let required = if consent.required { " required" } else { "" };
+        inputs.push_str(&format!(
+            "<p><label><input type=\"checkbox\" name=\"consent\" value=\"on\"{required}> {}</label></p>",
+            escape(&consent.wording)
+        ));
+    }
+    // People never see the honeypot; bots fill every input.
+    let trap = escape(&form.honeypot_field);
+    inputs.push_str(&format!(
+        "<div style=\"position:absolute;left:-10000px\" aria-hidden=\"true\"><input name=\"{trap}\" tabindex=\"-1\" autocomplete=\"off\"></div>"
+    ));
+    page(
+        StatusCode::OK,
+        &escape(&form.name),
+        &format!(
+            "<form method=\"post\">{inputs}<p><button type=\"submit\">Send</button></p></form>"
+        ),
+    )
+}
+
+/// A posted body's inputs: a form post (`application/x-www-form-urlencoded`)
+/// or a JSON object of strings, numbers and booleans.
+fn posted_values(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(std::collections::HashMap<String, String>, bool), Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|_| Problem::invalid("body", "must be a JSON object of the form's inputs"))?;
+        let mut values = std::collections::HashMap::new();
+        for (name, value) in object {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => String::new(),
+                _ => {
+                    return Err(Problem::invalid(
+                        &name,
+                        "must be a string, a number or a boolean",
+                    ))
+                }
+            };
+            values.insert(name, text);
+        }
+        Ok((values, true))
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        Ok((form_urlencoded::parse(body).into_owned().collect(), false))
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the form as application/x-www-form-urlencoded or application/json",
+        ))
+    }
+}
+
+/// `POST /f/{key}`: a submission. A browser's form post is answered with a
+/// page (or sent to the form's redirect address); a JSON post with JSON
+/// (202 and the submission's id, or a problem naming the fields).
+pub async fn submit_form(
+    State(state): State<SharedState>,
+    ClientIp(client): ClientIp,
+    Path(key): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let (values, json) = match posted_values(&headers, &body) {
+        Ok(parsed) => parsed,
+        Err(problem) => return problem.into_response(),
+    };
+    let page_url = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let submitted = async {
+        if let Some(ip) = client {
+            if state.form_limiter.check_key(&ip).is_err() {
+                metrics::counter!("crm_gateway_rate_limited_total").increment(1);
+                return Err(Err(Refused::Limited));
+            }
+        }
+        let tenant = admit(&state, client, &key).map_err(Err)?;
+        let request = as_service(
+            &state,
+            tenant,
+            SubmitFormRequest {
+                public_key: key.clone(),
+                values: values.into_iter().collect(),
+                page_url,
+            },
+        )
+        .await
+        .map_err(Err)?;
+        let answer = forms(&state)
+            .map_err(Err)?
+            .submit_form(request)
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::InvalidArgument => Ok(Problem::from(status)),
+                _ => Err(from_status(status)),
+            })?;
+        Ok(answer.into_inner())
+    };
+    match (submitted.await, json) {
+        (Ok(mut answer), json) => {
+            if answer.submission_id.is_empty() {
+                // Honeypot: answered like any other, so the bot learns nothing.
+                metrics::counter!("crm_gateway_form_spam_total").increment(1);
+                answer.submission_id = Uuid::now_v7().to_string();
+            }
+            if json {
+                let body = serde_json::json!({
+                    "submission_id": answer.submission_id,
+                    "message": answer.thank_you_message,
+                });
+                let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+                private(&mut response);
+                response
+            } else {
+                match HeaderValue::from_str(&answer.redirect_url) {
+                    Ok(location) if !answer.redirect_url.is_empty() => {
+                        let mut response = StatusCode::SEE_OTHER.into_response();
+                        response.headers_mut().insert(header::LOCATION, location);
+                        private(&mut response);
+                        response
+                    }
+                    _ => page(
+                        StatusCode::OK,
+                        "Thank you",
+                        &format!("<p>{}</p>", escape(&answer.thank_you_message)),
+                    ),
+                }
+            }
+        }
+        (Err(Ok(problem)), true) => problem.into_response(),
+        (Err(Ok(problem)), false) => {
+            let items: String = problem
+                .errors
+                .iter()
+                .map(|e| format!("<li>{}: {}</li>", escape(&e.field), escape(&e.message)))
+                .collect();
+            page(
+                StatusCode::BAD_REQUEST,
+                "Please check the form",
+                &format!("<ul>{items}</ul><p>Go back to the form to correct them.</p>"),
+            )
+        }
+        (Err(Err(refused)), true) => match refused {
+            Refused::Invalid => Problem::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "no form at this address",
+            )
+            .into_response(),
+            Refused::Limited => Problem::retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many submissions",
+                60,
+            )
+            .into_response(),
+            Refused::Unavailable => Problem::retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "please try again",
+                5,
+            )
+            .into_response(),
+        },
+        (Err(Err(refused)), false) => refusal_page(refused),
+    }
 }

@@ -181,6 +181,7 @@ async fn launch(
         upstream_timeout: Duration::from_secs(5),
         tenant_rate_per_second: 1000,
         login_attempts_per_minute: 1000,
+        form_posts_per_minute: 1000,
         max_connections_per_ip: 4096,
         concurrency_limit: 256,
         nats: services.nats.config(),

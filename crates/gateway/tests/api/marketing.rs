@@ -642,3 +642,188 @@ async fn a_won_deal_is_attributed_to_the_campaigns_that_touched_its_contact() {
         (Some(1), Some(1))
     );
 }
+
+#[tokio::test]
+async fn a_form_posted_from_a_web_page_becomes_a_routed_lead_with_its_campaign() {
+    let stack = Stack::start_with(|config| config.form_posts_per_minute = 4).await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let a = Some(admin.as_str());
+    let created = stack
+        .create_user(&admin, "rob@acme.example", "user password 1", "sales_rep")
+        .await;
+    let rob = json_of(created, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rules = stack
+        .call(
+            Method::PUT,
+            "/v1/lead-routing/rules",
+            a,
+            Some(json!({"rules": [{"name": "Everything to Rob", "match": {}, "user_id": rob}]})),
+            &[],
+        )
+        .await;
+    json_of(rules, 200).await;
+    let campaign = stack
+        .call(
+            Method::POST,
+            "/v1/campaigns",
+            a,
+            Some(json!({"name": "Trade fair 2027", "status": "CAMPAIGN_STATUS_ACTIVE"})),
+            &[],
+        )
+        .await;
+    let campaign = json_of(campaign, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let definition = json!({
+        "name": "Meet us at the fair",
+        "campaign_id": campaign,
+        "fields": [
+            {"name": "email", "label": "E-mail", "target": "FORM_FIELD_TARGET_EMAIL", "required": true},
+            {"name": "surname", "label": "Surname", "target": "FORM_FIELD_TARGET_LAST_NAME"},
+            {"name": "firm", "label": "Company <Ltd>", "target": "FORM_FIELD_TARGET_COMPANY"}
+        ],
+        "consent": {"channel": "CHANNEL_EMAIL", "wording": "E-mail me about the fair", "required": true}
+    });
+    // A rep may not make forms; another tenant does not see this one.
+    let rep = stack.user(&admin, "rick@acme.example", "sales_rep").await;
+    let denied = stack
+        .call(
+            Method::POST,
+            "/v1/forms",
+            Some(&rep),
+            Some(definition.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(problem(denied, 403).await["code"], "PERMISSION_DENIED");
+    let form = stack
+        .call(Method::POST, "/v1/forms", a, Some(definition), &[])
+        .await;
+    let form = json_of(form, 201).await;
+    let (form_id, key) = (
+        form["id"].as_str().unwrap().to_owned(),
+        form["public_key"].as_str().unwrap().to_owned(),
+    );
+    let (_, other) = stack.tenant("Globex").await;
+    let hidden = stack
+        .call(
+            Method::GET,
+            &format!("/v1/forms/{form_id}"),
+            Some(&other),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(problem(hidden, 404).await["status"], 404);
+
+    // The page anyone may open: the inputs, the consent wording, the
+    // hidden honeypot, every label escaped.
+    let url = format!("{}/f/{key}", stack.base);
+    let page = stack.http.get(&url).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("name=\"email\" type=\"email\""), "{html}");
+    assert!(html.contains("E-mail me about the fair"));
+    assert!(html.contains("name=\"website\""));
+    assert!(html.contains("Company &lt;Ltd&gt;") && !html.contains("<Ltd>"));
+    for unknown in [
+        format!("{}/f/{}.forged", stack.base, uuid::Uuid::now_v7()),
+        format!("{}/f/nonsense", stack.base),
+    ] {
+        let response = stack.http.get(&unknown).send().await.expect("page");
+        assert_eq!(response.status(), 404, "{unknown}");
+    }
+
+    // 1: JSON with problems, each named.
+    let bad = stack
+        .http
+        .post(&url)
+        .json(&json!({"email": "not-mail", "surname": "Hopper"}))
+        .send()
+        .await
+        .expect("post");
+    let mut violated = fields(&problem(bad, 400).await);
+    violated.sort();
+    assert_eq!(violated, ["consent", "email"]);
+    // 2: a browser's form post, answered with a page.
+    let posted = stack
+        .http
+        .post(&url)
+        .header("referer", "https://acme.example/fair")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=ada%40example.com&surname=Lovelace&firm=Analytical&consent=on")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    assert!(posted.text().await.expect("page").contains("Thank you."));
+    // 3: a bot fills the honeypot: answered alike, dropped.
+    let bot = stack
+        .http
+        .post(&url)
+        .json(&json!({"email": "bot@spam.example", "consent": true, "website": "http://spam"}))
+        .send()
+        .await
+        .expect("post");
+    assert!(json_of(bot, 202).await["submission_id"].is_string());
+    // 4: JSON from a site's own code.
+    let grace = stack
+        .http
+        .post(&url)
+        .json(&json!({"email": "grace@example.com", "surname": "Hopper", "consent": true}))
+        .send()
+        .await
+        .expect("post");
+    let grace = json_of(grace, 202).await;
+    assert_eq!(grace["message"], "Thank you.");
+    // 5: over this address's posts per minute.
+    let limited = stack
+        .http
+        .post(&url)
+        .json(&json!({"email": "late@example.com", "consent": true}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(problem(limited, 429).await["code"], "RATE_LIMITED");
+
+    // Sales made a lead of each real submission: web form, the form's
+    // campaign, routed to Rob by the rule.
+    let leads = testkit::eventually(
+        "the submissions' leads",
+        std::time::Duration::from_secs(30),
+        || async {
+            let listed = stack.call(Method::GET, "/v1/leads", a, None, &[]).await;
+            let leads = listed.json::<serde_json::Value>().await.ok()?["leads"]
+                .as_array()?
+                .clone();
+            (leads.len() >= 2).then_some(leads)
+        },
+    )
+    .await;
+    let mut emails: Vec<&str> = leads.iter().filter_map(|l| l["email"].as_str()).collect();
+    emails.sort();
+    assert_eq!(emails, ["ada@example.com", "grace@example.com"]);
+    for lead in &leads {
+        assert_eq!(lead["source"], "LEAD_SOURCE_WEB_FORM");
+        assert_eq!(lead["campaign_id"], campaign.as_str());
+        assert_eq!(lead["owner_id"], rob.as_str());
+    }
+    let submissions = stack
+        .call(
+            Method::GET,
+            &format!("/v1/forms/{form_id}/submissions"),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    let submissions = json_of(submissions, 200).await;
+    let kept = submissions["submissions"].as_array().unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[1]["page_url"], "https://acme.example/fair");
+    assert_eq!(kept[1]["consent_wording"], "E-mail me about the fair");
+}

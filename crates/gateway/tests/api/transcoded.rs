@@ -473,6 +473,10 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
         ),
         ("leads", json!({"last_name": "Hopper", "company": "Navy"})),
         (
+            "forms",
+            json!({"name": "Demo", "fields": [{"name": "email", "label": "E-mail", "target": "FORM_FIELD_TARGET_EMAIL", "required": true}]}),
+        ),
+        (
             "opportunities",
             json!({"name": "Engines", "amount": {"amount": "100", "currency": "EUR"}}),
         ),

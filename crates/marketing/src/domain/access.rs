@@ -18,8 +18,8 @@ pub enum Action {
     Configure,
     /// Sending messages; reading who a send went to.
     Send,
-    /// Recording opens, clicks and unsubscribes from the gateway's public
-    /// routes: service callers only.
+    /// Recording opens, clicks, unsubscribes and form submissions from the
+    /// gateway's public routes: service callers only.
     Track,
 }
 
@@ -51,7 +51,9 @@ pub fn authorize(caller: &CallerContext, action: Action) -> Result<(), Error> {
             Action::Write => "create or change campaigns",
             Action::Configure => "read or change suppression lists or sender identities",
             Action::Send => "send messages or read their recipients",
-            Action::Track => "record opens, clicks or unsubscribes (the gateway does)",
+            Action::Track => {
+                "record opens, clicks, unsubscribes or form submissions (the gateway does)"
+            }
         };
         return Err(Error::PermissionDenied(format!("your role may not {what}")));
     }

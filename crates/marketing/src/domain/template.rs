@@ -75,8 +75,7 @@ const FUEL: u64 = 100_000;
 fn environment(links: Option<Arc<Links>>) -> Environment<'static> {
     let mut env = Environment::new();
     env.add_function("link", move |url: String| {
-        let web = url.starts_with("https://") || url.starts_with("http://");
-        if !web || url.len() > 2000 || url.chars().any(char::is_whitespace) {
+        if !super::is_web_url(&url) {
             return Err(minijinja::Error::new(
                 minijinja::ErrorKind::InvalidOperation,
                 format!("link() needs an http(s) URL without spaces, got {url:?}"),

@@ -7,8 +7,9 @@
 //!   survivor and its consent goes;
 //! - `contact.erased`: the person's consent and memberships go, their
 //!   suppressed addresses keep only a hash (still recognised, not
-//!   readable), and their send recipients lose address and variables
-//!   (messages still queued for them are cancelled).
+//!   readable), their send recipients lose address and variables
+//!   (messages still queued for them are cancelled), and the form
+//!   submissions that gave one of their addresses go.
 
 pub mod mailer;
 pub mod sales;
@@ -91,6 +92,7 @@ impl EventHandler for CustomerEvents {
                 members::remove_contact(tx, tenant, contact).await?;
                 consent::forget(tx, tenant, contact).await?;
                 consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
+                crate::store::forms::erase_points(tx, tenant, &erased.contact_point_hashes).await?;
                 let sends = crate::store::messages::erase_contact(tx, tenant, contact).await?;
                 // A send whose last queued message was the person's is over.
                 let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);

@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod consent;
+pub mod forms;
 pub mod messages;
 pub mod tracking;
 

@@ -5,6 +5,7 @@
 pub mod attribution;
 pub mod campaigns;
 pub mod consent;
+pub mod forms;
 pub mod members;
 pub mod messages;
 

@@ -6,6 +6,7 @@ use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::{self as people, Contact, CreateContactRequest};
 use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
 use crm_proto::crm::marketing::v1::consent_service_client::ConsentServiceClient;
+use crm_proto::crm::marketing::v1::form_service_client::FormServiceClient;
 use crm_proto::crm::marketing::v1::message_service_client::MessageServiceClient;
 use crm_proto::crm::marketing::v1::*;
 use kit::auth::{Role, Visibility};
@@ -20,6 +21,7 @@ pub struct Client {
     pub campaigns: CampaignServiceClient<Authed>,
     pub consent: ConsentServiceClient<Authed>,
     pub messages: MessageServiceClient<Authed>,
+    pub forms: FormServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub segments: SegmentServiceClient<Authed>,
@@ -142,7 +144,8 @@ impl TestApp {
             user,
             campaigns: CampaignServiceClient::with_interceptor(m.clone(), bearer.clone()),
             consent: ConsentServiceClient::with_interceptor(m.clone(), bearer.clone()),
-            messages: MessageServiceClient::with_interceptor(m, bearer.clone()),
+            messages: MessageServiceClient::with_interceptor(m.clone(), bearer.clone()),
+            forms: FormServiceClient::with_interceptor(m, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
             accounts: AccountServiceClient::with_interceptor(c.clone(), bearer.clone()),
             segments: SegmentServiceClient::with_interceptor(c, bearer),

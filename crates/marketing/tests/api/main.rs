@@ -3,5 +3,6 @@
 
 mod campaigns;
 mod consent;
+mod forms;
 mod harness;
 mod sends;

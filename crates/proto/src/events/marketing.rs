@@ -17,4 +17,5 @@ domain_events!("crm.marketing.v1", pb, {
     MessageClicked => "crm.marketing.message.clicked.v1",
     MessageUnsubscribed => "crm.marketing.message.unsubscribed.v1",
     AttributionComputed => "crm.marketing.attribution.computed.v1",
+    FormSubmitted => "crm.marketing.form.submitted.v1",
 });

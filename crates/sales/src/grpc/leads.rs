@@ -150,6 +150,41 @@ pub async fn rescore(
 }
 
 /// Records an engagement and rescores; shared by the RPC and the consumer.
+/// Stores a checked lead: routed when it has no owner, scored, published
+/// as lead.created (and lead.assigned when it has an owner or team).
+pub async fn insert_lead(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    mut lead: Lead,
+    request_id: Option<&str>,
+) -> kit::Result<Lead> {
+    let tenant = caller.tenant_id;
+    let id = Uuid::now_v7();
+    lead.id = id.to_string();
+    let routed = if lead.owner_id.is_empty() {
+        Some(route(tx, tenant, &mut lead).await?)
+    } else {
+        None
+    };
+    lead.score = compute_score(tx, tenant, &lead).await?;
+    let created = store_leads::insert(tx, tenant, id, &lead, request_id, &caller.subject).await?;
+    let event = LeadCreated {
+        lead: Some(created.clone()),
+    };
+    state.outbox.enqueue(tx, caller, id, 1, &event).await?;
+    if !created.owner_id.is_empty() || !created.team_id.is_empty() {
+        let event = LeadAssigned {
+            lead_id: created.id.clone(),
+            owner_id: created.owner_id.clone(),
+            team_id: created.team_id.clone(),
+            rule_id: routed.map(|r| r.rule_id).unwrap_or_default(),
+        };
+        state.outbox.enqueue(tx, caller, id, 1, &event).await?;
+    }
+    Ok(created)
+}
+
 pub async fn engage(
     state: &State,
     tx: &mut PgConnection,
@@ -406,42 +441,7 @@ impl LeadService for LeadHandlers {
                 &lead.owner_id,
                 &lead.team_id,
             )?;
-            let id = Uuid::now_v7();
-            lead.id = id.to_string();
-            let routed = if lead.owner_id.is_empty() {
-                Some(route(&mut tx, tenant, &mut lead).await?)
-            } else {
-                None
-            };
-            lead.score = compute_score(&mut tx, tenant, &lead).await?;
-            let created =
-                store_leads::insert(&mut tx, tenant, id, &lead, request_id, &caller.subject)
-                    .await?;
-            let state = &self.0;
-            state
-                .outbox
-                .enqueue(
-                    &mut tx,
-                    &caller,
-                    id,
-                    1,
-                    &LeadCreated {
-                        lead: Some(created.clone()),
-                    },
-                )
-                .await?;
-            if !created.owner_id.is_empty() || !created.team_id.is_empty() {
-                let event = LeadAssigned {
-                    lead_id: created.id.clone(),
-                    owner_id: created.owner_id.clone(),
-                    team_id: created.team_id.clone(),
-                    rule_id: routed.map(|r| r.rule_id).unwrap_or_default(),
-                };
-                state
-                    .outbox
-                    .enqueue(&mut tx, &caller, id, 1, &event)
-                    .await?;
-            }
+            let created = insert_lead(&self.0, &mut tx, &caller, lead, request_id).await?;
             commit(tx).await?;
             Ok(CreateLeadResponse {
                 lead: Some(created),
