@@ -54,6 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Stored as JSON columns by the marketing service.
         .type_attribute("crm.marketing.v1.FormField", SERDE)
         .type_attribute("crm.marketing.v1.SubmittedLead", SERDE)
+        .type_attribute("crm.marketing.v1.EarnRule", SERDE)
+        .type_attribute("crm.marketing.v1.Tier", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

@@ -19,6 +19,9 @@ pub struct MarketingConfig {
     /// addresses), called with the caller's rights.
     pub customers_url: String,
     pub sending: SendingConfig,
+    /// How often the loyalty expiry scan looks for points that are due
+    /// (`MARKETING_SCAN_INTERVAL_MS`, 60 s).
+    pub scan_interval: Duration,
 }
 
 /// Where e-mail goes and how fast.
@@ -114,10 +117,12 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
     if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
         env.problem("MARKETING_PUBLIC_URL must be an http:// or https:// address");
     }
+    let scan_interval = env.millis("SCAN_INTERVAL_MS", Duration::from_secs(60));
     env.finish()?;
     Ok(MarketingConfig {
         service,
         customers_url,
+        scan_interval,
         sending: SendingConfig {
             relay,
             rate_per_tenant: rate_per_tenant.max(1),

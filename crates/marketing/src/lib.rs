@@ -3,7 +3,8 @@
 //! rights); the consent each contact gave, kept from the customers
 //! service's events; suppression lists per tenant and, for hard bounces,
 //! for every tenant; the reachability rule a send applies; templates and
-//! sends; and lead-capture forms whose submissions sales makes leads of.
+//! sends; lead-capture forms whose submissions sales makes leads of; and
+//! loyalty programs with points, tiers, expiry and coupons.
 //!
 //! [`build`] wires the gRPC services, the outbox relay and the consumer of
 //! the customers service's events onto the platform kit.
@@ -20,19 +21,21 @@ use anyhow::Context as _;
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
 use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
 use crm_proto::crm::marketing::v1::form_service_server::FormServiceServer;
+use crm_proto::crm::marketing::v1::loyalty_service_server::LoyaltyServiceServer;
 use crm_proto::crm::marketing::v1::message_service_server::MessageServiceServer;
 use crm_proto::crm::marketing::v1::tracking_service_server::TrackingServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::MarketingConfig;
+use crate::events::expiry::ExpiryScanner;
 use crate::events::mailer::Mailer;
 use crate::events::sales::SalesEvents;
 use crate::events::sender::Sender;
 use crate::events::CustomerEvents;
 use crate::grpc::{
     campaigns::CampaignHandlers, consent::ConsentHandlers, forms::FormHandlers,
-    messages::MessageHandlers, tracking::TrackingHandlers, State,
+    loyalty::LoyaltyHandlers, messages::MessageHandlers, tracking::TrackingHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -61,7 +64,13 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         .serve(ConsentServiceServer::new(ConsentHandlers(state.clone())))
         .serve(MessageServiceServer::new(MessageHandlers(state.clone())))
         .serve(FormServiceServer::new(FormHandlers(state.clone())))
+        .serve(LoyaltyServiceServer::new(LoyaltyHandlers(state.clone())))
         .serve(TrackingServiceServer::new(TrackingHandlers(state.clone())));
+    let expiry = ExpiryScanner::new(
+        context.db.clone(),
+        context.outbox.clone(),
+        config.scan_interval,
+    );
     let sender = Sender::new(
         context.db.clone(),
         context.outbox.clone(),
@@ -94,6 +103,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
             background(move |shutdown| consumer.run(shutdown)),
             background(move |shutdown| won.run(shutdown)),
             background(move |shutdown| sender.run(shutdown)),
+            background(move |shutdown| kit::scan::run(expiry, shutdown)),
         ],
     )
     .await

@@ -229,6 +229,7 @@ async fn launch(
     let marketing = marketing::build(marketing::config::MarketingConfig {
         service: marketing,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
+        scan_interval: Duration::from_secs(60),
         sending: marketing::config::SendingConfig {
             // Links in messages point at this gateway's public routes.
             public_url: format!("http://{}", gateway.addr),

@@ -827,3 +827,153 @@ async fn a_form_posted_from_a_web_page_becomes_a_routed_lead_with_its_campaign()
     assert_eq!(kept[1]["page_url"], "https://acme.example/fair");
     assert_eq!(kept[1]["consent_wording"], "E-mail me about the fair");
 }
+
+#[tokio::test]
+async fn an_order_and_its_payment_earn_loyalty_points_for_the_deal_contact() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let a = Some(admin.as_str());
+    let post = |path: String, body: serde_json::Value, status: u16| {
+        let stack = &stack;
+        async move {
+            json_of(
+                stack.call(Method::POST, &path, a, Some(body), &[]).await,
+                status,
+            )
+            .await
+        }
+    };
+    let id = |value: serde_json::Value| value["id"].as_str().unwrap().to_owned();
+    post("/v1/pipelines".into(), json!({"name": "Main", "stages": [{"name": "Open"}, {"name": "Won", "kind": "STAGE_KIND_WON"}, {"name": "Lost", "kind": "STAGE_KIND_LOST"}]}), 201).await;
+    let contact = id(post("/v1/contacts".into(), json!({"last_name": "Lovelace"}), 201).await);
+    let program = id(post(
+        "/v1/loyalty-programs".into(),
+        json!({"name": "Club", "currency": "EUR", "tiers": [{"name": "Silver", "threshold": 100}],
+               "earn_rules": [{"event": "EARN_EVENT_ORDER_CREATED", "points_per_unit": "1"},
+                              {"event": "EARN_EVENT_PAYMENT_RECORDED", "fixed_points": 5}]}),
+        201,
+    )
+    .await);
+    let product = id(post(
+        "/v1/products".into(),
+        json!({"sku": "seat", "name": "Seat"}),
+        201,
+    )
+    .await);
+    let book = id(post(
+        "/v1/price-books".into(),
+        json!({"name": "Euro", "currency": "EUR"}),
+        201,
+    )
+    .await);
+    let prices = stack
+        .call(Method::PUT, &format!("/v1/price-books/{book}/prices"), a,
+            Some(json!({"entries": [{"product_id": product, "list_price": {"amount": "49.99", "currency": "EUR"}}]})), &[])
+        .await;
+    json_of(prices, 200).await;
+    let deal = id(post(
+        "/v1/opportunities".into(),
+        json!({"name": "Seats", "amount": {"amount": "500", "currency": "EUR"}, "contacts": [{"contact_id": contact, "role": "buyer"}]}),
+        201,
+    )
+    .await);
+    let quote = id(post(
+        "/v1/quotes".into(),
+        json!({"opportunity_id": deal, "lines": [{"product_id": product, "quantity": "10", "discount_percent": "5"}]}),
+        201,
+    )
+    .await);
+    for (step, body) in [
+        ("submit", json!({})),
+        ("send", json!({})),
+        ("customer-decision", json!({"accepted": true})),
+    ] {
+        post(format!("/v1/quotes/{quote}/{step}"), body, 200).await;
+    }
+    let order = post("/v1/orders".into(), json!({"quote_id": quote}), 201).await;
+    // A point per whole euro of the order (474.91 EUR: 474), 5 for the payment.
+    let total = order["total"]["amount"].as_str().unwrap();
+    let euros: i64 = total.split('.').next().unwrap().parse().unwrap();
+    let expected = euros + 5;
+    assert_eq!(expected, 479);
+    let order = id(order);
+    let invoice = id(post(
+        format!("/v1/orders/{order}/invoices"),
+        json!({"due_on": "2099-01-31"}),
+        201,
+    )
+    .await);
+    post(
+        format!("/v1/invoices/{invoice}/payments"),
+        json!({"amount": {"amount": "65.14", "currency": "EUR"}, "method": "card"}),
+        200,
+    )
+    .await;
+
+    let account_path = format!("/v1/loyalty-programs/{program}/accounts/{contact}");
+    let account = testkit::eventually(
+        "the order's and the payment's points",
+        std::time::Duration::from_secs(30),
+        || async {
+            let got = stack.call(Method::GET, &account_path, a, None, &[]).await;
+            let account = got.json::<serde_json::Value>().await.ok()?;
+            (account["balance"].as_i64()? == expected).then_some(account)
+        },
+    )
+    .await;
+    assert_eq!(account["tier"], "Silver");
+    let entries = stack
+        .call(
+            Method::GET,
+            &format!("{account_path}/entries"),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    let entries = json_of(entries, 200).await;
+    let mut sources: Vec<String> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["source"]
+                .as_str()
+                .unwrap_or_default()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    sources.sort();
+    assert_eq!(sources, ["order", "payment"]);
+
+    // A viewer redeems nothing; another tenant sees no account here.
+    let viewer = stack.user(&admin, "vic@acme.example", "viewer").await;
+    let denied = stack
+        .call(
+            Method::POST,
+            &format!("{account_path}/redemptions"),
+            Some(&viewer),
+            Some(json!({"points": 10, "reason": "voucher"})),
+            &[],
+        )
+        .await;
+    assert_eq!(problem(denied, 403).await["code"], "PERMISSION_DENIED");
+    let (_, other) = stack.tenant("Globex").await;
+    let hidden = stack
+        .call(Method::GET, &account_path, Some(&other), None, &[])
+        .await;
+    problem(hidden, 404).await;
+    let spent = stack
+        .call(
+            Method::POST,
+            &format!("{account_path}/redemptions"),
+            a,
+            Some(json!({"points": 600, "reason": "voucher"})),
+            &[],
+        )
+        .await;
+    assert_eq!(problem(spent, 409).await["code"], "FAILED_PRECONDITION");
+}

@@ -473,6 +473,11 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
         ),
         ("leads", json!({"last_name": "Hopper", "company": "Navy"})),
         (
+            "loyalty-programs",
+            json!({"name": "Club", "currency": "EUR"}),
+        ),
+        ("coupons", json!({"code": "WELCOME", "percent_off": "10"})),
+        (
             "forms",
             json!({"name": "Demo", "fields": [{"name": "email", "label": "E-mail", "target": "FORM_FIELD_TARGET_EMAIL", "required": true}]}),
         ),

@@ -18,6 +18,8 @@ pub enum Action {
     Configure,
     /// Sending messages; reading who a send went to.
     Send,
+    /// Redeeming a contact's points or a coupon (front-line roles too).
+    Redeem,
     /// Recording opens, clicks, unsubscribes and form submissions from the
     /// gateway's public routes: service callers only.
     Track,
@@ -38,6 +40,9 @@ pub fn role_allows(role: Role, action: Action) -> bool {
     if action == Track {
         return role == Role::Service;
     }
+    if action == Redeem {
+        return role != Role::Viewer;
+    }
     match role {
         Role::Admin | Role::Service | Role::Manager | Role::Marketer => true,
         Role::SalesRep | Role::SupportAgent | Role::Viewer => matches!(action, Read),
@@ -51,6 +56,7 @@ pub fn authorize(caller: &CallerContext, action: Action) -> Result<(), Error> {
             Action::Write => "create or change campaigns",
             Action::Configure => "read or change suppression lists or sender identities",
             Action::Send => "send messages or read their recipients",
+            Action::Redeem => "redeem points or coupons",
             Action::Track => {
                 "record opens, clicks, unsubscribes or form submissions (the gateway does)"
             }
@@ -80,5 +86,7 @@ mod tests {
         assert!(!role_allows(Role::SalesRep, Action::Send));
         assert!(!role_allows(Role::Admin, Action::Track));
         assert!(role_allows(Role::Service, Action::Track));
+        assert!(role_allows(Role::SupportAgent, Action::Redeem));
+        assert!(!role_allows(Role::Viewer, Action::Redeem));
     }
 }

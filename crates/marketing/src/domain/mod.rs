@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod campaign;
 pub mod form;
 pub mod links;
+pub mod loyalty;
 pub mod member;
 pub mod reach;
 pub mod template;

@@ -3,14 +3,17 @@
 //! - `contact.created` / `contact.updated`: the contact's consent per
 //!   channel (a merge's survivor arrives this way with the merged consent);
 //! - `contact.consent_changed`: one channel, as of the event's time;
-//! - `contact.merged`: the merged contact's memberships move to the
-//!   survivor and its consent goes;
+//! - `contact.merged`: the merged contact's memberships, loyalty points and
+//!   history move to the survivor (balances add up, the tier follows) and
+//!   its consent goes;
 //! - `contact.erased`: the person's consent and memberships go, their
 //!   suppressed addresses keep only a hash (still recognised, not
 //!   readable), their send recipients lose address and variables
-//!   (messages still queued for them are cancelled), and the form
-//!   submissions that gave one of their addresses go.
+//!   (messages still queued for them are cancelled), the form
+//!   submissions that gave one of their addresses go, and so do their
+//!   loyalty accounts and history (coupon redemptions stay counted).
 
+pub mod expiry;
 pub mod mailer;
 pub mod sales;
 pub mod sender;
@@ -24,7 +27,7 @@ use kit::events::decode_data;
 use kit::inbox::EventHandler;
 use uuid::Uuid;
 
-use crate::store::{consent, members};
+use crate::store::{consent, loyalty, members};
 
 pub struct CustomerEvents(pub kit::outbox::Outbox);
 
@@ -85,6 +88,22 @@ impl EventHandler for CustomerEvents {
                 );
                 members::repoint_contact(tx, tenant, from, to).await?;
                 consent::forget(tx, tenant, from).await?;
+                let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);
+                for program in loyalty::repoint_contact(tx, tenant, from, to).await? {
+                    if let Some(program) = loyalty::find_program(tx, tenant, program).await? {
+                        if let Some((previous, tier)) =
+                            loyalty::retier(tx, tenant, &program, to).await?
+                        {
+                            let event = crm_proto::crm::marketing::v1::LoyaltyTierChanged {
+                                program_id: program.id.clone(),
+                                contact_id: to.to_string(),
+                                previous_tier: previous,
+                                tier,
+                            };
+                            self.0.enqueue(tx, &caller, to, 1, &event).await?;
+                        }
+                    }
+                }
             }
             <customers::ContactErased as DomainEvent>::TYPE => {
                 let erased: customers::ContactErased = decode_data(event)?;
@@ -93,6 +112,7 @@ impl EventHandler for CustomerEvents {
                 consent::forget(tx, tenant, contact).await?;
                 consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
                 crate::store::forms::erase_points(tx, tenant, &erased.contact_point_hashes).await?;
+                loyalty::forget_contact(tx, tenant, contact).await?;
                 let sends = crate::store::messages::erase_contact(tx, tenant, contact).await?;
                 // A send whose last queued message was the person's is over.
                 let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);

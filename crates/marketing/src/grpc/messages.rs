@@ -228,7 +228,7 @@ async fn identity_of(
 }
 
 /// One contact read with the caller's rights.
-async fn visible_contact(
+pub(super) async fn visible_contact(
     state: &State,
     token: &Forwarded,
     field: &str,

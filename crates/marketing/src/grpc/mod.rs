@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod consent;
 pub mod forms;
+pub mod loyalty;
 pub mod messages;
 pub mod tracking;
 

@@ -6,6 +6,7 @@ pub mod attribution;
 pub mod campaigns;
 pub mod consent;
 pub mod forms;
+pub mod loyalty;
 pub mod members;
 pub mod messages;
 

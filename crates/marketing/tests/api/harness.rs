@@ -7,6 +7,7 @@ use crm_proto::crm::customers::v1::{self as people, Contact, CreateContactReques
 use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
 use crm_proto::crm::marketing::v1::consent_service_client::ConsentServiceClient;
 use crm_proto::crm::marketing::v1::form_service_client::FormServiceClient;
+use crm_proto::crm::marketing::v1::loyalty_service_client::LoyaltyServiceClient;
 use crm_proto::crm::marketing::v1::message_service_client::MessageServiceClient;
 use crm_proto::crm::marketing::v1::*;
 use kit::auth::{Role, Visibility};
@@ -22,6 +23,7 @@ pub struct Client {
     pub consent: ConsentServiceClient<Authed>,
     pub messages: MessageServiceClient<Authed>,
     pub forms: FormServiceClient<Authed>,
+    pub loyalty: LoyaltyServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub segments: SegmentServiceClient<Authed>,
@@ -55,6 +57,7 @@ impl TestApp {
         marketing::config::MarketingConfig {
             service: self.services.config("marketing").await,
             customers_url: self.services.url("customers"),
+            scan_interval: std::time::Duration::from_millis(100),
             sending: marketing::config::SendingConfig::to(&self.smtp.url(), 200),
         }
     }
@@ -145,7 +148,8 @@ impl TestApp {
             campaigns: CampaignServiceClient::with_interceptor(m.clone(), bearer.clone()),
             consent: ConsentServiceClient::with_interceptor(m.clone(), bearer.clone()),
             messages: MessageServiceClient::with_interceptor(m.clone(), bearer.clone()),
-            forms: FormServiceClient::with_interceptor(m, bearer.clone()),
+            forms: FormServiceClient::with_interceptor(m.clone(), bearer.clone()),
+            loyalty: LoyaltyServiceClient::with_interceptor(m, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
             accounts: AccountServiceClient::with_interceptor(c.clone(), bearer.clone()),
             segments: SegmentServiceClient::with_interceptor(c, bearer),

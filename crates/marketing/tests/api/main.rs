@@ -5,4 +5,5 @@ mod campaigns;
 mod consent;
 mod forms;
 mod harness;
+mod loyalty;
 mod sends;

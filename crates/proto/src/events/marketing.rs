@@ -18,4 +18,9 @@ domain_events!("crm.marketing.v1", pb, {
     MessageUnsubscribed => "crm.marketing.message.unsubscribed.v1",
     AttributionComputed => "crm.marketing.attribution.computed.v1",
     FormSubmitted => "crm.marketing.form.submitted.v1",
+    LoyaltyPointsEarned => "crm.marketing.loyalty.points_earned.v1",
+    LoyaltyPointsRedeemed => "crm.marketing.loyalty.points_redeemed.v1",
+    LoyaltyPointsExpired => "crm.marketing.loyalty.points_expired.v1",
+    LoyaltyTierChanged => "crm.marketing.loyalty.tier_changed.v1",
+    CouponRedeemed => "crm.marketing.coupon.redeemed.v1",
 });

@@ -95,6 +95,15 @@ impl OrderService for OrderHandlers {
             .await?;
             if created {
                 let id = Uuid::parse_str(&order.id).map_err(|e| Error::Internal(e.into()))?;
+                let deal = crate::store::opportunities::find(
+                    &mut tx,
+                    tenant,
+                    &kit::access::Scope::Tenant,
+                    values.opportunity,
+                    false,
+                )
+                .await?
+                .unwrap_or_default();
                 self.0
                     .outbox
                     .enqueue(
@@ -104,6 +113,8 @@ impl OrderService for OrderHandlers {
                         1,
                         &OrderCreated {
                             order: Some(order.clone()),
+                            account_id: deal.account_id,
+                            contact_ids: deal.contacts.into_iter().map(|c| c.contact_id).collect(),
                         },
                     )
                     .await?;
