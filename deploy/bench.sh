@@ -5,10 +5,11 @@
 #   deploy/bench.sh customers  import rows/s (vs raw COPY of the same file), Create/Get contact and search at 32 clients
 #   deploy/bench.sh gateway    REST through the gateway at 32 connections (vs pgbench in the same run)
 #   deploy/bench.sh sales      opportunity create / get / stage move at 32 clients, forecast over 1M deals
+#   deploy/bench.sh marketing  a send of 100,000 e-mails to a segment through SMTP (messages/s, memory), loyalty redemptions
 #   deploy/bench.sh platform   run.sh's processes (release): start-to-ready of each, RSS of all under gateway load
 #   deploy/bench.sh all        all of the above in turn, then the Markdown table of every figure
 #                              (BENCH_OUT, default bench-results.md; the README's table comes from it)
-# Sizes: BENCH_CONTACTS, BENCH_OPPORTUNITIES, BENCH_CLIENTS, BENCH_SECONDS (see each bench's header).
+# Sizes: BENCH_CONTACTS, BENCH_OPPORTUNITIES, BENCH_MESSAGES, BENCH_CLIENTS, BENCH_SECONDS (see each bench's header).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -23,8 +24,9 @@ run_bench() {
     customers) cargo bench --locked -p customers --bench customers ;;
     gateway) cargo bench --locked -p gateway --bench gateway ;;
     sales) cargo bench --locked -p sales --bench sales ;;
+    marketing) cargo bench --locked -p marketing --bench marketing ;;
     platform) cargo bench --locked -p e2e --bench platform ;;
-    *) die "unknown benchmark $1 (known: baseline, outbox, customers, gateway, sales, platform, all)" ;;
+    *) die "unknown benchmark $1 (known: baseline, outbox, customers, gateway, sales, marketing, platform, all)" ;;
   esac
 }
 
@@ -38,7 +40,7 @@ out="${BENCH_OUT:-bench-results.md}"
 transcript="$(mktemp)"
 trap 'rm -f "$transcript"' EXIT
 failed=()
-for bench in baseline outbox customers gateway sales platform; do
+for bench in baseline outbox customers gateway sales marketing platform; do
   log "benchmark $bench"
   run_bench "$bench" 2>&1 | tee -a "$transcript" || failed+=("$bench")
 done

@@ -79,6 +79,8 @@ def needed():
     add("gateway", "internet", 443)
     for smtp in (25, 465, 587):
         add("marketing", "internet", smtp)
+    # The SMS provider's HTTPS API.
+    add("marketing", "internet", 443)
     for app in apps:
         for dns_proto in ("UDP", "TCP"):
             add(app, "kube-dns", 53, dns_proto)

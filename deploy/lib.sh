@@ -207,7 +207,8 @@ ensure_nats() {
   nohup "$NATS_SERVER_BIN" -a "$host" -p "$port" -js -sd "$CRM_STATE_DIR/nats" \
     -P "$CRM_STATE_DIR/nats/nats.pid" >"$CRM_STATE_DIR/nats/server.log" 2>&1 &
   disown
-  for _ in $(seq 1 100); do nats_has_jetstream "$host" "$port" && return 0; sleep 0.1; done
+  # Up to 30 s: a busy machine (a CI run's other suites) can be slow to start it.
+  for _ in $(seq 1 300); do nats_has_jetstream "$host" "$port" && return 0; sleep 0.1; done
   die "nats-server did not answer with JetStream on $host:$port (log: $CRM_STATE_DIR/nats/server.log)"
 }
 

@@ -30,6 +30,9 @@ export MARKETING_PUBLIC_URL="${MARKETING_PUBLIC_URL:-$CRM_GATEWAY_URL}"
 mkdir -p "$CRM_STATE_DIR"
 [ -s "$CRM_STATE_DIR/link-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/link-key"; chmod 600 "$CRM_STATE_DIR/link-key"; }
 MARKETING_LINK_KEY="${MARKETING_LINK_KEY:-$(cat "$CRM_STATE_DIR/link-key")}"; export MARKETING_LINK_KEY
+[ -s "$CRM_STATE_DIR/webhook-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/webhook-key"; chmod 600 "$CRM_STATE_DIR/webhook-key"; }
+MARKETING_WEBHOOK_KEY="${MARKETING_WEBHOOK_KEY:-$(cat "$CRM_STATE_DIR/webhook-key")}"; export MARKETING_WEBHOOK_KEY
+export MARKETING_SMS_URL="${MARKETING_SMS_URL:-file://$CRM_STATE_DIR/sms}"
 export MARKETING_CUSTOMERS_URL="${MARKETING_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_MARKETING_URL="http://127.0.0.1:$((50053 + OFFSET))"
 
 services=()
@@ -125,6 +128,7 @@ for entry in "${services[@]}"; do
 done
 echo "  NATS             $NATS_URL"
 [[ "$MARKETING_SMTP_URL" == file://* ]] && echo "  outgoing e-mail  ${MARKETING_SMTP_URL#file://}/*.eml (set MARKETING_SMTP_URL=smtp://host:port for a real relay)"
+[[ "$MARKETING_SMS_URL" == file://* ]] && echo "  outgoing SMS     ${MARKETING_SMS_URL#file://}/*.json (set MARKETING_SMS_URL=https://provider/endpoint for a real provider)"
 [ "$has_gateway" = 1 ] && echo "  demo login       admin@demo.example / $(cat "$CRM_STATE_DIR/demo-password")"
 echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)"
 echo "  PostgreSQL       $CRM_PG_ADMIN_URL"

@@ -16,7 +16,8 @@ use crm_proto::crm::customers::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::customers::v1::*;
 use kit::auth::BearerToken;
 use testkit::bench::{
-    bench_person, contacts_csv, env_u64, last_name, load, report, thousands, RawPostgres, FIRST,
+    bench_person, contacts_csv, env_u64, import_contacts, last_name, load, report, thousands,
+    RawPostgres, FIRST,
 };
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
@@ -82,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let mut data: DataServiceClient<Authed> =
         DataServiceClient::with_interceptor(channels[0].clone(), bearer.clone());
     let copy = RawPostgres::copy(&csv).await;
-    let (last, elapsed) = import(&mut data, csv, DedupPolicy::Create).await?;
+    let (last, elapsed) = import_contacts(&mut data, csv, DedupPolicy::Create).await?;
     let rate = last.rows_read as f64 / elapsed;
     println!(
         "csv import      {} rows in {elapsed:.1}s = {rate:.0} rows/s ({} created, {} failed)",
@@ -121,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         };
         csv.push_str(&format!("{f},{l},{email}\n"));
     }
-    let (last, elapsed) = import(&mut data, csv, DedupPolicy::Skip).await?;
+    let (last, elapsed) = import_contacts(&mut data, csv, DedupPolicy::Skip).await?;
     let rate = last.rows_read as f64 / elapsed;
     println!(
         "dedup import    {} rows into {contacts} contacts in {elapsed:.1}s = {rate:.0} rows/s ({} created, {} skipped)",
@@ -283,36 +284,4 @@ async fn main() -> anyhow::Result<()> {
 
     running.stop().await?;
     Ok(())
-}
-
-/// Streams `csv` into an import with `dedup`; the last progress message and
-/// the seconds it took.
-async fn import(
-    data: &mut DataServiceClient<Authed>,
-    csv: String,
-    dedup: DedupPolicy,
-) -> anyhow::Result<(ImportResponse, f64)> {
-    let header = ImportHeader {
-        entity: Entity::Contact as i32,
-        format: ImportFormat::Csv as i32,
-        dedup: dedup as i32,
-        ..Default::default()
-    };
-    let mut messages = vec![ImportRequest {
-        part: Some(import_request::Part::Header(header)),
-    }];
-    messages.extend(csv.as_bytes().chunks(1 << 20).map(|c| ImportRequest {
-        part: Some(import_request::Part::Chunk(c.to_vec())),
-    }));
-    drop(csv);
-    let started = Instant::now();
-    let mut stream = data
-        .import(tokio_stream::iter(messages))
-        .await?
-        .into_inner();
-    let mut last = ImportResponse::default();
-    while let Some(update) = stream.message().await? {
-        last = update;
-    }
-    Ok((last, started.elapsed().as_secs_f64()))
 }

@@ -1,7 +1,9 @@
 //! REST through the gateway to the customers and sales services, 32
 //! connections. Prints requests/s and p50/p99 per route, and the process's
-//! peak RSS (gateway, customers and sales run in this one process here).
-//! The 360 view asks five things of two services in parallel.
+//! peak RSS (gateway, customers, sales and marketing run in this one
+//! process here). The 360 view asks five things of two services in
+//! parallel; lead-capture form posts go through the public route to
+//! marketing (stored, published; sales makes the leads).
 //!
 //!     deploy/bench.sh gateway
 //!
@@ -20,7 +22,8 @@ use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 async fn main() -> anyhow::Result<()> {
     let clients = env("BENCH_CLIENTS", 32) as usize;
     let seconds = env("BENCH_SECONDS", 10);
-    let (gateway_db, customers_db, sales_db, nats) = (
+    let (gateway_db, customers_db, sales_db, marketing_db, nats) = (
+        TestDatabase::create().await,
         TestDatabase::create().await,
         TestDatabase::create().await,
         TestDatabase::create().await,
@@ -31,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
             .local_addr()?
             .port())
     };
-    let (customers_port, sales_port) = (free_port()?, free_port()?);
+    let (customers_port, sales_port, marketing_port) = (free_port()?, free_port()?, free_port()?);
     let mut gateway_db_config = gateway_db.config();
     gateway_db_config.max_connections = 20;
     let gateway = gateway::build(GatewayConfig {
@@ -44,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
                 format!("http://127.0.0.1:{customers_port}"),
             ),
             ("sales".to_owned(), format!("http://127.0.0.1:{sales_port}")),
+            (
+                "marketing".to_owned(),
+                format!("http://127.0.0.1:{marketing_port}"),
+            ),
         ]
         .into(),
         bootstrap_token: Some("bootstrap-secret-for-the-benchmark".into()),
@@ -80,11 +87,26 @@ async fn main() -> anyhow::Result<()> {
     let mut sales_config = service_config("sales", &sales_db, &nats, &TokenIssuer::new());
     sales_config.grpc_addr = format!("127.0.0.1:{sales_port}").parse()?;
     sales_config.auth = config.auth.clone();
+    let config_auth = config.auth.clone();
     let customers = customers::build(config).await?;
     let sales = sales::build(sales::config::SalesConfig {
         service: sales_config,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
         scan_interval: Duration::from_secs(60),
+    })
+    .await?;
+    let mut marketing_config =
+        service_config("marketing", &marketing_db, &nats, &TokenIssuer::new());
+    marketing_config.grpc_addr = format!("127.0.0.1:{marketing_port}").parse()?;
+    marketing_config.auth = config_auth.clone();
+    let marketing = marketing::build(marketing::config::MarketingConfig {
+        service: marketing_config,
+        customers_url: format!("http://127.0.0.1:{customers_port}"),
+        scan_interval: Duration::from_secs(60),
+        sending: marketing::config::SendingConfig {
+            relay: None,
+            ..marketing::config::SendingConfig::to("smtp://127.0.0.1:9", 1)
+        },
     })
     .await?;
 
@@ -156,6 +178,34 @@ async fn main() -> anyhow::Result<()> {
         .await;
         reads.push((name, measured));
     }
+    // Lead-capture form posts through the public route, each a new person.
+    let form: Value = http
+        .post(format!("{base}/v1/forms"))
+        .bearer_auth(token.as_str())
+        .json(&json!({"name": "Demo request", "fields": [
+            {"name": "email", "label": "E-mail", "target": "FORM_FIELD_TARGET_EMAIL", "required": true},
+            {"name": "company", "label": "Company", "target": "FORM_FIELD_TARGET_COMPANY"}]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let form_url = Arc::new(format!(
+        "{base}/f/{}",
+        form["public_key"].as_str().unwrap_or_default()
+    ));
+    let h = http.clone();
+    let forms = load("POST /f/{key}", clients, seconds, move |worker, n| {
+        let (h, url) = (h.clone(), form_url.clone());
+        async move {
+            let body = json!({"email": format!("f{worker}n{n}@bench.example"), "company": "Bench"});
+            match h.post(url.as_str()).json(&body).send().await {
+                Ok(response) => response.status() == 202,
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
     report(
         "REST POST /v1/contacts (row + event)",
         &posted.summary(),
@@ -170,10 +220,17 @@ async fn main() -> anyhow::Result<()> {
             Some(&raw.select),
         );
     }
+    report(
+        "public form post (stored, published; sales makes the lead)",
+        &forms.summary(),
+        forms.per_second,
+        Some(&raw.insert),
+    );
     println!(
-        "peak RSS of gateway + customers + sales (one process): {:.0} MiB",
+        "peak RSS of gateway + customers + sales + marketing (one process): {:.0} MiB",
         peak_rss_mib()
     );
+    marketing.stop().await?;
     sales.stop().await?;
     customers.stop().await?;
     gateway.stop().await?;

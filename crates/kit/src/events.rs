@@ -81,6 +81,22 @@ pub fn address_hash(point: &str) -> String {
     hex::encode(sha2::Sha256::digest(point))
 }
 
+/// The tenant and recipient an outbound message's reference names, as
+/// delivery reports quote it: the Message-ID (`<tenant>.<recipient>@domain`,
+/// brackets optional) or the SMS reference (`<tenant>.<recipient>`).
+pub fn message_reference(reference: &str) -> Option<(uuid::Uuid, uuid::Uuid)> {
+    let bare = reference
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let local = bare.split('@').next()?;
+    let (tenant, recipient) = local.split_once('.')?;
+    Some((
+        uuid::Uuid::try_parse(tenant).ok()?,
+        uuid::Uuid::try_parse(recipient).ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,25 @@ pub struct SendingConfig {
     /// Where people reach the gateway's public routes, for the links in
     /// messages (`MARKETING_PUBLIC_URL`, `http://127.0.0.1:8080`).
     pub public_url: String,
+    /// The SMS provider; none: SMS sends are refused.
+    pub sms: Option<SmsConfig>,
+    /// Signs the relay's and provider's delivery reports
+    /// (`MARKETING_WEBHOOK_KEY`, base64 of at least 32 bytes); none: the
+    /// reports are refused.
+    pub webhook_key: Option<LinkKey>,
+}
+
+/// Where text messages go (`events::sms`).
+#[derive(Clone)]
+pub struct SmsConfig {
+    /// `MARKETING_SMS_URL`: the provider's http(s) endpoint, or
+    /// `file:///dir` (each message written as a .json file: development).
+    pub url: String,
+    /// `MARKETING_SMS_TOKEN`: sent as a bearer token.
+    pub token: Option<String>,
+    /// `MARKETING_SMS_FROM`: the sender id or number messages come from
+    /// ("CRM").
+    pub from: String,
 }
 
 impl std::fmt::Debug for SendingConfig {
@@ -55,6 +74,7 @@ impl std::fmt::Debug for SendingConfig {
             .field("rate_per_tenant", &self.rate_per_tenant)
             .field("lease", &self.lease)
             .field("public_url", &self.public_url)
+            .field("sms", &self.sms.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +89,8 @@ impl SendingConfig {
             poll: Duration::from_millis(50),
             link_key: LinkKey::random(),
             public_url: "http://127.0.0.1:8080".into(),
+            sms: None,
+            webhook_key: None,
         }
     }
 }
@@ -117,6 +139,29 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
     if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
         env.problem("MARKETING_PUBLIC_URL must be an http:// or https:// address");
     }
+    let sms_url: Option<String> = env.optional(
+        "SMS_URL",
+        "http(s)://provider/endpoint or file:///directory",
+    );
+    let sms_token: Option<String> = env.optional("SMS_TOKEN", "the provider's API token");
+    let sms_from = env.or("SMS_FROM", "a sender id or number", "CRM".to_owned());
+    if let Some(url) = &sms_url {
+        if !["https://", "http://", "file://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            env.problem("MARKETING_SMS_URL must be an http(s):// or file:// address");
+        }
+    }
+    let webhook_key = env
+        .optional::<String>("WEBHOOK_KEY", "base64 of at least 32 bytes")
+        .and_then(|encoded| match LinkKey::from_base64(&encoded) {
+            Ok(key) => Some(key),
+            Err(problem) => {
+                env.problem(format!("MARKETING_WEBHOOK_KEY {problem}"));
+                None
+            }
+        });
     let scan_interval = env.millis("SCAN_INTERVAL_MS", Duration::from_secs(60));
     env.finish()?;
     Ok(MarketingConfig {
@@ -130,6 +175,12 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
             poll,
             link_key: link_key.unwrap_or_else(LinkKey::random),
             public_url,
+            webhook_key,
+            sms: sms_url.map(|url| SmsConfig {
+                url,
+                token: sms_token,
+                from: sms_from,
+            }),
         },
     })
 }

@@ -32,6 +32,7 @@ use crate::events::expiry::ExpiryScanner;
 use crate::events::mailer::Mailer;
 use crate::events::sales::SalesEvents;
 use crate::events::sender::Sender;
+use crate::events::sms::SmsProvider;
 use crate::events::CustomerEvents;
 use crate::grpc::{
     campaigns::CampaignHandlers, consent::ConsentHandlers, forms::FormHandlers,
@@ -50,14 +51,24 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         Some(url) => Some(Arc::new(Mailer::from_url(url)?)),
         None => None,
     };
+    let sms = match &config.sending.sms {
+        Some(sms) => Some(Arc::new(SmsProvider::from_url(
+            &sms.url,
+            sms.token.clone(),
+            sms.from.clone(),
+        )?)),
+        None => None,
+    };
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let state = Arc::new(State {
         db: context.db.clone(),
         outbox: context.outbox.clone(),
         customers,
         mailer: mailer.clone(),
+        sms: sms.clone(),
         sending_rate: config.sending.rate_per_tenant,
         links: config.sending.link_key.clone(),
+        webhook_key: config.sending.webhook_key.clone(),
     });
     let grpc = GrpcRoutes::default()
         .serve(CampaignServiceServer::new(CampaignHandlers(state.clone())))
@@ -75,6 +86,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         context.db.clone(),
         context.outbox.clone(),
         mailer,
+        sms,
         config.sending,
     );
     let consumer = InboxConsumer::create(

@@ -59,6 +59,9 @@ struct Capture {
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
+    /// Whether messages are kept (tests) or only counted (benchmarks).
+    keep: bool,
+    count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Handler for Capture {
@@ -75,6 +78,12 @@ impl Handler for Capture {
     }
 
     fn data_end(&mut self) -> Response {
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.keep {
+            self.data.clear();
+            return response::OK;
+        }
         let message = Received {
             from: std::mem::take(&mut self.from),
             to: std::mem::take(&mut self.to),
@@ -94,20 +103,34 @@ impl Handler for Capture {
 pub struct SmtpServer {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SmtpServer {
     /// Starts the server on a free loopback port (it runs until the test
     /// process ends).
     pub fn start() -> Self {
+        Self::listen(true)
+    }
+
+    /// A server that only counts what it receives (benchmarks: a hundred
+    /// thousand messages kept would be the process's memory).
+    pub fn counting() -> Self {
+        Self::listen(false)
+    }
+
+    fn listen(keep: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("the bound address");
         let received = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let handler = Capture {
             received: received.clone(),
             from: String::new(),
             to: Vec::new(),
             data: Vec::new(),
+            keep,
+            count: count.clone(),
         };
         let mut server = Server::new(handler);
         server
@@ -119,7 +142,16 @@ impl SmtpServer {
                 eprintln!("the test SMTP server stopped: {error}");
             }
         });
-        SmtpServer { addr, received }
+        SmtpServer {
+            addr,
+            received,
+            count,
+        }
+    }
+
+    /// How many messages arrived so far.
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `smtp://127.0.0.1:<port>`, as `MARKETING_SMTP_URL` takes it.

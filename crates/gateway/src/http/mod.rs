@@ -406,6 +406,10 @@ pub fn router(
             get(public::unsubscribe_page).post(public::unsubscribe),
         )
         .route(
+            "/hooks/delivery-reports",
+            post(public::delivery_reports).layer(DefaultBodyLimit::max(public::MAX_REPORT_BYTES)),
+        )
+        .route(
             "/f/{key}",
             get(public::form_page)
                 .post(public::submit_form)

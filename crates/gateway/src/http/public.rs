@@ -1,7 +1,9 @@
 //! Public routes for people without an account, reached from the messages
 //! marketing sends: the open pixel (`/t/o/{token}`), tracked links
 //! (`/t/c/{token}`) and one-click unsubscribe (`/u/{token}`, RFC 8058);
-//! and lead-capture forms (`/f/{key}`) on a tenant's web pages.
+//! lead-capture forms (`/f/{key}`) on a tenant's web pages; and the
+//! delivery reports of the mail relay and the SMS provider
+//! (`/hooks/delivery-reports`).
 //!
 //! The token is signed by the marketing service, which alone verifies it
 //! (a form's key is `<tenant>.<random>`, looked up by marketing); the
@@ -19,7 +21,7 @@ use crm_proto::crm::marketing::v1::form_service_client::FormServiceClient;
 use crm_proto::crm::marketing::v1::tracking_service_client::TrackingServiceClient;
 use crm_proto::crm::marketing::v1::{
     DescribeFormRequest, DescribeUnsubscribeRequest, FormFieldTarget, RecordClickRequest,
-    RecordOpenRequest, SubmitFormRequest, UnsubscribeRequest,
+    RecordDeliveryReportsRequest, RecordOpenRequest, SubmitFormRequest, UnsubscribeRequest,
 };
 use kit::auth::{Claims, Role, Visibility};
 use uuid::Uuid;
@@ -51,8 +53,18 @@ enum Refused {
 /// The tenant a token names (its first part), once the caller's address
 /// and the tenant are within their rates.
 fn admit(state: &SharedState, client: Option<IpAddr>, token: &str) -> Result<Uuid, Refused> {
+    admit_by(state, &state.public_limiter, client, token)
+}
+
+/// [`admit`] with the client address's budget taken from `limiter`.
+fn admit_by(
+    state: &SharedState,
+    limiter: &governor::DefaultKeyedRateLimiter<IpAddr>,
+    client: Option<IpAddr>,
+    token: &str,
+) -> Result<Uuid, Refused> {
     if let Some(ip) = client {
-        if state.public_limiter.check_key(&ip).is_err() {
+        if limiter.check_key(&ip).is_err() {
             metrics::counter!("crm_gateway_rate_limited_total").increment(1);
             return Err(Refused::Limited);
         }
@@ -452,13 +464,9 @@ pub async fn submit_form(
         .unwrap_or_default()
         .to_owned();
     let submitted = async {
-        if let Some(ip) = client {
-            if state.form_limiter.check_key(&ip).is_err() {
-                metrics::counter!("crm_gateway_rate_limited_total").increment(1);
-                return Err(Err(Refused::Limited));
-            }
-        }
-        let tenant = admit(&state, client, &key).map_err(Err)?;
+        // Posts have their own budget per address (a person's page views
+        // and tracking pixels do not use it up).
+        let tenant = admit_by(&state, &state.form_limiter, client, &key).map_err(Err)?;
         let request = as_service(
             &state,
             tenant,
@@ -548,4 +556,115 @@ pub async fn submit_form(
         },
         (Err(Err(refused)), false) => refusal_page(refused),
     }
+}
+
+/// A delivery report body larger than this is refused.
+pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
+/// Tenants one report body may concern (one call to marketing each).
+const MAX_REPORT_TENANTS: usize = 50;
+
+#[derive(serde::Deserialize)]
+struct ReportList {
+    reports: Vec<ReportReference>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReportReference {
+    #[serde(default)]
+    reference: String,
+}
+
+/// `POST /hooks/delivery-reports`: the relay's or the SMS provider's
+/// reports, signed with `MARKETING_WEBHOOK_KEY` (headers `X-CRM-Timestamp`
+/// and `X-CRM-Signature`). The gateway only finds the tenants the reports
+/// name and hands the body, as received, to marketing once per tenant;
+/// marketing checks the signature and applies that tenant's reports.
+pub async fn delivery_reports(
+    State(state): State<SharedState>,
+    ClientIp(client): ClientIp,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    if let Some(ip) = client {
+        if state.public_limiter.check_key(&ip).is_err() {
+            metrics::counter!("crm_gateway_rate_limited_total").increment(1);
+            return Problem::retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many reports",
+                1,
+            )
+            .into_response();
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (Some(timestamp), Some(signature)) = (
+        header("x-crm-timestamp").and_then(|t| t.parse::<i64>().ok()),
+        header("x-crm-signature"),
+    ) else {
+        return Problem::unauthenticated("reports are signed: X-CRM-Timestamp and X-CRM-Signature")
+            .into_response();
+    };
+    let Ok(list) = serde_json::from_slice::<ReportList>(&body) else {
+        return Problem::invalid("body", "must be {\"reports\": [...]}").into_response();
+    };
+    let tenants: std::collections::BTreeSet<Uuid> = list
+        .reports
+        .iter()
+        .filter_map(|r| kit::events::message_reference(&r.reference).map(|(tenant, _)| tenant))
+        .collect();
+    if tenants.len() > MAX_REPORT_TENANTS {
+        return Problem::invalid(
+            "reports",
+            format!("concern more than {MAX_REPORT_TENANTS} tenants; send them in smaller batches"),
+        )
+        .into_response();
+    }
+    let (mut applied, mut ignored) = (0, 0);
+    for tenant in tenants {
+        let request = RecordDeliveryReportsRequest {
+            body: body.to_vec(),
+            timestamp,
+            signature: signature.clone(),
+        };
+        let answer = async {
+            let request = as_service(&state, tenant, request)
+                .await
+                .map_err(|_| None)?;
+            let mut client = tracking(&state).map_err(|_| None)?;
+            client
+                .record_delivery_reports(request)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(Some)
+        };
+        match answer.await {
+            Ok(done) => {
+                applied += done.applied;
+                ignored += done.ignored;
+            }
+            Err(Some(status)) if status.code() == tonic::Code::PermissionDenied => {
+                return Problem::unauthenticated(
+                    "the reports' signature does not hold or is too old",
+                )
+                .into_response();
+            }
+            Err(Some(status)) => return Problem::from(status).into_response(),
+            Err(None) => {
+                return Problem::retry_later(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "please try again",
+                    5,
+                )
+                .into_response()
+            }
+        }
+    }
+    axum::Json(serde_json::json!({"applied": applied, "ignored": ignored})).into_response()
 }

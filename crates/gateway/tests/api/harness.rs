@@ -233,6 +233,7 @@ async fn launch(
         sending: marketing::config::SendingConfig {
             // Links in messages point at this gateway's public routes.
             public_url: format!("http://{}", gateway.addr),
+            webhook_key: marketing::domain::links::LinkKey::from_base64(WEBHOOK_KEY).ok(),
             ..marketing::config::SendingConfig::to(&smtp.url(), 100)
         },
     });
@@ -243,6 +244,10 @@ async fn launch(
     }
     Ok(gateway)
 }
+
+/// The key the relay's delivery reports are signed with in these tests
+/// (`MARKETING_WEBHOOK_KEY`).
+pub const WEBHOOK_KEY: &str = "dGVzdC13ZWJob29rLWtleS10ZXN0LXdlYmhvb2sta2V5LTMyYg==";
 
 /// Asserts a problem+json response and returns it.
 pub async fn problem(response: Response, status: u16) -> Value {

@@ -977,3 +977,210 @@ async fn an_order_and_its_payment_earn_loyalty_points_for_the_deal_contact() {
         .await;
     assert_eq!(problem(spent, 409).await["code"], "FAILED_PRECONDITION");
 }
+
+/// Signs a delivery report body as the relay does.
+fn signed(body: &str, at: i64, key: &str) -> [(String, String); 2] {
+    let key = marketing::domain::links::LinkKey::from_base64(key).expect("key");
+    [
+        ("X-CRM-Timestamp".into(), at.to_string()),
+        ("X-CRM-Signature".into(), key.sign_body(at, body.as_bytes())),
+    ]
+}
+
+#[tokio::test]
+async fn the_relays_reports_bounce_and_complain_through_the_signed_webhook() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.tenant("Acme").await;
+    let a = Some(admin.as_str());
+    let post = |path: String, body: serde_json::Value, status: u16| {
+        let stack = &stack;
+        async move {
+            json_of(
+                stack.call(Method::POST, &path, a, Some(body), &[]).await,
+                status,
+            )
+            .await
+        }
+    };
+    let id = |value: serde_json::Value| value["id"].as_str().unwrap().to_owned();
+    let mut contacts = Vec::new();
+    for (name, email) in [("Ada", "ada@example.com"), ("Bob", "bob@example.com")] {
+        let contact = id(post(
+            "/v1/contacts".into(),
+            json!({"last_name": name, "emails": [{"address": email, "primary": true}]}),
+            201,
+        )
+        .await);
+        post(
+            format!("/v1/contacts/{contact}/consents"),
+            json!({"channel": "CHANNEL_EMAIL", "status": "CONSENT_STATUS_GRANTED", "source": "web_form"}),
+            200,
+        )
+        .await;
+        contacts.push(contact);
+    }
+    post(
+        "/v1/sender-identities".into(),
+        json!({"from_address": "news@acme.example"}),
+        201,
+    )
+    .await;
+    let template = id(post(
+        "/v1/templates".into(),
+        json!({"name": "News", "subject": "News", "text_body": "Hello {{ contact.last_name }}"}),
+        201,
+    )
+    .await);
+    let campaign = id(post(
+        "/v1/campaigns".into(),
+        json!({"name": "News", "status": "CAMPAIGN_STATUS_ACTIVE"}),
+        201,
+    )
+    .await);
+    post(
+        format!("/v1/campaigns/{campaign}/members"),
+        json!({"contact_ids": contacts}),
+        200,
+    )
+    .await;
+    post(
+        "/v1/sends".into(),
+        json!({"template_id": template, "campaign_id": campaign}),
+        201,
+    )
+    .await;
+    let mails = stack.smtp.wait_for(2).await;
+    let message_id = |to: &str| {
+        mails
+            .iter()
+            .find(|m| m.to.iter().any(|t| t.contains(to)))
+            .and_then(|m| m.header("Message-ID"))
+            .expect("a Message-ID")
+    };
+    let (ada, bob) = (message_id("ada@"), message_id("bob@"));
+    let body = json!({"reports": [
+        {"reference": ada, "event": "delivered"},
+        {"reference": bob, "event": "bounced", "permanent": true, "detail": "550 5.1.1 no such user"},
+        {"reference": ada, "event": "complained"},
+        {"reference": format!("<{}.{}@elsewhere.example>", uuid::Uuid::now_v7(), uuid::Uuid::now_v7()), "event": "delivered"}
+    ]})
+    .to_string();
+    let url = format!("{}/hooks/delivery-reports", stack.base);
+    let now = chrono::Utc::now().timestamp();
+    let send = |headers: Vec<(String, String)>, body: String| {
+        let stack = &stack;
+        let url = url.clone();
+        async move {
+            let mut request = stack
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.send().await.expect("post")
+        }
+    };
+
+    // Unsigned, signed with another key, signed long ago, or altered after
+    // signing: refused, nothing applied.
+    problem(send(Vec::new(), body.clone()).await, 401).await;
+    let other_key = "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktb3RoZXI=";
+    problem(
+        send(signed(&body, now, other_key).to_vec(), body.clone()).await,
+        401,
+    )
+    .await;
+    problem(
+        send(
+            signed(&body, now - 3600, WEBHOOK_KEY).to_vec(),
+            body.clone(),
+        )
+        .await,
+        401,
+    )
+    .await;
+    let altered = body.replace("\"permanent\":true", "\"permanent\":false");
+    assert_ne!(altered, body);
+    problem(
+        send(signed(&body, now, WEBHOOK_KEY).to_vec(), altered).await,
+        401,
+    )
+    .await;
+
+    let done = send(signed(&body, now, WEBHOOK_KEY).to_vec(), body.clone()).await;
+    assert_eq!(
+        json_of(done, 200).await,
+        json!({"applied": 3, "ignored": 1}),
+        "the report about a message no tenant has is ignored"
+    );
+    let again = send(signed(&body, now + 1, WEBHOOK_KEY).to_vec(), body.clone()).await;
+    assert_eq!(
+        json_of(again, 200).await,
+        json!({"applied": 0, "ignored": 4}),
+        "each report once"
+    );
+
+    // Bob bounced for good, Ada complained: members, consent, suppressions.
+    let members = stack
+        .call(
+            Method::GET,
+            &format!("/v1/campaigns/{campaign}/members"),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    let members = json_of(members, 200).await;
+    let status_of = |contact: &str| {
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["contact_id"] == contact)
+            .map(|m| m["status"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(status_of(&contacts[0]), "MEMBER_STATUS_UNSUBSCRIBED");
+    assert_eq!(status_of(&contacts[1]), "MEMBER_STATUS_BOUNCED");
+    let reach = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{}/reachability", contacts[0]),
+            a,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        json_of(reach, 200).await["reason"],
+        "SKIP_REASON_CONSENT_WITHDRAWN"
+    );
+    // The hard bounce holds for another tenant too.
+    let (_, other) = stack.tenant("Globex").await;
+    let o = Some(other.as_str());
+    let theirs = stack
+        .call(Method::POST, "/v1/contacts", o,
+            Some(json!({"last_name": "Bob", "emails": [{"address": "bob@example.com", "primary": true}]})), &[])
+        .await;
+    let theirs = id(json_of(theirs, 201).await);
+    let consent = stack
+        .call(Method::POST, &format!("/v1/contacts/{theirs}/consents"), o,
+            Some(json!({"channel": "CHANNEL_EMAIL", "status": "CONSENT_STATUS_GRANTED", "source": "web_form"})), &[])
+        .await;
+    json_of(consent, 200).await;
+    let reach = stack
+        .call(
+            Method::GET,
+            &format!("/v1/contacts/{theirs}/reachability"),
+            o,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        json_of(reach, 200).await["reason"],
+        "SKIP_REASON_SUPPRESSED"
+    );
+}

@@ -76,11 +76,36 @@ impl LinkKey {
     }
 
     fn mac(&self, signed: &str) -> Hmac<Sha256> {
+        self.mac_bytes(signed.as_bytes())
+    }
+
+    fn mac_bytes(&self, signed: &[u8]) -> Hmac<Sha256> {
         // HMAC takes keys of any length.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-        mac.update(signed.as_bytes());
+        mac.update(signed);
         mac
+    }
+
+    /// `sha256=<hex HMAC-SHA256>` of `<timestamp>.<body>`: how a delivery
+    /// report webhook is signed.
+    pub fn sign_body(&self, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = self.mac_bytes(format!("{timestamp}.").as_bytes());
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `signature` is [`Self::sign_body`]'s, compared in constant time.
+    pub fn verify_body(&self, timestamp: i64, body: &[u8], signature: &str) -> bool {
+        let Some(bytes) = signature
+            .strip_prefix("sha256=")
+            .and_then(|h| hex::decode(h).ok())
+        else {
+            return false;
+        };
+        let mut mac = self.mac_bytes(format!("{timestamp}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(&bytes).is_ok()
     }
 
     pub fn sign(&self, link: &Link) -> String {

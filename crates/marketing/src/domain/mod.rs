@@ -10,6 +10,7 @@ pub mod links;
 pub mod loyalty;
 pub mod member;
 pub mod reach;
+pub mod reports;
 pub mod template;
 
 pub use kit::input::{optional_date, optional_id, parse_id, required_id, text};

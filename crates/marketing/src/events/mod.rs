@@ -17,6 +17,7 @@ pub mod expiry;
 pub mod mailer;
 pub mod sales;
 pub mod sender;
+pub mod sms;
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::common::v1::Event;

@@ -1,6 +1,7 @@
 //! The sender: claims due messages of every tenant from the outbound
-//! queue, renders and sends them through the relay, and records each
-//! outcome with its event. Several pods share the queue (`SKIP LOCKED`);
+//! queue, renders and sends them through the mail relay or the SMS
+//! provider (by the template's channel), and records each outcome with
+//! its event. Several pods share the queue (`SKIP LOCKED`);
 //! each tenant's pace is set when its messages are queued (`due_at`).
 //!
 //! At most once per recipient (ADR 0019): a claim is committed as
@@ -23,7 +24,8 @@ use kit::outbox::Outbox;
 use kit::Shutdown;
 use uuid::Uuid;
 
-use super::mailer::{compose, Mailer};
+use super::mailer::{compose, Mailer, Refused};
+use super::sms::SmsProvider;
 use crate::config::SendingConfig;
 use crate::domain::links::Kind;
 use crate::domain::template::{self, Links};
@@ -41,21 +43,29 @@ type Parts = Option<(Template, Option<SenderIdentity>, Option<Uuid>)>;
 pub struct Sender {
     db: Database,
     outbox: Outbox,
-    mailer: Option<Arc<Mailer>>,
+    transports: Arc<Transports>,
     config: SendingConfig,
+}
+
+/// Where messages go, by channel; a channel without one is never queued
+/// (sends refuse it).
+struct Transports {
+    mail: Option<Arc<Mailer>>,
+    sms: Option<Arc<SmsProvider>>,
 }
 
 impl Sender {
     pub fn new(
         db: Database,
         outbox: Outbox,
-        mailer: Option<Arc<Mailer>>,
+        mail: Option<Arc<Mailer>>,
+        sms: Option<Arc<SmsProvider>>,
         config: SendingConfig,
     ) -> Self {
         Sender {
             db,
             outbox,
-            mailer,
+            transports: Arc::new(Transports { mail, sms }),
             config,
         }
     }
@@ -86,9 +96,9 @@ impl Sender {
 
     /// Claims, sends and records one batch; returns how many messages.
     pub async fn step(&self) -> anyhow::Result<usize> {
-        let Some(mailer) = self.mailer.clone() else {
+        if self.transports.mail.is_none() && self.transports.sms.is_none() {
             return Ok(0);
-        };
+        }
         let mut tx = self.db.pool().begin().await?;
         let claimed = messages::claim(&mut tx, BATCH, self.config.lease).await?;
         tx.commit().await?;
@@ -107,7 +117,7 @@ impl Sender {
         let handled = claimed.len();
         let outcomes: Vec<(Uuid, Claimed, Outcome)> = futures::stream::iter(claimed)
             .map(|(tenant, message)| {
-                let (mailer, parts) = (mailer.clone(), parts.clone());
+                let (transports, parts) = (self.transports.clone(), parts.clone());
                 let links = Arc::new(Links {
                     key: self.config.link_key.clone(),
                     base: self.config.public_url.clone(),
@@ -117,7 +127,7 @@ impl Sender {
                 });
                 async move {
                     let parts = parts.get(&(tenant, message.send_id));
-                    let outcome = deliver(&mailer, parts, &message, links).await;
+                    let outcome = deliver(&transports, parts, &message, links).await;
                     (tenant, message, outcome)
                 }
             })
@@ -234,9 +244,9 @@ pub async fn publish_if_completed(
     Ok(())
 }
 
-/// Renders and hands one message to the relay.
+/// Renders and hands one message to the relay or the SMS provider.
 async fn deliver(
-    mailer: &Mailer,
+    transports: &Transports,
     parts: Option<&Parts>,
     message: &Claimed,
     links: Arc<Links>,
@@ -244,38 +254,57 @@ async fn deliver(
     let Some(Some((template, identity, _))) = parts else {
         return Outcome::Failed("the send's template is gone".into());
     };
-    let Some(identity) = identity else {
-        return Outcome::Failed("the send's sender identity is gone".into());
-    };
     let unsubscribe = links.url(Kind::Unsubscribe, "");
+    let reference = format!("{}.{}", links.tenant, message.id);
     let rendered = match template::render(template, &message.variables, Some(links)) {
         Ok(rendered) => rendered,
         Err(error) => return Outcome::Failed(format!("rendering: {error}")),
     };
-    let domain = identity
-        .from_address
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or("crm.invalid");
-    let email = match compose(
-        identity,
-        &message.address,
-        &rendered,
-        &format!("<{}@{domain}>", message.id),
-        Some(&unsubscribe),
-    ) {
-        Ok(email) => email,
-        Err(error) => return Outcome::Failed(error),
+    let handed = if template.channel == crm_proto::crm::customers::v1::Channel::Sms as i32 {
+        let Some(sms) = &transports.sms else {
+            return Outcome::Failed("no SMS provider is configured".into());
+        };
+        sms.send(&message.address, &rendered.text_body, &reference)
+            .await
+    } else {
+        let Some(mailer) = &transports.mail else {
+            return Outcome::Failed("no mail relay is configured".into());
+        };
+        let Some(identity) = identity else {
+            return Outcome::Failed("the send's sender identity is gone".into());
+        };
+        let domain = identity
+            .from_address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("crm.invalid");
+        // The Message-ID names tenant and recipient: delivery reports
+        // quote it back.
+        let email = match compose(
+            identity,
+            &message.address,
+            &rendered,
+            &format!("<{reference}@{domain}>"),
+            Some(&unsubscribe),
+        ) {
+            Ok(email) => email,
+            Err(error) => return Outcome::Failed(error),
+        };
+        mailer.send(email).await
     };
-    match mailer.send(email).await {
+    outcome(handed, message.attempts)
+}
+
+/// Sent; refused for good (or out of attempts); or tried again later with
+/// a growing pause: 30 s, 1, 2, 4 minutes...
+fn outcome(handed: Result<(), Refused>, attempts: i32) -> Outcome {
+    match handed {
         Ok(()) => Outcome::Sent,
-        Err(refused) if refused.permanent || message.attempts >= MAX_ATTEMPTS => {
+        Err(refused) if refused.permanent || attempts >= MAX_ATTEMPTS => {
             Outcome::Failed(refused.reason)
         }
         Err(refused) => {
-            // 30 s, 1, 2, 4 minutes...
-            let backoff =
-                Duration::from_secs(30 * 2u64.pow(message.attempts.clamp(1, 6) as u32 - 1));
+            let backoff = Duration::from_secs(30 * 2u64.pow(attempts.clamp(1, 6) as u32 - 1));
             let at = Utc::now() + chrono::Duration::from_std(backoff).unwrap_or_default();
             Outcome::Retry(refused.reason, at)
         }

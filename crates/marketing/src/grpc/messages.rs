@@ -169,7 +169,13 @@ fn variables(
             "last_name": contact.last_name,
             "full_name": full_name,
             "title": contact.title,
-            "email": address,
+            // The address the message goes to for e-mail; the primary
+            // e-mail address for SMS.
+            "email": if address.contains('@') {
+                address.to_owned()
+            } else {
+                addresses(contact, Channel::Email).into_iter().next().unwrap_or_default()
+            },
             "language": contact.language,
             "custom": custom,
         },
@@ -254,6 +260,7 @@ async fn recipients(
     state: &State,
     token: &Forwarded,
     caller: &CallerContext,
+    channel: Channel,
     contacts: Vec<customers::Contact>,
     invisible: Vec<Uuid>,
 ) -> kit::Result<Vec<NewRecipient>> {
@@ -267,25 +274,20 @@ async fn recipients(
         .collect();
     let all_addresses: Vec<String> = contacts
         .iter()
-        .flat_map(|c| addresses(c, Channel::Email))
+        .flat_map(|c| addresses(c, channel))
         .collect();
     let mut tx = state.begin(caller).await?;
-    let replica =
-        consent::of_contacts(&mut tx, caller.tenant_id, &ids, Channel::Email as i32).await?;
-    let suppressed: HashSet<String> = consent::suppressed(
-        &mut tx,
-        caller.tenant_id,
-        Channel::Email as i32,
-        &all_addresses,
-    )
-    .await?
-    .into_iter()
-    .collect();
+    let replica = consent::of_contacts(&mut tx, caller.tenant_id, &ids, channel as i32).await?;
+    let suppressed: HashSet<String> =
+        consent::suppressed(&mut tx, caller.tenant_id, channel as i32, &all_addresses)
+            .await?
+            .into_iter()
+            .collect();
     commit(tx).await?;
     let mut taken = HashSet::new();
     let mut out = Vec::with_capacity(contacts.len() + invisible.len());
     for (contact, id) in contacts.iter().zip(&ids) {
-        let own = addresses(contact, Channel::Email);
+        let own = addresses(contact, channel);
         let candidates: Vec<Candidate> = own
             .iter()
             .map(|address| Candidate {
@@ -296,7 +298,7 @@ async fn recipients(
         let on_record = contact
             .consents
             .iter()
-            .find(|c| c.channel == Channel::Email as i32);
+            .find(|c| c.channel == channel as i32);
         let status = newest(replica.get(id).cloned(), on_record)
             .and_then(|c| ConsentStatus::try_from(c.status).ok());
         let decision = match decide(status, &candidates) {
@@ -617,25 +619,37 @@ impl MessageService for MessageHandlers {
                 request_id: String::new(),
                 ..request.clone()
             });
-            let s = request.send.ok_or_else(|| Error::invalid("send", "is required"))?;
+            let s = request
+                .send
+                .ok_or_else(|| Error::invalid("send", "is required"))?;
             let mut v = Violations::new();
-            let campaign = v.check(optional_id("send.campaign_id", &s.campaign_id)).flatten();
-            let segment = v.check(optional_id("send.segment_id", &s.segment_id)).flatten();
+            let campaign = v
+                .check(optional_id("send.campaign_id", &s.campaign_id))
+                .flatten();
+            let segment = v
+                .check(optional_id("send.segment_id", &s.segment_id))
+                .flatten();
             let named = parse_ids("send.contact_ids", &s.contact_ids, &mut v);
-            let audiences = usize::from(campaign.is_some()) + usize::from(segment.is_some()) + usize::from(!s.contact_ids.is_empty());
+            let audiences = usize::from(campaign.is_some())
+                + usize::from(segment.is_some())
+                + usize::from(!s.contact_ids.is_empty());
             if audiences != 1 {
-                v.add("send", "name exactly one audience: campaign_id, segment_id or contact_ids");
+                v.add(
+                    "send",
+                    "name exactly one audience: campaign_id, segment_id or contact_ids",
+                );
             }
             v.into_result()?;
-            let Some(_) = self.0.mailer else {
-                return Err(Error::FailedPrecondition(
-                    "no mail relay is configured (MARKETING_SMTP_URL)".into(),
-                ));
-            };
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
-            let replayed =
-                kit::idempotency::replayed(&mut tx, tenant, "send", &request.request_id, &fingerprint).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "send",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
             if let Some(existing) = replayed {
                 let send = store::find_send(&mut tx, tenant, existing)
                     .await?
@@ -643,17 +657,44 @@ impl MessageService for MessageHandlers {
                 return Ok(CreateSendResponse { send: Some(send) });
             }
             let t = template_of(&mut tx, tenant, "send.template_id", &s.template_id).await?;
-            if t.channel != Channel::Email as i32 {
-                return Err(Error::FailedPrecondition(
-                    "no SMS provider is configured for this platform yet; SMS templates cannot be sent".into(),
-                ));
-            }
-            let identity = identity_of(&mut tx, tenant, "send.sender_identity_id", &s.sender_identity_id).await?;
+            let channel = Channel::try_from(t.channel).unwrap_or(Channel::Email);
+            // E-mail needs the relay and a sender identity; SMS the provider
+            // (it sends from MARKETING_SMS_FROM).
+            let identity = if channel == Channel::Sms {
+                if self.0.sms.is_none() {
+                    return Err(Error::FailedPrecondition(
+                        "no SMS provider is configured (MARKETING_SMS_URL)".into(),
+                    ));
+                }
+                None
+            } else {
+                if self.0.mailer.is_none() {
+                    return Err(Error::FailedPrecondition(
+                        "no mail relay is configured (MARKETING_SMTP_URL)".into(),
+                    ));
+                }
+                Some(
+                    identity_of(
+                        &mut tx,
+                        tenant,
+                        "send.sender_identity_id",
+                        &s.sender_identity_id,
+                    )
+                    .await?,
+                )
+            };
             let mut members = Vec::new();
             if let Some(campaign) = campaign {
-                let c = campaigns::find_to_change(&mut tx, tenant, &crate::domain::access::scope(&caller), campaign)
-                    .await?
-                    .ok_or_else(|| Error::invalid("send.campaign_id", "no campaign you may send for"))?;
+                let c = campaigns::find_to_change(
+                    &mut tx,
+                    tenant,
+                    &crate::domain::access::scope(&caller),
+                    campaign,
+                )
+                .await?
+                .ok_or_else(|| {
+                    Error::invalid("send.campaign_id", "no campaign you may send for")
+                })?;
                 let status = CampaignStatus::try_from(c.status).unwrap_or_default();
                 if status != CampaignStatus::Active {
                     return Err(Error::FailedPrecondition(format!(
@@ -676,32 +717,54 @@ impl MessageService for MessageHandlers {
                         .collect();
                     (found, hidden)
                 }
-                (None, Some(segment)) => (segment_members(&self.0, &token, segment).await?, Vec::new()),
+                (None, Some(segment)) => {
+                    (segment_members(&self.0, &token, segment).await?, Vec::new())
+                }
                 (None, None) => {
                     let found = contacts_by_id(&self.0, &token, &named).await?;
                     let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
-                    if let Some(i) = s.contact_ids.iter().position(|id| !seen.contains(id.as_str())) {
-                        return Err(Error::invalid(format!("send.contact_ids[{i}]"), "no such contact"));
+                    if let Some(i) = s
+                        .contact_ids
+                        .iter()
+                        .position(|id| !seen.contains(id.as_str()))
+                    {
+                        return Err(Error::invalid(
+                            format!("send.contact_ids[{i}]"),
+                            "no such contact",
+                        ));
                     }
                     (found, Vec::new())
                 }
             };
-            let resolved = recipients(&self.0, &token, &caller, contacts, invisible).await?;
+            let resolved =
+                recipients(&self.0, &token, &caller, channel, contacts, invisible).await?;
             let new = NewSend {
                 id: Uuid::now_v7(),
                 template: parse_id("send.template_id", &t.id)?,
-                identity: Uuid::parse_str(&identity.id).ok(),
+                identity: identity.and_then(|i| Uuid::parse_str(&i.id).ok()),
                 campaign,
                 segment,
                 contacts: named,
                 channel: t.channel,
             };
             let queued = resolved.iter().filter(|r| r.skipped.is_none()).count();
-            let status = if queued == 0 { SendStatus::Completed } else { SendStatus::Queued };
+            let status = if queued == 0 {
+                SendStatus::Completed
+            } else {
+                SendStatus::Queued
+            };
             let mut tx = self.0.begin(&caller).await?;
             store::insert_send(&mut tx, tenant, &new, status, &caller.subject).await?;
             store::add_recipients(&mut tx, tenant, new.id, &resolved, self.0.sending_rate).await?;
-            kit::idempotency::remember(&mut tx, tenant, "send", &request.request_id, &fingerprint, new.id).await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "send",
+                &request.request_id,
+                &fingerprint,
+                new.id,
+            )
+            .await?;
             let send = store::find_send(&mut tx, tenant, new.id)
                 .await?
                 .ok_or_else(|| Error::not_found("send", new.id))?;

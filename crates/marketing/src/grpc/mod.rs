@@ -24,10 +24,14 @@ pub struct State {
     /// The mail relay; none when `MARKETING_SMTP_URL` is unset (sends are
     /// refused then).
     pub mailer: Option<Arc<crate::events::mailer::Mailer>>,
+    /// The SMS provider; none when `MARKETING_SMS_URL` is unset.
+    pub sms: Option<Arc<crate::events::sms::SmsProvider>>,
     /// Messages per second per tenant, when sends are queued.
     pub sending_rate: u32,
     /// Verifies the links in messages.
     pub links: crate::domain::links::LinkKey,
+    /// Verifies delivery report webhooks; none: they are refused.
+    pub webhook_key: Option<crate::domain::links::LinkKey>,
 }
 
 pub type SharedState = Arc<State>;

@@ -1,5 +1,6 @@
 //! TrackingService: opens, clicks and unsubscribes, as the gateway's public
-//! routes report them. The caller is a service token the gateway minted for
+//! routes report them, and the relay's or SMS provider's delivery reports
+//! (delivered, bounced, complaint, opt-out) from its webhook route. The caller is a service token the gateway minted for
 //! the tenant the link names; the link itself is verified here, and
 //! anything wrong with it is NOT_FOUND.
 
@@ -18,6 +19,7 @@ use super::campaigns::upstream;
 use super::{commit, handle, SharedState};
 use crate::domain::access::{authorize, Action};
 use crate::domain::links::{Kind, Link};
+use crate::domain::reports::{self, Event as ReportEvent, Refusal, Report};
 use crate::store::consent;
 use crate::store::messages::{self as store, Reached};
 
@@ -76,6 +78,202 @@ impl TrackingHandlers {
             .await?;
         commit(tx).await?;
         Ok(link)
+    }
+}
+
+/// A person withdrew from a channel: how and why.
+struct Withdrawal {
+    channel: Channel,
+    source: &'static str,
+    reason: SuppressionReason,
+    note: &'static str,
+}
+
+impl TrackingHandlers {
+    /// Unsubscribes the recipient's contact from the channel: consent
+    /// withdrawn in the customers service (safe to repeat) and here, the
+    /// address suppressed, the member unsubscribed, `message.unsubscribed`
+    /// published. False when the recipient is unknown or had withdrawn.
+    async fn withdraw(
+        &self,
+        caller: &CallerContext,
+        token: &kit::rpc::Forwarded,
+        recipient: uuid::Uuid,
+        w: Withdrawal,
+    ) -> kit::Result<bool> {
+        let tenant = caller.tenant_id;
+        let known = {
+            let mut tx = self.0.begin(caller).await?;
+            store::reached(&mut tx, tenant, recipient, false).await?
+        };
+        let Some(r) = known.filter(|r| r.unsubscribed_at.is_none()) else {
+            return Ok(false);
+        };
+        let mut contacts = ContactServiceClient::new(self.0.customers.clone());
+        let withdraw = customers::UpdateConsentRequest {
+            contact_id: r.contact_id.to_string(),
+            channel: w.channel as i32,
+            status: ConsentStatus::Withdrawn as i32,
+            source: w.source.into(),
+        };
+        match contacts.update_consent(on_behalf(token, withdraw)).await {
+            Ok(_) => {}
+            // Erased or deleted since: nothing to withdraw there.
+            Err(status) if status.code() == tonic::Code::NotFound => {}
+            Err(status) => return Err(upstream(status)),
+        }
+        let mut tx = self.0.begin(caller).await?;
+        let Some(r) = store::reached(&mut tx, tenant, recipient, true).await? else {
+            return Ok(false);
+        };
+        if r.unsubscribed_at.is_some() {
+            return Ok(false);
+        }
+        store::mark_unsubscribed(&mut tx, tenant, recipient).await?;
+        consent::record(
+            &mut tx,
+            tenant,
+            r.contact_id,
+            w.channel as i32,
+            ConsentStatus::Withdrawn as i32,
+            w.source,
+            Utc::now(),
+        )
+        .await?;
+        if !r.address.is_empty() {
+            let suppression = Suppression {
+                channel: w.channel as i32,
+                address: r.address.clone(),
+                reason: w.reason as i32,
+                note: w.note.into(),
+                ..Default::default()
+            };
+            consent::suppress(&mut tx, tenant, &suppression, &caller.subject).await?;
+        }
+        if let Some(campaign) = r.campaign_id {
+            store::member_reached(
+                &mut tx,
+                tenant,
+                campaign,
+                r.contact_id,
+                MemberStatus::Unsubscribed,
+            )
+            .await?;
+        }
+        let event = MessageUnsubscribed {
+            send_id: r.send_id.to_string(),
+            recipient_id: recipient.to_string(),
+            contact_id: r.contact_id.to_string(),
+            campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
+            source: w.source.into(),
+            channel: w.channel as i32,
+        };
+        self.0
+            .outbox
+            .enqueue(&mut tx, caller, recipient, 1, &event)
+            .await?;
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    /// One delivery report about one of the caller's tenant's recipients;
+    /// false when the recipient is unknown or the report was applied before.
+    async fn apply(
+        &self,
+        caller: &CallerContext,
+        token: &kit::rpc::Forwarded,
+        recipient: uuid::Uuid,
+        report: &Report,
+    ) -> kit::Result<bool> {
+        let tenant = caller.tenant_id;
+        let channel = {
+            let mut tx = self.0.begin(caller).await?;
+            store::reached(&mut tx, tenant, recipient, false).await?
+        }
+        .map(|r| Channel::try_from(i32::from(r.channel)).unwrap_or(Channel::Email));
+        let Some(channel) = channel else {
+            return Ok(false);
+        };
+        match report.event {
+            ReportEvent::Complained | ReportEvent::OptedOut => {
+                let (source, reason, note) = if report.event == ReportEvent::Complained {
+                    ("complaint", SuppressionReason::Complaint, "spam complaint")
+                } else {
+                    ("opt_out", SuppressionReason::Unsubscribed, "opted out")
+                };
+                let withdrawal = Withdrawal {
+                    channel,
+                    source,
+                    reason,
+                    note,
+                };
+                return self.withdraw(caller, token, recipient, withdrawal).await;
+            }
+            ReportEvent::Delivered | ReportEvent::Bounced => {}
+        }
+        let mut tx = self.0.begin(caller).await?;
+        let Some(r) = store::reached(&mut tx, tenant, recipient, true).await? else {
+            return Ok(false);
+        };
+        let campaign_id = r.campaign_id.map(|c| c.to_string()).unwrap_or_default();
+        if report.event == ReportEvent::Delivered {
+            if !store::mark_reported(&mut tx, tenant, recipient, None).await? {
+                return Ok(false);
+            }
+            let event = MessageDelivered {
+                send_id: r.send_id.to_string(),
+                recipient_id: recipient.to_string(),
+                contact_id: r.contact_id.to_string(),
+                campaign_id,
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, caller, recipient, 1, &event)
+                .await?;
+        } else {
+            let mut detail = report.detail.clone();
+            let _ = crate::domain::text("detail", &mut detail, 500);
+            detail = detail.chars().take(500).collect();
+            if !store::mark_reported(&mut tx, tenant, recipient, Some(&detail)).await? {
+                return Ok(false);
+            }
+            if report.permanent {
+                // The address is dead, whoever sends to it.
+                if !r.address.is_empty() {
+                    consent::suppress_everywhere(
+                        &mut tx,
+                        channel as i32,
+                        &r.address,
+                        SuppressionReason::HardBounce as i32,
+                    )
+                    .await?;
+                }
+                if let Some(campaign) = r.campaign_id {
+                    store::member_reached(
+                        &mut tx,
+                        tenant,
+                        campaign,
+                        r.contact_id,
+                        MemberStatus::Bounced,
+                    )
+                    .await?;
+                }
+            }
+            let event = MessageBounced {
+                send_id: r.send_id.to_string(),
+                recipient_id: recipient.to_string(),
+                contact_id: r.contact_id.to_string(),
+                campaign_id,
+                permanent: report.permanent,
+                detail,
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, caller, recipient, 1, &event)
+                .await?;
+        }
+        commit(tx).await?;
+        Ok(true)
     }
 }
 
@@ -150,83 +348,66 @@ impl TrackingService for TrackingHandlers {
     ) -> Result<Response<UnsubscribeResponse>, Status> {
         let token = token_of(&request);
         handle(request, |caller, request| async move {
-            let tenant = caller.tenant_id;
-            let (link, r) = {
+            let (link, _) = {
                 let mut tx = self.0.begin(&caller).await?;
                 self.verified(&caller, &request.token, Kind::Unsubscribe, &mut tx, false)
                     .await?
             };
-            if r.unsubscribed_at.is_some() {
-                return Ok(UnsubscribeResponse {});
-            }
-            // The consent lives in the customers service: withdrawn there
-            // first (safe to repeat), then recorded here.
-            let mut contacts = ContactServiceClient::new(self.0.customers.clone());
-            let withdraw = customers::UpdateConsentRequest {
-                contact_id: r.contact_id.to_string(),
-                channel: Channel::Email as i32,
-                status: ConsentStatus::Withdrawn as i32,
-                source: SOURCE.into(),
+            let withdrawal = Withdrawal {
+                channel: Channel::Email,
+                source: SOURCE,
+                reason: SuppressionReason::Unsubscribed,
+                note: "unsubscribe link",
             };
-            match contacts.update_consent(on_behalf(&token, withdraw)).await {
-                Ok(_) => {}
-                // Erased or deleted since: nothing to withdraw there.
-                Err(status) if status.code() == tonic::Code::NotFound => {}
-                Err(status) => return Err(upstream(status)),
-            }
-            let mut tx = self.0.begin(&caller).await?;
-            let (link, r) = {
-                let locked = store::reached(&mut tx, tenant, link.recipient, true)
-                    .await?
-                    .ok_or_else(|| Error::not_found("link", "in this message"))?;
-                (link, locked)
-            };
-            if r.unsubscribed_at.is_some() {
-                return Ok(UnsubscribeResponse {});
-            }
-            store::mark_unsubscribed(&mut tx, tenant, link.recipient).await?;
-            consent::record(
-                &mut tx,
-                tenant,
-                r.contact_id,
-                Channel::Email as i32,
-                ConsentStatus::Withdrawn as i32,
-                SOURCE,
-                Utc::now(),
-            )
-            .await?;
-            if !r.address.is_empty() {
-                let suppression = Suppression {
-                    channel: Channel::Email as i32,
-                    address: r.address.clone(),
-                    reason: SuppressionReason::Unsubscribed as i32,
-                    note: "unsubscribe link".into(),
-                    ..Default::default()
-                };
-                consent::suppress(&mut tx, tenant, &suppression, &caller.subject).await?;
-            }
-            if let Some(campaign) = r.campaign_id {
-                store::member_reached(
-                    &mut tx,
-                    tenant,
-                    campaign,
-                    r.contact_id,
-                    MemberStatus::Unsubscribed,
-                )
+            self.withdraw(&caller, &token, link.recipient, withdrawal)
                 .await?;
-            }
-            let event = MessageUnsubscribed {
-                send_id: r.send_id.to_string(),
-                recipient_id: link.recipient.to_string(),
-                contact_id: r.contact_id.to_string(),
-                campaign_id: r.campaign_id.map(|c| c.to_string()).unwrap_or_default(),
-            };
-            self.0
-                .outbox
-                .enqueue(&mut tx, &caller, link.recipient, 1, &event)
-                .await?;
-            commit(tx).await?;
             Ok(UnsubscribeResponse {})
+        })
+        .await
+    }
+
+    async fn record_delivery_reports(
+        &self,
+        request: Request<RecordDeliveryReportsRequest>,
+    ) -> Result<Response<RecordDeliveryReportsResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Track)?;
+            let key = self.0.webhook_key.as_ref().ok_or_else(|| {
+                Error::FailedPrecondition(
+                    "delivery reports are not configured (MARKETING_WEBHOOK_KEY)".into(),
+                )
+            })?;
+            let now = Utc::now().timestamp();
+            let reports = reports::verified(
+                key,
+                &request.body,
+                request.timestamp,
+                &request.signature,
+                now,
+            )
+            .map_err(|refusal| match refusal {
+                Refusal::Signature => Error::PermissionDenied(
+                    "the reports' signature does not hold or is too old".into(),
+                ),
+                Refusal::Malformed(why) => Error::invalid("body", why),
+            })?;
+            let (mut applied, mut ignored) = (0, 0);
+            for report in &reports {
+                let Some((tenant, recipient)) = reports::referenced(&report.reference) else {
+                    continue;
+                };
+                // Another tenant's reports are applied by the call for it.
+                if tenant != caller.tenant_id {
+                    continue;
+                }
+                if self.apply(&caller, &token, recipient, report).await? {
+                    applied += 1;
+                } else {
+                    ignored += 1;
+                }
+            }
+            Ok(RecordDeliveryReportsResponse { applied, ignored })
         })
         .await
     }

@@ -707,6 +707,8 @@ pub async fn member_reached(
 #[derive(Debug, sqlx::FromRow)]
 pub struct Reached {
     pub send_id: Uuid,
+    /// The send's channel.
+    pub channel: i16,
     pub contact_id: Uuid,
     pub campaign_id: Option<Uuid>,
     pub address: String,
@@ -722,7 +724,7 @@ pub async fn reached(
 ) -> sqlx::Result<Option<Reached>> {
     let lock = if lock { " FOR UPDATE OF r" } else { "" };
     sqlx::query_as(&format!(
-        "SELECT r.send_id, r.contact_id, s.campaign_id, r.address, i.from_name AS sender_name, r.unsubscribed_at \
+        "SELECT r.send_id, s.channel, r.contact_id, s.campaign_id, r.address, i.from_name AS sender_name, r.unsubscribed_at \
          FROM send_recipients r JOIN sends s ON s.tenant_id = r.tenant_id AND s.id = r.send_id \
          LEFT JOIN sender_identities i ON i.tenant_id = s.tenant_id AND i.id = s.sender_identity_id \
          WHERE r.tenant_id = $1 AND r.id = $2{lock}"
@@ -731,6 +733,27 @@ pub async fn reached(
     .bind(recipient)
     .fetch_optional(tx)
     .await
+}
+
+/// Records a delivery report on a recipient; false when that kind was
+/// recorded before (`delivered_at` or `bounced_at`).
+pub async fn mark_reported(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    recipient: Uuid,
+    bounce: Option<&str>,
+) -> sqlx::Result<bool> {
+    let sql = match bounce {
+        None => "UPDATE send_recipients SET delivered_at = now() WHERE tenant_id = $1 AND id = $2 AND delivered_at IS NULL",
+        Some(_) => "UPDATE send_recipients SET bounced_at = now(), bounce = $3 WHERE tenant_id = $1 AND id = $2 AND bounced_at IS NULL",
+    };
+    let done = sqlx::query(sql)
+        .bind(tenant)
+        .bind(recipient)
+        .bind(bounce.unwrap_or_default())
+        .execute(tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn mark_unsubscribed(

@@ -72,9 +72,18 @@ impl TestApp {
 
     /// Restarts the marketing service sending `rate` messages a second.
     pub async fn restart_marketing_at(&mut self, rate: u32) {
+        self.restart_marketing_with(|config| config.sending.rate_per_tenant = rate)
+            .await;
+    }
+
+    /// Restarts the marketing service with its configuration adjusted.
+    pub async fn restart_marketing_with(
+        &mut self,
+        adjust: impl FnOnce(&mut marketing::config::MarketingConfig),
+    ) {
         self.stop_marketing().await;
         let mut config = self.marketing_config().await;
-        config.sending.rate_per_tenant = rate;
+        adjust(&mut config);
         self.services
             .start("marketing", marketing::build(config))
             .await;

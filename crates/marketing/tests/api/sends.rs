@@ -1,3 +1,4 @@
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crm_proto::crm::customers::v1::{self as people, Channel, ConsentStatus};
@@ -614,4 +615,172 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
     .await
     .expect_err("another tenant's template and contact");
     assert_eq!(violated_fields(&foreign_use), vec!["send.template_id"]);
+}
+
+/// A fake SMS provider: records each request's bearer token and body, and
+/// refuses one number for good.
+async fn sms_provider() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let received: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/messages",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap,
+                  axum::Json(body): axum::Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let refused = body["to"] == "+4915100000003";
+                    seen.lock().expect("lock").push((auth, body));
+                    if refused {
+                        axum::http::StatusCode::BAD_REQUEST
+                    } else {
+                        axum::http::StatusCode::ACCEPTED
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/messages"), received)
+}
+
+async fn with_phone(
+    client: &mut Client,
+    first: &str,
+    phone: &str,
+    consent: Option<ConsentStatus>,
+) -> String {
+    let contact = client
+        .contacts
+        .create_contact(people::CreateContactRequest {
+            contact: Some(people::Contact {
+                first_name: first.into(),
+                last_name: "Texter".into(),
+                phones: vec![people::Phone {
+                    number: phone.into(),
+                    primary: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("contact")
+        .into_inner()
+        .contact
+        .expect("contact");
+    if let Some(status) = consent {
+        set_consent(client, &contact.id, Channel::Sms, status).await;
+    }
+    contact.id
+}
+
+#[tokio::test]
+async fn an_sms_send_goes_through_the_provider_to_consenting_phones_only() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let sms_template = admin
+        .messages
+        .create_template(CreateTemplateRequest {
+            template: Some(Template {
+                name: "Flash sale".into(),
+                channel: Channel::Sms as i32,
+                text_body: "Hi {{ contact.first_name }}, 20% off today".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("template")
+        .into_inner()
+        .template
+        .expect("template");
+    let ada = with_phone(
+        &mut admin,
+        "Ada",
+        "+49 151 00000001",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let bob = with_phone(&mut admin, "Bob", "+4915100000002", None).await;
+    let cy = with_phone(
+        &mut admin,
+        "Cy",
+        "+4915100000003",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let send = Send {
+        template_id: sms_template.id.clone(),
+        contact_ids: vec![ada.clone(), bob.clone(), cy.clone()],
+        ..Default::default()
+    };
+
+    // Without a provider, SMS are refused with the reason.
+    let refused = create_send(&mut admin, send.clone())
+        .await
+        .expect_err("no provider");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("MARKETING_SMS_URL"));
+
+    let (url, received) = sms_provider().await;
+    app.restart_marketing_with(|config| {
+        config.sending.sms = Some(marketing::config::SmsConfig {
+            url,
+            token: Some("provider-secret".into()),
+            from: "ACME".into(),
+        })
+    })
+    .await;
+    let mut admin = app.admin();
+    let created = create_send(&mut admin, send).await.expect("send");
+    let id = created.id.clone();
+    let done = testkit::eventually("the SMS send completes", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        let id = id.clone();
+        async move {
+            let send = admin
+                .messages
+                .get_send(GetSendRequest { id })
+                .await
+                .ok()?
+                .into_inner()
+                .send?;
+            (send.status == SendStatus::Completed as i32).then_some(send)
+        }
+    })
+    .await;
+    assert_eq!((done.sent, done.failed), (1, 1));
+    assert_eq!(done.skipped.values().sum::<i64>(), 1, "{:?}", done.skipped);
+    let received = received.lock().expect("lock").clone();
+    let mut numbers: Vec<&str> = received
+        .iter()
+        .filter_map(|(_, b)| b["to"].as_str())
+        .collect();
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        ["+4915100000001", "+4915100000003"],
+        "Bob gave no consent"
+    );
+    let (auth, ada_sms) = received
+        .iter()
+        .find(|(_, b)| b["to"] == "+4915100000001")
+        .expect("Ada's");
+    assert_eq!(auth, "Bearer provider-secret");
+    assert_eq!(ada_sms["text"], "Hi Ada, 20% off today");
+    assert_eq!(ada_sms["from"], "ACME");
+    assert!(ada_sms["reference"]
+        .as_str()
+        .is_some_and(|r| r.starts_with(&app.tenant.to_string())));
 }

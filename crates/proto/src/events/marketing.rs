@@ -16,6 +16,8 @@ domain_events!("crm.marketing.v1", pb, {
     MessageOpened => "crm.marketing.message.opened.v1",
     MessageClicked => "crm.marketing.message.clicked.v1",
     MessageUnsubscribed => "crm.marketing.message.unsubscribed.v1",
+    MessageDelivered => "crm.marketing.message.delivered.v1",
+    MessageBounced => "crm.marketing.message.bounced.v1",
     AttributionComputed => "crm.marketing.attribution.computed.v1",
     FormSubmitted => "crm.marketing.form.submitted.v1",
     LoyaltyPointsEarned => "crm.marketing.loyalty.points_earned.v1",
