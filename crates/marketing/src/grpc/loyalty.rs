@@ -113,6 +113,92 @@ async fn replayed_entry(
     Ok(Some((entry, account)))
 }
 
+/// An award (`loyalty_award`) or a redemption (`loyalty_redemption`) as
+/// asked, idempotent by request id.
+struct PointsChange {
+    kind: &'static str,
+    program_id: String,
+    contact_id: String,
+    points: i64,
+    reason: String,
+    request_id: String,
+    fingerprint: Vec<u8>,
+}
+
+impl LoyaltyHandlers {
+    /// Checks, applies and publishes an award or a redemption for a member
+    /// the caller can see; a retry answers with the first entry.
+    async fn change_points(
+        &self,
+        caller: &CallerContext,
+        token: &Forwarded,
+        mut asked: PointsChange,
+    ) -> kit::Result<(LoyaltyEntry, LoyaltyAccount)> {
+        points_request(asked.points, &mut asked.reason, &asked.request_id)?;
+        let tenant = caller.tenant_id;
+        let contact = visible(&self.0, token, &asked.contact_id).await?;
+        let mut tx = self.0.begin(caller).await?;
+        if let Some(replayed) = replayed_entry(
+            &mut tx,
+            tenant,
+            asked.kind,
+            &asked.request_id,
+            &asked.fingerprint,
+        )
+        .await?
+        {
+            return Ok(replayed);
+        }
+        let program = program_of(&mut tx, caller, &asked.program_id).await?;
+        let change = if asked.kind == "loyalty_award" {
+            let earning = Earning {
+                program: &program,
+                contact,
+                points: asked.points,
+                reason: &asked.reason,
+                source: None,
+            };
+            store::earn(&mut tx, tenant, earning, &caller.subject)
+                .await?
+                .ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("an award without source was a duplicate"))
+                })?
+        } else {
+            store::redeem(
+                &mut tx,
+                tenant,
+                &program,
+                contact,
+                asked.points,
+                &asked.reason,
+                &caller.subject,
+            )
+            .await?
+            .map_err(|balance| {
+                Error::FailedPrecondition(format!(
+                    "the balance is {balance} points, fewer than the {} to redeem",
+                    asked.points
+                ))
+            })?
+        };
+        publish_change(&self.0.outbox, &mut tx, caller, &change).await?;
+        let entry_id = parse_id("entry", &change.entry.id)?;
+        kit::idempotency::remember(
+            &mut tx,
+            tenant,
+            asked.kind,
+            &asked.request_id,
+            &asked.fingerprint,
+            entry_id,
+        )
+        .await?;
+        let program_id = parse_id("program_id", &program.id)?;
+        let account = store::account(&mut tx, tenant, program_id, contact).await?;
+        commit(tx).await?;
+        Ok((change.entry, account))
+    }
+}
+
 #[tonic::async_trait]
 impl LoyaltyService for LoyaltyHandlers {
     async fn create_loyalty_program(
@@ -264,64 +350,24 @@ impl LoyaltyService for LoyaltyHandlers {
         request: Request<AwardPointsRequest>,
     ) -> Result<Response<AwardPointsResponse>, Status> {
         let token = token_of(&request);
-        handle(request, |caller, mut request| async move {
+        handle(request, |caller, request| async move {
             authorize(&caller, Action::Write)?;
-            points_request(request.points, &mut request.reason, &request.request_id)?;
             let fingerprint = kit::idempotency::fingerprint(&AwardPointsRequest {
                 request_id: String::new(),
                 ..request.clone()
             });
-            let tenant = caller.tenant_id;
-            let contact = visible(&self.0, &token, &request.contact_id).await?;
-            let mut tx = self.0.begin(&caller).await?;
-            if let Some((entry, account)) = replayed_entry(
-                &mut tx,
-                tenant,
-                "loyalty_award",
-                &request.request_id,
-                &fingerprint,
-            )
-            .await?
-            {
-                return Ok(AwardPointsResponse {
-                    entry: Some(entry),
-                    account: Some(account),
-                });
-            }
-            let program = program_of(&mut tx, &caller, &request.program_id).await?;
-            let earning = Earning {
-                program: &program,
-                contact,
+            let asked = PointsChange {
+                kind: "loyalty_award",
+                program_id: request.program_id,
+                contact_id: request.contact_id,
                 points: request.points,
-                reason: &request.reason,
-                source: None,
+                reason: request.reason,
+                request_id: request.request_id,
+                fingerprint,
             };
-            let change = store::earn(&mut tx, tenant, earning, &caller.subject)
-                .await?
-                .ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("an award without source was a duplicate"))
-                })?;
-            publish_change(&self.0.outbox, &mut tx, &caller, &change).await?;
-            let entry_id = parse_id("entry", &change.entry.id)?;
-            kit::idempotency::remember(
-                &mut tx,
-                tenant,
-                "loyalty_award",
-                &request.request_id,
-                &fingerprint,
-                entry_id,
-            )
-            .await?;
-            let account = store::account(
-                &mut tx,
-                tenant,
-                parse_id("program_id", &program.id)?,
-                contact,
-            )
-            .await?;
-            commit(tx).await?;
+            let (entry, account) = self.change_points(&caller, &token, asked).await?;
             Ok(AwardPointsResponse {
-                entry: Some(change.entry),
+                entry: Some(entry),
                 account: Some(account),
             })
         })
@@ -333,68 +379,24 @@ impl LoyaltyService for LoyaltyHandlers {
         request: Request<RedeemPointsRequest>,
     ) -> Result<Response<RedeemPointsResponse>, Status> {
         let token = token_of(&request);
-        handle(request, |caller, mut request| async move {
+        handle(request, |caller, request| async move {
             authorize(&caller, Action::Redeem)?;
-            points_request(request.points, &mut request.reason, &request.request_id)?;
             let fingerprint = kit::idempotency::fingerprint(&RedeemPointsRequest {
                 request_id: String::new(),
                 ..request.clone()
             });
-            let tenant = caller.tenant_id;
-            let contact = visible(&self.0, &token, &request.contact_id).await?;
-            let mut tx = self.0.begin(&caller).await?;
-            if let Some((entry, account)) = replayed_entry(
-                &mut tx,
-                tenant,
-                "loyalty_redemption",
-                &request.request_id,
-                &fingerprint,
-            )
-            .await?
-            {
-                return Ok(RedeemPointsResponse {
-                    entry: Some(entry),
-                    account: Some(account),
-                });
-            }
-            let program = program_of(&mut tx, &caller, &request.program_id).await?;
-            let change = store::redeem(
-                &mut tx,
-                tenant,
-                &program,
-                contact,
-                request.points,
-                &request.reason,
-                &caller.subject,
-            )
-            .await?
-            .map_err(|balance| {
-                Error::FailedPrecondition(format!(
-                    "the balance is {balance} points, fewer than the {} to redeem",
-                    request.points
-                ))
-            })?;
-            publish_change(&self.0.outbox, &mut tx, &caller, &change).await?;
-            let entry_id = parse_id("entry", &change.entry.id)?;
-            kit::idempotency::remember(
-                &mut tx,
-                tenant,
-                "loyalty_redemption",
-                &request.request_id,
-                &fingerprint,
-                entry_id,
-            )
-            .await?;
-            let account = store::account(
-                &mut tx,
-                tenant,
-                parse_id("program_id", &program.id)?,
-                contact,
-            )
-            .await?;
-            commit(tx).await?;
+            let asked = PointsChange {
+                kind: "loyalty_redemption",
+                program_id: request.program_id,
+                contact_id: request.contact_id,
+                points: request.points,
+                reason: request.reason,
+                request_id: request.request_id,
+                fingerprint,
+            };
+            let (entry, account) = self.change_points(&caller, &token, asked).await?;
             Ok(RedeemPointsResponse {
-                entry: Some(change.entry),
+                entry: Some(entry),
                 account: Some(account),
             })
         })
