@@ -43,6 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let smtp = SmtpServer::counting();
     let mut service = services.config("marketing").await;
     service.database.max_connections = 40;
+    // Resolving a 100,000-person audience takes longer than the default
+    // 10 s request deadline (see the figure printed).
+    service.request_timeout = Duration::from_secs(600);
     let config = marketing::config::MarketingConfig {
         service,
         customers_url: services.url("customers"),

@@ -109,12 +109,15 @@ impl EventHandler for CustomerEvents {
             <customers::ContactErased as DomainEvent>::TYPE => {
                 let erased: customers::ContactErased = decode_data(event)?;
                 let contact = Uuid::parse_str(&erased.contact_id)?;
+                // Recipients before memberships: the sender records an
+                // outcome in that order, and the other order deadlocks
+                // with it.
+                let sends = crate::store::messages::erase_contact(tx, tenant, contact).await?;
                 members::remove_contact(tx, tenant, contact).await?;
                 consent::forget(tx, tenant, contact).await?;
                 consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
                 crate::store::forms::erase_points(tx, tenant, &erased.contact_point_hashes).await?;
                 loyalty::forget_contact(tx, tenant, contact).await?;
-                let sends = crate::store::messages::erase_contact(tx, tenant, contact).await?;
                 // A send whose last queued message was the person's is over.
                 let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);
                 for send in sends {
