@@ -159,7 +159,15 @@ async fn main() -> anyhow::Result<()> {
     let sending = Instant::now();
     let deadline = sending + Duration::from_secs(3600);
     let done = loop {
-        let now = messages_api
+        // A fresh token each time: the send outlasts one.
+        let bearer = services.bearer(
+            tenant,
+            Uuid::now_v7(),
+            &[Role::Admin],
+            Visibility::Tenant,
+            &[],
+        );
+        let now = MessageServiceClient::with_interceptor(m.clone(), bearer)
             .get_send(GetSendRequest {
                 id: send.id.clone(),
             })
@@ -196,6 +204,13 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. Loyalty redemptions: a member per client, each spending a point.
+    let bearer = services.bearer(
+        tenant,
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
     let mut loyalty = LoyaltyServiceClient::with_interceptor(m.clone(), bearer.clone());
     let program = loyalty
         .create_loyalty_program(CreateLoyaltyProgramRequest {
