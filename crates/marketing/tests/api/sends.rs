@@ -494,6 +494,11 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
         .await
         .expect_err("users do not record clicks");
     assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = tracking
+        .record_delivery_reports(RecordDeliveryReportsRequest::default())
+        .await
+        .expect_err("users do not post delivery reports");
+    assert_eq!(refused.code(), Code::PermissionDenied);
 
     // No identity yet: e-mail needs one.
     let ada = person(
