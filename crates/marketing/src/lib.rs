@@ -67,6 +67,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         mailer: mailer.clone(),
         sms: sms.clone(),
         sending_rate: config.sending.rate_per_tenant,
+        resolution_lease: config.sending.lease,
         links: config.sending.link_key.clone(),
         webhook_key: config.sending.webhook_key.clone(),
     });

@@ -35,6 +35,9 @@ use crate::store::messages::{self, Claimed, Outcome};
 pub const BATCH: i64 = 50;
 /// Messages handed to the relay at once.
 const PARALLEL: usize = 8;
+/// Why a send whose resolver's lease ran out is cancelled.
+const RESOLVER_STOPPED: &str =
+    "the service resolving the audience stopped before it finished; nothing was sent: create the send again";
 /// Attempts before a message that the relay keeps deferring fails.
 const MAX_ATTEMPTS: i32 = 5;
 
@@ -212,8 +215,16 @@ impl Sender {
         publish_if_completed(&self.outbox, tx, caller, send).await
     }
 
-    /// Marks claims whose lease ran out as interrupted; returns how many.
+    /// Cancels sends whose resolver stopped and marks claims whose lease
+    /// ran out as interrupted; returns how many.
     pub async fn reap_once(&self) -> anyhow::Result<usize> {
+        let mut tx = self.db.pool().begin().await?;
+        let stopped = messages::expired_resolutions(&mut tx, BATCH).await?;
+        for (tenant, send) in &stopped {
+            kit::db::set_tenant(&mut tx, *tenant).await?;
+            messages::abandon_resolution(&mut tx, *tenant, *send, RESOLVER_STOPPED).await?;
+        }
+        tx.commit().await?;
         let mut tx = self.db.pool().begin().await?;
         let expired = messages::reap(&mut tx, BATCH).await?;
         tx.commit().await?;
@@ -224,7 +235,7 @@ impl Sender {
             self.publish_if_completed(&mut tx, &caller, send).await?;
             tx.commit().await?;
         }
-        Ok(expired.len())
+        Ok(stopped.len() + expired.len())
     }
 }
 

@@ -2,7 +2,6 @@
 
 use crm_proto::crm::customers::v1 as customers;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
-use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignService;
 use crm_proto::crm::marketing::v1::*;
 use kit::auth::CallerContext;
@@ -181,36 +180,16 @@ async fn segment_contacts(
     token: &Forwarded,
     segment_id: &str,
 ) -> kit::Result<Vec<Uuid>> {
-    let mut segments = SegmentServiceClient::new(state.customers.clone());
     let mut ids = Vec::new();
-    let mut page_token = String::new();
+    let mut next = String::new();
     loop {
-        let request = customers::ListSegmentMembersRequest {
-            segment_id: segment_id.to_owned(),
-            page: Some(crm_proto::crm::common::v1::PageRequest {
-                page_size: 500,
-                page_token: page_token.clone(),
-            }),
-        };
-        let page = match segments
-            .list_segment_members(on_behalf(token, request))
-            .await
-        {
-            Ok(page) => page.into_inner(),
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                return Err(Error::invalid("segment_id", "no such segment"))
-            }
-            Err(status) => return Err(upstream(status)),
-        };
-        ids.extend(
-            page.contacts
-                .iter()
-                .filter_map(|c| Uuid::parse_str(&c.id).ok()),
-        );
-        page_token = page.page.map(|p| p.next_page_token).unwrap_or_default();
-        if page_token.is_empty() {
+        let (contacts, after) =
+            super::audience::segment_page(state, token, "segment_id", segment_id, next).await?;
+        ids.extend(contacts.iter().filter_map(|c| Uuid::parse_str(&c.id).ok()));
+        if after.is_empty() {
             return Ok(ids);
         }
+        next = after;
     }
 }
 

@@ -1,16 +1,13 @@
 //! MessageService: sender identities, templates, sends and recipients.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use crm_proto::crm::common::v1::PageRequest;
-use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
-use crm_proto::crm::customers::v1::{self as customers, Channel, ConsentStatus};
+use crm_proto::crm::customers::v1::{self as customers, Channel};
 use crm_proto::crm::marketing::v1::message_service_server::MessageService;
 use crm_proto::crm::marketing::v1::*;
-use kit::auth::CallerContext;
 use kit::contact_point::Email;
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
@@ -19,169 +16,17 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::audience::{accounts_of, contacts_by_id, recipients, variables, Audience, Resolution};
 use super::campaigns::{parse_ids, upstream};
-use super::consent::{addresses, newest};
+use super::consent::addresses;
 use super::{commit, handle, page_response, SharedState, State};
 use crate::domain::access::{authorize, Action};
-use crate::domain::reach::{decide, Candidate};
 use crate::domain::{optional_id, parse_id, template, text};
 use crate::events::mailer::compose;
-use crate::store::messages::{self as store, NewRecipient, NewSend};
-use crate::store::{campaigns, consent};
+use crate::store::campaigns;
+use crate::store::messages::{self as store, NewSend};
 
 pub struct MessageHandlers(pub SharedState);
-
-/// Ids per customers lookup (an `id IN [...]` filter).
-const LOOKUP: usize = 200;
-
-fn id_in(ids: &[Uuid]) -> customers::Filter {
-    use prost_types::value::Kind;
-    customers::Filter {
-        node: Some(customers::filter::Node::Condition(customers::Condition {
-            field: "id".into(),
-            op: customers::Operator::In as i32,
-            value: Some(prost_types::Value {
-                kind: Some(Kind::ListValue(prost_types::ListValue {
-                    values: ids
-                        .iter()
-                        .map(|id| prost_types::Value {
-                            kind: Some(Kind::StringValue(id.to_string())),
-                        })
-                        .collect(),
-                })),
-            }),
-        })),
-    }
-}
-
-fn page(size: i32, token: String) -> Option<PageRequest> {
-    Some(PageRequest {
-        page_size: size,
-        page_token: token,
-    })
-}
-
-/// The contacts among `ids` the caller can see, through the customers service.
-async fn contacts_by_id(
-    state: &State,
-    token: &Forwarded,
-    ids: &[Uuid],
-) -> kit::Result<Vec<customers::Contact>> {
-    let mut client = ContactServiceClient::new(state.customers.clone());
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(LOOKUP) {
-        let request = customers::ListContactsRequest {
-            filter: Some(id_in(chunk)),
-            page: page(LOOKUP as i32, String::new()),
-            ..Default::default()
-        };
-        let answer = client
-            .list_contacts(on_behalf(token, request))
-            .await
-            .map_err(upstream)?;
-        found.extend(answer.into_inner().contacts);
-    }
-    Ok(found)
-}
-
-/// Every member of a segment the caller can see.
-async fn segment_members(
-    state: &State,
-    token: &Forwarded,
-    segment: Uuid,
-) -> kit::Result<Vec<customers::Contact>> {
-    let mut client = SegmentServiceClient::new(state.customers.clone());
-    let mut found = Vec::new();
-    let mut next = String::new();
-    loop {
-        let request = customers::ListSegmentMembersRequest {
-            segment_id: segment.to_string(),
-            page: page(500, next),
-        };
-        let answer = match client.list_segment_members(on_behalf(token, request)).await {
-            Ok(answer) => answer.into_inner(),
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                return Err(Error::invalid("send.segment_id", "no such segment"))
-            }
-            Err(status) => return Err(upstream(status)),
-        };
-        found.extend(answer.contacts);
-        next = answer.page.map(|p| p.next_page_token).unwrap_or_default();
-        if next.is_empty() {
-            return Ok(found);
-        }
-    }
-}
-
-/// Name, domain and industry of the accounts the contacts belong to.
-async fn accounts_of(
-    state: &State,
-    token: &Forwarded,
-    contacts: &[customers::Contact],
-) -> kit::Result<HashMap<String, serde_json::Value>> {
-    let mut ids: Vec<Uuid> = contacts
-        .iter()
-        .filter_map(|c| Uuid::parse_str(&c.account_id).ok())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut client = AccountServiceClient::new(state.customers.clone());
-    let mut found = HashMap::new();
-    for chunk in ids.chunks(LOOKUP) {
-        let request = customers::ListAccountsRequest {
-            filter: Some(id_in(chunk)),
-            page: page(LOOKUP as i32, String::new()),
-            ..Default::default()
-        };
-        let answer = client
-            .list_accounts(on_behalf(token, request))
-            .await
-            .map_err(upstream)?;
-        for a in answer.into_inner().accounts {
-            let fields =
-                serde_json::json!({"name": a.name, "domain": a.domain, "industry": a.industry});
-            found.insert(a.id, fields);
-        }
-    }
-    Ok(found)
-}
-
-/// The template variables of one contact (see `Template` in the proto).
-fn variables(
-    contact: &customers::Contact,
-    address: &str,
-    accounts: &HashMap<String, serde_json::Value>,
-) -> serde_json::Value {
-    let full_name = [contact.first_name.as_str(), contact.last_name.as_str()]
-        .iter()
-        .filter(|part| !part.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let custom: serde_json::Map<String, serde_json::Value> = contact
-        .custom_fields
-        .iter()
-        .map(|(key, value)| (key.clone(), kit::values::value_to_json(value)))
-        .collect();
-    serde_json::json!({
-        "contact": {
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "full_name": full_name,
-            "title": contact.title,
-            // The address the message goes to for e-mail; the primary
-            // e-mail address for SMS.
-            "email": if address.contains('@') {
-                address.to_owned()
-            } else {
-                addresses(contact, Channel::Email).into_iter().next().unwrap_or_default()
-            },
-            "language": contact.language,
-            "custom": custom,
-        },
-        "account": accounts.get(&contact.account_id).cloned().unwrap_or_else(|| serde_json::json!({})),
-    })
-}
 
 /// The keys of the tenant's contact custom fields, as the caller reads them.
 async fn custom_field_keys(state: &State, token: &Forwarded) -> kit::Result<HashSet<String>> {
@@ -253,77 +98,6 @@ pub(super) async fn visible_contact(
         }
         Err(status) => Err(upstream(status)),
     }
-}
-
-/// Decides each contact's fate: the address to send to, or why not.
-async fn recipients(
-    state: &State,
-    token: &Forwarded,
-    caller: &CallerContext,
-    channel: Channel,
-    contacts: Vec<customers::Contact>,
-    invisible: Vec<Uuid>,
-) -> kit::Result<Vec<NewRecipient>> {
-    // Ids are UUIDv7: of contacts sharing an address, the oldest gets it.
-    let mut contacts = contacts;
-    contacts.sort_by(|a, b| a.id.cmp(&b.id));
-    let accounts = accounts_of(state, token, &contacts).await?;
-    let ids: Vec<Uuid> = contacts
-        .iter()
-        .filter_map(|c| Uuid::parse_str(&c.id).ok())
-        .collect();
-    let all_addresses: Vec<String> = contacts
-        .iter()
-        .flat_map(|c| addresses(c, channel))
-        .collect();
-    let mut tx = state.begin(caller).await?;
-    let replica = consent::of_contacts(&mut tx, caller.tenant_id, &ids, channel as i32).await?;
-    let suppressed: HashSet<String> =
-        consent::suppressed(&mut tx, caller.tenant_id, channel as i32, &all_addresses)
-            .await?
-            .into_iter()
-            .collect();
-    commit(tx).await?;
-    let mut taken = HashSet::new();
-    let mut out = Vec::with_capacity(contacts.len() + invisible.len());
-    for (contact, id) in contacts.iter().zip(&ids) {
-        let own = addresses(contact, channel);
-        let candidates: Vec<Candidate> = own
-            .iter()
-            .map(|address| Candidate {
-                address,
-                suppressed: suppressed.contains(address),
-            })
-            .collect();
-        let on_record = contact
-            .consents
-            .iter()
-            .find(|c| c.channel == channel as i32);
-        let status = newest(replica.get(id).cloned(), on_record)
-            .and_then(|c| ConsentStatus::try_from(c.status).ok());
-        let decision = match decide(status, &candidates) {
-            Ok(address) if !taken.insert(address.to_owned()) => Err(SkipReason::DuplicateAddress),
-            other => other,
-        };
-        let address = decision.unwrap_or(own.first().map(String::as_str).unwrap_or_default());
-        out.push(NewRecipient {
-            contact: *id,
-            address: address.to_owned(),
-            variables: if decision.is_ok() {
-                variables(contact, address, &accounts)
-            } else {
-                serde_json::json!({})
-            },
-            skipped: decision.err(),
-        });
-    }
-    out.extend(invisible.into_iter().map(|contact| NewRecipient {
-        contact,
-        address: String::new(),
-        variables: serde_json::json!({}),
-        skipped: Some(SkipReason::NotVisible),
-    }));
-    Ok(out)
 }
 
 #[tonic::async_trait]
@@ -705,22 +479,39 @@ impl MessageService for MessageHandlers {
                 members = crate::store::members::contact_ids(&mut tx, tenant, campaign).await?;
             }
             commit(tx).await?;
-            // Resolved now, with the caller's rights.
-            let (contacts, invisible) = match (campaign, segment) {
-                (Some(_), _) => {
-                    let found = contacts_by_id(&self.0, &token, &members).await?;
-                    let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
-                    let hidden: Vec<Uuid> = members
-                        .iter()
-                        .filter(|id| !seen.contains(id.to_string().as_str()))
-                        .copied()
-                        .collect();
-                    (found, hidden)
-                }
+            let new = NewSend {
+                id: Uuid::now_v7(),
+                template: parse_id("send.template_id", &t.id)?,
+                identity: identity.and_then(|i| Uuid::parse_str(&i.id).ok()),
+                campaign,
+                segment,
+                contacts: named.clone(),
+                channel: t.channel,
+            };
+            // A contact list (at most 1,000) is resolved now, so a bad id
+            // is refused; a campaign or a segment, of any size, in the
+            // background (ADR 0023), both with the caller's rights.
+            let audience = match (campaign, segment) {
+                (Some(_), _) => Some(Audience::Campaign(members)),
                 (None, Some(segment)) => {
-                    (segment_members(&self.0, &token, segment).await?, Vec::new())
+                    let mut client = SegmentServiceClient::new(self.0.customers.clone());
+                    let lookup = customers::GetSegmentRequest {
+                        id: segment.to_string(),
+                    };
+                    match client.get_segment(on_behalf(&token, lookup)).await {
+                        Ok(_) => {}
+                        Err(status) if status.code() == tonic::Code::NotFound => {
+                            return Err(Error::invalid("send.segment_id", "no such segment"))
+                        }
+                        Err(status) => return Err(upstream(status)),
+                    }
+                    Some(Audience::Segment(segment))
                 }
-                (None, None) => {
+                (None, None) => None,
+            };
+            let resolved = match audience {
+                Some(_) => Vec::new(),
+                None => {
                     let found = contacts_by_id(&self.0, &token, &named).await?;
                     let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
                     if let Some(i) = s
@@ -733,29 +524,33 @@ impl MessageService for MessageHandlers {
                             "no such contact",
                         ));
                     }
-                    (found, Vec::new())
+                    let mut taken = HashSet::new();
+                    let (state, token) = (&self.0, &token);
+                    recipients(
+                        state,
+                        token,
+                        &caller,
+                        channel,
+                        found,
+                        Vec::new(),
+                        &mut taken,
+                    )
+                    .await?
                 }
             };
-            let resolved =
-                recipients(&self.0, &token, &caller, channel, contacts, invisible).await?;
-            let new = NewSend {
-                id: Uuid::now_v7(),
-                template: parse_id("send.template_id", &t.id)?,
-                identity: identity.and_then(|i| Uuid::parse_str(&i.id).ok()),
-                campaign,
-                segment,
-                contacts: named,
-                channel: t.channel,
-            };
-            let queued = resolved.iter().filter(|r| r.skipped.is_none()).count();
-            let status = if queued == 0 {
-                SendStatus::Completed
-            } else {
-                SendStatus::Queued
+            let status = match &audience {
+                Some(_) => SendStatus::Resolving,
+                None if resolved.iter().all(|r| r.skipped.is_some()) => SendStatus::Completed,
+                None => SendStatus::Queued,
             };
             let mut tx = self.0.begin(&caller).await?;
             store::insert_send(&mut tx, tenant, &new, status, &caller.subject).await?;
-            store::add_recipients(&mut tx, tenant, new.id, &resolved, self.0.sending_rate).await?;
+            if audience.is_some() {
+                store::lease_resolution(&mut tx, tenant, new.id, self.0.resolution_lease).await?;
+            } else {
+                store::insert_recipients(&mut tx, tenant, new.id, &resolved).await?;
+                store::schedule(&mut tx, tenant, new.id, self.0.sending_rate).await?;
+            }
             kit::idempotency::remember(
                 &mut tx,
                 tenant,
@@ -769,6 +564,17 @@ impl MessageService for MessageHandlers {
                 .await?
                 .ok_or_else(|| Error::not_found("send", new.id))?;
             commit(tx).await?;
+            if let Some(audience) = audience {
+                Resolution {
+                    state: self.0.clone(),
+                    token,
+                    caller,
+                    send: new.id,
+                    channel,
+                    audience,
+                }
+                .spawn();
+            }
             Ok(CreateSendResponse { send: Some(send) })
         })
         .await

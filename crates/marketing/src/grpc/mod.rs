@@ -1,6 +1,7 @@
 //! gRPC handlers: decode the request, authorise the caller, apply the
 //! domain rules, call the store and write events in one transaction, encode.
 
+pub mod audience;
 pub mod campaigns;
 pub mod consent;
 pub mod forms;
@@ -28,6 +29,9 @@ pub struct State {
     pub sms: Option<Arc<crate::events::sms::SmsProvider>>,
     /// Messages per second per tenant, when sends are queued.
     pub sending_rate: u32,
+    /// How long a send's background resolution may go without progress
+    /// before it counts as stopped (the sends' lease).
+    pub resolution_lease: std::time::Duration,
     /// Verifies the links in messages.
     pub links: crate::domain::links::LinkKey,
     /// Verifies delivery report webhooks; none: they are refused.

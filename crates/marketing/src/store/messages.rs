@@ -190,6 +190,7 @@ struct SendRow {
     segment_id: Option<Uuid>,
     contact_ids: Vec<Uuid>,
     status: i16,
+    error: String,
     completed_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     created_by: String,
@@ -208,6 +209,7 @@ impl From<SendRow> for Send {
             segment_id: id_text(r.segment_id),
             contact_ids: r.contact_ids.iter().map(Uuid::to_string).collect(),
             status: r.status.into(),
+            error: r.error,
             completed_at: kit::time::to_optional_timestamp(r.completed_at),
             audit: audit(
                 r.created_at,
@@ -221,7 +223,7 @@ impl From<SendRow> for Send {
     }
 }
 
-const SEND_COLUMNS: &str = "id, template_id, sender_identity_id, campaign_id, segment_id, contact_ids, status, completed_at, created_at, created_by, updated_at, updated_by, version";
+const SEND_COLUMNS: &str = "id, template_id, sender_identity_id, campaign_id, segment_id, contact_ids, status, error, completed_at, created_at, created_by, updated_at, updated_by, version";
 
 /// What a new send is made of, checked.
 pub struct NewSend {
@@ -348,15 +350,13 @@ pub struct NewRecipient {
     pub skipped: Option<SkipReason>,
 }
 
-/// Stores the recipients (queued or skipped) and schedules the queued ones
-/// after the tenant's messages already waiting, `rate` per second. Returns
-/// how many were queued.
-pub async fn add_recipients(
+/// Stores the recipients, queued or skipped; queued ones wait for
+/// [`schedule`]. Returns how many are queued.
+pub async fn insert_recipients(
     tx: &mut PgConnection,
     tenant: Uuid,
     send: Uuid,
     recipients: &[NewRecipient],
-    rate: u32,
 ) -> sqlx::Result<usize> {
     let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::now_v7()).collect();
     let contacts: Vec<Uuid> = recipients.iter().map(|r| r.contact).collect();
@@ -388,13 +388,27 @@ pub async fn add_recipients(
     .bind(&reasons)
     .execute(&mut *tx)
     .await?;
-    let queued: Vec<Uuid> = ids
-        .iter()
-        .zip(recipients)
-        .filter(|(_, r)| r.skipped.is_none())
-        .map(|(id, _)| *id)
-        .collect();
-    if queued.is_empty() {
+    Ok(recipients.iter().filter(|r| r.skipped.is_none()).count())
+}
+
+/// Puts the send's queued recipients on the outbound queue, in the order
+/// they were resolved, after the tenant's messages already waiting, `rate`
+/// per second. Returns how many.
+pub async fn schedule(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    send: Uuid,
+    rate: u32,
+) -> sqlx::Result<u64> {
+    let (queued,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM send_recipients WHERE tenant_id = $1 AND send_id = $2 AND status = $3",
+    )
+    .bind(tenant)
+    .bind(send)
+    .bind(RecipientStatus::Queued as i16)
+    .fetch_one(&mut *tx)
+    .await?;
+    if queued == 0 {
         return Ok(0);
     }
     let spacing = 1.0 / f64::from(rate.max(1));
@@ -404,22 +418,141 @@ pub async fn add_recipients(
          RETURNING next_at - make_interval(secs => $2 * $3)",
     )
     .bind(tenant)
-    .bind(queued.len() as f64)
+    .bind(queued as f64)
     .bind(spacing)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
+    let scheduled = sqlx::query(
         "INSERT INTO outbound_queue (tenant_id, recipient_id, send_id, due_at) \
-         SELECT $1, r, $2, $3 + make_interval(secs => (n - 1) * $5) FROM unnest($4::uuid[]) WITH ORDINALITY AS t (r, n)",
+         SELECT $1, id, $2, $3 + make_interval(secs => (row_number() OVER (ORDER BY id) - 1) * $4) \
+         FROM send_recipients WHERE tenant_id = $1 AND send_id = $2 AND status = $5",
     )
     .bind(tenant)
     .bind(send)
     .bind(start)
-    .bind(&queued)
     .bind(spacing)
+    .bind(RecipientStatus::Queued as i16)
     .execute(tx)
     .await?;
-    Ok(queued.len())
+    Ok(scheduled.rows_affected())
+}
+
+// ---- background resolution (ADR 0023)
+
+/// Marks the send as being resolved by the caller until `lease` from now.
+pub async fn lease_resolution(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    send: Uuid,
+    lease: Duration,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO send_resolutions (tenant_id, send_id, lease_until) VALUES ($1, $2, now() + make_interval(secs => $3)) \
+         ON CONFLICT (tenant_id, send_id) DO UPDATE SET lease_until = excluded.lease_until",
+    )
+    .bind(tenant)
+    .bind(send)
+    .bind(lease.as_secs_f64())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks a send that is still resolving (false when it was cancelled or
+/// its lease was reaped), so a page of recipients and the lease's renewal
+/// commit together.
+pub async fn still_resolving(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    send: Uuid,
+) -> sqlx::Result<bool> {
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "SELECT s.id FROM sends s JOIN send_resolutions r ON r.tenant_id = s.tenant_id AND r.send_id = s.id \
+         WHERE s.tenant_id = $1 AND s.id = $2 AND s.status = $3 FOR UPDATE OF s",
+    )
+    .bind(tenant)
+    .bind(send)
+    .bind(SendStatus::Resolving as i16)
+    .fetch_optional(tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The whole audience is known: its queued recipients are scheduled and
+/// the send is queued (or completed, with no one to send to).
+pub async fn finish_resolution(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    send: Uuid,
+    rate: u32,
+) -> sqlx::Result<()> {
+    let scheduled = schedule(&mut *tx, tenant, send, rate).await?;
+    let status = if scheduled == 0 {
+        SendStatus::Completed
+    } else {
+        SendStatus::Queued
+    };
+    sqlx::query(
+        "UPDATE sends SET status = $3, completed_at = CASE WHEN $3 = $4 THEN now() END, version = version + 1 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(send)
+    .bind(status as i16)
+    .bind(SendStatus::Completed as i16)
+    .execute(&mut *tx)
+    .await?;
+    release_resolution(tx, tenant, send).await
+}
+
+async fn release_resolution(tx: &mut PgConnection, tenant: Uuid, send: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM send_resolutions WHERE tenant_id = $1 AND send_id = $2")
+        .bind(tenant)
+        .bind(send)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The audience could not be resolved: the send is cancelled with the
+/// reason, and the recipients found so far with it (none was queued).
+/// False when it was no longer resolving.
+pub async fn abandon_resolution(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    send: Uuid,
+    error: &str,
+) -> sqlx::Result<bool> {
+    let changed = sqlx::query(
+        "UPDATE sends SET status = $3, error = $4, completed_at = now(), version = version + 1 \
+         WHERE tenant_id = $1 AND id = $2 AND status = $5",
+    )
+    .bind(tenant)
+    .bind(send)
+    .bind(SendStatus::Cancelled as i16)
+    .bind(error)
+    .bind(SendStatus::Resolving as i16)
+    .execute(&mut *tx)
+    .await?;
+    cancel_queued(&mut *tx, tenant, send).await?;
+    release_resolution(tx, tenant, send).await?;
+    Ok(changed.rows_affected() > 0)
+}
+
+/// Resolutions whose lease ran out: their resolver stopped (a crash, or a
+/// stop in the middle). Returns (tenant, send), the leases removed.
+pub async fn expired_resolutions(
+    tx: &mut Transaction<'_, Postgres>,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "DELETE FROM send_resolutions q USING (SELECT tenant_id, send_id FROM send_resolutions \
+           WHERE lease_until < now() ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED) d \
+         WHERE q.tenant_id = d.tenant_id AND q.send_id = d.send_id RETURNING q.tenant_id, q.send_id",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -485,7 +618,7 @@ pub async fn cancel(
 ) -> sqlx::Result<bool> {
     let changed = sqlx::query(
         "UPDATE sends SET status = $3, completed_at = now(), updated_at = now(), updated_by = $4, version = version + 1 \
-         WHERE tenant_id = $1 AND id = $2 AND status IN ($5, $6)",
+         WHERE tenant_id = $1 AND id = $2 AND status IN ($5, $6, $7)",
     )
     .bind(tenant)
     .bind(send)
@@ -493,11 +626,20 @@ pub async fn cancel(
     .bind(actor)
     .bind(SendStatus::Queued as i16)
     .bind(SendStatus::Sending as i16)
+    .bind(SendStatus::Resolving as i16)
     .execute(&mut *tx)
     .await?;
     if changed.rows_affected() == 0 {
         return Ok(false);
     }
+    cancel_queued(&mut *tx, tenant, send).await?;
+    release_resolution(tx, tenant, send).await?;
+    Ok(true)
+}
+
+/// Queued recipients of the send are cancelled and leave the queue; those
+/// a sender holds finish.
+async fn cancel_queued(tx: &mut PgConnection, tenant: Uuid, send: Uuid) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE send_recipients SET status = $3 WHERE tenant_id = $1 AND send_id = $2 AND status = $4",
     )
@@ -514,7 +656,7 @@ pub async fn cancel(
     .bind(send)
     .execute(tx)
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// An erasure: the person's recipient rows keep their outcome but lose the

@@ -117,6 +117,28 @@ async fn create_send(client: &mut Client, send: Send) -> Result<Send, tonic::Sta
         .map(|r| r.into_inner().send.expect("send"))
 }
 
+/// The send once its audience is resolved (queued, or already over).
+async fn resolved(client: &mut Client, send: &str) -> Send {
+    let messages = client.messages.clone();
+    testkit::eventually(
+        "the audience to be resolved",
+        Duration::from_secs(60),
+        || {
+            let (mut messages, id) = (messages.clone(), send.to_owned());
+            async move {
+                let send = messages
+                    .get_send(GetSendRequest { id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .send?;
+                (send.status != SendStatus::Resolving as i32).then_some(send)
+            }
+        },
+    )
+    .await
+}
+
 async fn finished(client: &mut Client, send: &str) -> Send {
     let messages = client.messages.clone();
     testkit::eventually("the send to finish", Duration::from_secs(60), || {
@@ -264,9 +286,10 @@ async fn a_send_reaches_only_reachable_members_once_with_their_data() {
     assert_eq!(recipients.len(), 4);
 }
 
-/// Sends `template` to the campaign's members.
+/// Sends `template` to the campaign's members; the send once its
+/// audience is resolved.
 async fn send_to(client: &mut Client, template: &Template, campaign: &Campaign) -> Send {
-    create_send(
+    let send = create_send(
         client,
         Send {
             template_id: template.id.clone(),
@@ -275,7 +298,9 @@ async fn send_to(client: &mut Client, template: &Template, campaign: &Campaign) 
         },
     )
     .await
-    .expect("send")
+    .expect("send");
+    assert_eq!(send.status, SendStatus::Resolving as i32, "{send:?}");
+    resolved(client, &send.id).await
 }
 
 /// Consenting contacts, `n` of them, as members of an active campaign.
@@ -558,6 +583,17 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
     .await
     .expect_err("unknown template");
     assert_eq!(violated_fields(&unknown_template), vec!["send.template_id"]);
+    let unknown_segment = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            segment_id: Uuid::now_v7().to_string(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("unknown segment");
+    assert_eq!(violated_fields(&unknown_segment), vec!["send.segment_id"]);
 
     // A rep neither sends nor reads who a send went to; another tenant's
     // admin finds neither the template nor the send.
@@ -788,4 +824,143 @@ async fn an_sms_send_goes_through_the_provider_to_consenting_phones_only() {
     assert!(ada_sms["reference"]
         .as_str()
         .is_some_and(|r| r.starts_with(&app.tenant.to_string())));
+}
+
+async fn static_segment(client: &mut Client, contacts: &[&str]) -> people::Segment {
+    client
+        .segments
+        .create_segment(people::CreateSegmentRequest {
+            segment: Some(people::Segment {
+                name: "Readers".into(),
+                kind: people::SegmentKind::Static as i32,
+                ..Default::default()
+            }),
+            contact_ids: contacts.iter().map(|c| (*c).to_owned()).collect(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("segment")
+        .into_inner()
+        .segment
+        .expect("segment")
+}
+
+#[tokio::test]
+async fn a_segment_send_resolves_in_the_background_and_a_stopped_resolution_cancels_it() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    identity(&mut admin).await;
+    let template = template(&mut admin).await;
+    let granted = Some(ConsentStatus::Granted);
+    let ada = person(&mut admin, "Ada", "ada@example.com", "", granted).await;
+    let bob = person(&mut admin, "Bob", "bob@example.com", "", granted).await;
+    let carol = person(&mut admin, "Carol", "carol@example.com", "", None).await;
+    let segment = static_segment(&mut admin, &[&ada, &bob, &carol]).await;
+
+    // Another tenant cannot send to it: the segment is not theirs.
+    let mut stranger = app.stranger();
+    identity(&mut stranger).await;
+    let theirs = self::template(&mut stranger).await;
+    let foreign = create_send(
+        &mut stranger,
+        Send {
+            template_id: theirs.id.clone(),
+            segment_id: segment.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("another tenant's segment");
+    assert_eq!(violated_fields(&foreign), vec!["send.segment_id"]);
+
+    let created = create_send(
+        &mut admin,
+        Send {
+            template_id: template.id.clone(),
+            segment_id: segment.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("send");
+    assert_eq!(
+        (created.status, created.recipients),
+        (SendStatus::Resolving as i32, 0),
+        "answered before the audience is resolved"
+    );
+    let done = finished(&mut admin, &created.id).await;
+    assert_eq!(
+        (done.status, done.recipients, done.sent),
+        (SendStatus::Completed as i32, 3, 2),
+        "{done:?}"
+    );
+    assert_eq!(
+        done.skipped.get(SkipReason::NoConsent.as_str_name()),
+        Some(&1)
+    );
+    let mut to: Vec<String> = app
+        .smtp
+        .wait_for(2)
+        .await
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, vec!["ada@example.com", "bob@example.com"]);
+
+    // A resolver that stopped mid-way (its pod crashed) leaves a resolving
+    // send with a page of unscheduled recipients and a lease that runs out.
+    app.stop_marketing().await;
+    let pool = app.services.db("marketing").admin_pool().await;
+    let stopped = Uuid::now_v7();
+    let first = Uuid::parse_str(&created.id).expect("id");
+    sqlx::query(
+        "INSERT INTO sends (tenant_id, id, template_id, sender_identity_id, segment_id, channel, status) \
+         SELECT tenant_id, $2, template_id, sender_identity_id, segment_id, channel, $3 FROM sends WHERE id = $1",
+    )
+    .bind(first)
+    .bind(stopped)
+    .bind(SendStatus::Resolving as i16)
+    .execute(&pool)
+    .await
+    .expect("a resolving send");
+    sqlx::query(
+        "INSERT INTO send_recipients (tenant_id, id, send_id, contact_id, address, status) \
+         SELECT tenant_id, $2, $3, contact_id, address, $4 FROM send_recipients WHERE send_id = $1 AND status = $5 LIMIT 1",
+    )
+    .bind(first)
+    .bind(Uuid::now_v7())
+    .bind(stopped)
+    .bind(RecipientStatus::Queued as i16)
+    .bind(RecipientStatus::Sent as i16)
+    .execute(&pool)
+    .await
+    .expect("a page resolved");
+    sqlx::query(
+        "INSERT INTO send_resolutions (tenant_id, send_id, lease_until) \
+         SELECT tenant_id, id, now() - interval '1 second' FROM sends WHERE id = $1",
+    )
+    .bind(stopped)
+    .execute(&pool)
+    .await
+    .expect("an expired lease");
+    app.start_marketing().await;
+    let mut admin = app.admin();
+    let cancelled = finished(&mut admin, &stopped.to_string()).await;
+    assert_eq!(
+        (cancelled.status, cancelled.cancelled, cancelled.sent),
+        (SendStatus::Cancelled as i32, 1, 0),
+        "{cancelled:?}"
+    );
+    assert!(
+        cancelled.error.contains("stopped before it finished"),
+        "{}",
+        cancelled.error
+    );
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM outbound_queue WHERE send_id = $1")
+        .bind(stopped)
+        .fetch_one(&pool)
+        .await
+        .expect("queue");
+    assert_eq!(queued, 0, "nothing of it is ever sent");
 }
