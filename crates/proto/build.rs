@@ -56,6 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute("crm.marketing.v1.SubmittedLead", SERDE)
         .type_attribute("crm.marketing.v1.EarnRule", SERDE)
         .type_attribute("crm.marketing.v1.Tier", SERDE)
+        .type_attribute("crm.marketing.v1.RuleCondition", SERDE)
+        .type_attribute("crm.marketing.v1.RuleAction", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

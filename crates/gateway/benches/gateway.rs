@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             ),
         ]
         .into(),
+        service_secrets: Default::default(),
         bootstrap_token: Some("bootstrap-secret-for-the-benchmark".into()),
         key_encryption: gateway::sealing::KeyEncryptionKeys::only(
             gateway::sealing::KeyEncryptionKey::generate(),
@@ -103,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
         service: marketing_config,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
         scan_interval: Duration::from_secs(60),
+        service_tokens: Default::default(),
+        automation_retry: Duration::from_secs(5),
         sending: marketing::config::SendingConfig {
             relay: None,
             ..marketing::config::SendingConfig::to("smtp://127.0.0.1:9", 1)

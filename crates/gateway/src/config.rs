@@ -15,6 +15,10 @@ pub struct GatewayConfig {
     /// for `crm.customers.v1`): `GATEWAY_<DOMAIN>_URL` for every domain the
     /// contracts declare. A domain without a URL answers 503.
     pub services: std::collections::BTreeMap<String, String>,
+    /// SHA-256 of each service's client secret (`GATEWAY_<DOMAIN>_SECRET`,
+    /// at least 32 characters), for the client-credentials grant at
+    /// `/v1/auth/service-token`; a service without one gets no token.
+    pub service_secrets: std::collections::BTreeMap<String, [u8; 32]>,
     /// Secret that authorises creating tenants and rotating keys (platform
     /// operators, not tenant admins). Unset disables those operations.
     pub bootstrap_token: Option<String>,
@@ -76,13 +80,24 @@ impl GatewayConfig {
             env.required("DATABASE_URL", "a postgres:// URL for the runtime role");
         let migration_url = env.optional("MIGRATION_DATABASE_URL", "a postgres:// URL");
         let mut services = std::collections::BTreeMap::new();
+        let mut service_secrets = std::collections::BTreeMap::new();
         for domain in crate::http::transcode::message::domains() {
             let name = format!("{}_URL", domain.to_ascii_uppercase());
             if let Some(url) = env.optional::<String>(&name, "an http:// URL") {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     env.problem(format!("GATEWAY_{name}: {url:?} is not an http:// URL"));
                 }
-                services.insert(domain, url);
+                services.insert(domain.clone(), url);
+            }
+            let name = format!("{}_SECRET", domain.to_ascii_uppercase());
+            if let Some(secret) =
+                env.optional::<String>(&name, "a secret of at least 32 characters")
+            {
+                if secret.len() < 32 {
+                    env.problem(format!("GATEWAY_{name} must be at least 32 characters"));
+                }
+                use sha2::Digest as _;
+                service_secrets.insert(domain, sha2::Sha256::digest(secret.as_bytes()).into());
             }
         }
         let bootstrap_token: Option<String> =
@@ -181,6 +196,7 @@ impl GatewayConfig {
                 max_connections: 20,
             },
             services,
+            service_secrets,
             bootstrap_token,
             key_encryption: crate::sealing::KeyEncryptionKeys {
                 current: current_kek,

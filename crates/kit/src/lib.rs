@@ -35,6 +35,7 @@ pub mod rpc;
 pub mod scan;
 pub mod search;
 pub mod service;
+pub mod service_tokens;
 pub mod streams;
 pub mod tags;
 pub mod telemetry;

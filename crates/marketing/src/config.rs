@@ -22,6 +22,12 @@ pub struct MarketingConfig {
     /// How often the loyalty expiry scan looks for points that are due
     /// (`MARKETING_SCAN_INTERVAL_MS`, 60 s).
     pub scan_interval: Duration,
+    /// How the service gets tokens to act by itself (automation rules):
+    /// `CRM_SERVICE_TOKEN_URL` and `CRM_SERVICE_SECRET`.
+    pub service_tokens: std::sync::Arc<kit::service_tokens::ServiceTokens>,
+    /// First retry delay of a failed automation action, doubled per
+    /// attempt (`MARKETING_AUTOMATION_RETRY_MS`, 5 s).
+    pub automation_retry: Duration,
 }
 
 /// Where e-mail goes and how fast.
@@ -163,11 +169,15 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
             }
         });
     let scan_interval = env.millis("SCAN_INTERVAL_MS", Duration::from_secs(60));
+    let service_tokens = std::sync::Arc::new(kit::service_tokens::ServiceTokens::parse(&mut env));
+    let automation_retry = env.millis("AUTOMATION_RETRY_MS", Duration::from_secs(5));
     env.finish()?;
     Ok(MarketingConfig {
         service,
         customers_url,
         scan_interval,
+        service_tokens,
+        automation_retry,
         sending: SendingConfig {
             relay,
             rate_per_tenant: rate_per_tenant.max(1),

@@ -4,7 +4,8 @@
 //! service's events; suppression lists per tenant and, for hard bounces,
 //! for every tenant; the reachability rule a send applies; templates and
 //! sends; lead-capture forms whose submissions sales makes leads of; and
-//! loyalty programs with points, tiers, expiry and coupons.
+//! loyalty programs with points, tiers, expiry and coupons; automation
+//! rules that act on any service's events.
 //!
 //! [`build`] wires the gRPC services, the outbox relay and the consumer of
 //! the customers service's events onto the platform kit.
@@ -18,6 +19,7 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use crm_proto::crm::marketing::v1::automation_service_server::AutomationServiceServer;
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
 use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
 use crm_proto::crm::marketing::v1::form_service_server::FormServiceServer;
@@ -28,6 +30,7 @@ use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::MarketingConfig;
+use crate::events::automation::{Runner, Triggers};
 use crate::events::expiry::ExpiryScanner;
 use crate::events::mailer::Mailer;
 use crate::events::sales::SalesEvents;
@@ -35,8 +38,9 @@ use crate::events::sender::Sender;
 use crate::events::sms::SmsProvider;
 use crate::events::CustomerEvents;
 use crate::grpc::{
-    campaigns::CampaignHandlers, consent::ConsentHandlers, forms::FormHandlers,
-    loyalty::LoyaltyHandlers, messages::MessageHandlers, tracking::TrackingHandlers, State,
+    automations::AutomationHandlers, campaigns::CampaignHandlers, consent::ConsentHandlers,
+    forms::FormHandlers, loyalty::LoyaltyHandlers, messages::MessageHandlers,
+    tracking::TrackingHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -70,6 +74,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         resolution_lease: config.sending.lease,
         links: config.sending.link_key.clone(),
         webhook_key: config.sending.webhook_key.clone(),
+        service_tokens: config.service_tokens.clone(),
     });
     let grpc = GrpcRoutes::default()
         .serve(CampaignServiceServer::new(CampaignHandlers(state.clone())))
@@ -77,7 +82,10 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         .serve(MessageServiceServer::new(MessageHandlers(state.clone())))
         .serve(FormServiceServer::new(FormHandlers(state.clone())))
         .serve(LoyaltyServiceServer::new(LoyaltyHandlers(state.clone())))
-        .serve(TrackingServiceServer::new(TrackingHandlers(state.clone())));
+        .serve(TrackingServiceServer::new(TrackingHandlers(state.clone())))
+        .serve(AutomationServiceServer::new(AutomationHandlers(
+            state.clone(),
+        )));
     let expiry = ExpiryScanner::new(
         context.db.clone(),
         context.outbox.clone(),
@@ -109,6 +117,23 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         SalesEvents(context.outbox.clone()),
     )
     .await?;
+    // Automation rules hear every domain's events, each through its own
+    // durable consumer (a slow rule never holds up the consent replica).
+    let mut triggers = Vec::new();
+    for domain in ["customers", "sales", "marketing"] {
+        let consumer = InboxConsumer::create(
+            context.db.clone(),
+            context.jetstream.clone(),
+            context.naming.clone(),
+            &context.config.nats,
+            ConsumerSpec::new("marketing-automation", domain),
+            Triggers,
+        )
+        .await?;
+        triggers.push(background(move |shutdown| consumer.run(shutdown)));
+    }
+    let runner = Runner::new(state.clone(), config.automation_retry, config.scan_interval);
+    triggers.push(background(move |shutdown| kit::scan::run(runner, shutdown)));
     launch(
         context,
         grpc,
@@ -117,7 +142,10 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
             background(move |shutdown| won.run(shutdown)),
             background(move |shutdown| sender.run(shutdown)),
             background(move |shutdown| kit::scan::run(expiry, shutdown)),
-        ],
+        ]
+        .into_iter()
+        .chain(triggers)
+        .collect(),
     )
     .await
 }

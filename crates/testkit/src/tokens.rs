@@ -11,6 +11,7 @@ pub const AUDIENCE: &str = "crm";
 pub struct TokenIssuer {
     kid: String,
     signer: TokenSigner,
+    private_pem: String,
     public_pem: String,
     public_raw: [u8; 32],
 }
@@ -24,6 +25,7 @@ impl TokenIssuer {
         Self {
             kid,
             signer,
+            private_pem,
             public_pem,
             public_raw,
         }
@@ -35,6 +37,17 @@ impl TokenIssuer {
 
     pub fn public_key_pem(&self) -> &str {
         &self.public_pem
+    }
+
+    /// Tokens `service` signs for itself with this issuer's key (the
+    /// gateway's client-credentials grant, in process).
+    pub fn service_tokens(&self, service: &str) -> kit::service_tokens::ServiceTokens {
+        kit::service_tokens::ServiceTokens::Local {
+            signer: TokenSigner::from_pem(&self.private_pem, self.kid.clone()).expect("signer"),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            service: service.into(),
+        }
     }
 
     /// The public key as a JWKS document.

@@ -43,6 +43,25 @@ pub struct TokenResponse {
     pub refresh_token: String,
 }
 
+/// The tenant a service wants to act in.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTokenRequest {
+    pub tenant_id: Uuid,
+}
+
+/// A short-lived access token of subject `service:<name>`.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// Lifetime of the tokens services obtain for themselves.
+const SERVICE_TOKEN_TTL: u64 = 300;
+
 #[derive(Serialize, ToSchema)]
 pub struct Me {
     pub tenant_id: Uuid,
@@ -302,4 +321,71 @@ pub async fn me(caller: Caller) -> Json<Me> {
         teams: context.teams,
         visibility: format!("{:?}", context.visibility).to_lowercase(),
     })
+}
+
+/// Claims of a token for `service` acting by itself in `tenant`.
+pub fn service_claims(state: &SharedState, service: &str, tenant: Uuid, ttl: u64) -> Claims {
+    let now = Utc::now().timestamp();
+    Claims {
+        iss: state.config.issuer.clone(),
+        aud: state.config.audience.clone(),
+        sub: format!("service:{service}"),
+        tid: tenant,
+        roles: vec![Role::Service],
+        teams: Vec::new(),
+        scopes: Vec::new(),
+        vis: kit::auth::Visibility::Tenant,
+        exp: now + ttl as i64,
+        iat: now,
+        jti: Uuid::now_v7().to_string(),
+    }
+}
+
+/// The client-credentials grant (RFC 6749 section 4.4) for the platform's
+/// own services: a service presents its secret (`GATEWAY_<DOMAIN>_SECRET`
+/// here, `CRM_SERVICE_SECRET` there) as a bearer token and gets a token to
+/// act by itself in one tenant (automation rules, journeys).
+#[utoipa::path(post, path = "/v1/auth/service-token", tag = "auth", request_body = ServiceTokenRequest,
+    responses((status = 200, body = ServiceToken),
+        (status = 401, description = "not a service's secret", body = problem::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "no such tenant", body = problem::ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn service_token(
+    State(state): State<SharedState>,
+    headers: axum::http::HeaderMap,
+    JsonBody(request): JsonBody<ServiceTokenRequest>,
+) -> Result<Json<ServiceToken>, Problem> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .unwrap_or_default();
+    // Digests are compared, so the time taken tells nothing of a secret.
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let service = state
+        .config
+        .service_secrets
+        .iter()
+        .find(|(_, secret)| **secret == digest)
+        .map(|(name, _)| name.clone())
+        .ok_or_else(|| Problem::unauthenticated("not a service's secret"))?;
+    let mut tx = state.db.pool().begin().await?;
+    identity::find_tenant(&mut tx, request.tenant_id)
+        .await?
+        .ok_or_else(|| Problem::from(kit::Error::not_found("tenant", request.tenant_id)))?;
+    drop(tx);
+    let claims = service_claims(&state, &service, request.tenant_id, SERVICE_TOKEN_TTL);
+    let access_token = state
+        .keys
+        .sign(&claims)
+        .await
+        .map_err(|e| Problem::from(kit::Error::internal(e)))?;
+    Ok(Json(ServiceToken {
+        access_token,
+        token_type: "Bearer",
+        expires_in: SERVICE_TOKEN_TTL,
+    }))
 }

@@ -87,7 +87,7 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
 #[openapi(
     info(title = "CRM API", version = "1.0.0", description = "REST/JSON API of the CRM platform. Errors are RFC 9457 problem documents."),
     paths(
-        auth::login, auth::refresh, auth::logout, auth::jwks, auth::me,
+        auth::login, auth::refresh, auth::logout, auth::service_token, auth::jwks, auth::me,
         tenants::create, tenants::rotate_keys,
         users::create, users::list, users::update,
         api_keys::create, api_keys::list, api_keys::revoke,

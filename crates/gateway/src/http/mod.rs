@@ -373,6 +373,7 @@ pub fn router(
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/service-token", post(auth::service_token))
         .route("/v1/me", get(auth::me))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/admin/keys/rotate", post(tenants::rotate_keys))

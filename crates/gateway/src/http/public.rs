@@ -23,7 +23,7 @@ use crm_proto::crm::marketing::v1::{
     DescribeFormRequest, DescribeUnsubscribeRequest, FormFieldTarget, RecordClickRequest,
     RecordDeliveryReportsRequest, RecordOpenRequest, SubmitFormRequest, UnsubscribeRequest,
 };
-use kit::auth::{Claims, Role, Visibility};
+use kit::auth::Role;
 use uuid::Uuid;
 
 use super::auth::ClientIp;
@@ -90,20 +90,7 @@ async fn as_service<T>(
     tenant: Uuid,
     message: T,
 ) -> Result<tonic::Request<T>, Refused> {
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        iss: state.config.issuer.clone(),
-        aud: state.config.audience.clone(),
-        sub: "service:gateway-public-routes".into(),
-        tid: tenant,
-        roles: vec![Role::Service],
-        teams: Vec::new(),
-        scopes: Vec::new(),
-        vis: Visibility::Tenant,
-        exp: now + 60,
-        iat: now,
-        jti: Uuid::now_v7().to_string(),
-    };
+    let claims = super::auth::service_claims(state, "gateway-public-routes", tenant, 60);
     let signed = state
         .keys
         .sign(&claims)

@@ -1,3 +1,4 @@
+use sha2::Digest as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -171,6 +172,11 @@ async fn launch(
             ),
         ]
         .into(),
+        service_secrets: [(
+            "marketing".to_owned(),
+            sha2::Sha256::digest(SERVICE_SECRET.as_bytes()).into(),
+        )]
+        .into(),
         bootstrap_token: Some(BOOTSTRAP.into()),
         key_encryption: gateway::sealing::KeyEncryptionKeys::only(sealing.clone()),
         issuer: "crm-gateway".into(),
@@ -230,6 +236,12 @@ async fn launch(
         service: marketing,
         customers_url: format!("http://127.0.0.1:{customers_port}"),
         scan_interval: Duration::from_secs(60),
+        // Automation acts through the gateway's client-credentials grant.
+        service_tokens: std::sync::Arc::new(kit::service_tokens::ServiceTokens::gateway(
+            format!("http://{}/v1/auth/service-token", gateway.addr),
+            SERVICE_SECRET.into(),
+        )),
+        automation_retry: Duration::from_millis(200),
         sending: marketing::config::SendingConfig {
             // Links in messages point at this gateway's public routes.
             public_url: format!("http://{}", gateway.addr),
@@ -244,6 +256,10 @@ async fn launch(
     }
     Ok(gateway)
 }
+
+/// The marketing service's client secret at the gateway
+/// (`GATEWAY_MARKETING_SECRET`, `CRM_SERVICE_SECRET`).
+pub const SERVICE_SECRET: &str = "marketing-service-secret-for-the-tests-0123";
 
 /// The key the relay's delivery reports are signed with in these tests
 /// (`MARKETING_WEBHOOK_KEY`).

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod attribution;
+pub mod automation;
 pub mod campaign;
 pub mod form;
 pub mod links;

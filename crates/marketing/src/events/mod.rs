@@ -11,8 +11,10 @@
 //!   readable), their send recipients lose address and variables
 //!   (messages still queued for them are cancelled), the form
 //!   submissions that gave one of their addresses go, and so do their
-//!   loyalty accounts and history (coupon redemptions stay counted).
+//!   loyalty accounts and history (coupon redemptions stay counted), and
+//!   their automation runs.
 
+pub mod automation;
 pub mod expiry;
 pub mod mailer;
 pub mod sales;
@@ -118,6 +120,7 @@ impl EventHandler for CustomerEvents {
                 consent::erase_addresses(tx, tenant, &erased.contact_point_hashes).await?;
                 crate::store::forms::erase_points(tx, tenant, &erased.contact_point_hashes).await?;
                 loyalty::forget_contact(tx, tenant, contact).await?;
+                crate::store::automations::erase_contact(tx, tenant, contact).await?;
                 // A send whose last queued message was the person's is over.
                 let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);
                 for send in sends {

@@ -8,6 +8,7 @@ use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::{self as customers, Channel};
 use crm_proto::crm::marketing::v1::message_service_server::MessageService;
 use crm_proto::crm::marketing::v1::*;
+use kit::auth::CallerContext;
 use kit::contact_point::Email;
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
@@ -98,6 +99,197 @@ pub(super) async fn visible_contact(
         }
         Err(status) => Err(upstream(status)),
     }
+}
+
+/// Creates a send: CreateSend, and automation rules acting as the
+/// service (`token` is then the service's own).
+pub(crate) async fn create_send(
+    state: &SharedState,
+    caller: CallerContext,
+    token: Forwarded,
+    request: CreateSendRequest,
+) -> kit::Result<CreateSendResponse> {
+    authorize(&caller, Action::Send)?;
+    let fingerprint = kit::idempotency::fingerprint(&CreateSendRequest {
+        request_id: String::new(),
+        ..request.clone()
+    });
+    let s = request
+        .send
+        .ok_or_else(|| Error::invalid("send", "is required"))?;
+    let mut v = Violations::new();
+    let campaign = v
+        .check(optional_id("send.campaign_id", &s.campaign_id))
+        .flatten();
+    let segment = v
+        .check(optional_id("send.segment_id", &s.segment_id))
+        .flatten();
+    let named = parse_ids("send.contact_ids", &s.contact_ids, &mut v);
+    let audiences = usize::from(campaign.is_some())
+        + usize::from(segment.is_some())
+        + usize::from(!s.contact_ids.is_empty());
+    if audiences != 1 {
+        v.add(
+            "send",
+            "name exactly one audience: campaign_id, segment_id or contact_ids",
+        );
+    }
+    v.into_result()?;
+    let tenant = caller.tenant_id;
+    let mut tx = state.begin(&caller).await?;
+    let replayed =
+        kit::idempotency::replayed(&mut tx, tenant, "send", &request.request_id, &fingerprint)
+            .await?;
+    if let Some(existing) = replayed {
+        let send = store::find_send(&mut tx, tenant, existing)
+            .await?
+            .ok_or_else(|| Error::not_found("send", existing))?;
+        return Ok(CreateSendResponse { send: Some(send) });
+    }
+    let t = template_of(&mut tx, tenant, "send.template_id", &s.template_id).await?;
+    let channel = Channel::try_from(t.channel).unwrap_or(Channel::Email);
+    // E-mail needs the relay and a sender identity; SMS the provider
+    // (it sends from MARKETING_SMS_FROM).
+    let identity = if channel == Channel::Sms {
+        if state.sms.is_none() {
+            return Err(Error::FailedPrecondition(
+                "no SMS provider is configured (MARKETING_SMS_URL)".into(),
+            ));
+        }
+        None
+    } else {
+        if state.mailer.is_none() {
+            return Err(Error::FailedPrecondition(
+                "no mail relay is configured (MARKETING_SMTP_URL)".into(),
+            ));
+        }
+        Some(
+            identity_of(
+                &mut tx,
+                tenant,
+                "send.sender_identity_id",
+                &s.sender_identity_id,
+            )
+            .await?,
+        )
+    };
+    let mut members = Vec::new();
+    if let Some(campaign) = campaign {
+        let c = campaigns::find_to_change(
+            &mut tx,
+            tenant,
+            &crate::domain::access::scope(&caller),
+            campaign,
+        )
+        .await?
+        .ok_or_else(|| Error::invalid("send.campaign_id", "no campaign you may send for"))?;
+        let status = CampaignStatus::try_from(c.status).unwrap_or_default();
+        if status != CampaignStatus::Active {
+            return Err(Error::FailedPrecondition(format!(
+                "the campaign is {}; activate it to send",
+                crate::domain::campaign::status_name(status)
+            )));
+        }
+        members = crate::store::members::contact_ids(&mut tx, tenant, campaign).await?;
+    }
+    commit(tx).await?;
+    let new = NewSend {
+        id: Uuid::now_v7(),
+        template: parse_id("send.template_id", &t.id)?,
+        identity: identity.and_then(|i| Uuid::parse_str(&i.id).ok()),
+        campaign,
+        segment,
+        contacts: named.clone(),
+        channel: t.channel,
+    };
+    // A contact list (at most 1,000) is resolved now, so a bad id
+    // is refused; a campaign or a segment, of any size, in the
+    // background (ADR 0023), both with the caller's rights.
+    let audience = match (campaign, segment) {
+        (Some(_), _) => Some(Audience::Campaign(members)),
+        (None, Some(segment)) => {
+            let mut client = SegmentServiceClient::new(state.customers.clone());
+            let lookup = customers::GetSegmentRequest {
+                id: segment.to_string(),
+            };
+            match client.get_segment(on_behalf(&token, lookup)).await {
+                Ok(_) => {}
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    return Err(Error::invalid("send.segment_id", "no such segment"))
+                }
+                Err(status) => return Err(upstream(status)),
+            }
+            Some(Audience::Segment(segment))
+        }
+        (None, None) => None,
+    };
+    let resolved = match audience {
+        Some(_) => Vec::new(),
+        None => {
+            let found = contacts_by_id(state, &token, &named).await?;
+            let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
+            if let Some(i) = s
+                .contact_ids
+                .iter()
+                .position(|id| !seen.contains(id.as_str()))
+            {
+                return Err(Error::invalid(
+                    format!("send.contact_ids[{i}]"),
+                    "no such contact",
+                ));
+            }
+            let mut taken = HashSet::new();
+            let (state, token) = (state, &token);
+            recipients(
+                state,
+                token,
+                &caller,
+                channel,
+                found,
+                Vec::new(),
+                &mut taken,
+            )
+            .await?
+        }
+    };
+    let status = match &audience {
+        Some(_) => SendStatus::Resolving,
+        None if resolved.iter().all(|r| r.skipped.is_some()) => SendStatus::Completed,
+        None => SendStatus::Queued,
+    };
+    let mut tx = state.begin(&caller).await?;
+    store::insert_send(&mut tx, tenant, &new, status, &caller.subject).await?;
+    if audience.is_some() {
+        store::lease_resolution(&mut tx, tenant, new.id, state.resolution_lease).await?;
+    } else {
+        store::insert_recipients(&mut tx, tenant, new.id, &resolved).await?;
+        store::schedule(&mut tx, tenant, new.id, state.sending_rate).await?;
+    }
+    kit::idempotency::remember(
+        &mut tx,
+        tenant,
+        "send",
+        &request.request_id,
+        &fingerprint,
+        new.id,
+    )
+    .await?;
+    let send = store::find_send(&mut tx, tenant, new.id)
+        .await?
+        .ok_or_else(|| Error::not_found("send", new.id))?;
+    commit(tx).await?;
+    if let Some(audience) = audience {
+        Resolution {
+            state: state.clone(),
+            token,
+            caller,
+            send: new.id,
+            channel,
+            audience,
+        }
+        .spawn();
+    }
+    Ok(CreateSendResponse { send: Some(send) })
 }
 
 #[tonic::async_trait]
@@ -388,194 +580,7 @@ impl MessageService for MessageHandlers {
     ) -> Result<Response<CreateSendResponse>, Status> {
         let token = token_of(&request);
         handle(request, |caller, request| async move {
-            authorize(&caller, Action::Send)?;
-            let fingerprint = kit::idempotency::fingerprint(&CreateSendRequest {
-                request_id: String::new(),
-                ..request.clone()
-            });
-            let s = request
-                .send
-                .ok_or_else(|| Error::invalid("send", "is required"))?;
-            let mut v = Violations::new();
-            let campaign = v
-                .check(optional_id("send.campaign_id", &s.campaign_id))
-                .flatten();
-            let segment = v
-                .check(optional_id("send.segment_id", &s.segment_id))
-                .flatten();
-            let named = parse_ids("send.contact_ids", &s.contact_ids, &mut v);
-            let audiences = usize::from(campaign.is_some())
-                + usize::from(segment.is_some())
-                + usize::from(!s.contact_ids.is_empty());
-            if audiences != 1 {
-                v.add(
-                    "send",
-                    "name exactly one audience: campaign_id, segment_id or contact_ids",
-                );
-            }
-            v.into_result()?;
-            let tenant = caller.tenant_id;
-            let mut tx = self.0.begin(&caller).await?;
-            let replayed = kit::idempotency::replayed(
-                &mut tx,
-                tenant,
-                "send",
-                &request.request_id,
-                &fingerprint,
-            )
-            .await?;
-            if let Some(existing) = replayed {
-                let send = store::find_send(&mut tx, tenant, existing)
-                    .await?
-                    .ok_or_else(|| Error::not_found("send", existing))?;
-                return Ok(CreateSendResponse { send: Some(send) });
-            }
-            let t = template_of(&mut tx, tenant, "send.template_id", &s.template_id).await?;
-            let channel = Channel::try_from(t.channel).unwrap_or(Channel::Email);
-            // E-mail needs the relay and a sender identity; SMS the provider
-            // (it sends from MARKETING_SMS_FROM).
-            let identity = if channel == Channel::Sms {
-                if self.0.sms.is_none() {
-                    return Err(Error::FailedPrecondition(
-                        "no SMS provider is configured (MARKETING_SMS_URL)".into(),
-                    ));
-                }
-                None
-            } else {
-                if self.0.mailer.is_none() {
-                    return Err(Error::FailedPrecondition(
-                        "no mail relay is configured (MARKETING_SMTP_URL)".into(),
-                    ));
-                }
-                Some(
-                    identity_of(
-                        &mut tx,
-                        tenant,
-                        "send.sender_identity_id",
-                        &s.sender_identity_id,
-                    )
-                    .await?,
-                )
-            };
-            let mut members = Vec::new();
-            if let Some(campaign) = campaign {
-                let c = campaigns::find_to_change(
-                    &mut tx,
-                    tenant,
-                    &crate::domain::access::scope(&caller),
-                    campaign,
-                )
-                .await?
-                .ok_or_else(|| {
-                    Error::invalid("send.campaign_id", "no campaign you may send for")
-                })?;
-                let status = CampaignStatus::try_from(c.status).unwrap_or_default();
-                if status != CampaignStatus::Active {
-                    return Err(Error::FailedPrecondition(format!(
-                        "the campaign is {}; activate it to send",
-                        crate::domain::campaign::status_name(status)
-                    )));
-                }
-                members = crate::store::members::contact_ids(&mut tx, tenant, campaign).await?;
-            }
-            commit(tx).await?;
-            let new = NewSend {
-                id: Uuid::now_v7(),
-                template: parse_id("send.template_id", &t.id)?,
-                identity: identity.and_then(|i| Uuid::parse_str(&i.id).ok()),
-                campaign,
-                segment,
-                contacts: named.clone(),
-                channel: t.channel,
-            };
-            // A contact list (at most 1,000) is resolved now, so a bad id
-            // is refused; a campaign or a segment, of any size, in the
-            // background (ADR 0023), both with the caller's rights.
-            let audience = match (campaign, segment) {
-                (Some(_), _) => Some(Audience::Campaign(members)),
-                (None, Some(segment)) => {
-                    let mut client = SegmentServiceClient::new(self.0.customers.clone());
-                    let lookup = customers::GetSegmentRequest {
-                        id: segment.to_string(),
-                    };
-                    match client.get_segment(on_behalf(&token, lookup)).await {
-                        Ok(_) => {}
-                        Err(status) if status.code() == tonic::Code::NotFound => {
-                            return Err(Error::invalid("send.segment_id", "no such segment"))
-                        }
-                        Err(status) => return Err(upstream(status)),
-                    }
-                    Some(Audience::Segment(segment))
-                }
-                (None, None) => None,
-            };
-            let resolved = match audience {
-                Some(_) => Vec::new(),
-                None => {
-                    let found = contacts_by_id(&self.0, &token, &named).await?;
-                    let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
-                    if let Some(i) = s
-                        .contact_ids
-                        .iter()
-                        .position(|id| !seen.contains(id.as_str()))
-                    {
-                        return Err(Error::invalid(
-                            format!("send.contact_ids[{i}]"),
-                            "no such contact",
-                        ));
-                    }
-                    let mut taken = HashSet::new();
-                    let (state, token) = (&self.0, &token);
-                    recipients(
-                        state,
-                        token,
-                        &caller,
-                        channel,
-                        found,
-                        Vec::new(),
-                        &mut taken,
-                    )
-                    .await?
-                }
-            };
-            let status = match &audience {
-                Some(_) => SendStatus::Resolving,
-                None if resolved.iter().all(|r| r.skipped.is_some()) => SendStatus::Completed,
-                None => SendStatus::Queued,
-            };
-            let mut tx = self.0.begin(&caller).await?;
-            store::insert_send(&mut tx, tenant, &new, status, &caller.subject).await?;
-            if audience.is_some() {
-                store::lease_resolution(&mut tx, tenant, new.id, self.0.resolution_lease).await?;
-            } else {
-                store::insert_recipients(&mut tx, tenant, new.id, &resolved).await?;
-                store::schedule(&mut tx, tenant, new.id, self.0.sending_rate).await?;
-            }
-            kit::idempotency::remember(
-                &mut tx,
-                tenant,
-                "send",
-                &request.request_id,
-                &fingerprint,
-                new.id,
-            )
-            .await?;
-            let send = store::find_send(&mut tx, tenant, new.id)
-                .await?
-                .ok_or_else(|| Error::not_found("send", new.id))?;
-            commit(tx).await?;
-            if let Some(audience) = audience {
-                Resolution {
-                    state: self.0.clone(),
-                    token,
-                    caller,
-                    send: new.id,
-                    channel,
-                    audience,
-                }
-                .spawn();
-            }
-            Ok(CreateSendResponse { send: Some(send) })
+            create_send(&self.0, caller, token, request).await
         })
         .await
     }

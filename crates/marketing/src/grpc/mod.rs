@@ -2,6 +2,7 @@
 //! domain rules, call the store and write events in one transaction, encode.
 
 pub mod audience;
+pub mod automations;
 pub mod campaigns;
 pub mod consent;
 pub mod forms;
@@ -34,6 +35,8 @@ pub struct State {
     pub resolution_lease: std::time::Duration,
     /// Verifies the links in messages.
     pub links: crate::domain::links::LinkKey,
+    /// Tokens to act as the service itself (automation rules).
+    pub service_tokens: Arc<kit::service_tokens::ServiceTokens>,
     /// Verifies delivery report webhooks; none: they are refused.
     pub webhook_key: Option<crate::domain::links::LinkKey>,
 }

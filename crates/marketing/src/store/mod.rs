@@ -3,6 +3,7 @@
 //! second fence.
 
 pub mod attribution;
+pub mod automations;
 pub mod campaigns;
 pub mod consent;
 pub mod forms;

@@ -1,9 +1,11 @@
 use crm_proto::crm::common::v1::{Event, Money};
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
+use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::customers::v1::{self as people, Contact, CreateContactRequest};
+use crm_proto::crm::marketing::v1::automation_service_client::AutomationServiceClient;
 use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
 use crm_proto::crm::marketing::v1::consent_service_client::ConsentServiceClient;
 use crm_proto::crm::marketing::v1::form_service_client::FormServiceClient;
@@ -24,9 +26,11 @@ pub struct Client {
     pub messages: MessageServiceClient<Authed>,
     pub forms: FormServiceClient<Authed>,
     pub loyalty: LoyaltyServiceClient<Authed>,
+    pub automations: AutomationServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub segments: SegmentServiceClient<Authed>,
+    pub activities: ActivityServiceClient<Authed>,
 }
 
 pub struct TestApp {
@@ -59,6 +63,8 @@ impl TestApp {
             customers_url: self.services.url("customers"),
             scan_interval: std::time::Duration::from_millis(100),
             sending: marketing::config::SendingConfig::to(&self.smtp.url(), 200),
+            service_tokens: std::sync::Arc::new(self.services.issuer.service_tokens("marketing")),
+            automation_retry: std::time::Duration::from_millis(100),
         }
     }
 
@@ -158,10 +164,12 @@ impl TestApp {
             consent: ConsentServiceClient::with_interceptor(m.clone(), bearer.clone()),
             messages: MessageServiceClient::with_interceptor(m.clone(), bearer.clone()),
             forms: FormServiceClient::with_interceptor(m.clone(), bearer.clone()),
-            loyalty: LoyaltyServiceClient::with_interceptor(m, bearer.clone()),
+            loyalty: LoyaltyServiceClient::with_interceptor(m.clone(), bearer.clone()),
+            automations: AutomationServiceClient::with_interceptor(m, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
             accounts: AccountServiceClient::with_interceptor(c.clone(), bearer.clone()),
-            segments: SegmentServiceClient::with_interceptor(c, bearer),
+            segments: SegmentServiceClient::with_interceptor(c.clone(), bearer.clone()),
+            activities: ActivityServiceClient::with_interceptor(c, bearer),
         }
     }
 
@@ -282,4 +290,79 @@ pub async fn reachability(
         })
         .await
         .map(|r| r.into_inner())
+}
+
+/// The tenant's sender identity (made once).
+pub async fn identity(client: &mut Client) -> SenderIdentity {
+    client
+        .messages
+        .create_sender_identity(CreateSenderIdentityRequest {
+            identity: Some(SenderIdentity {
+                from_address: "News@Acme.example".into(),
+                from_name: "Acme News".into(),
+                ..Default::default()
+            }),
+            request_id: "identity-1".into(),
+        })
+        .await
+        .expect("identity")
+        .into_inner()
+        .identity
+        .expect("identity")
+}
+
+/// An e-mail template with contact and account variables.
+pub async fn template(client: &mut Client) -> Template {
+    client
+        .messages
+        .create_template(CreateTemplateRequest {
+            template: Some(Template {
+                name: "Welcome".into(),
+                subject: "Hello {{ contact.first_name }}".into(),
+                html_body: "<p>Dear {{ contact.full_name }} of {{ account.name }}</p>".into(),
+                text_body: "Dear {{ contact.full_name }} of {{ account.name }}".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("template")
+        .into_inner()
+        .template
+        .expect("template")
+}
+
+/// A contact with an e-mail address and, optionally, e-mail consent.
+pub async fn person(
+    client: &mut Client,
+    first: &str,
+    email: &str,
+    account: &str,
+    consent: Option<people::ConsentStatus>,
+) -> String {
+    let contact = client
+        .contacts
+        .create_contact(people::CreateContactRequest {
+            contact: Some(people::Contact {
+                first_name: first.into(),
+                last_name: "Tester".into(),
+                account_id: account.into(),
+                emails: vec![people::Email {
+                    address: email.into(),
+                    primary: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("contact")
+        .into_inner()
+        .contact
+        .expect("contact");
+    if let Some(status) = consent {
+        set_consent(client, &contact.id, people::Channel::Email, status).await;
+    }
+    contact.id
 }

@@ -1,0 +1,232 @@
+//! AutomationService: rules that act on any service's events, and their
+//! runs. The rules fire in `events::automation`.
+
+use crm_proto::crm::customers::v1 as customers;
+use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
+use crm_proto::crm::marketing::v1::automation_service_server::AutomationService;
+use crm_proto::crm::marketing::v1::*;
+use kit::error::Violations;
+use kit::paging::{finish_page, Page};
+use kit::rpc::{on_behalf, token_of, Forwarded};
+use kit::Error;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::campaigns::upstream;
+use super::{commit, handle, page_response, SharedState};
+use crate::domain::access::{authorize, Action};
+use crate::domain::{automation, parse_id};
+use crate::store::automations as store;
+use crate::store::messages;
+
+pub struct AutomationHandlers(pub SharedState);
+
+/// Checks that what the actions name exists: templates and identities
+/// here, segments in customers with the caller's rights.
+async fn check_targets(
+    state: &super::State,
+    token: &Forwarded,
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    rule: &AutomationRule,
+) -> kit::Result<()> {
+    let mut v = Violations::new();
+    let identities = messages::identities(tx, tenant).await?;
+    let mut segments = SegmentServiceClient::new(state.customers.clone());
+    for (i, a) in rule.actions.iter().enumerate() {
+        let at = format!("rule.actions[{i}]");
+        match ActionKind::try_from(a.kind).unwrap_or_default() {
+            ActionKind::SendTemplate => {
+                let id = parse_id(&format!("{at}.template_id"), &a.template_id)?;
+                if messages::find_template(tx, tenant, id).await?.is_none() {
+                    v.add(format!("{at}.template_id"), "no such template");
+                }
+                if !a.sender_identity_id.is_empty()
+                    && !identities.iter().any(|x| x.id == a.sender_identity_id)
+                {
+                    v.add(
+                        format!("{at}.sender_identity_id"),
+                        "no such sender identity",
+                    );
+                }
+            }
+            ActionKind::AddToSegment | ActionKind::RemoveFromSegment => {
+                let lookup = customers::GetSegmentRequest {
+                    id: a.segment_id.clone(),
+                };
+                match segments.get_segment(on_behalf(token, lookup)).await {
+                    Ok(found) => {
+                        let kind = found.into_inner().segment.map(|s| s.kind);
+                        if kind != Some(customers::SegmentKind::Static as i32) {
+                            v.add(
+                                format!("{at}.segment_id"),
+                                "must be a static segment (a dynamic one follows its filter)",
+                            );
+                        }
+                    }
+                    Err(status) if status.code() == tonic::Code::NotFound => {
+                        v.add(format!("{at}.segment_id"), "no such segment")
+                    }
+                    Err(status) => return Err(upstream(status)),
+                }
+            }
+            _ => {}
+        }
+    }
+    v.into_result()
+}
+
+#[tonic::async_trait]
+impl AutomationService for AutomationHandlers {
+    async fn create_rule(
+        &self,
+        request: Request<CreateRuleRequest>,
+    ) -> Result<Response<CreateRuleResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateRuleRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
+            let mut rule = request
+                .rule
+                .ok_or_else(|| Error::invalid("rule", "is required"))?;
+            let mut v = Violations::new();
+            automation::check(&mut rule, &mut v);
+            v.into_result()?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let replayed = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                "automation_rule",
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?;
+            if let Some(existing) = replayed {
+                let rule = store::find(&mut tx, tenant, existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("automation rule", existing))?;
+                return Ok(CreateRuleResponse { rule: Some(rule) });
+            }
+            check_targets(&self.0, &token, &mut tx, tenant, &rule).await?;
+            let id = Uuid::now_v7();
+            let saved = store::insert(&mut tx, tenant, id, &rule, &caller.subject).await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                "automation_rule",
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
+            commit(tx).await?;
+            Ok(CreateRuleResponse { rule: Some(saved) })
+        })
+        .await
+    }
+
+    async fn get_rule(
+        &self,
+        request: Request<GetRuleRequest>,
+    ) -> Result<Response<GetRuleResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let rule = store::find(&mut tx, caller.tenant_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found("automation rule", id))?;
+            Ok(GetRuleResponse { rule: Some(rule) })
+        })
+        .await
+    }
+
+    async fn list_rules(
+        &self,
+        request: Request<ListRulesRequest>,
+    ) -> Result<Response<ListRulesResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            let rows =
+                store::list(&mut tx, caller.tenant_id, page.after, page.fetch_limit()).await?;
+            let (rules, next) = finish_page(rows, page.size, |r: &AutomationRule| {
+                Uuid::parse_str(&r.id).unwrap_or_default()
+            });
+            Ok(ListRulesResponse {
+                rules,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn set_rule_status(
+        &self,
+        request: Request<SetRuleStatusRequest>,
+    ) -> Result<Response<SetRuleStatusResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let id = parse_id("id", &request.id)?;
+            let status = match RuleStatus::try_from(request.status) {
+                Ok(status @ (RuleStatus::Active | RuleStatus::Paused)) => status,
+                _ => {
+                    return Err(Error::invalid(
+                        "status",
+                        "must be RULE_STATUS_ACTIVE or RULE_STATUS_PAUSED",
+                    ))
+                }
+            };
+            let mut tx = self.0.begin(&caller).await?;
+            let rule = store::set_status(&mut tx, caller.tenant_id, id, status, &caller.subject)
+                .await?
+                .ok_or_else(|| Error::not_found("automation rule", id))?;
+            commit(tx).await?;
+            Ok(SetRuleStatusResponse { rule: Some(rule) })
+        })
+        .await
+    }
+
+    async fn list_rule_runs(
+        &self,
+        request: Request<ListRuleRunsRequest>,
+    ) -> Result<Response<ListRuleRunsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let rule = parse_id("rule_id", &request.rule_id)?;
+            let status = match RunStatus::try_from(request.status) {
+                Ok(RunStatus::Unspecified) => None,
+                Ok(s) => Some(s as i16),
+                Err(_) => return Err(Error::invalid("status", "is not a known run status")),
+            };
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            if store::find(&mut tx, tenant, rule).await?.is_none() {
+                return Err(Error::not_found("automation rule", rule));
+            }
+            let rows = store::list_runs(
+                &mut tx,
+                tenant,
+                rule,
+                status,
+                page.after,
+                page.fetch_limit(),
+            )
+            .await?;
+            let (runs, next) = finish_page(rows, page.size, |r: &RuleRun| {
+                Uuid::parse_str(&r.id).unwrap_or_default()
+            });
+            Ok(ListRuleRunsResponse {
+                runs,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+}
