@@ -43,7 +43,8 @@ pub struct SendingConfig {
     /// interrupted (`MARKETING_SEND_LEASE_MS`, 120 s); longer than a batch
     /// can take with the relay's timeouts.
     pub lease: Duration,
-    /// Pause when nothing is due (`MARKETING_SEND_POLL_MS`, 500 ms).
+    /// Pause of the senders and of the automation runners when nothing is
+    /// due (`MARKETING_SEND_POLL_MS`, 500 ms).
     pub poll: Duration,
     /// Signs the links in messages (`MARKETING_LINK_KEY`, base64 of at
     /// least 32 bytes; required with a relay).

@@ -91,6 +91,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         context.outbox.clone(),
         config.scan_interval,
     );
+    let poll = config.sending.poll;
     let sender = Sender::new(
         context.db.clone(),
         context.outbox.clone(),
@@ -132,7 +133,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         .await?;
         triggers.push(background(move |shutdown| consumer.run(shutdown)));
     }
-    let runner = Runner::new(state.clone(), config.automation_retry, config.scan_interval);
+    let runner = Runner::new(state.clone(), config.automation_retry, poll);
     triggers.push(background(move |shutdown| kit::scan::run(runner, shutdown)));
     launch(
         context,

@@ -1185,3 +1185,155 @@ async fn the_relays_reports_bounce_and_complain_through_the_signed_webhook() {
         "SKIP_REASON_SUPPRESSED"
     );
 }
+
+#[tokio::test]
+async fn services_get_their_own_tokens_and_automation_rules_act_with_them() {
+    let stack = Stack::start().await;
+    let (tenant, admin) = stack.tenant("Acme").await;
+    let a = Some(admin.as_str());
+    let grant = |secret: &'static str, tenant: String| {
+        let stack = &stack;
+        async move {
+            stack
+                .call(
+                    Method::POST,
+                    "/v1/auth/service-token",
+                    Some(secret),
+                    Some(json!({"tenant_id": tenant})),
+                    &[],
+                )
+                .await
+        }
+    };
+    // Only a service's secret gets a token; a user's token is not one.
+    let wrong = grant("not-the-secret-of-any-service-at-all", tenant.clone()).await;
+    problem(wrong, 401).await;
+    let as_user = stack
+        .call(
+            Method::POST,
+            "/v1/auth/service-token",
+            a,
+            Some(json!({"tenant_id": tenant})),
+            &[],
+        )
+        .await;
+    problem(as_user, 401).await;
+    let unknown = grant(SERVICE_SECRET, uuid::Uuid::now_v7().to_string()).await;
+    problem(unknown, 404).await;
+    let granted = json_of(grant(SERVICE_SECRET, tenant.clone()).await, 200).await;
+    assert_eq!(granted["expires_in"], 300);
+    let token = granted["access_token"].as_str().unwrap().to_owned();
+    let me = json_of(
+        stack
+            .call(Method::GET, "/v1/me", Some(&token), None, &[])
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (me["subject"].as_str(), me["tenant_id"].as_str()),
+        (Some("service:marketing"), Some(tenant.as_str()))
+    );
+
+    // A rule made over REST adds every new contact to a segment: marketing
+    // acts in customers with a token from the grant above.
+    let segment = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/segments",
+                a,
+                Some(json!({"segment": {"name": "Newcomers", "kind": "SEGMENT_KIND_STATIC"}})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let segment = segment["id"].as_str().unwrap().to_owned();
+    let rule = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/automation-rules",
+                a,
+                Some(json!({
+                    "name": "Welcome newcomers",
+                    "event_type": "crm.customers.contact.created.v1",
+                    "conditions": [{"path": "contact.emails.0.address", "operator": "CONDITION_OPERATOR_CONTAINS", "value": "@acme.example"}],
+                    "actions": [{"kind": "ACTION_KIND_ADD_TO_SEGMENT", "segment_id": segment}]
+                })),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let rule = rule["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for email in ["ada@acme.example", "bob@elsewhere.example"] {
+        let contact = json_of(
+            stack
+                .call(
+                    Method::POST,
+                    "/v1/contacts",
+                    a,
+                    Some(json!({"last_name": "Newcomer", "emails": [{"address": email, "primary": true}]})),
+                    &[],
+                )
+                .await,
+            201,
+        )
+        .await;
+        ids.push(contact["id"].as_str().unwrap().to_owned());
+    }
+    let runs = testkit::eventually(
+        "the rule's run",
+        std::time::Duration::from_secs(60),
+        || async {
+            let runs = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/automation-rules/{rule}/runs"),
+                    a,
+                    None,
+                    &[],
+                )
+                .await
+                .json::<serde_json::Value>()
+                .await
+                .ok()?;
+            let done = runs["runs"]
+                .as_array()?
+                .iter()
+                .any(|r| r["status"] == "RUN_STATUS_DONE");
+            done.then_some(runs)
+        },
+    )
+    .await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(
+        runs["runs"][0]["contact_id"].as_str(),
+        Some(ids[0].as_str())
+    );
+    let members = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/segments/{segment}/members"),
+                a,
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    let members: Vec<&str> = members["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(members, vec![ids[0].as_str()]);
+}
