@@ -33,6 +33,12 @@ MARKETING_LINK_KEY="${MARKETING_LINK_KEY:-$(cat "$CRM_STATE_DIR/link-key")}"; ex
 [ -s "$CRM_STATE_DIR/webhook-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/webhook-key"; chmod 600 "$CRM_STATE_DIR/webhook-key"; }
 MARKETING_WEBHOOK_KEY="${MARKETING_WEBHOOK_KEY:-$(cat "$CRM_STATE_DIR/webhook-key")}"; export MARKETING_WEBHOOK_KEY
 export MARKETING_SMS_URL="${MARKETING_SMS_URL:-file://$CRM_STATE_DIR/sms}"
+# Marketing's client secret at the gateway: automation rules act through the
+# gateway's client-credentials grant (ADR 0024).
+[ -s "$CRM_STATE_DIR/marketing-secret" ] || { head -c 48 /dev/urandom | base64 | tr -d '\n' >"$CRM_STATE_DIR/marketing-secret"; chmod 600 "$CRM_STATE_DIR/marketing-secret"; }
+MARKETING_CRM_SERVICE_SECRET="${MARKETING_CRM_SERVICE_SECRET:-$(cat "$CRM_STATE_DIR/marketing-secret")}"; export MARKETING_CRM_SERVICE_SECRET
+GATEWAY_MARKETING_SECRET="${GATEWAY_MARKETING_SECRET:-$MARKETING_CRM_SERVICE_SECRET}"; export GATEWAY_MARKETING_SECRET
+export MARKETING_CRM_SERVICE_TOKEN_URL="${MARKETING_CRM_SERVICE_TOKEN_URL:-$CRM_GATEWAY_URL/v1/auth/service-token}"
 export MARKETING_CUSTOMERS_URL="${MARKETING_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_MARKETING_URL="http://127.0.0.1:$((50053 + OFFSET))"
 
 services=()
