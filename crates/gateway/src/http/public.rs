@@ -23,7 +23,6 @@ use crm_proto::crm::marketing::v1::{
     DescribeFormRequest, DescribeUnsubscribeRequest, FormFieldTarget, RecordClickRequest,
     RecordDeliveryReportsRequest, RecordOpenRequest, SubmitFormRequest, UnsubscribeRequest,
 };
-use kit::auth::Role;
 use uuid::Uuid;
 
 use super::auth::ClientIp;
