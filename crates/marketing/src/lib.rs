@@ -5,7 +5,8 @@
 //! for every tenant; the reachability rule a send applies; templates and
 //! sends; lead-capture forms whose submissions sales makes leads of; and
 //! loyalty programs with points, tiers, expiry and coupons; automation
-//! rules that act on any service's events.
+//! rules that act on any service's events; journeys that take contacts
+//! through sends, waits and branches.
 //!
 //! [`build`] wires the gRPC services, the outbox relay and the consumer of
 //! the customers service's events onto the platform kit.
@@ -23,6 +24,7 @@ use crm_proto::crm::marketing::v1::automation_service_server::AutomationServiceS
 use crm_proto::crm::marketing::v1::campaign_service_server::CampaignServiceServer;
 use crm_proto::crm::marketing::v1::consent_service_server::ConsentServiceServer;
 use crm_proto::crm::marketing::v1::form_service_server::FormServiceServer;
+use crm_proto::crm::marketing::v1::journey_service_server::JourneyServiceServer;
 use crm_proto::crm::marketing::v1::loyalty_service_server::LoyaltyServiceServer;
 use crm_proto::crm::marketing::v1::message_service_server::MessageServiceServer;
 use crm_proto::crm::marketing::v1::tracking_service_server::TrackingServiceServer;
@@ -32,6 +34,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 use crate::config::MarketingConfig;
 use crate::events::automation::{Runner, Triggers};
 use crate::events::expiry::ExpiryScanner;
+use crate::events::journeys::Stepper;
 use crate::events::mailer::Mailer;
 use crate::events::sales::SalesEvents;
 use crate::events::sender::Sender;
@@ -39,8 +42,8 @@ use crate::events::sms::SmsProvider;
 use crate::events::CustomerEvents;
 use crate::grpc::{
     automations::AutomationHandlers, campaigns::CampaignHandlers, consent::ConsentHandlers,
-    forms::FormHandlers, loyalty::LoyaltyHandlers, messages::MessageHandlers,
-    tracking::TrackingHandlers, State,
+    forms::FormHandlers, journeys::JourneyHandlers, loyalty::LoyaltyHandlers,
+    messages::MessageHandlers, tracking::TrackingHandlers, State,
 };
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -85,7 +88,8 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         .serve(TrackingServiceServer::new(TrackingHandlers(state.clone())))
         .serve(AutomationServiceServer::new(AutomationHandlers(
             state.clone(),
-        )));
+        )))
+        .serve(JourneyServiceServer::new(JourneyHandlers(state.clone())));
     let expiry = ExpiryScanner::new(
         context.db.clone(),
         context.outbox.clone(),
@@ -128,13 +132,17 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
             context.naming.clone(),
             &context.config.nats,
             ConsumerSpec::new("marketing-automation", domain),
-            Triggers,
+            Triggers(context.outbox.clone()),
         )
         .await?;
         triggers.push(background(move |shutdown| consumer.run(shutdown)));
     }
     let runner = Runner::new(state.clone(), config.automation_retry, poll);
     triggers.push(background(move |shutdown| kit::scan::run(runner, shutdown)));
+    let stepper = Stepper::new(state.clone(), config.automation_retry, poll);
+    triggers.push(background(move |shutdown| {
+        kit::scan::run(stepper, shutdown)
+    }));
     launch(
         context,
         grpc,

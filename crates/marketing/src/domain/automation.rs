@@ -14,7 +14,7 @@ pub const MAX_CONDITIONS: usize = 20;
 pub const MAX_ACTIONS: usize = 10;
 
 /// `crm.<domain>.<entity>.<verb>.v<N>`, lower case.
-fn valid_event_type(t: &str) -> bool {
+pub fn valid_event_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
     parts.len() == 5
         && parts[0] == "crm"
@@ -147,7 +147,7 @@ pub fn lookup<'a>(data: &'a Value, path: &str) -> Option<&'a Value> {
     })
 }
 
-fn as_text(value: &Value) -> String {
+pub fn as_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -195,13 +195,13 @@ pub fn matches(rule: &AutomationRule, data: &Value) -> bool {
     })
 }
 
-/// The contact the event is about: at the rule's path, else `contact_id`,
+/// The contact the event is about: at `path`, or (empty) at `contact_id`,
 /// `contact.id` or the first of `contact_ids`.
-pub fn contact_of(rule: &AutomationRule, data: &Value) -> Option<Uuid> {
-    let paths: &[&str] = if rule.contact_path.is_empty() {
+pub fn contact_at(data: &Value, path: &str) -> Option<Uuid> {
+    let paths: &[&str] = if path.is_empty() {
         &["contact_id", "contact.id", "contact_ids.0"]
     } else {
-        &[rule.contact_path.as_str()]
+        &[path]
     };
     paths
         .iter()
@@ -279,13 +279,13 @@ mod tests {
             json!({"contact": {"id": id.to_string()}}),
             json!({"contact_ids": [id.to_string(), Uuid::now_v7().to_string()]}),
         ] {
-            assert_eq!(contact_of(&r, &data), Some(id), "{data}");
+            assert_eq!(contact_at(&data, &r.contact_path), Some(id), "{data}");
         }
-        assert_eq!(contact_of(&r, &json!({"contact_id": "nope"})), None);
+        assert_eq!(contact_at(&json!({"contact_id": "nope"}), ""), None);
         let mut custom = rule(vec![]);
         custom.contact_path = "lead.converted_contact_id".into();
         let data = json!({"lead": {"converted_contact_id": id.to_string()}, "contact_id": Uuid::now_v7().to_string()});
-        assert_eq!(contact_of(&custom, &data), Some(id));
+        assert_eq!(contact_at(&data, &custom.contact_path), Some(id));
     }
 
     #[test]

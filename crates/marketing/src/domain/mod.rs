@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod automation;
 pub mod campaign;
 pub mod form;
+pub mod journey;
 pub mod links;
 pub mod loyalty;
 pub mod member;

@@ -26,7 +26,9 @@ use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
-use crm_proto::crm::marketing::v1::{ActionKind, CreateSendRequest, RuleAction, Send};
+use crm_proto::crm::marketing::v1::{
+    ActionKind, CreateSendRequest, JourneyCompleted, JourneyEnrolled, RuleAction, Send,
+};
 use kit::auth::CallerContext;
 use kit::db::{set_tenant, TenantTx};
 use kit::inbox::EventHandler;
@@ -39,6 +41,7 @@ use crate::domain::automation;
 use crate::grpc::campaigns::upstream;
 use crate::grpc::SharedState;
 use crate::store::automations::{self as store, Attempt, DueRun, NewRun};
+use crate::store::journeys;
 
 /// Attempts before a run that keeps failing is given up.
 const MAX_ATTEMPTS: i32 = 6;
@@ -51,28 +54,52 @@ fn descriptors() -> Option<&'static DescriptorPool> {
         .as_ref()
 }
 
-/// An event's payload as proto JSON with proto field names.
-pub fn event_data(event: &Event) -> anyhow::Result<serde_json::Value> {
+/// A protobuf message of type `schema` as proto JSON with proto field
+/// names.
+pub fn proto_json(schema: &str, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
     let pool = descriptors().ok_or_else(|| anyhow::anyhow!("the descriptors do not decode"))?;
     let message = pool
-        .get_message_by_name(&event.data_schema)
-        .ok_or_else(|| anyhow::anyhow!("unknown event schema {:?}", event.data_schema))?;
-    let data = DynamicMessage::decode(message, event.data.as_slice())?;
+        .get_message_by_name(schema)
+        .ok_or_else(|| anyhow::anyhow!("unknown message {schema:?}"))?;
+    let data = DynamicMessage::decode(message, bytes)?;
     let options = SerializeOptions::new().use_proto_field_name(true);
     Ok(data.serialize_with_options(serde_json::value::Serializer, &options)?)
 }
 
-/// Records the runs an event fires.
-pub struct Triggers;
+/// Records the runs an event fires, and enrols in or ends journeys.
+pub struct Triggers(pub kit::outbox::Outbox);
 
 impl EventHandler for Triggers {
     async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
         let tenant = Uuid::parse_str(&event.tenant_id)?;
         let rules = store::triggered_by(tx, tenant, &event.r#type).await?;
-        if rules.is_empty() {
+        let enrolling = journeys::enrolling_on(tx, tenant, &event.r#type).await?;
+        let goal = journeys::has_goal(tx, tenant, &event.r#type).await?;
+        if rules.is_empty() && enrolling.is_empty() && !goal {
             return Ok(());
         }
-        let data = event_data(event)?;
+        let data = proto_json(&event.data_schema, &event.data)?;
+        if let Some(contact) = automation::contact_at(&data, "") {
+            let caller = CallerContext::system(crate::config::SERVICE, tenant);
+            if goal {
+                for over in journeys::exit_on_goal(tx, tenant, contact, &event.r#type).await? {
+                    let id = Uuid::parse_str(&over.id)?;
+                    let event = JourneyCompleted {
+                        enrolment: Some(over),
+                    };
+                    self.0.enqueue(tx, &caller, id, 2, &event).await?;
+                }
+            }
+            for journey in enrolling {
+                for enrolled in journeys::enrol(tx, tenant, journey, &[contact]).await? {
+                    let id = Uuid::parse_str(&enrolled.id)?;
+                    let event = JourneyEnrolled {
+                        enrolment: Some(enrolled),
+                    };
+                    self.0.enqueue(tx, &caller, id, 1, &event).await?;
+                }
+            }
+        }
         let occurred_at = event
             .occurred_at
             .as_ref()
@@ -82,7 +109,7 @@ impl EventHandler for Triggers {
             if !automation::matches(&rule, &data) {
                 continue;
             }
-            let Some(contact) = automation::contact_of(&rule, &data) else {
+            let Some(contact) = automation::contact_at(&data, &rule.contact_path) else {
                 continue;
             };
             let rule_id = Uuid::parse_str(&rule.id)?;

@@ -12,10 +12,11 @@
 //!   (messages still queued for them are cancelled), the form
 //!   submissions that gave one of their addresses go, and so do their
 //!   loyalty accounts and history (coupon redemptions stay counted), and
-//!   their automation runs.
+//!   their automation runs and journey enrolments.
 
 pub mod automation;
 pub mod expiry;
+pub mod journeys;
 pub mod mailer;
 pub mod sales;
 pub mod sender;
@@ -121,6 +122,7 @@ impl EventHandler for CustomerEvents {
                 crate::store::forms::erase_points(tx, tenant, &erased.contact_point_hashes).await?;
                 loyalty::forget_contact(tx, tenant, contact).await?;
                 crate::store::automations::erase_contact(tx, tenant, contact).await?;
+                crate::store::journeys::erase_contact(tx, tenant, contact).await?;
                 // A send whose last queued message was the person's is over.
                 let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);
                 for send in sends {

@@ -13,11 +13,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::campaigns::upstream;
+use super::messages::check_send_parts;
 use super::{commit, handle, page_response, SharedState};
 use crate::domain::access::{authorize, Action};
 use crate::domain::{automation, parse_id};
 use crate::store::automations as store;
-use crate::store::messages;
 
 pub struct AutomationHandlers(pub SharedState);
 
@@ -31,24 +31,13 @@ async fn check_targets(
     rule: &AutomationRule,
 ) -> kit::Result<()> {
     let mut v = Violations::new();
-    let identities = messages::identities(tx, tenant).await?;
     let mut segments = SegmentServiceClient::new(state.customers.clone());
     for (i, a) in rule.actions.iter().enumerate() {
         let at = format!("rule.actions[{i}]");
         match ActionKind::try_from(a.kind).unwrap_or_default() {
             ActionKind::SendTemplate => {
-                let id = parse_id(&format!("{at}.template_id"), &a.template_id)?;
-                if messages::find_template(tx, tenant, id).await?.is_none() {
-                    v.add(format!("{at}.template_id"), "no such template");
-                }
-                if !a.sender_identity_id.is_empty()
-                    && !identities.iter().any(|x| x.id == a.sender_identity_id)
-                {
-                    v.add(
-                        format!("{at}.sender_identity_id"),
-                        "no such sender identity",
-                    );
-                }
+                let (template, identity) = (&a.template_id, &a.sender_identity_id);
+                check_send_parts(tx, tenant, &at, template, identity, &mut v).await?;
             }
             ActionKind::AddToSegment | ActionKind::RemoveFromSegment => {
                 let lookup = customers::GetSegmentRequest {

@@ -79,6 +79,35 @@ async fn identity_of(
     }
 }
 
+/// That a send an automation action or journey step will make names a
+/// template and (if any) a sender identity of the tenant; `at` is the
+/// field path of the action or step.
+pub(super) async fn check_send_parts(
+    tx: &mut sqlx::PgConnection,
+    tenant: uuid::Uuid,
+    at: &str,
+    template_id: &str,
+    identity_id: &str,
+    v: &mut Violations,
+) -> kit::Result<()> {
+    let template = parse_id(&format!("{at}.template_id"), template_id)?;
+    if store::find_template(tx, tenant, template).await?.is_none() {
+        v.add(format!("{at}.template_id"), "no such template");
+    }
+    if !identity_id.is_empty()
+        && !store::identities(tx, tenant)
+            .await?
+            .iter()
+            .any(|x| x.id == identity_id)
+    {
+        v.add(
+            format!("{at}.sender_identity_id"),
+            "no such sender identity",
+        );
+    }
+    Ok(())
+}
+
 /// One contact read with the caller's rights.
 pub(super) async fn visible_contact(
     state: &State,

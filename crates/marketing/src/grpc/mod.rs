@@ -6,6 +6,7 @@ pub mod automations;
 pub mod campaigns;
 pub mod consent;
 pub mod forms;
+pub mod journeys;
 pub mod loyalty;
 pub mod messages;
 pub mod tracking;

@@ -71,6 +71,13 @@ impl TrackingHandlers {
             store::member_reached(&mut tx, caller.tenant_id, campaign, r.contact_id, status)
                 .await?;
         }
+        store::recipient_engaged(
+            &mut tx,
+            caller.tenant_id,
+            link.recipient,
+            kind == Kind::Click,
+        )
+        .await?;
         let event = event(&link, &r);
         self.0
             .outbox

@@ -818,6 +818,27 @@ pub async fn record(
     Ok(())
 }
 
+/// The recipient opened the message, or clicked in it (which opens it
+/// too); the first time of each is kept.
+pub async fn recipient_engaged(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    recipient: Uuid,
+    clicked: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE send_recipients SET opened_at = coalesce(opened_at, now()), \
+         clicked_at = CASE WHEN $3 THEN coalesce(clicked_at, now()) ELSE clicked_at END \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(recipient)
+    .bind(clicked)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// A campaign member reached `status` (sent, opened, clicked,
 /// unsubscribed): it moves there unless it is further along already (the
 /// statuses' numbers follow the funnel, endings last), and the first time

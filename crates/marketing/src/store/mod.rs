@@ -7,6 +7,7 @@ pub mod automations;
 pub mod campaigns;
 pub mod consent;
 pub mod forms;
+pub mod journeys;
 pub mod loyalty;
 pub mod members;
 pub mod messages;

@@ -9,6 +9,7 @@ use crm_proto::crm::marketing::v1::automation_service_client::AutomationServiceC
 use crm_proto::crm::marketing::v1::campaign_service_client::CampaignServiceClient;
 use crm_proto::crm::marketing::v1::consent_service_client::ConsentServiceClient;
 use crm_proto::crm::marketing::v1::form_service_client::FormServiceClient;
+use crm_proto::crm::marketing::v1::journey_service_client::JourneyServiceClient;
 use crm_proto::crm::marketing::v1::loyalty_service_client::LoyaltyServiceClient;
 use crm_proto::crm::marketing::v1::message_service_client::MessageServiceClient;
 use crm_proto::crm::marketing::v1::*;
@@ -27,6 +28,7 @@ pub struct Client {
     pub forms: FormServiceClient<Authed>,
     pub loyalty: LoyaltyServiceClient<Authed>,
     pub automations: AutomationServiceClient<Authed>,
+    pub journeys: JourneyServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub segments: SegmentServiceClient<Authed>,
@@ -165,7 +167,8 @@ impl TestApp {
             messages: MessageServiceClient::with_interceptor(m.clone(), bearer.clone()),
             forms: FormServiceClient::with_interceptor(m.clone(), bearer.clone()),
             loyalty: LoyaltyServiceClient::with_interceptor(m.clone(), bearer.clone()),
-            automations: AutomationServiceClient::with_interceptor(m, bearer.clone()),
+            automations: AutomationServiceClient::with_interceptor(m.clone(), bearer.clone()),
+            journeys: JourneyServiceClient::with_interceptor(m, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(c.clone(), bearer.clone()),
             accounts: AccountServiceClient::with_interceptor(c.clone(), bearer.clone()),
             segments: SegmentServiceClient::with_interceptor(c.clone(), bearer.clone()),

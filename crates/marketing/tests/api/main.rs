@@ -6,5 +6,6 @@ mod campaigns;
 mod consent;
 mod forms;
 mod harness;
+mod journeys;
 mod loyalty;
 mod sends;

@@ -25,4 +25,6 @@ domain_events!("crm.marketing.v1", pb, {
     LoyaltyPointsExpired => "crm.marketing.loyalty.points_expired.v1",
     LoyaltyTierChanged => "crm.marketing.loyalty.tier_changed.v1",
     CouponRedeemed => "crm.marketing.coupon.redeemed.v1",
+    JourneyEnrolled => "crm.marketing.journey.enrolled.v1",
+    JourneyCompleted => "crm.marketing.journey.completed.v1",
 });
