@@ -167,7 +167,7 @@ impl JourneyService for JourneyHandlers {
                 .check(optional_id("segment_id", &request.segment_id))
                 .flatten();
             let named = parse_ids("contact_ids", &request.contact_ids, &mut v);
-            if segment.is_some() == !request.contact_ids.is_empty() {
+            if segment.is_some() != request.contact_ids.is_empty() {
                 v.add("contact_ids", "name contacts or a segment_id, not both");
             }
             if named.len() > CHUNK {

@@ -228,6 +228,16 @@ impl From<EnrolmentRow> for Enrolment {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct CurrentRow {
+    id: Uuid,
+    journey_id: Uuid,
+    contact_id: Uuid,
+    current_step: String,
+    attempts: i32,
+    history: sqlx::types::Json<Vec<Visit>>,
+}
+
 /// An enrolment as the stepper works on it.
 pub struct Current {
     pub id: Uuid,
@@ -361,7 +371,7 @@ pub async fn current(
     tenant: Uuid,
     id: Uuid,
 ) -> sqlx::Result<Option<Current>> {
-    let row: Option<(Uuid, Uuid, Uuid, String, i32, sqlx::types::Json<Vec<Visit>>)> = sqlx::query_as(
+    let row: Option<CurrentRow> = sqlx::query_as(
         "SELECT id, journey_id, contact_id, current_step, attempts, history FROM journey_enrolments \
          WHERE tenant_id = $1 AND id = $2 AND status = $3 FOR UPDATE",
     )
@@ -373,16 +383,14 @@ pub async fn current(
     if row.is_none() {
         unqueue(tx, tenant, &[id]).await?;
     }
-    Ok(row.map(
-        |(id, journey_id, contact_id, step, attempts, history)| Current {
-            id,
-            journey_id,
-            contact_id,
-            step,
-            attempts,
-            history: history.0,
-        },
-    ))
+    Ok(row.map(|r| Current {
+        id: r.id,
+        journey_id: r.journey_id,
+        contact_id: r.contact_id,
+        step: r.current_step,
+        attempts: r.attempts,
+        history: r.history.0,
+    }))
 }
 
 /// Where the stepper leaves an enrolment.
@@ -475,21 +483,18 @@ pub async fn engaged(
     contact: Uuid,
     clicked: bool,
 ) -> sqlx::Result<bool> {
-    let found: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT opened_at, clicked_at FROM send_recipients WHERE tenant_id = $1 AND send_id = $2 AND contact_id = $3 LIMIT 1",
+    // A click opens the message too.
+    let found: Option<bool> = sqlx::query_scalar(
+        "SELECT CASE WHEN $4 THEN clicked_at IS NOT NULL ELSE opened_at IS NOT NULL OR clicked_at IS NOT NULL END \
+         FROM send_recipients WHERE tenant_id = $1 AND send_id = $2 AND contact_id = $3 LIMIT 1",
     )
     .bind(tenant)
     .bind(send)
     .bind(contact)
+    .bind(clicked)
     .fetch_optional(tx)
     .await?;
-    Ok(found.is_some_and(|(opened, click)| {
-        if clicked {
-            click.is_some()
-        } else {
-            opened.is_some() || click.is_some()
-        }
-    }))
+    Ok(found.unwrap_or(false))
 }
 
 /// An erasure: the person's enrolments go with their queue rows.
