@@ -287,46 +287,74 @@ impl Resolution {
     async fn resolve(&self) -> kit::Result<()> {
         let state = &self.state;
         let mut taken = HashSet::new();
+        // Each page is decided and stored while the next one is fetched.
         match &self.audience {
             Audience::Campaign(members) => {
                 let mut members = members.clone();
                 members.sort_unstable();
-                for chunk in members.chunks(LOOKUP) {
-                    let found = contacts_by_id(state, &self.token, chunk).await?;
-                    let seen: HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
+                let token = &self.token;
+                let mut chunks = members.chunks(LOOKUP);
+                let Some(first) = chunks.next() else {
+                    return self.finish().await;
+                };
+                let mut current = (first, contacts_by_id(state, token, first).await?);
+                loop {
+                    let (chunk, found) = current;
+                    let seen: HashSet<String> = found.iter().map(|c| c.id.clone()).collect();
                     let hidden: Vec<Uuid> = chunk
                         .iter()
-                        .filter(|id| !seen.contains(id.to_string().as_str()))
+                        .filter(|id| !seen.contains(&id.to_string()))
                         .copied()
                         .collect();
-                    let page = self.decide(found, hidden, &mut taken).await?;
-                    if !self.store(&page).await? {
+                    let work = async {
+                        let page = self.decide(found, hidden, &mut taken).await?;
+                        self.store(&page).await
+                    };
+                    let Some(next) = chunks.next() else {
+                        if !work.await? {
+                            return Ok(());
+                        }
+                        break;
+                    };
+                    let (stored, fetched) = tokio::join!(work, contacts_by_id(state, token, next));
+                    if !stored? {
                         return Ok(());
                     }
+                    current = (next, fetched?);
                 }
             }
             Audience::Segment(segment) => {
-                let mut next = String::new();
+                let segment = segment.to_string();
+                let fetch = |next: String| {
+                    segment_page(state, &self.token, "send.segment_id", &segment, next)
+                };
+                let mut current = fetch(String::new()).await?;
                 loop {
-                    let (contacts, after) = segment_page(
-                        state,
-                        &self.token,
-                        "send.segment_id",
-                        &segment.to_string(),
-                        next,
-                    )
-                    .await?;
-                    let page = self.decide(contacts, Vec::new(), &mut taken).await?;
-                    if !self.store(&page).await? {
-                        return Ok(());
-                    }
+                    let (contacts, after) = current;
+                    let work = async {
+                        let page = self.decide(contacts, Vec::new(), &mut taken).await?;
+                        self.store(&page).await
+                    };
                     if after.is_empty() {
+                        if !work.await? {
+                            return Ok(());
+                        }
                         break;
                     }
-                    next = after;
+                    let (stored, fetched) = tokio::join!(work, fetch(after));
+                    if !stored? {
+                        return Ok(());
+                    }
+                    current = fetched?;
                 }
             }
         }
+        self.finish().await
+    }
+
+    /// The whole audience is known: schedule it (unless cancelled).
+    async fn finish(&self) -> kit::Result<()> {
+        let state = &self.state;
         let tenant = self.caller.tenant_id;
         let mut tx = state.begin(&self.caller).await?;
         if store::still_resolving(&mut tx, tenant, self.send).await? {
