@@ -135,7 +135,9 @@ impl SmtpServer {
         let mut server = Server::new(handler);
         server
             .with_name("testkit.smtp")
-            .with_num_threads(4)
+            // A thread per connection: enough for a sender's pool of
+            // kept connections and the tests' own at once.
+            .with_num_threads(32)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             if let Err(error) = server.serve() {

@@ -4,7 +4,7 @@
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{header, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crm_proto::crm::marketing::v1::{RenderedMessage, SenderIdentity};
@@ -31,6 +31,9 @@ impl Mailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|error| anyhow::anyhow!("MARKETING_SMTP_URL: {error}"))?
             .timeout(Some(std::time::Duration::from_secs(30)))
+            // Connections are kept and reused, one per message in flight
+            // (the sender hands over `PARALLEL` at once).
+            .pool_config(PoolConfig::new().max_size(super::sender::PARALLEL as u32))
             .build();
         Ok(Mailer::Smtp(transport))
     }

@@ -34,7 +34,7 @@ use crate::store::messages::{self, Claimed, Outcome};
 /// Messages one step claims at most.
 pub const BATCH: i64 = 50;
 /// Messages handed to the relay at once.
-const PARALLEL: usize = 8;
+pub const PARALLEL: usize = 8;
 /// Why a send whose resolver's lease ran out is cancelled.
 const RESOLVER_STOPPED: &str =
     "the service resolving the audience stopped before it finished; nothing was sent: create the send again";

@@ -610,12 +610,28 @@ pub async fn list_recipients(
 
 /// Stops a send: queued recipients are cancelled and leave the queue;
 /// those a sender holds finish. False when the send was already over.
+/// Locks are taken in the senders' order (queue rows, recipients, the
+/// send), so a cancel and a claim never wait for each other in a circle.
 pub async fn cancel(
     tx: &mut PgConnection,
     tenant: Uuid,
     send: Uuid,
     actor: &str,
 ) -> sqlx::Result<bool> {
+    let open: Option<i16> = sqlx::query_scalar(
+        "SELECT status FROM sends WHERE tenant_id = $1 AND id = $2 AND status IN ($3, $4, $5)",
+    )
+    .bind(tenant)
+    .bind(send)
+    .bind(SendStatus::Queued as i16)
+    .bind(SendStatus::Sending as i16)
+    .bind(SendStatus::Resolving as i16)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if open.is_none() {
+        return Ok(false);
+    }
+    cancel_queued(&mut *tx, tenant, send).await?;
     let changed = sqlx::query(
         "UPDATE sends SET status = $3, completed_at = now(), updated_at = now(), updated_by = $4, version = version + 1 \
          WHERE tenant_id = $1 AND id = $2 AND status IN ($5, $6, $7)",
@@ -629,17 +645,20 @@ pub async fn cancel(
     .bind(SendStatus::Resolving as i16)
     .execute(&mut *tx)
     .await?;
-    if changed.rows_affected() == 0 {
-        return Ok(false);
-    }
-    cancel_queued(&mut *tx, tenant, send).await?;
     release_resolution(tx, tenant, send).await?;
-    Ok(true)
+    Ok(changed.rows_affected() > 0)
 }
 
-/// Queued recipients of the send are cancelled and leave the queue; those
-/// a sender holds finish.
+/// Queued recipients of the send leave the queue and are cancelled (queue
+/// rows first, as the senders lock them); those a sender holds finish.
 async fn cancel_queued(tx: &mut PgConnection, tenant: Uuid, send: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM outbound_queue WHERE tenant_id = $1 AND send_id = $2 AND claimed_until IS NULL",
+    )
+    .bind(tenant)
+    .bind(send)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE send_recipients SET status = $3 WHERE tenant_id = $1 AND send_id = $2 AND status = $4",
     )
@@ -647,13 +666,6 @@ async fn cancel_queued(tx: &mut PgConnection, tenant: Uuid, send: Uuid) -> sqlx:
     .bind(send)
     .bind(RecipientStatus::Cancelled as i16)
     .bind(RecipientStatus::Queued as i16)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "DELETE FROM outbound_queue WHERE tenant_id = $1 AND send_id = $2 AND claimed_until IS NULL",
-    )
-    .bind(tenant)
-    .bind(send)
     .execute(tx)
     .await?;
     Ok(())
