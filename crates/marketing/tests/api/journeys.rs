@@ -341,6 +341,15 @@ async fn journeys_refuse_bad_input_other_tenants_and_roles() {
         })
         .await
         .expect("reps read journeys");
+    let paused = rep
+        .journeys
+        .set_journey_status(SetJourneyStatusRequest {
+            id: journey.id.clone(),
+            status: JourneyStatus::Paused as i32,
+        })
+        .await
+        .expect_err("reps do not pause journeys");
+    assert_eq!(paused.code(), Code::PermissionDenied);
 
     let mut stranger = app.stranger();
     let theirs = self::template(&mut stranger).await;
@@ -372,9 +381,29 @@ async fn journeys_refuse_bad_input_other_tenants_and_roles() {
             })
             .await
             .expect_err("another tenant's journey"),
+        stranger
+            .journeys
+            .set_journey_status(SetJourneyStatusRequest {
+                id: journey.id.clone(),
+                status: JourneyStatus::Paused as i32,
+            })
+            .await
+            .expect_err("another tenant's journey"),
     ] {
         assert_eq!(status.code(), Code::NotFound);
     }
+    let listed = stranger
+        .journeys
+        .list_journeys(ListJourneysRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .journeys;
+    assert_eq!(
+        listed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        vec![their_journey.id.as_str()],
+        "only their own journey"
+    );
     let foreign_contact = stranger
         .journeys
         .enrol_contacts(EnrolContactsRequest {
