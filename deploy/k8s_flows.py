@@ -76,10 +76,12 @@ def needed():
     add("sales", "customers", 50051)
     add("gateway", "marketing", 50053)
     add("marketing", "customers", 50051)
+    # Automation rules' lead actions.
+    add("marketing", "sales", 50052)
     add("gateway", "internet", 443)
     for smtp in (25, 465, 587):
         add("marketing", "internet", smtp)
-    # The SMS provider's HTTPS API.
+    # The SMS provider's HTTPS API and automation rules' webhooks.
     add("marketing", "internet", 443)
     for app in apps:
         for dns_proto in ("UDP", "TCP"):

@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute("crm.marketing.v1.Tier", SERDE)
         .type_attribute("crm.marketing.v1.RuleCondition", SERDE)
         .type_attribute("crm.marketing.v1.RuleAction", SERDE)
+        .type_attribute("crm.marketing.v1.DateTrigger", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

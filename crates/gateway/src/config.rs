@@ -54,7 +54,7 @@ pub struct GatewayConfig {
     /// Which addresses webhooks may reach: public ones, plus
     /// `GATEWAY_WEBHOOK_ALLOWED_NETWORKS`, minus
     /// `GATEWAY_WEBHOOK_DENIED_NETWORKS` (comma-separated CIDRs).
-    pub webhook_egress: crate::egress::EgressPolicy,
+    pub webhook_egress: kit::egress::EgressPolicy,
     /// Browser origins allowed by CORS (`GATEWAY_CORS_ORIGINS`, comma
     /// separated); none by default.
     pub cors_origins: Vec<String>,
@@ -149,23 +149,7 @@ impl GatewayConfig {
         let nats = NatsConfig::parse(&mut env);
         let webhook_retry_base = env.millis("WEBHOOK_RETRY_BASE_MS", Duration::from_secs(5));
         let allow_insecure_webhooks = env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false);
-        let mut networks = |name: &str| -> Vec<ipnet::IpNet> {
-            let raw = env.or(name, "comma-separated networks (CIDR)", String::new());
-            let mut parsed = Vec::new();
-            for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-                match item.parse() {
-                    Ok(net) => parsed.push(net),
-                    Err(_) => env.problem(format!(
-                        "GATEWAY_{name}: {item:?} is not a network such as 10.0.0.0/8"
-                    )),
-                }
-            }
-            parsed
-        };
-        let webhook_egress = crate::egress::EgressPolicy {
-            allowed: networks("WEBHOOK_ALLOWED_NETWORKS"),
-            denied: networks("WEBHOOK_DENIED_NETWORKS"),
-        };
+        let webhook_egress = kit::egress::EgressPolicy::from_env(&mut env);
         let cors_origins: Vec<String> = env
             .or("CORS_ORIGINS", "comma-separated origins", String::new())
             .split(',')

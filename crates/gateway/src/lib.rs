@@ -7,7 +7,6 @@
 
 pub mod config;
 pub mod domain;
-pub mod egress;
 pub mod http;
 pub mod keyring;
 pub mod sealing;

@@ -16,20 +16,18 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::Utc;
-use hmac::{Hmac, Mac};
 use kit::db::{set_tenant, Database, TenantTx};
 use kit::events::Event;
 use kit::inbox::EventHandler;
 use kit::Shutdown;
 use prost::Message as _;
-use sha2::Sha256;
 use uuid::Uuid;
 
 use crm_proto::crm::customers::v1::ContactErased;
 use crm_proto::events::DomainEvent;
 
-use crate::egress::{EgressPolicy, EgressResolver};
 use crate::store::webhooks;
+use kit::egress::EgressPolicy;
 
 pub const MAX_ATTEMPTS: i32 = 8;
 const LEASE: Duration = Duration::from_secs(60);
@@ -103,24 +101,13 @@ fn data_json(event: &Event) -> serde_json::Value {
     crate::http::transcode::message::json_of_bytes(&event.data_schema, &event.data)
 }
 
-/// `t=<timestamp>,v1=<hex hmac>` for `body` signed with `secret`.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
-}
+pub use kit::egress::signature;
 
 #[derive(Clone)]
 pub struct Dispatcher {
     db: Database,
     http: reqwest::Client,
-    retry_base: Duration,
+    retry: kit::retry::Backoff,
     egress: Arc<EgressPolicy>,
 }
 
@@ -129,15 +116,11 @@ impl Dispatcher {
         let egress = Arc::new(egress);
         // Names resolve only to permitted addresses, and no redirect is
         // followed: the connection goes where the check said it may.
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(EgressResolver(egress.clone())))
-            .build()?;
+        let http = egress.client(Duration::from_secs(10))?;
         Ok(Self {
             db,
             http,
-            retry_base,
+            retry: kit::retry::Backoff::doubling(retry_base, MAX_ATTEMPTS),
             egress,
         })
     }
@@ -226,11 +209,13 @@ impl Dispatcher {
             Err(error) => (None, Some(error), false),
         };
         let attempts = delivery.attempts + 1;
-        let next = (!delivered && attempts < MAX_ATTEMPTS).then(|| {
-            let delay = (self.retry_base * 2u32.pow((attempts - 1).clamp(0, 16) as u32))
-                .min(Duration::from_secs(3600));
-            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1))
-        });
+        let next = match self.retry.after(attempts) {
+            Some(delay) if !delivered => Some(
+                Utc::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1)),
+            ),
+            _ => None,
+        };
         let mut tx = self.db.pool().begin().await?;
         set_tenant(&mut tx, tenant).await?;
         webhooks::record_attempt(

@@ -128,6 +128,11 @@ impl Env {
             .unwrap_or(default)
     }
 
+    /// The service's own name for a variable: `<SERVICE>_<name>`.
+    pub fn name(&self, name: &str) -> String {
+        format!("{}_{name}", self.service_prefix)
+    }
+
     pub fn problem(&mut self, problem: impl Into<String>) {
         self.errors.problems.push(problem.into());
     }

@@ -25,9 +25,37 @@ pub struct MarketingConfig {
     /// How the service gets tokens to act by itself (automation rules):
     /// `CRM_SERVICE_TOKEN_URL` and `CRM_SERVICE_SECRET`.
     pub service_tokens: std::sync::Arc<kit::service_tokens::ServiceTokens>,
+    pub automation: AutomationConfig,
+}
+
+/// What automation rules reach beyond marketing and customers.
+#[derive(Debug, Clone)]
+pub struct AutomationConfig {
     /// First retry delay of a failed automation action, doubled per
     /// attempt (`MARKETING_AUTOMATION_RETRY_MS`, 5 s).
-    pub automation_retry: Duration,
+    pub retry: Duration,
+    /// gRPC endpoint of the sales service, for lead actions
+    /// (`MARKETING_SALES_URL`, `http://127.0.0.1:50052`).
+    pub sales_url: String,
+    /// Where webhook actions may connect: public addresses, plus
+    /// `MARKETING_WEBHOOK_ALLOWED_NETWORKS`, minus
+    /// `MARKETING_WEBHOOK_DENIED_NETWORKS`.
+    pub egress: kit::egress::EgressPolicy,
+    /// `MARKETING_ALLOW_INSECURE_WEBHOOKS=true` (development): `http://`
+    /// webhook URLs too; the address checks stay.
+    pub allow_insecure_webhooks: bool,
+}
+
+impl AutomationConfig {
+    /// For tests: the sales service at `sales_url`, quick retries.
+    pub fn to(sales_url: &str) -> Self {
+        AutomationConfig {
+            retry: Duration::from_millis(100),
+            sales_url: sales_url.to_owned(),
+            egress: Default::default(),
+            allow_insecure_webhooks: false,
+        }
+    }
 }
 
 /// Where e-mail goes and how fast.
@@ -171,14 +199,23 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
         });
     let scan_interval = env.millis("SCAN_INTERVAL_MS", Duration::from_secs(60));
     let service_tokens = std::sync::Arc::new(kit::service_tokens::ServiceTokens::parse(&mut env));
-    let automation_retry = env.millis("AUTOMATION_RETRY_MS", Duration::from_secs(5));
+    let automation = AutomationConfig {
+        retry: env.millis("AUTOMATION_RETRY_MS", Duration::from_secs(5)),
+        sales_url: env.or(
+            "SALES_URL",
+            "an http:// URL",
+            "http://127.0.0.1:50052".to_owned(),
+        ),
+        egress: kit::egress::EgressPolicy::from_env(&mut env),
+        allow_insecure_webhooks: env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false),
+    };
     env.finish()?;
     Ok(MarketingConfig {
         service,
         customers_url,
         scan_interval,
         service_tokens,
-        automation_retry,
+        automation,
         sending: SendingConfig {
             relay,
             rate_per_tenant: rate_per_tenant.max(1),

@@ -32,13 +32,14 @@ use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::MarketingConfig;
-use crate::events::automation::{Runner, Triggers};
+use crate::events::automation::{DateRules, Runner, Triggers};
 use crate::events::expiry::ExpiryScanner;
 use crate::events::journeys::Stepper;
 use crate::events::mailer::Mailer;
 use crate::events::sales::SalesEvents;
 use crate::events::sender::Sender;
 use crate::events::sms::SmsProvider;
+use crate::events::webhook::WebhookCaller;
 use crate::events::CustomerEvents;
 use crate::grpc::{
     automations::AutomationHandlers, campaigns::CampaignHandlers, consent::ConsentHandlers,
@@ -54,6 +55,12 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
     // starts while customers is still coming up.
     let customers = kit::balance::channel(&config.customers_url, std::time::Duration::from_secs(2))
         .context("MARKETING_CUSTOMERS_URL")?;
+    let sales = kit::balance::channel(
+        &config.automation.sales_url,
+        std::time::Duration::from_secs(2),
+    )
+    .context("MARKETING_SALES_URL")?;
+    let webhooks = Arc::new(WebhookCaller::new(&config.automation)?);
     let mailer = match &config.sending.relay {
         Some(url) => Some(Arc::new(Mailer::from_url(url)?)),
         None => None,
@@ -71,6 +78,8 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         db: context.db.clone(),
         outbox: context.outbox.clone(),
         customers,
+        sales,
+        webhooks,
         mailer: mailer.clone(),
         sms: sms.clone(),
         sending_rate: config.sending.rate_per_tenant,
@@ -137,9 +146,11 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         .await?;
         triggers.push(background(move |shutdown| consumer.run(shutdown)));
     }
-    let runner = Runner::new(state.clone(), config.automation_retry, poll);
+    let dates = DateRules::new(context.db.clone(), config.scan_interval);
+    triggers.push(background(move |shutdown| kit::scan::run(dates, shutdown)));
+    let runner = Runner::new(state.clone(), config.automation.retry, poll);
     triggers.push(background(move |shutdown| kit::scan::run(runner, shutdown)));
-    let stepper = Stepper::new(state.clone(), config.automation_retry, poll);
+    let stepper = Stepper::new(state.clone(), config.automation.retry, poll);
     triggers.push(background(move |shutdown| {
         kit::scan::run(stepper, shutdown)
     }));

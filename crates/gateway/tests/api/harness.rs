@@ -195,7 +195,7 @@ async fn launch(
         allow_insecure_webhooks: true,
         // The tests' webhook receivers listen on loopback: allowed here as
         // an operator would allow an internal network.
-        webhook_egress: gateway::egress::EgressPolicy {
+        webhook_egress: kit::egress::EgressPolicy {
             allowed: vec!["127.0.0.0/8".parse()?],
             denied: vec![],
         },
@@ -241,7 +241,9 @@ async fn launch(
             format!("http://{}/v1/auth/service-token", gateway.addr),
             SERVICE_SECRET.into(),
         )),
-        automation_retry: Duration::from_millis(200),
+        automation: marketing::config::AutomationConfig::to(&format!(
+            "http://127.0.0.1:{sales_port}"
+        )),
         sending: marketing::config::SendingConfig {
             // Links in messages point at this gateway's public routes.
             public_url: format!("http://{}", gateway.addr),

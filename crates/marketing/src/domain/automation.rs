@@ -13,6 +13,37 @@ use super::text;
 pub const MAX_CONDITIONS: usize = 20;
 pub const MAX_ACTIONS: usize = 10;
 
+/// The engagements the sales service scores (its `scoring::ENGAGEMENTS`):
+/// a rule naming another would fail at every run.
+pub const LEAD_ENGAGEMENTS: [&str; 3] = ["email_clicked", "form_submitted", "meeting_logged"];
+
+/// What an action acts on, and so what a firing must carry for it to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Contact,
+    Lead,
+    /// The event itself (webhooks): every firing.
+    Event,
+}
+
+pub fn subject_of(kind: ActionKind) -> Subject {
+    match kind {
+        ActionKind::AssignLead | ActionKind::RecordLeadEngagement => Subject::Lead,
+        ActionKind::CallWebhook => Subject::Event,
+        _ => Subject::Contact,
+    }
+}
+
+/// A date trigger's field: `birthday` or `custom_fields.<name>`.
+fn valid_date_field(field: &str) -> bool {
+    field == "birthday"
+        || field.strip_prefix("custom_fields.").is_some_and(|name| {
+            !name.is_empty()
+                && name.len() <= 100
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
 /// `crm.<domain>.<entity>.<verb>.v<N>`, lower case.
 pub fn valid_event_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
@@ -49,11 +80,40 @@ pub fn check(r: &mut AutomationRule, v: &mut Violations) {
         Err(_) => v.add("rule.status", "is not a known rule status"),
     }
     r.event_type = r.event_type.trim().to_owned();
-    if !valid_event_type(&r.event_type) {
-        v.add(
+    match &mut r.date_trigger {
+        Some(trigger) => {
+            if !r.event_type.is_empty() {
+                v.add("rule.event_type", "must be empty with a date trigger");
+            }
+            trigger.field = trigger.field.trim().to_owned();
+            if !valid_date_field(&trigger.field) {
+                v.add(
+                    "rule.date_trigger.field",
+                    "must be birthday or custom_fields.<name> of a date field",
+                );
+            }
+            if !(0..=30).contains(&trigger.days_before) {
+                v.add("rule.date_trigger.days_before", "must be 0 to 30");
+            }
+            if !(0..=23).contains(&trigger.hour) {
+                v.add("rule.date_trigger.hour", "must be 0 to 23");
+            }
+            if !r.conditions.is_empty() {
+                v.add(
+                    "rule.conditions",
+                    "a date trigger has no event data to test",
+                );
+            }
+        }
+        None if !valid_event_type(&r.event_type) => v.add(
             "rule.event_type",
-            "must be an event type such as crm.sales.opportunity.won.v1",
-        );
+            "must be an event type such as crm.sales.opportunity.won.v1 (or set a date trigger)",
+        ),
+        None => {}
+    }
+    r.lead_path = r.lead_path.trim().to_owned();
+    if !r.lead_path.is_empty() && !valid_path(&r.lead_path) {
+        v.add("rule.lead_path", "must be field names separated by dots");
     }
     r.contact_path = r.contact_path.trim().to_owned();
     if !r.contact_path.is_empty() && !valid_path(&r.contact_path) {
@@ -131,9 +191,42 @@ pub fn check(r: &mut AutomationRule, v: &mut Violations) {
                 }
                 id(v, "task_assignee_id", &a.task_assignee_id, false);
             }
+            Ok(ActionKind::AssignLead) => {
+                id(v, "lead_owner_id", &a.lead_owner_id, false);
+            }
+            Ok(ActionKind::RecordLeadEngagement) => {
+                if !LEAD_ENGAGEMENTS.contains(&a.engagement.as_str()) {
+                    v.add(
+                        format!("{at}.engagement"),
+                        format!("must be one of {}", LEAD_ENGAGEMENTS.join(", ")),
+                    );
+                }
+            }
+            Ok(ActionKind::CallWebhook) => {
+                a.webhook_url = a.webhook_url.trim().to_owned();
+                if a.webhook_url.is_empty() || a.webhook_url.len() > 2000 {
+                    v.add(
+                        format!("{at}.webhook_url"),
+                        "is required (at most 2000 characters)",
+                    );
+                }
+                if !(24..=200).contains(&a.webhook_secret.chars().count()) {
+                    v.add(
+                        format!("{at}.webhook_secret"),
+                        "must be 24 to 200 characters",
+                    );
+                }
+            }
             Ok(ActionKind::Unspecified) | Err(_) => {
                 v.add(format!("{at}.kind"), "must name an action")
             }
+        }
+        let kind = ActionKind::try_from(a.kind).unwrap_or_default();
+        if r.date_trigger.is_some() && subject_of(kind) == Subject::Lead {
+            v.add(
+                format!("{at}.kind"),
+                "a date trigger fires for contacts, not leads",
+            );
         }
     }
 }
@@ -198,11 +291,19 @@ pub fn matches(rule: &AutomationRule, data: &Value) -> bool {
 /// The contact the event is about: at `path`, or (empty) at `contact_id`,
 /// `contact.id` or the first of `contact_ids`.
 pub fn contact_at(data: &Value, path: &str) -> Option<Uuid> {
-    let paths: &[&str] = if path.is_empty() {
-        &["contact_id", "contact.id", "contact_ids.0"]
-    } else {
-        &[path]
-    };
+    id_at(data, path, &["contact_id", "contact.id", "contact_ids.0"])
+}
+
+/// The lead the event is about: at `path`, or (empty) at `lead_id` or
+/// `lead.id`.
+pub fn lead_at(data: &Value, path: &str) -> Option<Uuid> {
+    id_at(data, path, &["lead_id", "lead.id"])
+}
+
+/// The id at `path`, or (empty) at the first of `defaults` holding one.
+fn id_at(data: &Value, path: &str, defaults: &[&str]) -> Option<Uuid> {
+    let given = [path];
+    let paths: &[&str] = if path.is_empty() { defaults } else { &given };
     paths
         .iter()
         .filter_map(|p| lookup(data, p))

@@ -21,24 +21,27 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::marketing::v1::{
-    ActionKind, CreateSendRequest, JourneyCompleted, JourneyEnrolled, RuleAction, Send,
+    ActionKind, AutomationRule, CreateSendRequest, DateTrigger, JourneyCompleted, JourneyEnrolled,
+    RuleAction, RuleStatus, Send,
 };
+use crm_proto::crm::sales::v1 as sales;
+use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
 use kit::auth::CallerContext;
 use kit::db::{set_tenant, TenantTx};
 use kit::inbox::EventHandler;
+use kit::retry::Backoff;
 use kit::rpc::{on_behalf, Forwarded};
 use kit::Error;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use uuid::Uuid;
 
-use crate::domain::automation;
-use crate::grpc::campaigns::upstream;
+use crate::domain::automation::{self, Subject};
 use crate::grpc::SharedState;
 use crate::store::automations::{self as store, Attempt, DueRun, NewRun};
 use crate::store::journeys;
@@ -105,23 +108,34 @@ impl EventHandler for Triggers {
             .as_ref()
             .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
             .unwrap_or_else(Utc::now);
+        let mut body = None;
         for rule in rules {
             if !automation::matches(&rule, &data) {
                 continue;
             }
-            let Some(contact) = automation::contact_at(&data, &rule.contact_path) else {
-                continue;
-            };
+            let contact = automation::contact_at(&data, &rule.contact_path);
+            let lead = automation::lead_at(&data, &rule.lead_path);
             let rule_id = Uuid::parse_str(&rule.id)?;
             for (index, action) in rule.actions.iter().enumerate() {
+                let kind = ActionKind::try_from(action.kind).unwrap_or_default();
+                let payload = match automation::subject_of(kind) {
+                    Subject::Contact if contact.is_none() => continue,
+                    Subject::Lead if lead.is_none() => continue,
+                    Subject::Event => {
+                        Some(&*body.get_or_insert_with(|| event_body(event, &data, occurred_at)))
+                    }
+                    _ => None,
+                };
                 let run = NewRun {
                     rule: rule_id,
                     event_id: &event.id,
                     event_type: &event.r#type,
                     occurred_at,
                     contact,
+                    lead,
                     index: i32::try_from(index)?,
                     action,
+                    payload,
                 };
                 store::insert_run(tx, tenant, &run).await?;
             }
@@ -130,10 +144,117 @@ impl EventHandler for Triggers {
     }
 }
 
+/// What a webhook action posts for an event: its CloudEvents attributes
+/// and its data as JSON (proto field names), like the gateway's webhooks.
+fn event_body(event: &Event, data: &serde_json::Value, at: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({
+        "id": event.id,
+        "type": event.r#type,
+        "source": event.source,
+        "tenant_id": event.tenant_id,
+        "subject": event.subject,
+        "occurred_at": at.to_rfc3339(),
+        "actor": event.actor,
+        "data_schema": event.data_schema,
+        "data": data,
+    })
+}
+
+/// Fires the date rules whose day has come (ADR 0024): one due rule at a
+/// time under `FOR UPDATE SKIP LOCKED` (a day fires on one pod), a run per
+/// action for each contact whose date comes round, keyed by the day and
+/// the contact so a repeated firing makes nothing twice.
+pub struct DateRules {
+    db: kit::db::Database,
+    interval: Duration,
+}
+
+impl DateRules {
+    pub fn new(db: kit::db::Database, interval: Duration) -> Self {
+        Self { db, interval }
+    }
+}
+
+impl kit::scan::Scan for DateRules {
+    const NAME: &'static str = "date rules";
+
+    async fn try_once(&self) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        while handled < STEP {
+            let mut tx = self.db.pool().begin().await?;
+            let Some((tenant, rule_id, day)) = store::lock_due_date(&mut tx).await? else {
+                break;
+            };
+            set_tenant(&mut tx, tenant).await?;
+            let rule = store::find(&mut tx, tenant, rule_id).await?;
+            let trigger = rule.as_ref().and_then(|r| r.date_trigger.clone());
+            if let (Some(rule), Some(trigger)) = (&rule, &trigger) {
+                // A paused rule lets its days go by.
+                if rule.status == RuleStatus::Active as i32 {
+                    fire_on(&mut tx, tenant, rule, trigger, day).await?;
+                }
+            }
+            store::advance_schedule(&mut tx, tenant, rule_id, trigger.map(|t| t.hour)).await?;
+            tx.commit().await?;
+            handled += 1;
+        }
+        Ok(handled)
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+}
+
+/// Records the runs of `rule` for `day`: each contact whose date falls
+/// `days_before` days later.
+async fn fire_on(
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    rule: &AutomationRule,
+    trigger: &DateTrigger,
+    day: NaiveDate,
+) -> anyhow::Result<()> {
+    let rule_id = Uuid::parse_str(&rule.id)?;
+    let target = day + chrono::Duration::days(i64::from(trigger.days_before));
+    let event_type = format!("date:{}", trigger.field);
+    let occurred_at = day
+        .and_hms_opt(u32::try_from(trigger.hour)?, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(Utc::now);
+    for (contact, date) in store::contacts_on(tx, tenant, &trigger.field, target).await? {
+        let event_id = format!("date:{day}:{contact}");
+        let body = serde_json::json!({
+            "id": event_id,
+            "type": event_type,
+            "tenant_id": tenant.to_string(),
+            "subject": contact.to_string(),
+            "occurred_at": occurred_at.to_rfc3339(),
+            "data": {"contact_id": contact.to_string(), "field": trigger.field, "date": date.to_string()},
+        });
+        for (index, action) in rule.actions.iter().enumerate() {
+            let kind = ActionKind::try_from(action.kind).unwrap_or_default();
+            let run = NewRun {
+                rule: rule_id,
+                event_id: &event_id,
+                event_type: &event_type,
+                occurred_at,
+                contact: Some(contact),
+                lead: None,
+                index: i32::try_from(index)?,
+                action,
+                payload: (automation::subject_of(kind) == Subject::Event).then_some(&body),
+            };
+            store::insert_run(tx, tenant, &run).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Carries out due runs.
 pub struct Runner {
     state: SharedState,
-    retry: Duration,
+    retry: Backoff,
     interval: Duration,
 }
 
@@ -141,7 +262,7 @@ impl Runner {
     pub fn new(state: SharedState, retry: Duration, interval: Duration) -> Self {
         Self {
             state,
-            retry,
+            retry: Backoff::doubling(retry, MAX_ATTEMPTS),
             interval,
         }
     }
@@ -154,13 +275,10 @@ impl Runner {
         .await;
         match outcome {
             Ok(()) => Attempt::Done,
-            Err(error @ (Error::Unavailable(_) | Error::Internal(_)))
-                if run.attempts + 1 < MAX_ATTEMPTS =>
-            {
-                let delay = self.retry * 2u32.saturating_pow(run.attempts.unsigned_abs());
-                Attempt::RetryIn(error.to_string(), delay.min(Duration::from_secs(3600)))
-            }
-            Err(error) => Attempt::Failed(error.to_string()),
+            Err(error) => match self.retry.after(run.attempts + 1) {
+                Some(delay) if error.is_transient() => Attempt::RetryIn(error.to_string(), delay),
+                _ => Attempt::Failed(error.to_string()),
+            },
         }
     }
 }
@@ -202,9 +320,18 @@ async fn act(
     run: &DueRun,
 ) -> kit::Result<()> {
     let a: &RuleAction = &run.action.0;
-    let contact = run.contact_id.to_string();
     let request_id = format!("automation-run:{}", run.id);
-    match ActionKind::try_from(a.kind).unwrap_or_default() {
+    let kind = ActionKind::try_from(a.kind).unwrap_or_default();
+    let missing = |what: &str| Error::FailedPrecondition(format!("the run has no {what}"));
+    let contact = match (automation::subject_of(kind), run.contact_id) {
+        (Subject::Contact, None) => return Err(missing("contact")),
+        (_, contact) => contact.map(|c| c.to_string()).unwrap_or_default(),
+    };
+    let lead = match (automation::subject_of(kind), run.lead_id) {
+        (Subject::Lead, None) => return Err(missing("lead")),
+        (_, lead) => lead.map(|l| l.to_string()).unwrap_or_default(),
+    };
+    match kind {
         ActionKind::SendTemplate => {
             let caller = CallerContext::system(crate::config::SERVICE, tenant);
             let request = CreateSendRequest {
@@ -227,7 +354,7 @@ async fn act(
             segments
                 .add_segment_members(on_behalf(token, request))
                 .await
-                .map_err(refused)?;
+                .map_err(|s| refused("customers", s))?;
         }
         ActionKind::RemoveFromSegment => {
             let mut segments = SegmentServiceClient::new(state.customers.clone());
@@ -238,7 +365,7 @@ async fn act(
             segments
                 .remove_segment_members(on_behalf(token, request))
                 .await
-                .map_err(refused)?;
+                .map_err(|s| refused("customers", s))?;
         }
         ActionKind::CreateTask => {
             let due = run.occurred_at + chrono::Duration::days(i64::from(a.task_due_in_days));
@@ -260,7 +387,41 @@ async fn act(
             activities
                 .log_activity(on_behalf(token, request))
                 .await
-                .map_err(refused)?;
+                .map_err(|s| refused("customers", s))?;
+        }
+        ActionKind::AssignLead => {
+            let request = sales::AssignLeadsRequest {
+                lead_ids: vec![lead],
+                user_id: a.lead_owner_id.clone(),
+            };
+            LeadServiceClient::new(state.sales.clone())
+                .assign_leads(on_behalf(token, request))
+                .await
+                .map_err(|s| refused("sales", s))?;
+        }
+        ActionKind::RecordLeadEngagement => {
+            let request = sales::RecordEngagementRequest {
+                lead_id: lead,
+                engagement: a.engagement.clone(),
+                occurred_at: Some(kit::time::to_timestamp(run.occurred_at)),
+                request_id,
+            };
+            LeadServiceClient::new(state.sales.clone())
+                .record_engagement(on_behalf(token, request))
+                .await
+                .map_err(|s| refused("sales", s))?;
+        }
+        ActionKind::CallWebhook => {
+            let body = run
+                .payload
+                .as_ref()
+                .ok_or_else(|| missing("event to post"))?;
+            let event_id = body.0["id"].as_str().unwrap_or_default();
+            let body = serde_json::json!({"rule_id": run.rule_id.to_string(), "run_id": run.id.to_string(), "event": body.0});
+            state
+                .webhooks
+                .call(&a.webhook_url, &a.webhook_secret, event_id, &body)
+                .await?;
         }
         ActionKind::Unspecified => {
             return Err(Error::FailedPrecondition("the action has no kind".into()))
@@ -269,14 +430,25 @@ async fn act(
     Ok(())
 }
 
-/// The customers service's answer as an error: NOT_FOUND (the contact or
-/// segment is gone) is a refusal, not a reason to retry.
-fn refused(status: tonic::Status) -> Error {
+/// Another service's answer as an error: a refusal (NOT_FOUND: the
+/// contact, lead or segment is gone; a bad argument; no right) fails the
+/// run; anything else is worth a retry.
+fn refused(service: &str, status: tonic::Status) -> Error {
+    use tonic::Code::*;
     match status.code() {
-        tonic::Code::NotFound => Error::FailedPrecondition(format!(
-            "the customers service found nothing: {}",
+        NotFound => Error::FailedPrecondition(format!(
+            "the {service} service found nothing: {}",
             status.message()
         )),
-        _ => upstream(status),
+        InvalidArgument | FailedPrecondition | PermissionDenied | AlreadyExists | OutOfRange => {
+            Error::FailedPrecondition(format!(
+                "the {service} service refused: {}",
+                status.message()
+            ))
+        }
+        _ => Error::Unavailable(format!(
+            "the {service} service did not answer ({})",
+            status.message()
+        )),
     }
 }

@@ -39,7 +39,7 @@ const STEP: usize = 50;
 
 pub struct Stepper {
     state: SharedState,
-    retry: Duration,
+    retry: kit::retry::Backoff,
     interval: Duration,
 }
 
@@ -47,7 +47,7 @@ impl Stepper {
     pub fn new(state: SharedState, retry: Duration, interval: Duration) -> Self {
         Self {
             state,
-            retry,
+            retry: kit::retry::Backoff::doubling(retry, MAX_ATTEMPTS),
             interval,
         }
     }
@@ -127,11 +127,9 @@ impl Stepper {
     /// A step that failed: retried later when the other side may get
     /// over it, else the enrolment fails.
     fn failed(&self, e: &Current, step: &JourneyStep, error: Error) -> Leave {
-        match error {
-            Error::Unavailable(_) | Error::Internal(_) if e.attempts + 1 < MAX_ATTEMPTS => {
-                let delay = self.retry * 2u32.saturating_pow(e.attempts.unsigned_abs());
-                let delay = chrono::Duration::from_std(delay.min(Duration::from_secs(3600)))
-                    .unwrap_or(chrono::Duration::hours(1));
+        match self.retry.after(e.attempts + 1) {
+            Some(delay) if error.is_transient() => {
+                let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
                 Leave::At {
                     step: step.key.clone(),
                     at: Utc::now() + delay,
@@ -139,7 +137,7 @@ impl Stepper {
                     error: error.to_string(),
                 }
             }
-            error => Leave::Over(
+            _ => Leave::Over(
                 EnrolmentStatus::Failed,
                 format!("step {}: {error}", step.key),
             ),

@@ -21,6 +21,7 @@ pub mod mailer;
 pub mod sales;
 pub mod sender;
 pub mod sms;
+pub mod webhook;
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::common::v1::Event;
@@ -37,6 +38,33 @@ pub struct CustomerEvents(pub kit::outbox::Outbox);
 
 fn time(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+}
+
+/// The dates date-triggered rules look at: the birthday and every custom
+/// field holding a date (`YYYY-MM-DD`).
+async fn record_dates(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    contact: Option<&customers::Contact>,
+) -> anyhow::Result<()> {
+    let Some(contact) = contact else {
+        return Ok(());
+    };
+    let date = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    let mut dates = Vec::new();
+    if let Some(birthday) = date(&contact.birthday) {
+        dates.push(("birthday".to_owned(), birthday));
+    }
+    for (name, value) in &contact.custom_fields {
+        if let Some(prost_types::value::Kind::StringValue(text)) = &value.kind {
+            if let Some(day) = date(text) {
+                dates.push((format!("custom_fields.{name}"), day));
+            }
+        }
+    }
+    let id = Uuid::parse_str(&contact.id)?;
+    crate::store::automations::replace_dates(tx, tenant, id, &dates).await?;
+    Ok(())
 }
 
 /// Every channel's consent the contact record carries.
@@ -65,10 +93,17 @@ impl EventHandler for CustomerEvents {
             <customers::ContactCreated as DomainEvent>::TYPE => {
                 let created: customers::ContactCreated = decode_data(event)?;
                 record_all(tx, tenant, created.contact.as_ref(), occurred).await?;
+                record_dates(tx, tenant, created.contact.as_ref()).await?;
             }
             <customers::ContactUpdated as DomainEvent>::TYPE => {
                 let updated: customers::ContactUpdated = decode_data(event)?;
                 record_all(tx, tenant, updated.contact.as_ref(), occurred).await?;
+                record_dates(tx, tenant, updated.contact.as_ref()).await?;
+            }
+            <customers::ContactDeleted as DomainEvent>::TYPE => {
+                let deleted: customers::ContactDeleted = decode_data(event)?;
+                let contact = Uuid::parse_str(&deleted.contact_id)?;
+                crate::store::automations::forget_dates(tx, tenant, contact).await?;
             }
             <customers::ConsentChanged as DomainEvent>::TYPE => {
                 let changed: customers::ConsentChanged = decode_data(event)?;
@@ -92,6 +127,7 @@ impl EventHandler for CustomerEvents {
                 );
                 members::repoint_contact(tx, tenant, from, to).await?;
                 consent::forget(tx, tenant, from).await?;
+                crate::store::automations::forget_dates(tx, tenant, from).await?;
                 let caller = kit::auth::CallerContext::system(crate::config::SERVICE, tenant);
                 for program in loyalty::repoint_contact(tx, tenant, from, to).await? {
                     if let Some(program) = loyalty::find_program(tx, tenant, program).await? {

@@ -5,6 +5,7 @@ use crm_proto::crm::customers::v1 as customers;
 use crm_proto::crm::customers::v1::segment_service_client::SegmentServiceClient;
 use crm_proto::crm::marketing::v1::automation_service_server::AutomationService;
 use crm_proto::crm::marketing::v1::*;
+use kit::auth::{CallerContext, Role};
 use kit::error::Violations;
 use kit::paging::{finish_page, Page};
 use kit::rpc::{on_behalf, token_of, Forwarded};
@@ -21,15 +22,45 @@ use crate::store::automations as store;
 
 pub struct AutomationHandlers(pub SharedState);
 
-/// Checks that what the actions name exists: templates and identities
-/// here, segments in customers with the caller's rights.
+/// A rule as callers see it: webhook secrets are written, never read back.
+fn shown(mut rule: AutomationRule) -> AutomationRule {
+    for action in &mut rule.actions {
+        action.webhook_secret.clear();
+    }
+    rule
+}
+
+/// Checks that the caller may set up each action (the rule acts later as
+/// the service itself, so it must not reach beyond its author: lead
+/// assignment is for admins and managers, as in sales; webhooks, which
+/// send data out, for admins, as the gateway's), and that what the actions
+/// name exists: templates and identities here, segments in customers with
+/// the caller's rights, webhook URLs on public addresses.
 async fn check_targets(
     state: &super::State,
+    caller: &CallerContext,
     token: &Forwarded,
     tx: &mut sqlx::PgConnection,
-    tenant: Uuid,
     rule: &AutomationRule,
 ) -> kit::Result<()> {
+    let tenant = caller.tenant_id;
+    for a in &rule.actions {
+        match ActionKind::try_from(a.kind).unwrap_or_default() {
+            ActionKind::AssignLead
+                if !(caller.has_role(Role::Admin) || caller.has_role(Role::Manager)) =>
+            {
+                return Err(Error::PermissionDenied(
+                    "only admins and managers may make rules that assign leads".into(),
+                ))
+            }
+            ActionKind::CallWebhook if !caller.has_role(Role::Admin) => {
+                return Err(Error::PermissionDenied(
+                    "only admins may make rules that call webhooks".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
     let mut v = Violations::new();
     let mut segments = SegmentServiceClient::new(state.customers.clone());
     for (i, a) in rule.actions.iter().enumerate() {
@@ -57,6 +88,11 @@ async fn check_targets(
                         v.add(format!("{at}.segment_id"), "no such segment")
                     }
                     Err(status) => return Err(upstream(status)),
+                }
+            }
+            ActionKind::CallWebhook => {
+                if let Err(reason) = state.webhooks.check(&a.webhook_url).await {
+                    v.add(format!("{at}.webhook_url"), reason);
                 }
             }
             _ => {}
@@ -98,9 +134,11 @@ impl AutomationService for AutomationHandlers {
                 let rule = store::find(&mut tx, tenant, existing)
                     .await?
                     .ok_or_else(|| Error::not_found("automation rule", existing))?;
-                return Ok(CreateRuleResponse { rule: Some(rule) });
+                return Ok(CreateRuleResponse {
+                    rule: Some(shown(rule)),
+                });
             }
-            check_targets(&self.0, &token, &mut tx, tenant, &rule).await?;
+            check_targets(&self.0, &caller, &token, &mut tx, &rule).await?;
             let id = Uuid::now_v7();
             let saved = store::insert(&mut tx, tenant, id, &rule, &caller.subject).await?;
             kit::idempotency::remember(
@@ -113,7 +151,9 @@ impl AutomationService for AutomationHandlers {
             )
             .await?;
             commit(tx).await?;
-            Ok(CreateRuleResponse { rule: Some(saved) })
+            Ok(CreateRuleResponse {
+                rule: Some(shown(saved)),
+            })
         })
         .await
     }
@@ -129,7 +169,9 @@ impl AutomationService for AutomationHandlers {
             let rule = store::find(&mut tx, caller.tenant_id, id)
                 .await?
                 .ok_or_else(|| Error::not_found("automation rule", id))?;
-            Ok(GetRuleResponse { rule: Some(rule) })
+            Ok(GetRuleResponse {
+                rule: Some(shown(rule)),
+            })
         })
         .await
     }
@@ -148,7 +190,7 @@ impl AutomationService for AutomationHandlers {
                 Uuid::parse_str(&r.id).unwrap_or_default()
             });
             Ok(ListRulesResponse {
-                rules,
+                rules: rules.into_iter().map(shown).collect(),
                 page: page_response(next),
             })
         })
@@ -176,7 +218,9 @@ impl AutomationService for AutomationHandlers {
                 .await?
                 .ok_or_else(|| Error::not_found("automation rule", id))?;
             commit(tx).await?;
-            Ok(SetRuleStatusResponse { rule: Some(rule) })
+            Ok(SetRuleStatusResponse {
+                rule: Some(shown(rule)),
+            })
         })
         .await
     }

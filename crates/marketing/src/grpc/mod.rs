@@ -24,6 +24,10 @@ pub struct State {
     pub outbox: Outbox,
     /// The customers service: segments and contacts' addresses.
     pub customers: Channel,
+    /// The sales service: automation's lead actions.
+    pub sales: Channel,
+    /// Automation's webhook calls.
+    pub webhooks: Arc<crate::events::webhook::WebhookCaller>,
     /// The mail relay; none when `MARKETING_SMTP_URL` is unset (sends are
     /// refused then).
     pub mailer: Option<Arc<crate::events::mailer::Mailer>>,

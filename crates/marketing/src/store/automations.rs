@@ -1,10 +1,11 @@
-//! Automation rules, their runs, and the queue runners claim runs from.
+//! Automation rules, their runs, the queue runners claim runs from, the
+//! date rules' schedule and the contacts' dates it looks up.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use crm_proto::crm::marketing::v1::{
-    AutomationRule, RuleAction, RuleCondition, RuleRun, RuleStatus, RunStatus,
+    AutomationRule, DateTrigger, RuleAction, RuleCondition, RuleRun, RuleStatus, RunStatus,
 };
 use kit::time::{to_optional_timestamp, to_timestamp};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use super::audit;
 
-const COLUMNS: &str = "id, name, status, event_type, conditions, contact_path, actions, created_at, created_by, updated_at, updated_by, version";
+const COLUMNS: &str = "id, name, status, event_type, conditions, contact_path, actions, lead_path, date_trigger, created_at, created_by, updated_at, updated_by, version";
 
 #[derive(sqlx::FromRow)]
 struct RuleRow {
@@ -23,6 +24,8 @@ struct RuleRow {
     conditions: sqlx::types::Json<Vec<RuleCondition>>,
     contact_path: String,
     actions: sqlx::types::Json<Vec<RuleAction>>,
+    lead_path: String,
+    date_trigger: Option<sqlx::types::Json<DateTrigger>>,
     created_at: DateTime<Utc>,
     created_by: String,
     updated_at: DateTime<Utc>,
@@ -40,6 +43,8 @@ impl From<RuleRow> for AutomationRule {
             conditions: r.conditions.0,
             contact_path: r.contact_path,
             actions: r.actions.0,
+            lead_path: r.lead_path,
+            date_trigger: r.date_trigger.map(|d| d.0),
             audit: audit(
                 r.created_at,
                 r.created_by,
@@ -59,8 +64,8 @@ pub async fn insert(
     actor: &str,
 ) -> sqlx::Result<AutomationRule> {
     let row: RuleRow = sqlx::query_as(&format!(
-        "INSERT INTO automation_rules (tenant_id, id, name, status, event_type, conditions, contact_path, actions, created_by, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+        "INSERT INTO automation_rules (tenant_id, id, name, status, event_type, conditions, contact_path, actions, lead_path, date_trigger, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -70,9 +75,24 @@ pub async fn insert(
     .bind(sqlx::types::Json(&r.conditions))
     .bind(&r.contact_path)
     .bind(sqlx::types::Json(&r.actions))
+    .bind(&r.lead_path)
+    .bind(r.date_trigger.as_ref().map(sqlx::types::Json))
     .bind(actor)
-    .fetch_one(tx)
+    .fetch_one(&mut *tx)
     .await?;
+    if let Some(trigger) = &r.date_trigger {
+        // The first firing is today's, at the rule's hour (at once when
+        // that hour has passed).
+        sqlx::query(
+            "INSERT INTO rule_schedule (tenant_id, rule_id, fire_on, due_at) \
+             SELECT $1, $2, d, (d + make_interval(hours => $3)) AT TIME ZONE 'UTC' FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) today",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(trigger.hour)
+        .execute(tx)
+        .await?;
+    }
     Ok(row.into())
 }
 
@@ -154,17 +174,20 @@ pub struct NewRun<'a> {
     pub event_id: &'a str,
     pub event_type: &'a str,
     pub occurred_at: DateTime<Utc>,
-    pub contact: Uuid,
+    pub contact: Option<Uuid>,
+    pub lead: Option<Uuid>,
     pub index: i32,
     pub action: &'a RuleAction,
+    /// The body a webhook action posts.
+    pub payload: Option<&'a serde_json::Value>,
 }
 
 /// Records a run and queues it; nothing when this rule, event and action
 /// already made one (a redelivery).
 pub async fn insert_run(tx: &mut PgConnection, tenant: Uuid, run: &NewRun<'_>) -> sqlx::Result<()> {
     let id: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO rule_runs (tenant_id, id, rule_id, event_id, event_type, occurred_at, contact_id, action_index, action, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+        "INSERT INTO rule_runs (tenant_id, id, rule_id, event_id, event_type, occurred_at, contact_id, action_index, action, status, lead_id, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (tenant_id, rule_id, event_id, action_index) DO NOTHING RETURNING id",
     )
     .bind(tenant)
@@ -177,6 +200,8 @@ pub async fn insert_run(tx: &mut PgConnection, tenant: Uuid, run: &NewRun<'_>) -
     .bind(run.index)
     .bind(sqlx::types::Json(run.action))
     .bind(RunStatus::Pending as i16)
+    .bind(run.lead)
+    .bind(run.payload.map(sqlx::types::Json))
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(id) = id {
@@ -197,8 +222,10 @@ pub struct DueRun {
     pub id: Uuid,
     pub rule_id: Uuid,
     pub occurred_at: DateTime<Utc>,
-    pub contact_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub lead_id: Option<Uuid>,
     pub action: sqlx::types::Json<RuleAction>,
+    pub payload: Option<sqlx::types::Json<serde_json::Value>>,
     pub attempts: i32,
 }
 
@@ -218,7 +245,7 @@ pub async fn pending_run(
     id: Uuid,
 ) -> sqlx::Result<Option<DueRun>> {
     sqlx::query_as(
-        "SELECT id, rule_id, occurred_at, contact_id, action, attempts FROM rule_runs WHERE tenant_id = $1 AND id = $2 AND status = $3",
+        "SELECT id, rule_id, occurred_at, contact_id, lead_id, action, payload, attempts FROM rule_runs WHERE tenant_id = $1 AND id = $2 AND status = $3",
     )
     .bind(tenant)
     .bind(id)
@@ -291,7 +318,8 @@ struct RunRow {
     rule_id: Uuid,
     event_id: String,
     event_type: String,
-    contact_id: Uuid,
+    contact_id: Option<Uuid>,
+    lead_id: Option<Uuid>,
     action_index: i32,
     action: sqlx::types::Json<RuleAction>,
     status: i16,
@@ -312,7 +340,7 @@ pub async fn list_runs(
     limit: i64,
 ) -> sqlx::Result<Vec<RuleRun>> {
     let rows: Vec<RunRow> = sqlx::query_as(
-        "SELECT id, rule_id, event_id, event_type, contact_id, action_index, action, status, attempts, error, next_attempt_at, finished_at, created_at \
+        "SELECT id, rule_id, event_id, event_type, contact_id, lead_id, action_index, action, status, attempts, error, next_attempt_at, finished_at, created_at \
          FROM rule_runs WHERE tenant_id = $1 AND rule_id = $2 AND ($3::smallint IS NULL OR status = $3) AND ($4::uuid IS NULL OR id < $4) \
          ORDER BY id DESC LIMIT $5",
     )
@@ -330,7 +358,8 @@ pub async fn list_runs(
             rule_id: r.rule_id.to_string(),
             event_id: r.event_id,
             event_type: r.event_type,
-            contact_id: r.contact_id.to_string(),
+            contact_id: r.contact_id.map(|c| c.to_string()).unwrap_or_default(),
+            lead_id: r.lead_id.map(|l| l.to_string()).unwrap_or_default(),
             action_index: r.action_index,
             kind: r.action.0.kind,
             status: r.status.into(),
@@ -347,8 +376,10 @@ pub async fn list_runs(
         .collect())
 }
 
-/// An erasure: the person's runs go, pending ones with their queue rows.
+/// An erasure: the person's runs and dates go, pending runs with their
+/// queue rows.
 pub async fn erase_contact(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -> sqlx::Result<()> {
+    forget_dates(tx, tenant, contact).await?;
     let gone: Vec<Uuid> = sqlx::query_scalar(
         "DELETE FROM rule_runs WHERE tenant_id = $1 AND contact_id = $2 RETURNING id",
     )
@@ -361,5 +392,100 @@ pub async fn erase_contact(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -
         .bind(&gone)
         .execute(tx)
         .await?;
+    Ok(())
+}
+
+// ---- date triggers
+
+/// Replaces a contact's dates with those its latest event carries.
+pub async fn replace_dates(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: Uuid,
+    dates: &[(String, NaiveDate)],
+) -> sqlx::Result<()> {
+    forget_dates(tx, tenant, contact).await?;
+    let (fields, days): (Vec<&str>, Vec<NaiveDate>) =
+        dates.iter().map(|(f, d)| (f.as_str(), *d)).unzip();
+    sqlx::query(
+        "INSERT INTO contact_dates (tenant_id, contact_id, field, date, month, day) \
+         SELECT $1, $2, f, d, extract(month FROM d), extract(day FROM d) FROM unnest($3::text[], $4::date[]) AS t(f, d)",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .bind(&fields)
+    .bind(&days)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn forget_dates(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM contact_dates WHERE tenant_id = $1 AND contact_id = $2")
+        .bind(tenant)
+        .bind(contact)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The contacts whose `field` falls on `day`'s month and day (and, on a
+/// 28 February outside leap years, those born on the 29th), with their
+/// dates.
+pub async fn contacts_on(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    field: &str,
+    day: NaiveDate,
+) -> sqlx::Result<Vec<(Uuid, NaiveDate)>> {
+    let leap_day = day.month() == 2 && day.day() == 28 && !day.leap_year();
+    sqlx::query_as(
+        "SELECT contact_id, date FROM contact_dates WHERE tenant_id = $1 AND field = $2 \
+         AND month = $3 AND (day = $4 OR ($5 AND day = 29)) ORDER BY contact_id",
+    )
+    .bind(tenant)
+    .bind(field)
+    .bind(day.month() as i16)
+    .bind(day.day() as i16)
+    .bind(leap_day)
+    .fetch_all(tx)
+    .await
+}
+
+/// Locks one date rule whose firing is due, of any tenant, until the
+/// transaction ends: its tenant, id and the day to fire.
+pub async fn lock_due_date(
+    tx: &mut Transaction<'_, Postgres>,
+) -> sqlx::Result<Option<(Uuid, Uuid, NaiveDate)>> {
+    sqlx::query_as(
+        "SELECT tenant_id, rule_id, fire_on FROM rule_schedule WHERE due_at <= now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Moves a date rule on to its next day (days missed while no pod ran
+/// are fired late, a week back at most), or drops it when the rule is gone.
+pub async fn advance_schedule(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    rule: Uuid,
+    hour: Option<i32>,
+) -> sqlx::Result<()> {
+    match hour {
+        None => sqlx::query("DELETE FROM rule_schedule WHERE tenant_id = $1 AND rule_id = $2")
+            .bind(tenant)
+            .bind(rule),
+        Some(hour) => sqlx::query(
+            "UPDATE rule_schedule SET fire_on = greatest(fire_on + 1, (now() AT TIME ZONE 'UTC')::date - 7), \
+             due_at = (greatest(fire_on + 1, (now() AT TIME ZONE 'UTC')::date - 7) + make_interval(hours => $3)) AT TIME ZONE 'UTC' \
+             WHERE tenant_id = $1 AND rule_id = $2",
+        )
+        .bind(tenant)
+        .bind(rule)
+        .bind(hour),
+    }
+    .execute(tx)
+    .await?;
     Ok(())
 }

@@ -406,3 +406,454 @@ async fn rules_refuse_bad_input_other_tenants_and_roles() {
         .rules;
     assert!(listed.is_empty());
 }
+
+#[tokio::test]
+async fn lead_actions_assign_and_rescore_the_events_lead_in_sales_once() {
+    use crm_proto::crm::sales::v1 as sales;
+    use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
+    let app = TestApp::spawn_with_sales().await;
+    let mut admin = app.admin();
+    let bearer = app.services.bearer(
+        app.tenant,
+        admin.user,
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
+    let mut leads = LeadServiceClient::with_interceptor(app.services.channel("sales"), bearer);
+    leads
+        .set_scoring_settings(sales::SetScoringSettingsRequest {
+            settings: Some(sales::ScoringSettings {
+                rules: vec![sales::ScoringRule {
+                    condition: Some(sales::scoring_rule::Condition::Engagement(
+                        "meeting_logged".into(),
+                    )),
+                    points: 15,
+                    ..Default::default()
+                }],
+                half_life_days: 30,
+            }),
+        })
+        .await
+        .expect("scoring");
+    let owner = Uuid::now_v7().to_string();
+    let lead_actions = vec![
+        RuleAction {
+            kind: ActionKind::AssignLead as i32,
+            lead_owner_id: owner.clone(),
+            ..Default::default()
+        },
+        RuleAction {
+            kind: ActionKind::RecordLeadEngagement as i32,
+            engagement: "meeting_logged".into(),
+            ..Default::default()
+        },
+    ];
+    let rule = AutomationRule {
+        name: "Campaign leads to Grace".into(),
+        event_type: "crm.sales.lead.created.v1".into(),
+        conditions: vec![RuleCondition {
+            path: "lead.source".into(),
+            operator: ConditionOperator::Equals as i32,
+            value: "LEAD_SOURCE_CAMPAIGN".into(),
+        }],
+        actions: lead_actions,
+        ..Default::default()
+    };
+    // Assigning leads is for admins and managers, as in sales.
+    let denied = create_rule(&mut app.marketer(), rule.clone())
+        .await
+        .expect_err("a marketer does not assign leads");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let rule = create_rule(&mut admin, rule).await.expect("rule");
+
+    let create = |last: &str, source: sales::LeadSource| sales::CreateLeadRequest {
+        lead: Some(sales::Lead {
+            last_name: last.into(),
+            company: format!("{last} GmbH"),
+            source: source as i32,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let webinar = leads
+        .create_lead(create("Hopper", sales::LeadSource::Campaign))
+        .await
+        .expect("lead")
+        .into_inner()
+        .lead
+        .expect("lead");
+    let other = leads
+        .create_lead(create("Lovelace", sales::LeadSource::Manual))
+        .await
+        .expect("lead")
+        .into_inner()
+        .lead
+        .expect("lead");
+    let runs = runs_over(&mut admin, &rule.id, 2).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in &runs {
+        assert_eq!(
+            (run.status, run.lead_id.as_str(), run.contact_id.as_str()),
+            (RunStatus::Done as i32, webinar.id.as_str(), ""),
+            "{run:?}"
+        );
+    }
+    let get = |id: &str| sales::GetLeadRequest { id: id.into() };
+    let assigned = leads
+        .get_lead(get(&webinar.id))
+        .await
+        .expect("lead")
+        .into_inner()
+        .lead
+        .expect("lead");
+    assert_eq!(assigned.owner_id, owner);
+    assert_eq!(
+        assigned.score,
+        webinar.score + 15,
+        "the meeting counts once"
+    );
+    let untouched = leads
+        .get_lead(get(&other.id))
+        .await
+        .expect("lead")
+        .into_inner()
+        .lead
+        .expect("lead");
+    assert_eq!(
+        (untouched.owner_id, untouched.score),
+        (other.owner_id, other.score)
+    );
+    // The run's request id makes the engagement count once even when an
+    // attempt is repeated (a crash after sales answered): replay it.
+    let engagement_run = runs
+        .iter()
+        .find(|r| r.kind == ActionKind::RecordLeadEngagement as i32)
+        .expect("engagement run");
+    let replay = leads
+        .record_engagement(sales::RecordEngagementRequest {
+            lead_id: webinar.id.clone(),
+            engagement: "meeting_logged".into(),
+            occurred_at: None,
+            request_id: format!("automation-run:{}", engagement_run.id),
+        })
+        .await;
+    // Same key, same lead and engagement, another time: a different request.
+    assert_eq!(
+        replay.expect_err("the key is the run's").code(),
+        Code::AlreadyExists
+    );
+}
+
+/// A webhook receiver: answers 503 to its first request, then 204, and
+/// keeps each request's signature and raw body.
+async fn webhook_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let signature = headers
+                    .get("crm-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut seen = seen.lock().expect("lock");
+                seen.push((signature, body));
+                if seen.len() == 1 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), received)
+}
+
+#[tokio::test]
+async fn a_webhook_action_posts_the_signed_event_retries_and_never_reaches_inside() {
+    let mut app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let (url, received) = webhook_receiver().await;
+    let secret = "a-webhook-secret-of-some-length";
+    let hook = |url: &str| {
+        on_consent_granted(vec![RuleAction {
+            kind: ActionKind::CallWebhook as i32,
+            webhook_url: url.into(),
+            webhook_secret: secret.into(),
+            ..Default::default()
+        }])
+    };
+    // By default: https only, and never the machine, the cluster or the
+    // cloud metadata service.
+    for inside in [
+        url.clone(),
+        "https://127.0.0.1/hook".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        "https://localhost:8443/hook".to_owned(),
+    ] {
+        let refused = create_rule(&mut admin, hook(&inside))
+            .await
+            .expect_err("an inside address");
+        assert_eq!(
+            violated_fields(&refused),
+            vec!["rule.actions[0].webhook_url"],
+            "{inside}"
+        );
+    }
+    let short = create_rule(
+        &mut admin,
+        on_consent_granted(vec![RuleAction {
+            kind: ActionKind::CallWebhook as i32,
+            webhook_url: "https://93.184.216.34/hook".into(),
+            webhook_secret: "short".into(),
+            ..Default::default()
+        }]),
+    )
+    .await
+    .expect_err("a short secret");
+    assert_eq!(
+        violated_fields(&short),
+        vec!["rule.actions[0].webhook_secret"]
+    );
+    // Sending data out is for admins, as the gateway's webhooks.
+    let denied = create_rule(&mut app.marketer(), hook("https://93.184.216.34/hook"))
+        .await
+        .expect_err("a marketer does not add webhooks");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // An operator allows the local network (and http, in development).
+    app.restart_marketing_with(|config| {
+        config.automation.egress.allowed = vec!["127.0.0.0/8".parse().expect("net")];
+        config.automation.allow_insecure_webhooks = true;
+    })
+    .await;
+    let mut admin = app.admin();
+    let rule = create_rule(&mut admin, hook(&url)).await.expect("rule");
+    assert!(
+        rule.actions[0].webhook_secret.is_empty(),
+        "the secret is never read back"
+    );
+    let ada = person(
+        &mut admin,
+        "Ada",
+        "ada@example.com",
+        "",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let runs = runs_over(&mut admin, &rule.id, 1).await;
+    assert_eq!(
+        (
+            runs[0].status,
+            runs[0].attempts,
+            runs[0].contact_id.as_str()
+        ),
+        (RunStatus::Done as i32, 2, ada.as_str()),
+        "a 503 is retried: {:?}",
+        runs[0]
+    );
+    let received = received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 2, "one failed call, one delivered");
+    let (signature, body) = &received[1];
+    let t: i64 = signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("t=");
+    assert_eq!(
+        signature,
+        &kit::egress::signature(secret, t, body.as_bytes()),
+        "signed with the rule's secret"
+    );
+    let json: serde_json::Value = serde_json::from_str(body).expect("json");
+    assert_eq!(json["rule_id"], rule.id.as_str());
+    assert_eq!(json["run_id"], runs[0].id.as_str());
+    assert_eq!(
+        json["event"]["type"],
+        "crm.customers.contact.consent_changed.v1"
+    );
+    assert_eq!(json["event"]["data"]["contact_id"], ada.as_str());
+    assert_eq!(json["event"]["data"]["status"], "CONSENT_STATUS_GRANTED");
+    assert_eq!(json["event"]["tenant_id"], app.tenant.to_string());
+}
+
+#[tokio::test]
+async fn a_date_rule_greets_each_contact_on_their_birthday_once() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    identity(&mut admin).await;
+    let template = template(&mut admin).await;
+    let born = |first: &str, birthday: &str| people::CreateContactRequest {
+        contact: Some(people::Contact {
+            first_name: first.into(),
+            last_name: "Tester".into(),
+            birthday: birthday.into(),
+            emails: vec![people::Email {
+                address: format!("{}@example.com", first.to_lowercase()),
+                primary: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let mut ids = Vec::new();
+    for (first, birthday) in [("Ada", "1990-03-15"), ("Bob", "2000-02-29")] {
+        let contact = admin
+            .contacts
+            .create_contact(born(first, birthday))
+            .await
+            .expect("contact")
+            .into_inner()
+            .contact
+            .expect("contact");
+        set_consent(
+            &mut admin,
+            &contact.id,
+            Channel::Email,
+            ConsentStatus::Granted,
+        )
+        .await;
+        ids.push(contact.id);
+    }
+    // Another tenant's contact with the same birthday is not greeted.
+    let mut stranger = app.stranger();
+    stranger
+        .contacts
+        .create_contact(born("Eve", "1990-03-15"))
+        .await
+        .expect("stranger's contact");
+    let pool = app.services.db("marketing").admin_pool().await;
+    testkit::eventually("the dates are kept", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM contact_dates WHERE field = 'birthday'")
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (n == 3).then_some(())
+        }
+    })
+    .await;
+
+    let bad = create_rule(
+        &mut admin,
+        AutomationRule {
+            name: "Bad".into(),
+            event_type: "crm.customers.contact.created.v1".into(),
+            date_trigger: Some(DateTrigger {
+                field: "shoe_size".into(),
+                days_before: 40,
+                hour: 24,
+            }),
+            actions: vec![RuleAction {
+                kind: ActionKind::AssignLead as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("bad date rule");
+    assert_eq!(
+        violated_fields(&bad),
+        vec![
+            "rule.event_type",
+            "rule.date_trigger.field",
+            "rule.date_trigger.days_before",
+            "rule.date_trigger.hour",
+            "rule.actions[0].kind"
+        ]
+    );
+    let rule = create_rule(
+        &mut admin,
+        AutomationRule {
+            name: "Happy birthday".into(),
+            date_trigger: Some(DateTrigger {
+                field: "birthday".into(),
+                days_before: 0,
+                hour: 9,
+            }),
+            actions: vec![RuleAction {
+                kind: ActionKind::SendTemplate as i32,
+                template_id: template.id.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("rule");
+
+    // The clock is moved: the rule's next day is made due now.
+    let fire = |day: &'static str| {
+        let (pool, rule) = (pool.clone(), rule.id.clone());
+        async move {
+            sqlx::query("UPDATE rule_schedule SET fire_on = $2::date, due_at = now() WHERE rule_id = $1::uuid")
+                .bind(&rule)
+                .bind(day)
+                .execute(&pool)
+                .await
+                .expect("move the clock");
+            testkit::eventually("the day is fired", Duration::from_secs(30), || {
+                let (pool, rule) = (pool.clone(), rule.clone());
+                async move {
+                    let next: String = sqlx::query_scalar(
+                        "SELECT fire_on::text FROM rule_schedule WHERE rule_id = $1::uuid",
+                    )
+                    .bind(&rule)
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+                    (next.as_str() > day).then_some(())
+                }
+            })
+            .await;
+        }
+    };
+    fire("2027-03-15").await;
+    let runs = runs_over(&mut admin, &rule.id, 1).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            runs[0].status,
+            runs[0].contact_id.as_str(),
+            runs[0].event_id.as_str(),
+            runs[0].event_type.as_str()
+        ),
+        (
+            RunStatus::Done as i32,
+            ids[0].as_str(),
+            format!("date:2027-03-15:{}", ids[0]).as_str(),
+            "date:birthday"
+        )
+    );
+    let mail = app.smtp.wait_for(1).await.remove(0);
+    assert_eq!(mail.to, vec!["ada@example.com".to_owned()]);
+    // The same day again (a second pod, a restart): nothing twice.
+    fire("2027-03-15").await;
+    // 28 February of a common year greets those born on the 29th.
+    fire("2027-02-28").await;
+    let runs = runs_over(&mut admin, &rule.id, 2).await;
+    let mut contacts: Vec<&str> = runs.iter().map(|r| r.contact_id.as_str()).collect();
+    contacts.sort();
+    let mut expected = vec![ids[0].as_str(), ids[1].as_str()];
+    expected.sort();
+    assert_eq!(contacts, expected, "{runs:?}");
+    let mails = app.smtp.wait_for(2).await;
+    assert_eq!(mails.len(), 2, "ada once, bob once");
+}

@@ -40,6 +40,9 @@ pub struct TestApp {
     pub tenant: Uuid,
     /// The mail relay the service sends to.
     pub smtp: testkit::SmtpServer,
+    /// Where lead actions reach the sales service (a closed port unless
+    /// the test started it).
+    pub sales_url: String,
 }
 
 impl TestApp {
@@ -52,8 +55,23 @@ impl TestApp {
             tenant: services.tenant,
             services,
             smtp,
+            sales_url: "http://127.0.0.1:9".into(),
         };
         app.start_marketing().await;
+        app
+    }
+
+    /// The harness with the sales service too, for lead actions.
+    pub async fn spawn_with_sales() -> Self {
+        let mut app = TestApp::spawn().await;
+        let config = sales::config::SalesConfig {
+            service: app.services.config("sales").await,
+            customers_url: app.services.url("customers"),
+            scan_interval: std::time::Duration::from_secs(60),
+        };
+        app.services.start("sales", sales::build(config)).await;
+        app.sales_url = app.services.url("sales");
+        app.restart_marketing_with(|_| {}).await;
         app
     }
 
@@ -66,7 +84,7 @@ impl TestApp {
             scan_interval: std::time::Duration::from_millis(100),
             sending: marketing::config::SendingConfig::to(&self.smtp.url(), 200),
             service_tokens: std::sync::Arc::new(self.services.issuer.service_tokens("marketing")),
-            automation_retry: std::time::Duration::from_millis(100),
+            automation: marketing::config::AutomationConfig::to(&self.sales_url),
         }
     }
 

@@ -637,7 +637,25 @@ impl LeadService for LeadHandlers {
                 Some(t) => kit::time::from_timestamp("occurred_at", &t)?,
                 None => Utc::now(),
             };
+            let fingerprint = kit::idempotency::fingerprint(&RecordEngagementRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut tx = self.0.begin(&caller).await?;
+            let entity = "lead_engagement";
+            if kit::idempotency::replayed(
+                &mut tx,
+                caller.tenant_id,
+                entity,
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?
+            .is_some()
+            {
+                let lead = visible_lead(&mut tx, &caller, id, false).await?;
+                return Ok(RecordEngagementResponse { lead: Some(lead) });
+            }
             // Recorded only on a lead the caller sees; others are not found.
             let lead = engage(
                 &self.0,
@@ -650,6 +668,15 @@ impl LeadService for LeadHandlers {
             )
             .await?
             .ok_or_else(|| Error::not_found("lead", id))?;
+            kit::idempotency::remember(
+                &mut tx,
+                caller.tenant_id,
+                entity,
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(RecordEngagementResponse { lead: Some(lead) })
         })

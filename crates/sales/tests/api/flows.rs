@@ -267,16 +267,32 @@ async fn scores_count_attributes_and_decaying_engagements() {
         occurred_at: Some(kit::time::to_timestamp(
             chrono::Utc::now() - chrono::Duration::days(days_ago),
         )),
+        request_id: String::new(),
     };
-    let fresh = admin
+    let keyed = RecordEngagementRequest {
+        request_id: "click-1".into(),
+        ..engage(0)
+    };
+    for _ in 0..2 {
+        let fresh = admin
+            .leads
+            .record_engagement(keyed.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .lead
+            .unwrap();
+        assert_eq!(fresh.score, 35, "a retry with its request id counts once");
+    }
+    let reused = admin
         .leads
-        .record_engagement(engage(0))
+        .record_engagement(RecordEngagementRequest {
+            engagement: "meeting_logged".into(),
+            ..keyed.clone()
+        })
         .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
-    assert_eq!(fresh.score, 35);
+        .unwrap_err();
+    assert_eq!(reused.code(), tonic::Code::AlreadyExists, "{reused:?}");
     let old = admin
         .leads
         .record_engagement(engage(14))
@@ -331,6 +347,7 @@ async fn scores_count_attributes_and_decaying_engagements() {
             lead_id: vp.id.clone(),
             engagement: "liked".into(),
             occurred_at: None,
+            request_id: String::new(),
         })
         .await
         .unwrap_err();

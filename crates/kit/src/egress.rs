@@ -1,21 +1,27 @@
-//! Where the gateway may connect on a tenant's behalf (webhooks): public
-//! internet addresses only, so a tenant cannot make the gateway reach the
-//! cluster, the cloud metadata service or the machine itself (SSRF).
+//! Where a service may connect on a tenant's behalf (the gateway's
+//! webhooks, marketing's webhook actions): public internet addresses only,
+//! so a tenant cannot make a service reach the cluster, the cloud metadata
+//! service or the machine itself (SSRF).
 //!
 //! A URL is checked when it is registered and again at every delivery,
 //! and the delivery connects only to addresses that passed the check: the
 //! HTTP client resolves names through [`EgressResolver`], which drops
 //! forbidden addresses, so a DNS answer that changes between the check and
 //! the connection (rebinding) cannot slip through. Operators may allow
-//! internal networks (`GATEWAY_WEBHOOK_ALLOWED_NETWORKS`) and forbid more
-//! (`GATEWAY_WEBHOOK_DENIED_NETWORKS`, e.g. the cluster's pod and service
+//! internal networks (`<SERVICE>_WEBHOOK_ALLOWED_NETWORKS`) and forbid more
+//! (`<SERVICE>_WEBHOOK_DENIED_NETWORKS`, e.g. the cluster's pod and service
 //! ranges when they are public addresses). The development switch that
 //! allows `http://` does not lift any of this.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use ipnet::IpNet;
+use sha2::Sha256;
+
+use crate::config::Env;
 
 #[derive(Debug, Clone, Default)]
 pub struct EgressPolicy {
@@ -26,6 +32,25 @@ pub struct EgressPolicy {
 }
 
 impl EgressPolicy {
+    /// `WEBHOOK_ALLOWED_NETWORKS` and `WEBHOOK_DENIED_NETWORKS` of the
+    /// service's environment: comma-separated CIDRs.
+    pub fn from_env(env: &mut Env) -> Self {
+        EgressPolicy {
+            allowed: networks(env, "WEBHOOK_ALLOWED_NETWORKS"),
+            denied: networks(env, "WEBHOOK_DENIED_NETWORKS"),
+        }
+    }
+
+    /// An HTTP client that connects only where this policy permits and
+    /// follows no redirect: the connection goes where the check said it
+    /// may.
+    pub fn client(self: &Arc<Self>, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(EgressResolver(self.clone())))
+            .build()
+    }
     /// Whether the gateway may connect to `ip`.
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
@@ -73,6 +98,35 @@ impl EgressPolicy {
         }
         self.resolve(host, port).await.map(|_| ())
     }
+}
+
+fn networks(env: &mut Env, name: &str) -> Vec<IpNet> {
+    let raw = env.or(name, "comma-separated networks (CIDR)", String::new());
+    let mut parsed = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.parse() {
+            Ok(net) => parsed.push(net),
+            Err(_) => env.problem(format!(
+                "{}: {item:?} is not a network such as 10.0.0.0/8",
+                env.name(name)
+            )),
+        }
+    }
+    parsed
+}
+
+/// The `Crm-Signature` header of a webhook body: `t=<unix seconds>,v1=<hex
+/// HMAC-SHA256 of "<t>.<body>" keyed with the endpoint's secret>`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// The name resolver of the webhook HTTP client: only permitted addresses
