@@ -75,23 +75,11 @@ impl EventHandler for WebhookFanout {
 /// The JSON body sent for an event: the CloudEvents attributes and the
 /// protobuf payload (decode with `data_schema` from `proto/`).
 pub fn body(event: &Event) -> serde_json::Value {
-    let occurred = event
-        .occurred_at
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .map(|t| t.to_rfc3339());
-    serde_json::json!({
-        "id": event.id,
-        "type": event.r#type,
-        "source": event.source,
-        "tenant_id": event.tenant_id,
-        "subject": event.subject,
-        "aggregate_version": event.aggregate_version,
-        "occurred_at": occurred,
-        "actor": event.actor,
-        "data_schema": event.data_schema,
-        "data": data_json(event),
-        "data_base64": base64::engine::general_purpose::STANDARD.encode(&event.data),
-    })
+    let mut body = kit::events::to_json(event, data_json(event));
+    body["data_base64"] = base64::engine::general_purpose::STANDARD
+        .encode(&event.data)
+        .into();
+    body
 }
 
 /// The payload as JSON, for every event type: decoded by its

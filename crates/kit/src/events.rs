@@ -97,6 +97,27 @@ pub fn message_reference(reference: &str) -> Option<(uuid::Uuid, uuid::Uuid)> {
     ))
 }
 
+/// An event as webhooks post it: its CloudEvents attributes and `data`,
+/// the payload as JSON (the gateway's and marketing's webhooks alike).
+pub fn to_json(event: &Event, data: serde_json::Value) -> serde_json::Value {
+    let occurred = event
+        .occurred_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339());
+    serde_json::json!({
+        "id": event.id,
+        "type": event.r#type,
+        "source": event.source,
+        "tenant_id": event.tenant_id,
+        "subject": event.subject,
+        "aggregate_version": event.aggregate_version,
+        "occurred_at": occurred,
+        "actor": event.actor,
+        "data_schema": event.data_schema,
+        "data": data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 pub mod bench;
 mod database;
 pub mod grpc;
+pub mod http;
 mod nats;
 mod postgres;
 mod services;

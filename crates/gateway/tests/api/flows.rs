@@ -1098,33 +1098,9 @@ async fn team_members_see_each_others_records() {
 
 #[tokio::test]
 async fn webhooks_deliver_signed_events_and_retry_failures() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
     // A receiver that fails twice, then accepts; it keeps what it got.
-    let calls = Arc::new(AtomicUsize::new(0));
-    let received = Arc::new(tokio::sync::Mutex::new(Vec::<(String, String)>::new()));
-    let (c, r) = (calls.clone(), received.clone());
-    let receiver = webhook_receiver(axum::routing::post(
-        move |headers: axum::http::HeaderMap, body: String| {
-            let (c, r) = (c.clone(), r.clone());
-            async move {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                let signature = headers
-                    .get("crm-signature")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                r.lock().await.push((signature, body));
-                if n < 2 {
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    axum::http::StatusCode::OK
-                }
-            }
-        },
-    ))
-    .await;
+    let receiver =
+        testkit::http::HttpRecorder::start("/hook", |n, _| if n < 2 { 500 } else { 200 }).await;
 
     let stack = Stack::start().await;
     let (_, admin) = stack.tenant("Hooks").await;
@@ -1143,7 +1119,7 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
             Method::POST,
             "/v1/webhooks",
             Some(&admin),
-            Some(json!({"url": receiver, "event_types": ["crm.customers.contact.created.v1"]})),
+            Some(json!({"url": receiver.url, "event_types": ["crm.customers.contact.created.v1"]})),
             &[],
         )
         .await
@@ -1188,9 +1164,9 @@ async fn webhooks_deliver_signed_events_and_retry_failures() {
     .await;
     assert_eq!(delivery["attempts"], 3);
     assert_eq!(delivery["event_type"], "crm.customers.contact.created.v1");
-    let got = received.lock().await.clone();
+    let got = receiver.received();
     assert_eq!(got.len(), 3);
-    let (signature, body) = &got[2];
+    let (signature, body) = (&got[2].header("crm-signature"), &got[2].body);
     let event: Value = serde_json::from_str(body).unwrap();
     assert_eq!(event["type"], "crm.customers.contact.created.v1");
     assert_eq!(event["subject"], contact["id"]);

@@ -305,11 +305,7 @@ pub async fn json_of(response: Response, status: u16) -> Value {
 
 /// Serves `hook` (a webhook receiver) on loopback and answers its URL.
 pub async fn webhook_receiver(hook: axum::routing::MethodRouter) -> String {
-    let app = axum::Router::new().route("/hook", hook);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    testkit::http::serve("/hook", hook).await
 }
 
 impl Stack {

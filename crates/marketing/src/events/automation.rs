@@ -121,9 +121,9 @@ impl EventHandler for Triggers {
                 let payload = match automation::subject_of(kind) {
                     Subject::Contact if contact.is_none() => continue,
                     Subject::Lead if lead.is_none() => continue,
-                    Subject::Event => {
-                        Some(&*body.get_or_insert_with(|| event_body(event, &data, occurred_at)))
-                    }
+                    Subject::Event => Some(
+                        &*body.get_or_insert_with(|| kit::events::to_json(event, data.clone())),
+                    ),
                     _ => None,
                 };
                 let run = NewRun {
@@ -142,22 +142,6 @@ impl EventHandler for Triggers {
         }
         Ok(())
     }
-}
-
-/// What a webhook action posts for an event: its CloudEvents attributes
-/// and its data as JSON (proto field names), like the gateway's webhooks.
-fn event_body(event: &Event, data: &serde_json::Value, at: DateTime<Utc>) -> serde_json::Value {
-    serde_json::json!({
-        "id": event.id,
-        "type": event.r#type,
-        "source": event.source,
-        "tenant_id": event.tenant_id,
-        "subject": event.subject,
-        "occurred_at": at.to_rfc3339(),
-        "actor": event.actor,
-        "data_schema": event.data_schema,
-        "data": data,
-    })
 }
 
 /// Fires the date rules whose day has come (ADR 0024): one due rule at a

@@ -545,48 +545,14 @@ async fn lead_actions_assign_and_rescore_the_events_lead_in_sales_once() {
     );
 }
 
-/// A webhook receiver: answers 503 to its first request, then 204, and
-/// keeps each request's signature and raw body.
-async fn webhook_receiver() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-) {
-    use std::sync::{Arc, Mutex};
-    let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let seen = seen.clone();
-            async move {
-                let signature = headers
-                    .get("crm-signature")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let mut seen = seen.lock().expect("lock");
-                seen.push((signature, body));
-                if seen.len() == 1 {
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook"), received)
-}
-
 #[tokio::test]
 async fn a_webhook_action_posts_the_signed_event_retries_and_never_reaches_inside() {
     let mut app = TestApp::spawn().await;
     let mut admin = app.admin();
-    let (url, received) = webhook_receiver().await;
+    // Answers 503 to the first call, then 204.
+    let receiver =
+        testkit::http::HttpRecorder::start("/hook", |n, _| if n == 0 { 503 } else { 204 }).await;
+    let url = receiver.url.clone();
     let secret = "a-webhook-secret-of-some-length";
     let hook = |url: &str| {
         on_consent_granted(vec![RuleAction {
@@ -665,9 +631,9 @@ async fn a_webhook_action_posts_the_signed_event_retries_and_never_reaches_insid
         "a 503 is retried: {:?}",
         runs[0]
     );
-    let received = received.lock().expect("lock").clone();
+    let received = receiver.received();
     assert_eq!(received.len(), 2, "one failed call, one delivered");
-    let (signature, body) = &received[1];
+    let (signature, body) = (&received[1].header("crm-signature"), &received[1].body);
     let t: i64 = signature
         .strip_prefix("t=")
         .and_then(|rest| rest.split(',').next())

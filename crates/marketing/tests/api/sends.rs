@@ -1,4 +1,3 @@
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crm_proto::crm::customers::v1::{self as people, Channel, ConsentStatus};
@@ -586,42 +585,6 @@ async fn sends_and_templates_refuse_bad_input_other_tenants_and_roles() {
     assert_eq!(violated_fields(&foreign_use), vec!["send.template_id"]);
 }
 
-/// A fake SMS provider: records each request's bearer token and body, and
-/// refuses one number for good.
-async fn sms_provider() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
-    let received: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/messages",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap,
-                  axum::Json(body): axum::Json<serde_json::Value>| {
-                let seen = seen.clone();
-                async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let refused = body["to"] == "+4915100000003";
-                    seen.lock().expect("lock").push((auth, body));
-                    if refused {
-                        axum::http::StatusCode::BAD_REQUEST
-                    } else {
-                        axum::http::StatusCode::ACCEPTED
-                    }
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/messages"), received)
-}
-
 async fn with_phone(
     client: &mut Client,
     first: &str,
@@ -702,7 +665,16 @@ async fn an_sms_send_goes_through_the_provider_to_consenting_phones_only() {
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("MARKETING_SMS_URL"));
 
-    let (url, received) = sms_provider().await;
+    // A fake SMS provider that refuses one number for good.
+    let provider = testkit::http::HttpRecorder::start("/messages", |_, request| {
+        if request.json()["to"] == "+4915100000003" {
+            400
+        } else {
+            202
+        }
+    })
+    .await;
+    let url = provider.url.clone();
     app.restart_marketing_with(|config| {
         config.sending.sms = Some(marketing::config::SmsConfig {
             url,
@@ -731,7 +703,11 @@ async fn an_sms_send_goes_through_the_provider_to_consenting_phones_only() {
     .await;
     assert_eq!((done.sent, done.failed), (1, 1));
     assert_eq!(done.skipped.values().sum::<i64>(), 1, "{:?}", done.skipped);
-    let received = received.lock().expect("lock").clone();
+    let received: Vec<(String, serde_json::Value)> = provider
+        .received()
+        .iter()
+        .map(|r| (r.header("authorization"), r.json()))
+        .collect();
     let mut numbers: Vec<&str> = received
         .iter()
         .filter_map(|(_, b)| b["to"].as_str())
