@@ -6,6 +6,7 @@
 #   deploy/bench.sh gateway    REST through the gateway at 32 connections (vs pgbench in the same run)
 #   deploy/bench.sh sales      opportunity create / get / stage move at 32 clients, forecast over 1M deals
 #   deploy/bench.sh marketing  a send of 100,000 e-mails to a segment through SMTP (messages/s, memory), loyalty redemptions, journey timers
+#   deploy/bench.sh servicedesk  ticket create / reply / get / list 50 at 32 clients
 #   deploy/bench.sh platform   run.sh's processes (release): start-to-ready of each, RSS of all under gateway load
 #   deploy/bench.sh all        all of the above in turn, then the Markdown table of every figure
 #                              (BENCH_OUT, default bench-results.md; the README's table comes from it)
@@ -25,8 +26,9 @@ run_bench() {
     gateway) cargo bench --locked -p gateway --bench gateway ;;
     sales) cargo bench --locked -p sales --bench sales ;;
     marketing) cargo bench --locked -p marketing --bench marketing ;;
+    servicedesk) cargo bench --locked -p servicedesk --bench servicedesk ;;
     platform) cargo bench --locked -p e2e --bench platform ;;
-    *) die "unknown benchmark $1 (known: baseline, outbox, customers, gateway, sales, marketing, platform, all)" ;;
+    *) die "unknown benchmark $1 (known: baseline, outbox, customers, gateway, sales, marketing, servicedesk, platform, all)" ;;
   esac
 }
 
@@ -40,7 +42,7 @@ out="${BENCH_OUT:-bench-results.md}"
 transcript="$(mktemp)"
 trap 'rm -f "$transcript"' EXIT
 failed=()
-for bench in baseline outbox customers gateway sales marketing platform; do
+for bench in baseline outbox customers gateway sales marketing servicedesk platform; do
   log "benchmark $bench"
   run_bench "$bench" 2>&1 | tee -a "$transcript" || failed+=("$bench")
 done

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 16] = [
+const PII_MESSAGES: [&str; 18] = [
+    "crm.servicedesk.v1.Ticket",
+    "crm.servicedesk.v1.TicketMessage",
     "crm.marketing.v1.SubmittedLead",
     "crm.marketing.v1.SubmitFormRequest",
     "crm.marketing.v1.SendRecipient",

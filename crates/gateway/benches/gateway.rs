@@ -105,9 +105,11 @@ async fn main() -> anyhow::Result<()> {
         customers_url: format!("http://127.0.0.1:{customers_port}"),
         scan_interval: Duration::from_secs(60),
         service_tokens: Default::default(),
-        automation: marketing::config::AutomationConfig::to(&format!(
-            "http://127.0.0.1:{sales_port}"
-        )),
+        // No service desk here: ticket actions fail visibly.
+        automation: marketing::config::AutomationConfig::to(
+            &format!("http://127.0.0.1:{sales_port}"),
+            "http://127.0.0.1:9",
+        ),
         sending: marketing::config::SendingConfig {
             relay: None,
             ..marketing::config::SendingConfig::to("smtp://127.0.0.1:9", 1)

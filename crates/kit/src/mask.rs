@@ -19,32 +19,34 @@ macro_rules! field_mask {
             paths: &[String],
             mask_field: &str,
         ) -> Result<(), $crate::Error> {
-            const EDITABLE: &[&str] = &[$(stringify!($field)),*];
             if paths.is_empty() {
                 $(target.$field = std::mem::take(&mut source.$field);)*
                 return Ok(());
             }
             for (i, path) in paths.iter().enumerate() {
-                match path.as_str() {
-                    $(stringify!($field) => target.$field = std::mem::take(&mut source.$field),)*
-                    other => {
-                        $(if let Some(key) = other.strip_prefix(concat!(stringify!($map), ".")) {
-                            match source.$map.remove(key) {
-                                Some(value) => { target.$map.insert(key.to_owned(), value); }
-                                None => { target.$map.remove(key); }
-                            }
-                            continue;
-                        })?
-                        return Err($crate::Error::invalid(
-                            format!("{mask_field}.paths[{i}]"),
-                            format!(
-                                "{other:?} is not an editable {} field; editable: {}",
-                                $entity,
-                                EDITABLE.join(", ")
-                            ),
-                        ));
+                $(if path == $crate::mask::field_name(stringify!($field)) {
+                    target.$field = std::mem::take(&mut source.$field);
+                    continue;
+                })*
+                $(if let Some(key) = path.strip_prefix(concat!(stringify!($map), ".")) {
+                    match source.$map.remove(key) {
+                        Some(value) => { target.$map.insert(key.to_owned(), value); }
+                        None => { target.$map.remove(key); }
                     }
-                }
+                    continue;
+                })?
+                let editable: Vec<&str> = [$(stringify!($field)),*]
+                    .into_iter()
+                    .map($crate::mask::field_name)
+                    .collect();
+                return Err($crate::Error::invalid(
+                    format!("{mask_field}.paths[{i}]"),
+                    format!(
+                        "{path:?} is not an editable {} field; editable: {}",
+                        $entity,
+                        editable.join(", ")
+                    ),
+                ));
             }
             Ok(())
         }
@@ -53,10 +55,17 @@ macro_rules! field_mask {
         #[allow(dead_code)] // for resources whose updates publish their changes
         pub fn $changed(before: &$ty, after: &$ty) -> Vec<String> {
             let mut changed = Vec::new();
-            $(if before.$field != after.$field { changed.push(stringify!($field).to_owned()); })*
+            $(if before.$field != after.$field {
+                changed.push($crate::mask::field_name(stringify!($field)).to_owned());
+            })*
             changed
         }
     };
+}
+
+/// A field's name in masks and events: `type` for the Rust field `r#type`.
+pub fn field_name(rust_name: &'static str) -> &'static str {
+    rust_name.strip_prefix("r#").unwrap_or(rust_name)
 }
 
 #[cfg(test)]
@@ -105,6 +114,27 @@ mod tests {
             changed(&thing("old", 1, &[]), &target),
             vec!["size", "extra"]
         );
+    }
+
+    #[derive(Default, Clone, PartialEq, Debug)]
+    pub struct Typed {
+        r#type: i32,
+    }
+
+    field_mask!(apply_typed, changed_typed, Typed, "typed", [r#type]);
+
+    #[test]
+    fn a_keyword_field_is_named_without_its_raw_prefix() {
+        let mut target = Typed { r#type: 1 };
+        apply_typed(
+            &mut target,
+            Typed { r#type: 2 },
+            &["type".to_owned()],
+            "update_mask",
+        )
+        .unwrap();
+        assert_eq!(target.r#type, 2);
+        assert_eq!(changed_typed(&Typed { r#type: 1 }, &target), vec!["type"]);
     }
 
     #[test]

@@ -53,7 +53,10 @@ async fn main() -> anyhow::Result<()> {
         customers_url: services.url("customers"),
         scan_interval: Duration::from_secs(60),
         service_tokens: Default::default(),
-        automation: marketing::config::AutomationConfig::to("http://127.0.0.1:9"),
+        automation: marketing::config::AutomationConfig::to(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+        ),
         // The pace is not what is measured: a million a second per tenant.
         sending: marketing::config::SendingConfig::to(&smtp.url(), 1_000_000),
     };

@@ -37,6 +37,9 @@ pub struct AutomationConfig {
     /// gRPC endpoint of the sales service, for lead actions
     /// (`MARKETING_SALES_URL`, `http://127.0.0.1:50052`).
     pub sales_url: String,
+    /// gRPC endpoint of the service desk, for ticket actions
+    /// (`MARKETING_SERVICEDESK_URL`, `http://127.0.0.1:50054`).
+    pub servicedesk_url: String,
     /// Where webhook actions may connect: public addresses, plus
     /// `MARKETING_WEBHOOK_ALLOWED_NETWORKS`, minus
     /// `MARKETING_WEBHOOK_DENIED_NETWORKS`.
@@ -47,11 +50,13 @@ pub struct AutomationConfig {
 }
 
 impl AutomationConfig {
-    /// For tests: the sales service at `sales_url`, quick retries.
-    pub fn to(sales_url: &str) -> Self {
+    /// For tests: the sales service and the service desk at these
+    /// addresses, quick retries.
+    pub fn to(sales_url: &str, servicedesk_url: &str) -> Self {
         AutomationConfig {
             retry: Duration::from_millis(100),
             sales_url: sales_url.to_owned(),
+            servicedesk_url: servicedesk_url.to_owned(),
             egress: Default::default(),
             allow_insecure_webhooks: false,
         }
@@ -205,6 +210,11 @@ pub fn from_env() -> Result<MarketingConfig, ConfigError> {
             "SALES_URL",
             "an http:// URL",
             "http://127.0.0.1:50052".to_owned(),
+        ),
+        servicedesk_url: env.or(
+            "SERVICEDESK_URL",
+            "an http:// URL",
+            "http://127.0.0.1:50054".to_owned(),
         ),
         egress: kit::egress::EgressPolicy::from_env(&mut env),
         allow_insecure_webhooks: env.or("ALLOW_INSECURE_WEBHOOKS", "true or false", false),

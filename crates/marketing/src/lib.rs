@@ -60,6 +60,11 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         std::time::Duration::from_secs(2),
     )
     .context("MARKETING_SALES_URL")?;
+    let servicedesk = kit::balance::channel(
+        &config.automation.servicedesk_url,
+        std::time::Duration::from_secs(2),
+    )
+    .context("MARKETING_SERVICEDESK_URL")?;
     let webhooks = Arc::new(WebhookCaller::new(&config.automation)?);
     let mailer = match &config.sending.relay {
         Some(url) => Some(Arc::new(Mailer::from_url(url)?)),
@@ -79,6 +84,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         outbox: context.outbox.clone(),
         customers,
         sales,
+        servicedesk,
         webhooks,
         mailer: mailer.clone(),
         sms: sms.clone(),

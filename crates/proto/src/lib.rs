@@ -36,4 +36,9 @@ pub mod crm {
             tonic::include_proto!("crm.sales.v1");
         }
     }
+    pub mod servicedesk {
+        pub mod v1 {
+            tonic::include_proto!("crm.servicedesk.v1");
+        }
+    }
 }

@@ -227,6 +227,48 @@ impl fmt::Debug for crate::crm::marketing::v1::RenderedMessage {
     }
 }
 
+/// A ticket's free text (subject, description) may name anyone: shown by
+/// length only.
+impl fmt::Debug for crate::crm::servicedesk::v1::Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("id", &self.id)
+            .field("number", &self.number)
+            .field(
+                "subject",
+                &format_args!("<{} chars>", self.subject.chars().count()),
+            )
+            .field(
+                "description",
+                &format_args!("<{} chars>", self.description.chars().count()),
+            )
+            .field("type", &self.r#type)
+            .field("priority", &self.priority)
+            .field("status", &self.status)
+            .field("channel", &self.channel)
+            .field("requester_contact_id", &self.requester_contact_id)
+            .field("assignee_id", &self.assignee_id)
+            .field("group_id", &self.group_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for crate::crm::servicedesk::v1::TicketMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketMessage")
+            .field("id", &self.id)
+            .field("ticket_id", &self.ticket_id)
+            .field("kind", &self.kind)
+            .field(
+                "body",
+                &format_args!("<{} chars>", self.body.chars().count()),
+            )
+            .field("channel", &self.channel)
+            .field("author_id", &self.author_id)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

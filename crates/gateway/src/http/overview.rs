@@ -1,6 +1,6 @@
 //! `GET /v1/contacts/{id}/360` and `GET /v1/accounts/{id}/360`: a record
-//! with what surrounds it (account or contacts, deals from sales, recent
-//! activities, open tasks), gathered from the services in parallel, each
+//! with what surrounds it (account or contacts, deals from sales, open
+//! tickets from the service desk, recent activities, open tasks), gathered from the services in parallel, each
 //! with a deadline. The record itself is required; any other section whose
 //! service is slow or down comes back marked `unavailable` instead of
 //! failing the page.
@@ -16,6 +16,8 @@ use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClien
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::sales::v1 as sales;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
+use crm_proto::crm::servicedesk::v1 as desk;
+use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -82,10 +84,26 @@ pub struct ContactOverview {
     /// Deals in which the contact has a role.
     #[schema(value_type = Object)]
     pub deals: Section<Vec<DealSummary>>,
+    /// The contact's tickets not solved or closed, newest first.
+    #[schema(value_type = Object)]
+    pub open_tickets: Section<Vec<TicketSummary>>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
     pub open_tasks: Section<Vec<ActivitySummary>>,
+}
+
+/// A ticket, from the service desk.
+#[derive(Serialize, ToSchema)]
+pub struct TicketSummary {
+    pub id: String,
+    pub number: i64,
+    pub subject: String,
+    /// new, open, pending_customer, pending_third_party, on_hold
+    pub status: String,
+    /// low, normal, high, urgent
+    pub priority: String,
+    pub created_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -119,6 +137,9 @@ pub struct AccountOverview {
     pub deals: Section<Vec<DealSummary>>,
     #[schema(value_type = Object)]
     pub contacts: Section<Vec<ContactSummary>>,
+    /// The account's tickets not solved or closed, newest first.
+    #[schema(value_type = Object)]
+    pub open_tickets: Section<Vec<TicketSummary>>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
@@ -141,6 +162,33 @@ fn deal(o: sales::Opportunity) -> DealSummary {
             .unwrap_or_default(),
         close_date: o.close_date,
         probability: o.probability,
+    }
+}
+
+/// `TICKET_STATUS_PENDING_CUSTOMER` -> `pending_customer`.
+fn enum_name(name: Option<&str>, prefix: &str) -> String {
+    name.map(|n| n.trim_start_matches(prefix).to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn ticket(t: desk::Ticket) -> TicketSummary {
+    TicketSummary {
+        status: enum_name(
+            desk::TicketStatus::try_from(t.status)
+                .ok()
+                .map(|s| s.as_str_name()),
+            "TICKET_STATUS_",
+        ),
+        priority: enum_name(
+            desk::TicketPriority::try_from(t.priority)
+                .ok()
+                .map(|s| s.as_str_name()),
+            "TICKET_PRIORITY_",
+        ),
+        created_at: timestamp(t.audit.as_ref().and_then(|a| a.created_at.as_ref())),
+        id: t.id,
+        number: t.number,
+        subject: t.subject,
     }
 }
 
@@ -206,6 +254,28 @@ async fn deal_section(
         })
         .await,
     )
+}
+
+/// The first 20 open tickets matching `filter`, from the service desk.
+async fn ticket_section(
+    state: &SharedState,
+    caller: &Caller,
+    mut filter: desk::ListTicketsRequest,
+) -> Result<Section<Vec<TicketSummary>>, Problem> {
+    filter.open_only = true;
+    filter.page = Some(PageRequest {
+        page_size: 20,
+        page_token: String::new(),
+    });
+    let request = state.upstream(caller, filter)?;
+    let Some(servicedesk) = state.channel("servicedesk") else {
+        return Ok(Section::unavailable());
+    };
+    let mut client = TicketServiceClient::new(servicedesk);
+    Ok(section(deadline(state), client.list_tickets(request), |r| {
+        Section::ok(r.tickets.into_iter().map(ticket).collect())
+    })
+    .await)
 }
 
 /// The newest activities and the open tasks of a contact or an account.
@@ -295,13 +365,22 @@ pub async fn contact(
             ..Default::default()
         },
     );
+    let tickets = ticket_section(
+        &state,
+        &caller,
+        desk::ListTicketsRequest {
+            requester_contact_id: id.clone(),
+            ..Default::default()
+        },
+    );
     let activities = activity_sections(&state, &caller, id.clone(), String::new());
-    let (account, deals, activities) = tokio::join!(account, deals, activities);
+    let (account, deals, tickets, activities) = tokio::join!(account, deals, tickets, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(ContactOverview {
         contact: super::transcode::message::json_of("crm.customers.v1.Contact", &contact),
         account: account?,
         deals: deals?,
+        open_tickets: tickets?,
         recent_activities,
         open_tasks,
     }))
@@ -366,13 +445,22 @@ pub async fn account(
             ..Default::default()
         },
     );
+    let tickets = ticket_section(
+        &state,
+        &caller,
+        desk::ListTicketsRequest {
+            account_id: id.clone(),
+            ..Default::default()
+        },
+    );
     let activities = activity_sections(&state, &caller, String::new(), id.clone());
-    let (contacts, deals, activities) = tokio::join!(contacts, deals, activities);
+    let (contacts, deals, tickets, activities) = tokio::join!(contacts, deals, tickets, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
         account: super::transcode::message::json_of("crm.customers.v1.Account", &account),
         deals: deals?,
         contacts,
+        open_tickets: tickets?,
         recent_activities,
         open_tasks,
     }))

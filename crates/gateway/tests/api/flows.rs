@@ -603,6 +603,78 @@ async fn the_360_view_gathers_sections_in_parallel() {
     assert_eq!(overview["account"]["status"], "none");
     assert_eq!(overview["recent_activities"]["status"], "ok");
     assert_eq!(overview["recent_activities"]["data"], json!([]));
+    assert_eq!(
+        overview["open_tickets"],
+        json!({"status": "ok", "data": []})
+    );
+
+    // A ticket the contact raised, through the service desk's REST
+    // routes, shows among their open tickets until it is solved.
+    let ticket = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/tickets",
+                Some(&token),
+                Some(
+                    json!({"subject": "Cannot log in", "priority": "TICKET_PRIORITY_HIGH",
+                            "requester_contact_id": id}),
+                ),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(ticket["number"], 1);
+    let open_tickets = |overview: &Value| overview["open_tickets"]["data"].clone();
+    let overview = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}/360"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    let listed = open_tickets(&overview);
+    assert_eq!(listed[0]["id"], ticket["id"]);
+    assert_eq!(
+        (listed[0]["status"].as_str(), listed[0]["priority"].as_str()),
+        (Some("new"), Some("high"))
+    );
+    json_of(
+        stack
+            .call(
+                Method::PATCH,
+                // The mask is implied by the body's fields (AIP-134).
+                &format!("/v1/tickets/{}", ticket["id"].as_str().unwrap()),
+                Some(&token),
+                Some(json!({"status": "TICKET_STATUS_SOLVED"})),
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    let overview = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}/360"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(open_tickets(&overview), json!([]));
     let missing = uuid::Uuid::now_v7();
     problem(
         stack

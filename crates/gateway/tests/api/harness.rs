@@ -155,7 +155,8 @@ async fn launch(
             .local_addr()?
             .port())
     };
-    let (customers_port, sales_port, marketing_port) = (free_port()?, free_port()?, free_port()?);
+    let (customers_port, sales_port, marketing_port, servicedesk_port) =
+        (free_port()?, free_port()?, free_port()?, free_port()?);
     let mut config = GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
@@ -169,6 +170,10 @@ async fn launch(
             (
                 "marketing".to_owned(),
                 format!("http://127.0.0.1:{marketing_port}"),
+            ),
+            (
+                "servicedesk".to_owned(),
+                format!("http://127.0.0.1:{servicedesk_port}"),
             ),
         ]
         .into(),
@@ -229,6 +234,18 @@ async fn launch(
         services.take("customers");
         return Err(error.context("sales starts"));
     }
+    let mut servicedesk = services.config("servicedesk").await;
+    servicedesk.grpc_addr = format!("127.0.0.1:{servicedesk_port}").parse()?;
+    servicedesk.auth = auth.clone();
+    let servicedesk = servicedesk::build(servicedesk::config::ServiceDeskConfig {
+        service: servicedesk,
+        customers_url: format!("http://127.0.0.1:{customers_port}"),
+    });
+    if let Err(error) = services.try_start("servicedesk", servicedesk).await {
+        services.take("customers");
+        services.take("sales");
+        return Err(error.context("the service desk starts"));
+    }
     let mut marketing = services.config("marketing").await;
     marketing.grpc_addr = format!("127.0.0.1:{marketing_port}").parse()?;
     marketing.auth = auth;
@@ -241,9 +258,10 @@ async fn launch(
             format!("http://{}/v1/auth/service-token", gateway.addr),
             SERVICE_SECRET.into(),
         )),
-        automation: marketing::config::AutomationConfig::to(&format!(
-            "http://127.0.0.1:{sales_port}"
-        )),
+        automation: marketing::config::AutomationConfig::to(
+            &format!("http://127.0.0.1:{sales_port}"),
+            &format!("http://127.0.0.1:{servicedesk_port}"),
+        ),
         sending: marketing::config::SendingConfig {
             // Links in messages point at this gateway's public routes.
             public_url: format!("http://{}", gateway.addr),
@@ -254,6 +272,7 @@ async fn launch(
     if let Err(error) = services.try_start("marketing", marketing).await {
         services.take("customers");
         services.take("sales");
+        services.take("servicedesk");
         return Err(error.context("marketing starts"));
     }
     Ok(gateway)

@@ -217,6 +217,25 @@ pub fn check(r: &mut AutomationRule, v: &mut Violations) {
                     );
                 }
             }
+            Ok(ActionKind::CreateTicket) => {
+                v.check(text(
+                    &format!("{at}.ticket_subject"),
+                    &mut a.ticket_subject,
+                    300,
+                ));
+                if a.ticket_subject.is_empty() {
+                    v.add(
+                        format!("{at}.ticket_subject"),
+                        "is required for this action",
+                    );
+                }
+                id(v, "ticket_group_id", &a.ticket_group_id, false);
+                if crm_proto::crm::servicedesk::v1::TicketPriority::try_from(a.ticket_priority)
+                    .is_err()
+                {
+                    v.add(format!("{at}.ticket_priority"), "is not a known priority");
+                }
+            }
             Ok(ActionKind::Unspecified) | Err(_) => {
                 v.add(format!("{at}.kind"), "must name an action")
             }

@@ -32,6 +32,8 @@ use crm_proto::crm::marketing::v1::{
 };
 use crm_proto::crm::sales::v1 as sales;
 use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
+use crm_proto::crm::servicedesk::v1 as servicedesk;
+use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use kit::auth::CallerContext;
 use kit::db::{set_tenant, TenantTx};
 use kit::inbox::EventHandler;
@@ -406,6 +408,26 @@ async fn act(
                 .webhooks
                 .call(&a.webhook_url, &a.webhook_secret, event_id, &body)
                 .await?;
+        }
+        ActionKind::CreateTicket => {
+            let request = servicedesk::CreateTicketRequest {
+                ticket: Some(servicedesk::Ticket {
+                    subject: a.ticket_subject.clone(),
+                    description: format!(
+                        "Opened by automation rule {} on {}.",
+                        run.rule_id, run.event_type
+                    ),
+                    priority: a.ticket_priority,
+                    requester_contact_id: contact,
+                    group_id: a.ticket_group_id.clone(),
+                    ..Default::default()
+                }),
+                request_id,
+            };
+            TicketServiceClient::new(state.servicedesk.clone())
+                .create_ticket(on_behalf(token, request))
+                .await
+                .map_err(|s| refused("service desk", s))?;
         }
         ActionKind::Unspecified => {
             return Err(Error::FailedPrecondition("the action has no kind".into()))

@@ -36,6 +36,8 @@ fn shown(mut rule: AutomationRule) -> AutomationRule {
 /// send data out, for admins, as the gateway's), and that what the actions
 /// name exists: templates and identities here, segments in customers with
 /// the caller's rights, webhook URLs on public addresses.
+/// Opening tickets is for admins and managers too (marketers do not work
+/// tickets).
 async fn check_targets(
     state: &super::State,
     caller: &CallerContext,
@@ -46,11 +48,12 @@ async fn check_targets(
     let tenant = caller.tenant_id;
     for a in &rule.actions {
         match ActionKind::try_from(a.kind).unwrap_or_default() {
-            ActionKind::AssignLead
+            ActionKind::AssignLead | ActionKind::CreateTicket
                 if !(caller.has_role(Role::Admin) || caller.has_role(Role::Manager)) =>
             {
                 return Err(Error::PermissionDenied(
-                    "only admins and managers may make rules that assign leads".into(),
+                    "only admins and managers may make rules that assign leads or open tickets"
+                        .into(),
                 ))
             }
             ActionKind::CallWebhook if !caller.has_role(Role::Admin) => {

@@ -26,6 +26,8 @@ pub struct State {
     pub customers: Channel,
     /// The sales service: automation's lead actions.
     pub sales: Channel,
+    /// The service desk: automation's ticket actions.
+    pub servicedesk: Channel,
     /// Automation's webhook calls.
     pub webhooks: Arc<crate::events::webhook::WebhookCaller>,
     /// The mail relay; none when `MARKETING_SMTP_URL` is unset (sends are

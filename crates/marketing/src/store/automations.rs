@@ -221,6 +221,7 @@ pub async fn insert_run(tx: &mut PgConnection, tenant: Uuid, run: &NewRun<'_>) -
 pub struct DueRun {
     pub id: Uuid,
     pub rule_id: Uuid,
+    pub event_type: String,
     pub occurred_at: DateTime<Utc>,
     pub contact_id: Option<Uuid>,
     pub lead_id: Option<Uuid>,
@@ -245,7 +246,7 @@ pub async fn pending_run(
     id: Uuid,
 ) -> sqlx::Result<Option<DueRun>> {
     sqlx::query_as(
-        "SELECT id, rule_id, occurred_at, contact_id, lead_id, action, payload, attempts FROM rule_runs WHERE tenant_id = $1 AND id = $2 AND status = $3",
+        "SELECT id, rule_id, event_type, occurred_at, contact_id, lead_id, action, payload, attempts FROM rule_runs WHERE tenant_id = $1 AND id = $2 AND status = $3",
     )
     .bind(tenant)
     .bind(id)

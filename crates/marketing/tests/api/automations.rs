@@ -823,3 +823,98 @@ async fn a_date_rule_greets_each_contact_on_their_birthday_once() {
     let mails = app.smtp.wait_for(2).await;
     assert_eq!(mails.len(), 2, "ada once, bob once");
 }
+
+#[tokio::test]
+async fn a_ticket_action_opens_one_ticket_in_the_service_desk_for_the_contact() {
+    use crm_proto::crm::servicedesk::v1 as desk;
+    use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
+    let app = TestApp::spawn_with_servicedesk().await;
+    let mut admin = app.admin();
+    let group = Uuid::now_v7().to_string();
+    let rule = create_rule(
+        &mut admin,
+        on_consent_granted(vec![RuleAction {
+            kind: ActionKind::CreateTicket as i32,
+            ticket_subject: "Welcome call".into(),
+            ticket_group_id: group.clone(),
+            ticket_priority: desk::TicketPriority::High as i32,
+            ..Default::default()
+        }]),
+    )
+    .await
+    .expect("rule");
+    let denied = create_rule(
+        &mut app.marketer(),
+        on_consent_granted(vec![RuleAction {
+            kind: ActionKind::CreateTicket as i32,
+            ticket_subject: "Welcome call".into(),
+            ..Default::default()
+        }]),
+    )
+    .await
+    .expect_err("marketers do not work tickets");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let bad = create_rule(
+        &mut admin,
+        on_consent_granted(vec![RuleAction {
+            kind: ActionKind::CreateTicket as i32,
+            ticket_priority: 9,
+            ..Default::default()
+        }]),
+    )
+    .await
+    .expect_err("no subject, no such priority");
+    assert_eq!(
+        violated_fields(&bad),
+        vec![
+            "rule.actions[0].ticket_subject",
+            "rule.actions[0].ticket_priority"
+        ]
+    );
+    let ada = person(
+        &mut admin,
+        "Ada",
+        "ada@example.com",
+        "",
+        Some(ConsentStatus::Granted),
+    )
+    .await;
+    let runs = runs_over(&mut admin, &rule.id, 1).await;
+    assert_eq!(
+        (runs[0].status, runs[0].attempts),
+        (RunStatus::Done as i32, 1),
+        "{:?}",
+        runs[0]
+    );
+    let bearer = app.services.bearer(
+        app.tenant,
+        admin.user,
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
+    let tickets =
+        TicketServiceClient::with_interceptor(app.services.channel("servicedesk"), bearer)
+            .list_tickets(desk::ListTicketsRequest {
+                requester_contact_id: ada.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("tickets")
+            .into_inner()
+            .tickets;
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(
+        (
+            tickets[0].subject.as_str(),
+            tickets[0].group_id.as_str(),
+            tickets[0].priority
+        ),
+        (
+            "Welcome call",
+            group.as_str(),
+            desk::TicketPriority::High as i32
+        )
+    );
+    assert!(tickets[0].description.contains(&rule.id));
+}

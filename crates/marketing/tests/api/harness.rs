@@ -43,6 +43,8 @@ pub struct TestApp {
     /// Where lead actions reach the sales service (a closed port unless
     /// the test started it).
     pub sales_url: String,
+    /// Where ticket actions reach the service desk (likewise).
+    pub servicedesk_url: String,
 }
 
 impl TestApp {
@@ -56,6 +58,7 @@ impl TestApp {
             services,
             smtp,
             sales_url: "http://127.0.0.1:9".into(),
+            servicedesk_url: "http://127.0.0.1:9".into(),
         };
         app.start_marketing().await;
         app
@@ -75,6 +78,21 @@ impl TestApp {
         app
     }
 
+    /// The harness with the service desk too, for ticket actions.
+    pub async fn spawn_with_servicedesk() -> Self {
+        let mut app = TestApp::spawn().await;
+        let config = servicedesk::config::ServiceDeskConfig {
+            service: app.services.config("servicedesk").await,
+            customers_url: app.services.url("customers"),
+        };
+        app.services
+            .start("servicedesk", servicedesk::build(config))
+            .await;
+        app.servicedesk_url = app.services.url("servicedesk");
+        app.restart_marketing_with(|_| {}).await;
+        app
+    }
+
     /// The marketing service's configuration in this harness (its database,
     /// the customers service, the SMTP server, 200 messages a second).
     pub async fn marketing_config(&mut self) -> marketing::config::MarketingConfig {
@@ -84,7 +102,10 @@ impl TestApp {
             scan_interval: std::time::Duration::from_millis(100),
             sending: marketing::config::SendingConfig::to(&self.smtp.url(), 200),
             service_tokens: std::sync::Arc::new(self.services.issuer.service_tokens("marketing")),
-            automation: marketing::config::AutomationConfig::to(&self.sales_url),
+            automation: marketing::config::AutomationConfig::to(
+                &self.sales_url,
+                &self.servicedesk_url,
+            ),
         }
     }
 

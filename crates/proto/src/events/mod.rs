@@ -5,6 +5,7 @@
 mod customers;
 mod marketing;
 mod sales;
+mod servicedesk;
 
 /// A protobuf payload that is published as a domain event.
 pub trait DomainEvent: prost::Message + Default {

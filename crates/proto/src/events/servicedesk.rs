@@ -1,0 +1,15 @@
+//! Events of `crm.servicedesk.v1`, published on
+//! `crm.servicedesk.<entity>.<verb>`.
+
+use super::domain_events;
+use crate::crm::servicedesk::v1 as pb;
+
+domain_events!("crm.servicedesk.v1", pb, {
+    TicketCreated => "crm.servicedesk.ticket.created.v1",
+    TicketUpdated => "crm.servicedesk.ticket.updated.v1",
+    TicketAssigned => "crm.servicedesk.ticket.assigned.v1",
+    TicketStatusChanged => "crm.servicedesk.ticket.status_changed.v1",
+    TicketSolved => "crm.servicedesk.ticket.solved.v1",
+    TicketReopened => "crm.servicedesk.ticket.reopened.v1",
+    TicketReplied => "crm.servicedesk.ticket.replied.v1",
+});

@@ -1,0 +1,7 @@
+//! Rules of the service desk, without I/O: what a valid ticket and message
+//! are, how a ticket's status may move, and who may do what.
+
+pub mod access;
+pub mod ticket;
+
+pub use kit::input::{optional_id, parse_id, text};

@@ -1,0 +1,230 @@
+//! Tickets: their defaults, bounds and status moves, the changes a
+//! history records, and messages.
+
+use crm_proto::crm::servicedesk::v1::{
+    MessageKind, Ticket, TicketChannel, TicketMessage, TicketPriority, TicketStatus, TicketType,
+};
+use kit::error::Violations;
+
+use super::{optional_id, text};
+
+pub const MAX_SUBJECT: usize = 300;
+pub const MAX_DESCRIPTION: usize = 20_000;
+pub const MAX_BODY: usize = 50_000;
+pub const MAX_TAGS: usize = 20;
+
+kit::field_mask!(
+    apply_mask,
+    changed_fields,
+    Ticket,
+    "ticket",
+    [
+        subject,
+        description,
+        r#type,
+        priority,
+        status,
+        requester_contact_id,
+        account_id,
+        assignee_id,
+        group_id,
+        tags,
+        product_id,
+        order_id,
+        opportunity_id,
+        due_at,
+        parent_ticket_id,
+    ]
+);
+
+/// Trims, defaults and checks a ticket, reporting under `ticket.`.
+pub fn normalize(t: &mut Ticket, v: &mut Violations) {
+    v.check(text("ticket.subject", &mut t.subject, MAX_SUBJECT));
+    if t.subject.is_empty() {
+        v.add("ticket.subject", "is required");
+    }
+    t.description = t.description.replace("\r\n", "\n");
+    v.check(text(
+        "ticket.description",
+        &mut t.description,
+        MAX_DESCRIPTION,
+    ));
+    if TicketType::try_from(t.r#type).is_err() {
+        v.add("ticket.type", "is not a known ticket type");
+    }
+    match TicketPriority::try_from(t.priority) {
+        Ok(TicketPriority::Unspecified) => t.priority = TicketPriority::Normal as i32,
+        Ok(_) => {}
+        Err(_) => v.add("ticket.priority", "is not a known priority"),
+    }
+    match TicketStatus::try_from(t.status) {
+        Ok(TicketStatus::Unspecified) => t.status = TicketStatus::New as i32,
+        Ok(_) => {}
+        Err(_) => v.add("ticket.status", "is not a known ticket status"),
+    }
+    match TicketChannel::try_from(t.channel) {
+        Ok(TicketChannel::Unspecified) => t.channel = TicketChannel::Api as i32,
+        Ok(_) => {}
+        Err(_) => v.add("ticket.channel", "is not a known channel"),
+    }
+    for (field, value) in [
+        ("ticket.requester_contact_id", &t.requester_contact_id),
+        ("ticket.account_id", &t.account_id),
+        ("ticket.assignee_id", &t.assignee_id),
+        ("ticket.group_id", &t.group_id),
+        ("ticket.product_id", &t.product_id),
+        ("ticket.order_id", &t.order_id),
+        ("ticket.opportunity_id", &t.opportunity_id),
+        ("ticket.parent_ticket_id", &t.parent_ticket_id),
+    ] {
+        v.check(optional_id(field, value).map(|_| ()));
+    }
+    if let Some(due) = &t.due_at {
+        if kit::time::from_timestamp("ticket.due_at", due).is_err() {
+            v.add("ticket.due_at", "is not a valid time");
+        }
+    }
+    v.check(kit::tags::normalize("ticket.tags", &mut t.tags));
+    if t.tags.len() > MAX_TAGS {
+        v.add("ticket.tags", format!("at most {MAX_TAGS} tags"));
+    }
+    if !t.parent_ticket_id.is_empty() && t.parent_ticket_id == t.id {
+        v.add("ticket.parent_ticket_id", "cannot be the ticket itself");
+    }
+}
+
+fn status(raw: i32) -> TicketStatus {
+    TicketStatus::try_from(raw).unwrap_or_default()
+}
+
+/// Whether a ticket may move from one status to another: a closed ticket
+/// is final, and only a solved one may be closed.
+pub fn check_move(from: i32, to: i32) -> Result<(), String> {
+    match (status(from), status(to)) {
+        (a, b) if a == b => Ok(()),
+        (TicketStatus::Closed, _) => Err("a closed ticket no longer changes".into()),
+        (a, TicketStatus::Closed) if a != TicketStatus::Solved => {
+            Err("only a solved ticket can be closed".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a move reopens a solved ticket.
+pub fn reopens(from: i32, to: i32) -> bool {
+    status(from) == TicketStatus::Solved
+        && !matches!(status(to), TicketStatus::Solved | TicketStatus::Closed)
+}
+
+pub fn solves(from: i32, to: i32) -> bool {
+    status(from) != TicketStatus::Solved && status(to) == TicketStatus::Solved
+}
+
+/// A field's value as the history shows it: enums by name, times in RFC
+/// 3339, lists comma-separated.
+pub fn field_text(t: &Ticket, field: &str) -> String {
+    let name = |n: Option<&str>| n.unwrap_or_default().to_owned();
+    match field {
+        "subject" => t.subject.clone(),
+        "description" => format!("<{} characters>", t.description.chars().count()),
+        "type" => name(TicketType::try_from(t.r#type).ok().map(|e| e.as_str_name())),
+        "priority" => name(
+            TicketPriority::try_from(t.priority)
+                .ok()
+                .map(|e| e.as_str_name()),
+        ),
+        "status" => name(
+            TicketStatus::try_from(t.status)
+                .ok()
+                .map(|e| e.as_str_name()),
+        ),
+        "requester_contact_id" => t.requester_contact_id.clone(),
+        "account_id" => t.account_id.clone(),
+        "assignee_id" => t.assignee_id.clone(),
+        "group_id" => t.group_id.clone(),
+        "tags" => t.tags.join(","),
+        "product_id" => t.product_id.clone(),
+        "order_id" => t.order_id.clone(),
+        "opportunity_id" => t.opportunity_id.clone(),
+        "due_at" => t
+            .due_at
+            .as_ref()
+            .and_then(|d| chrono::DateTime::from_timestamp(d.seconds, 0))
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_default(),
+        "parent_ticket_id" => t.parent_ticket_id.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Checks a message an agent adds, reporting under `message.`.
+pub fn normalize_message(m: &mut TicketMessage, ticket_channel: i32, v: &mut Violations) {
+    m.body = m.body.replace("\r\n", "\n");
+    v.check(text("message.body", &mut m.body, MAX_BODY));
+    if m.body.is_empty() {
+        v.add("message.body", "is required");
+    }
+    match MessageKind::try_from(m.kind) {
+        Ok(MessageKind::PublicReply | MessageKind::InternalNote) => {}
+        _ => v.add(
+            "message.kind",
+            "must be MESSAGE_KIND_PUBLIC_REPLY or MESSAGE_KIND_INTERNAL_NOTE",
+        ),
+    }
+    match TicketChannel::try_from(m.channel) {
+        Ok(TicketChannel::Unspecified) => m.channel = ticket_channel,
+        Ok(_) => {}
+        Err(_) => v.add("message.channel", "is not a known channel"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_gets_defaults_and_bad_fields_are_named() {
+        let mut t = Ticket {
+            subject: "  Printer on fire ".into(),
+            tags: vec!["Hardware".into(), "hardware".into()],
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        normalize(&mut t, &mut v);
+        assert!(v.into_result().is_ok());
+        assert_eq!(t.subject, "Printer on fire");
+        assert_eq!(t.status, TicketStatus::New as i32);
+        assert_eq!(t.priority, TicketPriority::Normal as i32);
+        assert_eq!(t.channel, TicketChannel::Api as i32);
+        assert_eq!(t.tags, vec!["hardware"]);
+
+        let mut bad = Ticket {
+            priority: 9,
+            assignee_id: "me".into(),
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        normalize(&mut bad, &mut v);
+        let fields: Vec<String> = match v.into_result() {
+            Err(kit::Error::InvalidArgument(list)) => list.into_iter().map(|f| f.field).collect(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            fields,
+            vec!["ticket.subject", "ticket.priority", "ticket.assignee_id"]
+        );
+    }
+
+    #[test]
+    fn closed_is_final_and_only_solved_tickets_close() {
+        use TicketStatus::*;
+        let mv = |a: TicketStatus, b: TicketStatus| check_move(a as i32, b as i32);
+        assert!(mv(Open, Solved).is_ok());
+        assert!(mv(Solved, Closed).is_ok());
+        assert!(mv(Open, Closed).is_err());
+        assert!(mv(Closed, Open).is_err());
+        assert!(reopens(Solved as i32, Open as i32));
+        assert!(!reopens(Solved as i32, Closed as i32));
+        assert!(solves(PendingCustomer as i32, Solved as i32));
+    }
+}

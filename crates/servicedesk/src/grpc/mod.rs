@@ -1,0 +1,29 @@
+//! gRPC handlers: decode the request, authorise the caller, apply the
+//! domain rules, call the store and write events in one transaction, encode.
+
+pub mod tickets;
+
+use std::sync::Arc;
+
+use kit::auth::CallerContext;
+use kit::db::{Database, TenantTx};
+use kit::outbox::Outbox;
+use tonic::transport::Channel;
+
+/// What every handler needs.
+pub struct State {
+    pub db: Database,
+    pub outbox: Outbox,
+    /// The customers service: requesters and their accounts.
+    pub customers: Channel,
+}
+
+pub type SharedState = Arc<State>;
+
+impl State {
+    pub async fn begin(&self, caller: &CallerContext) -> kit::Result<TenantTx> {
+        Ok(self.db.begin_tenant(caller.tenant_id).await?)
+    }
+}
+
+pub use kit::rpc::{check_version, commit, handle, page_response, version_of};

@@ -1,0 +1,570 @@
+//! TicketService: tickets, their conversations and history.
+
+use crm_proto::crm::customers::v1 as customers;
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketService;
+use crm_proto::crm::servicedesk::v1::*;
+use kit::auth::CallerContext;
+use kit::error::Violations;
+use kit::paging::{finish_page, Page};
+use kit::rpc::{on_behalf, token_of, Forwarded};
+use kit::Error;
+use sqlx::PgConnection;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
+use crate::domain::access::{authorize, scope, Action};
+use crate::domain::ticket::{self, apply_mask, changed_fields};
+use crate::domain::{optional_id, parse_id};
+use crate::store::tickets::{self as store, TicketFilter};
+
+pub struct TicketHandlers(pub SharedState);
+
+/// A ticket the caller sees; others are not found.
+async fn visible(
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    id: Uuid,
+    lock: bool,
+) -> kit::Result<Ticket> {
+    store::find(tx, caller.tenant_id, &scope(caller), id, lock)
+        .await?
+        .ok_or_else(|| Error::not_found("ticket", id))
+}
+
+/// Checks the requester in the customers service with the caller's
+/// rights (a contact they cannot see is no such contact) and fills in
+/// the account from the contact when none is given.
+async fn check_requester(state: &State, token: &Forwarded, t: &mut Ticket) -> kit::Result<()> {
+    if t.requester_contact_id.is_empty() {
+        return Ok(());
+    }
+    let mut contacts = ContactServiceClient::new(state.customers.clone());
+    let request = customers::GetContactRequest {
+        id: t.requester_contact_id.clone(),
+    };
+    match contacts.get_contact(on_behalf(token, request)).await {
+        Ok(found) => {
+            if t.account_id.is_empty() {
+                if let Some(contact) = found.into_inner().contact {
+                    t.account_id = contact.account_id;
+                }
+            }
+            Ok(())
+        }
+        Err(status) if status.code() == tonic::Code::NotFound => Err(Error::invalid(
+            "ticket.requester_contact_id",
+            "no such contact",
+        )),
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            Err(Error::PermissionDenied(status.message().to_owned()))
+        }
+        Err(status) => Err(Error::Unavailable(format!(
+            "the customers service did not answer ({}); retry",
+            status.message()
+        ))),
+    }
+}
+
+/// The parent must be a ticket of the tenant the caller sees, and not the
+/// ticket itself or one of its children (no cycles).
+async fn check_parent(
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    t: &Ticket,
+) -> kit::Result<()> {
+    let Some(parent) = optional_id("ticket.parent_ticket_id", &t.parent_ticket_id)
+        .map_err(|v| Error::InvalidArgument(vec![v]))?
+    else {
+        return Ok(());
+    };
+    if store::find(tx, caller.tenant_id, &scope(caller), parent, false)
+        .await?
+        .is_none()
+    {
+        return Err(Error::invalid("ticket.parent_ticket_id", "no such ticket"));
+    }
+    if let Ok(id) = Uuid::parse_str(&t.id) {
+        if store::descends_from(tx, caller.tenant_id, parent, id).await? {
+            return Err(Error::invalid(
+                "ticket.parent_ticket_id",
+                "is this ticket or one of its children",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Publishes what a change of `before` into `after` means: assigned,
+/// status changed (solved, reopened), updated.
+async fn publish_changes(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    before: &Ticket,
+    after: &Ticket,
+    changed: &[String],
+) -> kit::Result<()> {
+    let id = parse_id("ticket.id", &after.id)?;
+    let version = version_of(&after.audit);
+    if before.assignee_id != after.assignee_id || before.group_id != after.group_id {
+        let event = TicketAssigned {
+            ticket_id: after.id.clone(),
+            assignee_id: after.assignee_id.clone(),
+            group_id: after.group_id.clone(),
+        };
+        state
+            .outbox
+            .enqueue(tx, caller, id, version, &event)
+            .await?;
+    }
+    if before.status != after.status {
+        let event = TicketStatusChanged {
+            ticket_id: after.id.clone(),
+            previous_status: before.status,
+            status: after.status,
+        };
+        state
+            .outbox
+            .enqueue(tx, caller, id, version, &event)
+            .await?;
+        if ticket::solves(before.status, after.status) {
+            let event = TicketSolved {
+                ticket: Some(after.clone()),
+            };
+            state
+                .outbox
+                .enqueue(tx, caller, id, version, &event)
+                .await?;
+        }
+        if ticket::reopens(before.status, after.status) {
+            let event = TicketReopened {
+                ticket_id: after.id.clone(),
+                status: after.status,
+            };
+            state
+                .outbox
+                .enqueue(tx, caller, id, version, &event)
+                .await?;
+        }
+    }
+    let other: Vec<String> = changed
+        .iter()
+        .filter(|f| !matches!(f.as_str(), "status" | "assignee_id" | "group_id"))
+        .cloned()
+        .collect();
+    if !other.is_empty() {
+        let event = TicketUpdated {
+            ticket: Some(after.clone()),
+            changed_fields: other,
+        };
+        state
+            .outbox
+            .enqueue(tx, caller, id, version, &event)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stores a changed ticket with its history and events.
+async fn save_change(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    before: &Ticket,
+    after: &Ticket,
+) -> kit::Result<Ticket> {
+    let changed = changed_fields(before, after);
+    if changed.is_empty() {
+        return Ok(before.clone());
+    }
+    let saved = store::update(tx, caller.tenant_id, after, &caller.subject).await?;
+    let id = parse_id("ticket.id", &saved.id)?;
+    let history: Vec<(String, String, String)> = changed
+        .iter()
+        .map(|f| {
+            (
+                f.clone(),
+                ticket::field_text(before, f),
+                ticket::field_text(&saved, f),
+            )
+        })
+        .collect();
+    store::record_changes(tx, caller.tenant_id, id, &caller.subject, &history).await?;
+    publish_changes(state, tx, caller, before, &saved, &changed).await?;
+    Ok(saved)
+}
+
+#[tonic::async_trait]
+impl TicketService for TicketHandlers {
+    async fn create_ticket(
+        &self,
+        request: Request<CreateTicketRequest>,
+    ) -> Result<Response<CreateTicketResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateTicketRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
+            let mut t = request
+                .ticket
+                .ok_or_else(|| Error::invalid("ticket", "is required"))?;
+            t.id.clear();
+            let mut v = Violations::new();
+            ticket::normalize(&mut t, &mut v);
+            if t.status != TicketStatus::New as i32 && t.status != TicketStatus::Open as i32 {
+                v.add("ticket.status", "a new ticket is NEW or OPEN");
+            }
+            v.into_result()?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let entity = "ticket";
+            if let Some(existing) = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?
+            {
+                let found = store::find(
+                    &mut tx,
+                    tenant,
+                    &kit::access::Scope::Tenant,
+                    existing,
+                    false,
+                )
+                .await?
+                .ok_or_else(|| Error::not_found("ticket", existing))?;
+                kit::access::check_replay(
+                    &caller,
+                    &found
+                        .audit
+                        .as_ref()
+                        .map(|a| a.created_by.clone())
+                        .unwrap_or_default(),
+                    &found.assignee_id,
+                    &found.group_id,
+                )?;
+                return Ok(CreateTicketResponse {
+                    ticket: Some(found),
+                });
+            }
+            check_parent(&mut tx, &caller, &t).await?;
+            check_requester(&self.0, &token, &mut t).await?;
+            let id = Uuid::now_v7();
+            let saved = store::insert(&mut tx, tenant, id, &t, &caller.subject).await?;
+            let number = saved.number.to_string();
+            store::record_changes(
+                &mut tx,
+                tenant,
+                id,
+                &caller.subject,
+                &[("created".into(), String::new(), number)],
+            )
+            .await?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
+            let event = TicketCreated {
+                ticket: Some(saved.clone()),
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, id, 1, &event)
+                .await?;
+            if !saved.assignee_id.is_empty() || !saved.group_id.is_empty() {
+                let event = TicketAssigned {
+                    ticket_id: saved.id.clone(),
+                    assignee_id: saved.assignee_id.clone(),
+                    group_id: saved.group_id.clone(),
+                };
+                self.0
+                    .outbox
+                    .enqueue(&mut tx, &caller, id, 1, &event)
+                    .await?;
+            }
+            commit(tx).await?;
+            Ok(CreateTicketResponse {
+                ticket: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<GetTicketRequest>,
+    ) -> Result<Response<GetTicketResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let t = visible(&mut tx, &caller, id, false).await?;
+            Ok(GetTicketResponse { ticket: Some(t) })
+        })
+        .await
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<ListTicketsRequest>,
+    ) -> Result<Response<ListTicketsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let mut v = Violations::new();
+            let status = match TicketStatus::try_from(request.status) {
+                Ok(TicketStatus::Unspecified) => None,
+                Ok(s) => Some(s as i16),
+                Err(_) => {
+                    v.add("status", "is not a known ticket status");
+                    None
+                }
+            };
+            let filter = TicketFilter {
+                status,
+                assignee: v
+                    .check(optional_id("assignee_id", &request.assignee_id))
+                    .flatten(),
+                group: v
+                    .check(optional_id("group_id", &request.group_id))
+                    .flatten(),
+                requester: v
+                    .check(optional_id(
+                        "requester_contact_id",
+                        &request.requester_contact_id,
+                    ))
+                    .flatten(),
+                account: v
+                    .check(optional_id("account_id", &request.account_id))
+                    .flatten(),
+                open_only: request.open_only,
+            };
+            v.into_result()?;
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            let rows = store::list(
+                &mut tx,
+                caller.tenant_id,
+                &scope(&caller),
+                &filter,
+                page.after,
+                page.fetch_limit(),
+            )
+            .await?;
+            let (tickets, next) = finish_page(rows, page.size, |t: &Ticket| {
+                Uuid::parse_str(&t.id).unwrap_or_default()
+            });
+            Ok(ListTicketsResponse {
+                tickets,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn update_ticket(
+        &self,
+        request: Request<UpdateTicketRequest>,
+    ) -> Result<Response<UpdateTicketResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let input = request
+                .ticket
+                .ok_or_else(|| Error::invalid("ticket", "is required"))?;
+            let id = parse_id("ticket.id", &input.id)?;
+            let paths = request
+                .update_mask
+                .map(|mask| mask.paths)
+                .unwrap_or_default();
+            let mut tx = self.0.begin(&caller).await?;
+            let before = visible(&mut tx, &caller, id, true).await?;
+            check_version(
+                "ticket",
+                &input.id,
+                request.expected_version,
+                version_of(&before.audit),
+            )?;
+            let mut after = before.clone();
+            apply_mask(&mut after, input, &paths, "update_mask")?;
+            // Left out of a full update, the status and priority stay.
+            if after.status == TicketStatus::Unspecified as i32 {
+                after.status = before.status;
+            }
+            if after.priority == TicketPriority::Unspecified as i32 {
+                after.priority = before.priority;
+            }
+            let mut v = Violations::new();
+            ticket::normalize(&mut after, &mut v);
+            if let Err(reason) = ticket::check_move(before.status, after.status) {
+                v.add("ticket.status", reason);
+            }
+            v.into_result()?;
+            if after.parent_ticket_id != before.parent_ticket_id {
+                check_parent(&mut tx, &caller, &after).await?;
+            }
+            if after.requester_contact_id != before.requester_contact_id {
+                check_requester(&self.0, &token, &mut after).await?;
+            }
+            let saved = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
+            commit(tx).await?;
+            Ok(UpdateTicketResponse {
+                ticket: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn add_message(
+        &self,
+        request: Request<AddMessageRequest>,
+    ) -> Result<Response<AddMessageResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let id = parse_id("ticket_id", &request.ticket_id)?;
+            let fingerprint = kit::idempotency::fingerprint(&AddMessageRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
+            let mut message = request
+                .message
+                .ok_or_else(|| Error::invalid("message", "is required"))?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let before = visible(&mut tx, &caller, id, true).await?;
+            let entity = "ticket_message";
+            if let Some(existing) = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?
+            {
+                let found = store::find_message(&mut tx, tenant, existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("message", existing))?;
+                return Ok(AddMessageResponse {
+                    message: Some(found),
+                });
+            }
+            let mut v = Violations::new();
+            ticket::normalize_message(&mut message, before.channel, &mut v);
+            v.into_result()?;
+            if before.status == TicketStatus::Closed as i32 {
+                return Err(Error::FailedPrecondition(
+                    "a closed ticket takes no more messages; open a follow-up".into(),
+                ));
+            }
+            message.author_id = caller.subject.clone();
+            let saved = store::insert_message(&mut tx, tenant, id, &message).await?;
+            let public = message.kind == MessageKind::PublicReply as i32;
+            let first_response = public && store::mark_first_response(&mut tx, tenant, id).await?;
+            // An agent's first public answer opens a new ticket.
+            if public && before.status == TicketStatus::New as i32 {
+                let after = Ticket {
+                    status: TicketStatus::Open as i32,
+                    ..before.clone()
+                };
+                save_change(&self.0, &mut tx, &caller, &before, &after).await?;
+            }
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+                parse_id("message.id", &saved.id)?,
+            )
+            .await?;
+            let event = TicketReplied {
+                ticket_id: saved.ticket_id.clone(),
+                message_id: saved.id.clone(),
+                kind: saved.kind,
+                channel: saved.channel,
+                author_id: saved.author_id.clone(),
+                first_response,
+            };
+            let version = version_of(&before.audit);
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, id, version, &event)
+                .await?;
+            commit(tx).await?;
+            Ok(AddMessageResponse {
+                message: Some(saved),
+            })
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("ticket_id", &request.ticket_id)?;
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            visible(&mut tx, &caller, id, false).await?;
+            let rows = store::messages(
+                &mut tx,
+                caller.tenant_id,
+                id,
+                page.after,
+                page.fetch_limit(),
+            )
+            .await?;
+            let (messages, next) = finish_page(rows, page.size, |m: &TicketMessage| {
+                Uuid::parse_str(&m.id).unwrap_or_default()
+            });
+            Ok(ListMessagesResponse {
+                messages,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+
+    async fn list_ticket_history(
+        &self,
+        request: Request<ListTicketHistoryRequest>,
+    ) -> Result<Response<ListTicketHistoryResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("ticket_id", &request.ticket_id)?;
+            let page = Page::<Uuid>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            visible(&mut tx, &caller, id, false).await?;
+            let rows = store::history(
+                &mut tx,
+                caller.tenant_id,
+                id,
+                page.after,
+                page.fetch_limit(),
+            )
+            .await?;
+            let (changes, next) = finish_page(rows, page.size, |c: &TicketChange| {
+                Uuid::parse_str(&c.id).unwrap_or_default()
+            });
+            Ok(ListTicketHistoryResponse {
+                changes,
+                page: page_response(next),
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,57 @@
+//! Service desk service: tickets from every channel, with sequential
+//! numbers per tenant, their conversations (public replies, internal
+//! notes, customers' messages) and the history of every change; requesters
+//! checked in the customers service with the caller's rights, and the
+//! customers service's merges and erasures applied to tickets.
+//!
+//! [`build`] wires the gRPC services, the outbox relay and the consumer of
+//! the customers service's events onto the platform kit.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
+use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
+
+use crate::config::ServiceDeskConfig;
+use crate::events::CustomerEvents;
+use crate::grpc::{tickets::TicketHandlers, State};
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, migrates and starts the service.
+pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> {
+    // Balanced over the customers pods and connected lazily: the service
+    // desk starts while customers is still coming up.
+    let customers = kit::balance::channel(&config.customers_url, std::time::Duration::from_secs(2))
+        .context("SERVICEDESK_CUSTOMERS_URL")?;
+    let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
+    let state = Arc::new(State {
+        db: context.db.clone(),
+        outbox: context.outbox.clone(),
+        customers,
+    });
+    let grpc = GrpcRoutes::default().serve(TicketServiceServer::new(TicketHandlers(state.clone())));
+    let consumer = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("servicedesk", "customers"),
+        CustomerEvents,
+    )
+    .await?;
+    launch(
+        context,
+        grpc,
+        vec![background(move |shutdown| consumer.run(shutdown))],
+    )
+    .await
+}

@@ -1,0 +1,510 @@
+//! Tickets, their numbers, messages and history.
+
+use chrono::{DateTime, Utc};
+use crm_proto::crm::servicedesk::v1::{Ticket, TicketChange, TicketMessage, TicketStatus};
+use kit::access::Scope;
+use kit::time::{from_optional_timestamp, to_optional_timestamp, to_timestamp};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{audit, checked_id, id_text};
+
+const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, created_at, created_by, updated_at, updated_by, version";
+
+#[derive(sqlx::FromRow)]
+struct TicketRow {
+    id: Uuid,
+    number: i64,
+    subject: String,
+    description: String,
+    r#type: i16,
+    priority: i16,
+    status: i16,
+    channel: i16,
+    requester_contact_id: Option<Uuid>,
+    account_id: Option<Uuid>,
+    owner_id: Option<Uuid>,
+    team_id: Option<Uuid>,
+    tags: Vec<String>,
+    product_id: Option<Uuid>,
+    order_id: Option<Uuid>,
+    opportunity_id: Option<Uuid>,
+    due_at: Option<DateTime<Utc>>,
+    parent_ticket_id: Option<Uuid>,
+    first_responded_at: Option<DateTime<Utc>>,
+    solved_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+    version: i64,
+}
+
+impl From<TicketRow> for Ticket {
+    fn from(r: TicketRow) -> Self {
+        Ticket {
+            id: r.id.to_string(),
+            number: r.number,
+            subject: r.subject,
+            description: r.description,
+            r#type: r.r#type.into(),
+            priority: r.priority.into(),
+            status: r.status.into(),
+            channel: r.channel.into(),
+            requester_contact_id: id_text(r.requester_contact_id),
+            account_id: id_text(r.account_id),
+            assignee_id: id_text(r.owner_id),
+            group_id: id_text(r.team_id),
+            tags: r.tags,
+            product_id: id_text(r.product_id),
+            order_id: id_text(r.order_id),
+            opportunity_id: id_text(r.opportunity_id),
+            due_at: to_optional_timestamp(r.due_at),
+            parent_ticket_id: id_text(r.parent_ticket_id),
+            first_responded_at: to_optional_timestamp(r.first_responded_at),
+            solved_at: to_optional_timestamp(r.solved_at),
+            audit: audit(
+                r.created_at,
+                r.created_by,
+                r.updated_at,
+                r.updated_by,
+                r.version,
+            ),
+        }
+    }
+}
+
+fn due_at(t: &Ticket) -> Option<DateTime<Utc>> {
+    from_optional_timestamp("ticket.due_at", t.due_at.as_ref())
+        .ok()
+        .flatten()
+}
+
+/// The tenant's next ticket number: the counter row stays locked until
+/// the transaction ends, so numbers follow the order of commits and a
+/// rolled-back create gives its number back rather than leaving a gap.
+async fn next_number(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO ticket_numbers (tenant_id, last) VALUES ($1, 1) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last = ticket_numbers.last + 1 RETURNING last",
+    )
+    .bind(tenant)
+    .fetch_one(tx)
+    .await
+}
+
+pub async fn insert(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    t: &Ticket,
+    actor: &str,
+) -> sqlx::Result<Ticket> {
+    let number = next_number(tx, tenant).await?;
+    let row: TicketRow = sqlx::query_as(&format!(
+        "INSERT INTO tickets (tenant_id, id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(number)
+    .bind(&t.subject)
+    .bind(&t.description)
+    .bind(t.r#type as i16)
+    .bind(t.priority as i16)
+    .bind(t.status as i16)
+    .bind(t.channel as i16)
+    .bind(checked_id(&t.requester_contact_id))
+    .bind(checked_id(&t.account_id))
+    .bind(checked_id(&t.assignee_id))
+    .bind(checked_id(&t.group_id))
+    .bind(&t.tags)
+    .bind(checked_id(&t.product_id))
+    .bind(checked_id(&t.order_id))
+    .bind(checked_id(&t.opportunity_id))
+    .bind(due_at(t))
+    .bind(checked_id(&t.parent_ticket_id))
+    .bind(actor)
+    .fetch_one(tx)
+    .await?;
+    Ok(row.into())
+}
+
+/// Writes the editable fields (and the status' solved time); the version
+/// moves on.
+pub async fn update(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    t: &Ticket,
+    actor: &str,
+) -> sqlx::Result<Ticket> {
+    let row: TicketRow = sqlx::query_as(&format!(
+        "UPDATE tickets SET subject = $3, description = $4, type = $5, priority = $6, status = $7, \
+         requester_contact_id = $8, account_id = $9, owner_id = $10, team_id = $11, tags = $12, \
+         product_id = $13, order_id = $14, opportunity_id = $15, due_at = $16, parent_ticket_id = $17, \
+         solved_at = CASE WHEN $7 = $19 AND status <> $19 THEN now() ELSE solved_at END, \
+         updated_at = now(), updated_by = $18, version = version + 1 \
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(checked_id(&t.id))
+    .bind(&t.subject)
+    .bind(&t.description)
+    .bind(t.r#type as i16)
+    .bind(t.priority as i16)
+    .bind(t.status as i16)
+    .bind(checked_id(&t.requester_contact_id))
+    .bind(checked_id(&t.account_id))
+    .bind(checked_id(&t.assignee_id))
+    .bind(checked_id(&t.group_id))
+    .bind(&t.tags)
+    .bind(checked_id(&t.product_id))
+    .bind(checked_id(&t.order_id))
+    .bind(checked_id(&t.opportunity_id))
+    .bind(due_at(t))
+    .bind(checked_id(&t.parent_ticket_id))
+    .bind(actor)
+    .bind(TicketStatus::Solved as i16)
+    .fetch_one(tx)
+    .await?;
+    Ok(row.into())
+}
+
+/// A ticket the scope sees (its assignee or group), locked for update
+/// when `lock`.
+pub async fn find(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<Ticket>> {
+    let row: Option<TicketRow> = scope
+        .select_one(COLUMNS, "tickets", tenant, id, lock)
+        .build_query_as()
+        .fetch_optional(tx)
+        .await?;
+    Ok(row.map(Ticket::from))
+}
+
+/// Whether `ticket` is `ancestor` or below it (a child, a grandchild...).
+pub async fn descends_from(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+    ancestor: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "WITH RECURSIVE up AS ( \
+             SELECT id, parent_ticket_id FROM tickets WHERE tenant_id = $1 AND id = $2 \
+             UNION SELECT t.id, t.parent_ticket_id FROM tickets t JOIN up ON t.tenant_id = $1 AND t.id = up.parent_ticket_id) \
+         SELECT EXISTS (SELECT 1 FROM up WHERE id = $3)",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(ancestor)
+    .fetch_one(tx)
+    .await
+}
+
+#[derive(Default)]
+pub struct TicketFilter {
+    pub status: Option<i16>,
+    pub assignee: Option<Uuid>,
+    pub group: Option<Uuid>,
+    pub requester: Option<Uuid>,
+    pub account: Option<Uuid>,
+    pub open_only: bool,
+}
+
+/// Newest first.
+pub async fn list(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    filter: &TicketFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Ticket>> {
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = "));
+    query.push_bind(tenant);
+    if let Some(status) = filter.status {
+        query.push(" AND status = ").push_bind(status);
+    }
+    if let Some(assignee) = filter.assignee {
+        query.push(" AND owner_id = ").push_bind(assignee);
+    }
+    if let Some(group) = filter.group {
+        query.push(" AND team_id = ").push_bind(group);
+    }
+    if let Some(requester) = filter.requester {
+        query
+            .push(" AND requester_contact_id = ")
+            .push_bind(requester);
+    }
+    if let Some(account) = filter.account {
+        query.push(" AND account_id = ").push_bind(account);
+    }
+    if filter.open_only {
+        query
+            .push(" AND status NOT IN (")
+            .push_bind(TicketStatus::Solved as i16)
+            .push(", ")
+            .push_bind(TicketStatus::Closed as i16)
+            .push(")");
+    }
+    scope.push_sql(&mut query);
+    if let Some(after) = after {
+        query.push(" AND id < ").push_bind(after);
+    }
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    let rows: Vec<TicketRow> = query.build_query_as().fetch_all(tx).await?;
+    Ok(rows.into_iter().map(Ticket::from).collect())
+}
+
+// ---- messages
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: Uuid,
+    ticket_id: Uuid,
+    kind: i16,
+    body: String,
+    channel: i16,
+    author_id: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for TicketMessage {
+    fn from(r: MessageRow) -> Self {
+        TicketMessage {
+            id: r.id.to_string(),
+            ticket_id: r.ticket_id.to_string(),
+            kind: r.kind.into(),
+            body: r.body,
+            channel: r.channel.into(),
+            author_id: r.author_id,
+            created_at: Some(to_timestamp(r.created_at)),
+        }
+    }
+}
+
+pub async fn insert_message(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+    m: &TicketMessage,
+) -> sqlx::Result<TicketMessage> {
+    let row: MessageRow = sqlx::query_as(
+        "INSERT INTO ticket_messages (tenant_id, id, ticket_id, kind, body, channel, author_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, ticket_id, kind, body, channel, author_id, created_at",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(ticket)
+    .bind(m.kind as i16)
+    .bind(&m.body)
+    .bind(m.channel as i16)
+    .bind(&m.author_id)
+    .fetch_one(tx)
+    .await?;
+    Ok(row.into())
+}
+
+pub async fn find_message(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<TicketMessage>> {
+    let row: Option<MessageRow> = sqlx::query_as(
+        "SELECT id, ticket_id, kind, body, channel, author_id, created_at FROM ticket_messages WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(TicketMessage::from))
+}
+
+/// A first public reply: the ticket records when it came.
+pub async fn mark_first_response(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+) -> sqlx::Result<bool> {
+    let marked = sqlx::query(
+        "UPDATE tickets SET first_responded_at = now() WHERE tenant_id = $1 AND id = $2 AND first_responded_at IS NULL",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .execute(tx)
+    .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+/// Oldest first.
+pub async fn messages(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<TicketMessage>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(
+        "SELECT id, ticket_id, kind, body, channel, author_id, created_at FROM ticket_messages \
+         WHERE tenant_id = $1 AND ticket_id = $2 AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.into_iter().map(TicketMessage::from).collect())
+}
+
+// ---- history
+
+/// Records changes of one ticket: (field, old, new).
+pub async fn record_changes(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+    actor: &str,
+    changes: &[(String, String, String)],
+) -> sqlx::Result<()> {
+    for (field, old, new) in changes {
+        sqlx::query(
+            "INSERT INTO ticket_history (tenant_id, id, ticket_id, field, old_value, new_value, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .bind(ticket)
+        .bind(field)
+        .bind(old)
+        .bind(new)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct ChangeRow {
+    id: Uuid,
+    field: String,
+    old_value: String,
+    new_value: String,
+    actor: String,
+    changed_at: DateTime<Utc>,
+}
+
+/// Oldest first.
+pub async fn history(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<TicketChange>> {
+    let rows: Vec<ChangeRow> = sqlx::query_as(
+        "SELECT id, field, old_value, new_value, actor, changed_at FROM ticket_history \
+         WHERE tenant_id = $1 AND ticket_id = $2 AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TicketChange {
+            id: r.id.to_string(),
+            field: r.field,
+            old_value: r.old_value,
+            new_value: r.new_value,
+            actor: r.actor,
+            changed_at: Some(to_timestamp(r.changed_at)),
+        })
+        .collect())
+}
+
+// ---- customers' merges and erasures
+
+/// A merge: the merged contact's tickets move to the survivor.
+pub async fn repoint_requester(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> sqlx::Result<u64> {
+    let moved = sqlx::query(
+        "UPDATE tickets SET requester_contact_id = $3, updated_at = now(), version = version + 1 \
+         WHERE tenant_id = $1 AND requester_contact_id = $2",
+    )
+    .bind(tenant)
+    .bind(from)
+    .bind(to)
+    .execute(tx)
+    .await?;
+    Ok(moved.rows_affected())
+}
+
+/// An erasure: the person's tickets stay for statistics, anonymised: no
+/// requester, subject and description replaced, the customer's own
+/// messages emptied and the agents' public replies (written to them)
+/// too; internal notes are the agents' and stay.
+pub async fn erase_requester(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    contact: Uuid,
+) -> sqlx::Result<u64> {
+    let tickets: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE tickets SET requester_contact_id = NULL, subject = '[erased]', description = '', \
+         updated_at = now(), version = version + 1 WHERE tenant_id = $1 AND requester_contact_id = $2 RETURNING id",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ticket_messages SET body = '[erased]', author_id = CASE WHEN author_id = $3 THEN '' ELSE author_id END \
+         WHERE tenant_id = $1 AND ticket_id = ANY($2) AND kind <> $4",
+    )
+    .bind(tenant)
+    .bind(&tickets)
+    .bind(contact.to_string())
+    .bind(crm_proto::crm::servicedesk::v1::MessageKind::InternalNote as i16)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ticket_history SET old_value = '', new_value = '' WHERE tenant_id = $1 AND ticket_id = ANY($2) AND field IN ('subject', 'requester_contact_id')",
+    )
+    .bind(tenant)
+    .bind(&tickets)
+    .execute(tx)
+    .await?;
+    Ok(tickets.len() as u64)
+}
+
+/// An account merge: tickets of the merged account move to the survivor.
+pub async fn repoint_account(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> sqlx::Result<u64> {
+    let moved = sqlx::query(
+        "UPDATE tickets SET account_id = $3, updated_at = now(), version = version + 1 \
+         WHERE tenant_id = $1 AND account_id = $2",
+    )
+    .bind(tenant)
+    .bind(from)
+    .bind(to)
+    .execute(tx)
+    .await?;
+    Ok(moved.rows_affected())
+}

@@ -1,0 +1,5 @@
+//! Service desk tests through its gRPC API, beside a real customers
+//! service, on real PostgreSQL and NATS.
+
+mod harness;
+mod tickets;

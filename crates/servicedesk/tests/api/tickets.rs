@@ -1,0 +1,656 @@
+use std::time::Duration;
+
+use crm_proto::crm::customers::v1 as people;
+use crm_proto::crm::servicedesk::v1::*;
+use crm_proto::events::DomainEvent;
+use kit::auth::{Role, Visibility};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::harness::*;
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+async fn update(
+    client: &mut Client,
+    ticket: Ticket,
+    paths: &[&str],
+) -> Result<Ticket, tonic::Status> {
+    client
+        .tickets
+        .update_ticket(UpdateTicketRequest {
+            ticket: Some(ticket),
+            update_mask: mask(paths),
+            expected_version: 0,
+        })
+        .await
+        .map(|r| r.into_inner().ticket.expect("ticket"))
+}
+
+async fn status(
+    client: &mut Client,
+    id: &str,
+    status: TicketStatus,
+) -> Result<Ticket, tonic::Status> {
+    update(
+        client,
+        Ticket {
+            id: id.into(),
+            status: status as i32,
+            ..Default::default()
+        },
+        &["status"],
+    )
+    .await
+}
+
+async fn reply(
+    client: &mut Client,
+    ticket: &str,
+    kind: MessageKind,
+    body: &str,
+    request_id: &str,
+) -> Result<TicketMessage, tonic::Status> {
+    client
+        .tickets
+        .add_message(AddMessageRequest {
+            ticket_id: ticket.into(),
+            message: Some(TicketMessage {
+                kind: kind as i32,
+                body: body.into(),
+                ..Default::default()
+            }),
+            request_id: request_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().message.expect("message"))
+}
+
+async fn get(client: &mut Client, id: &str) -> Result<Ticket, tonic::Status> {
+    client
+        .tickets
+        .get_ticket(GetTicketRequest { id: id.into() })
+        .await
+        .map(|r| r.into_inner().ticket.expect("ticket"))
+}
+
+#[tokio::test]
+async fn tickets_are_numbered_per_tenant_and_every_change_is_history() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let ada = contact(&mut admin, "Lovelace").await;
+    let first = create(
+        &mut admin,
+        Ticket {
+            requester_contact_id: ada.id.clone(),
+            r#type: TicketType::Incident as i32,
+            tags: vec!["Printer".into()],
+            ..subject("  The printer is on fire ")
+        },
+    )
+    .await
+    .expect("ticket");
+    assert_eq!(first.number, 1);
+    assert_eq!(first.subject, "The printer is on fire");
+    assert_eq!(
+        (first.status, first.priority, first.channel),
+        (
+            TicketStatus::New as i32,
+            TicketPriority::Normal as i32,
+            TicketChannel::Api as i32
+        )
+    );
+    assert_eq!(first.tags, vec!["printer"]);
+    let created = app
+        .event("servicedesk", TicketCreated::TYPE, &first.id)
+        .await;
+    assert_eq!(created.tenant_id, app.tenant.to_string());
+
+    // Twenty at once: numbers 2 to 21, none twice, none missing.
+    let creates = (0..20).map(|n| {
+        let mut admin = app.admin();
+        async move {
+            create(&mut admin, subject(&format!("Ticket {n}")))
+                .await
+                .expect("ticket")
+                .number
+        }
+    });
+    let mut numbers = futures::future::join_all(creates).await;
+    numbers.sort();
+    assert_eq!(numbers, (2..=21).collect::<Vec<i64>>());
+    // Each tenant counts its own.
+    let theirs = create(&mut app.stranger(), subject("Elsewhere"))
+        .await
+        .expect("another tenant's ticket");
+    assert_eq!(theirs.number, 1);
+
+    let raised = update(
+        &mut admin,
+        Ticket {
+            id: first.id.clone(),
+            priority: TicketPriority::Urgent as i32,
+            status: TicketStatus::Open as i32,
+            ..Default::default()
+        },
+        &["priority", "status"],
+    )
+    .await
+    .expect("raise");
+    assert_eq!(raised.priority, TicketPriority::Urgent as i32);
+    assert_eq!(raised.subject, first.subject, "unmasked fields stay");
+    let changed = app
+        .event("servicedesk", TicketStatusChanged::TYPE, &first.id)
+        .await;
+    let changed: TicketStatusChanged = prost::Message::decode(changed.data.as_slice()).unwrap();
+    assert_eq!(
+        (changed.previous_status, changed.status),
+        (TicketStatus::New as i32, TicketStatus::Open as i32)
+    );
+
+    let solved = status(&mut admin, &first.id, TicketStatus::Solved)
+        .await
+        .expect("solve");
+    assert!(solved.solved_at.is_some());
+    app.event("servicedesk", TicketSolved::TYPE, &first.id)
+        .await;
+    status(&mut admin, &first.id, TicketStatus::Open)
+        .await
+        .expect("reopen");
+    app.event("servicedesk", TicketReopened::TYPE, &first.id)
+        .await;
+    let early = status(&mut admin, &first.id, TicketStatus::Closed)
+        .await
+        .expect_err("an open ticket is solved before it is closed");
+    assert_eq!(violated_fields(&early), ["ticket.status"]);
+    status(&mut admin, &first.id, TicketStatus::Solved)
+        .await
+        .expect("solve again");
+    let closed = status(&mut admin, &first.id, TicketStatus::Closed)
+        .await
+        .expect("close");
+    let after_close = status(&mut admin, &first.id, TicketStatus::Open)
+        .await
+        .expect_err("closed is final");
+    assert_eq!(violated_fields(&after_close), ["ticket.status"]);
+    let stale = admin
+        .tickets
+        .update_ticket(UpdateTicketRequest {
+            ticket: Some(Ticket {
+                id: first.id.clone(),
+                tags: vec!["late".into()],
+                ..Default::default()
+            }),
+            update_mask: mask(&["tags"]),
+            expected_version: version(&closed) - 1,
+        })
+        .await
+        .expect_err("a stale version");
+    assert_eq!(stale.code(), Code::Aborted);
+
+    let history = admin
+        .tickets
+        .list_ticket_history(ListTicketHistoryRequest {
+            ticket_id: first.id.clone(),
+            page: None,
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .changes;
+    let lines: Vec<(String, String, String)> = history
+        .iter()
+        .map(|c| (c.field.clone(), c.old_value.clone(), c.new_value.clone()))
+        .collect();
+    let line = |f: &str, a: &str, b: &str| (f.to_owned(), a.to_owned(), b.to_owned());
+    assert_eq!(
+        lines,
+        vec![
+            line("created", "", "1"),
+            line(
+                "priority",
+                "TICKET_PRIORITY_NORMAL",
+                "TICKET_PRIORITY_URGENT"
+            ),
+            line("status", "TICKET_STATUS_NEW", "TICKET_STATUS_OPEN"),
+            line("status", "TICKET_STATUS_OPEN", "TICKET_STATUS_SOLVED"),
+            line("status", "TICKET_STATUS_SOLVED", "TICKET_STATUS_OPEN"),
+            line("status", "TICKET_STATUS_OPEN", "TICKET_STATUS_SOLVED"),
+            line("status", "TICKET_STATUS_SOLVED", "TICKET_STATUS_CLOSED"),
+        ]
+    );
+    assert!(history.iter().all(|c| c.actor == admin.user.to_string()));
+}
+
+fn version(t: &Ticket) -> i64 {
+    t.audit.as_ref().map(|a| a.version).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn replies_and_notes_make_the_conversation_and_a_first_reply_opens_the_ticket() {
+    let app = TestApp::spawn().await;
+    let mut agent = app.client(&[Role::SupportAgent], Visibility::Tenant, &[]);
+    let t = create(&mut agent, subject("Cannot log in"))
+        .await
+        .expect("ticket");
+    let note = reply(
+        &mut agent,
+        &t.id,
+        MessageKind::InternalNote,
+        "Probably the SSO",
+        "",
+    )
+    .await
+    .expect("note");
+    assert_eq!(note.author_id, agent.user.to_string());
+    assert_eq!(note.channel, TicketChannel::Api as i32);
+    assert_eq!(
+        get(&mut agent, &t.id).await.unwrap().status,
+        TicketStatus::New as i32,
+        "a note is no answer"
+    );
+    let first = reply(
+        &mut agent,
+        &t.id,
+        MessageKind::PublicReply,
+        "Try again now\r\nplease",
+        "r-1",
+    )
+    .await
+    .expect("reply");
+    assert_eq!(first.body, "Try again now\nplease");
+    let again = reply(
+        &mut agent,
+        &t.id,
+        MessageKind::PublicReply,
+        "Try again now\r\nplease",
+        "r-1",
+    )
+    .await
+    .expect("the same reply again");
+    assert_eq!(again.id, first.id, "a retry adds nothing");
+    let opened = get(&mut agent, &t.id).await.unwrap();
+    assert_eq!(opened.status, TicketStatus::Open as i32);
+    assert!(opened.first_responded_at.is_some());
+    let second = reply(
+        &mut agent,
+        &t.id,
+        MessageKind::PublicReply,
+        "Did it work?",
+        "",
+    )
+    .await
+    .expect("second reply");
+    // Only this test's ticket has replies on this test's stream.
+    let replied = app
+        .services
+        .nats
+        .events("servicedesk", TicketReplied::TYPE, 3)
+        .await;
+    let firsts: Vec<(String, bool)> = replied
+        .iter()
+        .map(|e| {
+            let r: TicketReplied = prost::Message::decode(e.data.as_slice()).unwrap();
+            (r.message_id, r.first_response)
+        })
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![
+            (note.id.clone(), false),
+            (first.id.clone(), true),
+            (second.id.clone(), false)
+        ]
+    );
+    let listed = agent
+        .tickets
+        .list_messages(ListMessagesRequest {
+            ticket_id: t.id.clone(),
+            page: None,
+        })
+        .await
+        .expect("messages")
+        .into_inner()
+        .messages;
+    assert_eq!(
+        listed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec![note.id.as_str(), first.id.as_str(), second.id.as_str()]
+    );
+
+    let bad = reply(&mut agent, &t.id, MessageKind::CustomerMessage, " ", "")
+        .await
+        .expect_err("agents do not write as the customer, nor empty messages");
+    assert_eq!(violated_fields(&bad), ["message.body", "message.kind"]);
+    status(&mut agent, &t.id, TicketStatus::Solved)
+        .await
+        .unwrap();
+    status(&mut agent, &t.id, TicketStatus::Closed)
+        .await
+        .unwrap();
+    let late = reply(
+        &mut agent,
+        &t.id,
+        MessageKind::PublicReply,
+        "One more thing",
+        "",
+    )
+    .await
+    .expect_err("closed");
+    assert_eq!(late.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn agents_see_their_groups_tickets_and_nobody_reaches_another_tenants() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let (billing, hardware) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut billing_agent = app.agent(&[billing]);
+    let in_billing = create(
+        &mut admin,
+        Ticket {
+            group_id: billing.to_string(),
+            ..subject("Invoice wrong")
+        },
+    )
+    .await
+    .unwrap();
+    let in_hardware = create(
+        &mut admin,
+        Ticket {
+            group_id: hardware.to_string(),
+            ..subject("Laptop broken")
+        },
+    )
+    .await
+    .unwrap();
+    let assigned = create(
+        &mut admin,
+        Ticket {
+            assignee_id: billing_agent.user.to_string(),
+            ..subject("Call me back")
+        },
+    )
+    .await
+    .unwrap();
+    app.event("servicedesk", TicketAssigned::TYPE, &assigned.id)
+        .await;
+
+    let seen: Vec<String> = billing_agent
+        .tickets
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .tickets
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(seen, vec![assigned.id.clone(), in_billing.id.clone()]);
+    let hidden = get(&mut billing_agent, &in_hardware.id)
+        .await
+        .expect_err("another group's ticket");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let hidden = reply(
+        &mut billing_agent,
+        &in_hardware.id,
+        MessageKind::PublicReply,
+        "Hi",
+        "",
+    )
+    .await
+    .expect_err("another group's ticket");
+    assert_eq!(hidden.code(), Code::NotFound);
+    // Moved to their group, it is theirs to work.
+    update(
+        &mut admin,
+        Ticket {
+            id: in_hardware.id.clone(),
+            group_id: billing.to_string(),
+            ..Default::default()
+        },
+        &["group_id"],
+    )
+    .await
+    .unwrap();
+    reply(
+        &mut billing_agent,
+        &in_hardware.id,
+        MessageKind::InternalNote,
+        "Mine now",
+        "",
+    )
+    .await
+    .expect("in their group now");
+
+    // A rep reads tickets but does not work them.
+    let mut rep = app.client(&[Role::SalesRep], Visibility::Tenant, &[]);
+    get(&mut rep, &in_billing.id).await.expect("reps read");
+    let denied = create(&mut rep, subject("Rep's"))
+        .await
+        .expect_err("reps do not");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = status(&mut rep, &in_billing.id, TicketStatus::Solved)
+        .await
+        .expect_err("reps do not");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Another tenant's admin: not found, nothing listed, and this tenant's
+    // contacts and tickets are not theirs to point at.
+    let mut stranger = app.stranger();
+    let ada = contact(&mut admin, "Lovelace").await;
+    assert_eq!(
+        get(&mut stranger, &in_billing.id).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        status(&mut stranger, &in_billing.id, TicketStatus::Solved)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        reply(
+            &mut stranger,
+            &in_billing.id,
+            MessageKind::PublicReply,
+            "Hi",
+            ""
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        Code::NotFound
+    );
+    let history = stranger
+        .tickets
+        .list_ticket_history(ListTicketHistoryRequest {
+            ticket_id: in_billing.id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(history.code(), Code::NotFound);
+    let listed = stranger
+        .tickets
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .tickets;
+    assert!(listed.is_empty());
+    let foreign = create(
+        &mut stranger,
+        Ticket {
+            requester_contact_id: ada.id.clone(),
+            parent_ticket_id: in_billing.id.clone(),
+            ..subject("Theirs")
+        },
+    )
+    .await
+    .expect_err("another tenant's parent");
+    assert_eq!(violated_fields(&foreign), ["ticket.parent_ticket_id"]);
+    let foreign = create(
+        &mut stranger,
+        Ticket {
+            requester_contact_id: ada.id.clone(),
+            ..subject("Theirs")
+        },
+    )
+    .await
+    .expect_err("another tenant's contact");
+    assert_eq!(violated_fields(&foreign), ["ticket.requester_contact_id"]);
+
+    let bad = create(
+        &mut admin,
+        Ticket {
+            priority: 42,
+            assignee_id: "me".into(),
+            tags: vec!["a,b".into()],
+            ..subject("")
+        },
+    )
+    .await
+    .expect_err("bad ticket");
+    assert_eq!(
+        violated_fields(&bad),
+        [
+            "ticket.subject",
+            "ticket.priority",
+            "ticket.assignee_id",
+            "ticket.tags"
+        ]
+    );
+    let unknown = update(
+        &mut admin,
+        Ticket {
+            id: in_billing.id.clone(),
+            ..Default::default()
+        },
+        &["number"],
+    )
+    .await
+    .expect_err("numbers are not editable");
+    assert_eq!(violated_fields(&unknown), ["update_mask.paths[0]"]);
+
+    // A problem and its incident: the incident cannot become the
+    // problem's parent.
+    let incident = create(
+        &mut admin,
+        Ticket {
+            parent_ticket_id: in_billing.id.clone(),
+            ..subject("Invoice wrong again")
+        },
+    )
+    .await
+    .expect("a child ticket");
+    let cycle = update(
+        &mut admin,
+        Ticket {
+            id: in_billing.id.clone(),
+            parent_ticket_id: incident.id.clone(),
+            ..Default::default()
+        },
+        &["parent_ticket_id"],
+    )
+    .await
+    .expect_err("a cycle");
+    assert_eq!(violated_fields(&cycle), ["ticket.parent_ticket_id"]);
+}
+
+#[tokio::test]
+async fn merges_move_tickets_and_erasure_leaves_them_anonymous() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let ada = contact(&mut admin, "Lovelace").await;
+    let twin = contact(&mut admin, "Lovelace-Twin").await;
+    let t = create(
+        &mut admin,
+        Ticket {
+            requester_contact_id: twin.id.clone(),
+            description: "My card number is 1234".into(),
+            ..subject("Ada Lovelace cannot pay")
+        },
+    )
+    .await
+    .unwrap();
+    reply(
+        &mut admin,
+        &t.id,
+        MessageKind::PublicReply,
+        "Dear Ada, ...",
+        "",
+    )
+    .await
+    .unwrap();
+    let note = reply(
+        &mut admin,
+        &t.id,
+        MessageKind::InternalNote,
+        "Check the gateway",
+        "",
+    )
+    .await
+    .unwrap();
+    admin
+        .contacts
+        .merge_contacts(people::MergeContactsRequest {
+            survivor_id: ada.id.clone(),
+            merged_id: twin.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("merge");
+    let moved = testkit::eventually(
+        "the ticket follows the merge",
+        Duration::from_secs(30),
+        || {
+            let mut admin = app.admin();
+            let id = t.id.clone();
+            let survivor = ada.id.clone();
+            async move {
+                let t = get(&mut admin, &id).await.ok()?;
+                (t.requester_contact_id == survivor).then_some(t)
+            }
+        },
+    )
+    .await;
+    assert_eq!(moved.number, t.number);
+
+    app.erase(&ada.id).await;
+    let erased = testkit::eventually("the ticket is anonymised", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        let id = t.id.clone();
+        async move {
+            let t = get(&mut admin, &id).await.ok()?;
+            t.requester_contact_id.is_empty().then_some(t)
+        }
+    })
+    .await;
+    assert_eq!(
+        (erased.subject.as_str(), erased.description.as_str()),
+        ("[erased]", "")
+    );
+    assert_eq!(erased.number, t.number, "kept for statistics");
+    let messages = admin
+        .tickets
+        .list_messages(ListMessagesRequest {
+            ticket_id: t.id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    let bodies: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m.id.as_str(), m.body.as_str()))
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0].1, "[erased]", "the reply to the person");
+    assert_eq!(bodies[1], (note.id.as_str(), "Check the gateway"));
+}
