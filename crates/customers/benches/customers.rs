@@ -66,14 +66,7 @@ async fn main() -> anyhow::Result<()> {
     config.database.max_connections = 40;
     let running = customers::build(config).await?;
     let bearer = BearerToken::new(&issuer.admin_token(uuid::Uuid::now_v7()))?;
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(
-            Channel::from_shared(format!("http://{}", running.grpc_addr))?
-                .connect()
-                .await?,
-        );
-    }
+    let channels = testkit::bench::channels(running.grpc_addr, 4).await?;
     let contacts_client = |i: usize| {
         ContactServiceClient::with_interceptor(channels[i % channels.len()].clone(), bearer.clone())
     };

@@ -24,7 +24,6 @@ use kit::auth::BearerToken;
 use testkit::bench::{env_u64, load, peak_rss_mib, report, thousands, RawPostgres};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 fn stage(name: &str, probability: i32, kind: StageKind) -> Stage {
     Stage {
@@ -55,14 +54,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let tenant = uuid::Uuid::now_v7();
     let bearer = BearerToken::new(&issuer.admin_token(tenant))?;
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(
-            Channel::from_shared(format!("http://{}", running.grpc_addr))?
-                .connect()
-                .await?,
-        );
-    }
+    let channels = testkit::bench::channels(running.grpc_addr, 4).await?;
     let pipeline = PipelineServiceClient::with_interceptor(channels[0].clone(), bearer.clone())
         .create_pipeline(CreatePipelineRequest {
             request_id: String::new(),

@@ -19,7 +19,6 @@ use kit::auth::BearerToken;
 use testkit::bench::{env_u64, load, peak_rss_mib, report, RawPostgres};
 use testkit::{service_config, TestDatabase, TestNats, TokenIssuer};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -39,14 +38,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let tenant = uuid::Uuid::now_v7();
     let bearer = BearerToken::new(&issuer.admin_token(tenant))?;
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(
-            Channel::from_shared(format!("http://{}", running.grpc_addr))?
-                .connect()
-                .await?,
-        );
-    }
+    let channels = testkit::bench::channels(running.grpc_addr, 4).await?;
     let client = |i: usize| {
         TicketServiceClient::with_interceptor(channels[i % channels.len()].clone(), bearer.clone())
     };

@@ -96,6 +96,24 @@ impl Measured {
     }
 }
 
+/// `count` HTTP/2 connections to a service's gRPC address, for load
+/// generators to spread their clients over (one connection would
+/// serialise them on one stream window).
+pub async fn channels(
+    grpc_addr: std::net::SocketAddr,
+    count: usize,
+) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        channels.push(
+            tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))?
+                .connect()
+                .await?,
+        );
+    }
+    Ok(channels)
+}
+
 /// Runs `call(worker, n)` from `clients` tasks for `seconds`, each call
 /// after the previous one answered, prints successful requests/s and
 /// latency percentiles, and answers them. `call` returns whether the

@@ -12,4 +12,5 @@ domain_events!("crm.servicedesk.v1", pb, {
     TicketSolved => "crm.servicedesk.ticket.solved.v1",
     TicketReopened => "crm.servicedesk.ticket.reopened.v1",
     TicketReplied => "crm.servicedesk.ticket.replied.v1",
+    TicketMerged => "crm.servicedesk.ticket.merged.v1",
 });

@@ -13,7 +13,7 @@ use kit::events::decode_data;
 use kit::inbox::EventHandler;
 use uuid::Uuid;
 
-use crate::store::tickets;
+use crate::store::tickets::{self, Reference};
 
 pub struct CustomerEvents;
 
@@ -27,7 +27,7 @@ impl EventHandler for CustomerEvents {
                     Uuid::parse_str(&merged.merged_id)?,
                     Uuid::parse_str(&merged.survivor_id)?,
                 );
-                tickets::repoint_requester(tx, tenant, from, to).await?;
+                tickets::repoint(tx, tenant, Reference::Requester, from, to).await?;
             }
             <customers::AccountMerged as DomainEvent>::TYPE => {
                 let merged: customers::AccountMerged = decode_data(event)?;
@@ -35,7 +35,7 @@ impl EventHandler for CustomerEvents {
                     Uuid::parse_str(&merged.merged_id)?,
                     Uuid::parse_str(&merged.survivor_id)?,
                 );
-                tickets::repoint_account(tx, tenant, from, to).await?;
+                tickets::repoint(tx, tenant, Reference::Account, from, to).await?;
             }
             <customers::ContactErased as DomainEvent>::TYPE => {
                 let erased: customers::ContactErased = decode_data(event)?;

@@ -539,6 +539,90 @@ impl TicketService for TicketHandlers {
         .await
     }
 
+    async fn merge_tickets(
+        &self,
+        request: Request<MergeTicketsRequest>,
+    ) -> Result<Response<MergeTicketsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let survivor = parse_id("survivor_id", &request.survivor_id)?;
+            let merged = parse_id("merged_id", &request.merged_id)?;
+            if survivor == merged {
+                return Err(Error::invalid("merged_id", "is the survivor itself"));
+            }
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            // Locked in id order, so two merges of one pair cannot deadlock.
+            let (first, second) = (survivor.min(merged), survivor.max(merged));
+            let a = visible(&mut tx, &caller, first, true).await?;
+            let b = visible(&mut tx, &caller, second, true).await?;
+            let (kept, gone) = if first == survivor { (a, b) } else { (b, a) };
+            for (field, t) in [("survivor_id", &kept), ("merged_id", &gone)] {
+                if t.status == TicketStatus::Closed as i32 {
+                    return Err(Error::FailedPrecondition(format!(
+                        "{field}: ticket #{} is closed",
+                        t.number
+                    )));
+                }
+            }
+            let mut tags = kit::tags::union(&kept.tags, &gone.tags);
+            tags.truncate(ticket::MAX_TAGS);
+            store::merge(&mut tx, tenant, survivor, merged, &tags, &caller.subject).await?;
+            store::record_changes(
+                &mut tx,
+                tenant,
+                survivor,
+                &caller.subject,
+                &[("merged".into(), String::new(), gone.number.to_string())],
+            )
+            .await?;
+            store::record_changes(
+                &mut tx,
+                tenant,
+                merged,
+                &caller.subject,
+                &[
+                    ("merged_into".into(), String::new(), kept.number.to_string()),
+                    (
+                        "status".into(),
+                        ticket::field_text(&gone, "status"),
+                        TicketStatus::Closed.as_str_name().to_owned(),
+                    ),
+                ],
+            )
+            .await?;
+            let saved = visible(&mut tx, &caller, survivor, false).await?;
+            let event = TicketMerged {
+                survivor_id: survivor.to_string(),
+                merged_id: merged.to_string(),
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, survivor, version_of(&saved.audit), &event)
+                .await?;
+            let event = TicketStatusChanged {
+                ticket_id: merged.to_string(),
+                previous_status: gone.status,
+                status: TicketStatus::Closed as i32,
+            };
+            self.0
+                .outbox
+                .enqueue(
+                    &mut tx,
+                    &caller,
+                    merged,
+                    version_of(&gone.audit) + 1,
+                    &event,
+                )
+                .await?;
+            commit(tx).await?;
+            Ok(MergeTicketsResponse {
+                ticket: Some(saved),
+            })
+        })
+        .await
+    }
+
     async fn list_ticket_history(
         &self,
         request: Request<ListTicketHistoryRequest>,

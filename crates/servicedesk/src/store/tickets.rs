@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{audit, checked_id, id_text};
 
-const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, created_at, created_by, updated_at, updated_by, version";
+const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, merged_into_id, created_at, created_by, updated_at, updated_by, version";
 
 #[derive(sqlx::FromRow)]
 struct TicketRow {
@@ -33,6 +33,7 @@ struct TicketRow {
     parent_ticket_id: Option<Uuid>,
     first_responded_at: Option<DateTime<Utc>>,
     solved_at: Option<DateTime<Utc>>,
+    merged_into_id: Option<Uuid>,
     created_at: DateTime<Utc>,
     created_by: String,
     updated_at: DateTime<Utc>,
@@ -63,6 +64,7 @@ impl From<TicketRow> for Ticket {
             parent_ticket_id: id_text(r.parent_ticket_id),
             first_responded_at: to_optional_timestamp(r.first_responded_at),
             solved_at: to_optional_timestamp(r.solved_at),
+            merged_into_id: id_text(r.merged_into_id),
             audit: audit(
                 r.created_at,
                 r.created_by,
@@ -364,6 +366,61 @@ pub async fn messages(
     Ok(rows.into_iter().map(TicketMessage::from).collect())
 }
 
+/// Merges `merged` into `survivor`: messages and child tickets move, the
+/// survivor takes `tags` (both tickets' united), the duplicate is closed
+/// pointing at the survivor. Both rows are locked by the caller.
+pub async fn merge(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    survivor: Uuid,
+    merged: Uuid,
+    tags: &[String],
+    actor: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE ticket_messages SET ticket_id = $2 WHERE tenant_id = $1 AND ticket_id = $3",
+    )
+    .bind(tenant)
+    .bind(survivor)
+    .bind(merged)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE tickets SET parent_ticket_id = CASE WHEN id = $2 THEN NULL ELSE $2 END, \
+         updated_at = now(), version = version + 1 WHERE tenant_id = $1 AND parent_ticket_id = $3",
+    )
+    .bind(tenant)
+    .bind(survivor)
+    .bind(merged)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE tickets s SET tags = $5, \
+         first_responded_at = LEAST(s.first_responded_at, m.first_responded_at), \
+         updated_at = now(), updated_by = $4, version = s.version + 1 \
+         FROM tickets m WHERE s.tenant_id = $1 AND s.id = $2 AND m.tenant_id = $1 AND m.id = $3",
+    )
+    .bind(tenant)
+    .bind(survivor)
+    .bind(merged)
+    .bind(actor)
+    .bind(tags)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE tickets SET status = $4, merged_into_id = $2, parent_ticket_id = NULL, \
+         updated_at = now(), updated_by = $5, version = version + 1 WHERE tenant_id = $1 AND id = $3",
+    )
+    .bind(tenant)
+    .bind(survivor)
+    .bind(merged)
+    .bind(TicketStatus::Closed as i16)
+    .bind(actor)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 // ---- history
 
 /// Records changes of one ticket: (field, old, new).
@@ -434,17 +491,30 @@ pub async fn history(
 
 // ---- customers' merges and erasures
 
-/// A merge: the merged contact's tickets move to the survivor.
-pub async fn repoint_requester(
+/// Which of a ticket's references to customers' records a merge moves.
+#[derive(Debug, Clone, Copy)]
+pub enum Reference {
+    Requester,
+    Account,
+}
+
+/// A merge: the merged contact's or account's tickets move to the
+/// survivor.
+pub async fn repoint(
     tx: &mut PgConnection,
     tenant: Uuid,
+    reference: Reference,
     from: Uuid,
     to: Uuid,
 ) -> sqlx::Result<u64> {
-    let moved = sqlx::query(
-        "UPDATE tickets SET requester_contact_id = $3, updated_at = now(), version = version + 1 \
-         WHERE tenant_id = $1 AND requester_contact_id = $2",
-    )
+    let column = match reference {
+        Reference::Requester => "requester_contact_id",
+        Reference::Account => "account_id",
+    };
+    let moved = sqlx::query(&format!(
+        "UPDATE tickets SET {column} = $3, updated_at = now(), version = version + 1 \
+         WHERE tenant_id = $1 AND {column} = $2"
+    ))
     .bind(tenant)
     .bind(from)
     .bind(to)
@@ -488,23 +558,4 @@ pub async fn erase_requester(
     .execute(tx)
     .await?;
     Ok(tickets.len() as u64)
-}
-
-/// An account merge: tickets of the merged account move to the survivor.
-pub async fn repoint_account(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    from: Uuid,
-    to: Uuid,
-) -> sqlx::Result<u64> {
-    let moved = sqlx::query(
-        "UPDATE tickets SET account_id = $3, updated_at = now(), version = version + 1 \
-         WHERE tenant_id = $1 AND account_id = $2",
-    )
-    .bind(tenant)
-    .bind(from)
-    .bind(to)
-    .execute(tx)
-    .await?;
-    Ok(moved.rows_affected())
 }

@@ -654,3 +654,156 @@ async fn merges_move_tickets_and_erasure_leaves_them_anonymous() {
     assert_eq!(bodies[0].1, "[erased]", "the reply to the person");
     assert_eq!(bodies[1], (note.id.as_str(), "Check the gateway"));
 }
+
+#[tokio::test]
+async fn a_duplicate_merges_into_its_survivor_with_its_conversation() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let group = Uuid::now_v7();
+    let survivor = create(
+        &mut admin,
+        Ticket {
+            tags: vec!["login".into()],
+            group_id: group.to_string(),
+            ..subject("Cannot log in")
+        },
+    )
+    .await
+    .unwrap();
+    let duplicate = create(
+        &mut admin,
+        Ticket {
+            tags: vec!["sso".into(), "login".into()],
+            ..subject("Login broken (again)")
+        },
+    )
+    .await
+    .unwrap();
+    let child = create(
+        &mut admin,
+        Ticket {
+            parent_ticket_id: duplicate.id.clone(),
+            ..subject("Same for my colleague")
+        },
+    )
+    .await
+    .unwrap();
+    let first = reply(
+        &mut admin,
+        &survivor.id,
+        MessageKind::PublicReply,
+        "Looking",
+        "",
+    )
+    .await
+    .unwrap();
+    let moved = reply(
+        &mut admin,
+        &duplicate.id,
+        MessageKind::InternalNote,
+        "Same issue",
+        "",
+    )
+    .await
+    .unwrap();
+
+    let merge = |survivor: &str, merged: &str| MergeTicketsRequest {
+        survivor_id: survivor.into(),
+        merged_id: merged.into(),
+    };
+    // Not into itself; not from another tenant or out of sight.
+    let itself = admin
+        .tickets
+        .merge_tickets(merge(&survivor.id, &survivor.id))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&itself), ["merged_id"]);
+    let mut stranger = app.stranger();
+    let foreign = stranger
+        .tickets
+        .merge_tickets(merge(&survivor.id, &duplicate.id))
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound);
+    let mut agent = app.agent(&[group]);
+    let hidden = agent
+        .tickets
+        .merge_tickets(merge(&survivor.id, &duplicate.id))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        hidden.code(),
+        Code::NotFound,
+        "the duplicate is not in their group"
+    );
+
+    let merged = admin
+        .tickets
+        .merge_tickets(merge(&survivor.id, &duplicate.id))
+        .await
+        .expect("merge")
+        .into_inner()
+        .ticket
+        .expect("survivor");
+    assert_eq!(merged.tags, vec!["login", "sso"]);
+    let gone = get(&mut admin, &duplicate.id).await.unwrap();
+    assert_eq!(
+        (gone.status, gone.merged_into_id.as_str()),
+        (TicketStatus::Closed as i32, survivor.id.as_str())
+    );
+    assert_eq!(
+        get(&mut admin, &child.id).await.unwrap().parent_ticket_id,
+        survivor.id
+    );
+    let messages: Vec<String> = admin
+        .tickets
+        .list_messages(ListMessagesRequest {
+            ticket_id: survivor.id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(messages, vec![first.id.clone(), moved.id.clone()]);
+    let event = app
+        .event("servicedesk", TicketMerged::TYPE, &survivor.id)
+        .await;
+    let event: TicketMerged = prost::Message::decode(event.data.as_slice()).unwrap();
+    assert_eq!(event.merged_id, duplicate.id);
+    let history = |id: &str| {
+        let mut admin = app.admin();
+        let id = id.to_owned();
+        async move {
+            admin
+                .tickets
+                .list_ticket_history(ListTicketHistoryRequest {
+                    ticket_id: id,
+                    page: None,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .changes
+                .into_iter()
+                .map(|c| (c.field, c.new_value))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(history(&survivor.id)
+        .await
+        .contains(&("merged".to_owned(), duplicate.number.to_string())));
+    assert!(history(&duplicate.id)
+        .await
+        .contains(&("merged_into".to_owned(), survivor.number.to_string())));
+    // A closed ticket merges no more.
+    let again = admin
+        .tickets
+        .merge_tickets(merge(&survivor.id, &duplicate.id))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+}
