@@ -437,6 +437,25 @@ async fn agents_see_their_groups_tickets_and_nobody_reaches_another_tenants() {
         .await
         .expect_err("reps do not");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = reply(
+        &mut rep,
+        &in_billing.id,
+        MessageKind::InternalNote,
+        "Hi",
+        "",
+    )
+    .await
+    .expect_err("reps do not");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = rep
+        .tickets
+        .merge_tickets(MergeTicketsRequest {
+            survivor_id: in_billing.id.clone(),
+            merged_id: assigned.id.clone(),
+        })
+        .await
+        .expect_err("reps do not");
+    assert_eq!(denied.code(), Code::PermissionDenied);
 
     // Another tenant's admin: not found, nothing listed, and this tenant's
     // contacts and tickets are not theirs to point at.
@@ -466,6 +485,15 @@ async fn agents_see_their_groups_tickets_and_nobody_reaches_another_tenants() {
         .code(),
         Code::NotFound
     );
+    let messages = stranger
+        .tickets
+        .list_messages(ListMessagesRequest {
+            ticket_id: in_billing.id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(messages.code(), Code::NotFound);
     let history = stranger
         .tickets
         .list_ticket_history(ListTicketHistoryRequest {
