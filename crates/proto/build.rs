@@ -61,6 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute("crm.marketing.v1.RuleCondition", SERDE)
         .type_attribute("crm.marketing.v1.RuleAction", SERDE)
         .type_attribute("crm.marketing.v1.DateTrigger", SERDE)
+        // Stored as JSON columns by the service desk.
+        .type_attribute("crm.servicedesk.v1.WorkingHours", SERDE)
+        .type_attribute("crm.servicedesk.v1.Escalation", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

@@ -19,6 +19,7 @@
 pub mod access;
 pub mod auth;
 pub mod balance;
+pub mod clock;
 pub mod config;
 pub mod contact_point;
 pub mod db;

@@ -31,10 +31,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut service = service_config("servicedesk", &db, &nats, &issuer);
     service.database.max_connections = 40;
-    let running = servicedesk::build(servicedesk::config::ServiceDeskConfig {
+    let running = servicedesk::build(servicedesk::config::ServiceDeskConfig::new(
         service,
-        customers_url: "http://127.0.0.1:9".into(),
-    })
+        "http://127.0.0.1:9".into(),
+    ))
     .await?;
     let tenant = uuid::Uuid::now_v7();
     let bearer = BearerToken::new(&issuer.admin_token(tenant))?;

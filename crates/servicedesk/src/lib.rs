@@ -2,10 +2,12 @@
 //! numbers per tenant, their conversations (public replies, internal
 //! notes, customers' messages) and the history of every change; requesters
 //! checked in the customers service with the caller's rights, and the
-//! customers service's merges and erasures applied to tickets.
+//! customers service's merges and erasures applied to tickets; SLA targets
+//! counted in business hours, with warnings, breaches and escalations.
 //!
-//! [`build`] wires the gRPC services, the outbox relay and the consumer of
-//! the customers service's events onto the platform kit.
+//! [`build`] wires the gRPC services, the outbox relay, the consumer of
+//! the customers service's events and the SLA scanner onto the platform
+//! kit.
 
 pub mod config;
 pub mod domain;
@@ -16,13 +18,15 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::ServiceDeskConfig;
+use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
-use crate::grpc::{tickets::TicketHandlers, State};
+use crate::grpc::{slas::SlaHandlers, tickets::TicketHandlers, State};
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -37,8 +41,12 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         db: context.db.clone(),
         outbox: context.outbox.clone(),
         customers,
+        clock: config.clock,
     });
-    let grpc = GrpcRoutes::default().serve(TicketServiceServer::new(TicketHandlers(state.clone())));
+    let grpc = GrpcRoutes::default()
+        .serve(TicketServiceServer::new(TicketHandlers(state.clone())))
+        .serve(SlaServiceServer::new(SlaHandlers(state.clone())));
+    let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),
         context.jetstream.clone(),
@@ -51,7 +59,10 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
     launch(
         context,
         grpc,
-        vec![background(move |shutdown| consumer.run(shutdown))],
+        vec![
+            background(move |shutdown| consumer.run(shutdown)),
+            background(move |shutdown| kit::scan::run(scanner, shutdown)),
+        ],
     )
     .await
 }

@@ -237,10 +237,10 @@ async fn launch(
     let mut servicedesk = services.config("servicedesk").await;
     servicedesk.grpc_addr = format!("127.0.0.1:{servicedesk_port}").parse()?;
     servicedesk.auth = auth.clone();
-    let servicedesk = servicedesk::build(servicedesk::config::ServiceDeskConfig {
-        service: servicedesk,
-        customers_url: format!("http://127.0.0.1:{customers_port}"),
-    });
+    let servicedesk = servicedesk::build(servicedesk::config::ServiceDeskConfig::new(
+        servicedesk,
+        format!("http://127.0.0.1:{customers_port}"),
+    ));
     if let Err(error) = services.try_start("servicedesk", servicedesk).await {
         services.take("customers");
         services.take("sales");

@@ -81,10 +81,10 @@ impl TestApp {
     /// The harness with the service desk too, for ticket actions.
     pub async fn spawn_with_servicedesk() -> Self {
         let mut app = TestApp::spawn().await;
-        let config = servicedesk::config::ServiceDeskConfig {
-            service: app.services.config("servicedesk").await,
-            customers_url: app.services.url("customers"),
-        };
+        let config = servicedesk::config::ServiceDeskConfig::new(
+            app.services.config("servicedesk").await,
+            app.services.url("customers"),
+        );
         app.services
             .start("servicedesk", servicedesk::build(config))
             .await;

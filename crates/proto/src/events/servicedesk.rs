@@ -13,4 +13,7 @@ domain_events!("crm.servicedesk.v1", pb, {
     TicketReopened => "crm.servicedesk.ticket.reopened.v1",
     TicketReplied => "crm.servicedesk.ticket.replied.v1",
     TicketMerged => "crm.servicedesk.ticket.merged.v1",
+    SlaWarning => "crm.servicedesk.sla.warning.v1",
+    SlaBreached => "crm.servicedesk.sla.breached.v1",
+    SlaEscalated => "crm.servicedesk.sla.escalated.v1",
 });

@@ -1,5 +1,6 @@
 //! Who may do what in the service desk. Support agents, managers (the
-//! supervisors) and admins work tickets; every other role reads the
+//! supervisors) and admins work tickets; managers and admins set business
+//! calendars and SLA policies; every other role reads the
 //! tickets its visibility covers ([`kit::access::Scope`]: an agent with
 //! team visibility sees their groups' tickets and those assigned to them).
 
@@ -13,13 +14,15 @@ pub enum Action {
     Read,
     /// Tickets: create, change, reply, note.
     Write,
+    /// Business calendars and SLA policies.
+    Configure,
 }
 
 impl Action {
     fn scope(self) -> &'static str {
         match self {
             Action::Read => "servicedesk:read",
-            Action::Write => "servicedesk:write",
+            Action::Write | Action::Configure => "servicedesk:write",
         }
     }
 }
@@ -27,7 +30,8 @@ impl Action {
 /// The permission matrix of this service.
 pub fn role_allows(role: Role, action: Action) -> bool {
     match role {
-        Role::Admin | Role::Service | Role::Manager | Role::SupportAgent => true,
+        Role::Admin | Role::Service | Role::Manager => true,
+        Role::SupportAgent => action != Action::Configure,
         Role::SalesRep | Role::Marketer | Role::Viewer => action == Action::Read,
     }
 }
@@ -37,6 +41,7 @@ pub fn authorize(caller: &CallerContext, action: Action) -> Result<(), Error> {
         let what = match action {
             Action::Read => "read tickets",
             Action::Write => "create or change tickets",
+            Action::Configure => "change business calendars or SLA policies",
         };
         return Err(Error::PermissionDenied(format!("your role may not {what}")));
     }
@@ -60,5 +65,7 @@ mod tests {
         assert!(role_allows(Role::SalesRep, Action::Read));
         assert!(!role_allows(Role::SalesRep, Action::Write));
         assert!(!role_allows(Role::Viewer, Action::Write));
+        assert!(role_allows(Role::Manager, Action::Configure));
+        assert!(!role_allows(Role::SupportAgent, Action::Configure));
     }
 }

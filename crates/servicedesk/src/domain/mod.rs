@@ -1,7 +1,10 @@
 //! Rules of the service desk, without I/O: what a valid ticket and message
-//! are, how a ticket's status may move, and who may do what.
+//! are, how a ticket's status may move, business hours, SLA policies and
+//! clocks, and who may do what.
 
 pub mod access;
+pub mod calendar;
+pub mod sla;
 pub mod ticket;
 
 pub use kit::input::{optional_id, parse_id, text};

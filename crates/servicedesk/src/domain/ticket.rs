@@ -157,8 +157,28 @@ pub fn field_text(t: &Ticket, field: &str) -> String {
     }
 }
 
-/// Checks a message an agent adds, reporting under `message.`.
-pub fn normalize_message(m: &mut TicketMessage, ticket_channel: i32, v: &mut Violations) {
+/// The status a message moves a ticket to: an agent's first public answer
+/// opens a new ticket; the customer writing back reopens one that waited
+/// for them or was solved.
+pub fn status_after_message(kind: MessageKind, status: i32) -> Option<i32> {
+    match (kind, self::status(status)) {
+        (MessageKind::PublicReply, TicketStatus::New) => Some(TicketStatus::Open as i32),
+        (MessageKind::CustomerMessage, TicketStatus::PendingCustomer | TicketStatus::Solved) => {
+            Some(TicketStatus::Open as i32)
+        }
+        _ => None,
+    }
+}
+
+/// Checks a message added through the API, reporting under `message.`:
+/// an agent's public reply or internal note, or, from an integration (a
+/// chat or messaging connector: `integration`), what the customer wrote.
+pub fn normalize_message(
+    m: &mut TicketMessage,
+    ticket_channel: i32,
+    integration: bool,
+    v: &mut Violations,
+) {
     m.body = m.body.replace("\r\n", "\n");
     v.check(text("message.body", &mut m.body, MAX_BODY));
     if m.body.is_empty() {
@@ -166,6 +186,11 @@ pub fn normalize_message(m: &mut TicketMessage, ticket_channel: i32, v: &mut Vio
     }
     match MessageKind::try_from(m.kind) {
         Ok(MessageKind::PublicReply | MessageKind::InternalNote) => {}
+        Ok(MessageKind::CustomerMessage) if integration => {}
+        _ if integration => v.add(
+            "message.kind",
+            "must be MESSAGE_KIND_PUBLIC_REPLY, MESSAGE_KIND_INTERNAL_NOTE or MESSAGE_KIND_CUSTOMER_MESSAGE",
+        ),
         _ => v.add(
             "message.kind",
             "must be MESSAGE_KIND_PUBLIC_REPLY or MESSAGE_KIND_INTERNAL_NOTE",

@@ -3,7 +3,10 @@
 //! - `contact.erased`: the person's tickets stay for statistics, without
 //!   requester, subject, description or the conversation with them.
 //!
-//! What it publishes is in `proto/crm/servicedesk/v1/events.proto`.
+//! What it publishes is in `proto/crm/servicedesk/v1/events.proto`; the
+//! SLA clocks and their scanner are in [`sla`].
+
+pub mod sla;
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;

@@ -1,6 +1,7 @@
 //! gRPC handlers: decode the request, authorise the caller, apply the
 //! domain rules, call the store and write events in one transaction, encode.
 
+pub mod slas;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub struct State {
     pub outbox: Outbox,
     /// The customers service: requesters and their accounts.
     pub customers: Channel,
+    /// The time SLA clocks count in.
+    pub clock: kit::clock::Clock,
 }
 
 pub type SharedState = Arc<State>;

@@ -17,12 +17,13 @@ use super::{check_version, commit, handle, page_response, version_of, SharedStat
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::ticket::{self, apply_mask, changed_fields};
 use crate::domain::{optional_id, parse_id};
+use crate::events::sla;
 use crate::store::tickets::{self as store, TicketFilter};
 
 pub struct TicketHandlers(pub SharedState);
 
 /// A ticket the caller sees; others are not found.
-async fn visible(
+pub(crate) async fn visible(
     tx: &mut PgConnection,
     caller: &CallerContext,
     id: Uuid,
@@ -167,8 +168,9 @@ async fn publish_changes(
     Ok(())
 }
 
-/// Stores a changed ticket with its history and events.
-async fn save_change(
+/// Stores a changed ticket with its history and events (its SLA clocks
+/// are the caller's to move: [`sla::follow`]).
+pub(crate) async fn save_change(
     state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
@@ -294,6 +296,7 @@ impl TicketService for TicketHandlers {
                     .enqueue(&mut tx, &caller, id, 1, &event)
                     .await?;
             }
+            sla::follow(&mut tx, tenant, None, &saved, None, self.0.clock.now()).await?;
             commit(tx).await?;
             Ok(CreateTicketResponse {
                 ticket: Some(saved),
@@ -418,6 +421,13 @@ impl TicketService for TicketHandlers {
                 check_requester(&self.0, &token, &mut after).await?;
             }
             let saved = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
+            if saved != before {
+                let now = self.0.clock.now();
+                let alerts =
+                    sla::follow(&mut tx, caller.tenant_id, Some(&before), &saved, None, now)
+                        .await?;
+                sla::settle(&self.0, &mut tx, caller.tenant_id, alerts, now).await?;
+            }
             commit(tx).await?;
             Ok(UpdateTicketResponse {
                 ticket: Some(saved),
@@ -461,25 +471,39 @@ impl TicketService for TicketHandlers {
                 });
             }
             let mut v = Violations::new();
-            ticket::normalize_message(&mut message, before.channel, &mut v);
+            let integration = caller.has_role(kit::auth::Role::Service);
+            ticket::normalize_message(&mut message, before.channel, integration, &mut v);
+            let from_customer = integration && message.kind == MessageKind::CustomerMessage as i32;
+            if from_customer && before.requester_contact_id.is_empty() {
+                v.add("message.kind", "the ticket has no requester to write as");
+            }
             v.into_result()?;
             if before.status == TicketStatus::Closed as i32 {
                 return Err(Error::FailedPrecondition(
                     "a closed ticket takes no more messages; open a follow-up".into(),
                 ));
             }
-            message.author_id = caller.subject.clone();
+            message.author_id = if from_customer {
+                before.requester_contact_id.clone()
+            } else {
+                caller.subject.clone()
+            };
             let saved = store::insert_message(&mut tx, tenant, id, &message).await?;
-            let public = message.kind == MessageKind::PublicReply as i32;
+            let kind = MessageKind::try_from(message.kind).unwrap_or_default();
+            let public = kind == MessageKind::PublicReply;
             let first_response = public && store::mark_first_response(&mut tx, tenant, id).await?;
-            // An agent's first public answer opens a new ticket.
-            if public && before.status == TicketStatus::New as i32 {
+            let mut current = before.clone();
+            if let Some(status) = ticket::status_after_message(kind, before.status) {
                 let after = Ticket {
-                    status: TicketStatus::Open as i32,
+                    status,
                     ..before.clone()
                 };
-                save_change(&self.0, &mut tx, &caller, &before, &after).await?;
+                current = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
             }
+            let now = self.0.clock.now();
+            let alerts =
+                sla::follow(&mut tx, tenant, Some(&before), &current, Some(kind), now).await?;
+            sla::settle(&self.0, &mut tx, tenant, alerts, now).await?;
             kit::idempotency::remember(
                 &mut tx,
                 tenant,
@@ -592,6 +616,10 @@ impl TicketService for TicketHandlers {
             )
             .await?;
             let saved = visible(&mut tx, &caller, survivor, false).await?;
+            let closed = visible(&mut tx, &caller, merged, false).await?;
+            let now = self.0.clock.now();
+            let alerts = sla::follow(&mut tx, tenant, Some(&gone), &closed, None, now).await?;
+            sla::settle(&self.0, &mut tx, tenant, alerts, now).await?;
             let event = TicketMerged {
                 survivor_id: survivor.to_string(),
                 merged_id: merged.to_string(),

@@ -559,3 +559,20 @@ pub async fn erase_requester(
     .await?;
     Ok(tickets.len() as u64)
 }
+
+/// A ticket locked for update, or `None` while another transaction holds
+/// it (background work comes back later rather than wait).
+pub async fn lock_if_free(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<Ticket>> {
+    let row: Option<TicketRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(Ticket::from))
+}

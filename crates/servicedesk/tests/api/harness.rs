@@ -2,9 +2,11 @@ use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
+use crm_proto::crm::servicedesk::v1::sla_service_client::SlaServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use crm_proto::crm::servicedesk::v1::*;
 use kit::auth::{Role, Visibility};
+use kit::clock::Clock;
 use testkit::grpc::Authed;
 use testkit::Services;
 use uuid::Uuid;
@@ -14,22 +16,36 @@ pub use testkit::grpc::violated_fields;
 pub struct Client {
     pub user: Uuid,
     pub tickets: TicketServiceClient<Authed>,
+    pub slas: SlaServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
 pub struct TestApp {
     pub services: Services,
     pub tenant: Uuid,
+    /// The time SLA clocks read: moved by tests, never slept through.
+    pub clock: Clock,
 }
+
+/// Scanners look for due SLA alarms this often in tests.
+const SLA_SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl TestApp {
     pub async fn spawn() -> Self {
         let mut services = Services::new();
         let config = services.config("customers").await;
         services.start("customers", customers::build(config)).await;
+        // Whole seconds, as timestamps on the wire carry them.
+        let start = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0)
+            .expect("now is a valid time");
+        let clock = Clock::manual(start);
         let config = servicedesk::config::ServiceDeskConfig {
-            service: services.config("servicedesk").await,
-            customers_url: services.url("customers"),
+            clock: clock.clone(),
+            sla_scan_interval: SLA_SCAN_INTERVAL,
+            ..servicedesk::config::ServiceDeskConfig::new(
+                services.config("servicedesk").await,
+                services.url("customers"),
+            )
         };
         services
             .start("servicedesk", servicedesk::build(config))
@@ -37,7 +53,26 @@ impl TestApp {
         TestApp {
             tenant: services.tenant,
             services,
+            clock,
         }
+    }
+
+    /// Another pod of the service desk on the same database, NATS and clock.
+    pub async fn second_instance(&mut self) {
+        let service = testkit::service_config(
+            "servicedesk",
+            self.services.db("servicedesk"),
+            &self.services.nats,
+            &self.services.issuer,
+        );
+        let config = servicedesk::config::ServiceDeskConfig {
+            clock: self.clock.clone(),
+            sla_scan_interval: SLA_SCAN_INTERVAL,
+            ..servicedesk::config::ServiceDeskConfig::new(service, self.services.url("customers"))
+        };
+        self.services
+            .start("servicedesk-2", servicedesk::build(config))
+            .await;
     }
 
     pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {
@@ -51,6 +86,11 @@ impl TestApp {
     /// A support agent who sees their groups' tickets and their own.
     pub fn agent(&self, groups: &[Uuid]) -> Client {
         self.client(&[Role::SupportAgent], Visibility::Team, groups)
+    }
+
+    /// An integration (a chat connector, say): the service role.
+    pub fn integration(&self) -> Client {
+        self.client(&[Role::Service], Visibility::Tenant, &[])
     }
 
     /// An admin of another tenant.
@@ -76,6 +116,10 @@ impl TestApp {
         Client {
             user,
             tickets: TicketServiceClient::with_interceptor(
+                self.services.channel("servicedesk"),
+                bearer.clone(),
+            ),
+            slas: SlaServiceClient::with_interceptor(
                 self.services.channel("servicedesk"),
                 bearer.clone(),
             ),
@@ -143,4 +187,65 @@ pub fn subject(subject: &str) -> Ticket {
         subject: subject.into(),
         ..Default::default()
     }
+}
+
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+pub async fn update(
+    client: &mut Client,
+    ticket: Ticket,
+    paths: &[&str],
+) -> Result<Ticket, tonic::Status> {
+    client
+        .tickets
+        .update_ticket(UpdateTicketRequest {
+            ticket: Some(ticket),
+            update_mask: mask(paths),
+            expected_version: 0,
+        })
+        .await
+        .map(|r| r.into_inner().ticket.expect("ticket"))
+}
+
+pub async fn status(
+    client: &mut Client,
+    id: &str,
+    status: TicketStatus,
+) -> Result<Ticket, tonic::Status> {
+    update(
+        client,
+        Ticket {
+            id: id.into(),
+            status: status as i32,
+            ..Default::default()
+        },
+        &["status"],
+    )
+    .await
+}
+
+pub async fn reply(
+    client: &mut Client,
+    ticket: &str,
+    kind: MessageKind,
+    body: &str,
+    request_id: &str,
+) -> Result<TicketMessage, tonic::Status> {
+    client
+        .tickets
+        .add_message(AddMessageRequest {
+            ticket_id: ticket.into(),
+            message: Some(TicketMessage {
+                kind: kind as i32,
+                body: body.into(),
+                ..Default::default()
+            }),
+            request_id: request_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().message.expect("message"))
 }

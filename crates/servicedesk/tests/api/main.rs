@@ -2,4 +2,5 @@
 //! service, on real PostgreSQL and NATS.
 
 mod harness;
+mod slas;
 mod tickets;

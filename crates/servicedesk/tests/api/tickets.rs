@@ -9,67 +9,6 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
-
-async fn update(
-    client: &mut Client,
-    ticket: Ticket,
-    paths: &[&str],
-) -> Result<Ticket, tonic::Status> {
-    client
-        .tickets
-        .update_ticket(UpdateTicketRequest {
-            ticket: Some(ticket),
-            update_mask: mask(paths),
-            expected_version: 0,
-        })
-        .await
-        .map(|r| r.into_inner().ticket.expect("ticket"))
-}
-
-async fn status(
-    client: &mut Client,
-    id: &str,
-    status: TicketStatus,
-) -> Result<Ticket, tonic::Status> {
-    update(
-        client,
-        Ticket {
-            id: id.into(),
-            status: status as i32,
-            ..Default::default()
-        },
-        &["status"],
-    )
-    .await
-}
-
-async fn reply(
-    client: &mut Client,
-    ticket: &str,
-    kind: MessageKind,
-    body: &str,
-    request_id: &str,
-) -> Result<TicketMessage, tonic::Status> {
-    client
-        .tickets
-        .add_message(AddMessageRequest {
-            ticket_id: ticket.into(),
-            message: Some(TicketMessage {
-                kind: kind as i32,
-                body: body.into(),
-                ..Default::default()
-            }),
-            request_id: request_id.into(),
-        })
-        .await
-        .map(|r| r.into_inner().message.expect("message"))
-}
-
 async fn get(client: &mut Client, id: &str) -> Result<Ticket, tonic::Status> {
     client
         .tickets
