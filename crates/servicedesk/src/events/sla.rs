@@ -47,9 +47,8 @@ impl HoursCache {
         tenant: Uuid,
         calendar: Option<Uuid>,
     ) -> sqlx::Result<&Hours> {
-        if !self.0.contains_key(&calendar) {
-            let hours = store::hours(tx, tenant, calendar).await?;
-            self.0.insert(calendar, hours);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(calendar) {
+            slot.insert(store::hours(tx, tenant, calendar).await?);
         }
         Ok(&self.0[&calendar])
     }
