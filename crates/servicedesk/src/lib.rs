@@ -3,7 +3,8 @@
 //! notes, customers' messages) and the history of every change; requesters
 //! checked in the customers service with the caller's rights, and the
 //! customers service's merges and erasures applied to tickets; SLA targets
-//! counted in business hours, with warnings, breaches and escalations.
+//! counted in business hours, with warnings, breaches and escalations;
+//! routing by skill and workload.
 //!
 //! [`build`] wires the gRPC services, the outbox relay, the consumer of
 //! the customers service's events and the SLA scanner onto the platform
@@ -18,6 +19,7 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
@@ -26,7 +28,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 use crate::config::ServiceDeskConfig;
 use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
-use crate::grpc::{slas::SlaHandlers, tickets::TicketHandlers, State};
+use crate::grpc::{routing::RoutingHandlers, slas::SlaHandlers, tickets::TicketHandlers, State};
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -45,7 +47,8 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
     });
     let grpc = GrpcRoutes::default()
         .serve(TicketServiceServer::new(TicketHandlers(state.clone())))
-        .serve(SlaServiceServer::new(SlaHandlers(state.clone())));
+        .serve(SlaServiceServer::new(SlaHandlers(state.clone())))
+        .serve(RoutingServiceServer::new(RoutingHandlers(state.clone())));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),

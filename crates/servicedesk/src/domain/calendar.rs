@@ -203,6 +203,11 @@ impl Hours {
         }
     }
 
+    /// Whether `at` falls in working time.
+    pub fn is_working(&self, at: DateTime<Utc>) -> bool {
+        self.seconds_between(at, at + Duration::seconds(1)) == 1
+    }
+
     /// The instant at which `seconds` business seconds from `from` are
     /// used up; `None` if the calendar has no working time left in reach.
     pub fn add(&self, from: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {

@@ -34,6 +34,7 @@ kit::field_mask!(
         opportunity_id,
         due_at,
         parent_ticket_id,
+        required_skills,
     ]
 );
 
@@ -85,6 +86,7 @@ pub fn normalize(t: &mut Ticket, v: &mut Violations) {
         }
     }
     v.check(kit::tags::normalize("ticket.tags", &mut t.tags));
+    super::routing::normalize_skills("ticket.required_skills", &mut t.required_skills, v);
     if t.tags.len() > MAX_TAGS {
         v.add("ticket.tags", format!("at most {MAX_TAGS} tags"));
     }
@@ -153,6 +155,12 @@ pub fn field_text(t: &Ticket, field: &str) -> String {
             .map(|d| d.to_rfc3339())
             .unwrap_or_default(),
         "parent_ticket_id" => t.parent_ticket_id.clone(),
+        "required_skills" => t
+            .required_skills
+            .iter()
+            .map(|s| format!("{}:{}", s.skill, s.level))
+            .collect::<Vec<_>>()
+            .join(","),
         _ => String::new(),
     }
 }

@@ -4,8 +4,9 @@
 //!   requester, subject, description or the conversation with them.
 //!
 //! What it publishes is in `proto/crm/servicedesk/v1/events.proto`; the
-//! SLA clocks and their scanner are in [`sla`].
+//! SLA clocks and their scanner are in [`sla`], routing in [`routing`].
 
+pub mod routing;
 pub mod sla;
 
 use crm_proto::crm::common::v1::Event;

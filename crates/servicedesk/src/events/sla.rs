@@ -38,10 +38,10 @@ pub struct Alert {
 
 /// Calendars read once per transaction.
 #[derive(Default)]
-struct HoursCache(HashMap<Option<Uuid>, Hours>);
+pub struct HoursCache(HashMap<Option<Uuid>, Hours>);
 
 impl HoursCache {
-    async fn get(
+    pub async fn get(
         &mut self,
         tx: &mut PgConnection,
         tenant: Uuid,

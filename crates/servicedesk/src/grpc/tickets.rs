@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
 use crate::domain::access::{authorize, scope, Action};
+use crate::domain::routing::{holder, needs_routing};
 use crate::domain::ticket::{self, apply_mask, changed_fields};
 use crate::domain::{optional_id, parse_id};
-use crate::events::sla;
+use crate::events::{routing, sla};
 use crate::store::tickets::{self as store, TicketFilter};
 
 pub struct TicketHandlers(pub SharedState);
@@ -168,8 +169,9 @@ async fn publish_changes(
     Ok(())
 }
 
-/// Stores a changed ticket with its history and events (its SLA clocks
-/// are the caller's to move: [`sla::follow`]).
+/// Stores a changed ticket with its history, events and agents' loads
+/// (what follows, routing and SLA clocks, is the caller's:
+/// [`follow_change`]).
 pub(crate) async fn save_change(
     state: &State,
     tx: &mut PgConnection,
@@ -182,6 +184,7 @@ pub(crate) async fn save_change(
         return Ok(before.clone());
     }
     let saved = store::update(tx, caller.tenant_id, after, &caller.subject).await?;
+    routing::adjust_load(tx, caller.tenant_id, Some(before), &saved).await?;
     let id = parse_id("ticket.id", &saved.id)?;
     let history: Vec<(String, String, String)> = changed
         .iter()
@@ -196,6 +199,34 @@ pub(crate) async fn save_change(
     store::record_changes(tx, caller.tenant_id, id, &caller.subject, &history).await?;
     publish_changes(state, tx, caller, before, &saved, &changed).await?;
     Ok(saved)
+}
+
+/// What follows a ticket change in its transaction: a ticket left waiting
+/// is routed, the SLA clocks move (with what they reach published and
+/// escalated), and an agent the change freed takes a waiting ticket.
+pub(crate) async fn follow_change(
+    state: &State,
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    before: Option<&Ticket>,
+    saved: Ticket,
+    message: Option<MessageKind>,
+) -> kit::Result<Ticket> {
+    let now = state.clock.now();
+    let mut current = saved;
+    if needs_routing(before, &current) {
+        if let Some(routed) = routing::route(state, tx, tenant, &current, now).await? {
+            current = routed;
+        }
+    }
+    let mut alerts = sla::follow(tx, tenant, before, &current, message, now).await?;
+    if let Some(freed) = before.and_then(holder) {
+        if holder(&current) != Some(freed) {
+            alerts.extend(routing::fill(state, tx, tenant, freed, now).await?);
+        }
+    }
+    sla::settle(state, tx, tenant, alerts, now).await?;
+    Ok(current)
 }
 
 #[tonic::async_trait]
@@ -296,7 +327,8 @@ impl TicketService for TicketHandlers {
                     .enqueue(&mut tx, &caller, id, 1, &event)
                     .await?;
             }
-            sla::follow(&mut tx, tenant, None, &saved, None, self.0.clock.now()).await?;
+            routing::adjust_load(&mut tx, tenant, None, &saved).await?;
+            let saved = follow_change(&self.0, &mut tx, tenant, None, saved, None).await?;
             commit(tx).await?;
             Ok(CreateTicketResponse {
                 ticket: Some(saved),
@@ -420,13 +452,17 @@ impl TicketService for TicketHandlers {
             if after.requester_contact_id != before.requester_contact_id {
                 check_requester(&self.0, &token, &mut after).await?;
             }
-            let saved = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
+            let mut saved = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
             if saved != before {
-                let now = self.0.clock.now();
-                let alerts =
-                    sla::follow(&mut tx, caller.tenant_id, Some(&before), &saved, None, now)
-                        .await?;
-                sla::settle(&self.0, &mut tx, caller.tenant_id, alerts, now).await?;
+                saved = follow_change(
+                    &self.0,
+                    &mut tx,
+                    caller.tenant_id,
+                    Some(&before),
+                    saved,
+                    None,
+                )
+                .await?;
             }
             commit(tx).await?;
             Ok(UpdateTicketResponse {
@@ -500,10 +536,7 @@ impl TicketService for TicketHandlers {
                 };
                 current = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
             }
-            let now = self.0.clock.now();
-            let alerts =
-                sla::follow(&mut tx, tenant, Some(&before), &current, Some(kind), now).await?;
-            sla::settle(&self.0, &mut tx, tenant, alerts, now).await?;
+            follow_change(&self.0, &mut tx, tenant, Some(&before), current, Some(kind)).await?;
             kit::idempotency::remember(
                 &mut tx,
                 tenant,
@@ -617,9 +650,8 @@ impl TicketService for TicketHandlers {
             .await?;
             let saved = visible(&mut tx, &caller, survivor, false).await?;
             let closed = visible(&mut tx, &caller, merged, false).await?;
-            let now = self.0.clock.now();
-            let alerts = sla::follow(&mut tx, tenant, Some(&gone), &closed, None, now).await?;
-            sla::settle(&self.0, &mut tx, tenant, alerts, now).await?;
+            routing::adjust_load(&mut tx, tenant, Some(&gone), &closed).await?;
+            follow_change(&self.0, &mut tx, tenant, Some(&gone), closed, None).await?;
             let event = TicketMerged {
                 survivor_id: survivor.to_string(),
                 merged_id: merged.to_string(),

@@ -2,6 +2,7 @@ use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
+use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
 use crm_proto::crm::servicedesk::v1::sla_service_client::SlaServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use crm_proto::crm::servicedesk::v1::*;
@@ -17,6 +18,7 @@ pub struct Client {
     pub user: Uuid,
     pub tickets: TicketServiceClient<Authed>,
     pub slas: SlaServiceClient<Authed>,
+    pub routing: RoutingServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
@@ -112,17 +114,37 @@ impl TestApp {
         visibility: Visibility,
         teams: &[Uuid],
     ) -> Client {
+        self.client_of("servicedesk", tenant, user, roles, visibility, teams)
+    }
+
+    /// An admin talking to the pod `instance` ("servicedesk-2").
+    pub fn admin_of(&self, instance: &str) -> Client {
+        self.client_of(
+            instance,
+            self.tenant,
+            Uuid::now_v7(),
+            &[Role::Admin],
+            Visibility::Tenant,
+            &[],
+        )
+    }
+
+    fn client_of(
+        &self,
+        instance: &str,
+        tenant: Uuid,
+        user: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+        teams: &[Uuid],
+    ) -> Client {
         let bearer = self.services.bearer(tenant, user, roles, visibility, teams);
+        let desk = self.services.channel(instance);
         Client {
             user,
-            tickets: TicketServiceClient::with_interceptor(
-                self.services.channel("servicedesk"),
-                bearer.clone(),
-            ),
-            slas: SlaServiceClient::with_interceptor(
-                self.services.channel("servicedesk"),
-                bearer.clone(),
-            ),
+            tickets: TicketServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            slas: SlaServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            routing: RoutingServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,

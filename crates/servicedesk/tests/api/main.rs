@@ -2,5 +2,6 @@
 //! service, on real PostgreSQL and NATS.
 
 mod harness;
+mod routing;
 mod slas;
 mod tickets;
