@@ -164,7 +164,7 @@ pub async fn candidates(
     tenant: Uuid,
     group: Uuid,
 ) -> sqlx::Result<Vec<Candidate>> {
-    let rows: Vec<(Uuid, Json<Skills>, i32, Option<Uuid>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let rows: Vec<CandidateRow> = sqlx::query_as(
         "SELECT user_id, skills, open_tickets, calendar_id, last_assigned_at FROM agents \
          WHERE tenant_id = $1 AND group_ids @> ARRAY[$2] AND availability = $3 AND open_tickets < capacity",
     )
@@ -175,16 +175,23 @@ pub async fn candidates(
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(user_id, skills, open_tickets, calendar_id, last_assigned_at)| Candidate {
-                user_id,
-                skills: skills.0,
-                open_tickets,
-                calendar_id,
-                last_assigned_at,
-            },
-        )
+        .map(|r| Candidate {
+            user_id: r.user_id,
+            skills: r.skills.0,
+            open_tickets: r.open_tickets,
+            calendar_id: r.calendar_id,
+            last_assigned_at: r.last_assigned_at,
+        })
         .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    user_id: Uuid,
+    skills: Json<Skills>,
+    open_tickets: i32,
+    calendar_id: Option<Uuid>,
+    last_assigned_at: Option<DateTime<Utc>>,
 }
 
 /// Locks an agent who is still online and under capacity, stamping the
