@@ -6,7 +6,7 @@
 #   deploy/bench.sh gateway    REST through the gateway at 32 connections (vs pgbench in the same run)
 #   deploy/bench.sh sales      opportunity create / get / stage move at 32 clients, forecast over 1M deals
 #   deploy/bench.sh marketing  a send of 100,000 e-mails to a segment through SMTP (messages/s, memory), loyalty redemptions, journey timers
-#   deploy/bench.sh servicedesk  ticket create / reply / get / list 50 at 32 clients
+#   deploy/bench.sh servicedesk  ticket create / reply / get / list 50 / routing at 32 clients; SLA scanner beside 1M open tickets
 #   deploy/bench.sh platform   run.sh's processes (release): start-to-ready of each, RSS of all under gateway load
 #   deploy/bench.sh all        all of the above in turn, then the Markdown table of every figure
 #                              (BENCH_OUT, default bench-results.md; the README's table comes from it)
