@@ -255,10 +255,10 @@ async fn main() -> anyhow::Result<()> {
         Some(&raw.insert),
     );
     println!(
-        "| SLA scanner, {} due of {} open tickets with running clocks | {:.0} alarms/s, {:.1} ms per pass of 100 (warning + breach events each); idle pass {:.2} ms | | |",
+        "| SLA scanner, {} due of {} open tickets with running clocks | {} alarms/s, {:.1} ms per pass of 100 (warning + breach events each); idle pass {:.2} ms | | |",
         thousands(scan.due as f64),
         thousands(scan.open as f64),
-        scan.due as f64 / scan.elapsed.as_secs_f64(),
+        thousands(scan.due as f64 / scan.elapsed.as_secs_f64()),
         scan.elapsed.as_secs_f64() * 1000.0 / (scan.due as f64 / 100.0),
         scan.idle_ms,
     );

@@ -4,7 +4,7 @@
 //! checked in the customers service with the caller's rights, and the
 //! customers service's merges and erasures applied to tickets; SLA targets
 //! counted in business hours, with warnings, breaches and escalations;
-//! routing by skill and workload.
+//! routing by skill and workload; a knowledge base searched in full text.
 //!
 //! [`build`] wires the gRPC services, the outbox relay, the consumer of
 //! the customers service's events and the SLA scanner onto the platform
@@ -19,6 +19,7 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
 use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
@@ -28,6 +29,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 use crate::config::ServiceDeskConfig;
 use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
+use crate::grpc::knowledge::KnowledgeHandlers;
 use crate::grpc::{routing::RoutingHandlers, slas::SlaHandlers, tickets::TicketHandlers, State};
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -48,7 +50,10 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
     let grpc = GrpcRoutes::default()
         .serve(TicketServiceServer::new(TicketHandlers(state.clone())))
         .serve(SlaServiceServer::new(SlaHandlers(state.clone())))
-        .serve(RoutingServiceServer::new(RoutingHandlers(state.clone())));
+        .serve(RoutingServiceServer::new(RoutingHandlers(state.clone())))
+        .serve(KnowledgeServiceServer::new(KnowledgeHandlers(
+            state.clone(),
+        )));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),

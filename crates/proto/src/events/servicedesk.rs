@@ -16,4 +16,5 @@ domain_events!("crm.servicedesk.v1", pb, {
     SlaWarning => "crm.servicedesk.sla.warning.v1",
     SlaBreached => "crm.servicedesk.sla.breached.v1",
     SlaEscalated => "crm.servicedesk.sla.escalated.v1",
+    ArticlePublished => "crm.servicedesk.article.published.v1",
 });

@@ -1,9 +1,11 @@
 //! Rules of the service desk, without I/O: what a valid ticket and message
 //! are, how a ticket's status may move, business hours, SLA policies and
-//! clocks, routing by skill and workload, and who may do what.
+//! clocks, routing by skill and workload, the knowledge base, and who
+//! may do what.
 
 pub mod access;
 pub mod calendar;
+pub mod knowledge;
 pub mod routing;
 pub mod sla;
 pub mod ticket;

@@ -10,6 +10,12 @@
 //! transactions can never fill one free place; a ticket is changed only
 //! under its own row lock (waiting tickets are taken with `SKIP LOCKED`),
 //! so it is never given to two agents.
+//!
+//! Without deadlocks: a transaction waits for an agent's lock only if that
+//! agent sorts after every agent it already holds (two loads move in id
+//! order; a candidate sorting before a held agent is skipped if another
+//! transaction holds it), and no transaction holding an agent waits for a
+//! ticket (waiting and handed-back tickets are taken with `SKIP LOCKED`).
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::servicedesk::v1::{AssignmentMode, Availability, Ticket};
@@ -38,13 +44,17 @@ pub async fn adjust_load(
     after: &Ticket,
 ) -> sqlx::Result<()> {
     let (was, is) = (before.and_then(holder), holder(after));
-    if was != is {
-        if let Some(user) = was {
-            store::add_load(tx, tenant, user, -1).await?;
-        }
-        if let Some(user) = is {
-            store::add_load(tx, tenant, user, 1).await?;
-        }
+    if was == is {
+        return Ok(());
+    }
+    let mut moves: Vec<(Uuid, i32)> = was
+        .map(|user| (user, -1))
+        .into_iter()
+        .chain(is.map(|user| (user, 1)))
+        .collect();
+    moves.sort();
+    for (user, delta) in moves {
+        store::add_load(tx, tenant, user, delta).await?;
     }
     Ok(())
 }
@@ -61,13 +71,15 @@ async fn on_shift(
 }
 
 /// Gives `t` (open, unassigned, in a group) to an eligible agent by its
-/// group's mode; the ticket as saved, or `None` if it waits.
+/// group's mode; the ticket as saved, or `None` if it waits. `held` is the
+/// highest agent the transaction already holds.
 pub async fn route(
     state: &State,
     tx: &mut PgConnection,
     tenant: Uuid,
     t: &Ticket,
     now: DateTime<Utc>,
+    held: Option<Uuid>,
 ) -> kit::Result<Option<Ticket>> {
     let Ok(group) = Uuid::parse_str(&t.group_id) else {
         return Ok(None);
@@ -94,7 +106,8 @@ pub async fn route(
     }
     order(mode, &mut eligible);
     for candidate in eligible {
-        if store::take(tx, tenant, candidate.user_id, now).await? {
+        let wait = held.is_none_or(|held| candidate.user_id >= held);
+        if store::take(tx, tenant, candidate.user_id, now, wait).await? {
             let after = Ticket {
                 assignee_id: candidate.user_id.to_string(),
                 ..t.clone()
@@ -137,7 +150,8 @@ pub async fn fill(
         if !covers(&held, &required.0) {
             continue;
         }
-        if !store::take(tx, tenant, user, now).await? {
+        // The caller holds this agent or no agent sorting after it.
+        if !store::take(tx, tenant, user, now, true).await? {
             break;
         }
         let Some(before) =
@@ -165,6 +179,7 @@ pub async fn hand_back(
     now: DateTime<Utc>,
 ) -> kit::Result<Vec<Alert>> {
     let mut alerts = Vec::new();
+    let mut highest = user;
     for id in store::held_in_reassigning_groups(tx, tenant, user).await? {
         let Some(before) =
             tickets::find(tx, tenant, &kit::access::Scope::Tenant, id, false).await?
@@ -176,7 +191,10 @@ pub async fn hand_back(
             ..before.clone()
         };
         let mut saved = save_change(state, tx, &system(tenant), &before, &unassigned).await?;
-        if let Some(routed) = route(state, tx, tenant, &saved, now).await? {
+        if let Some(routed) = route(state, tx, tenant, &saved, now, Some(highest)).await? {
+            if let Ok(taken) = Uuid::parse_str(&routed.assignee_id) {
+                highest = highest.max(taken);
+            }
             saved = routed;
         }
         alerts.extend(sla::follow(tx, tenant, Some(&before), &saved, None, now).await?);

@@ -1,6 +1,7 @@
 //! gRPC handlers: decode the request, authorise the caller, apply the
 //! domain rules, call the store and write events in one transaction, encode.
 
+pub mod knowledge;
 pub mod routing;
 pub mod slas;
 pub mod tickets;

@@ -215,7 +215,9 @@ pub(crate) async fn follow_change(
     let now = state.clock.now();
     let mut current = saved;
     if needs_routing(before, &current) {
-        if let Some(routed) = routing::route(state, tx, tenant, &current, now).await? {
+        // The agent this change took the ticket from is locked already.
+        let held = before.and_then(holder);
+        if let Some(routed) = routing::route(state, tx, tenant, &current, now, held).await? {
             current = routed;
         }
     }

@@ -2,6 +2,7 @@
 //! event's) tenant-scoped transaction; row-level security is the second
 //! fence.
 
+pub mod knowledge;
 pub mod routing;
 pub mod slas;
 pub mod tickets;

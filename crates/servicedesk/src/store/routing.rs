@@ -198,16 +198,21 @@ struct CandidateRow {
 /// assignment; false if they no longer are. The row lock is held until
 /// the transaction ends, so no other transaction can fill the same free
 /// place in between (a concurrent one waits, then sees the new count).
+/// Without `wait`, an agent another transaction holds counts as taken:
+/// the caller holds an agent lock and waiting here could close a cycle.
 pub async fn take(
     tx: &mut PgConnection,
     tenant: Uuid,
     user: Uuid,
     now: DateTime<Utc>,
+    wait: bool,
 ) -> sqlx::Result<bool> {
-    let taken = sqlx::query(
-        "UPDATE agents SET last_assigned_at = $3 \
-         WHERE tenant_id = $1 AND user_id = $2 AND availability = $4 AND open_tickets < capacity",
-    )
+    let skip = if wait { "" } else { " SKIP LOCKED" };
+    let taken = sqlx::query(&format!(
+        "UPDATE agents SET last_assigned_at = $3 WHERE tenant_id = $1 AND user_id = \
+         (SELECT user_id FROM agents WHERE tenant_id = $1 AND user_id = $2 \
+          AND availability = $4 AND open_tickets < capacity FOR UPDATE{skip})"
+    ))
     .bind(tenant)
     .bind(user)
     .bind(now)
@@ -240,7 +245,8 @@ pub async fn waiting_for(
 }
 
 /// Open tickets an agent holds in groups that take them back when the
-/// agent goes offline.
+/// agent goes offline (one being changed right now stays with them: the
+/// caller holds the agent's lock, which that change may be waiting for).
 pub async fn held_in_reassigning_groups(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -249,7 +255,7 @@ pub async fn held_in_reassigning_groups(
     sqlx::query_scalar(
         "SELECT t.id FROM tickets t \
          JOIN group_routing g ON g.tenant_id = t.tenant_id AND g.group_id = t.team_id AND g.reassign_when_offline \
-         WHERE t.tenant_id = $1 AND t.owner_id = $2 AND t.status NOT IN (6, 7) ORDER BY t.id FOR UPDATE OF t",
+         WHERE t.tenant_id = $1 AND t.owner_id = $2 AND t.status NOT IN (6, 7) ORDER BY t.id FOR UPDATE OF t SKIP LOCKED",
     )
     .bind(tenant)
     .bind(user)

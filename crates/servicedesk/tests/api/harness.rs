@@ -2,6 +2,7 @@ use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
+use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
 use crm_proto::crm::servicedesk::v1::sla_service_client::SlaServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
@@ -19,6 +20,7 @@ pub struct Client {
     pub tickets: TicketServiceClient<Authed>,
     pub slas: SlaServiceClient<Authed>,
     pub routing: RoutingServiceClient<Authed>,
+    pub knowledge: KnowledgeServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
@@ -144,7 +146,8 @@ impl TestApp {
             user,
             tickets: TicketServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             slas: SlaServiceClient::with_interceptor(desk.clone(), bearer.clone()),
-            routing: RoutingServiceClient::with_interceptor(desk, bearer.clone()),
+            routing: RoutingServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            knowledge: KnowledgeServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,

@@ -2,6 +2,7 @@
 //! service, on real PostgreSQL and NATS.
 
 mod harness;
+mod knowledge;
 mod routing;
 mod slas;
 mod tickets;
