@@ -159,7 +159,7 @@ impl Scope {
     }
 
     /// The visibility condition as one parenthesised SQL expression.
-    fn push_condition(&self, query: &mut QueryBuilder<'_, Postgres>) {
+    pub fn push_condition(&self, query: &mut QueryBuilder<'_, Postgres>) {
         match self {
             Scope::Tenant => {
                 query.push("TRUE");

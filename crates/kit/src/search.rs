@@ -35,10 +35,55 @@ fn like_pattern(text: &str) -> String {
     )
 }
 
+/// A search request's query, trimmed: 2-200 characters, no control
+/// characters; `field` names it in the error.
+pub fn checked_query<'a>(field: &str, raw: &'a str) -> crate::Result<&'a str> {
+    let query = raw.trim();
+    let length = query.chars().count();
+    if !(2..=200).contains(&length) {
+        return Err(crate::Error::invalid(field, "must be 2 to 200 characters"));
+    }
+    if query.chars().any(char::is_control) {
+        return Err(crate::Error::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(query)
+}
+
+/// A search request's limit: 20 when 0 (or less), at most 100.
+pub fn limit(requested: i32) -> i64 {
+    if requested <= 0 {
+        20
+    } else {
+        i64::from(requested.min(100))
+    }
+}
+
+/// Appends the caller's visibility, except for the kinds everyone who may
+/// search sees (`public`: knowledge-base articles, say).
+fn push_visible(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope, public: &[&str]) {
+    if public.is_empty() || *scope == Scope::Tenant {
+        scope.push_sql(query);
+        return;
+    }
+    let kinds: Vec<String> = public.iter().map(|k| k.to_string()).collect();
+    query
+        .push(" AND (kind = ANY(")
+        .push_bind(kinds)
+        .push(") OR ");
+    scope.push_condition(query);
+    query.push(")");
+}
+
+/// Records of the tenant matching `text` that `scope` sees (and every
+/// record of a `public` kind), best first.
 pub async fn search(
     tx: &mut PgConnection,
     tenant: Uuid,
     scope: &Scope,
+    public: &[&str],
     text: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<Hit>> {
@@ -52,7 +97,7 @@ pub async fn search(
         .push_bind(tenant)
         .push(" AND search_text LIKE ")
         .push_bind(like_pattern(&lowered));
-    scope.push_sql(&mut query);
+    push_visible(&mut query, scope, public);
     query
         .push(" ORDER BY score DESC, id LIMIT ")
         .push_bind(limit);
@@ -126,7 +171,7 @@ pub async fn search(
     query
         .push(" AND search_text NOT LIKE ")
         .push_bind(like_pattern(&lowered));
-    scope.push_sql(&mut query);
+    push_visible(&mut query, scope, public);
     query
         .push(" ORDER BY score DESC, id LIMIT ")
         .push_bind(missing);

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
 use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
+use crm_proto::crm::servicedesk::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
@@ -30,6 +31,7 @@ use crate::config::ServiceDeskConfig;
 use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
 use crate::grpc::knowledge::KnowledgeHandlers;
+use crate::grpc::search::SearchHandlers;
 use crate::grpc::{routing::RoutingHandlers, slas::SlaHandlers, tickets::TicketHandlers, State};
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -53,7 +55,8 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         .serve(RoutingServiceServer::new(RoutingHandlers(state.clone())))
         .serve(KnowledgeServiceServer::new(KnowledgeHandlers(
             state.clone(),
-        )));
+        )))
+        .serve(SearchServiceServer::new(SearchHandlers(state.clone())));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),

@@ -1,6 +1,7 @@
 //! `/v1/search`: one ranked list across every service's searchable records
-//! (contacts and accounts in customers, leads and deals in sales, and any
-//! service that joins). A service joins by serving the search contract:
+//! (contacts and accounts in customers, leads and deals in sales, tickets
+//! and published articles in the service desk, and any service that
+//! joins). A service joins by serving the search contract:
 //! `crm.<domain>.v1.SearchService/Search` taking `query` and `limit` and
 //! answering `hits` of `kind` (a `HitKind` enum), `id`, `title`, `subtitle`
 //! and `score`. The gateway finds those services in the descriptors and
@@ -22,7 +23,7 @@ use super::{Caller, SharedState};
 
 #[derive(Serialize, ToSchema)]
 pub struct SearchHit {
-    /// contact, account, lead or opportunity
+    /// contact, account, lead, opportunity, ticket or article
     pub kind: String,
     pub id: String,
     pub title: String,

@@ -3,7 +3,6 @@
 
 use crm_proto::crm::sales::v1::search_service_server::SearchService;
 use crm_proto::crm::sales::v1::*;
-use kit::Error;
 use tonic::{Request, Response, Status};
 
 use super::{handle, SharedState};
@@ -19,38 +18,31 @@ impl SearchService for SearchHandlers {
     ) -> Result<Response<SearchResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let query = request.query.trim();
-            if query.chars().count() < 2 || query.chars().count() > 200 {
-                return Err(Error::invalid("query", "must be 2 to 200 characters"));
-            }
-            if query.chars().any(char::is_control) {
-                return Err(Error::invalid(
-                    "query",
-                    "must not contain control characters",
-                ));
-            }
-            let limit = if request.limit <= 0 {
-                20
-            } else {
-                i64::from(request.limit.min(100))
-            };
+            let query = kit::search::checked_query("query", &request.query)?;
+            let limit = kit::search::limit(request.limit);
             let mut tx = self.0.begin(&caller).await?;
-            let hits =
-                kit::search::search(&mut tx, caller.tenant_id, &scope(&caller), query, limit)
-                    .await?
-                    .into_iter()
-                    .map(|(kind, id, title, subtitle, score)| SearchHit {
-                        kind: if kind == "lead" {
-                            HitKind::Lead
-                        } else {
-                            HitKind::Opportunity
-                        } as i32,
-                        id: id.to_string(),
-                        title,
-                        subtitle,
-                        score: f64::from(score),
-                    })
-                    .collect();
+            let hits = kit::search::search(
+                &mut tx,
+                caller.tenant_id,
+                &scope(&caller),
+                &[],
+                query,
+                limit,
+            )
+            .await?
+            .into_iter()
+            .map(|(kind, id, title, subtitle, score)| SearchHit {
+                kind: if kind == "lead" {
+                    HitKind::Lead
+                } else {
+                    HitKind::Opportunity
+                } as i32,
+                id: id.to_string(),
+                title,
+                subtitle,
+                score: f64::from(score),
+            })
+            .collect();
             Ok(SearchResponse { hits })
         })
         .await

@@ -3,6 +3,7 @@
 
 pub mod knowledge;
 pub mod routing;
+pub mod search;
 pub mod slas;
 pub mod tickets;
 

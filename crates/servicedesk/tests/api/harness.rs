@@ -4,6 +4,7 @@ use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
 use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
+use crm_proto::crm::servicedesk::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::servicedesk::v1::sla_service_client::SlaServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use crm_proto::crm::servicedesk::v1::*;
@@ -21,6 +22,7 @@ pub struct Client {
     pub slas: SlaServiceClient<Authed>,
     pub routing: RoutingServiceClient<Authed>,
     pub knowledge: KnowledgeServiceClient<Authed>,
+    pub search: SearchServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
@@ -147,7 +149,8 @@ impl TestApp {
             tickets: TicketServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             slas: SlaServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             routing: RoutingServiceClient::with_interceptor(desk.clone(), bearer.clone()),
-            knowledge: KnowledgeServiceClient::with_interceptor(desk, bearer.clone()),
+            knowledge: KnowledgeServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            search: SearchServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,

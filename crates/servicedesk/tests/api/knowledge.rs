@@ -339,3 +339,75 @@ async fn drafts_stay_with_the_writers_and_the_knowledge_base_with_its_tenant() {
     assert_eq!(search(&mut viewer, "draft", "", false).await.len(), 1);
     app.services.stop().await;
 }
+
+async fn find(client: &mut Client, query: &str) -> Vec<(i32, String)> {
+    client
+        .search
+        .search(SearchRequest {
+            query: query.into(),
+            limit: 0,
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .hits
+        .into_iter()
+        .map(|h| (h.kind, h.title))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_search_across_services_finds_the_tickets_one_sees_and_published_articles() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let (ours, theirs) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (group, subject_text) in [
+        (ours, "Printer jammed on floor 2"),
+        (theirs, "Printer toner empty"),
+    ] {
+        create(
+            &mut admin,
+            Ticket {
+                group_id: group.to_string(),
+                ..subject(subject_text)
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let article = write(
+        &mut admin,
+        draft(
+            "Printer troubleshooting",
+            "Turn it off and on.",
+            "en",
+            ArticleAudience::Internal,
+        ),
+    )
+    .await
+    .unwrap();
+    let mut agent = app.agent(&[ours]);
+    let ticket = HitKind::Ticket as i32;
+    assert_eq!(
+        find(&mut agent, "printer").await,
+        vec![(ticket, "Printer jammed on floor 2".to_owned())]
+    );
+    publish(&mut admin, &article.id).await.unwrap();
+    let mut found = find(&mut agent, "printer").await;
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (ticket, "Printer jammed on floor 2".to_owned()),
+            (
+                HitKind::Article as i32,
+                "Printer troubleshooting".to_owned()
+            ),
+        ]
+    );
+    // Typos are tolerated, as in the other services.
+    assert_eq!(find(&mut agent, "priner jamed").await.len(), 1);
+    assert_eq!(find(&mut admin, "printer").await.len(), 3);
+    assert!(find(&mut app.stranger(), "printer").await.is_empty());
+    app.services.stop().await;
+}
