@@ -149,7 +149,19 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         .as_str()
         .unwrap()
         .to_owned();
-    // One search finds the lead (sales) and the contact it became (customers).
+    // A ticket about her, through the service desk's REST routes.
+    let ticket = stack
+        .call(
+            Method::POST,
+            "/v1/tickets",
+            t,
+            Some(json!({"subject": "Hopper cannot log in", "priority": "TICKET_PRIORITY_HIGH"})),
+            &[],
+        )
+        .await;
+    assert_eq!(json_of(ticket, 201).await["number"], 1);
+    // One search finds the lead (sales), the contact it became (customers)
+    // and the ticket (service desk).
     let found = json_of(
         stack
             .call(Method::GET, "/v1/search?q=hopper", t, None, &[])
@@ -164,7 +176,7 @@ async fn a_lead_becomes_a_won_deal_over_rest() {
         .map(|h| h["kind"].as_str().unwrap())
         .collect();
     kinds.sort();
-    assert_eq!(kinds, ["contact", "lead"], "{found}");
+    assert_eq!(kinds, ["contact", "lead", "ticket"], "{found}");
     assert_eq!(found["unavailable"], json!([]));
     // The customers side has the account and contact.
     let accounts = json_of(
