@@ -12,7 +12,9 @@
 //! agents, so each request unassigns a ticket and routes it again); and the
 //! SLA scanner beside BENCH_SLA_TICKETS (default 1,000,000) open tickets
 //! with running clocks, of which 10,000 come due at once (each: warning and
-//! breach events, clock and alarm written).
+//! breach events, clock and alarm written); and knowledge-base search
+//! (two words, ranked, with snippets) over BENCH_ARTICLES (default
+//! 100,000) published articles.
 //!
 //! BENCH_CLIENTS (default 32), BENCH_SECONDS per phase (default 10).
 
@@ -20,6 +22,7 @@ use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
+use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use crm_proto::crm::servicedesk::v1::*;
@@ -219,6 +222,34 @@ async fn main() -> anyhow::Result<()> {
 
     let scan = sla_scan(&db).await?;
 
+    // Knowledge base: articles seeded in SQL, searched through the API.
+    let articles = seed_articles(&db, tenant).await?;
+    let for_search: Vec<_> = (0..clients)
+        .map(|i| {
+            KnowledgeServiceClient::with_interceptor(
+                channels[i % channels.len()].clone(),
+                bearer.clone(),
+            )
+        })
+        .collect();
+    let searches = load("SearchArticles", clients, seconds, move |worker, n| {
+        let mut client = for_search[worker].clone();
+        let query = format!(
+            "{} {}",
+            WORDS[(worker * 7 + n as usize) % WORDS.len()],
+            WORDS[(n as usize * 3 + 1) % WORDS.len()]
+        );
+        async move {
+            let request = SearchArticlesRequest {
+                query,
+                limit: 10,
+                ..Default::default()
+            };
+            client.search_articles(request).await.is_ok()
+        }
+    })
+    .await;
+
     let total: usize = mine.iter().map(Vec::len).sum();
     println!(
         "tickets created: {total}; peak RSS of the process {:.0} MiB",
@@ -254,6 +285,15 @@ async fn main() -> anyhow::Result<()> {
         routings.per_second,
         Some(&raw.insert),
     );
+    report(
+        &format!(
+            "gRPC SearchArticles, two words over {} published articles (ranked, snippets)",
+            thousands(articles as f64)
+        ),
+        &format!("{}, p50 {:.1} ms", searches.summary(), searches.p50_ms),
+        searches.per_second,
+        Some(&raw.select),
+    );
     println!(
         "| SLA scanner, {} due of {} open tickets with running clocks | {} alarms/s, {:.1} ms per pass of 100 (warning + breach events each); idle pass {:.2} ms | | |",
         thousands(scan.due as f64),
@@ -264,6 +304,42 @@ async fn main() -> anyhow::Result<()> {
     );
     running.stop().await?;
     Ok(())
+}
+
+/// The vocabulary of the seeded articles.
+const WORDS: [&str; 24] = [
+    "printer", "invoice", "address", "password", "reset", "refund", "order", "delivery", "account",
+    "login", "error", "update", "install", "network", "router", "billing", "export", "import",
+    "report", "mobile", "email", "license", "backup", "restore",
+];
+
+/// Seeds `BENCH_ARTICLES` published English articles: 5-word titles drawn
+/// from [`WORDS`] (a two-word query matches a few percent of them) and
+/// 80-word bodies from 5,000 other words.
+async fn seed_articles(db: &TestDatabase, tenant: uuid::Uuid) -> anyhow::Result<i64> {
+    let count = env_u64("BENCH_ARTICLES", 100_000) as i64;
+    let pool = db.admin_pool().await;
+    let seeded = Instant::now();
+    sqlx::query(
+        "INSERT INTO articles (tenant_id, id, title, body, language, audience, status, published_at) \
+         SELECT $1, gen_random_uuid(), \
+                (SELECT string_agg(($2::text[])[1 + floor(random() * 24)::int], ' ') FROM generate_series(1, 5 + (n % 2))), \
+                (SELECT string_agg('term' || floor(random() * 5000)::int, ' ') FROM generate_series(1, 80 + (n % 2))), \
+                'en', 2, 2, now() \
+         FROM generate_series(1, $3) AS n",
+    )
+    .bind(tenant)
+    .bind(WORDS.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+    .bind(count)
+    .execute(&pool)
+    .await?;
+    sqlx::query("ANALYZE articles").execute(&pool).await?;
+    println!(
+        "seeded {} published articles in {:.0} s",
+        thousands(count as f64),
+        seeded.elapsed().as_secs_f64()
+    );
+    Ok(count)
 }
 
 struct SlaScan {
