@@ -2,7 +2,8 @@
 //! history records, and messages.
 
 use crm_proto::crm::servicedesk::v1::{
-    MessageKind, Ticket, TicketChannel, TicketMessage, TicketPriority, TicketStatus, TicketType,
+    LinkKind, MessageKind, Ticket, TicketChannel, TicketMessage, TicketPriority, TicketStatus,
+    TicketType,
 };
 use kit::error::Violations;
 
@@ -110,6 +111,23 @@ pub fn check_move(from: i32, to: i32) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// A link's kind seen from the other ticket.
+pub fn inverse(kind: LinkKind) -> LinkKind {
+    match kind {
+        LinkKind::CausedBy => LinkKind::Causes,
+        LinkKind::Causes => LinkKind::CausedBy,
+        other => other,
+    }
+}
+
+/// A link kind as history shows it: `caused by`.
+pub fn link_name(kind: LinkKind) -> String {
+    kind.as_str_name()
+        .trim_start_matches("LINK_KIND_")
+        .to_lowercase()
+        .replace('_', " ")
 }
 
 /// Whether a move reopens a solved ticket.

@@ -713,4 +713,109 @@ impl TicketService for TicketHandlers {
         })
         .await
     }
+
+    async fn link_tickets(
+        &self,
+        request: Request<LinkTicketsRequest>,
+    ) -> Result<Response<LinkTicketsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let mut v = Violations::new();
+            let id = v.check(kit::input::required_id("ticket_id", &request.ticket_id));
+            let other = v.check(kit::input::required_id(
+                "other_ticket_id",
+                &request.other_ticket_id,
+            ));
+            let kind = match LinkKind::try_from(request.kind) {
+                Ok(LinkKind::Unspecified) => LinkKind::Related,
+                Ok(kind) => kind,
+                Err(_) => {
+                    v.add("kind", "is not a known link kind");
+                    LinkKind::Related
+                }
+            };
+            if id.is_some() && id == other {
+                v.add("other_ticket_id", "is the ticket itself");
+            }
+            v.into_result()?;
+            let (id, other) = (
+                parse_id("ticket_id", &request.ticket_id)?,
+                parse_id("other_ticket_id", &request.other_ticket_id)?,
+            );
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let this = visible(&mut tx, &caller, id, false).await?;
+            let that = visible(&mut tx, &caller, other, false)
+                .await
+                .map_err(|_| Error::invalid("other_ticket_id", "no such ticket"))?;
+            store::link(&mut tx, tenant, id, other, kind, &caller.subject).await?;
+            for (on, to, seen) in [(&this, &that, kind), (&that, &this, ticket::inverse(kind))] {
+                let on_id = parse_id("ticket_id", &on.id)?;
+                let text = format!("#{} {}", to.number, ticket::link_name(seen));
+                store::record_changes(
+                    &mut tx,
+                    tenant,
+                    on_id,
+                    &caller.subject,
+                    &[("link".into(), String::new(), text)],
+                )
+                .await?;
+            }
+            let link = store::links(&mut tx, tenant, &scope(&caller), id, 200)
+                .await?
+                .into_iter()
+                .find(|l| l.other_ticket_id == that.id)
+                .ok_or_else(|| Error::not_found("link", other))?;
+            commit(tx).await?;
+            Ok(LinkTicketsResponse { link: Some(link) })
+        })
+        .await
+    }
+
+    async fn list_ticket_links(
+        &self,
+        request: Request<ListTicketLinksRequest>,
+    ) -> Result<Response<ListTicketLinksResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("ticket_id", &request.ticket_id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            visible(&mut tx, &caller, id, false).await?;
+            let links = store::links(&mut tx, caller.tenant_id, &scope(&caller), id, 200).await?;
+            Ok(ListTicketLinksResponse { links })
+        })
+        .await
+    }
+
+    async fn unlink_tickets(
+        &self,
+        request: Request<UnlinkTicketsRequest>,
+    ) -> Result<Response<UnlinkTicketsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Write)?;
+            let id = parse_id("ticket_id", &request.ticket_id)?;
+            let other = parse_id("other_ticket_id", &request.other_ticket_id)?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let this = visible(&mut tx, &caller, id, false).await?;
+            let that = visible(&mut tx, &caller, other, false).await?;
+            if !store::unlink(&mut tx, tenant, id, other).await? {
+                return Err(Error::not_found("link", other));
+            }
+            for (on, to) in [(&this, &that), (&that, &this)] {
+                let on_id = parse_id("ticket_id", &on.id)?;
+                store::record_changes(
+                    &mut tx,
+                    tenant,
+                    on_id,
+                    &caller.subject,
+                    &[("link".into(), format!("#{}", to.number), String::new())],
+                )
+                .await?;
+            }
+            commit(tx).await?;
+            Ok(UnlinkTicketsResponse {})
+        })
+        .await
+    }
 }

@@ -1,7 +1,9 @@
 //! Tickets, their numbers, messages and history.
 
 use chrono::{DateTime, Utc};
-use crm_proto::crm::servicedesk::v1::{Ticket, TicketChange, TicketMessage, TicketStatus};
+use crm_proto::crm::servicedesk::v1::{
+    LinkKind, Ticket, TicketChange, TicketLink, TicketMessage, TicketStatus,
+};
 use kit::access::Scope;
 use kit::time::{from_optional_timestamp, to_optional_timestamp, to_timestamp};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -9,6 +11,7 @@ use uuid::Uuid;
 
 use super::{audit, checked_id, id_text};
 use crate::domain::routing::{self, Skills};
+use crate::domain::ticket::inverse;
 use sqlx::types::Json;
 
 const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, merged_into_id, required_skills, created_at, created_by, updated_at, updated_by, version";
@@ -581,4 +584,97 @@ pub async fn lock_if_free(
     .fetch_optional(tx)
     .await?;
     Ok(row.map(Ticket::from))
+}
+
+// ---- links
+
+/// Links `a` to `b` as `kind` seen from `a` (replacing a link they had).
+pub async fn link(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    a: Uuid,
+    b: Uuid,
+    kind: LinkKind,
+    actor: &str,
+) -> sqlx::Result<()> {
+    let (first, second, kind) = if a < b {
+        (a, b, kind)
+    } else {
+        (b, a, inverse(kind))
+    };
+    sqlx::query(
+        "INSERT INTO ticket_links (tenant_id, first_id, second_id, kind, linked_by) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, first_id, second_id) DO UPDATE SET kind = $4, linked_by = $5, linked_at = now()",
+    )
+    .bind(tenant)
+    .bind(first)
+    .bind(second)
+    .bind(kind as i16)
+    .bind(actor)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether a link between `a` and `b` was there to remove.
+pub async fn unlink(tx: &mut PgConnection, tenant: Uuid, a: Uuid, b: Uuid) -> sqlx::Result<bool> {
+    let removed = sqlx::query(
+        "DELETE FROM ticket_links WHERE tenant_id = $1 AND first_id = $2 AND second_id = $3",
+    )
+    .bind(tenant)
+    .bind(a.min(b))
+    .bind(a.max(b))
+    .execute(tx)
+    .await?;
+    Ok(removed.rows_affected() == 1)
+}
+
+/// The links of `ticket` to tickets the scope sees, seen from `ticket`.
+pub async fn links(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    scope: &Scope,
+    ticket: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<TicketLink>> {
+    let mut query =
+        QueryBuilder::<Postgres>::new("SELECT t.id, t.number, t.subject, CASE WHEN l.first_id = ");
+    query
+        .push_bind(ticket)
+        .push(
+            " THEN l.kind ELSE -l.kind END, l.linked_by, l.linked_at \
+               FROM ticket_links l JOIN tickets t ON t.tenant_id = l.tenant_id \
+               AND t.id = CASE WHEN l.first_id = ",
+        )
+        .push_bind(ticket)
+        .push(" THEN l.second_id ELSE l.first_id END WHERE l.tenant_id = ")
+        .push_bind(tenant)
+        .push(" AND (l.first_id = ")
+        .push_bind(ticket)
+        .push(" OR l.second_id = ")
+        .push_bind(ticket)
+        .push(")");
+    scope.push_sql(&mut query);
+    query
+        .push(" ORDER BY l.linked_at, t.id LIMIT ")
+        .push_bind(limit);
+    let rows: Vec<(Uuid, i64, String, i16, String, DateTime<Utc>)> =
+        query.build_query_as().fetch_all(tx).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(other, number, subject, kind, linked_by, linked_at)| {
+            // A negative kind is the stored one seen from the other side.
+            let stored = LinkKind::try_from(i32::from(kind.abs())).unwrap_or_default();
+            let kind = if kind < 0 { inverse(stored) } else { stored };
+            TicketLink {
+                ticket_id: ticket.to_string(),
+                other_ticket_id: other.to_string(),
+                other_ticket_number: number,
+                other_ticket_subject: subject,
+                kind: kind as i32,
+                linked_by,
+                linked_at: Some(to_timestamp(linked_at)),
+            }
+        })
+        .collect())
 }

@@ -774,3 +774,153 @@ async fn a_duplicate_merges_into_its_survivor_with_its_conversation() {
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
 }
+
+#[tokio::test]
+async fn tickets_link_both_ways_and_only_to_what_one_sees() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let group = Uuid::now_v7();
+    let problem = create(
+        &mut admin,
+        Ticket {
+            r#type: TicketType::Problem as i32,
+            group_id: group.to_string(),
+            ..subject("Mail server down")
+        },
+    )
+    .await
+    .unwrap();
+    let incident = create(
+        &mut admin,
+        Ticket {
+            group_id: group.to_string(),
+            ..subject("Cannot send e-mail")
+        },
+    )
+    .await
+    .unwrap();
+    let hidden = create(&mut admin, subject("Someone else's")).await.unwrap();
+    let link = admin
+        .tickets
+        .link_tickets(LinkTicketsRequest {
+            ticket_id: incident.id.clone(),
+            other_ticket_id: problem.id.clone(),
+            kind: LinkKind::CausedBy as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .link
+        .unwrap();
+    assert_eq!(
+        (link.other_ticket_number, link.kind),
+        (problem.number, LinkKind::CausedBy as i32)
+    );
+    admin
+        .tickets
+        .link_tickets(LinkTicketsRequest {
+            ticket_id: incident.id.clone(),
+            other_ticket_id: hidden.id.clone(),
+            kind: 0,
+        })
+        .await
+        .unwrap();
+    // From the problem's side the same link reads the other way.
+    let mut agent = app.agent(&[group]);
+    let seen = |links: Vec<TicketLink>| -> Vec<(String, i32)> {
+        links
+            .into_iter()
+            .map(|l| (l.other_ticket_id, l.kind))
+            .collect()
+    };
+    let from_problem = agent
+        .tickets
+        .list_ticket_links(ListTicketLinksRequest {
+            ticket_id: problem.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .links;
+    assert_eq!(
+        seen(from_problem),
+        vec![(incident.id.clone(), LinkKind::Causes as i32)]
+    );
+    // The agent does not see the ticket outside their group, nor its link.
+    let from_incident = agent
+        .tickets
+        .list_ticket_links(ListTicketLinksRequest {
+            ticket_id: incident.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .links;
+    assert_eq!(
+        seen(from_incident),
+        vec![(problem.id.clone(), LinkKind::CausedBy as i32)]
+    );
+    let refused = agent
+        .tickets
+        .link_tickets(LinkTicketsRequest {
+            ticket_id: problem.id.clone(),
+            other_ticket_id: hidden.id.clone(),
+            kind: 0,
+        })
+        .await
+        .expect_err("a ticket the agent does not see");
+    assert_eq!(violated_fields(&refused), ["other_ticket_id"]);
+    let itself = agent
+        .tickets
+        .link_tickets(LinkTicketsRequest {
+            ticket_id: problem.id.clone(),
+            other_ticket_id: problem.id.clone(),
+            kind: 9,
+        })
+        .await
+        .expect_err("itself, unknown kind");
+    assert_eq!(violated_fields(&itself), ["kind", "other_ticket_id"]);
+    // Another tenant reaches none of it.
+    let mut stranger = app.stranger();
+    let far = stranger
+        .tickets
+        .unlink_tickets(UnlinkTicketsRequest {
+            ticket_id: incident.id.clone(),
+            other_ticket_id: problem.id.clone(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(far.code(), Code::NotFound);
+    agent
+        .tickets
+        .unlink_tickets(UnlinkTicketsRequest {
+            ticket_id: problem.id.clone(),
+            other_ticket_id: incident.id.clone(),
+        })
+        .await
+        .unwrap();
+    let history = agent
+        .tickets
+        .list_ticket_history(ListTicketHistoryRequest {
+            ticket_id: problem.id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let links: Vec<(&str, &str)> = history
+        .iter()
+        .filter(|c| c.field == "link")
+        .map(|c| (c.old_value.as_str(), c.new_value.as_str()))
+        .collect();
+    let number = format!("#{}", incident.number);
+    assert_eq!(
+        links,
+        vec![
+            ("", format!("{number} causes").as_str()),
+            (number.as_str(), "")
+        ]
+    );
+    app.services.stop().await;
+}
