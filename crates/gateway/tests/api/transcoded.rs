@@ -491,6 +491,15 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
             "segments",
             json!({"segment": {"name": "Event", "kind": "SEGMENT_KIND_STATIC"}}),
         ),
+        ("tickets", json!({"subject": "Printer on fire"})),
+        (
+            "business-calendars",
+            json!({"name": "Office", "time_zone": "UTC", "hours": [{"weekday": "WEEKDAY_MONDAY", "start": "09:00", "end": "17:00"}]}),
+        ),
+        (
+            "sla-policies",
+            json!({"name": "All", "active": true, "resolution_minutes": 60}),
+        ),
     ] {
         let (collection, id) = create(collection, body).await;
         ids.insert(collection, id);
@@ -536,9 +545,13 @@ async fn every_rule_refuses_other_tenants_ids_and_viewers_writes() {
             .join("/");
         let name = binding.method.name();
         let reads = [
-            "Get", "List", "Search", "Count", "Find", "Preview", "Compute", "Export",
+            "Get", "List", "Search", "Count", "Find", "Preview", "Compute", "Export", "Suggest",
         ];
-        let is_read = reads.iter().any(|prefix| name.starts_with(prefix));
+        // Readers' feedback on knowledge-base articles: every role that
+        // reads them may say whether one helped.
+        let readers_may = ["RateArticle"];
+        let is_read =
+            reads.iter().any(|prefix| name.starts_with(prefix)) || readers_may.contains(&name);
         let what = format!("{} {} ({name})", binding.verb, binding.template);
         if binding.verb == Method::GET
             && !binding.variables.is_empty()
