@@ -36,20 +36,28 @@ fn like_pattern(text: &str) -> String {
 }
 
 /// A search request's query, trimmed: 2-200 characters, no control
-/// characters; `field` names it in the error.
-pub fn checked_query<'a>(field: &str, raw: &'a str) -> crate::Result<&'a str> {
+/// characters; `field` names it in the violation.
+pub fn query<'a>(field: &str, raw: &'a str) -> Result<&'a str, crate::FieldViolation> {
     let query = raw.trim();
     let length = query.chars().count();
     if !(2..=200).contains(&length) {
-        return Err(crate::Error::invalid(field, "must be 2 to 200 characters"));
+        return Err(crate::FieldViolation::new(
+            field,
+            "must be 2 to 200 characters",
+        ));
     }
     if query.chars().any(char::is_control) {
-        return Err(crate::Error::invalid(
+        return Err(crate::FieldViolation::new(
             field,
             "must not contain control characters",
         ));
     }
     Ok(query)
+}
+
+/// [`query`] as a ready error.
+pub fn checked_query<'a>(field: &str, raw: &'a str) -> crate::Result<&'a str> {
+    query(field, raw).map_err(|violation| crate::Error::InvalidArgument(vec![violation]))
 }
 
 /// A search request's limit: 20 when 0 (or less), at most 100.

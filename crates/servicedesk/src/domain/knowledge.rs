@@ -100,16 +100,6 @@ pub fn normalize_category(c: &mut ArticleCategory, v: &mut Violations) {
     ));
 }
 
-/// A search query: 2-200 characters without control characters.
-pub fn check_query(field: &str, query: &str, v: &mut Violations) {
-    let length = query.trim().chars().count();
-    if !(2..=200).contains(&length) {
-        v.add(field, "must be 2 to 200 characters");
-    } else if query.chars().any(char::is_control) {
-        v.add(field, "must not contain control characters");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{check_version, commit, handle, page_response, version_of, SharedState};
 use crate::domain::access::{authorize, role_allows, Action};
-use crate::domain::knowledge::{self, apply_mask, changed_fields, check_query, MAX_COMMENT};
+use crate::domain::knowledge::{self, apply_mask, changed_fields, MAX_COMMENT};
 use crate::domain::{optional_id, parse_id, text};
 use crate::store::knowledge::{self as store, ArticleFilter, Words};
 
@@ -48,7 +48,10 @@ async fn check_category(
     if let Some(id) = optional_id("article.category_id", &a.category_id)
         .map_err(|v| Error::InvalidArgument(vec![v]))?
     {
-        if !store::category_exists(tx, caller.tenant_id, id).await? {
+        if store::find_category(tx, caller.tenant_id, id)
+            .await?
+            .is_none()
+        {
             return Err(Error::invalid("article.category_id", "no such category"));
         }
     }
@@ -97,16 +100,48 @@ impl KnowledgeService for KnowledgeHandlers {
     ) -> Result<Response<CreateCategoryResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateCategoryRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
             let mut c = request
                 .category
                 .ok_or_else(|| Error::invalid("category", "is required"))?;
             let mut v = Violations::new();
             knowledge::normalize_category(&mut c, &mut v);
             v.into_result()?;
+            let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
-            let saved = store::insert_category(&mut tx, caller.tenant_id, &c, &caller.subject)
+            let entity = "article_category";
+            if let Some(existing) = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?
+            {
+                let found = store::find_category(&mut tx, tenant, existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("category", existing))?;
+                return Ok(CreateCategoryResponse {
+                    category: Some(found),
+                });
+            }
+            let id = Uuid::now_v7();
+            let saved = store::insert_category(&mut tx, tenant, id, &c, &caller.subject)
                 .await
                 .map_err(|e| category_taken(e, &c.name))?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
             commit(tx).await?;
             Ok(CreateCategoryResponse {
                 category: Some(saved),
@@ -388,7 +423,7 @@ impl KnowledgeService for KnowledgeHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
             let mut v = Violations::new();
-            check_query("query", &request.query, &mut v);
+            let query = v.check(kit::search::query("query", &request.query));
             let mut language = request.language.clone();
             if !language.is_empty() {
                 knowledge::normalize_language("language", &mut language, &mut v);
@@ -398,7 +433,7 @@ impl KnowledgeService for KnowledgeHandlers {
             let hits = store::search(
                 &mut tx,
                 caller.tenant_id,
-                request.query.trim(),
+                query.unwrap_or_default(),
                 Words::All,
                 (!language.is_empty()).then_some(language.as_str()),
                 request.public_only,

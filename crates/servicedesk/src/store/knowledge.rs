@@ -48,6 +48,7 @@ const CATEGORY_COLUMNS: &str =
 pub async fn insert_category(
     tx: &mut PgConnection,
     tenant: Uuid,
+    id: Uuid,
     c: &ArticleCategory,
     actor: &str,
 ) -> sqlx::Result<ArticleCategory> {
@@ -56,7 +57,7 @@ pub async fn insert_category(
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING {CATEGORY_COLUMNS}"
     ))
     .bind(tenant)
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(&c.name)
     .bind(&c.description)
     .bind(actor)
@@ -65,14 +66,19 @@ pub async fn insert_category(
     Ok(row.into())
 }
 
-pub async fn category_exists(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM article_categories WHERE tenant_id = $1 AND id = $2)",
-    )
+pub async fn find_category(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<ArticleCategory>> {
+    let row: Option<CategoryRow> = sqlx::query_as(&format!(
+        "SELECT {CATEGORY_COLUMNS} FROM article_categories WHERE tenant_id = $1 AND id = $2"
+    ))
     .bind(tenant)
     .bind(id)
-    .fetch_one(tx)
-    .await
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(ArticleCategory::from))
 }
 
 pub async fn list_categories(
@@ -388,8 +394,9 @@ pub enum Words {
 }
 
 /// Published articles matching `text`, best first, with a snippet. The
-/// words are looked up stemmed by `language`'s configuration or, without
-/// one, by every configuration an article may have been indexed with.
+/// words are looked up stemmed by `language`'s configuration (and
+/// unstemmed) or, without one, by every configuration an article may have
+/// been indexed with.
 pub async fn search(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -399,16 +406,7 @@ pub async fn search(
     public_only: bool,
     limit: i64,
 ) -> sqlx::Result<Vec<ArticleHit>> {
-    let configs: Vec<String> = match language {
-        Some(language) => {
-            let config: String = sqlx::query_scalar("SELECT crm_text_config($1)::text")
-                .bind(language)
-                .fetch_one(&mut *tx)
-                .await?;
-            vec![config, "simple".to_owned()]
-        }
-        None => TEXT_CONFIGS.iter().map(|c| c.to_string()).collect(),
-    };
+    let configs: Vec<String> = TEXT_CONFIGS.iter().map(|c| c.to_string()).collect();
     // Any of the words: the ticket's words as an OR of quoted terms.
     let parse = match words {
         Words::All => "websearch_to_tsquery(c, $2)",
@@ -424,7 +422,8 @@ pub async fn search(
     // query, and so the ranking, small.
     let published = ArticleStatus::Published as i16;
     let rows: Vec<(Uuid, String, String, String, i16, f32)> = sqlx::query_as(&format!(
-        "WITH parts AS (SELECT {parse} AS part FROM unnest($3::regconfig[]) AS c), \
+        "WITH parts AS (SELECT {parse} AS part FROM unnest(CASE WHEN $6::text IS NULL THEN $3::regconfig[] \
+                                                         ELSE ARRAY[crm_text_config($6), 'simple'::regconfig] END) AS c), \
          q AS (SELECT coalesce(string_agg(DISTINCT '(' || part::text || ')', ' | ') FILTER (WHERE numnode(part) > 0), '')::tsquery AS query FROM parts), \
          best AS (SELECT a.id, a.title, a.body, a.language, a.audience, ts_rank(a.search, q.query) AS rank, q.query \
                   FROM articles a, q \

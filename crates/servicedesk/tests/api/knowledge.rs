@@ -63,19 +63,27 @@ async fn articles_are_written_published_found_by_stemmed_words_and_rated() {
     let app = TestApp::spawn().await;
     let mut agent = app.agent(&[]);
     let mut manager = app.client(&[Role::Manager], Visibility::Tenant, &[]);
-    let billing = manager
-        .knowledge
-        .create_category(CreateCategoryRequest {
-            category: Some(ArticleCategory {
-                name: "Billing".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .category
-        .unwrap();
+    let mut categories = Vec::new();
+    for _ in 0..2 {
+        let category = manager
+            .knowledge
+            .create_category(CreateCategoryRequest {
+                category: Some(ArticleCategory {
+                    name: "Billing".into(),
+                    ..Default::default()
+                }),
+                request_id: "billing-category".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .category
+            .unwrap();
+        categories.push(category);
+    }
+    // A retry with the same request id answers with the first.
+    assert_eq!(categories[0].id, categories[1].id);
+    let billing = categories.remove(0);
     let invoices = write(
         &mut agent,
         Article {
@@ -333,6 +341,14 @@ async fn drafts_stay_with_the_writers_and_the_knowledge_base_with_its_tenant() {
     for call in calls {
         assert_eq!(call.expect_err("another tenant").code(), Code::NotFound);
     }
+    let listed = stranger
+        .knowledge
+        .list_articles(ListArticlesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .articles;
+    assert!(listed.is_empty(), "another tenant lists none of ours");
     let mut admin = app.admin();
     publish(&mut admin, &a.id).await.unwrap();
     assert!(search(&mut stranger, "draft", "", false).await.is_empty());

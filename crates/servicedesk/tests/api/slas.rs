@@ -640,6 +640,26 @@ async fn calendars_and_policies_are_checked_and_kept_to_their_tenant_and_roles()
     ] {
         assert_eq!(denied.expect_err("another tenant").code(), Code::NotFound);
     }
+    let theirs = stranger
+        .slas
+        .list_calendars(ListCalendarsRequest { page: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .calendars;
+    assert_eq!(
+        theirs.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec![foreign.id.as_str()],
+        "another tenant lists only its own calendars"
+    );
+    let policies = stranger
+        .slas
+        .list_policies(ListPoliciesRequest { page: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .policies;
+    assert!(policies.is_empty());
     // An agent outside the ticket's group does not see its targets either.
     let grouped = create(
         &mut admin,
