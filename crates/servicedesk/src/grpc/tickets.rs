@@ -738,10 +738,9 @@ impl TicketService for TicketHandlers {
                 v.add("other_ticket_id", "is the ticket itself");
             }
             v.into_result()?;
-            let (id, other) = (
-                parse_id("ticket_id", &request.ticket_id)?,
-                parse_id("other_ticket_id", &request.other_ticket_id)?,
-            );
+            let (Some(id), Some(other)) = (id, other) else {
+                return Err(Error::invalid("ticket_id", "is required"));
+            };
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
             let this = visible(&mut tx, &caller, id, false).await?;

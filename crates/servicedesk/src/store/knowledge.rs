@@ -87,16 +87,14 @@ pub async fn list_categories(
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<ArticleCategory>> {
-    let (name, id) = after.unzip();
-    let rows: Vec<CategoryRow> = sqlx::query_as(&format!(
-        "SELECT {CATEGORY_COLUMNS} FROM article_categories WHERE tenant_id = $1 \
-         AND ($2::text IS NULL OR (lower(name), id) > ($2, $3)) ORDER BY lower(name), id LIMIT $4"
-    ))
-    .bind(tenant)
-    .bind(name)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(tx)
+    let rows: Vec<CategoryRow> = super::list_by_name(
+        tx,
+        "article_categories",
+        CATEGORY_COLUMNS,
+        tenant,
+        after,
+        limit,
+    )
     .await?;
     Ok(rows.into_iter().map(ArticleCategory::from).collect())
 }

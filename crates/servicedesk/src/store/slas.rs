@@ -121,16 +121,14 @@ pub async fn list_calendars(
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<BusinessCalendar>> {
-    let (name, id) = after.unzip();
-    let rows: Vec<CalendarRow> = sqlx::query_as(&format!(
-        "SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 \
-         AND ($2::text IS NULL OR (lower(name), id) > ($2, $3)) ORDER BY lower(name), id LIMIT $4"
-    ))
-    .bind(tenant)
-    .bind(name)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(tx)
+    let rows: Vec<CalendarRow> = super::list_by_name(
+        tx,
+        "business_calendars",
+        CALENDAR_COLUMNS,
+        tenant,
+        after,
+        limit,
+    )
     .await?;
     Ok(rows.into_iter().map(BusinessCalendar::from).collect())
 }
