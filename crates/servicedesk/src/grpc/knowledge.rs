@@ -9,7 +9,7 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{check_version, commit, handle, page_response, version_of, SharedState};
+use super::{check_version, commit, handle, name_taken, page_response, version_of, SharedState};
 use crate::domain::access::{authorize, role_allows, Action};
 use crate::domain::knowledge::{self, apply_mask, changed_fields, MAX_COMMENT};
 use crate::domain::{optional_id, parse_id, text};
@@ -32,12 +32,6 @@ fn limit(requested: i32, default: i64, max: i64) -> i64 {
     } else {
         i64::from(requested).min(max)
     }
-}
-
-fn category_taken(error: impl Into<Error>, name: &str) -> Error {
-    error
-        .into()
-        .exists_as(|| format!("category.name: a category named {name:?} already exists"))
 }
 
 async fn check_category(
@@ -132,7 +126,7 @@ impl KnowledgeService for KnowledgeHandlers {
             let id = Uuid::now_v7();
             let saved = store::insert_category(&mut tx, tenant, id, &c, &caller.subject)
                 .await
-                .map_err(|e| category_taken(e, &c.name))?;
+                .map_err(|e| name_taken(e, "category", &c.name))?;
             kit::idempotency::remember(
                 &mut tx,
                 tenant,

@@ -33,3 +33,11 @@ impl State {
 }
 
 pub use kit::rpc::{check_version, commit, handle, page_response, version_of};
+
+/// A unique name taken, told in the caller's terms: `calendar.name: a
+/// calendar named "Office" already exists`; other errors pass unchanged.
+pub fn name_taken(error: impl Into<kit::Error>, entity: &str, name: &str) -> kit::Error {
+    error
+        .into()
+        .exists_as(|| format!("{entity}.name: a {entity} named {name:?} already exists"))
+}

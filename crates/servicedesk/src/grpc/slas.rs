@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{check_version, commit, handle, page_response, version_of, SharedState};
+use super::{check_version, commit, handle, name_taken, page_response, version_of, SharedState};
 use crate::domain::access::{authorize, Action};
 use crate::domain::{calendar, optional_id, parse_id, sla};
 use crate::events::sla::targets;
@@ -48,12 +48,6 @@ kit::field_mask!(
         escalations,
     ]
 );
-
-fn name_taken(error: impl Into<Error>, name: &str) -> Error {
-    error
-        .into()
-        .exists_as(|| format!("calendar.name: a calendar named {name:?} already exists"))
-}
 
 /// The policy's calendar must be one of the tenant's.
 async fn check_calendar(
@@ -114,7 +108,7 @@ impl SlaService for SlaHandlers {
             let id = Uuid::now_v7();
             let saved = store::insert_calendar(&mut tx, tenant, id, &c, &caller.subject)
                 .await
-                .map_err(|e| name_taken(e, &c.name))?;
+                .map_err(|e| name_taken(e, "calendar", &c.name))?;
             kit::idempotency::remember(
                 &mut tx,
                 tenant,
@@ -212,7 +206,7 @@ impl SlaService for SlaHandlers {
             }
             let saved = store::update_calendar(&mut tx, caller.tenant_id, &after, &caller.subject)
                 .await
-                .map_err(|e| name_taken(e, &after.name))?;
+                .map_err(|e| name_taken(e, "calendar", &after.name))?;
             commit(tx).await?;
             Ok(UpdateCalendarResponse {
                 calendar: Some(saved),
