@@ -38,7 +38,7 @@ INVENTORY = [
     endpoint("customers", CRM, {**API, "app.kubernetes.io/name": "customers"}, [50051, 51051]),
     endpoint("sales", CRM, {**API, "app.kubernetes.io/name": "sales"}, [50052, 51052]),
     endpoint("marketing", CRM, {**API, "app.kubernetes.io/name": "marketing"}, [50053, 51053]),
-    endpoint("servicedesk", CRM, {**API, "app.kubernetes.io/name": "servicedesk"}, [50054, 51054]),
+    endpoint("servicedesk", CRM, {**API, "app.kubernetes.io/name": "servicedesk"}, [50054, 51054, 2525]),
     endpoint("nats-0", CRM, {"app.kubernetes.io/name": "nats"}, [4222, 6222, 8222]),
     endpoint("nats-1", CRM, {"app.kubernetes.io/name": "nats"}, [4222, 6222, 8222]),
     *[
@@ -86,6 +86,11 @@ def needed():
     add("gateway", "internet", 443)
     for smtp in (25, 465, 587):
         add("marketing", "internet", smtp)
+    # Support mail: the organisation's mail exchanger delivers to the
+    # desk's SMTP listener, and replies leave through the mail relay.
+    add("internet", "servicedesk", 2525)
+    for smtp in (25, 465, 587):
+        add("servicedesk", "internet", smtp)
     # The SMS provider's HTTPS API and automation rules' webhooks.
     add("marketing", "internet", 443)
     for app in apps:

@@ -33,12 +33,21 @@ MARKETING_LINK_KEY="${MARKETING_LINK_KEY:-$(cat "$CRM_STATE_DIR/link-key")}"; ex
 [ -s "$CRM_STATE_DIR/webhook-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/webhook-key"; chmod 600 "$CRM_STATE_DIR/webhook-key"; }
 MARKETING_WEBHOOK_KEY="${MARKETING_WEBHOOK_KEY:-$(cat "$CRM_STATE_DIR/webhook-key")}"; export MARKETING_WEBHOOK_KEY
 export MARKETING_SMS_URL="${MARKETING_SMS_URL:-file://$CRM_STATE_DIR/sms}"
-# Marketing's client secret at the gateway: automation rules act through the
-# gateway's client-credentials grant (ADR 0024).
-[ -s "$CRM_STATE_DIR/marketing-secret" ] || { head -c 48 /dev/urandom | base64 | tr -d '\n' >"$CRM_STATE_DIR/marketing-secret"; chmod 600 "$CRM_STATE_DIR/marketing-secret"; }
-MARKETING_CRM_SERVICE_SECRET="${MARKETING_CRM_SERVICE_SECRET:-$(cat "$CRM_STATE_DIR/marketing-secret")}"; export MARKETING_CRM_SERVICE_SECRET
-GATEWAY_MARKETING_SECRET="${GATEWAY_MARKETING_SECRET:-$MARKETING_CRM_SERVICE_SECRET}"; export GATEWAY_MARKETING_SECRET
-export MARKETING_CRM_SERVICE_TOKEN_URL="${MARKETING_CRM_SERVICE_TOKEN_URL:-$CRM_GATEWAY_URL/v1/auth/service-token}"
+# Client secrets at the gateway of the services that act by themselves
+# (marketing's automation rules, the service desk's inbound mail), through
+# the gateway's client-credentials grant (ADR 0024).
+for acting in marketing servicedesk; do
+  upper=$(echo "$acting" | tr '[:lower:]' '[:upper:]')
+  [ -s "$CRM_STATE_DIR/$acting-secret" ] || { head -c 48 /dev/urandom | base64 | tr -d '\n' >"$CRM_STATE_DIR/$acting-secret"; chmod 600 "$CRM_STATE_DIR/$acting-secret"; }
+  secret_var="${upper}_CRM_SERVICE_SECRET" url_var="${upper}_CRM_SERVICE_TOKEN_URL" gateway_var="GATEWAY_${upper}_SECRET"
+  export "$secret_var=${!secret_var:-$(cat "$CRM_STATE_DIR/$acting-secret")}"
+  export "$gateway_var=${!gateway_var:-${!secret_var}}"
+  export "$url_var=${!url_var:-$CRM_GATEWAY_URL/v1/auth/service-token}"
+done
+# Support mail: the desk takes SMTP here (point the support addresses'
+# mail at it) and, without a relay of its own, writes replies as .eml files.
+export SERVICEDESK_SMTP_LISTEN="${SERVICEDESK_SMTP_LISTEN:-127.0.0.1:$((2525 + OFFSET))}"
+export SERVICEDESK_SMTP_URL="${SERVICEDESK_SMTP_URL:-file://$CRM_STATE_DIR/support-mail}"
 export MARKETING_SALES_URL="${MARKETING_SALES_URL:-$CRM_SALES_URL}"
 export MARKETING_SERVICEDESK_URL="${MARKETING_SERVICEDESK_URL:-http://127.0.0.1:$((50054 + OFFSET))}"
 export MARKETING_CUSTOMERS_URL="${MARKETING_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_MARKETING_URL="http://127.0.0.1:$((50053 + OFFSET))"
@@ -137,6 +146,8 @@ for entry in "${services[@]}"; do
 done
 echo "  NATS             $NATS_URL"
 [[ "$MARKETING_SMTP_URL" == file://* ]] && echo "  outgoing e-mail  ${MARKETING_SMTP_URL#file://}/*.eml (set MARKETING_SMTP_URL=smtp://host:port for a real relay)"
+[ -d crates/servicedesk ] && echo "  support mail in  smtp://$SERVICEDESK_SMTP_LISTEN (addresses: POST /v1/mailboxes)"
+[[ "$SERVICEDESK_SMTP_URL" == file://* ]] && echo "  support replies  ${SERVICEDESK_SMTP_URL#file://}/*.eml (set SERVICEDESK_SMTP_URL=smtp://host:port for a real relay)"
 [[ "$MARKETING_SMS_URL" == file://* ]] && echo "  outgoing SMS     ${MARKETING_SMS_URL#file://}/*.json (set MARKETING_SMS_URL=https://provider/endpoint for a real provider)"
 [ "$has_gateway" = 1 ] && echo "  demo login       admin@demo.example / $(cat "$CRM_STATE_DIR/demo-password")"
 echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)"

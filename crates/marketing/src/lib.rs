@@ -67,7 +67,11 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
     .context("MARKETING_SERVICEDESK_URL")?;
     let webhooks = Arc::new(WebhookCaller::new(&config.automation)?);
     let mailer = match &config.sending.relay {
-        Some(url) => Some(Arc::new(Mailer::from_url(url)?)),
+        Some(url) => Some(Arc::new(Mailer::from_url(
+            url,
+            "MARKETING_SMTP_URL",
+            crate::events::sender::PARALLEL as u32,
+        )?)),
         None => None,
     };
     let sms = match &config.sending.sms {

@@ -2,6 +2,8 @@
 //! `SERVICEDESK_*` (or shared) environment variables, plus where the
 //! customers service answers. Default gRPC port 50054, admin port 51054.
 
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kit::config::{ConfigError, Env, ServiceConfig};
@@ -19,6 +21,19 @@ pub struct ServiceDeskConfig {
     pub clock: kit::clock::Clock,
     /// Pause of the SLA scanner when no alarm is due.
     pub sla_scan_interval: Duration,
+    /// Where inbound support mail arrives (`SERVICEDESK_SMTP_LISTEN`,
+    /// bound when the settings are read); none: no inbound e-mail.
+    pub smtp_listener: Option<Arc<TcpListener>>,
+    /// The relay replies go out through (`SERVICEDESK_SMTP_URL`: smtp://,
+    /// smtps:// or file:// for a folder of .eml files); none: replies are
+    /// not mailed.
+    pub smtp_url: Option<String>,
+    /// Pause of the mail sender when nothing is due.
+    pub mail_send_interval: Duration,
+    /// How the desk obtains a token to act by itself (mail in: the
+    /// requester looked up or created in customers): `CRM_SERVICE_TOKEN_URL`
+    /// and `CRM_SERVICE_SECRET`.
+    pub service_tokens: Arc<kit::service_tokens::ServiceTokens>,
 }
 
 impl ServiceDeskConfig {
@@ -30,11 +45,16 @@ impl ServiceDeskConfig {
             customers_url,
             clock: kit::clock::Clock::system(),
             sla_scan_interval: DEFAULT_SLA_SCAN_INTERVAL,
+            smtp_listener: None,
+            smtp_url: None,
+            mail_send_interval: DEFAULT_MAIL_SEND_INTERVAL,
+            service_tokens: Arc::default(),
         }
     }
 }
 
 const DEFAULT_SLA_SCAN_INTERVAL: Duration = Duration::from_secs(15);
+const DEFAULT_MAIL_SEND_INTERVAL: Duration = Duration::from_secs(2);
 
 pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
     let service = ServiceConfig::from_env(SERVICE, DEFAULT_GRPC_PORT)?;
@@ -45,9 +65,27 @@ pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
         "http://127.0.0.1:50051".to_owned(),
     );
     let sla_scan_interval = env.millis("SLA_SCAN_INTERVAL_MS", DEFAULT_SLA_SCAN_INTERVAL);
+    let smtp_listen: Option<SocketAddr> =
+        env.optional("SMTP_LISTEN", "an address such as 0.0.0.0:2525");
+    let smtp_listener = smtp_listen.and_then(|addr| match TcpListener::bind(addr) {
+        Ok(listener) => Some(Arc::new(listener)),
+        Err(error) => {
+            env.problem(format!(
+                "SERVICEDESK_SMTP_LISTEN: cannot listen on {addr}: {error}"
+            ));
+            None
+        }
+    });
+    let smtp_url = env.optional("SMTP_URL", "an smtp://, smtps:// or file:// URL");
+    let mail_send_interval = env.millis("MAIL_SEND_INTERVAL_MS", DEFAULT_MAIL_SEND_INTERVAL);
+    let service_tokens = Arc::new(kit::service_tokens::ServiceTokens::parse(&mut env));
     env.finish()?;
     Ok(ServiceDeskConfig {
         sla_scan_interval,
+        smtp_listener,
+        smtp_url,
+        mail_send_interval,
+        service_tokens,
         ..ServiceDeskConfig::new(service, customers_url)
     })
 }

@@ -4,11 +4,12 @@
 //! checked in the customers service with the caller's rights, and the
 //! customers service's merges and erasures applied to tickets; SLA targets
 //! counted in business hours, with warnings, breaches and escalations;
-//! routing by skill and workload; a knowledge base searched in full text.
+//! routing by skill and workload; a knowledge base searched in full text;
+//! support mail in over SMTP and replies out, threaded.
 //!
 //! [`build`] wires the gRPC services, the outbox relay, the consumer of
-//! the customers service's events and the SLA scanner onto the platform
-//! kit.
+//! the customers service's events, the SLA scanner, the inbound SMTP
+//! listener and the mail sender onto the platform kit.
 
 pub mod config;
 pub mod domain;
@@ -19,17 +20,21 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use crm_proto::crm::servicedesk::v1::channel_service_server::ChannelServiceServer;
 use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
 use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
 use crm_proto::crm::servicedesk::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::mail::Mailer;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::ServiceDeskConfig;
+use crate::events::mail::{MailDesk, MailSender};
 use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
+use crate::grpc::channels::ChannelHandlers;
 use crate::grpc::knowledge::KnowledgeHandlers;
 use crate::grpc::search::SearchHandlers;
 use crate::grpc::{routing::RoutingHandlers, slas::SlaHandlers, tickets::TicketHandlers, State};
@@ -43,12 +48,23 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
     let customers = kit::balance::channel(&config.customers_url, std::time::Duration::from_secs(2))
         .context("SERVICEDESK_CUSTOMERS_URL")?;
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
+    let mailer = config
+        .smtp_url
+        .as_deref()
+        .map(|url| Mailer::from_url(url, "SERVICEDESK_SMTP_URL", 4))
+        .transpose()?
+        .map(Arc::new);
     let state = Arc::new(State {
         db: context.db.clone(),
         outbox: context.outbox.clone(),
         customers,
         clock: config.clock,
+        mails_replies: mailer.is_some(),
     });
+    if let Some(listener) = &config.smtp_listener {
+        let desk = MailDesk::new(state.clone(), config.service_tokens.clone());
+        events::mail::listen(desk, listener.try_clone()?)?;
+    }
     let grpc = GrpcRoutes::default()
         .serve(TicketServiceServer::new(TicketHandlers(state.clone())))
         .serve(SlaServiceServer::new(SlaHandlers(state.clone())))
@@ -56,7 +72,8 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         .serve(KnowledgeServiceServer::new(KnowledgeHandlers(
             state.clone(),
         )))
-        .serve(SearchServiceServer::new(SearchHandlers(state.clone())));
+        .serve(SearchServiceServer::new(SearchHandlers(state.clone())))
+        .serve(ChannelServiceServer::new(ChannelHandlers(state.clone())));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),
@@ -67,13 +84,18 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         CustomerEvents,
     )
     .await?;
-    launch(
-        context,
-        grpc,
-        vec![
-            background(move |shutdown| consumer.run(shutdown)),
-            background(move |shutdown| kit::scan::run(scanner, shutdown)),
-        ],
-    )
-    .await
+    let mut tasks = vec![
+        background(move |shutdown| consumer.run(shutdown)),
+        background(move |shutdown| kit::scan::run(scanner, shutdown)),
+    ];
+    if let Some(mailer) = mailer {
+        let sender = MailSender::new(
+            state.clone(),
+            config.service_tokens.clone(),
+            mailer,
+            config.mail_send_interval,
+        );
+        tasks.push(background(move |shutdown| kit::scan::run(sender, shutdown)));
+    }
+    launch(context, grpc, tasks).await
 }

@@ -1,66 +1,13 @@
-//! The outbound mail relay: SMTP through `lettre` (plain, STARTTLS or TLS,
-//! with credentials from the URL), or a directory of .eml files for
-//! development.
+//! Marketing's e-mails as `lettre` messages; the relay they go through is
+//! [`kit::mail::Mailer`].
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{header, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 
 use crm_proto::crm::marketing::v1::{RenderedMessage, SenderIdentity};
 
-pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Files(AsyncFileTransport<Tokio1Executor>),
-}
-
-/// Why a message was not accepted; `permanent` ones are not retried.
-#[derive(Debug)]
-pub struct Refused {
-    pub permanent: bool,
-    pub reason: String,
-}
-
-impl Mailer {
-    /// The relay a `MARKETING_SMTP_URL` names.
-    pub fn from_url(url: &str) -> anyhow::Result<Self> {
-        if let Some(dir) = url.strip_prefix("file://") {
-            std::fs::create_dir_all(dir)?;
-            return Ok(Mailer::Files(AsyncFileTransport::new(dir)));
-        }
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|error| anyhow::anyhow!("MARKETING_SMTP_URL: {error}"))?
-            .timeout(Some(std::time::Duration::from_secs(30)))
-            // Connections are kept and reused, one per message in flight
-            // (the sender hands over `PARALLEL` at once).
-            .pool_config(PoolConfig::new().max_size(super::sender::PARALLEL as u32))
-            .build();
-        Ok(Mailer::Smtp(transport))
-    }
-
-    pub async fn send(&self, message: Message) -> Result<(), Refused> {
-        match self {
-            Mailer::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|error| Refused {
-                    permanent: error.is_permanent(),
-                    reason: error.to_string(),
-                }),
-            Mailer::Files(files) => {
-                files
-                    .send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| Refused {
-                        permanent: false,
-                        reason: error.to_string(),
-                    })
-            }
-        }
-    }
-}
+pub use kit::mail::{Mailer, Refused};
 
 /// One e-mail: from the identity, to the address, the rendered parts, a
 /// Message-ID made from the recipient id (a relay or inbox that sees the

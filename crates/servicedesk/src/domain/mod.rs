@@ -6,6 +6,7 @@
 pub mod access;
 pub mod calendar;
 pub mod knowledge;
+pub mod mail;
 pub mod routing;
 pub mod sla;
 pub mod ticket;

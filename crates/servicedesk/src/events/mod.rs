@@ -4,8 +4,10 @@
 //!   requester, subject, description or the conversation with them.
 //!
 //! What it publishes is in `proto/crm/servicedesk/v1/events.proto`; the
-//! SLA clocks and their scanner are in [`sla`], routing in [`routing`].
+//! SLA clocks and their scanner are in [`sla`], routing in [`routing`], the
+//! e-mail channel in [`mail`].
 
+pub mod mail;
 pub mod routing;
 pub mod sla;
 

@@ -1,6 +1,7 @@
 //! gRPC handlers: decode the request, authorise the caller, apply the
 //! domain rules, call the store and write events in one transaction, encode.
 
+pub mod channels;
 pub mod knowledge;
 pub mod routing;
 pub mod search;
@@ -22,6 +23,9 @@ pub struct State {
     pub customers: Channel,
     /// The time SLA clocks count in.
     pub clock: kit::clock::Clock,
+    /// Whether agents' public replies on mail tickets are mailed (a relay
+    /// is configured).
+    pub mails_replies: bool,
 }
 
 pub type SharedState = Arc<State>;

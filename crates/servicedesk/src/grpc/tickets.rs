@@ -530,6 +530,11 @@ impl TicketService for TicketHandlers {
             let kind = MessageKind::try_from(message.kind).unwrap_or_default();
             let public = kind == MessageKind::PublicReply;
             let first_response = public && store::mark_first_response(&mut tx, tenant, id).await?;
+            if public && self.0.mails_replies {
+                let now = self.0.clock.now();
+                let message = parse_id("message.id", &saved.id)?;
+                crate::store::mail::enqueue_if_mailed(&mut tx, tenant, id, message, now).await?;
+            }
             let mut current = before.clone();
             if let Some(status) = ticket::status_after_message(kind, before.status) {
                 let after = Ticket {

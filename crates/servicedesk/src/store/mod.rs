@@ -3,6 +3,7 @@
 //! fence.
 
 pub mod knowledge;
+pub mod mail;
 pub mod routing;
 pub mod slas;
 pub mod tickets;

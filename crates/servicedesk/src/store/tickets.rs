@@ -535,7 +535,7 @@ pub async fn repoint(
 /// An erasure: the person's tickets stay for statistics, anonymised: no
 /// requester, subject and description replaced, the customer's own
 /// messages emptied and the agents' public replies (written to them)
-/// too; internal notes are the agents' and stay.
+/// too; internal notes are the agents' and stay. Their mail threads go.
 pub async fn erase_requester(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -564,8 +564,19 @@ pub async fn erase_requester(
     )
     .bind(tenant)
     .bind(&tickets)
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
+    // Their mail threads (hashes of the person's address) and any reply
+    // still waiting to be mailed to them.
+    for table in ["mail_threads", "mail_queue"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE tenant_id = $1 AND ticket_id = ANY($2)"
+        ))
+        .bind(tenant)
+        .bind(&tickets)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(tickets.len() as u64)
 }
 

@@ -2,6 +2,7 @@ use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
+use crm_proto::crm::servicedesk::v1::channel_service_client::ChannelServiceClient;
 use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
 use crm_proto::crm::servicedesk::v1::search_service_client::SearchServiceClient;
@@ -23,6 +24,7 @@ pub struct Client {
     pub routing: RoutingServiceClient<Authed>,
     pub knowledge: KnowledgeServiceClient<Authed>,
     pub search: SearchServiceClient<Authed>,
+    pub channels: ChannelServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
@@ -31,6 +33,10 @@ pub struct TestApp {
     pub tenant: Uuid,
     /// The time SLA clocks read: moved by tests, never slept through.
     pub clock: Clock,
+    /// Where the desk takes inbound mail (its SMTP listener).
+    pub mail_in: std::net::SocketAddr,
+    /// The relay replies go out through: a real SMTP server in the test.
+    pub mail_out: testkit::SmtpServer,
 }
 
 /// Scanners look for due SLA alarms this often in tests.
@@ -45,9 +51,16 @@ impl TestApp {
         let start = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0)
             .expect("now is a valid time");
         let clock = Clock::manual(start);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let mail_in = listener.local_addr().expect("the bound address");
+        let mail_out = testkit::SmtpServer::start();
         let config = servicedesk::config::ServiceDeskConfig {
             clock: clock.clone(),
             sla_scan_interval: SLA_SCAN_INTERVAL,
+            smtp_listener: Some(std::sync::Arc::new(listener)),
+            smtp_url: Some(mail_out.url()),
+            mail_send_interval: SLA_SCAN_INTERVAL,
+            service_tokens: std::sync::Arc::new(services.issuer.service_tokens("servicedesk")),
             ..servicedesk::config::ServiceDeskConfig::new(
                 services.config("servicedesk").await,
                 services.url("customers"),
@@ -60,6 +73,8 @@ impl TestApp {
             tenant: services.tenant,
             services,
             clock,
+            mail_in,
+            mail_out,
         }
     }
 
@@ -150,7 +165,8 @@ impl TestApp {
             slas: SlaServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             routing: RoutingServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             knowledge: KnowledgeServiceClient::with_interceptor(desk.clone(), bearer.clone()),
-            search: SearchServiceClient::with_interceptor(desk, bearer.clone()),
+            search: SearchServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            channels: ChannelServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,

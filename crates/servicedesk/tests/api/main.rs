@@ -3,6 +3,7 @@
 
 mod harness;
 mod knowledge;
+mod mail;
 mod routing;
 mod slas;
 mod tickets;

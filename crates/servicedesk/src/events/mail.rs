@@ -1,0 +1,591 @@
+//! The e-mail channel at work (ADR 0030).
+//!
+//! Inbound: the service desk listens for SMTP (`SERVICEDESK_SMTP_LISTEN`);
+//! the organisation's mail exchanger forwards its support addresses there.
+//! A recipient that is no mailbox is refused at RCPT. A message is answered
+//! 250 only once it is a ticket or a message on one (or recognised as a
+//! machine's, or as a repeat), and 451 when the database or the customers
+//! service failed, so the sending server keeps it and tries again: no mail
+//! is lost, and a repeat is recognised by its Message-ID.
+//!
+//! The message goes through the desk's own API as the desk's service
+//! identity: the requester is found (or created) by address in the
+//! customers service, and the ticket created or the message added with a
+//! `request_id` made from the Message-ID, so every rule, event, SLA clock
+//! and routing step of the API applies unchanged.
+//!
+//! Outbound: an agent's public reply on a ticket that has a mail thread is
+//! queued in the reply's transaction; [`MailSender`] sends it from the
+//! thread's mailbox to the requester's address (read from customers when
+//! sending), with `In-Reply-To`, `References` and the `[#number]` token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use crm_proto::crm::customers::v1 as customers;
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketService;
+use crm_proto::crm::servicedesk::v1::{
+    AddMessageRequest, CreateTicketRequest, MessageKind, Ticket, TicketChannel, TicketMessage,
+    TicketStatus,
+};
+use kit::auth::{CallerContext, Role, Visibility};
+use kit::db::set_tenant;
+use kit::events::{address_hash, contact_point_hash};
+use kit::mail::Mailer;
+use kit::rpc::{on_behalf, Forwarded};
+use kit::service_tokens::ServiceTokens;
+use lettre::message::{header, Mailbox as Address, SinglePart};
+use lettre::Message;
+use uuid::Uuid;
+
+use crate::domain::mail::{self, Inbound};
+use crate::grpc::tickets::TicketHandlers;
+use crate::grpc::SharedState;
+use crate::store::mail as store;
+use crate::store::tickets;
+
+/// Who the desk is when it acts on mail.
+const SUBJECT: &str = "service:servicedesk";
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new ticket.
+    Opened(Uuid),
+    /// A customer message on an existing ticket.
+    Appended(Uuid),
+    /// A machine's message (auto-reply, bounce, list, the desk itself):
+    /// accepted and dropped.
+    Ignored(&'static str),
+    /// Received before: nothing more to do.
+    Repeated,
+    /// Not a message the desk can read: refused for good.
+    Unreadable,
+}
+
+/// The inbound side: turns raw messages into tickets and messages.
+#[derive(Clone)]
+pub struct MailDesk {
+    state: SharedState,
+    tokens: Arc<ServiceTokens>,
+}
+
+impl MailDesk {
+    pub fn new(state: SharedState, tokens: Arc<ServiceTokens>) -> Self {
+        MailDesk { state, tokens }
+    }
+
+    /// The tenant and mailbox of a recipient address, of whichever tenant.
+    pub async fn route(&self, address: &str) -> anyhow::Result<Option<(Uuid, Uuid)>> {
+        let address = address.trim().trim_matches(['<', '>']).to_lowercase();
+        let mut conn = self.state.db.pool().acquire().await?;
+        Ok(store::route_address(&mut conn, &address).await?)
+    }
+
+    /// Takes one message delivered to `mailbox` of `tenant`.
+    pub async fn ingest(
+        &self,
+        tenant: Uuid,
+        mailbox: Uuid,
+        envelope_from: &str,
+        raw: &[u8],
+    ) -> anyhow::Result<Outcome> {
+        let Some(mail) = mail::parse(raw, envelope_from) else {
+            return Ok(Outcome::Unreadable);
+        };
+        if let Some(reason) = mail.automatic {
+            return Ok(ignored(reason));
+        }
+        let mut conn = self.state.db.pool().acquire().await?;
+        if store::is_own_address(&mut conn, &mail.from).await? {
+            return Ok(ignored("own address"));
+        }
+        drop(conn);
+        let correspondent = contact_point_hash(tenant, &mail.from);
+        let mut tx = self.state.db.begin_tenant(tenant).await?;
+        if store::seen(&mut tx, tenant, &mail.message_id).await? {
+            return Ok(Outcome::Repeated);
+        }
+        let mut thread = store::ticket_of_messages(&mut tx, tenant, &mail.answers).await?;
+        if thread.is_none() {
+            if let Some(number) = mail::subject_number(&mail.subject) {
+                thread =
+                    store::ticket_of_correspondent(&mut tx, tenant, number, &correspondent).await?;
+            }
+        }
+        let group = store::find_mailbox(&mut tx, tenant, mailbox)
+            .await?
+            .map(|m| m.group_id)
+            .unwrap_or_default();
+        tx.commit().await?;
+
+        let caller = desk_caller(tenant);
+        let token = self.tokens.for_tenant(tenant).await?;
+        let request_id = format!("mail:{}", address_hash(&mail.message_id));
+        let handlers = TicketHandlers(self.state.clone());
+        let mut outcome = None;
+        if let Some(ticket) = thread {
+            let request = AddMessageRequest {
+                ticket_id: ticket.to_string(),
+                message: Some(TicketMessage {
+                    kind: MessageKind::CustomerMessage as i32,
+                    body: mail.body.clone(),
+                    channel: TicketChannel::Email as i32,
+                    ..Default::default()
+                }),
+                request_id: request_id.clone(),
+            };
+            match handlers
+                .add_message(as_desk(&caller, &token, request))
+                .await
+            {
+                Ok(_) => outcome = Some(Outcome::Appended(ticket)),
+                // A closed ticket, or one without requester (erased): the
+                // mail opens a ticket of its own.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::FailedPrecondition
+                            | tonic::Code::InvalidArgument
+                            | tonic::Code::NotFound
+                    ) => {}
+                Err(status) => return Err(anyhow::anyhow!("adding the message: {status:?}")),
+            }
+        }
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => {
+                let requester = self.requester(&token, &mail, &request_id).await?;
+                let request = CreateTicketRequest {
+                    ticket: Some(Ticket {
+                        subject: mail.subject.clone(),
+                        description: mail.body.clone(),
+                        channel: TicketChannel::Email as i32,
+                        status: TicketStatus::New as i32,
+                        group_id: group,
+                        requester_contact_id: requester,
+                        ..Default::default()
+                    }),
+                    request_id,
+                };
+                let created = handlers
+                    .create_ticket(as_desk(&caller, &token, request))
+                    .await
+                    .map_err(|status| anyhow::anyhow!("creating the ticket: {status:?}"))?
+                    .into_inner();
+                let id = created.ticket.map(|t| t.id).unwrap_or_default();
+                Outcome::Opened(Uuid::parse_str(&id).context("the created ticket's id")?)
+            }
+        };
+        let (Outcome::Opened(ticket) | Outcome::Appended(ticket)) = outcome else {
+            return Ok(outcome);
+        };
+        let mut tx = self.state.db.begin_tenant(tenant).await?;
+        let entry = store::ThreadEntry {
+            message_id: &mail.message_id,
+            ticket,
+            mailbox,
+            correspondent: &correspondent,
+            inbound: true,
+        };
+        store::record_thread(&mut tx, tenant, &entry).await?;
+        tx.commit().await?;
+        metrics::counter!("crm_servicedesk_mail_received_total", "outcome" => "ticketed")
+            .increment(1);
+        Ok(outcome)
+    }
+
+    /// The contact the sender is, found by address in the customers
+    /// service or created there (named from the From header).
+    async fn requester(
+        &self,
+        token: &Forwarded,
+        mail: &Inbound,
+        request_id: &str,
+    ) -> anyhow::Result<String> {
+        let mut contacts = ContactServiceClient::new(self.state.customers.clone());
+        let by_address = customers::Filter {
+            node: Some(customers::filter::Node::Condition(customers::Condition {
+                field: "email".into(),
+                op: customers::Operator::Eq as i32,
+                value: Some(prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue(mail.from.clone())),
+                }),
+            })),
+        };
+        let found = contacts
+            .list_contacts(on_behalf(
+                token,
+                customers::ListContactsRequest {
+                    filter: Some(by_address),
+                    order_by: "created_at".into(),
+                    page: Some(crm_proto::crm::common::v1::PageRequest {
+                        page_size: 1,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map_err(|status| anyhow::anyhow!("looking the sender up: {status:?}"))?
+            .into_inner();
+        if let Some(contact) = found.contacts.into_iter().next() {
+            return Ok(contact.id);
+        }
+        let (first_name, last_name) = match mail.from_name.rsplit_once(' ') {
+            Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
+            None => (mail.from_name.clone(), String::new()),
+        };
+        let created = contacts
+            .create_contact(on_behalf(
+                token,
+                customers::CreateContactRequest {
+                    contact: Some(customers::Contact {
+                        first_name,
+                        last_name,
+                        emails: vec![customers::Email {
+                            address: mail.from.clone(),
+                            primary: true,
+                            ..Default::default()
+                        }],
+                        source: "support e-mail".into(),
+                        ..Default::default()
+                    }),
+                    request_id: request_id.to_owned(),
+                },
+            ))
+            .await
+            .map_err(|status| anyhow::anyhow!("creating the sender as a contact: {status:?}"))?
+            .into_inner();
+        Ok(created.contact.map(|c| c.id).unwrap_or_default())
+    }
+}
+
+fn ignored(reason: &'static str) -> Outcome {
+    metrics::counter!("crm_servicedesk_mail_received_total", "outcome" => reason).increment(1);
+    Outcome::Ignored(reason)
+}
+
+/// The desk acting by itself in `tenant`.
+fn desk_caller(tenant: Uuid) -> CallerContext {
+    CallerContext {
+        tenant_id: tenant,
+        subject: SUBJECT.into(),
+        user_id: None,
+        roles: vec![Role::Service],
+        teams: Vec::new(),
+        scopes: Vec::new(),
+        visibility: Visibility::Tenant,
+    }
+}
+
+/// A request to the desk's own handlers as the desk: the caller the auth
+/// layer would have put there, and the token it forwards to customers.
+fn as_desk<T>(caller: &CallerContext, token: &Forwarded, message: T) -> tonic::Request<T> {
+    let mut request = on_behalf(token, message);
+    request.extensions_mut().insert(caller.clone());
+    request
+}
+
+// ---- the SMTP listener
+
+/// One SMTP session: what the envelope said so far.
+#[derive(Clone)]
+struct Session {
+    desk: MailDesk,
+    runtime: tokio::runtime::Handle,
+    envelope_from: String,
+    route: Option<(Uuid, Uuid)>,
+    data: Vec<u8>,
+    too_large: bool,
+}
+
+impl mailin_embedded::Handler for Session {
+    fn mail(
+        &mut self,
+        _ip: std::net::IpAddr,
+        _domain: &str,
+        from: &str,
+    ) -> mailin_embedded::Response {
+        self.envelope_from = from.to_owned();
+        self.route = None;
+        mailin_embedded::response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        match self.runtime.block_on(self.desk.route(to)) {
+            Ok(Some(route)) => {
+                // Several of the desk's addresses on one message: the
+                // first one's mailbox takes it.
+                self.route.get_or_insert(route);
+                mailin_embedded::response::OK
+            }
+            Ok(None) => mailin_embedded::response::NO_MAILBOX,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "routing inbound mail failed");
+                mailin_embedded::response::INTERNAL_ERROR
+            }
+        }
+    }
+
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> mailin_embedded::Response {
+        self.data.clear();
+        self.too_large = false;
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.data.len() + buf.len() > mail::MAX_MESSAGE_BYTES {
+            self.too_large = true;
+            self.data.clear();
+        } else if !self.too_large {
+            self.data.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let data = std::mem::take(&mut self.data);
+        if self.too_large {
+            return mailin_embedded::response::NO_STORAGE;
+        }
+        let Some((tenant, mailbox)) = self.route else {
+            return mailin_embedded::response::NO_MAILBOX;
+        };
+        let ingested =
+            self.runtime.block_on(
+                self.desk
+                    .ingest(tenant, mailbox, &self.envelope_from, &data),
+            );
+        match ingested {
+            Ok(Outcome::Unreadable) => mailin_embedded::response::TRANSACTION_FAILED,
+            Ok(_) => mailin_embedded::response::OK,
+            Err(error) => {
+                tracing::warn!(%tenant, error = format!("{error:#}"), "inbound mail kept for a retry");
+                mailin_embedded::response::INTERNAL_ERROR
+            }
+        }
+    }
+}
+
+/// Serves SMTP on `listener` until the process ends (a thread per
+/// connection, as `mailin-embedded` does; mail servers hold few).
+pub fn listen(desk: MailDesk, listener: std::net::TcpListener) -> anyhow::Result<()> {
+    let session = Session {
+        desk,
+        runtime: tokio::runtime::Handle::current(),
+        envelope_from: String::new(),
+        route: None,
+        data: Vec::new(),
+        too_large: false,
+    };
+    let mut server = mailin_embedded::Server::new(session);
+    server
+        .with_name("crm-servicedesk")
+        .with_num_threads(16)
+        .with_tcp_listener(listener);
+    std::thread::Builder::new()
+        .name("smtp-inbound".into())
+        .spawn(move || {
+            if let Err(error) = server.serve() {
+                tracing::error!(error = %error, "the inbound SMTP listener stopped");
+            }
+        })?;
+    Ok(())
+}
+
+// ---- outbound replies
+
+/// Sends queued replies, once across pods (SKIP LOCKED), retrying with
+/// back-off when the relay or customers fails.
+pub struct MailSender {
+    state: SharedState,
+    tokens: Arc<ServiceTokens>,
+    mailer: Arc<Mailer>,
+    interval: Duration,
+}
+
+/// Attempts before a reply is given up (logged): about a day of back-off.
+const MAX_ATTEMPTS: i32 = 10;
+
+impl MailSender {
+    pub fn new(
+        state: SharedState,
+        tokens: Arc<ServiceTokens>,
+        mailer: Arc<Mailer>,
+        interval: Duration,
+    ) -> Self {
+        MailSender {
+            state,
+            tokens,
+            mailer,
+            interval,
+        }
+    }
+
+    /// The message for one queued reply; `None` when there is nothing to
+    /// send any more (the ticket, message, mailbox or address is gone).
+    async fn compose(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        q: &store::Queued,
+    ) -> anyhow::Result<Option<(Message, String, Uuid, String)>> {
+        let scope = kit::access::Scope::Tenant;
+        let Some(ticket) = tickets::find(tx, q.tenant_id, &scope, q.ticket_id, false).await? else {
+            return Ok(None);
+        };
+        let Some(reply) = tickets::find_message(tx, q.tenant_id, q.message_id).await? else {
+            return Ok(None);
+        };
+        let Some((mailbox_id, thread)) = store::thread_of(tx, q.tenant_id, q.ticket_id).await?
+        else {
+            return Ok(None);
+        };
+        let Some(mailbox) = store::find_mailbox(tx, q.tenant_id, mailbox_id).await? else {
+            return Ok(None);
+        };
+        if ticket.requester_contact_id.is_empty() {
+            return Ok(None);
+        }
+        let token = self.tokens.for_tenant(q.tenant_id).await?;
+        let mut contacts = ContactServiceClient::new(self.state.customers.clone());
+        let contact = match contacts
+            .get_contact(on_behalf(
+                &token,
+                customers::GetContactRequest {
+                    id: ticket.requester_contact_id.clone(),
+                },
+            ))
+            .await
+        {
+            Ok(found) => found.into_inner().contact.unwrap_or_default(),
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+            Err(status) => anyhow::bail!("reading the requester: {status:?}"),
+        };
+        let Some(email) = contact
+            .emails
+            .iter()
+            .find(|e| e.primary)
+            .or(contact.emails.first())
+            .map(|e| e.address.clone())
+        else {
+            return Ok(None);
+        };
+        let name = format!("{} {}", contact.first_name, contact.last_name)
+            .trim()
+            .to_owned();
+        let to = Address::new((!name.is_empty()).then_some(name), email.parse()?);
+        let from = Address::new(
+            (!mailbox.name.is_empty()).then(|| mailbox.name.clone()),
+            mailbox.address.parse()?,
+        );
+        let domain = mailbox
+            .address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_owned())
+            .unwrap_or_default();
+        let message_id = format!("{}@{domain}", q.id);
+        let references = thread
+            .iter()
+            .rev()
+            .take(10)
+            .rev()
+            .map(|id| format!("<{id}>"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(mail::reply_subject(&ticket.subject, ticket.number))
+            .message_id(Some(format!("<{message_id}>")));
+        if let Some(last) = thread.last() {
+            builder = builder
+                .in_reply_to(format!("<{last}>"))
+                .references(references);
+        }
+        let message = builder.singlepart(
+            SinglePart::builder()
+                .header(header::ContentType::TEXT_PLAIN)
+                .body(reply.body),
+        )?;
+        Ok(Some((
+            message,
+            message_id,
+            mailbox_id,
+            contact_point_hash(q.tenant_id, &email.to_lowercase()),
+        )))
+    }
+}
+
+impl kit::scan::Scan for MailSender {
+    const NAME: &'static str = "support mail";
+
+    async fn try_once(&self) -> anyhow::Result<usize> {
+        let now = self.state.clock.now();
+        let mut tx = self.state.db.pool().begin().await?;
+        let due = store::lock_due(&mut tx, now, kit::scan::BATCH as i64).await?;
+        for q in &due {
+            set_tenant(&mut tx, q.tenant_id).await?;
+            let composed = match self.compose(&mut tx, q).await {
+                Ok(Some(composed)) => composed,
+                Ok(None) => {
+                    store::dequeue(&mut tx, q.tenant_id, q.id).await?;
+                    continue;
+                }
+                Err(error) if q.attempts + 1 >= MAX_ATTEMPTS => {
+                    tracing::warn!(tenant = %q.tenant_id, ticket = %q.ticket_id, error = format!("{error:#}"), "a reply could not be mailed");
+                    store::dequeue(&mut tx, q.tenant_id, q.id).await?;
+                    continue;
+                }
+                Err(error) => {
+                    let next = now + backoff(q.attempts);
+                    store::retry(&mut tx, q.tenant_id, q.id, next, &format!("{error:#}")).await?;
+                    continue;
+                }
+            };
+            let (message, message_id, mailbox, correspondent) = composed;
+            match self.mailer.send(message).await {
+                Ok(()) => {
+                    let entry = store::ThreadEntry {
+                        message_id: &message_id,
+                        ticket: q.ticket_id,
+                        mailbox,
+                        correspondent: &correspondent,
+                        inbound: false,
+                    };
+                    store::record_thread(&mut tx, q.tenant_id, &entry).await?;
+                    store::dequeue(&mut tx, q.tenant_id, q.id).await?;
+                    metrics::counter!("crm_servicedesk_mail_sent_total").increment(1);
+                }
+                Err(refused) if refused.permanent || q.attempts + 1 >= MAX_ATTEMPTS => {
+                    tracing::warn!(tenant = %q.tenant_id, ticket = %q.ticket_id, reason = %refused.reason, "a reply could not be mailed");
+                    store::dequeue(&mut tx, q.tenant_id, q.id).await?;
+                    metrics::counter!("crm_servicedesk_mail_failed_total").increment(1);
+                }
+                Err(refused) => {
+                    let next = now + backoff(q.attempts);
+                    store::retry(&mut tx, q.tenant_id, q.id, next, &refused.reason).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(due.len())
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+}
+
+/// 1, 2, 4 ... minutes, at most 4 hours.
+fn backoff(attempts: i32) -> chrono::Duration {
+    chrono::Duration::minutes(1i64 << attempts.clamp(0, 8)).min(chrono::Duration::hours(4))
+}

@@ -1,0 +1,313 @@
+//! Mailboxes, mail threads and the outbound mail queue.
+
+use chrono::{DateTime, Utc};
+use crm_proto::crm::servicedesk::v1::Mailbox;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{audit, checked_id, id_text};
+
+#[derive(sqlx::FromRow)]
+struct MailboxRow {
+    id: Uuid,
+    address: String,
+    name: String,
+    group_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+    version: i64,
+}
+
+impl From<MailboxRow> for Mailbox {
+    fn from(r: MailboxRow) -> Self {
+        Mailbox {
+            id: r.id.to_string(),
+            address: r.address,
+            name: r.name,
+            group_id: id_text(r.group_id),
+            audit: audit(
+                r.created_at,
+                r.created_by,
+                r.updated_at,
+                r.updated_by,
+                r.version,
+            ),
+        }
+    }
+}
+
+const MAILBOX_COLUMNS: &str =
+    "id, address, name, group_id, created_at, created_by, updated_at, updated_by, version";
+
+/// Inserts a mailbox and claims its address for the tenant; an address
+/// another mailbox (of any tenant) holds is a unique violation.
+pub async fn insert_mailbox(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    m: &Mailbox,
+    actor: &str,
+) -> sqlx::Result<Mailbox> {
+    let row: MailboxRow = sqlx::query_as(&format!(
+        "INSERT INTO mailboxes (tenant_id, id, address, name, group_id, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {MAILBOX_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(&m.address)
+    .bind(&m.name)
+    .bind(checked_id(&m.group_id))
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO mail_addresses (address, tenant_id, mailbox_id) VALUES ($1, $2, $3)")
+        .bind(&m.address)
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(row.into())
+}
+
+pub async fn find_mailbox(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<Mailbox>> {
+    let row: Option<MailboxRow> = sqlx::query_as(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn list_mailboxes(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Mailbox>> {
+    let rows: Vec<MailboxRow> = sqlx::query_as(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE tenant_id = $1 \
+         AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    ))
+    .bind(tenant)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Deletes a mailbox (its address with it); false when there is none.
+pub async fn delete_mailbox(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM mailboxes WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+/// The tenant and mailbox an address belongs to, whichever tenant it is
+/// (the inbound listener, before it knows the tenant).
+pub async fn route_address(
+    tx: &mut PgConnection,
+    address: &str,
+) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+    sqlx::query_as("SELECT tenant_id, mailbox_id FROM mail_addresses WHERE address = $1")
+        .bind(address)
+        .fetch_optional(tx)
+        .await
+}
+
+/// Whether an address is one of the platform's own mailboxes (mail from it
+/// is the desk talking to itself).
+pub async fn is_own_address(tx: &mut PgConnection, address: &str) -> sqlx::Result<bool> {
+    Ok(route_address(tx, address).await?.is_some())
+}
+
+/// The ticket the first known of `ids` threads into.
+pub async fn ticket_of_messages(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ids: &[String],
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT t.ticket_id FROM unnest($2::text[]) WITH ORDINALITY AS i(id, n) \
+         JOIN mail_threads t ON t.tenant_id = $1 AND t.message_id = i.id ORDER BY i.n LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The ticket numbered `number`, if `correspondent` wrote on it or was
+/// written to from it by mail.
+pub async fn ticket_of_correspondent(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    number: i64,
+    correspondent: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT t.id FROM tickets t WHERE t.tenant_id = $1 AND t.number = $2 AND EXISTS \
+         (SELECT 1 FROM mail_threads m WHERE m.tenant_id = $1 AND m.ticket_id = t.id AND m.correspondent = $3)",
+    )
+    .bind(tenant)
+    .bind(number)
+    .bind(correspondent)
+    .fetch_optional(tx)
+    .await
+}
+
+/// One Message-ID of a ticket's mail.
+pub struct ThreadEntry<'a> {
+    pub message_id: &'a str,
+    pub ticket: Uuid,
+    pub mailbox: Uuid,
+    pub correspondent: &'a str,
+    pub inbound: bool,
+}
+
+pub async fn record_thread(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    entry: &ThreadEntry<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO mail_threads (tenant_id, message_id, ticket_id, mailbox_id, correspondent, inbound) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(entry.message_id)
+    .bind(entry.ticket)
+    .bind(entry.mailbox)
+    .bind(entry.correspondent)
+    .bind(entry.inbound)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether a Message-ID was received already (a delivery repeated).
+pub async fn seen(tx: &mut PgConnection, tenant: Uuid, message_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM mail_threads WHERE tenant_id = $1 AND message_id = $2)",
+    )
+    .bind(tenant)
+    .bind(message_id)
+    .fetch_one(tx)
+    .await
+}
+
+/// How a ticket's mail goes out: the mailbox of its latest mail and the
+/// Message-IDs so far, oldest first (the last is In-Reply-To, the last
+/// ten References). `None`: the ticket has no mail thread.
+pub async fn thread_of(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+) -> sqlx::Result<Option<(Uuid, Vec<String>)>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT mailbox_id, message_id FROM mail_threads WHERE tenant_id = $1 AND ticket_id = $2 \
+         ORDER BY at, message_id",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .fetch_all(tx)
+    .await?;
+    let Some((mailbox, _)) = rows.last().cloned() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        mailbox,
+        rows.into_iter().map(|(_, id)| id).collect(),
+    )))
+}
+
+/// Queues a ticket message to be mailed to the requester, due at `now`,
+/// if the ticket has a mail thread (it came by mail).
+pub async fn enqueue_if_mailed(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: Uuid,
+    message: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO mail_queue (tenant_id, id, ticket_id, message_id, next_at) \
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+         (SELECT 1 FROM mail_threads WHERE tenant_id = $1 AND ticket_id = $3)",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(ticket)
+    .bind(message)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A queued mail taken by the sender.
+#[derive(sqlx::FromRow)]
+pub struct Queued {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub message_id: Uuid,
+    pub attempts: i32,
+}
+
+/// Locks mail due by `now`, skipping what another pod is sending.
+pub async fn lock_due(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Queued>> {
+    sqlx::query_as(
+        "SELECT tenant_id, id, ticket_id, message_id, attempts FROM mail_queue \
+         WHERE next_at <= $1 ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+pub async fn dequeue(tx: &mut PgConnection, tenant: Uuid, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM mail_queue WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Tries again at `next_at`, keeping why the last try failed.
+pub async fn retry(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    next_at: DateTime<Utc>,
+    error: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE mail_queue SET attempts = attempts + 1, next_at = $3, last_error = $4 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(next_at)
+    .bind(error)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

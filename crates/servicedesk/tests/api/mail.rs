@@ -1,0 +1,418 @@
+//! The e-mail channel end to end: a real SMTP client delivers to the
+//! desk's listener, replies leave through a real SMTP server in the test.
+
+use crm_proto::crm::servicedesk::v1::*;
+use kit::auth::{Role, Visibility};
+use lettre::address::Envelope;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use tonic::Code;
+
+use crate::harness::{violated_fields, TestApp};
+
+/// Delivers `raw` to the desk as a mail server would; the desk's answer.
+async fn deliver(app: &TestApp, from: Option<&str>, to: &str, raw: &str) -> Result<(), String> {
+    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(app.mail_in.port())
+        .build();
+    let envelope = Envelope::new(
+        from.map(|f| f.parse().expect("sender")),
+        vec![to.parse().expect("recipient")],
+    )
+    .map_err(|e| e.to_string())?;
+    smtp.send_raw(&envelope, raw.as_bytes())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn message(from: &str, to: &str, subject: &str, id: &str, extra: &str, body: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+         Date: Tue, 1 Dec 2026 10:00:00 +0000\r\n{extra}\r\n{body}\r\n"
+    )
+}
+
+async fn tickets_of(app: &TestApp) -> Vec<Ticket> {
+    app.admin()
+        .tickets
+        .list_tickets(ListTicketsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .tickets
+}
+
+async fn messages_of(app: &TestApp, ticket: &str) -> Vec<TicketMessage> {
+    app.admin()
+        .tickets
+        .list_messages(ListMessagesRequest {
+            ticket_id: ticket.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("messages")
+        .into_inner()
+        .messages
+}
+
+#[tokio::test]
+async fn mail_in_becomes_a_ticket_replies_go_out_threaded_and_answers_append() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let group = uuid::Uuid::now_v7().to_string();
+    let support = format!("support@{}.desk.test", app.tenant.simple());
+    admin
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: support.to_uppercase(),
+                name: "Example Support".into(),
+                group_id: group.clone(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("mailbox");
+
+    // A customer writes in: one ticket, in the mailbox's group, with the
+    // sender created as a contact.
+    let first = message(
+        "\"Ada Lovelace\" <Ada@Example.com>",
+        &support,
+        "Printer on fire",
+        "m1@example.com",
+        "",
+        "It smokes.",
+    );
+    deliver(&app, Some("ada@example.com"), &support, &first)
+        .await
+        .expect("accepted");
+    let tickets = tickets_of(&app).await;
+    assert_eq!(tickets.len(), 1, "one ticket");
+    let ticket = &tickets[0];
+    assert_eq!(ticket.subject, "Printer on fire");
+    assert_eq!(ticket.description, "It smokes.");
+    assert_eq!(ticket.channel, TicketChannel::Email as i32);
+    assert_eq!(ticket.group_id, group);
+    let requester = admin
+        .contacts
+        .get_contact(crm_proto::crm::customers::v1::GetContactRequest {
+            id: ticket.requester_contact_id.clone(),
+        })
+        .await
+        .expect("the sender is a contact")
+        .into_inner()
+        .contact
+        .expect("contact");
+    assert_eq!(requester.emails[0].address, "ada@example.com");
+    assert_eq!(
+        (requester.first_name.as_str(), requester.last_name.as_str()),
+        ("Ada", "Lovelace")
+    );
+
+    // An agent's public reply is mailed to her, threaded; an internal note
+    // is not.
+    for (kind, body) in [
+        (MessageKind::InternalNote, "Looks like the fuser."),
+        (MessageKind::PublicReply, "Please unplug it."),
+    ] {
+        admin
+            .tickets
+            .add_message(AddMessageRequest {
+                ticket_id: ticket.id.clone(),
+                message: Some(TicketMessage {
+                    kind: kind as i32,
+                    body: body.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("message");
+    }
+    let sent = app.mail_out.wait_for(1).await;
+    assert_eq!(sent.len(), 1, "only the public reply goes out");
+    let reply = &sent[0];
+    assert_eq!(reply.to, ["ada@example.com"]);
+    assert_eq!(
+        reply.header("In-Reply-To").as_deref(),
+        Some("<m1@example.com>")
+    );
+    assert_eq!(
+        reply.header("Subject"),
+        Some(format!("Re: Printer on fire [#{}]", ticket.number))
+    );
+    assert!(reply.header("From").is_some_and(|f| f.contains(&support)));
+    assert!(reply.decoded().contains("Please unplug it."));
+    let reply_id = reply.header("Message-ID").expect("a Message-ID");
+
+    // Her answer threads by In-Reply-To; the quoted part is cut; a second
+    // delivery of the same message adds nothing.
+    let answer = message(
+        "ada@example.com",
+        &support,
+        &format!("Re: Printer on fire [#{}]", ticket.number),
+        "m2@example.com",
+        &format!("In-Reply-To: {reply_id}\r\nReferences: <m1@example.com> {reply_id}\r\n"),
+        "Done, thanks.\r\n\r\nOn Tuesday, Example Support wrote:\r\n> Please unplug it.",
+    );
+    for _ in 0..2 {
+        deliver(&app, Some("ada@example.com"), &support, &answer)
+            .await
+            .expect("accepted");
+    }
+    assert_eq!(tickets_of(&app).await.len(), 1, "no new ticket");
+    let from_her: Vec<TicketMessage> = messages_of(&app, &ticket.id)
+        .await
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::CustomerMessage as i32)
+        .collect();
+    assert_eq!(from_her.len(), 1, "one customer message");
+    assert_eq!(from_her[0].body, "Done, thanks.");
+    assert_eq!(from_her[0].author_id, ticket.requester_contact_id);
+    assert_eq!(from_her[0].channel, TicketChannel::Email as i32);
+
+    // Machines are not ticketed: an out-of-office, a bulk mail, a bounce,
+    // and the desk's own address (a loop).
+    let before = tickets_of(&app).await.len();
+    for (envelope, raw) in [
+        (
+            Some("ada@example.com"),
+            message(
+                "ada@example.com",
+                &support,
+                "Out of office",
+                "a1@example.com",
+                "Auto-Submitted: auto-replied\r\n",
+                "Back Monday.",
+            ),
+        ),
+        (
+            Some("news@example.com"),
+            message(
+                "news@example.com",
+                &support,
+                "Our newsletter",
+                "a2@example.com",
+                "Precedence: bulk\r\n",
+                "News.",
+            ),
+        ),
+        (
+            Some("MAILER-DAEMON@example.com"),
+            message(
+                "mailer-daemon@example.com",
+                &support,
+                "Undeliverable",
+                "a3@example.com",
+                "",
+                "Failed.",
+            ),
+        ),
+        (
+            Some(support.as_str()),
+            message(
+                &support,
+                &support,
+                "Re: Printer on fire",
+                "a4@example.com",
+                "",
+                "Loop.",
+            ),
+        ),
+    ] {
+        deliver(&app, envelope, &support, &raw)
+            .await
+            .expect("accepted");
+    }
+    // A null reverse path (a bounce) is refused at MAIL FROM: the
+    // listener's SMTP parser takes no empty path, and nobody bounces a
+    // bounce, so it ends there.
+    let bounce = message(
+        "mailer-daemon@example.com",
+        &support,
+        "Undeliverable",
+        "a5@example.com",
+        "",
+        "Failed.",
+    );
+    deliver(&app, None, &support, &bounce)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        tickets_of(&app).await.len(),
+        before,
+        "no ticket from machines"
+    );
+    assert_eq!(
+        messages_of(&app, &ticket.id).await.len(),
+        3,
+        "no message from machines"
+    );
+
+    // Ada writing anew with only the token in the subject threads too
+    // (her address is on the ticket's thread)...
+    let by_token = message(
+        "ada@example.com",
+        &support,
+        &format!("Printer again [#{}]", ticket.number),
+        "m3@example.com",
+        "",
+        "It smokes again.",
+    );
+    deliver(&app, Some("ada@example.com"), &support, &by_token)
+        .await
+        .expect("accepted");
+    assert_eq!(
+        messages_of(&app, &ticket.id).await.len(),
+        4,
+        "appended by token"
+    );
+
+    // ...but a stranger quoting the token opens a ticket of their own.
+    let stranger = message(
+        "eve@example.net",
+        &support,
+        &format!("Re: Printer on fire [#{}]", ticket.number),
+        "e1@example.net",
+        "",
+        "Let me in.",
+    );
+    deliver(&app, Some("eve@example.net"), &support, &stranger)
+        .await
+        .expect("accepted");
+    assert_eq!(tickets_of(&app).await.len(), before + 1);
+    assert_eq!(
+        messages_of(&app, &ticket.id).await.len(),
+        4,
+        "Ada's ticket untouched"
+    );
+
+    // An address that is no mailbox is refused at RCPT.
+    let unknown = format!("nobody@{}.desk.test", app.tenant.simple());
+    let refused = deliver(&app, Some("ada@example.com"), &unknown, &first)
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("550"), "{refused}");
+}
+
+#[tokio::test]
+async fn mailboxes_are_checked_owned_and_configured_by_managers() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let address = format!("help@{}.desk.test", app.tenant.simple());
+    let created = admin
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: address.clone(),
+                ..Default::default()
+            }),
+            request_id: "mb-1".into(),
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .mailbox
+        .expect("mailbox");
+    // A retry returns the first; another tenant cannot take the address.
+    let replayed = admin
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: address.clone(),
+                ..Default::default()
+            }),
+            request_id: "mb-1".into(),
+        })
+        .await
+        .expect("replayed")
+        .into_inner()
+        .mailbox
+        .expect("mailbox");
+    assert_eq!(replayed.id, created.id);
+    let taken = app
+        .stranger()
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: address.clone(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("taken");
+    assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+    assert!(taken.message().contains("mailbox.address"), "{taken:?}");
+
+    let bad = admin
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: "not an address".into(),
+                group_id: "nope".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(
+        violated_fields(&bad),
+        ["mailbox.address", "mailbox.group_id"]
+    );
+
+    // Agents and viewers may not configure channels.
+    for roles in [[Role::SupportAgent], [Role::Viewer]] {
+        let mut other = app.client(&roles, Visibility::Tenant, &[]);
+        let refused = other
+            .channels
+            .delete_mailbox(DeleteMailboxRequest {
+                id: created.id.clone(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{roles:?}");
+    }
+    // Another tenant sees none of ours and cannot delete them.
+    let mut stranger = app.stranger();
+    let theirs = stranger
+        .channels
+        .list_mailboxes(ListMailboxesRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .mailboxes;
+    assert!(theirs.is_empty());
+    let missing = stranger
+        .channels
+        .delete_mailbox(DeleteMailboxRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect_err("not theirs");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // Deleted, the address takes no more mail.
+    admin
+        .channels
+        .delete_mailbox(DeleteMailboxRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("deleted");
+    let raw = message(
+        "ada@example.com",
+        &address,
+        "Hello",
+        "h1@example.com",
+        "",
+        "Hi.",
+    );
+    let refused = deliver(&app, Some("ada@example.com"), &address, &raw)
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("550"), "{refused}");
+}
