@@ -48,6 +48,10 @@ done
 # mail at it) and, without a relay of its own, writes replies as .eml files.
 export SERVICEDESK_SMTP_LISTEN="${SERVICEDESK_SMTP_LISTEN:-127.0.0.1:$((2525 + OFFSET))}"
 export SERVICEDESK_SMTP_URL="${SERVICEDESK_SMTP_URL:-file://$CRM_STATE_DIR/support-mail}"
+# Satisfaction survey links point at the gateway and are signed with a key kept here.
+export SERVICEDESK_PUBLIC_URL="${SERVICEDESK_PUBLIC_URL:-$CRM_GATEWAY_URL}"
+[ -s "$CRM_STATE_DIR/survey-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/survey-key"; chmod 600 "$CRM_STATE_DIR/survey-key"; }
+SERVICEDESK_LINK_KEY="${SERVICEDESK_LINK_KEY:-$(cat "$CRM_STATE_DIR/survey-key")}"; export SERVICEDESK_LINK_KEY
 export MARKETING_SALES_URL="${MARKETING_SALES_URL:-$CRM_SALES_URL}"
 export MARKETING_SERVICEDESK_URL="${MARKETING_SERVICEDESK_URL:-http://127.0.0.1:$((50054 + OFFSET))}"
 export MARKETING_CUSTOMERS_URL="${MARKETING_CUSTOMERS_URL:-$CRM_CUSTOMERS_URL}" CRM_MARKETING_URL="http://127.0.0.1:$((50053 + OFFSET))"

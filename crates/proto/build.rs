@@ -4,9 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 18] = [
+const PII_MESSAGES: [&str; 20] = [
     "crm.servicedesk.v1.Ticket",
     "crm.servicedesk.v1.TicketMessage",
+    "crm.servicedesk.v1.SatisfactionRating",
+    "crm.servicedesk.v1.AnswerSurveyRequest",
     "crm.marketing.v1.SubmittedLead",
     "crm.marketing.v1.SubmitFormRequest",
     "crm.marketing.v1.SendRecipient",

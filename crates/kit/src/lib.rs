@@ -29,6 +29,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbox;
 pub mod input;
+pub mod links;
 pub mod mail;
 pub mod mask;
 pub mod metrics;

@@ -269,6 +269,32 @@ impl fmt::Debug for crate::crm::servicedesk::v1::TicketMessage {
     }
 }
 
+impl fmt::Debug for crate::crm::servicedesk::v1::SatisfactionRating {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SatisfactionRating")
+            .field("ticket_id", &self.ticket_id)
+            .field("score", &self.score)
+            .field(
+                "comment",
+                &format_args!("<{} chars>", self.comment.chars().count()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+// The token is a bearer capability and the comment the person's words.
+impl fmt::Debug for crate::crm::servicedesk::v1::AnswerSurveyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnswerSurveyRequest")
+            .field("score", &self.score)
+            .field(
+                "comment",
+                &format_args!("<{} chars>", self.comment.chars().count()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

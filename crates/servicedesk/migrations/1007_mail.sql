@@ -1,5 +1,6 @@
 -- The e-mail channel: support addresses, the Message-IDs that thread mail
--- into tickets, and the mail waiting to go out.
+-- into tickets, the mail waiting to go out, and the answers to the
+-- satisfaction surveys it carries.
 
 CREATE TABLE mailboxes (
     tenant_id  uuid NOT NULL,
@@ -46,8 +47,9 @@ CREATE TABLE mail_threads (
 CREATE INDEX mail_threads_ticket ON mail_threads (tenant_id, ticket_id, at);
 SELECT crm_enable_tenant_rls('mail_threads');
 
--- Mail to send: agents' public replies on e-mail tickets. Filled in the
--- transaction of the reply and drained by the mail sender with SKIP
+-- Mail to send: agents' public replies on e-mail tickets (kind 1) and
+-- satisfaction surveys of solved ones (kind 2). Filled in the transaction
+-- of the reply or the solve and drained by the mail sender with SKIP
 -- LOCKED (not under RLS: the sender works for every tenant). The body is
 -- not copied: the sender reads the ticket message, so an erasure before
 -- sending leaves nothing to send.
@@ -55,7 +57,8 @@ CREATE TABLE mail_queue (
     tenant_id   uuid NOT NULL,
     id          uuid NOT NULL,
     ticket_id   uuid NOT NULL,
-    message_id  uuid NOT NULL,
+    kind        smallint NOT NULL,
+    message_id  uuid,
     attempts    integer NOT NULL DEFAULT 0,
     next_at     timestamptz NOT NULL DEFAULT now(),
     last_error  text NOT NULL DEFAULT '',
@@ -63,3 +66,19 @@ CREATE TABLE mail_queue (
     FOREIGN KEY (tenant_id, ticket_id) REFERENCES tickets (tenant_id, id)
 );
 CREATE INDEX mail_queue_due ON mail_queue (next_at);
+
+-- Requesters' answers to satisfaction surveys: one per ticket.
+CREATE TABLE satisfaction_ratings (
+    tenant_id            uuid NOT NULL,
+    ticket_id            uuid NOT NULL,
+    requester_contact_id uuid,
+    account_id           uuid,
+    score                smallint NOT NULL CHECK (score BETWEEN 1 AND 5),
+    comment              text NOT NULL DEFAULT '',
+    answered_at          timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, ticket_id),
+    FOREIGN KEY (tenant_id, ticket_id) REFERENCES tickets (tenant_id, id)
+);
+CREATE INDEX satisfaction_ratings_requester ON satisfaction_ratings (tenant_id, requester_contact_id, answered_at DESC);
+CREATE INDEX satisfaction_ratings_account ON satisfaction_ratings (tenant_id, account_id, answered_at DESC);
+SELECT crm_enable_tenant_rls('satisfaction_ratings');

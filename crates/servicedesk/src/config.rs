@@ -30,6 +30,12 @@ pub struct ServiceDeskConfig {
     pub smtp_url: Option<String>,
     /// Pause of the mail sender when nothing is due.
     pub mail_send_interval: Duration,
+    /// Signs satisfaction survey links (`SERVICEDESK_LINK_KEY`, base64 of
+    /// at least 32 bytes); none: no surveys are sent.
+    pub link_key: Option<kit::links::LinkKey>,
+    /// Where people reach the gateway's public routes
+    /// (`SERVICEDESK_PUBLIC_URL`): survey links point there.
+    pub public_url: String,
     /// How the desk obtains a token to act by itself (mail in: the
     /// requester looked up or created in customers): `CRM_SERVICE_TOKEN_URL`
     /// and `CRM_SERVICE_SECRET`.
@@ -48,6 +54,8 @@ impl ServiceDeskConfig {
             smtp_listener: None,
             smtp_url: None,
             mail_send_interval: DEFAULT_MAIL_SEND_INTERVAL,
+            link_key: None,
+            public_url: "http://127.0.0.1:8080".into(),
             service_tokens: Arc::default(),
         }
     }
@@ -78,6 +86,20 @@ pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
     });
     let smtp_url = env.optional("SMTP_URL", "an smtp://, smtps:// or file:// URL");
     let mail_send_interval = env.millis("MAIL_SEND_INTERVAL_MS", DEFAULT_MAIL_SEND_INTERVAL);
+    let link_key = env
+        .optional::<String>("LINK_KEY", "base64 of at least 32 bytes")
+        .and_then(|encoded| match kit::links::LinkKey::from_base64(&encoded) {
+            Ok(key) => Some(key),
+            Err(problem) => {
+                env.problem(format!("SERVICEDESK_LINK_KEY {problem}"));
+                None
+            }
+        });
+    let public_url: String = env.or(
+        "PUBLIC_URL",
+        "an http(s):// URL",
+        "http://127.0.0.1:8080".to_owned(),
+    );
     let service_tokens = Arc::new(kit::service_tokens::ServiceTokens::parse(&mut env));
     env.finish()?;
     Ok(ServiceDeskConfig {
@@ -85,6 +107,8 @@ pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
         smtp_listener,
         smtp_url,
         mail_send_interval,
+        link_key,
+        public_url: public_url.trim_end_matches('/').to_owned(),
         service_tokens,
         ..ServiceDeskConfig::new(service, customers_url)
     })

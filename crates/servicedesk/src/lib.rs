@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use crm_proto::crm::servicedesk::v1::channel_service_server::ChannelServiceServer;
 use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
 use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
+use crm_proto::crm::servicedesk::v1::satisfaction_service_server::SatisfactionServiceServer;
 use crm_proto::crm::servicedesk::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
@@ -36,6 +37,7 @@ use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
 use crate::grpc::channels::ChannelHandlers;
 use crate::grpc::knowledge::KnowledgeHandlers;
+use crate::grpc::satisfaction::SatisfactionHandlers;
 use crate::grpc::search::SearchHandlers;
 use crate::grpc::{routing::RoutingHandlers, slas::SlaHandlers, tickets::TicketHandlers, State};
 
@@ -60,6 +62,8 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         customers,
         clock: config.clock,
         mails_replies: mailer.is_some(),
+        survey_key: config.link_key.clone(),
+        public_url: config.public_url.clone(),
     });
     if let Some(listener) = &config.smtp_listener {
         let desk = MailDesk::new(state.clone(), config.service_tokens.clone());
@@ -73,7 +77,10 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
             state.clone(),
         )))
         .serve(SearchServiceServer::new(SearchHandlers(state.clone())))
-        .serve(ChannelServiceServer::new(ChannelHandlers(state.clone())));
+        .serve(ChannelServiceServer::new(ChannelHandlers(state.clone())))
+        .serve(SatisfactionServiceServer::new(SatisfactionHandlers(
+            state.clone(),
+        )));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
     let consumer = InboxConsumer::create(
         context.db.clone(),

@@ -11,6 +11,7 @@ pub mod problem;
 pub mod public;
 pub mod rest;
 pub mod search;
+pub mod surveys;
 pub mod teams;
 pub mod tenants;
 pub mod transcode;
@@ -415,6 +416,12 @@ pub fn router(
             get(public::form_page)
                 .post(public::submit_form)
                 .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
+        )
+        .route(
+            "/csat/{token}",
+            get(surveys::survey_page)
+                .post(surveys::answer)
+                .layer(DefaultBodyLimit::max(surveys::MAX_SURVEY_BYTES)),
         )
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))

@@ -1,6 +1,7 @@
 //! `GET /v1/contacts/{id}/360` and `GET /v1/accounts/{id}/360`: a record
 //! with what surrounds it (account or contacts, deals from sales, open
-//! tickets from the service desk, recent activities, open tasks), gathered from the services in parallel, each
+//! tickets and the last satisfaction answer from the service desk, recent
+//! activities, open tasks), gathered from the services in parallel, each
 //! with a deadline. The record itself is required; any other section whose
 //! service is slow or down comes back marked `unavailable` instead of
 //! failing the page.
@@ -17,6 +18,7 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::sales::v1 as sales;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_proto::crm::servicedesk::v1 as desk;
+use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -87,6 +89,9 @@ pub struct ContactOverview {
     /// The contact's tickets not solved or closed, newest first.
     #[schema(value_type = Object)]
     pub open_tickets: Section<Vec<TicketSummary>>,
+    /// The contact's latest answer to a satisfaction survey (`none`: never).
+    #[schema(value_type = Object)]
+    pub last_satisfaction: Section<SatisfactionSummary>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
@@ -104,6 +109,17 @@ pub struct TicketSummary {
     /// low, normal, high, urgent
     pub priority: String,
     pub created_at: Option<String>,
+}
+
+/// A requester's answer to the survey of a solved ticket (CSAT).
+#[derive(Serialize, ToSchema)]
+pub struct SatisfactionSummary {
+    pub ticket_id: String,
+    pub ticket_number: i64,
+    /// 1 (very unsatisfied) to 5 (very satisfied).
+    pub score: i32,
+    pub comment: String,
+    pub answered_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,6 +156,9 @@ pub struct AccountOverview {
     /// The account's tickets not solved or closed, newest first.
     #[schema(value_type = Object)]
     pub open_tickets: Section<Vec<TicketSummary>>,
+    /// The latest satisfaction survey answer on the account's tickets.
+    #[schema(value_type = Object)]
+    pub last_satisfaction: Section<SatisfactionSummary>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
@@ -278,6 +297,38 @@ async fn ticket_section(
     .await)
 }
 
+/// The latest survey answer matching `filter`, from the service desk.
+async fn satisfaction_section(
+    state: &SharedState,
+    caller: &Caller,
+    mut filter: desk::ListSatisfactionRatingsRequest,
+) -> Result<Section<SatisfactionSummary>, Problem> {
+    filter.page = Some(PageRequest {
+        page_size: 1,
+        page_token: String::new(),
+    });
+    let request = state.upstream(caller, filter)?;
+    let Some(servicedesk) = state.channel("servicedesk") else {
+        return Ok(Section::unavailable());
+    };
+    let mut client = SatisfactionServiceClient::new(servicedesk);
+    Ok(section(
+        deadline(state),
+        client.list_satisfaction_ratings(request),
+        |r| match r.ratings.into_iter().next() {
+            Some(rating) => Section::ok(SatisfactionSummary {
+                answered_at: timestamp(rating.answered_at.as_ref()),
+                ticket_id: rating.ticket_id,
+                ticket_number: rating.ticket_number,
+                score: rating.score,
+                comment: rating.comment,
+            }),
+            None => Section::none(),
+        },
+    )
+    .await)
+}
+
 /// The newest activities and the open tasks of a contact or an account.
 async fn activity_sections(
     state: &SharedState,
@@ -373,14 +424,24 @@ pub async fn contact(
             ..Default::default()
         },
     );
+    let satisfaction = satisfaction_section(
+        &state,
+        &caller,
+        desk::ListSatisfactionRatingsRequest {
+            requester_contact_id: id.clone(),
+            ..Default::default()
+        },
+    );
     let activities = activity_sections(&state, &caller, id.clone(), String::new());
-    let (account, deals, tickets, activities) = tokio::join!(account, deals, tickets, activities);
+    let (account, deals, tickets, satisfaction, activities) =
+        tokio::join!(account, deals, tickets, satisfaction, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(ContactOverview {
         contact: super::transcode::message::json_of("crm.customers.v1.Contact", &contact),
         account: account?,
         deals: deals?,
         open_tickets: tickets?,
+        last_satisfaction: satisfaction?,
         recent_activities,
         open_tasks,
     }))
@@ -453,14 +514,24 @@ pub async fn account(
             ..Default::default()
         },
     );
+    let satisfaction = satisfaction_section(
+        &state,
+        &caller,
+        desk::ListSatisfactionRatingsRequest {
+            account_id: id.clone(),
+            ..Default::default()
+        },
+    );
     let activities = activity_sections(&state, &caller, String::new(), id.clone());
-    let (contacts, deals, tickets, activities) = tokio::join!(contacts, deals, tickets, activities);
+    let (contacts, deals, tickets, satisfaction, activities) =
+        tokio::join!(contacts, deals, tickets, satisfaction, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
         account: super::transcode::message::json_of("crm.customers.v1.Account", &account),
         deals: deals?,
         contacts,
         open_tickets: tickets?,
+        last_satisfaction: satisfaction?,
         recent_activities,
         open_tasks,
     }))

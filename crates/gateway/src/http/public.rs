@@ -40,7 +40,7 @@ const PIXEL: &[u8] = &[
 const MAX_TOKEN: usize = 4096;
 
 /// Why a public request got nowhere; each answers the same to the person.
-enum Refused {
+pub(super) enum Refused {
     /// Unknown, expired or forged link, or no marketing service.
     Invalid,
     /// Too many requests from the address or for the tenant.
@@ -51,12 +51,16 @@ enum Refused {
 
 /// The tenant a token names (its first part), once the caller's address
 /// and the tenant are within their rates.
-fn admit(state: &SharedState, client: Option<IpAddr>, token: &str) -> Result<Uuid, Refused> {
+pub(super) fn admit(
+    state: &SharedState,
+    client: Option<IpAddr>,
+    token: &str,
+) -> Result<Uuid, Refused> {
     admit_by(state, &state.public_limiter, client, token)
 }
 
 /// [`admit`] with the client address's budget taken from `limiter`.
-fn admit_by(
+pub(super) fn admit_by(
     state: &SharedState,
     limiter: &governor::DefaultKeyedRateLimiter<IpAddr>,
     client: Option<IpAddr>,
@@ -84,7 +88,7 @@ fn admit_by(
 }
 
 /// A request to marketing as a service of `tenant`.
-async fn as_service<T>(
+pub(super) async fn as_service<T>(
     state: &SharedState,
     tenant: Uuid,
     message: T,
@@ -114,7 +118,7 @@ fn tracking(
         .ok_or(Refused::Invalid)
 }
 
-fn from_status(status: tonic::Status) -> Refused {
+pub(super) fn from_status(status: tonic::Status) -> Refused {
     match status.code() {
         tonic::Code::NotFound
         | tonic::Code::InvalidArgument
@@ -125,7 +129,7 @@ fn from_status(status: tonic::Status) -> Refused {
 }
 
 /// A small page for people (not an API answer): no caching, no referrer.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{title}</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>{title}</h1>{body}</body></html>"
@@ -145,7 +149,7 @@ fn private(response: &mut Response) {
     headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
 }
 
-fn refusal_page(refused: Refused) -> Response {
+pub(super) fn refusal_page(refused: Refused) -> Response {
     match refused {
         Refused::Invalid => page(
             StatusCode::NOT_FOUND,
@@ -303,7 +307,7 @@ pub async fn unsubscribe(
     }
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

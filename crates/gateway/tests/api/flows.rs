@@ -574,7 +574,7 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
 #[tokio::test]
 async fn the_360_view_gathers_sections_in_parallel() {
     let stack = Stack::start().await;
-    let (_, token) = stack.tenant("Acme").await;
+    let (tenant, token) = stack.tenant("Acme").await;
     let created: Value = stack
         .call(
             Method::POST,
@@ -675,6 +675,80 @@ async fn the_360_view_gathers_sections_in_parallel() {
     )
     .await;
     assert_eq!(open_tickets(&overview), json!([]));
+    assert_eq!(overview["last_satisfaction"]["status"], "none");
+
+    // The survey link the service desk mails for a solved ticket: a page
+    // anyone with the link may open, answered once; a link signed with
+    // another key is the same "not valid" page as nonsense.
+    let survey = |key: &kit::links::LinkKey| {
+        key.sign(&servicedesk::domain::satisfaction::Survey {
+            tenant: tenant.parse().expect("tenant id"),
+            ticket: ticket["id"].as_str().unwrap().parse().expect("ticket id"),
+            expires: chrono::Utc::now().timestamp() + 600,
+        })
+    };
+    let url = format!(
+        "{}/csat/{}",
+        stack.base,
+        survey(&kit::links::LinkKey::from_base64(SURVEY_KEY).expect("key"))
+    );
+    let page = stack
+        .http
+        .get(format!("{url}?score=4"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Cannot log in"), "{html}");
+    assert!(html.contains("value=\"4\" required checked"), "{html}");
+    let forged = format!(
+        "{}/csat/{}",
+        stack.base,
+        survey(&kit::links::LinkKey::random())
+    );
+    for unknown in [forged, format!("{}/csat/nonsense", stack.base)] {
+        let response = stack.http.get(&unknown).send().await.expect("page");
+        assert_eq!(response.status(), 404, "{unknown}");
+    }
+    let post = |body: &'static str| {
+        stack
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(post("score=9").await.expect("post").status(), 400);
+    let answered = post("score=4&comment=Fast+%3Cb%3Eand%3C%2Fb%3E+kind")
+        .await
+        .expect("post");
+    assert_eq!(answered.status(), 200);
+    assert_eq!(
+        post("score=1").await.expect("post").status(),
+        409,
+        "one answer per ticket"
+    );
+    let overview = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/contacts/{id}/360"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    let last = &overview["last_satisfaction"]["data"];
+    assert_eq!(
+        (last["score"].as_i64(), last["ticket_number"].as_i64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(last["comment"], "Fast <b>and</b> kind");
+
     let missing = uuid::Uuid::now_v7();
     problem(
         stack

@@ -237,10 +237,15 @@ async fn launch(
     let mut servicedesk = services.config("servicedesk").await;
     servicedesk.grpc_addr = format!("127.0.0.1:{servicedesk_port}").parse()?;
     servicedesk.auth = auth.clone();
-    let servicedesk = servicedesk::build(servicedesk::config::ServiceDeskConfig::new(
-        servicedesk,
-        format!("http://127.0.0.1:{customers_port}"),
-    ));
+    let servicedesk = servicedesk::build(servicedesk::config::ServiceDeskConfig {
+        // Survey links point at this gateway's public routes.
+        link_key: kit::links::LinkKey::from_base64(SURVEY_KEY).ok(),
+        public_url: format!("http://{}", gateway.addr),
+        ..servicedesk::config::ServiceDeskConfig::new(
+            servicedesk,
+            format!("http://127.0.0.1:{customers_port}"),
+        )
+    });
     if let Err(error) = services.try_start("servicedesk", servicedesk).await {
         services.take("customers");
         services.take("sales");
@@ -281,6 +286,10 @@ async fn launch(
 /// The marketing service's client secret at the gateway
 /// (`GATEWAY_MARKETING_SECRET`, `CRM_SERVICE_SECRET`).
 pub const SERVICE_SECRET: &str = "marketing-service-secret-for-the-tests-0123";
+
+/// The key the service desk signs survey links with in these tests
+/// (`SERVICEDESK_LINK_KEY`).
+pub const SURVEY_KEY: &str = "dGVzdC1zdXJ2ZXkta2V5LXRlc3Qtc3VydmV5LWtleS0zMmJ5dGVz";
 
 /// The key the relay's delivery reports are signed with in these tests
 /// (`MARKETING_WEBHOOK_KEY`).

@@ -280,7 +280,7 @@ mod tests {
             .expect("a tracked link");
         let token = &click[..click.find('"').expect("end of link")];
         let link = key
-            .verify(token, Utc::now().timestamp())
+            .verify::<Link>(token, Utc::now().timestamp())
             .expect("a valid token");
         assert_eq!(
             (link.kind, link.url.as_str()),

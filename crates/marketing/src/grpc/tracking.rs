@@ -43,7 +43,7 @@ impl TrackingHandlers {
         let link = self
             .0
             .links
-            .verify(token, Utc::now().timestamp())
+            .verify::<Link>(token, Utc::now().timestamp())
             .filter(|link| link.tenant == caller.tenant_id && link.kind == kind)
             .ok_or_else(invalid)?;
         let reached = store::reached(tx, caller.tenant_id, link.recipient, lock)

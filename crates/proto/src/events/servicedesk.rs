@@ -17,4 +17,5 @@ domain_events!("crm.servicedesk.v1", pb, {
     SlaBreached => "crm.servicedesk.sla.breached.v1",
     SlaEscalated => "crm.servicedesk.sla.escalated.v1",
     ArticlePublished => "crm.servicedesk.article.published.v1",
+    SatisfactionReceived => "crm.servicedesk.csat.received.v1",
 });

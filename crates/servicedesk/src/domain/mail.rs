@@ -11,6 +11,16 @@ use mail_parser::{HeaderValue, MessageParser};
 use super::optional_id;
 use super::ticket::{MAX_BODY, MAX_SUBJECT};
 
+/// What a queued mail is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum MailKind {
+    /// An agent's public reply (its ticket message).
+    Reply = 1,
+    /// The satisfaction survey of a solved ticket.
+    Survey = 2,
+}
+
 /// Largest inbound message taken (headers, body and attachments).
 pub const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
 
@@ -183,6 +193,20 @@ pub fn reply_subject(subject: &str, number: i64) -> String {
         out = format!("{out} {token}");
     }
     out
+}
+
+/// The survey mail's text: the ticket, and a link per score (the page
+/// asks again before recording: mail scanners open links).
+pub fn survey_text(subject: &str, number: i64, url: &str) -> String {
+    let mut text = format!(
+        "Your request #{number} \"{subject}\" was solved. How did we do?\n\n\
+         Rate us from 1 (poor) to 5 (great):\n"
+    );
+    for score in 1..=5 {
+        text.push_str(&format!("  {score}: {url}?score={score}\n"));
+    }
+    text.push_str("\nThe link works for 30 days.\n");
+    text
 }
 
 /// The text above the quoted earlier conversation: everything from the

@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod knowledge;
 pub mod mail;
 pub mod routing;
+pub mod satisfaction;
 pub mod sla;
 pub mod ticket;
 

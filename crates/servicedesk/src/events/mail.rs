@@ -17,7 +17,9 @@
 //! Outbound: an agent's public reply on a ticket that has a mail thread is
 //! queued in the reply's transaction; [`MailSender`] sends it from the
 //! thread's mailbox to the requester's address (read from customers when
-//! sending), with `In-Reply-To`, `References` and the `[#number]` token.
+//! sending), with `In-Reply-To`, `References` and the `[#number]` token;
+//! so is the satisfaction survey of a solved mail ticket, a signed link to
+//! the gateway's public survey page.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,10 +42,12 @@ use lettre::message::{header, Mailbox as Address, SinglePart};
 use lettre::Message;
 use uuid::Uuid;
 
-use crate::domain::mail::{self, Inbound};
+use crate::domain::mail::{self, Inbound, MailKind};
+use crate::domain::satisfaction::{self as survey, Survey};
 use crate::grpc::tickets::TicketHandlers;
 use crate::grpc::SharedState;
 use crate::store::mail as store;
+use crate::store::satisfaction;
 use crate::store::tickets;
 
 /// Who the desk is when it acts on mail.
@@ -442,8 +446,35 @@ impl MailSender {
         let Some(ticket) = tickets::find(tx, q.tenant_id, &scope, q.ticket_id, false).await? else {
             return Ok(None);
         };
-        let Some(reply) = tickets::find_message(tx, q.tenant_id, q.message_id).await? else {
-            return Ok(None);
+        let survey = q.kind == MailKind::Survey as i16;
+        let (subject, body) = if survey {
+            let Some(key) = &self.state.survey_key else {
+                return Ok(None);
+            };
+            if satisfaction::answered(tx, q.tenant_id, q.ticket_id).await? {
+                return Ok(None);
+            }
+            let link = Survey {
+                tenant: q.tenant_id,
+                ticket: q.ticket_id,
+                expires: (self.state.clock.now() + survey::LIFETIME).timestamp(),
+            };
+            let url = format!("{}/csat/{}", self.state.public_url, key.sign(&link));
+            (
+                format!("How did we do? [#{}]", ticket.number),
+                mail::survey_text(&ticket.subject, ticket.number, &url),
+            )
+        } else {
+            let Some(reply) = q.message_id else {
+                return Ok(None);
+            };
+            let Some(reply) = tickets::find_message(tx, q.tenant_id, reply).await? else {
+                return Ok(None);
+            };
+            (
+                mail::reply_subject(&ticket.subject, ticket.number),
+                reply.body,
+            )
         };
         let Some((mailbox_id, thread)) = store::thread_of(tx, q.tenant_id, q.ticket_id).await?
         else {
@@ -504,7 +535,7 @@ impl MailSender {
         let mut builder = Message::builder()
             .from(from)
             .to(to)
-            .subject(mail::reply_subject(&ticket.subject, ticket.number))
+            .subject(subject)
             .message_id(Some(format!("<{message_id}>")));
         if let Some(last) = thread.last() {
             builder = builder
@@ -514,7 +545,7 @@ impl MailSender {
         let message = builder.singlepart(
             SinglePart::builder()
                 .header(header::ContentType::TEXT_PLAIN)
-                .body(reply.body),
+                .body(body),
         )?;
         Ok(Some((
             message,

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod knowledge;
 pub mod routing;
+pub mod satisfaction;
 pub mod search;
 pub mod slas;
 pub mod tickets;
@@ -26,6 +27,11 @@ pub struct State {
     /// Whether agents' public replies on mail tickets are mailed (a relay
     /// is configured).
     pub mails_replies: bool,
+    /// Signs satisfaction survey links (`SERVICEDESK_LINK_KEY`); none: no
+    /// surveys are sent.
+    pub survey_key: Option<kit::links::LinkKey>,
+    /// Where people reach the gateway's public routes (survey links).
+    pub public_url: String,
 }
 
 pub type SharedState = Arc<State>;

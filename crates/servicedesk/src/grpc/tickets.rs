@@ -139,6 +139,17 @@ async fn publish_changes(
                 .outbox
                 .enqueue(tx, caller, id, version, &event)
                 .await?;
+            if state.mails_replies && state.survey_key.is_some() {
+                crate::store::mail::enqueue_if_mailed(
+                    tx,
+                    caller.tenant_id,
+                    id,
+                    crate::domain::mail::MailKind::Survey,
+                    None,
+                    state.clock.now(),
+                )
+                .await?;
+            }
         }
         if ticket::reopens(before.status, after.status) {
             let event = TicketReopened {
@@ -533,7 +544,15 @@ impl TicketService for TicketHandlers {
             if public && self.0.mails_replies {
                 let now = self.0.clock.now();
                 let message = parse_id("message.id", &saved.id)?;
-                crate::store::mail::enqueue_if_mailed(&mut tx, tenant, id, message, now).await?;
+                crate::store::mail::enqueue_if_mailed(
+                    &mut tx,
+                    tenant,
+                    id,
+                    crate::domain::mail::MailKind::Reply,
+                    Some(message),
+                    now,
+                )
+                .await?;
             }
             let mut current = before.clone();
             if let Some(status) = ticket::status_after_message(kind, before.status) {

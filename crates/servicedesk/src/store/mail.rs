@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{audit, checked_id, id_text};
+pub use crate::domain::mail::MailKind;
 
 #[derive(sqlx::FromRow)]
 struct MailboxRow {
@@ -232,23 +233,26 @@ pub async fn thread_of(
     )))
 }
 
-/// Queues a ticket message to be mailed to the requester, due at `now`,
-/// if the ticket has a mail thread (it came by mail).
+/// Queues a mail to the requester of a ticket (a reply: its ticket
+/// message; a survey), due at `now`, if the ticket has a mail thread (it
+/// came by mail).
 pub async fn enqueue_if_mailed(
     tx: &mut PgConnection,
     tenant: Uuid,
     ticket: Uuid,
-    message: Uuid,
+    kind: MailKind,
+    message: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO mail_queue (tenant_id, id, ticket_id, message_id, next_at) \
-         SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+        "INSERT INTO mail_queue (tenant_id, id, ticket_id, kind, message_id, next_at) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
          (SELECT 1 FROM mail_threads WHERE tenant_id = $1 AND ticket_id = $3)",
     )
     .bind(tenant)
     .bind(Uuid::now_v7())
     .bind(ticket)
+    .bind(kind as i16)
     .bind(message)
     .bind(now)
     .execute(tx)
@@ -262,7 +266,8 @@ pub struct Queued {
     pub tenant_id: Uuid,
     pub id: Uuid,
     pub ticket_id: Uuid,
-    pub message_id: Uuid,
+    pub kind: i16,
+    pub message_id: Option<Uuid>,
     pub attempts: i32,
 }
 
@@ -273,7 +278,7 @@ pub async fn lock_due(
     limit: i64,
 ) -> sqlx::Result<Vec<Queued>> {
     sqlx::query_as(
-        "SELECT tenant_id, id, ticket_id, message_id, attempts FROM mail_queue \
+        "SELECT tenant_id, id, ticket_id, kind, message_id, attempts FROM mail_queue \
          WHERE next_at <= $1 ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
     .bind(now)

@@ -5,6 +5,7 @@
 pub mod knowledge;
 pub mod mail;
 pub mod routing;
+pub mod satisfaction;
 pub mod slas;
 pub mod tickets;
 

@@ -566,6 +566,14 @@ pub async fn erase_requester(
     .bind(&tickets)
     .execute(&mut *tx)
     .await?;
+    // Their survey answers keep the score, not the person or their words.
+    sqlx::query(
+        "UPDATE satisfaction_ratings SET requester_contact_id = NULL, comment = '' WHERE tenant_id = $1 AND ticket_id = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(&tickets)
+    .execute(&mut *tx)
+    .await?;
     // Their mail threads (hashes of the person's address) and any reply
     // still waiting to be mailed to them.
     for table in ["mail_threads", "mail_queue"] {

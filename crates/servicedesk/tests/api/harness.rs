@@ -5,6 +5,7 @@ use crm_proto::crm::customers::v1::{self as people};
 use crm_proto::crm::servicedesk::v1::channel_service_client::ChannelServiceClient;
 use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
+use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::servicedesk::v1::sla_service_client::SlaServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
@@ -25,6 +26,7 @@ pub struct Client {
     pub knowledge: KnowledgeServiceClient<Authed>,
     pub search: SearchServiceClient<Authed>,
     pub channels: ChannelServiceClient<Authed>,
+    pub satisfaction: SatisfactionServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
@@ -37,7 +39,12 @@ pub struct TestApp {
     pub mail_in: std::net::SocketAddr,
     /// The relay replies go out through: a real SMTP server in the test.
     pub mail_out: testkit::SmtpServer,
+    /// What survey links are signed with.
+    pub survey_key: kit::links::LinkKey,
 }
+
+/// Where survey links point in tests.
+pub const PUBLIC_URL: &str = "https://crm.test";
 
 /// Scanners look for due SLA alarms this often in tests.
 const SLA_SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -54,12 +61,15 @@ impl TestApp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let mail_in = listener.local_addr().expect("the bound address");
         let mail_out = testkit::SmtpServer::start();
+        let survey_key = kit::links::LinkKey::random();
         let config = servicedesk::config::ServiceDeskConfig {
             clock: clock.clone(),
             sla_scan_interval: SLA_SCAN_INTERVAL,
             smtp_listener: Some(std::sync::Arc::new(listener)),
             smtp_url: Some(mail_out.url()),
             mail_send_interval: SLA_SCAN_INTERVAL,
+            link_key: Some(survey_key.clone()),
+            public_url: PUBLIC_URL.into(),
             service_tokens: std::sync::Arc::new(services.issuer.service_tokens("servicedesk")),
             ..servicedesk::config::ServiceDeskConfig::new(
                 services.config("servicedesk").await,
@@ -75,6 +85,7 @@ impl TestApp {
             clock,
             mail_in,
             mail_out,
+            survey_key,
         }
     }
 
@@ -166,7 +177,8 @@ impl TestApp {
             routing: RoutingServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             knowledge: KnowledgeServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             search: SearchServiceClient::with_interceptor(desk.clone(), bearer.clone()),
-            channels: ChannelServiceClient::with_interceptor(desk, bearer.clone()),
+            channels: ChannelServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            satisfaction: SatisfactionServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,

@@ -7,7 +7,7 @@ use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tonic::Code;
 
-use crate::harness::{violated_fields, TestApp};
+use crate::harness::{update, violated_fields, TestApp, PUBLIC_URL};
 
 /// Delivers `raw` to the desk as a mail server would; the desk's answer.
 async fn deliver(app: &TestApp, from: Option<&str>, to: &str, raw: &str) -> Result<(), String> {
@@ -415,4 +415,211 @@ async fn mailboxes_are_checked_owned_and_configured_by_managers() {
         .await
         .expect_err("refused");
     assert!(refused.contains("550"), "{refused}");
+}
+
+/// A mailbox and a ticket a customer opened by mail; the ticket.
+async fn mailed_ticket(app: &TestApp, from: &str, id: &str) -> Ticket {
+    let support = format!("survey@{}.desk.test", app.tenant.simple());
+    let _ = app
+        .admin()
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: support.clone(),
+                ..Default::default()
+            }),
+            request_id: "survey-box".into(),
+        })
+        .await
+        .expect("mailbox");
+    let raw = message(from, &support, "Broken login", id, "", "I cannot sign in.");
+    deliver(app, Some(from), &support, &raw)
+        .await
+        .expect("accepted");
+    tickets_of(app)
+        .await
+        .into_iter()
+        .find(|t| t.subject == "Broken login")
+        .expect("the ticket")
+}
+
+#[tokio::test]
+async fn a_solved_mail_ticket_asks_its_requester_once_through_a_signed_link() {
+    let app = TestApp::spawn().await;
+    let ticket = mailed_ticket(&app, "grace@example.com", "s1@example.com").await;
+    update(
+        &mut app.admin(),
+        Ticket {
+            id: ticket.id.clone(),
+            status: TicketStatus::Solved as i32,
+            ..Default::default()
+        },
+        &["status"],
+    )
+    .await
+    .expect("solved");
+
+    // The survey comes by mail, threaded, with a link per score.
+    let sent = app.mail_out.wait_for(1).await;
+    let survey = &sent[0];
+    assert_eq!(survey.to, ["grace@example.com"]);
+    assert_eq!(
+        survey.header("Subject"),
+        Some(format!("How did we do? [#{}]", ticket.number))
+    );
+    assert_eq!(
+        survey.header("In-Reply-To").as_deref(),
+        Some("<s1@example.com>")
+    );
+    let links = survey.links(&format!("{PUBLIC_URL}/csat/"));
+    assert_eq!(links.len(), 5, "a link per score");
+    let token = links[0]
+        .trim_start_matches(&format!("{PUBLIC_URL}/csat/"))
+        .split('?')
+        .next()
+        .expect("token")
+        .to_owned();
+
+    // Only the gateway's public route (the service role) answers, with the
+    // link: users cannot, another tenant's service cannot, forgeries cannot.
+    let answer = |token: &str, score: i32| AnswerSurveyRequest {
+        token: token.into(),
+        score,
+        comment: "Quick and kind.".into(),
+    };
+    let refused = app
+        .admin()
+        .satisfaction
+        .answer_survey(answer(&token, 5))
+        .await
+        .expect_err("users do not answer surveys");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let stranger_service = app.client_in(
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        &[Role::Service],
+        Visibility::Tenant,
+        &[],
+    );
+    let elsewhere = stranger_service
+        .satisfaction
+        .clone()
+        .answer_survey(answer(&token, 5))
+        .await
+        .expect_err("another tenant");
+    assert_eq!(elsewhere.code(), Code::NotFound);
+    let forged = app
+        .survey_key
+        .sign(&servicedesk::domain::satisfaction::Survey {
+            tenant: app.tenant,
+            ticket: ticket.id.parse().expect("id"),
+            expires: 0,
+        });
+    let expired = app
+        .integration()
+        .satisfaction
+        .answer_survey(answer(&forged, 5))
+        .await
+        .expect_err("expired");
+    assert_eq!(expired.code(), Code::NotFound);
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let tampered = app
+        .integration()
+        .satisfaction
+        .answer_survey(answer(&tampered, 5))
+        .await
+        .expect_err("tampered");
+    assert_eq!(tampered.code(), Code::NotFound);
+    let bad = app
+        .integration()
+        .satisfaction
+        .answer_survey(answer(&token, 6))
+        .await
+        .expect_err("out of range");
+    assert_eq!(violated_fields(&bad), ["score"]);
+
+    let mut gateway = app.integration();
+    let described = gateway
+        .satisfaction
+        .describe_survey(DescribeSurveyRequest {
+            token: token.clone(),
+        })
+        .await
+        .expect("described")
+        .into_inner();
+    assert_eq!(
+        (described.ticket_number, described.answered),
+        (ticket.number, false)
+    );
+    let rating = gateway
+        .satisfaction
+        .answer_survey(answer(&token, 4))
+        .await
+        .expect("answered")
+        .into_inner()
+        .rating
+        .expect("rating");
+    assert_eq!((rating.score, rating.ticket_number), (4, ticket.number));
+    assert_eq!(rating.requester_contact_id, ticket.requester_contact_id);
+    let again = gateway
+        .satisfaction
+        .answer_survey(answer(&token, 1))
+        .await
+        .expect_err("one answer per ticket");
+    assert_eq!(again.code(), Code::AlreadyExists);
+
+    // Published without the comment; listed for the requester.
+    let event = app
+        .event(
+            "servicedesk",
+            "crm.servicedesk.csat.received.v1",
+            &ticket.id,
+        )
+        .await;
+    let received: SatisfactionReceived =
+        kit::events::decode_data(&event).expect("a csat.received event");
+    assert_eq!((received.score, received.commented), (4, true));
+    let listed = app
+        .admin()
+        .satisfaction
+        .list_satisfaction_ratings(ListSatisfactionRatingsRequest {
+            requester_contact_id: ticket.requester_contact_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("listed")
+        .into_inner()
+        .ratings;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].comment, "Quick and kind.");
+    let theirs = app
+        .stranger()
+        .satisfaction
+        .list_satisfaction_ratings(ListSatisfactionRatingsRequest::default())
+        .await
+        .expect("listed")
+        .into_inner()
+        .ratings;
+    assert!(theirs.is_empty(), "another tenant sees none");
+
+    // Erasing the person keeps the score, not them or their words.
+    app.erase(&ticket.requester_contact_id).await;
+    let erased = testkit::eventually(
+        "the rating is anonymised",
+        std::time::Duration::from_secs(30),
+        || async {
+            let ratings = app
+                .admin()
+                .satisfaction
+                .list_satisfaction_ratings(ListSatisfactionRatingsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .ratings;
+            let first = ratings.into_iter().next()?;
+            first.requester_contact_id.is_empty().then_some(first)
+        },
+    )
+    .await;
+    assert_eq!((erased.score, erased.comment.as_str()), (4, ""));
 }
