@@ -66,6 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Stored as JSON columns by the service desk.
         .type_attribute("crm.servicedesk.v1.WorkingHours", SERDE)
         .type_attribute("crm.servicedesk.v1.Escalation", SERDE)
+        .type_attribute("crm.servicedesk.v1.TicketChanges", SERDE)
+        .type_attribute("crm.servicedesk.v1.TicketJobResult", SERDE)
         .skip_protoc_run()
         .file_descriptor_set_path(&descriptor_path)
         .compile_protos(&files, std::slice::from_ref(&proto_root))?;

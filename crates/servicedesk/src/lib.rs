@@ -5,7 +5,8 @@
 //! customers service's merges and erasures applied to tickets; SLA targets
 //! counted in business hours, with warnings, breaches and escalations;
 //! routing by skill and workload; a knowledge base searched in full text;
-//! support mail in over SMTP and replies out, threaded.
+//! support mail in over SMTP and replies out, threaded; satisfaction
+//! surveys; macros and bulk jobs.
 //!
 //! [`build`] wires the gRPC services, the outbox relay, the consumer of
 //! the customers service's events, the SLA scanner, the inbound SMTP
@@ -22,10 +23,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use crm_proto::crm::servicedesk::v1::channel_service_server::ChannelServiceServer;
 use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
+use crm_proto::crm::servicedesk::v1::macro_service_server::MacroServiceServer;
 use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_server::SatisfactionServiceServer;
 use crm_proto::crm::servicedesk::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
+use crm_proto::crm::servicedesk::v1::ticket_job_service_server::TicketJobServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
 use kit::inbox::{ConsumerSpec, InboxConsumer};
 use kit::mail::Mailer;
@@ -35,6 +38,7 @@ use crate::config::ServiceDeskConfig;
 use crate::events::mail::{MailDesk, MailSender};
 use crate::events::sla::SlaScanner;
 use crate::events::CustomerEvents;
+use crate::grpc::actions::{MacroHandlers, TicketJobHandlers};
 use crate::grpc::channels::ChannelHandlers;
 use crate::grpc::knowledge::KnowledgeHandlers;
 use crate::grpc::satisfaction::SatisfactionHandlers;
@@ -79,6 +83,10 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         .serve(SearchServiceServer::new(SearchHandlers(state.clone())))
         .serve(ChannelServiceServer::new(ChannelHandlers(state.clone())))
         .serve(SatisfactionServiceServer::new(SatisfactionHandlers(
+            state.clone(),
+        )))
+        .serve(MacroServiceServer::new(MacroHandlers(state.clone())))
+        .serve(TicketJobServiceServer::new(TicketJobHandlers(
             state.clone(),
         )));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);

@@ -18,4 +18,5 @@ domain_events!("crm.servicedesk.v1", pb, {
     SlaEscalated => "crm.servicedesk.sla.escalated.v1",
     ArticlePublished => "crm.servicedesk.article.published.v1",
     SatisfactionReceived => "crm.servicedesk.csat.received.v1",
+    TicketJobCompleted => "crm.servicedesk.ticket_job.completed.v1",
 });

@@ -4,6 +4,7 @@
 //! may do what.
 
 pub mod access;
+pub mod actions;
 pub mod calendar;
 pub mod knowledge;
 pub mod mail;

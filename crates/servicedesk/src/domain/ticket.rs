@@ -2,8 +2,8 @@
 //! history records, and messages.
 
 use crm_proto::crm::servicedesk::v1::{
-    LinkKind, MessageKind, Ticket, TicketChannel, TicketMessage, TicketPriority, TicketStatus,
-    TicketType,
+    CallDetails, CallDirection, CallOutcome, LinkKind, MessageKind, Ticket, TicketChannel,
+    TicketMessage, TicketPriority, TicketStatus, TicketType,
 };
 use kit::error::Violations;
 
@@ -222,10 +222,49 @@ pub fn normalize_message(
             "must be MESSAGE_KIND_PUBLIC_REPLY or MESSAGE_KIND_INTERNAL_NOTE",
         ),
     }
+    if let Some(call) = &m.call {
+        check_call(call, v);
+        match TicketChannel::try_from(m.channel) {
+            Ok(TicketChannel::Unspecified | TicketChannel::Phone) => {
+                m.channel = TicketChannel::Phone as i32;
+            }
+            _ => v.add(
+                "message.channel",
+                "a logged call is on TICKET_CHANNEL_PHONE",
+            ),
+        }
+    }
     match TicketChannel::try_from(m.channel) {
         Ok(TicketChannel::Unspecified) => m.channel = ticket_channel,
         Ok(_) => {}
         Err(_) => v.add("message.channel", "is not a known channel"),
+    }
+}
+
+/// Longest call logged: a day.
+pub const MAX_CALL_SECONDS: i32 = 86_400;
+
+fn check_call(call: &CallDetails, v: &mut Violations) {
+    if !matches!(
+        CallDirection::try_from(call.direction),
+        Ok(CallDirection::Inbound | CallDirection::Outbound)
+    ) {
+        v.add(
+            "message.call.direction",
+            "must be CALL_DIRECTION_INBOUND or CALL_DIRECTION_OUTBOUND",
+        );
+    }
+    if matches!(
+        CallOutcome::try_from(call.outcome),
+        Ok(CallOutcome::Unspecified) | Err(_)
+    ) {
+        v.add(
+            "message.call.outcome",
+            "is required: a known CALL_OUTCOME_*",
+        );
+    }
+    if !(0..=MAX_CALL_SECONDS).contains(&call.duration_seconds) {
+        v.add("message.call.duration_seconds", "must be 0 to 86400");
     }
 }
 

@@ -1,6 +1,7 @@
 //! gRPC handlers: decode the request, authorise the caller, apply the
 //! domain rules, call the store and write events in one transaction, encode.
 
+pub mod actions;
 pub mod channels;
 pub mod knowledge;
 pub mod routing;

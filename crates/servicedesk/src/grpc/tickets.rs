@@ -242,6 +242,60 @@ pub(crate) async fn follow_change(
     Ok(current)
 }
 
+/// Adds a checked message (its author set) to a ticket locked as
+/// `before`: stored, the first response stamped, a public reply queued for
+/// mail, the status it moves the ticket to saved, routing and SLA clocks
+/// followed, `ticket.replied` published. The message and the ticket after.
+pub(crate) async fn record_message(
+    state: &State,
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    before: &Ticket,
+    message: &TicketMessage,
+) -> kit::Result<(TicketMessage, Ticket)> {
+    let tenant = caller.tenant_id;
+    let id = parse_id("ticket.id", &before.id)?;
+    let saved = store::insert_message(tx, tenant, id, message).await?;
+    let kind = MessageKind::try_from(message.kind).unwrap_or_default();
+    let public = kind == MessageKind::PublicReply;
+    let first_response = public && store::mark_first_response(tx, tenant, id).await?;
+    if public && state.mails_replies {
+        let reply = parse_id("message.id", &saved.id)?;
+        crate::store::mail::enqueue_if_mailed(
+            tx,
+            tenant,
+            id,
+            crate::domain::mail::MailKind::Reply,
+            Some(reply),
+            state.clock.now(),
+        )
+        .await?;
+    }
+    let mut current = before.clone();
+    if let Some(status) = ticket::status_after_message(kind, before.status) {
+        let after = Ticket {
+            status,
+            ..before.clone()
+        };
+        current = save_change(state, tx, caller, before, &after).await?;
+    }
+    let current = follow_change(state, tx, tenant, Some(before), current, Some(kind)).await?;
+    let event = TicketReplied {
+        ticket_id: saved.ticket_id.clone(),
+        message_id: saved.id.clone(),
+        kind: saved.kind,
+        channel: saved.channel,
+        author_id: saved.author_id.clone(),
+        first_response,
+        call: saved.call,
+    };
+    state
+        .outbox
+        .enqueue(tx, caller, id, version_of(&before.audit), &event)
+        .await?;
+    Ok((saved, current))
+}
+
 #[tonic::async_trait]
 impl TicketService for TicketHandlers {
     async fn create_ticket(
@@ -459,6 +513,11 @@ impl TicketService for TicketHandlers {
                 v.add("ticket.status", reason);
             }
             v.into_result()?;
+            if before.status == TicketStatus::Closed as i32 && after != before {
+                return Err(Error::FailedPrecondition(
+                    crate::domain::actions::CLOSED.into(),
+                ));
+            }
             if after.parent_ticket_id != before.parent_ticket_id {
                 check_parent(&mut tx, &caller, &after).await?;
             }
@@ -537,32 +596,7 @@ impl TicketService for TicketHandlers {
             } else {
                 caller.subject.clone()
             };
-            let saved = store::insert_message(&mut tx, tenant, id, &message).await?;
-            let kind = MessageKind::try_from(message.kind).unwrap_or_default();
-            let public = kind == MessageKind::PublicReply;
-            let first_response = public && store::mark_first_response(&mut tx, tenant, id).await?;
-            if public && self.0.mails_replies {
-                let now = self.0.clock.now();
-                let message = parse_id("message.id", &saved.id)?;
-                crate::store::mail::enqueue_if_mailed(
-                    &mut tx,
-                    tenant,
-                    id,
-                    crate::domain::mail::MailKind::Reply,
-                    Some(message),
-                    now,
-                )
-                .await?;
-            }
-            let mut current = before.clone();
-            if let Some(status) = ticket::status_after_message(kind, before.status) {
-                let after = Ticket {
-                    status,
-                    ..before.clone()
-                };
-                current = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
-            }
-            follow_change(&self.0, &mut tx, tenant, Some(&before), current, Some(kind)).await?;
+            let (saved, _) = record_message(&self.0, &mut tx, &caller, &before, &message).await?;
             kit::idempotency::remember(
                 &mut tx,
                 tenant,
@@ -572,19 +606,6 @@ impl TicketService for TicketHandlers {
                 parse_id("message.id", &saved.id)?,
             )
             .await?;
-            let event = TicketReplied {
-                ticket_id: saved.ticket_id.clone(),
-                message_id: saved.id.clone(),
-                kind: saved.kind,
-                channel: saved.channel,
-                author_id: saved.author_id.clone(),
-                first_response,
-            };
-            let version = version_of(&before.audit);
-            self.0
-                .outbox
-                .enqueue(&mut tx, &caller, id, version, &event)
-                .await?;
             commit(tx).await?;
             Ok(AddMessageResponse {
                 message: Some(saved),

@@ -2,6 +2,7 @@
 //! event's) tenant-scoped transaction; row-level security is the second
 //! fence.
 
+pub mod actions;
 pub mod knowledge;
 pub mod mail;
 pub mod routing;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::servicedesk::v1::{
-    LinkKind, Ticket, TicketChange, TicketLink, TicketMessage, TicketStatus,
+    CallDetails, LinkKind, Ticket, TicketChange, TicketLink, TicketMessage, TicketStatus,
 };
 use kit::access::Scope;
 use kit::time::{from_optional_timestamp, to_optional_timestamp, to_timestamp};
@@ -285,7 +285,13 @@ struct MessageRow {
     channel: i16,
     author_id: String,
     created_at: DateTime<Utc>,
+    call_direction: Option<i16>,
+    call_outcome: Option<i16>,
+    call_seconds: Option<i32>,
 }
+
+const MESSAGE_COLUMNS: &str = "id, ticket_id, kind, body, channel, author_id, created_at, \
+     call_direction, call_outcome, call_seconds";
 
 impl From<MessageRow> for TicketMessage {
     fn from(r: MessageRow) -> Self {
@@ -297,6 +303,14 @@ impl From<MessageRow> for TicketMessage {
             channel: r.channel.into(),
             author_id: r.author_id,
             created_at: Some(to_timestamp(r.created_at)),
+            call: match (r.call_direction, r.call_outcome) {
+                (Some(direction), Some(outcome)) => Some(CallDetails {
+                    direction: direction.into(),
+                    outcome: outcome.into(),
+                    duration_seconds: r.call_seconds.unwrap_or_default(),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -307,10 +321,11 @@ pub async fn insert_message(
     ticket: Uuid,
     m: &TicketMessage,
 ) -> sqlx::Result<TicketMessage> {
-    let row: MessageRow = sqlx::query_as(
-        "INSERT INTO ticket_messages (tenant_id, id, ticket_id, kind, body, channel, author_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, ticket_id, kind, body, channel, author_id, created_at",
-    )
+    let row: MessageRow = sqlx::query_as(&format!(
+        "INSERT INTO ticket_messages (tenant_id, id, ticket_id, kind, body, channel, author_id, \
+         call_direction, call_outcome, call_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {MESSAGE_COLUMNS}"
+    ))
     .bind(tenant)
     .bind(Uuid::now_v7())
     .bind(ticket)
@@ -318,6 +333,9 @@ pub async fn insert_message(
     .bind(&m.body)
     .bind(m.channel as i16)
     .bind(&m.author_id)
+    .bind(m.call.as_ref().map(|c| c.direction as i16))
+    .bind(m.call.as_ref().map(|c| c.outcome as i16))
+    .bind(m.call.as_ref().map(|c| c.duration_seconds))
     .fetch_one(tx)
     .await?;
     Ok(row.into())
@@ -328,9 +346,9 @@ pub async fn find_message(
     tenant: Uuid,
     id: Uuid,
 ) -> sqlx::Result<Option<TicketMessage>> {
-    let row: Option<MessageRow> = sqlx::query_as(
-        "SELECT id, ticket_id, kind, body, channel, author_id, created_at FROM ticket_messages WHERE tenant_id = $1 AND id = $2",
-    )
+    let row: Option<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM ticket_messages WHERE tenant_id = $1 AND id = $2"
+    ))
     .bind(tenant)
     .bind(id)
     .fetch_optional(tx)
@@ -362,10 +380,10 @@ pub async fn messages(
     after: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<TicketMessage>> {
-    let rows: Vec<MessageRow> = sqlx::query_as(
-        "SELECT id, ticket_id, kind, body, channel, author_id, created_at FROM ticket_messages \
-         WHERE tenant_id = $1 AND ticket_id = $2 AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
-    )
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM ticket_messages \
+         WHERE tenant_id = $1 AND ticket_id = $2 AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
+    ))
     .bind(tenant)
     .bind(ticket)
     .bind(after)

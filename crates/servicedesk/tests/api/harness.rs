@@ -4,10 +4,12 @@ use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
 use crm_proto::crm::servicedesk::v1::channel_service_client::ChannelServiceClient;
 use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
+use crm_proto::crm::servicedesk::v1::macro_service_client::MacroServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::search_service_client::SearchServiceClient;
 use crm_proto::crm::servicedesk::v1::sla_service_client::SlaServiceClient;
+use crm_proto::crm::servicedesk::v1::ticket_job_service_client::TicketJobServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use crm_proto::crm::servicedesk::v1::*;
 use kit::auth::{Role, Visibility};
@@ -27,6 +29,8 @@ pub struct Client {
     pub search: SearchServiceClient<Authed>,
     pub channels: ChannelServiceClient<Authed>,
     pub satisfaction: SatisfactionServiceClient<Authed>,
+    pub macros: MacroServiceClient<Authed>,
+    pub jobs: TicketJobServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
 }
 
@@ -178,7 +182,9 @@ impl TestApp {
             knowledge: KnowledgeServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             search: SearchServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             channels: ChannelServiceClient::with_interceptor(desk.clone(), bearer.clone()),
-            satisfaction: SatisfactionServiceClient::with_interceptor(desk, bearer.clone()),
+            satisfaction: SatisfactionServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            macros: MacroServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            jobs: TicketJobServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,

@@ -1,6 +1,7 @@
 //! Service desk tests through its gRPC API, beside a real customers
 //! service, on real PostgreSQL and NATS.
 
+mod actions;
 mod harness;
 mod knowledge;
 mod mail;

@@ -130,6 +130,18 @@ async fn tickets_are_numbered_per_tenant_and_every_change_is_history() {
         .await
         .expect_err("a stale version");
     assert_eq!(stale.code(), Code::Aborted);
+    let frozen = update(
+        &mut admin,
+        Ticket {
+            id: first.id.clone(),
+            tags: vec!["late".into()],
+            ..Default::default()
+        },
+        &["tags"],
+    )
+    .await
+    .expect_err("a closed ticket no longer changes");
+    assert_eq!(frozen.code(), Code::FailedPrecondition);
 
     let history = admin
         .tickets
@@ -923,4 +935,85 @@ async fn tickets_link_both_ways_and_only_to_what_one_sees() {
         ]
     );
     app.services.stop().await;
+}
+
+#[tokio::test]
+async fn phone_calls_are_logged_as_messages_with_direction_outcome_and_length() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let t = create(&mut admin, subject("Call me back"))
+        .await
+        .expect("ticket");
+    let call = |direction: CallDirection, outcome: CallOutcome, seconds: i32| TicketMessage {
+        kind: MessageKind::PublicReply as i32,
+        body: "Walked them through the reset.".into(),
+        call: Some(CallDetails {
+            direction: direction as i32,
+            outcome: outcome as i32,
+            duration_seconds: seconds,
+        }),
+        ..Default::default()
+    };
+    let logged = admin
+        .tickets
+        .add_message(AddMessageRequest {
+            ticket_id: t.id.clone(),
+            message: Some(call(CallDirection::Outbound, CallOutcome::Answered, 312)),
+            request_id: String::new(),
+        })
+        .await
+        .expect("logged")
+        .into_inner()
+        .message
+        .expect("message");
+    assert_eq!(logged.channel, TicketChannel::Phone as i32);
+    assert_eq!(
+        logged.call,
+        Some(CallDetails {
+            direction: CallDirection::Outbound as i32,
+            outcome: CallOutcome::Answered as i32,
+            duration_seconds: 312,
+        })
+    );
+    // A call where the agent spoke with the requester is a response.
+    let after = get(&mut admin, &t.id).await.expect("ticket");
+    assert!(after.first_responded_at.is_some());
+    let listed = admin
+        .tickets
+        .list_messages(ListMessagesRequest {
+            ticket_id: t.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("messages")
+        .into_inner()
+        .messages;
+    assert_eq!(listed[0].call, logged.call);
+    let event = app
+        .event("servicedesk", <TicketReplied as DomainEvent>::TYPE, &t.id)
+        .await;
+    let replied: TicketReplied = kit::events::decode_data(&event).expect("replied");
+    assert_eq!(replied.call.map(|c| c.duration_seconds), Some(312));
+
+    // Each bad part is named; a call on another channel is refused.
+    let mut bad = call(CallDirection::Unspecified, CallOutcome::Unspecified, 90_000);
+    bad.channel = TicketChannel::Email as i32;
+    let refused = admin
+        .tickets
+        .add_message(AddMessageRequest {
+            ticket_id: t.id.clone(),
+            message: Some(bad),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        violated_fields(&refused),
+        [
+            "message.call.direction",
+            "message.call.outcome",
+            "message.call.duration_seconds",
+            "message.channel"
+        ]
+    );
 }
