@@ -46,7 +46,10 @@ for acting in marketing servicedesk; do
 done
 # Support mail: the desk takes SMTP here (point the support addresses'
 # mail at it) and, without a relay of its own, writes replies as .eml files.
-export SERVICEDESK_SMTP_LISTEN="${SERVICEDESK_SMTP_LISTEN:-127.0.0.1:$((2525 + OFFSET))}"
+# 2525 by default; an instance on shifted ports takes 50560 + offset, a
+# slot none of the shifted service ports (5005x, 5105x) can take.
+if [ "$OFFSET" = 0 ]; then smtp_port=2525; else smtp_port=$((50560 + OFFSET)); fi
+export SERVICEDESK_SMTP_LISTEN="${SERVICEDESK_SMTP_LISTEN:-127.0.0.1:$smtp_port}"
 export SERVICEDESK_SMTP_URL="${SERVICEDESK_SMTP_URL:-file://$CRM_STATE_DIR/support-mail}"
 # Satisfaction survey links point at the gateway and are signed with a key kept here.
 export SERVICEDESK_PUBLIC_URL="${SERVICEDESK_PUBLIC_URL:-$CRM_GATEWAY_URL}"

@@ -42,6 +42,18 @@ impl LinkKey {
         Ok(LinkKey(bytes))
     }
 
+    /// A secret another party holds, used as given (its UTF-8 bytes).
+    pub fn from_secret(secret: &str) -> Self {
+        LinkKey(secret.as_bytes().to_vec())
+    }
+
+    /// A secret of its own for `label`, derived from this key (hex of
+    /// HMAC-SHA256 of the label): per-record secrets that are never stored
+    /// and change with the label.
+    pub fn derive(&self, label: &str) -> String {
+        hex::encode(self.mac(label).finalize().into_bytes())
+    }
+
     /// A random key (tests).
     pub fn random() -> Self {
         LinkKey((0..4).flat_map(|_| Uuid::new_v4().into_bytes()).collect())

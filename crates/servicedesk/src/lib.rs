@@ -66,7 +66,7 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         customers,
         clock: config.clock,
         mails_replies: mailer.is_some(),
-        survey_key: config.link_key.clone(),
+        link_key: config.link_key.clone(),
         public_url: config.public_url.clone(),
     });
     if let Some(listener) = &config.smtp_listener {

@@ -81,7 +81,10 @@ fn free_ports() -> anyhow::Result<(i32, i32)> {
     for attempt in 0..300 {
         let offset = -(22_000 + ((seed + attempt * 37) % 300) * 20);
         let http = 10_000 + ((seed + attempt * 53) % 700) * 10;
-        let ports = (50051..=50055).flat_map(|p| [p + offset, p + offset + 1000]);
+        // The service desk's SMTP listener takes 50560 + offset (run.sh).
+        let ports = (50051..=50055)
+            .flat_map(|p| [p + offset, p + offset + 1000])
+            .chain([50560 + offset]);
         if ports.chain([http, http + 1000]).all(port_free) {
             return Ok((offset, http));
         }

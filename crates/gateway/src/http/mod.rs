@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod data;
 pub mod docs;
 pub mod grpc_web;
@@ -416,6 +417,10 @@ pub fn router(
             get(public::form_page)
                 .post(public::submit_form)
                 .layer(DefaultBodyLimit::max(public::MAX_FORM_BYTES)),
+        )
+        .route(
+            "/hooks/chat/{key}",
+            post(chat::receive).layer(DefaultBodyLimit::max(chat::MAX_CHAT_BYTES)),
         )
         .route(
             "/csat/{token}",

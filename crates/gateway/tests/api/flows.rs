@@ -1991,3 +1991,77 @@ async fn webhook_deliveries_keep_no_personal_data_after_sending_or_erasure() {
     assert_eq!(cancelled["attempts"], 1, "not sent again");
     assert_eq!(holding().await, 0);
 }
+
+#[tokio::test]
+async fn chat_connectors_post_signed_messages_that_become_tickets() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let created = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/chat-channels",
+                Some(&token),
+                Some(json!({"name": "Web chat"})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let key = created["channel"]["key"].as_str().unwrap().to_owned();
+    let secret = created["signing_secret"].as_str().unwrap().to_owned();
+    let url = format!("{}/hooks/chat/{key}", stack.base);
+    let send = |body: Value, secret: &str| {
+        let body = body.to_string();
+        let at = chrono::Utc::now().timestamp();
+        let signature = kit::links::LinkKey::from_secret(secret).sign_body(at, body.as_bytes());
+        stack
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-crm-timestamp", at.to_string())
+            .header("x-crm-signature", signature)
+            .body(body)
+            .send()
+    };
+    let hello = json!({"conversation_id": "c-1", "message_id": "m-1", "text": "My parcel is lost",
+                       "from": {"name": "Ada Lovelace", "email": "ada@example.com"}});
+    let accepted = json_of(send(hello.clone(), &secret).await.expect("post"), 202).await;
+    assert_eq!(accepted["opened"], true);
+    let ticket = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/tickets/{}", accepted["ticket_id"].as_str().unwrap()),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(ticket["channel"], "TICKET_CHANNEL_CHAT");
+    assert_eq!(ticket["subject"], "Chat: My parcel is lost");
+
+    // Forged, unsigned and bad posts: 401, 401, 400 naming the field.
+    let forged = send(hello.clone(), "not the secret").await.expect("post");
+    assert_eq!(problem(forged, 401).await["status"], 401);
+    let unsigned = stack
+        .http
+        .post(&url)
+        .body(hello.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unsigned.status(), 401);
+    let bad = send(
+        json!({"conversation_id": "c-1", "message_id": "m-2", "text": "hi",
+                          "from": {"phone": "12"}}),
+        &secret,
+    )
+    .await
+    .expect("post");
+    assert_eq!(fields(&problem(bad, 400).await), ["from.phone"]);
+}

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod actions;
 pub mod calendar;
+pub mod chat;
 pub mod knowledge;
 pub mod mail;
 pub mod routing;

@@ -268,6 +268,23 @@ fn check_call(call: &CallDetails, v: &mut Violations) {
     }
 }
 
+/// Who wrote, as the channel knows them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Sender {
+    /// Lower case; empty when the channel has none.
+    pub email: String,
+    /// E.164; empty when the channel has none.
+    pub phone: String,
+    pub name: String,
+}
+
+// Personal data: never printed.
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sender(<personal data>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,8 @@
 //! service failed, so the sending server keeps it and tries again: no mail
 //! is lost, and a repeat is recognised by its Message-ID.
 //!
-//! The message goes through the desk's own API as the desk's service
-//! identity: the requester is found (or created) by address in the
-//! customers service, and the ticket created or the message added with a
-//! `request_id` made from the Message-ID, so every rule, event, SLA clock
-//! and routing step of the API applies unchanged.
+//! The message goes through [`super::intake`] (the desk's own API as its
+//! service identity) with a `request_id` made from the Message-ID.
 //!
 //! Outbound: an agent's public reply on a ticket that has a mail thread is
 //! queued in the reply's transaction; [`MailSender`] sends it from the
@@ -24,34 +21,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use crm_proto::crm::customers::v1 as customers;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
-use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketService;
-use crm_proto::crm::servicedesk::v1::{
-    AddMessageRequest, CreateTicketRequest, MessageKind, Ticket, TicketChannel, TicketMessage,
-    TicketStatus,
-};
-use kit::auth::{CallerContext, Role, Visibility};
+use crm_proto::crm::servicedesk::v1::TicketChannel;
 use kit::db::set_tenant;
 use kit::events::{address_hash, contact_point_hash};
 use kit::mail::Mailer;
-use kit::rpc::{on_behalf, Forwarded};
+use kit::rpc::on_behalf;
 use kit::service_tokens::ServiceTokens;
 use lettre::message::{header, Mailbox as Address, SinglePart};
 use lettre::Message;
 use uuid::Uuid;
 
-use crate::domain::mail::{self, Inbound, MailKind};
+use super::intake::{Delivered, Incoming, Intake, Sender};
+use crate::domain::mail::{self, MailKind};
 use crate::domain::satisfaction::{self as survey, Survey};
-use crate::grpc::tickets::TicketHandlers;
 use crate::grpc::SharedState;
 use crate::store::mail as store;
 use crate::store::satisfaction;
 use crate::store::tickets;
-
-/// Who the desk is when it acts on mail.
-const SUBJECT: &str = "service:servicedesk";
 
 /// What became of an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,67 +113,26 @@ impl MailDesk {
             .unwrap_or_default();
         tx.commit().await?;
 
-        let caller = desk_caller(tenant);
         let token = self.tokens.for_tenant(tenant).await?;
-        let request_id = format!("mail:{}", address_hash(&mail.message_id));
-        let handlers = TicketHandlers(self.state.clone());
-        let mut outcome = None;
-        if let Some(ticket) = thread {
-            let request = AddMessageRequest {
-                ticket_id: ticket.to_string(),
-                message: Some(TicketMessage {
-                    kind: MessageKind::CustomerMessage as i32,
-                    body: mail.body.clone(),
-                    channel: TicketChannel::Email as i32,
-                    ..Default::default()
-                }),
-                request_id: request_id.clone(),
-            };
-            match handlers
-                .add_message(as_desk(&caller, &token, request))
-                .await
-            {
-                Ok(_) => outcome = Some(Outcome::Appended(ticket)),
-                // A closed ticket, or one without requester (erased): the
-                // mail opens a ticket of its own.
-                Err(status)
-                    if matches!(
-                        status.code(),
-                        tonic::Code::FailedPrecondition
-                            | tonic::Code::InvalidArgument
-                            | tonic::Code::NotFound
-                    ) => {}
-                Err(status) => return Err(anyhow::anyhow!("adding the message: {status:?}")),
-            }
-        }
-        let outcome = match outcome {
-            Some(outcome) => outcome,
-            None => {
-                let requester = self.requester(&token, &mail, &request_id).await?;
-                let request = CreateTicketRequest {
-                    ticket: Some(Ticket {
-                        subject: mail.subject.clone(),
-                        description: mail.body.clone(),
-                        channel: TicketChannel::Email as i32,
-                        status: TicketStatus::New as i32,
-                        group_id: group,
-                        requester_contact_id: requester,
-                        ..Default::default()
-                    }),
-                    request_id,
-                };
-                let created = handlers
-                    .create_ticket(as_desk(&caller, &token, request))
-                    .await
-                    .map_err(|status| anyhow::anyhow!("creating the ticket: {status:?}"))?
-                    .into_inner();
-                let id = created.ticket.map(|t| t.id).unwrap_or_default();
-                Outcome::Opened(Uuid::parse_str(&id).context("the created ticket's id")?)
-            }
+        let sender = Sender {
+            email: mail.from.clone(),
+            phone: String::new(),
+            name: mail.from_name.clone(),
         };
-        let (Outcome::Opened(ticket) | Outcome::Appended(ticket)) = outcome else {
-            return Ok(outcome);
+        let incoming = Incoming {
+            tenant,
+            thread,
+            sender: &sender,
+            subject: &mail.subject,
+            body: &mail.body,
+            channel: TicketChannel::Email,
+            group,
+            request_id: format!("mail:{}", address_hash(&mail.message_id)),
         };
+        let delivered = Intake::new(self.state.clone())
+            .deliver(&token, incoming)
+            .await?;
+        let ticket = delivered.ticket();
         let mut tx = self.state.db.begin_tenant(tenant).await?;
         let entry = store::ThreadEntry {
             message_id: &mail.message_id,
@@ -198,99 +145,16 @@ impl MailDesk {
         tx.commit().await?;
         metrics::counter!("crm_servicedesk_mail_received_total", "outcome" => "ticketed")
             .increment(1);
-        Ok(outcome)
-    }
-
-    /// The contact the sender is, found by address in the customers
-    /// service or created there (named from the From header).
-    async fn requester(
-        &self,
-        token: &Forwarded,
-        mail: &Inbound,
-        request_id: &str,
-    ) -> anyhow::Result<String> {
-        let mut contacts = ContactServiceClient::new(self.state.customers.clone());
-        let by_address = customers::Filter {
-            node: Some(customers::filter::Node::Condition(customers::Condition {
-                field: "email".into(),
-                op: customers::Operator::Eq as i32,
-                value: Some(prost_types::Value {
-                    kind: Some(prost_types::value::Kind::StringValue(mail.from.clone())),
-                }),
-            })),
-        };
-        let found = contacts
-            .list_contacts(on_behalf(
-                token,
-                customers::ListContactsRequest {
-                    filter: Some(by_address),
-                    order_by: "created_at".into(),
-                    page: Some(crm_proto::crm::common::v1::PageRequest {
-                        page_size: 1,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .map_err(|status| anyhow::anyhow!("looking the sender up: {status:?}"))?
-            .into_inner();
-        if let Some(contact) = found.contacts.into_iter().next() {
-            return Ok(contact.id);
-        }
-        let (first_name, last_name) = match mail.from_name.rsplit_once(' ') {
-            Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
-            None => (mail.from_name.clone(), String::new()),
-        };
-        let created = contacts
-            .create_contact(on_behalf(
-                token,
-                customers::CreateContactRequest {
-                    contact: Some(customers::Contact {
-                        first_name,
-                        last_name,
-                        emails: vec![customers::Email {
-                            address: mail.from.clone(),
-                            primary: true,
-                            ..Default::default()
-                        }],
-                        source: "support e-mail".into(),
-                        ..Default::default()
-                    }),
-                    request_id: request_id.to_owned(),
-                },
-            ))
-            .await
-            .map_err(|status| anyhow::anyhow!("creating the sender as a contact: {status:?}"))?
-            .into_inner();
-        Ok(created.contact.map(|c| c.id).unwrap_or_default())
+        Ok(match delivered {
+            Delivered::Opened(id) => Outcome::Opened(id),
+            Delivered::Appended(id) => Outcome::Appended(id),
+        })
     }
 }
 
 fn ignored(reason: &'static str) -> Outcome {
     metrics::counter!("crm_servicedesk_mail_received_total", "outcome" => reason).increment(1);
     Outcome::Ignored(reason)
-}
-
-/// The desk acting by itself in `tenant`.
-fn desk_caller(tenant: Uuid) -> CallerContext {
-    CallerContext {
-        tenant_id: tenant,
-        subject: SUBJECT.into(),
-        user_id: None,
-        roles: vec![Role::Service],
-        teams: Vec::new(),
-        scopes: Vec::new(),
-        visibility: Visibility::Tenant,
-    }
-}
-
-/// A request to the desk's own handlers as the desk: the caller the auth
-/// layer would have put there, and the token it forwards to customers.
-fn as_desk<T>(caller: &CallerContext, token: &Forwarded, message: T) -> tonic::Request<T> {
-    let mut request = on_behalf(token, message);
-    request.extensions_mut().insert(caller.clone());
-    request
 }
 
 // ---- the SMTP listener
@@ -448,7 +312,7 @@ impl MailSender {
         };
         let survey = q.kind == MailKind::Survey as i16;
         let (subject, body) = if survey {
-            let Some(key) = &self.state.survey_key else {
+            let Some(key) = &self.state.link_key else {
                 return Ok(None);
             };
             if satisfaction::answered(tx, q.tenant_id, q.ticket_id).await? {

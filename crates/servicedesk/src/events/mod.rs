@@ -7,6 +7,7 @@
 //! SLA clocks and their scanner are in [`sla`], routing in [`routing`], the
 //! e-mail channel in [`mail`].
 
+pub mod intake;
 pub mod mail;
 pub mod routing;
 pub mod sla;

@@ -28,9 +28,9 @@ pub struct State {
     /// Whether agents' public replies on mail tickets are mailed (a relay
     /// is configured).
     pub mails_replies: bool,
-    /// Signs satisfaction survey links (`SERVICEDESK_LINK_KEY`); none: no
-    /// surveys are sent.
-    pub survey_key: Option<kit::links::LinkKey>,
+    /// Signs satisfaction survey links and derives chat channels' secrets
+    /// (`SERVICEDESK_LINK_KEY`); none: no surveys, no chat channels.
+    pub link_key: Option<kit::links::LinkKey>,
     /// Where people reach the gateway's public routes (survey links).
     pub public_url: String,
 }

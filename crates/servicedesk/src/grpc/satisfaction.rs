@@ -28,7 +28,7 @@ fn survey_of(state: &State, caller: &CallerContext, token: &str) -> kit::Result<
         ));
     }
     state
-        .survey_key
+        .link_key
         .as_ref()
         .and_then(|key| key.verify::<Survey>(token, state.clock.now().timestamp()))
         .filter(|survey| survey.tenant == caller.tenant_id)

@@ -139,7 +139,7 @@ async fn publish_changes(
                 .outbox
                 .enqueue(tx, caller, id, version, &event)
                 .await?;
-            if state.mails_replies && state.survey_key.is_some() {
+            if state.mails_replies && state.link_key.is_some() {
                 crate::store::mail::enqueue_if_mailed(
                     tx,
                     caller.tenant_id,

@@ -1,7 +1,8 @@
-//! Mailboxes, mail threads and the outbound mail queue.
+//! Mailboxes, mail threads, the outbound mail queue, and chat channels
+//! with their conversations.
 
 use chrono::{DateTime, Utc};
-use crm_proto::crm::servicedesk::v1::Mailbox;
+use crm_proto::crm::servicedesk::v1::{ChatChannel, Mailbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -312,6 +313,168 @@ pub async fn retry(
     .bind(id)
     .bind(next_at)
     .bind(error)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+// ---- chat channels
+
+#[derive(sqlx::FromRow)]
+struct ChatRow {
+    id: Uuid,
+    name: String,
+    group_id: Option<Uuid>,
+    secret_generation: i32,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+    version: i64,
+}
+
+/// A chat channel and the generation its secret is derived under.
+pub struct ChatChannelRow {
+    pub channel: ChatChannel,
+    pub secret_generation: i32,
+}
+
+fn chat_channel(tenant: Uuid, r: ChatRow) -> ChatChannelRow {
+    ChatChannelRow {
+        channel: ChatChannel {
+            id: r.id.to_string(),
+            name: r.name,
+            group_id: id_text(r.group_id),
+            key: format!("{}.{}", tenant.simple(), r.id.simple()),
+            audit: audit(
+                r.created_at,
+                r.created_by,
+                r.updated_at,
+                r.updated_by,
+                r.version,
+            ),
+        },
+        secret_generation: r.secret_generation,
+    }
+}
+
+const CHAT_COLUMNS: &str = "id, name, group_id, secret_generation, created_at, created_by, updated_at, updated_by, version";
+
+pub async fn insert_chat_channel(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    c: &ChatChannel,
+    actor: &str,
+) -> sqlx::Result<ChatChannelRow> {
+    let row: ChatRow = sqlx::query_as(&format!(
+        "INSERT INTO chat_channels (tenant_id, id, name, group_id, created_by, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {CHAT_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(&c.name)
+    .bind(checked_id(&c.group_id))
+    .bind(actor)
+    .fetch_one(tx)
+    .await?;
+    Ok(chat_channel(tenant, row))
+}
+
+pub async fn find_chat_channel(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<ChatChannelRow>> {
+    let row: Option<ChatRow> = sqlx::query_as(&format!(
+        "SELECT {CHAT_COLUMNS} FROM chat_channels WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|r| chat_channel(tenant, r)))
+}
+
+pub async fn list_chat_channels(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<ChatChannel>> {
+    let rows: Vec<ChatRow> =
+        super::list_by_name(tx, "chat_channels", CHAT_COLUMNS, tenant, after, limit).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| chat_channel(tenant, r).channel)
+        .collect())
+}
+
+pub async fn delete_chat_channel(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM chat_channels WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(deleted.rows_affected() > 0)
+}
+
+/// Counts the secret's generation up; the new generation, `None` when
+/// there is no such channel.
+pub async fn rotate_chat_secret(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    actor: &str,
+) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar(
+        "UPDATE chat_channels SET secret_generation = secret_generation + 1, updated_at = now(), \
+         updated_by = $3, version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING secret_generation",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(actor)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The ticket a conversation continues.
+pub async fn conversation_ticket(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    channel: Uuid,
+    conversation: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT ticket_id FROM chat_conversations WHERE tenant_id = $1 AND channel_id = $2 AND conversation = $3",
+    )
+    .bind(tenant)
+    .bind(channel)
+    .bind(conversation)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The conversation continues `ticket` from now on.
+pub async fn set_conversation_ticket(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    channel: Uuid,
+    conversation: &str,
+    ticket: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO chat_conversations (tenant_id, channel_id, conversation, ticket_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, channel_id, conversation) DO UPDATE SET ticket_id = EXCLUDED.ticket_id",
+    )
+    .bind(tenant)
+    .bind(channel)
+    .bind(conversation)
+    .bind(ticket)
     .execute(tx)
     .await?;
     Ok(())

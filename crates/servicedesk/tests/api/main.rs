@@ -2,6 +2,7 @@
 //! service, on real PostgreSQL and NATS.
 
 mod actions;
+mod chat;
 mod harness;
 mod knowledge;
 mod mail;

@@ -1,0 +1,236 @@
+//! Messages from outside (support mail, chat connectors) into tickets.
+//! They go through the desk's own ticket handlers as a service identity,
+//! so every rule, event, SLA clock and routing step of the API applies
+//! unchanged: the sender is found (or created) in the customers service by
+//! e-mail address or phone number, then the message continues the ticket
+//! it belongs to or opens one. The `request_id` each channel derives from
+//! its message id makes a repeated delivery harmless.
+
+use crm_proto::crm::customers::v1 as customers;
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketService;
+use crm_proto::crm::servicedesk::v1::{
+    AddMessageRequest, CreateTicketRequest, MessageKind, Ticket, TicketChannel, TicketMessage,
+    TicketStatus,
+};
+use kit::auth::{CallerContext, Role, Visibility};
+use kit::rpc::{on_behalf, Forwarded};
+use kit::Error;
+use uuid::Uuid;
+
+use crate::grpc::tickets::TicketHandlers;
+use crate::grpc::SharedState;
+
+/// Who the desk is when it acts on what arrives.
+const SUBJECT: &str = "service:servicedesk";
+
+pub use crate::domain::ticket::Sender;
+
+/// One message from outside.
+pub struct Incoming<'a> {
+    pub tenant: Uuid,
+    /// The ticket the message continues, when the channel knows it.
+    pub thread: Option<Uuid>,
+    pub sender: &'a Sender,
+    /// The subject of a ticket it opens.
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub channel: TicketChannel,
+    /// The group of a ticket it opens; empty: none.
+    pub group: String,
+    /// Stable for the message: a repeat is recognised.
+    pub request_id: String,
+}
+
+/// Where a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    Opened(Uuid),
+    Appended(Uuid),
+}
+
+impl Delivered {
+    pub fn ticket(self) -> Uuid {
+        match self {
+            Delivered::Opened(id) | Delivered::Appended(id) => id,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Intake {
+    state: SharedState,
+}
+
+impl Intake {
+    pub fn new(state: SharedState) -> Self {
+        Intake { state }
+    }
+
+    /// Continues `m.thread` or opens a ticket, acting with `token` (a
+    /// service token of the tenant, forwarded to customers).
+    pub async fn deliver(&self, token: &Forwarded, m: Incoming<'_>) -> kit::Result<Delivered> {
+        let caller = desk_caller(m.tenant);
+        let handlers = TicketHandlers(self.state.clone());
+        if let Some(ticket) = m.thread {
+            let request = AddMessageRequest {
+                ticket_id: ticket.to_string(),
+                message: Some(TicketMessage {
+                    kind: MessageKind::CustomerMessage as i32,
+                    body: m.body.to_owned(),
+                    channel: m.channel as i32,
+                    ..Default::default()
+                }),
+                request_id: m.request_id.clone(),
+            };
+            match handlers.add_message(as_desk(&caller, token, request)).await {
+                Ok(_) => return Ok(Delivered::Appended(ticket)),
+                // A closed ticket, or one without requester (erased): the
+                // message opens a ticket of its own.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::FailedPrecondition
+                            | tonic::Code::InvalidArgument
+                            | tonic::Code::NotFound
+                    ) => {}
+                Err(status) => return Err(failed("adding the message", "text", status)),
+            }
+        }
+        let requester = self.requester(token, m.sender, &m.request_id).await?;
+        let request = CreateTicketRequest {
+            ticket: Some(Ticket {
+                subject: m.subject.to_owned(),
+                description: m.body.to_owned(),
+                channel: m.channel as i32,
+                status: TicketStatus::New as i32,
+                group_id: m.group,
+                requester_contact_id: requester,
+                ..Default::default()
+            }),
+            request_id: m.request_id,
+        };
+        let created = handlers
+            .create_ticket(as_desk(&caller, token, request))
+            .await
+            .map_err(|status| failed("opening the ticket", "text", status))?
+            .into_inner();
+        let id = created.ticket.map(|t| t.id).unwrap_or_default();
+        Uuid::parse_str(&id)
+            .map(Delivered::Opened)
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the created ticket has no id")))
+    }
+
+    /// The contact the sender is: found by e-mail address (else phone) in
+    /// the customers service, or created there with their name.
+    async fn requester(
+        &self,
+        token: &Forwarded,
+        sender: &Sender,
+        request_id: &str,
+    ) -> kit::Result<String> {
+        let mut contacts = ContactServiceClient::new(self.state.customers.clone());
+        let (field, point) = if sender.email.is_empty() {
+            ("phone", &sender.phone)
+        } else {
+            ("email", &sender.email)
+        };
+        let by_point = customers::Filter {
+            node: Some(customers::filter::Node::Condition(customers::Condition {
+                field: field.into(),
+                op: customers::Operator::Eq as i32,
+                value: Some(prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue(point.clone())),
+                }),
+            })),
+        };
+        let found = contacts
+            .list_contacts(on_behalf(
+                token,
+                customers::ListContactsRequest {
+                    filter: Some(by_point),
+                    order_by: "created_at".into(),
+                    page: Some(crm_proto::crm::common::v1::PageRequest {
+                        page_size: 1,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map_err(|status| failed("looking the sender up", "from", status))?
+            .into_inner();
+        if let Some(contact) = found.contacts.into_iter().next() {
+            return Ok(contact.id);
+        }
+        let (first_name, last_name) = match sender.name.trim().rsplit_once(' ') {
+            Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
+            None => (sender.name.trim().to_owned(), String::new()),
+        };
+        let emails = (!sender.email.is_empty())
+            .then(|| customers::Email {
+                address: sender.email.clone(),
+                primary: true,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        let phones = (!sender.phone.is_empty())
+            .then(|| customers::Phone {
+                number: sender.phone.clone(),
+                primary: true,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        let created = contacts
+            .create_contact(on_behalf(
+                token,
+                customers::CreateContactRequest {
+                    contact: Some(customers::Contact {
+                        first_name,
+                        last_name,
+                        emails,
+                        phones,
+                        source: "service desk".into(),
+                        ..Default::default()
+                    }),
+                    request_id: request_id.to_owned(),
+                },
+            ))
+            .await
+            .map_err(|status| failed("creating the sender as a contact", "from", status))?
+            .into_inner();
+        Ok(created.contact.map(|c| c.id).unwrap_or_default())
+    }
+}
+
+/// A refusal from the desk's own handlers or from customers: bad input is
+/// the message's (`field`), anything else is worth a retry.
+fn failed(what: &str, field: &str, status: tonic::Status) -> Error {
+    match status.code() {
+        tonic::Code::InvalidArgument => Error::invalid(field, status.message().to_owned()),
+        _ => Error::Unavailable(format!("{what}: {}", status.message())),
+    }
+}
+
+/// The desk acting by itself in `tenant`.
+fn desk_caller(tenant: Uuid) -> CallerContext {
+    CallerContext {
+        tenant_id: tenant,
+        subject: SUBJECT.into(),
+        user_id: None,
+        roles: vec![Role::Service],
+        teams: Vec::new(),
+        scopes: Vec::new(),
+        visibility: Visibility::Tenant,
+    }
+}
+
+/// A request to the desk's own handlers as the desk: the caller the auth
+/// layer would have put there, and the token it forwards to customers.
+fn as_desk<T>(caller: &CallerContext, token: &Forwarded, message: T) -> tonic::Request<T> {
+    let mut request = on_behalf(token, message);
+    request.extensions_mut().insert(caller.clone());
+    request
+}
