@@ -190,6 +190,15 @@ impl Error {
         }
     }
 
+    /// Another service (`service`) failed a call made for this request:
+    /// worth a retry.
+    pub fn upstream(service: &str, status: &tonic::Status) -> Self {
+        Error::Unavailable(format!(
+            "the {service} service did not answer ({}); retry",
+            status.message()
+        ))
+    }
+
     pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
         Error::NotFound {
             entity,

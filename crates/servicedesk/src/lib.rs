@@ -37,6 +37,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 use crate::config::ServiceDeskConfig;
 use crate::events::mail::{MailDesk, MailSender};
 use crate::events::sla::SlaScanner;
+use crate::events::tasks::EscalationTasks;
 use crate::events::CustomerEvents;
 use crate::grpc::actions::{MacroHandlers, TicketJobHandlers};
 use crate::grpc::channels::ChannelHandlers;
@@ -99,8 +100,25 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         CustomerEvents,
     )
     .await?;
+    // Its own escalations that ask for a task in customers.
+    let escalations = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec {
+            filter_subject: "crm.servicedesk.sla.escalated".into(),
+            ..ConsumerSpec::new("servicedesk-tasks", "servicedesk")
+        },
+        EscalationTasks {
+            state: state.clone(),
+            tokens: config.service_tokens.clone(),
+        },
+    )
+    .await?;
     let mut tasks = vec![
         background(move |shutdown| consumer.run(shutdown)),
+        background(move |shutdown| escalations.run(shutdown)),
         background(move |shutdown| kit::scan::run(scanner, shutdown)),
     ];
     if let Some(mailer) = mailer {

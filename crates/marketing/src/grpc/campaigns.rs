@@ -200,10 +200,7 @@ pub(crate) fn upstream(status: Status) -> Error {
             "the customers service refused the request: {}",
             status.message()
         )),
-        _ => Error::Unavailable(format!(
-            "the customers service did not answer ({}); retry",
-            status.message()
-        )),
+        _ => Error::upstream("customers", &status),
     }
 }
 

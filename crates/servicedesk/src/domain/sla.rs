@@ -120,6 +120,18 @@ pub fn normalize(p: &mut SlaPolicy, v: &mut Violations) {
                 }
             }
             Ok(EscalationAction::RaisePriority) => {}
+            Ok(EscalationAction::CreateTask) => {
+                let subject = e.task_subject.trim().to_owned();
+                if subject.is_empty()
+                    || subject.chars().count() > 200
+                    || subject.chars().any(char::is_control)
+                {
+                    v.add(
+                        field("task_subject"),
+                        "a task needs a subject of 1-200 characters",
+                    );
+                }
+            }
             Ok(EscalationAction::Notify) => {
                 if e.notify_user_ids.is_empty() || e.notify_user_ids.len() > MAX_NOTIFY {
                     v.add(

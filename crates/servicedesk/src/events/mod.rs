@@ -11,6 +11,7 @@ pub mod intake;
 pub mod mail;
 pub mod routing;
 pub mod sla;
+pub mod tasks;
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;

@@ -310,14 +310,25 @@ pub async fn settle(
                 queue.extend(follow(tx, tenant, Some(&current), &saved, None, now).await?);
                 current = saved;
             }
-            let event = SlaEscalated {
+            let mut event = SlaEscalated {
                 ticket_id: current.id.clone(),
                 ticket_number: current.number,
                 metric: alert.clock.metric as i32,
                 stage: alert.stage as i32,
                 action: action as i32,
                 notify_user_ids: escalation.notify_user_ids.clone(),
+                ..Default::default()
             };
+            if action == EscalationAction::CreateTask {
+                event.task_subject = escalation.task_subject.trim().to_owned();
+                event.task_assignee_id = if escalation.assignee_id.is_empty() {
+                    current.assignee_id.clone()
+                } else {
+                    escalation.assignee_id.clone()
+                };
+                event.requester_contact_id = current.requester_contact_id.clone();
+                event.account_id = current.account_id.clone();
+            }
             state
                 .outbox
                 .enqueue(

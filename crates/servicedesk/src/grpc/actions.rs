@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::tickets::{follow_change, record_message, save_change, visible};
-use super::{commit, handle, name_taken, page_response, SharedState, State};
+use super::{commit, handle, name_page, name_taken, page_response, SharedState, State};
 use crate::domain::access::{authorize, role_allows, Action};
 use crate::domain::actions::{self, ReplyContext, MAX_JOB_TICKETS};
 use crate::domain::{optional_id, parse_id};
@@ -61,10 +61,7 @@ async fn requester_names(
         {
             Ok(Default::default())
         }
-        Err(status) => Err(Error::Unavailable(format!(
-            "the customers service did not answer ({}); retry",
-            status.message()
-        ))),
+        Err(status) => Err(Error::upstream("customers", &status)),
     }
 }
 
@@ -183,16 +180,8 @@ impl MacroService for MacroHandlers {
                 page.fetch_limit(),
             )
             .await?;
-            let (macros, next) = finish_page(rows, page.size, |m: &Macro| {
-                (
-                    m.name.to_lowercase(),
-                    Uuid::parse_str(&m.id).unwrap_or_default(),
-                )
-            });
-            Ok(ListMacrosResponse {
-                macros,
-                page: page_response(next),
-            })
+            let (macros, page) = name_page(rows, page.size, |m: &Macro| (&m.name, &m.id));
+            Ok(ListMacrosResponse { macros, page })
         })
         .await
     }

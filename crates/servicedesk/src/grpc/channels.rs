@@ -13,7 +13,7 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{commit, handle, name_taken, page_response, SharedState, State};
+use super::{commit, handle, name_page, name_taken, page_response, SharedState, State};
 use crate::domain::access::{authorize, Action};
 use crate::domain::chat::{self, secret_label, MAX_SKEW_SECONDS};
 use crate::domain::mail::normalize_mailbox;
@@ -240,16 +240,8 @@ impl ChannelService for ChannelHandlers {
                 page.fetch_limit(),
             )
             .await?;
-            let (channels, next) = finish_page(rows, page.size, |c: &ChatChannel| {
-                (
-                    c.name.to_lowercase(),
-                    Uuid::parse_str(&c.id).unwrap_or_default(),
-                )
-            });
-            Ok(ListChatChannelsResponse {
-                channels,
-                page: page_response(next),
-            })
+            let (channels, page) = name_page(rows, page.size, |c: &ChatChannel| (&c.name, &c.id));
+            Ok(ListChatChannelsResponse { channels, page })
         })
         .await
     }

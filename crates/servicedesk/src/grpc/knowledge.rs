@@ -9,7 +9,9 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{check_version, commit, handle, name_taken, page_response, version_of, SharedState};
+use super::{
+    check_version, commit, handle, name_page, name_taken, page_response, version_of, SharedState,
+};
 use crate::domain::access::{authorize, role_allows, Action};
 use crate::domain::knowledge::{self, apply_mask, changed_fields, MAX_COMMENT};
 use crate::domain::{optional_id, parse_id, text};
@@ -159,16 +161,9 @@ impl KnowledgeService for KnowledgeHandlers {
                 page.fetch_limit(),
             )
             .await?;
-            let (categories, next) = finish_page(rows, page.size, |c: &ArticleCategory| {
-                (
-                    c.name.to_lowercase(),
-                    Uuid::parse_str(&c.id).unwrap_or_default(),
-                )
-            });
-            Ok(ListCategoriesResponse {
-                categories,
-                page: page_response(next),
-            })
+            let (categories, page) =
+                name_page(rows, page.size, |c: &ArticleCategory| (&c.name, &c.id));
+            Ok(ListCategoriesResponse { categories, page })
         })
         .await
     }

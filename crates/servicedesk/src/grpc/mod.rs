@@ -45,6 +45,24 @@ impl State {
 
 pub use kit::rpc::{check_version, commit, handle, page_response, version_of};
 
+/// A page of records listed in name order ([`crate::store::list_by_name`]:
+/// calendars, categories, macros, chat channels) cut to `size`, with the
+/// next page's token made from the last row's name and id.
+pub fn name_page<R>(
+    rows: Vec<R>,
+    size: i64,
+    name_and_id: impl Fn(&R) -> (&String, &String),
+) -> (Vec<R>, Option<crm_proto::crm::common::v1::PageResponse>) {
+    let (rows, next) = kit::paging::finish_page(rows, size, |row: &R| {
+        let (name, id) = name_and_id(row);
+        (
+            name.to_lowercase(),
+            uuid::Uuid::parse_str(id).unwrap_or_default(),
+        )
+    });
+    (rows, page_response(next))
+}
+
 /// A unique name taken, told in the caller's terms: `calendar.name: a
 /// calendar named "Office" already exists`; other errors pass unchanged.
 pub fn name_taken(error: impl Into<kit::Error>, entity: &str, name: &str) -> kit::Error {

@@ -10,7 +10,9 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{check_version, commit, handle, name_taken, page_response, version_of, SharedState};
+use super::{
+    check_version, commit, handle, name_page, name_taken, page_response, version_of, SharedState,
+};
 use crate::domain::access::{authorize, Action};
 use crate::domain::{calendar, optional_id, parse_id, sla};
 use crate::events::sla::targets;
@@ -159,16 +161,9 @@ impl SlaService for SlaHandlers {
                 page.fetch_limit(),
             )
             .await?;
-            let (calendars, next) = finish_page(rows, page.size, |c: &BusinessCalendar| {
-                (
-                    c.name.to_lowercase(),
-                    Uuid::parse_str(&c.id).unwrap_or_default(),
-                )
-            });
-            Ok(ListCalendarsResponse {
-                calendars,
-                page: page_response(next),
-            })
+            let (calendars, page) =
+                name_page(rows, page.size, |c: &BusinessCalendar| (&c.name, &c.id));
+            Ok(ListCalendarsResponse { calendars, page })
         })
         .await
     }

@@ -62,10 +62,7 @@ async fn check_requester(state: &State, token: &Forwarded, t: &mut Ticket) -> ki
         Err(status) if status.code() == tonic::Code::PermissionDenied => {
             Err(Error::PermissionDenied(status.message().to_owned()))
         }
-        Err(status) => Err(Error::Unavailable(format!(
-            "the customers service did not answer ({}); retry",
-            status.message()
-        ))),
+        Err(status) => Err(Error::upstream("customers", &status)),
     }
 }
 

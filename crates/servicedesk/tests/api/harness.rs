@@ -1,4 +1,5 @@
 use crm_proto::crm::common::v1::Event;
+use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
@@ -32,6 +33,7 @@ pub struct Client {
     pub macros: MacroServiceClient<Authed>,
     pub jobs: TicketJobServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
+    pub activities: ActivityServiceClient<Authed>,
 }
 
 pub struct TestApp {
@@ -186,6 +188,10 @@ impl TestApp {
             macros: MacroServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             jobs: TicketJobServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
+                self.services.channel("customers"),
+                bearer.clone(),
+            ),
+            activities: ActivityServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer,
             ),

@@ -330,6 +330,14 @@ async fn a_customer_waiting_again_starts_a_next_response_target_and_escalations_
                     notify_user_ids: vec![manager.to_string()],
                     ..Default::default()
                 },
+                Escalation {
+                    stage: SlaStage::Breach as i32,
+                    metric: SlaMetric::NextResponse as i32,
+                    action: EscalationAction::CreateTask as i32,
+                    task_subject: "Call the customer back".into(),
+                    assignee_id: manager.to_string(),
+                    ..Default::default()
+                },
             ],
             ..Default::default()
         },
@@ -392,7 +400,7 @@ async fn a_customer_waiting_again_starts_a_next_response_target_and_escalations_
     let escalated = app
         .services
         .nats
-        .events("servicedesk", SlaEscalated::TYPE, 3)
+        .events("servicedesk", SlaEscalated::TYPE, 4)
         .await;
     let actions: Vec<i32> = escalated
         .iter()
@@ -408,7 +416,37 @@ async fn a_customer_waiting_again_starts_a_next_response_target_and_escalations_
             EscalationAction::Notify as i32,
             EscalationAction::Reassign as i32,
             EscalationAction::RaisePriority as i32,
+            EscalationAction::CreateTask as i32,
         ]
+    );
+    // The task escalation becomes one task in customers, for the manager,
+    // about the requester.
+    let tasks = eventually("the escalation's task", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        let contact = requester.id.clone();
+        async move {
+            let tasks = admin
+                .activities
+                .list_tasks(crm_proto::crm::customers::v1::ListTasksRequest {
+                    contact_id: contact,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            (!tasks.is_empty()).then_some(tasks)
+        }
+    })
+    .await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0].subject,
+        format!("Call the customer back (ticket #{})", t.number)
+    );
+    assert_eq!(
+        tasks[0].task.as_ref().map(|d| d.assignee_id.clone()),
+        Some(manager.to_string())
     );
     let notify: SlaEscalated = prost::Message::decode(escalated[0].data.as_slice()).unwrap();
     assert_eq!(notify.notify_user_ids, vec![manager.to_string()]);
