@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{audit, checked_id, id_text};
-pub use crate::domain::mail::MailKind;
+use crate::domain::mail::MailKind;
 
 #[derive(sqlx::FromRow)]
 struct MailboxRow {
