@@ -4,8 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 20] = [
+const PII_MESSAGES: [&str; 30] = [
     "crm.servicedesk.v1.Ticket",
+    "crm.servicedesk.v1.SubmitSupportFormRequest",
+    "crm.servicedesk.v1.RequestPortalLinkRequest",
+    "crm.servicedesk.v1.PortalTicket",
+    "crm.servicedesk.v1.PortalMessage",
+    "crm.servicedesk.v1.ListPortalTicketsRequest",
+    "crm.servicedesk.v1.GetPortalTicketRequest",
+    "crm.servicedesk.v1.OpenPortalTicketRequest",
+    "crm.servicedesk.v1.ReplyOnPortalRequest",
+    "crm.servicedesk.v1.SearchPortalArticlesRequest",
+    "crm.servicedesk.v1.GetPortalArticleRequest",
     "crm.servicedesk.v1.TicketMessage",
     "crm.servicedesk.v1.SatisfactionRating",
     "crm.servicedesk.v1.AnswerSurveyRequest",

@@ -295,6 +295,60 @@ impl fmt::Debug for crate::crm::servicedesk::v1::AnswerSurveyRequest {
     }
 }
 
+/// `Debug` showing only `shown` fields: the rest are the person's words,
+/// their address or a bearer link (a portal token signs a person in).
+macro_rules! shows_only {
+    ($type:ty, $name:literal, [$($field:ident),*]) => {
+        impl fmt::Debug for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct($name)
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+mod portal {
+    use super::fmt;
+    use crate::crm::servicedesk::v1::*;
+
+    shows_only!(
+        SubmitSupportFormRequest,
+        "SubmitSupportFormRequest",
+        [form_key, request_id]
+    );
+    shows_only!(
+        RequestPortalLinkRequest,
+        "RequestPortalLinkRequest",
+        [form_key]
+    );
+    shows_only!(PortalTicket, "PortalTicket", [number, status, created_at]);
+    shows_only!(PortalMessage, "PortalMessage", [from_requester, at]);
+    shows_only!(ListPortalTicketsRequest, "ListPortalTicketsRequest", [page]);
+    shows_only!(GetPortalTicketRequest, "GetPortalTicketRequest", [number]);
+    shows_only!(
+        OpenPortalTicketRequest,
+        "OpenPortalTicketRequest",
+        [request_id]
+    );
+    shows_only!(
+        ReplyOnPortalRequest,
+        "ReplyOnPortalRequest",
+        [number, request_id]
+    );
+    shows_only!(
+        SearchPortalArticlesRequest,
+        "SearchPortalArticlesRequest",
+        [limit]
+    );
+    shows_only!(
+        GetPortalArticleRequest,
+        "GetPortalArticleRequest",
+        [article_id]
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +374,39 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} leaked in {printed}");
         }
         assert!(printed.contains("a***@example.com"), "{printed}");
+    }
+
+    #[test]
+    fn portal_requests_print_neither_the_person_nor_the_link() {
+        use crate::crm::servicedesk::v1::{ReplyOnPortalRequest, SubmitSupportFormRequest};
+        let submitted = SubmitSupportFormRequest {
+            form_key: "t.f".into(),
+            name: "Ada Lovelace".into(),
+            email: "ada@example.com".into(),
+            subject: "My engine".into(),
+            description: "It stopped".into(),
+            request_id: "r-1".into(),
+        };
+        let reply = ReplyOnPortalRequest {
+            token: "signed-link-token".into(),
+            number: 7,
+            body: "Still broken".into(),
+            request_id: String::new(),
+        };
+        let printed = format!("{submitted:?} {reply:?}");
+        for secret in [
+            "Ada",
+            "ada@example.com",
+            "My engine",
+            "It stopped",
+            "signed-link-token",
+            "Still broken",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked in {printed}");
+        }
+        assert!(
+            printed.contains("number: 7") && printed.contains("r-1"),
+            "{printed}"
+        );
     }
 }

@@ -24,6 +24,7 @@ use anyhow::Context as _;
 use crm_proto::crm::servicedesk::v1::channel_service_server::ChannelServiceServer;
 use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
 use crm_proto::crm::servicedesk::v1::macro_service_server::MacroServiceServer;
+use crm_proto::crm::servicedesk::v1::portal_service_server::PortalServiceServer;
 use crm_proto::crm::servicedesk::v1::routing_service_server::RoutingServiceServer;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_server::SatisfactionServiceServer;
 use crm_proto::crm::servicedesk::v1::search_service_server::SearchServiceServer;
@@ -42,6 +43,7 @@ use crate::events::CustomerEvents;
 use crate::grpc::actions::{MacroHandlers, TicketJobHandlers};
 use crate::grpc::channels::ChannelHandlers;
 use crate::grpc::knowledge::KnowledgeHandlers;
+use crate::grpc::portal::PortalHandlers;
 use crate::grpc::satisfaction::SatisfactionHandlers;
 use crate::grpc::search::SearchHandlers;
 use crate::grpc::{routing::RoutingHandlers, slas::SlaHandlers, tickets::TicketHandlers, State};
@@ -87,6 +89,7 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
             state.clone(),
         )))
         .serve(MacroServiceServer::new(MacroHandlers(state.clone())))
+        .serve(PortalServiceServer::new(PortalHandlers(state.clone())))
         .serve(TicketJobServiceServer::new(TicketJobHandlers(
             state.clone(),
         )));

@@ -8,6 +8,7 @@ pub mod data;
 pub mod docs;
 pub mod grpc_web;
 pub mod overview;
+pub mod portal;
 pub mod problem;
 pub mod public;
 pub mod rest;
@@ -315,7 +316,9 @@ async fn front_door(
     };
     let method = request.method().to_string();
     let started = std::time::Instant::now();
-    let span = tracing::info_span!("http.request", %method, %path, request_id = %request_id);
+    let logged = loggable_path(&path);
+    let span =
+        tracing::info_span!("http.request", %method, path = %logged, request_id = %request_id);
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;
     drop(permit);
     let status = response.status().as_u16().to_string();
@@ -327,6 +330,21 @@ async fn front_door(
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The path as logs and traces may see it: the signed link of a public
+/// route (a portal link signs a person in; a survey or unsubscribe link
+/// acts for them) is a bearer secret, so it is replaced by its name.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const SIGNED: [&str; 5] = ["/portal/", "/csat/", "/t/o/", "/t/c/", "/u/"];
+    match SIGNED.iter().find(|prefix| path.starts_with(*prefix)) {
+        Some(prefix) => {
+            let rest = &path[prefix.len()..];
+            let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+            format!("{prefix}{{token}}{tail}").into()
+        }
+        None => path.into(),
+    }
 }
 
 /// CORS for the configured browser origins only (none by default).
@@ -428,6 +446,32 @@ pub fn router(
                 .post(surveys::answer)
                 .layer(DefaultBodyLimit::max(surveys::MAX_SURVEY_BYTES)),
         )
+        .route(
+            "/support/{key}",
+            get(portal::form_page)
+                .post(portal::submit)
+                .layer(DefaultBodyLimit::max(portal::MAX_PORTAL_BYTES)),
+        )
+        .route(
+            "/support/{key}/link",
+            post(portal::request_link).layer(DefaultBodyLimit::max(portal::MAX_PORTAL_BYTES)),
+        )
+        .route("/support/{key}/articles", get(portal::articles))
+        .route("/support/{key}/articles/{id}", get(portal::article))
+        .route(
+            "/portal/{token}",
+            get(portal::home)
+                .post(portal::open)
+                .layer(DefaultBodyLimit::max(portal::MAX_PORTAL_BYTES)),
+        )
+        .route(
+            "/portal/{token}/tickets/{number}",
+            get(portal::ticket)
+                .post(portal::reply)
+                .layer(DefaultBodyLimit::max(portal::MAX_PORTAL_BYTES)),
+        )
+        .route("/portal/{token}/articles", get(portal::articles))
+        .route("/portal/{token}/articles/{id}", get(portal::article))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .route("/docs/redoc.standalone.js", get(docs::redoc_bundle))
@@ -445,4 +489,24 @@ pub fn router(
         ))
         .layer(cors(&state.config.cors_origins))
         .with_state(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn signed_links_never_reach_the_logs() {
+        assert_eq!(
+            loggable_path("/portal/abc.def.ghi/tickets/7"),
+            "/portal/{token}/tickets/7"
+        );
+        assert_eq!(loggable_path("/csat/abc.def.ghi"), "/csat/{token}");
+        assert_eq!(loggable_path("/t/c/abc.def"), "/t/c/{token}");
+        assert_eq!(loggable_path("/v1/contacts/1"), "/v1/contacts/1");
+        assert_eq!(
+            loggable_path("/support/t.f/articles"),
+            "/support/t.f/articles"
+        );
+    }
 }

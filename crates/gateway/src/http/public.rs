@@ -394,7 +394,7 @@ pub async fn form_page(
 
 /// A posted body's inputs: a form post (`application/x-www-form-urlencoded`)
 /// or a JSON object of strings, numbers and booleans.
-fn posted_values(
+pub(super) fn posted_values(
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Result<(std::collections::HashMap<String, String>, bool), Problem> {
@@ -510,42 +510,44 @@ pub async fn submit_form(
             }
         }
         (Err(Ok(problem)), true) => problem.into_response(),
-        (Err(Ok(problem)), false) => {
-            let items: String = problem
-                .errors
-                .iter()
-                .map(|e| format!("<li>{}: {}</li>", escape(&e.field), escape(&e.message)))
-                .collect();
-            page(
-                StatusCode::BAD_REQUEST,
-                "Please check the form",
-                &format!("<ul>{items}</ul><p>Go back to the form to correct them.</p>"),
-            )
-        }
-        (Err(Err(refused)), true) => match refused {
-            Refused::Invalid => Problem::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "no form at this address",
-            )
-            .into_response(),
-            Refused::Limited => Problem::retry_later(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                "too many submissions",
-                60,
-            )
-            .into_response(),
-            Refused::Unavailable => Problem::retry_later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "please try again",
-                5,
-            )
-            .into_response(),
-        },
+        (Err(Ok(problem)), false) => problem_page(&problem),
+        (Err(Err(refused)), true) => refusal_problem(refused, "no form at this address"),
         (Err(Err(refused)), false) => refusal_page(refused),
     }
+}
+
+/// A form's bad fields as a page for the person who posted it.
+pub(super) fn problem_page(problem: &Problem) -> Response {
+    let items: String = problem
+        .errors
+        .iter()
+        .map(|e| format!("<li>{}: {}</li>", escape(&e.field), escape(&e.message)))
+        .collect();
+    page(
+        StatusCode::BAD_REQUEST,
+        "Please check the form",
+        &format!("<ul>{items}</ul><p>Go back to the form to correct them.</p>"),
+    )
+}
+
+/// A refusal as JSON, for a script posting a public form.
+pub(super) fn refusal_problem(refused: Refused, unknown: &str) -> Response {
+    match refused {
+        Refused::Invalid => Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", unknown),
+        Refused::Limited => Problem::retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "too many submissions",
+            60,
+        ),
+        Refused::Unavailable => Problem::retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "please try again",
+            5,
+        ),
+    }
+    .into_response()
 }
 
 /// A delivery report body larger than this is refused.

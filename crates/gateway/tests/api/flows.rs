@@ -2065,3 +2065,128 @@ async fn chat_connectors_post_signed_messages_that_become_tickets() {
     .expect("post");
     assert_eq!(fields(&problem(bad, 400).await), ["from.phone"]);
 }
+
+#[tokio::test]
+async fn a_support_form_and_the_portal_it_mails_work_as_plain_pages() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let mailbox = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/mailboxes",
+                Some(&token),
+                Some(json!({"address": "help@acme.example", "name": "Acme Help"})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let form = json_of(
+        stack
+            .call(
+                Method::POST,
+                "/v1/support-forms",
+                Some(&token),
+                Some(json!({"name": "Acme support", "mailbox_id": mailbox["id"]})),
+                &[],
+            )
+            .await,
+        201,
+    )
+    .await;
+    let key = form["key"].as_str().unwrap().to_owned();
+    let url = format!("{}/support/{key}", stack.base);
+    let page = stack.http.get(&url).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("Acme support"));
+
+    // A browser posts the form; a script posts JSON and is told the fields.
+    let post = |url: String, body: &'static str| {
+        stack
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let thanks = post(
+        url.clone(),
+        "name=Ada+Lovelace&email=ada%40example.com&subject=Parcel+%3Cb%3Elost%3C%2Fb%3E&description=Where+is+it%3F&request_id=r1",
+    )
+    .await
+    .expect("post");
+    assert_eq!(thanks.status(), 200);
+    assert!(thanks.text().await.expect("html").contains("request #1"));
+    let bad = stack
+        .http
+        .post(&url)
+        .json(&json!({"email": "nope", "subject": "x", "description": "y"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(fields(&problem(bad, 400).await), ["email"]);
+
+    // The acknowledgement carries the portal link.
+    let mail = stack
+        .smtp
+        .wait_for(1)
+        .await
+        .into_iter()
+        .find(|m| m.to == ["ada@example.com"])
+        .expect("the acknowledgement");
+    let prefix = format!("{}/portal/", stack.base);
+    let portal = mail.links(&prefix).pop().expect("a portal link");
+    let home = stack.http.get(&portal).send().await.expect("page");
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.expect("html");
+    assert!(
+        html.contains("Parcel &lt;b&gt;lost&lt;/b&gt;"),
+        "escaped: {html}"
+    );
+    let answered = stack
+        .http
+        .post(format!("{portal}/tickets/1"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("body=Any+news%3F")
+        .send()
+        .await
+        .expect("post");
+    // 303 back to the conversation (followed by the client).
+    assert_eq!(answered.status(), 200);
+    assert_eq!(answered.url().as_str(), format!("{portal}/tickets/1"));
+    let conversation = stack
+        .http
+        .get(format!("{portal}/tickets/1"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(conversation.status(), 200);
+    let html = conversation.text().await.expect("html");
+    assert!(
+        html.contains("Where is it?") && html.contains("Any news?"),
+        "{html}"
+    );
+
+    // Bad, forged and foreign links are one "not valid" page.
+    let last = if portal.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{}{last}", &portal[..portal.len() - 1]);
+    for unknown in [
+        tampered,
+        format!("{portal}/tickets/2"),
+        format!("{portal}/tickets/abc"),
+        format!("{}/portal/nonsense", stack.base),
+        format!("{}/support/nonsense", stack.base),
+    ] {
+        let response = stack.http.get(&unknown).send().await.expect("page");
+        assert_eq!(response.status(), 404, "{unknown}");
+    }
+    let articles = stack
+        .http
+        .get(format!("{url}/articles?q=parcel"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(articles.status(), 200);
+}

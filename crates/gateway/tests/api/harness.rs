@@ -177,10 +177,16 @@ async fn launch(
             ),
         ]
         .into(),
-        service_secrets: [(
-            "marketing".to_owned(),
-            sha2::Sha256::digest(SERVICE_SECRET.as_bytes()).into(),
-        )]
+        service_secrets: [
+            (
+                "marketing".to_owned(),
+                sha2::Sha256::digest(SERVICE_SECRET.as_bytes()).into(),
+            ),
+            (
+                "servicedesk".to_owned(),
+                sha2::Sha256::digest(DESK_SECRET.as_bytes()).into(),
+            ),
+        ]
         .into(),
         bootstrap_token: Some(BOOTSTRAP.into()),
         key_encryption: gateway::sealing::KeyEncryptionKeys::only(sealing.clone()),
@@ -238,9 +244,16 @@ async fn launch(
     servicedesk.grpc_addr = format!("127.0.0.1:{servicedesk_port}").parse()?;
     servicedesk.auth = auth.clone();
     let servicedesk = servicedesk::build(servicedesk::config::ServiceDeskConfig {
-        // Survey links point at this gateway's public routes.
+        // Survey and portal links point at this gateway's public routes;
+        // its mail goes to the tests' SMTP server, sent as soon as queued.
         link_key: kit::links::LinkKey::from_base64(SURVEY_KEY).ok(),
         public_url: format!("http://{}", gateway.addr),
+        smtp_url: Some(smtp.url()),
+        mail_send_interval: Duration::from_millis(50),
+        service_tokens: std::sync::Arc::new(kit::service_tokens::ServiceTokens::gateway(
+            format!("http://{}/v1/auth/service-token", gateway.addr),
+            DESK_SECRET.into(),
+        )),
         ..servicedesk::config::ServiceDeskConfig::new(
             servicedesk,
             format!("http://127.0.0.1:{customers_port}"),
@@ -286,6 +299,9 @@ async fn launch(
 /// The marketing service's client secret at the gateway
 /// (`GATEWAY_MARKETING_SECRET`, `CRM_SERVICE_SECRET`).
 pub const SERVICE_SECRET: &str = "marketing-service-secret-for-the-tests-0123";
+
+/// The service desk's client secret at the gateway.
+pub const DESK_SECRET: &str = "servicedesk-service-secret-for-the-tests-01";
 
 /// The key the service desk signs survey links with in these tests
 /// (`SERVICEDESK_LINK_KEY`).

@@ -19,6 +19,10 @@ pub enum MailKind {
     Reply = 1,
     /// The satisfaction survey of a solved ticket.
     Survey = 2,
+    /// A support form ticket's first mail: received, and the portal link.
+    Acknowledgement = 3,
+    /// A portal link a person asked for (about no ticket).
+    PortalLink = 4,
 }
 
 /// Largest inbound message taken (headers, body and attachments).

@@ -14,6 +14,7 @@ pub const MAX_COMMENT: usize = 2_000;
 
 /// What a survey link carries: the ticket it asks about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Survey {
     #[serde(rename = "t")]
     pub tenant: Uuid,

@@ -42,6 +42,19 @@ pub struct Incoming<'a> {
     pub request_id: String,
 }
 
+/// A ticket to open for a requester the caller knows.
+pub struct Opening<'a> {
+    pub tenant: Uuid,
+    /// The contact id.
+    pub requester: String,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub channel: TicketChannel,
+    /// Empty: none.
+    pub group: String,
+    pub request_id: String,
+}
+
 /// Where a message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
@@ -70,21 +83,12 @@ impl Intake {
     /// Continues `m.thread` or opens a ticket, acting with `token` (a
     /// service token of the tenant, forwarded to customers).
     pub async fn deliver(&self, token: &Forwarded, m: Incoming<'_>) -> kit::Result<Delivered> {
-        let caller = desk_caller(m.tenant);
-        let handlers = TicketHandlers(self.state.clone());
         if let Some(ticket) = m.thread {
-            let request = AddMessageRequest {
-                ticket_id: ticket.to_string(),
-                message: Some(TicketMessage {
-                    kind: MessageKind::CustomerMessage as i32,
-                    body: m.body.to_owned(),
-                    channel: m.channel as i32,
-                    ..Default::default()
-                }),
-                request_id: m.request_id.clone(),
-            };
-            match handlers.add_message(as_desk(&caller, token, request)).await {
-                Ok(_) => return Ok(Delivered::Appended(ticket)),
+            match self
+                .append(token, m.tenant, ticket, m.body, m.channel, &m.request_id)
+                .await
+            {
+                Ok(()) => return Ok(Delivered::Appended(ticket)),
                 // A closed ticket, or one without requester (erased): the
                 // message opens a ticket of its own.
                 Err(status)
@@ -98,27 +102,70 @@ impl Intake {
             }
         }
         let requester = self.requester(token, m.sender, &m.request_id).await?;
-        let request = CreateTicketRequest {
-            ticket: Some(Ticket {
-                subject: m.subject.to_owned(),
-                description: m.body.to_owned(),
-                channel: m.channel as i32,
-                status: TicketStatus::New as i32,
-                group_id: m.group,
-                requester_contact_id: requester,
-                ..Default::default()
-            }),
+        let opening = Opening {
+            tenant: m.tenant,
+            requester,
+            subject: m.subject,
+            body: m.body,
+            channel: m.channel,
+            group: m.group,
             request_id: m.request_id,
         };
-        let created = handlers
-            .create_ticket(as_desk(&caller, token, request))
+        self.open(token, opening)
             .await
-            .map_err(|status| failed("opening the ticket", "text", status))?
+            .map(Delivered::Opened)
+            .map_err(|status| failed("opening the ticket", "text", status))
+    }
+
+    /// Adds the requester's message to `ticket` through the desk's own
+    /// handler (a solved ticket reopens; a closed one is refused).
+    pub async fn append(
+        &self,
+        token: &Forwarded,
+        tenant: Uuid,
+        ticket: Uuid,
+        body: &str,
+        channel: TicketChannel,
+        request_id: &str,
+    ) -> Result<(), tonic::Status> {
+        let caller = desk_caller(tenant);
+        let request = AddMessageRequest {
+            ticket_id: ticket.to_string(),
+            message: Some(TicketMessage {
+                kind: MessageKind::CustomerMessage as i32,
+                body: body.to_owned(),
+                channel: channel as i32,
+                ..Default::default()
+            }),
+            request_id: request_id.to_owned(),
+        };
+        TicketHandlers(self.state.clone())
+            .add_message(as_desk(&caller, token, request))
+            .await
+            .map(|_| ())
+    }
+
+    /// Opens a ticket for a known requester through the desk's own handler.
+    pub async fn open(&self, token: &Forwarded, o: Opening<'_>) -> Result<Uuid, tonic::Status> {
+        let caller = desk_caller(o.tenant);
+        let request = CreateTicketRequest {
+            ticket: Some(Ticket {
+                subject: o.subject.to_owned(),
+                description: o.body.to_owned(),
+                channel: o.channel as i32,
+                status: TicketStatus::New as i32,
+                group_id: o.group,
+                requester_contact_id: o.requester,
+                ..Default::default()
+            }),
+            request_id: o.request_id,
+        };
+        let created = TicketHandlers(self.state.clone())
+            .create_ticket(as_desk(&caller, token, request))
+            .await?
             .into_inner();
         let id = created.ticket.map(|t| t.id).unwrap_or_default();
-        Uuid::parse_str(&id)
-            .map(Delivered::Opened)
-            .map_err(|_| Error::Internal(anyhow::anyhow!("the created ticket has no id")))
+        Uuid::parse_str(&id).map_err(|_| tonic::Status::internal("the created ticket has no id"))
     }
 
     /// The contact the sender is: found by e-mail address (else phone) in
@@ -129,6 +176,14 @@ impl Intake {
         sender: &Sender,
         request_id: &str,
     ) -> kit::Result<String> {
+        if let Some(known) = self.known(token, sender).await? {
+            return Ok(known);
+        }
+        self.create(token, sender, request_id).await
+    }
+
+    /// The contact with the sender's e-mail address (else phone), if any.
+    pub async fn known(&self, token: &Forwarded, sender: &Sender) -> kit::Result<Option<String>> {
         let mut contacts = ContactServiceClient::new(self.state.customers.clone());
         let (field, point) = if sender.email.is_empty() {
             ("phone", &sender.phone)
@@ -160,9 +215,16 @@ impl Intake {
             .await
             .map_err(|status| failed("looking the sender up", "from", status))?
             .into_inner();
-        if let Some(contact) = found.contacts.into_iter().next() {
-            return Ok(contact.id);
-        }
+        Ok(found.contacts.into_iter().next().map(|contact| contact.id))
+    }
+
+    async fn create(
+        &self,
+        token: &Forwarded,
+        sender: &Sender,
+        request_id: &str,
+    ) -> kit::Result<String> {
+        let mut contacts = ContactServiceClient::new(self.state.customers.clone());
         let (first_name, last_name) = match sender.name.trim().rsplit_once(' ') {
             Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
             None => (sender.name.trim().to_owned(), String::new()),

@@ -16,7 +16,10 @@
 //! thread's mailbox to the requester's address (read from customers when
 //! sending), with `In-Reply-To`, `References` and the `[#number]` token;
 //! so is the satisfaction survey of a solved mail ticket, a signed link to
-//! the gateway's public survey page.
+//! the gateway's public survey page. A support form ticket's first mail
+//! (the acknowledgement with the portal link) is sent from the form's
+//! mailbox and starts its thread; a portal link a person asked for is
+//! about no ticket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,7 @@ use uuid::Uuid;
 
 use super::intake::{Delivered, Incoming, Intake, Sender};
 use crate::domain::mail::{self, MailKind};
+use crate::domain::portal::{self, PortalLink};
 use crate::domain::satisfaction::{self as survey, Survey};
 use crate::grpc::SharedState;
 use crate::store::mail as store;
@@ -299,64 +303,109 @@ impl MailSender {
         }
     }
 
-    /// The message for one queued reply; `None` when there is nothing to
+    /// The message for one queued mail; `None` when there is nothing to
     /// send any more (the ticket, message, mailbox or address is gone).
     async fn compose(
         &self,
         tx: &mut sqlx::PgConnection,
         q: &store::Queued,
-    ) -> anyhow::Result<Option<(Message, String, Uuid, String)>> {
+    ) -> anyhow::Result<Option<Composed>> {
         let scope = kit::access::Scope::Tenant;
-        let Some(ticket) = tickets::find(tx, q.tenant_id, &scope, q.ticket_id, false).await? else {
-            return Ok(None);
+        let ticket = match q.ticket_id {
+            Some(id) => match tickets::find(tx, q.tenant_id, &scope, id, false).await? {
+                Some(ticket) => Some(ticket),
+                None => return Ok(None),
+            },
+            None => None,
         };
-        let survey = q.kind == MailKind::Survey as i16;
-        let (subject, body) = if survey {
-            let Some(key) = &self.state.link_key else {
-                return Ok(None);
-            };
-            if satisfaction::answered(tx, q.tenant_id, q.ticket_id).await? {
-                return Ok(None);
-            }
-            let link = Survey {
-                tenant: q.tenant_id,
-                ticket: q.ticket_id,
-                expires: (self.state.clock.now() + survey::LIFETIME).timestamp(),
-            };
-            let url = format!("{}/csat/{}", self.state.public_url, key.sign(&link));
-            (
-                format!("How did we do? [#{}]", ticket.number),
-                mail::survey_text(&ticket.subject, ticket.number, &url),
-            )
-        } else {
-            let Some(reply) = q.message_id else {
-                return Ok(None);
-            };
-            let Some(reply) = tickets::find_message(tx, q.tenant_id, reply).await? else {
-                return Ok(None);
-            };
-            (
-                mail::reply_subject(&ticket.subject, ticket.number),
-                reply.body,
-            )
+        // Replies follow the ticket's thread and its latest mailbox; a
+        // ticket's first mail and a portal link come from the mailbox queued.
+        let thread = match q.ticket_id {
+            Some(id) => store::thread_of(tx, q.tenant_id, id).await?,
+            None => None,
         };
-        let Some((mailbox_id, thread)) = store::thread_of(tx, q.tenant_id, q.ticket_id).await?
+        let Some((mailbox_id, thread)) =
+            thread.or_else(|| q.mailbox_id.map(|mailbox| (mailbox, Vec::new())))
         else {
             return Ok(None);
         };
         let Some(mailbox) = store::find_mailbox(tx, q.tenant_id, mailbox_id).await? else {
             return Ok(None);
         };
-        if ticket.requester_contact_id.is_empty() {
+        let requester = match &ticket {
+            Some(ticket) => Uuid::parse_str(&ticket.requester_contact_id).ok(),
+            None => q.contact_id,
+        };
+        let Some(requester) = requester else {
             return Ok(None);
-        }
+        };
+        let portal_url = |key: &kit::links::LinkKey| {
+            let link = PortalLink {
+                tenant: q.tenant_id,
+                contact: requester,
+                mailbox: mailbox_id,
+                expires: (self.state.clock.now() + portal::LIFETIME).timestamp(),
+            };
+            format!("{}/portal/{}", self.state.public_url, key.sign(&link))
+        };
+        let kind = q.kind;
+        let (subject, body) = match &ticket {
+            Some(ticket) if kind == MailKind::Survey as i16 => {
+                let Some(key) = &self.state.link_key else {
+                    return Ok(None);
+                };
+                if satisfaction::answered(tx, q.tenant_id, ticket_id(ticket)).await? {
+                    return Ok(None);
+                }
+                let link = Survey {
+                    tenant: q.tenant_id,
+                    ticket: ticket_id(ticket),
+                    expires: (self.state.clock.now() + survey::LIFETIME).timestamp(),
+                };
+                let url = format!("{}/csat/{}", self.state.public_url, key.sign(&link));
+                (
+                    format!("How did we do? [#{}]", ticket.number),
+                    mail::survey_text(&ticket.subject, ticket.number, &url),
+                )
+            }
+            Some(ticket) if kind == MailKind::Acknowledgement as i16 => {
+                let Some(key) = &self.state.link_key else {
+                    return Ok(None);
+                };
+                (
+                    mail::reply_subject(&ticket.subject, ticket.number),
+                    portal::acknowledgement_text(&ticket.subject, ticket.number, &portal_url(key)),
+                )
+            }
+            Some(ticket) => {
+                let Some(reply) = q.message_id else {
+                    return Ok(None);
+                };
+                let Some(reply) = tickets::find_message(tx, q.tenant_id, reply).await? else {
+                    return Ok(None);
+                };
+                (
+                    mail::reply_subject(&ticket.subject, ticket.number),
+                    reply.body,
+                )
+            }
+            None => {
+                let Some(key) = &self.state.link_key else {
+                    return Ok(None);
+                };
+                (
+                    "Your support requests".to_owned(),
+                    portal::link_text(&portal_url(key)),
+                )
+            }
+        };
         let token = self.tokens.for_tenant(q.tenant_id).await?;
         let mut contacts = ContactServiceClient::new(self.state.customers.clone());
         let contact = match contacts
             .get_contact(on_behalf(
                 &token,
                 customers::GetContactRequest {
-                    id: ticket.requester_contact_id.clone(),
+                    id: requester.to_string(),
                 },
             ))
             .await
@@ -411,13 +460,36 @@ impl MailSender {
                 .header(header::ContentType::TEXT_PLAIN)
                 .body(body),
         )?;
-        Ok(Some((
-            message,
+        // Mail about a ticket joins its thread: the customer's answer to it
+        // is threaded back, and later replies follow it.
+        let thread_entry = ticket.map(|ticket| ThreadEntry {
+            ticket: ticket_id(&ticket),
             message_id,
-            mailbox_id,
-            contact_point_hash(q.tenant_id, &email.to_lowercase()),
-        )))
+            mailbox: mailbox_id,
+            correspondent: contact_point_hash(q.tenant_id, &email.to_lowercase()),
+        });
+        Ok(Some(Composed {
+            message,
+            thread_entry,
+        }))
     }
+}
+
+fn ticket_id(ticket: &crm_proto::crm::servicedesk::v1::Ticket) -> Uuid {
+    Uuid::parse_str(&ticket.id).unwrap_or_default()
+}
+
+/// A mail ready to send, and what joins the ticket's thread once it is sent.
+struct Composed {
+    message: Message,
+    thread_entry: Option<ThreadEntry>,
+}
+
+struct ThreadEntry {
+    ticket: Uuid,
+    message_id: String,
+    mailbox: Uuid,
+    correspondent: String,
 }
 
 impl kit::scan::Scan for MailSender {
@@ -436,7 +508,7 @@ impl kit::scan::Scan for MailSender {
                     continue;
                 }
                 Err(error) if q.attempts + 1 >= MAX_ATTEMPTS => {
-                    tracing::warn!(tenant = %q.tenant_id, ticket = %q.ticket_id, error = format!("{error:#}"), "a reply could not be mailed");
+                    tracing::warn!(tenant = %q.tenant_id, ticket = ?q.ticket_id, error = format!("{error:#}"), "a reply could not be mailed");
                     store::dequeue(&mut tx, q.tenant_id, q.id).await?;
                     continue;
                 }
@@ -446,22 +518,23 @@ impl kit::scan::Scan for MailSender {
                     continue;
                 }
             };
-            let (message, message_id, mailbox, correspondent) = composed;
-            match self.mailer.send(message).await {
+            match self.mailer.send(composed.message).await {
                 Ok(()) => {
-                    let entry = store::ThreadEntry {
-                        message_id: &message_id,
-                        ticket: q.ticket_id,
-                        mailbox,
-                        correspondent: &correspondent,
-                        inbound: false,
-                    };
-                    store::record_thread(&mut tx, q.tenant_id, &entry).await?;
+                    if let Some(sent) = &composed.thread_entry {
+                        let entry = store::ThreadEntry {
+                            message_id: &sent.message_id,
+                            ticket: sent.ticket,
+                            mailbox: sent.mailbox,
+                            correspondent: &sent.correspondent,
+                            inbound: false,
+                        };
+                        store::record_thread(&mut tx, q.tenant_id, &entry).await?;
+                    }
                     store::dequeue(&mut tx, q.tenant_id, q.id).await?;
                     metrics::counter!("crm_servicedesk_mail_sent_total").increment(1);
                 }
                 Err(refused) if refused.permanent || q.attempts + 1 >= MAX_ATTEMPTS => {
-                    tracing::warn!(tenant = %q.tenant_id, ticket = %q.ticket_id, reason = %refused.reason, "a reply could not be mailed");
+                    tracing::warn!(tenant = %q.tenant_id, ticket = ?q.ticket_id, reason = %refused.reason, "a reply could not be mailed");
                     store::dequeue(&mut tx, q.tenant_id, q.id).await?;
                     metrics::counter!("crm_servicedesk_mail_failed_total").increment(1);
                 }

@@ -1,5 +1,6 @@
-//! ChannelService: the support addresses mail arrives at, and the chat
-//! connectors that post customers' messages.
+//! ChannelService: the support addresses mail arrives at, the chat
+//! connectors that post customers' messages, and the support forms of the
+//! customer portal.
 
 use crm_proto::crm::servicedesk::v1::channel_service_server::ChannelService;
 use crm_proto::crm::servicedesk::v1::*;
@@ -20,6 +21,7 @@ use crate::domain::mail::normalize_mailbox;
 use crate::domain::{optional_id, parse_id};
 use crate::events::intake::{Delivered, Incoming, Intake};
 use crate::store::mail as store;
+use crate::store::portal;
 
 pub struct ChannelHandlers(pub SharedState);
 
@@ -338,6 +340,109 @@ impl ChannelService for ChannelHandlers {
         .await
     }
 
+    async fn create_support_form(
+        &self,
+        request: Request<CreateSupportFormRequest>,
+    ) -> Result<Response<CreateSupportFormResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Configure)?;
+            let fingerprint = kit::idempotency::fingerprint(&CreateSupportFormRequest {
+                request_id: String::new(),
+                ..request.clone()
+            });
+            let mut f = request
+                .form
+                .ok_or_else(|| Error::invalid("form", "is required"))?;
+            let mut v = Violations::new();
+            v.check(text("form.name", &mut f.name, 200));
+            if f.name.is_empty() {
+                v.add("form.name", "is required");
+            }
+            v.check(optional_id("form.group_id", &f.group_id));
+            let mailbox = v.check(kit::input::required_id("form.mailbox_id", &f.mailbox_id));
+            v.into_result()?;
+            let tenant = caller.tenant_id;
+            let mut tx = self.0.begin(&caller).await?;
+            let entity = "support_form";
+            if let Some(existing) = kit::idempotency::replayed(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+            )
+            .await?
+            {
+                let found = portal::find_form(&mut tx, tenant, existing)
+                    .await?
+                    .ok_or_else(|| Error::not_found("support form", existing))?;
+                return Ok(CreateSupportFormResponse { form: Some(found) });
+            }
+            if let Some(mailbox) = mailbox {
+                if store::find_mailbox(&mut tx, tenant, mailbox)
+                    .await?
+                    .is_none()
+                {
+                    return Err(Error::invalid("form.mailbox_id", "is no mailbox here"));
+                }
+            }
+            let id = Uuid::now_v7();
+            let saved = portal::insert_form(&mut tx, tenant, id, &f, &caller.subject)
+                .await
+                .map_err(|e| name_taken(e, "form", &f.name))?;
+            kit::idempotency::remember(
+                &mut tx,
+                tenant,
+                entity,
+                &request.request_id,
+                &fingerprint,
+                id,
+            )
+            .await?;
+            commit(tx).await?;
+            Ok(CreateSupportFormResponse { form: Some(saved) })
+        })
+        .await
+    }
+
+    async fn list_support_forms(
+        &self,
+        request: Request<ListSupportFormsRequest>,
+    ) -> Result<Response<ListSupportFormsResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
+            let mut tx = self.0.begin(&caller).await?;
+            let rows = portal::list_forms(
+                &mut tx,
+                caller.tenant_id,
+                page.after.clone(),
+                page.fetch_limit(),
+            )
+            .await?;
+            let (forms, page) = name_page(rows, page.size, |f: &SupportForm| (&f.name, &f.id));
+            Ok(ListSupportFormsResponse { forms, page })
+        })
+        .await
+    }
+
+    async fn delete_support_form(
+        &self,
+        request: Request<DeleteSupportFormRequest>,
+    ) -> Result<Response<DeleteSupportFormResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Configure)?;
+            let id = parse_id("id", &request.id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            if !portal::delete_form(&mut tx, caller.tenant_id, id).await? {
+                return Err(Error::not_found("support form", id));
+            }
+            commit(tx).await?;
+            Ok(DeleteSupportFormResponse {})
+        })
+        .await
+    }
+
     async fn delete_mailbox(
         &self,
         request: Request<DeleteMailboxRequest>,
@@ -346,7 +451,15 @@ impl ChannelService for ChannelHandlers {
             authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
-            if !store::delete_mailbox(&mut tx, caller.tenant_id, id).await? {
+            let deleted = store::delete_mailbox(&mut tx, caller.tenant_id, id)
+                .await
+                .map_err(|e| match Error::from(e) {
+                    Error::FailedPrecondition(_) => Error::FailedPrecondition(
+                        "a support form sends from this mailbox: delete the form or give it another mailbox first".into(),
+                    ),
+                    other => other,
+                })?;
+            if !deleted {
                 return Err(Error::not_found("mailbox", id));
             }
             commit(tx).await?;

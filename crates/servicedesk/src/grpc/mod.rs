@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod channels;
 pub mod knowledge;
+pub mod portal;
 pub mod routing;
 pub mod satisfaction;
 pub mod search;
@@ -38,6 +39,11 @@ pub struct State {
 pub type SharedState = Arc<State>;
 
 impl State {
+    /// Whether portal links can be signed and mailed.
+    pub fn mails_portal_links(&self) -> bool {
+        self.mails_replies && self.link_key.is_some()
+    }
+
     pub async fn begin(&self, caller: &CallerContext) -> kit::Result<TenantTx> {
         Ok(self.db.begin_tenant(caller.tenant_id).await?)
     }

@@ -236,7 +236,8 @@ pub async fn thread_of(
 
 /// Queues a mail to the requester of a ticket (a reply: its ticket
 /// message; a survey), due at `now`, if the ticket has a mail thread (it
-/// came by mail).
+/// came by mail) or its first mail is waiting (a support form's
+/// acknowledgement, sent before: the queue is drained in order).
 pub async fn enqueue_if_mailed(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -248,7 +249,8 @@ pub async fn enqueue_if_mailed(
     sqlx::query(
         "INSERT INTO mail_queue (tenant_id, id, ticket_id, kind, message_id, next_at) \
          SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
-         (SELECT 1 FROM mail_threads WHERE tenant_id = $1 AND ticket_id = $3)",
+         (SELECT 1 FROM mail_threads WHERE tenant_id = $1 AND ticket_id = $3) OR EXISTS \
+         (SELECT 1 FROM mail_queue WHERE tenant_id = $1 AND ticket_id = $3 AND kind = $7)",
     )
     .bind(tenant)
     .bind(Uuid::now_v7())
@@ -256,6 +258,7 @@ pub async fn enqueue_if_mailed(
     .bind(kind as i16)
     .bind(message)
     .bind(now)
+    .bind(MailKind::Acknowledgement as i16)
     .execute(tx)
     .await?;
     Ok(())
@@ -266,10 +269,15 @@ pub async fn enqueue_if_mailed(
 pub struct Queued {
     pub tenant_id: Uuid,
     pub id: Uuid,
-    pub ticket_id: Uuid,
+    /// None for a portal link, which is about a person.
+    pub ticket_id: Option<Uuid>,
     pub kind: i16,
     pub message_id: Option<Uuid>,
     pub attempts: i32,
+    /// The mailbox to send from when the ticket has no thread yet.
+    pub mailbox_id: Option<Uuid>,
+    /// The person a portal link goes to.
+    pub contact_id: Option<Uuid>,
 }
 
 /// Locks mail due by `now`, skipping what another pod is sending.
@@ -279,7 +287,7 @@ pub async fn lock_due(
     limit: i64,
 ) -> sqlx::Result<Vec<Queued>> {
     sqlx::query_as(
-        "SELECT tenant_id, id, ticket_id, kind, message_id, attempts FROM mail_queue \
+        "SELECT tenant_id, id, ticket_id, kind, message_id, attempts, mailbox_id, contact_id FROM mail_queue \
          WHERE next_at <= $1 ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
     .bind(now)

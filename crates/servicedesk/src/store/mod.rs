@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod knowledge;
 pub mod mail;
+pub mod portal;
 pub mod routing;
 pub mod satisfaction;
 pub mod slas;

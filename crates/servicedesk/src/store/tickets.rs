@@ -14,10 +14,10 @@ use crate::domain::routing::{self, Skills};
 use crate::domain::ticket::inverse;
 use sqlx::types::Json;
 
-const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, merged_into_id, required_skills, created_at, created_by, updated_at, updated_by, version";
+pub(super) const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, merged_into_id, required_skills, created_at, created_by, updated_at, updated_by, version";
 
 #[derive(sqlx::FromRow)]
-struct TicketRow {
+pub(super) struct TicketRow {
     id: Uuid,
     number: i64,
     subject: String,

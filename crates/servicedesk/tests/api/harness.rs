@@ -6,6 +6,7 @@ use crm_proto::crm::customers::v1::{self as people};
 use crm_proto::crm::servicedesk::v1::channel_service_client::ChannelServiceClient;
 use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::macro_service_client::MacroServiceClient;
+use crm_proto::crm::servicedesk::v1::portal_service_client::PortalServiceClient;
 use crm_proto::crm::servicedesk::v1::routing_service_client::RoutingServiceClient;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::search_service_client::SearchServiceClient;
@@ -32,6 +33,8 @@ pub struct Client {
     pub satisfaction: SatisfactionServiceClient<Authed>,
     pub macros: MacroServiceClient<Authed>,
     pub jobs: TicketJobServiceClient<Authed>,
+    /// The gateway's public support pages ask this (the service role).
+    pub portal: PortalServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
     pub activities: ActivityServiceClient<Authed>,
 }
@@ -186,7 +189,8 @@ impl TestApp {
             channels: ChannelServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             satisfaction: SatisfactionServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             macros: MacroServiceClient::with_interceptor(desk.clone(), bearer.clone()),
-            jobs: TicketJobServiceClient::with_interceptor(desk, bearer.clone()),
+            jobs: TicketJobServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            portal: PortalServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer.clone(),

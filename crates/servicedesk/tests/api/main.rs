@@ -6,6 +6,7 @@ mod chat;
 mod harness;
 mod knowledge;
 mod mail;
+mod portal;
 mod routing;
 mod slas;
 mod tickets;
