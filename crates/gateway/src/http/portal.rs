@@ -372,11 +372,12 @@ pub async fn ticket(
         .iter()
         .map(|m| {
             format!(
-                "<div style=\"border-left:4px solid {};padding:0 1em;margin:1em 0\"><p><b>{}</b> <small>{}</small></p><p style=\"white-space:pre-wrap\">{}</p></div>",
+                "<div style=\"border-left:4px solid {};padding:0 1em;margin:1em 0\"><p><b>{}</b> <small>{}</small></p><p style=\"white-space:pre-wrap\">{}</p>{}</div>",
                 if m.from_requester { "#999" } else { "#36c" },
                 if m.from_requester { "You" } else { "Support" },
                 date(m.at),
                 escape(&m.body),
+                attachments(&m.attachments),
             )
         })
         .collect();
@@ -398,6 +399,30 @@ pub async fn ticket(
             escape(&token)
         ),
     )
+}
+
+/// A message's files: links where a browser can open them (https), names
+/// otherwise.
+fn attachments(files: &[Attachment]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let items: String = files
+        .iter()
+        .map(|f| {
+            let name = escape(&f.file_name);
+            let size = format!("{} KiB", (f.size_bytes.max(0) as u64).div_ceil(1024));
+            if f.uri.starts_with("https://") {
+                format!(
+                    "<li><a href=\"{}\" rel=\"noopener noreferrer\">{name}</a> ({size})</li>",
+                    escape(&f.uri)
+                )
+            } else {
+                format!("<li>{name} ({size})</li>")
+            }
+        })
+        .collect();
+    format!("<ul>{items}</ul>")
 }
 
 /// `POST /portal/{token}/tickets/{number}` (body): the requester's answer.

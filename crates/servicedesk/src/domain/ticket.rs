@@ -2,8 +2,8 @@
 //! history records, and messages.
 
 use crm_proto::crm::servicedesk::v1::{
-    CallDetails, CallDirection, CallOutcome, LinkKind, MessageKind, Ticket, TicketChannel,
-    TicketMessage, TicketPriority, TicketStatus, TicketType,
+    Attachment, CallDetails, CallDirection, CallOutcome, LinkKind, MessageKind, Ticket,
+    TicketChannel, TicketMessage, TicketPriority, TicketStatus, TicketType,
 };
 use kit::error::Violations;
 
@@ -222,6 +222,7 @@ pub fn normalize_message(
             "must be MESSAGE_KIND_PUBLIC_REPLY or MESSAGE_KIND_INTERNAL_NOTE",
         ),
     }
+    check_attachments(&mut m.attachments, v);
     if let Some(call) = &m.call {
         check_call(call, v);
         match TicketChannel::try_from(m.channel) {
@@ -238,6 +239,103 @@ pub fn normalize_message(
         Ok(TicketChannel::Unspecified) => m.channel = ticket_channel,
         Ok(_) => {}
         Err(_) => v.add("message.channel", "is not a known channel"),
+    }
+}
+
+/// Files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Largest file a message may refer to.
+pub const MAX_ATTACHMENT_BYTES: i64 = 25 * 1024 * 1024;
+
+/// The content types a message may carry and their file name extensions:
+/// documents and pictures people send support, nothing that runs.
+const ATTACHMENT_TYPES: [(&str, &[&str]); 15] = [
+    ("image/png", &["png"]),
+    ("image/jpeg", &["jpg", "jpeg"]),
+    ("image/gif", &["gif"]),
+    ("image/webp", &["webp"]),
+    ("application/pdf", &["pdf"]),
+    ("text/plain", &["txt", "log"]),
+    ("text/csv", &["csv"]),
+    ("message/rfc822", &["eml"]),
+    ("application/zip", &["zip"]),
+    ("application/vnd.oasis.opendocument.text", &["odt"]),
+    ("application/vnd.oasis.opendocument.spreadsheet", &["ods"]),
+    ("application/vnd.oasis.opendocument.presentation", &["odp"]),
+    (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        &["docx"],
+    ),
+    (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        &["xlsx"],
+    ),
+    (
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        &["pptx"],
+    ),
+];
+
+/// Checks a message's attachments: a reference the desk can keep, a name
+/// people can see safely, an allowed type the name agrees with, a size.
+fn check_attachments(attachments: &mut [Attachment], v: &mut Violations) {
+    if attachments.len() > MAX_ATTACHMENTS {
+        v.add(
+            "message.attachments",
+            format!("at most {MAX_ATTACHMENTS} files per message"),
+        );
+        return;
+    }
+    for (i, a) in attachments.iter_mut().enumerate() {
+        let field = |name: &str| format!("message.attachments[{i}].{name}");
+        a.uri = a.uri.trim().to_owned();
+        let scheme_ok = match a.uri.parse::<http::Uri>() {
+            Ok(uri) => {
+                matches!(uri.scheme_str(), Some("https" | "s3"))
+                    && uri.host().is_some_and(|h| !h.is_empty())
+            }
+            Err(_) => false,
+        };
+        if a.uri.len() > 2_000 || !scheme_ok {
+            v.add(
+                &field("uri"),
+                "must be an https:// or s3:// address of at most 2,000 characters",
+            );
+        }
+        v.check(text(&field("file_name"), &mut a.file_name, 255));
+        if a.file_name.is_empty()
+            || a.file_name.contains(['/', '\\'])
+            || a.file_name.starts_with('.')
+        {
+            v.add(
+                &field("file_name"),
+                "is required: a file name without folders",
+            );
+        }
+        a.content_type = a.content_type.trim().to_ascii_lowercase();
+        match ATTACHMENT_TYPES.iter().find(|(t, _)| *t == a.content_type) {
+            None => v.add(&field("content_type"), "is not a type messages may carry"),
+            Some((_, extensions)) => {
+                let extension = a
+                    .file_name
+                    .rsplit_once('.')
+                    .map(|(_, e)| e.to_ascii_lowercase())
+                    .unwrap_or_default();
+                if !extensions.contains(&extension.as_str()) {
+                    v.add(
+                        &field("file_name"),
+                        format!(
+                            "must end in .{} for {}",
+                            extensions.join(" or ."),
+                            a.content_type
+                        ),
+                    );
+                }
+            }
+        }
+        if !(1..=MAX_ATTACHMENT_BYTES).contains(&a.size_bytes) {
+            v.add(&field("size_bytes"), "must be 1 byte to 25 MiB");
+        }
     }
 }
 
@@ -288,6 +386,89 @@ impl std::fmt::Debug for Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn attachment(uri: &str, name: &str, content_type: &str, size: i64) -> Attachment {
+        Attachment {
+            uri: uri.into(),
+            file_name: name.into(),
+            content_type: content_type.into(),
+            size_bytes: size,
+        }
+    }
+
+    #[test]
+    fn attachments_are_references_to_allowed_files_of_bounded_size() {
+        let mut m = TicketMessage {
+            kind: MessageKind::PublicReply as i32,
+            body: "See the manual.".into(),
+            attachments: vec![
+                attachment(
+                    "https://files.example.com/a/manual.pdf",
+                    "Manual.PDF",
+                    "Application/PDF",
+                    1_000,
+                ),
+                attachment(
+                    "s3://bucket/screens/1.png",
+                    "screen.png",
+                    "image/png",
+                    25 * 1024 * 1024,
+                ),
+            ],
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        normalize_message(&mut m, TicketChannel::Email as i32, false, &mut v);
+        assert!(v.is_empty(), "{v:?}");
+        assert_eq!(m.attachments[0].content_type, "application/pdf");
+
+        m.attachments = vec![
+            attachment(
+                "http://files.example.com/x.pdf",
+                "x.pdf",
+                "application/pdf",
+                10,
+            ),
+            attachment(
+                "https://files.example.com/x",
+                "invoice.exe",
+                "application/pdf",
+                10,
+            ),
+            attachment(
+                "https://files.example.com/x",
+                "run.sh",
+                "application/x-sh",
+                0,
+            ),
+            attachment(
+                "https://files.example.com/x",
+                "../etc/passwd.txt",
+                "text/plain",
+                26 * 1024 * 1024,
+            ),
+        ];
+        let mut v = Violations::new();
+        normalize_message(&mut m, TicketChannel::Email as i32, false, &mut v);
+        assert_eq!(
+            v.fields(),
+            [
+                "message.attachments[0].uri",
+                "message.attachments[1].file_name",
+                "message.attachments[2].content_type",
+                "message.attachments[2].size_bytes",
+                "message.attachments[3].file_name",
+                "message.attachments[3].size_bytes",
+            ]
+        );
+        m.attachments = vec![
+            attachment("https://f.example.com/a.png", "a.png", "image/png", 1);
+            MAX_ATTACHMENTS + 1
+        ];
+        let mut v = Violations::new();
+        normalize_message(&mut m, TicketChannel::Email as i32, false, &mut v);
+        assert_eq!(v.fields(), ["message.attachments"]);
+    }
 
     #[test]
     fn a_ticket_gets_defaults_and_bad_fields_are_named() {

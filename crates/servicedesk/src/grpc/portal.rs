@@ -255,6 +255,7 @@ impl PortalService for PortalHandlers {
                 from_requester: true,
                 body: ticket.description.clone(),
                 at: ticket.audit.as_ref().and_then(|a| a.created_at),
+                attachments: Vec::new(),
             }];
             let conversation =
                 tickets::messages(&mut tx, link.tenant, id, None, MAX_MESSAGES).await?;
@@ -266,6 +267,7 @@ impl PortalService for PortalHandlers {
                         from_requester: m.kind == MessageKind::CustomerMessage as i32,
                         body: m.body,
                         at: m.created_at,
+                        attachments: m.attachments,
                     }),
             );
             Ok(GetPortalTicketResponse {

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::servicedesk::v1::{
-    CallDetails, LinkKind, Ticket, TicketChange, TicketLink, TicketMessage, TicketStatus,
+    Attachment, CallDetails, LinkKind, Ticket, TicketChange, TicketLink, TicketMessage,
+    TicketStatus,
 };
 use kit::access::Scope;
 use kit::time::{from_optional_timestamp, to_optional_timestamp, to_timestamp};
@@ -288,10 +289,11 @@ struct MessageRow {
     call_direction: Option<i16>,
     call_outcome: Option<i16>,
     call_seconds: Option<i32>,
+    attachments: sqlx::types::Json<Vec<Attachment>>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, ticket_id, kind, body, channel, author_id, created_at, \
-     call_direction, call_outcome, call_seconds";
+     call_direction, call_outcome, call_seconds, attachments";
 
 impl From<MessageRow> for TicketMessage {
     fn from(r: MessageRow) -> Self {
@@ -311,6 +313,7 @@ impl From<MessageRow> for TicketMessage {
                 }),
                 _ => None,
             },
+            attachments: r.attachments.0,
         }
     }
 }
@@ -323,8 +326,8 @@ pub async fn insert_message(
 ) -> sqlx::Result<TicketMessage> {
     let row: MessageRow = sqlx::query_as(&format!(
         "INSERT INTO ticket_messages (tenant_id, id, ticket_id, kind, body, channel, author_id, \
-         call_direction, call_outcome, call_seconds) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {MESSAGE_COLUMNS}"
+         call_direction, call_outcome, call_seconds, attachments) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {MESSAGE_COLUMNS}"
     ))
     .bind(tenant)
     .bind(Uuid::now_v7())
@@ -336,6 +339,7 @@ pub async fn insert_message(
     .bind(m.call.as_ref().map(|c| c.direction as i16))
     .bind(m.call.as_ref().map(|c| c.outcome as i16))
     .bind(m.call.as_ref().map(|c| c.duration_seconds))
+    .bind(sqlx::types::Json(&m.attachments))
     .fetch_one(tx)
     .await?;
     Ok(row.into())
@@ -568,7 +572,7 @@ pub async fn erase_requester(
     .fetch_all(&mut *tx)
     .await?;
     sqlx::query(
-        "UPDATE ticket_messages SET body = '[erased]', author_id = CASE WHEN author_id = $3 THEN '' ELSE author_id END \
+        "UPDATE ticket_messages SET body = '[erased]', attachments = '[]', author_id = CASE WHEN author_id = $3 THEN '' ELSE author_id END \
          WHERE tenant_id = $1 AND ticket_id = ANY($2) AND kind <> $4",
     )
     .bind(tenant)
@@ -603,6 +607,12 @@ pub async fn erase_requester(
         .execute(&mut *tx)
         .await?;
     }
+    // A portal link still waiting to be mailed to them.
+    sqlx::query("DELETE FROM mail_queue WHERE tenant_id = $1 AND contact_id = $2")
+        .bind(tenant)
+        .bind(contact)
+        .execute(&mut *tx)
+        .await?;
     Ok(tickets.len() as u64)
 }
 

@@ -222,15 +222,26 @@ async fn a_form_ticket_mails_a_magic_link_that_shows_its_requester_their_own_tic
     )
     .await
     .expect("note");
-    reply(
-        &mut admin,
-        &ticket.id,
-        MessageKind::PublicReply,
-        "Please restart it.",
-        "",
-    )
-    .await
-    .expect("reply");
+    let manual = Attachment {
+        uri: "https://files.example.com/manual.pdf".into(),
+        file_name: "manual.pdf".into(),
+        content_type: "application/pdf".into(),
+        size_bytes: 48_000,
+    };
+    admin
+        .tickets
+        .add_message(AddMessageRequest {
+            ticket_id: ticket.id.clone(),
+            message: Some(TicketMessage {
+                kind: MessageKind::PublicReply as i32,
+                body: "Please restart it.".into(),
+                attachments: vec![manual.clone()],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("reply");
     let shown = portal_ticket(&mut gateway, &ada, first)
         .await
         .expect("shown");
@@ -243,6 +254,7 @@ async fn a_form_ticket_mails_a_magic_link_that_shows_its_requester_their_own_tic
         bodies,
         [(true, "The engine stopped."), (false, "Please restart it.")]
     );
+    assert_eq!(shown.messages[1].attachments, [manual]);
     let sent = app.mail_out.wait_for(3).await;
     assert_eq!(sent[2].to, ["ada@example.com"]);
     assert_eq!(sent[2].header("In-Reply-To"), Some(acknowledgement_id));

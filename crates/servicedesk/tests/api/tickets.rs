@@ -557,15 +557,25 @@ async fn merges_move_tickets_and_erasure_leaves_them_anonymous() {
     )
     .await
     .unwrap();
-    reply(
-        &mut admin,
-        &t.id,
-        MessageKind::PublicReply,
-        "Dear Ada, ...",
-        "",
-    )
-    .await
-    .unwrap();
+    admin
+        .tickets
+        .add_message(AddMessageRequest {
+            ticket_id: t.id.clone(),
+            message: Some(TicketMessage {
+                kind: MessageKind::PublicReply as i32,
+                body: "Dear Ada, ...".into(),
+                attachments: vec![Attachment {
+                    uri: "https://files.example.com/ada-invoice.pdf".into(),
+                    file_name: "ada-invoice.pdf".into(),
+                    content_type: "application/pdf".into(),
+                    size_bytes: 1_024,
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
     let note = reply(
         &mut admin,
         &t.id,
@@ -631,6 +641,7 @@ async fn merges_move_tickets_and_erasure_leaves_them_anonymous() {
         .collect();
     assert_eq!(bodies.len(), 2);
     assert_eq!(bodies[0].1, "[erased]", "the reply to the person");
+    assert!(messages[0].attachments.is_empty(), "and its files");
     assert_eq!(bodies[1], (note.id.as_str(), "Check the gateway"));
 }
 
