@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use crm_proto::crm::servicedesk::v1::channel_service_server::ChannelServiceServer;
+use crm_proto::crm::servicedesk::v1::feedback_service_server::FeedbackServiceServer;
 use crm_proto::crm::servicedesk::v1::knowledge_service_server::KnowledgeServiceServer;
 use crm_proto::crm::servicedesk::v1::macro_service_server::MacroServiceServer;
 use crm_proto::crm::servicedesk::v1::portal_service_server::PortalServiceServer;
@@ -42,6 +43,7 @@ use crate::events::tasks::EscalationTasks;
 use crate::events::CustomerEvents;
 use crate::grpc::actions::{MacroHandlers, TicketJobHandlers};
 use crate::grpc::channels::ChannelHandlers;
+use crate::grpc::feedback::FeedbackHandlers;
 use crate::grpc::knowledge::KnowledgeHandlers;
 use crate::grpc::portal::PortalHandlers;
 use crate::grpc::satisfaction::SatisfactionHandlers;
@@ -90,6 +92,7 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         )))
         .serve(MacroServiceServer::new(MacroHandlers(state.clone())))
         .serve(PortalServiceServer::new(PortalHandlers(state.clone())))
+        .serve(FeedbackServiceServer::new(FeedbackHandlers(state.clone())))
         .serve(TicketJobServiceServer::new(TicketJobHandlers(
             state.clone(),
         )));

@@ -19,4 +19,5 @@ domain_events!("crm.servicedesk.v1", pb, {
     ArticlePublished => "crm.servicedesk.article.published.v1",
     SatisfactionReceived => "crm.servicedesk.csat.received.v1",
     TicketJobCompleted => "crm.servicedesk.ticket_job.completed.v1",
+    RootCauseCreated => "crm.servicedesk.root_cause.created.v1",
 });

@@ -92,6 +92,9 @@ pub fn check_applied(before: &Ticket, after: &mut Ticket) -> Result<(), String> 
     if let Err(reason) = ticket::check_move(before.status, after.status) {
         v.add("status", reason);
     }
+    if let Err(reason) = ticket::check_solution(before.status, after) {
+        v.add("status", reason);
+    }
     v.into_result().map_err(|e| e.to_string())
 }
 

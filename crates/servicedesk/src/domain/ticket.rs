@@ -36,6 +36,7 @@ kit::field_mask!(
         due_at,
         parent_ticket_id,
         required_skills,
+        root_cause_id,
     ]
 );
 
@@ -78,6 +79,7 @@ pub fn normalize(t: &mut Ticket, v: &mut Violations) {
         ("ticket.order_id", &t.order_id),
         ("ticket.opportunity_id", &t.opportunity_id),
         ("ticket.parent_ticket_id", &t.parent_ticket_id),
+        ("ticket.root_cause_id", &t.root_cause_id),
     ] {
         v.check(optional_id(field, value).map(|_| ()));
     }
@@ -111,6 +113,18 @@ pub fn check_move(from: i32, to: i32) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// Whether a change may stand as far as its root cause goes: a complaint
+/// is solved with the reason it came (`ticket.root_cause_id`).
+pub fn check_solution(from: i32, after: &Ticket) -> Result<(), String> {
+    if solves(from, after.status)
+        && after.r#type == TicketType::Complaint as i32
+        && after.root_cause_id.is_empty()
+    {
+        return Err("a complaint is solved with its root cause".into());
+    }
+    Ok(())
 }
 
 /// A link's kind seen from the other ticket.
@@ -173,6 +187,7 @@ pub fn field_text(t: &Ticket, field: &str) -> String {
             .map(|d| d.to_rfc3339())
             .unwrap_or_default(),
         "parent_ticket_id" => t.parent_ticket_id.clone(),
+        "root_cause_id" => t.root_cause_id.clone(),
         "required_skills" => t
             .required_skills
             .iter()
@@ -298,7 +313,7 @@ fn check_attachments(attachments: &mut [Attachment], v: &mut Violations) {
         };
         if a.uri.len() > 2_000 || !scheme_ok {
             v.add(
-                &field("uri"),
+                field("uri"),
                 "must be an https:// or s3:// address of at most 2,000 characters",
             );
         }
@@ -308,13 +323,13 @@ fn check_attachments(attachments: &mut [Attachment], v: &mut Violations) {
             || a.file_name.starts_with('.')
         {
             v.add(
-                &field("file_name"),
+                field("file_name"),
                 "is required: a file name without folders",
             );
         }
         a.content_type = a.content_type.trim().to_ascii_lowercase();
         match ATTACHMENT_TYPES.iter().find(|(t, _)| *t == a.content_type) {
-            None => v.add(&field("content_type"), "is not a type messages may carry"),
+            None => v.add(field("content_type"), "is not a type messages may carry"),
             Some((_, extensions)) => {
                 let extension = a
                     .file_name
@@ -323,7 +338,7 @@ fn check_attachments(attachments: &mut [Attachment], v: &mut Violations) {
                     .unwrap_or_default();
                 if !extensions.contains(&extension.as_str()) {
                     v.add(
-                        &field("file_name"),
+                        field("file_name"),
                         format!(
                             "must end in .{} for {}",
                             extensions.join(" or ."),
@@ -334,7 +349,7 @@ fn check_attachments(attachments: &mut [Attachment], v: &mut Violations) {
             }
         }
         if !(1..=MAX_ATTACHMENT_BYTES).contains(&a.size_bytes) {
-            v.add(&field("size_bytes"), "must be 1 byte to 25 MiB");
+            v.add(field("size_bytes"), "must be 1 byte to 25 MiB");
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod channels;
+pub mod feedback;
 pub mod knowledge;
 pub mod portal;
 pub mod routing;

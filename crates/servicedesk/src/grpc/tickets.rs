@@ -66,6 +66,22 @@ async fn check_requester(state: &State, token: &Forwarded, t: &mut Ticket) -> ki
     }
 }
 
+/// A root cause named must be one of the tenant's.
+async fn check_root_cause(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> kit::Result<()> {
+    let Some(cause) = optional_id("ticket.root_cause_id", &t.root_cause_id)
+        .map_err(|v| Error::InvalidArgument(vec![v]))?
+    else {
+        return Ok(());
+    };
+    match crate::store::feedback::find_root_cause(tx, tenant, cause).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid(
+            "ticket.root_cause_id",
+            "is no root cause here",
+        )),
+    }
+}
+
 /// The parent must be a ticket of the tenant the caller sees, and not the
 /// ticket itself or one of its children (no cycles).
 async fn check_parent(
@@ -352,6 +368,7 @@ impl TicketService for TicketHandlers {
                 });
             }
             check_parent(&mut tx, &caller, &t).await?;
+            check_root_cause(&mut tx, tenant, &t).await?;
             check_requester(&self.0, &token, &mut t).await?;
             let id = Uuid::now_v7();
             let saved = store::insert(&mut tx, tenant, id, &t, &caller.subject).await?;
@@ -509,6 +526,9 @@ impl TicketService for TicketHandlers {
             if let Err(reason) = ticket::check_move(before.status, after.status) {
                 v.add("ticket.status", reason);
             }
+            if let Err(reason) = ticket::check_solution(before.status, &after) {
+                v.add("ticket.root_cause_id", reason);
+            }
             v.into_result()?;
             if before.status == TicketStatus::Closed as i32 && after != before {
                 return Err(Error::FailedPrecondition(
@@ -517,6 +537,9 @@ impl TicketService for TicketHandlers {
             }
             if after.parent_ticket_id != before.parent_ticket_id {
                 check_parent(&mut tx, &caller, &after).await?;
+            }
+            if after.root_cause_id != before.root_cause_id {
+                check_root_cause(&mut tx, caller.tenant_id, &after).await?;
             }
             if after.requester_contact_id != before.requester_contact_id {
                 check_requester(&self.0, &token, &mut after).await?;

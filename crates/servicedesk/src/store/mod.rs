@@ -3,6 +3,7 @@
 //! fence.
 
 pub mod actions;
+pub mod feedback;
 pub mod knowledge;
 pub mod mail;
 pub mod portal;

@@ -4,6 +4,7 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
 use crm_proto::crm::customers::v1::{self as people};
 use crm_proto::crm::servicedesk::v1::channel_service_client::ChannelServiceClient;
+use crm_proto::crm::servicedesk::v1::feedback_service_client::FeedbackServiceClient;
 use crm_proto::crm::servicedesk::v1::knowledge_service_client::KnowledgeServiceClient;
 use crm_proto::crm::servicedesk::v1::macro_service_client::MacroServiceClient;
 use crm_proto::crm::servicedesk::v1::portal_service_client::PortalServiceClient;
@@ -31,6 +32,7 @@ pub struct Client {
     pub search: SearchServiceClient<Authed>,
     pub channels: ChannelServiceClient<Authed>,
     pub satisfaction: SatisfactionServiceClient<Authed>,
+    pub feedback: FeedbackServiceClient<Authed>,
     pub macros: MacroServiceClient<Authed>,
     pub jobs: TicketJobServiceClient<Authed>,
     /// The gateway's public support pages ask this (the service role).
@@ -188,6 +190,7 @@ impl TestApp {
             search: SearchServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             channels: ChannelServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             satisfaction: SatisfactionServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            feedback: FeedbackServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             macros: MacroServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             jobs: TicketJobServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             portal: PortalServiceClient::with_interceptor(desk, bearer.clone()),

@@ -3,6 +3,7 @@
 
 mod actions;
 mod chat;
+mod feedback;
 mod harness;
 mod knowledge;
 mod mail;
