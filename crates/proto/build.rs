@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 30] = [
+const PII_MESSAGES: [&str; 32] = [
+    "crm.servicedesk.v1.NpsResponse",
+    "crm.servicedesk.v1.AnswerNpsSurveyRequest",
     "crm.servicedesk.v1.Ticket",
     "crm.servicedesk.v1.SubmitSupportFormRequest",
     "crm.servicedesk.v1.RequestPortalLinkRequest",

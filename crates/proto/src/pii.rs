@@ -347,6 +347,8 @@ mod portal {
         "GetPortalArticleRequest",
         [article_id]
     );
+    shows_only!(NpsResponse, "NpsResponse", [survey_id, account_id, score]);
+    shows_only!(AnswerNpsSurveyRequest, "AnswerNpsSurveyRequest", [score]);
 }
 
 #[cfg(test)]

@@ -336,7 +336,7 @@ async fn front_door(
 /// route (a portal link signs a person in; a survey or unsubscribe link
 /// acts for them) is a bearer secret, so it is replaced by its name.
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    const SIGNED: [&str; 5] = ["/portal/", "/csat/", "/t/o/", "/t/c/", "/u/"];
+    const SIGNED: [&str; 6] = ["/portal/", "/csat/", "/nps/", "/t/o/", "/t/c/", "/u/"];
     match SIGNED.iter().find(|prefix| path.starts_with(*prefix)) {
         Some(prefix) => {
             let rest = &path[prefix.len()..];
@@ -444,6 +444,12 @@ pub fn router(
             "/csat/{token}",
             get(surveys::survey_page)
                 .post(surveys::answer)
+                .layer(DefaultBodyLimit::max(surveys::MAX_SURVEY_BYTES)),
+        )
+        .route(
+            "/nps/{token}",
+            get(surveys::nps_page)
+                .post(surveys::answer_nps)
                 .layer(DefaultBodyLimit::max(surveys::MAX_SURVEY_BYTES)),
         )
         .route(

@@ -18,6 +18,7 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::sales::v1 as sales;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_proto::crm::servicedesk::v1 as desk;
+use crm_proto::crm::servicedesk::v1::feedback_service_client::FeedbackServiceClient;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use serde::Serialize;
@@ -122,6 +123,18 @@ pub struct SatisfactionSummary {
     pub answered_at: Option<String>,
 }
 
+/// An account's Net Promoter Score from its contacts' answers.
+#[derive(Serialize, ToSchema)]
+pub struct NpsSummary {
+    pub responses: i32,
+    pub promoters: i32,
+    pub passives: i32,
+    pub detractors: i32,
+    /// Promoters minus detractors as a share of the answers, -100 to 100.
+    pub score: i32,
+    pub last_answered_at: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ContactSummary {
     pub id: String,
@@ -159,6 +172,9 @@ pub struct AccountOverview {
     /// The latest satisfaction survey answer on the account's tickets.
     #[schema(value_type = Object)]
     pub last_satisfaction: Section<SatisfactionSummary>,
+    /// The account's NPS (`none` until a contact answered a survey).
+    #[schema(value_type = Object)]
+    pub nps: Section<NpsSummary>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
@@ -322,6 +338,41 @@ async fn satisfaction_section(
                 ticket_number: rating.ticket_number,
                 score: rating.score,
                 comment: rating.comment,
+            }),
+            None => Section::none(),
+        },
+    )
+    .await)
+}
+
+/// An account's NPS, `none` before anyone answered.
+async fn nps_section(
+    state: &SharedState,
+    caller: &Caller,
+    account_id: String,
+) -> Result<Section<NpsSummary>, Problem> {
+    let request = state.upstream(
+        caller,
+        desk::GetAccountNpsRequest {
+            account_id,
+            since: None,
+        },
+    )?;
+    let Some(servicedesk) = state.channel("servicedesk") else {
+        return Ok(Section::unavailable());
+    };
+    let mut client = FeedbackServiceClient::new(servicedesk);
+    Ok(section(
+        deadline(state),
+        client.get_account_nps(request),
+        |r| match r.summary.filter(|s| s.responses > 0) {
+            Some(s) => Section::ok(NpsSummary {
+                responses: s.responses,
+                promoters: s.promoters,
+                passives: s.passives,
+                detractors: s.detractors,
+                score: s.score,
+                last_answered_at: timestamp(s.last_answered_at.as_ref()),
             }),
             None => Section::none(),
         },
@@ -522,9 +573,10 @@ pub async fn account(
             ..Default::default()
         },
     );
+    let nps = nps_section(&state, &caller, id.clone());
     let activities = activity_sections(&state, &caller, String::new(), id.clone());
-    let (contacts, deals, tickets, satisfaction, activities) =
-        tokio::join!(contacts, deals, tickets, satisfaction, activities);
+    let (contacts, deals, tickets, satisfaction, nps, activities) =
+        tokio::join!(contacts, deals, tickets, satisfaction, nps, activities);
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
         account: super::transcode::message::json_of("crm.customers.v1.Account", &account),
@@ -532,6 +584,7 @@ pub async fn account(
         contacts,
         open_tickets: tickets?,
         last_satisfaction: satisfaction?,
+        nps: nps?,
         recent_activities,
         open_tasks,
     }))

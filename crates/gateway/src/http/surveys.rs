@@ -1,16 +1,20 @@
-//! The satisfaction survey's public page (`/csat/{token}`): the link the
-//! service desk mails when a ticket is solved. GET shows the question (a
-//! score from the link's `?score=` preselected, since mail scanners open
-//! links and must not answer); POST records the answer once. The service
-//! desk alone verifies the token; this route only rate-limits, routes by
-//! the tenant the token names, and answers the same for unknown, forged
-//! and expired links ([`super::public`]).
+//! The service desk's survey pages: satisfaction (`/csat/{token}`), the
+//! link mailed when a ticket is solved, and NPS (`/nps/{token}`), the link
+//! mailed to an account's contacts. GET shows the question (a score from
+//! the link's `?score=` preselected, since mail scanners open links and
+//! must not answer); POST records the answer once. The service desk alone
+//! verifies the token; this route only rate-limits, routes by the tenant
+//! the token names, and answers the same for unknown, forged and expired
+//! links ([`super::public`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use crm_proto::crm::servicedesk::v1::feedback_service_client::FeedbackServiceClient;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
-use crm_proto::crm::servicedesk::v1::{AnswerSurveyRequest, DescribeSurveyRequest};
+use crm_proto::crm::servicedesk::v1::{
+    AnswerNpsSurveyRequest, AnswerSurveyRequest, DescribeNpsSurveyRequest, DescribeSurveyRequest,
+};
 use serde::Deserialize;
 
 use super::auth::ClientIp;
@@ -73,29 +77,169 @@ pub async fn survey_page(
             "<p>Your answer about this request is recorded.</p>",
         );
     }
-    let mut choices = String::new();
-    for (score, label) in (1..=5).zip(LABELS) {
-        let checked = if preselected.score == Some(score) {
-            " checked"
-        } else {
-            ""
-        };
-        choices.push_str(&format!(
-            "<label style=\"display:block\"><input type=\"radio\" name=\"score\" value=\"{score}\" required{checked}> {score} - {label}</label>"
-        ));
-    }
+    let choices = (1..=5)
+        .zip(LABELS)
+        .map(|(score, label)| (score, format!("{score} - {label}")));
     page(
         StatusCode::OK,
         "How did we do?",
         &format!(
-            "<p>Request #{} \u{201c}{}\u{201d}</p><form method=\"post\">{choices}\
-             <p><label for=\"comment\">Anything to add?</label><br>\
-             <textarea id=\"comment\" name=\"comment\" maxlength=\"2000\" rows=\"4\" cols=\"40\"></textarea></p>\
-             <p><button type=\"submit\">Send</button></p></form>",
+            "<p>Request #{} \u{201c}{}\u{201d}</p>{}",
             survey.ticket_number,
-            escape(&survey.subject)
+            escape(&survey.subject),
+            question(choices, preselected.score, "display:block")
         ),
     )
+}
+
+/// The answer form: a radio button per score, a comment, a button.
+fn question(
+    choices: impl Iterator<Item = (i32, String)>,
+    preselected: Option<i32>,
+    style: &str,
+) -> String {
+    let mut radios = String::new();
+    for (score, label) in choices {
+        let checked = if preselected == Some(score) {
+            " checked"
+        } else {
+            ""
+        };
+        radios.push_str(&format!(
+            "<label style=\"{style}\"><input type=\"radio\" name=\"score\" value=\"{score}\" required{checked}> {label}</label>"
+        ));
+    }
+    format!(
+        "<form method=\"post\">{radios}\
+         <p><label for=\"comment\">Anything to add?</label><br>\
+         <textarea id=\"comment\" name=\"comment\" maxlength=\"2000\" rows=\"4\" cols=\"40\"></textarea></p>\
+         <p><button type=\"submit\">Send</button></p></form>"
+    )
+}
+
+/// A posted answer: its score (none: not a number) and comment.
+fn posted(body: &[u8]) -> (i32, String) {
+    let values: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(body).into_owned().collect();
+    let score = values
+        .get("score")
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .unwrap_or(-1);
+    (score, values.get("comment").cloned().unwrap_or_default())
+}
+
+fn feedback(
+    state: &SharedState,
+) -> Result<FeedbackServiceClient<tonic::transport::Channel>, Refused> {
+    state
+        .channel("servicedesk")
+        .map(FeedbackServiceClient::new)
+        .ok_or(Refused::Invalid)
+}
+
+/// `GET /nps/{token}`: the NPS question, or thanks when answered already.
+pub async fn nps_page(
+    State(state): State<SharedState>,
+    ClientIp(client): ClientIp,
+    Path(token): Path<String>,
+    Query(preselected): Query<Preselected>,
+) -> Response {
+    let described = async {
+        let tenant = admit(&state, client, &token)?;
+        let request = as_service(
+            &state,
+            tenant,
+            DescribeNpsSurveyRequest {
+                token: token.clone(),
+            },
+        )
+        .await?;
+        let answer = feedback(&state)?
+            .describe_nps_survey(request)
+            .await
+            .map_err(from_status)?;
+        Ok::<_, Refused>(answer.into_inner())
+    };
+    let survey = match described.await {
+        Ok(survey) => survey,
+        Err(refused) => return refusal_page(refused),
+    };
+    if survey.answered {
+        return page(
+            StatusCode::OK,
+            "Thank you",
+            "<p>Your answer is recorded.</p>",
+        );
+    }
+    let sender = if survey.sender.is_empty() {
+        "us".to_owned()
+    } else {
+        escape(&survey.sender)
+    };
+    page(
+        StatusCode::OK,
+        "How likely are you to recommend us?",
+        &format!(
+            "<p>How likely are you to recommend {sender} to a friend or colleague? 0 is not at all likely, 10 extremely likely.</p>{}",
+            question((0..=10).map(|s| (s, s.to_string())), preselected.score, "margin-right:0.8em")
+        ),
+    )
+}
+
+/// `POST /nps/{token}` (a form post: `score` 0-10, `comment`).
+pub async fn answer_nps(
+    State(state): State<SharedState>,
+    ClientIp(client): ClientIp,
+    Path(token): Path<String>,
+    body: bytes::Bytes,
+) -> Response {
+    let (score, comment) = posted(&body);
+    let answered = async {
+        let tenant = admit_by(&state, &state.form_limiter, client, &token).map_err(Err)?;
+        let request = as_service(
+            &state,
+            tenant,
+            AnswerNpsSurveyRequest {
+                token: token.clone(),
+                score,
+                comment,
+            },
+        )
+        .await
+        .map_err(Err)?;
+        feedback(&state)
+            .map_err(Err)?
+            .answer_nps_survey(request)
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => Ok(status),
+                _ => Err(from_status(status)),
+            })?;
+        Ok::<_, Result<tonic::Status, Refused>>(())
+    };
+    answered_page(answered.await, "Go back and pick one from 0 to 10")
+}
+
+/// What a person sees once they posted an answer.
+fn answered_page(answered: Result<(), Result<tonic::Status, Refused>>, choose: &str) -> Response {
+    match answered {
+        Ok(()) => page(
+            StatusCode::OK,
+            "Thank you",
+            "<p>Your answer helps us do better.</p>",
+        ),
+        Err(Ok(status)) if status.code() == tonic::Code::AlreadyExists => page(
+            StatusCode::CONFLICT,
+            "Already answered",
+            "<p>Your answer was recorded before.</p>",
+        ),
+        Err(Ok(_)) => page(
+            StatusCode::BAD_REQUEST,
+            "Please choose a score",
+            &format!("<p>{choose} (a comment may be up to 2,000 characters).</p>"),
+        ),
+        Err(Err(refused)) => refusal_page(refused),
+    }
 }
 
 /// `POST /csat/{token}` (a form post: `score`, `comment`): records the
@@ -106,13 +250,7 @@ pub async fn answer(
     Path(token): Path<String>,
     body: bytes::Bytes,
 ) -> Response {
-    let values: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(&body).into_owned().collect();
-    let score = values
-        .get("score")
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .unwrap_or_default();
-    let comment = values.get("comment").cloned().unwrap_or_default();
+    let (score, comment) = posted(&body);
     let answered = async {
         let tenant = admit_by(&state, &state.form_limiter, client, &token).map_err(Err)?;
         let request = as_service(
@@ -136,22 +274,5 @@ pub async fn answer(
             })?;
         Ok::<_, Result<tonic::Status, Refused>>(())
     };
-    match answered.await {
-        Ok(()) => page(
-            StatusCode::OK,
-            "Thank you",
-            "<p>Your answer helps us do better.</p>",
-        ),
-        Err(Ok(status)) if status.code() == tonic::Code::AlreadyExists => page(
-            StatusCode::CONFLICT,
-            "Already answered",
-            "<p>Your answer about this request was recorded before.</p>",
-        ),
-        Err(Ok(_)) => page(
-            StatusCode::BAD_REQUEST,
-            "Please choose a score",
-            "<p>Go back and pick one from 1 to 5 (a comment may be up to 2,000 characters).</p>",
-        ),
-        Err(Err(refused)) => refusal_page(refused),
-    }
+    answered_page(answered.await, "Go back and pick one from 1 to 5")
 }

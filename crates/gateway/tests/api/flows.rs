@@ -2190,3 +2190,117 @@ async fn a_support_form_and_the_portal_it_mails_work_as_plain_pages() {
         .expect("page");
     assert_eq!(articles.status(), 200);
 }
+
+#[tokio::test]
+async fn an_nps_survey_is_answered_on_its_page_and_scored_for_the_account() {
+    let stack = Stack::start().await;
+    let (_, token) = stack.tenant("Acme").await;
+    let post = |path: &'static str, body: Value| {
+        stack.call(Method::POST, path, Some(&token), Some(body), &[])
+    };
+    let account = json_of(
+        post("/v1/accounts", json!({"name": "Engines Ltd"})).await,
+        201,
+    )
+    .await;
+    json_of(
+        post(
+            "/v1/contacts",
+            json!({"first_name": "Ada", "account_id": account["id"],
+                   "emails": [{"address": "ada@engines.example", "primary": true}]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mailbox = json_of(
+        post(
+            "/v1/mailboxes",
+            json!({"address": "care@acme.example", "name": "Acme Care"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let survey = json_of(
+        post(
+            "/v1/nps-surveys",
+            json!({"account_id": account["id"], "mailbox_id": mailbox["id"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(survey["invited"], 1);
+    let mail = stack
+        .smtp
+        .wait_for(1)
+        .await
+        .into_iter()
+        .find(|m| m.to == ["ada@engines.example"])
+        .expect("the survey mail");
+    let prefix = format!("{}/nps/", stack.base);
+    let link = mail.links(&prefix).pop().expect("links");
+    let page = stack.http.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("Acme Care") && html.contains("value=\"10\" required checked"),
+        "{html}"
+    );
+    let url = link.split('?').next().expect("url").to_owned();
+    let answer = |body: &'static str| {
+        stack
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(answer("score=11").await.expect("post").status(), 400);
+    assert_eq!(
+        answer("score=10&comment=Great")
+            .await
+            .expect("post")
+            .status(),
+        200
+    );
+    assert_eq!(answer("score=2").await.expect("post").status(), 409);
+    let nps = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/accounts/{}/nps", account["id"].as_str().unwrap()),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (nps["responses"].as_i64(), nps["score"].as_i64()),
+        (Some(1), Some(100))
+    );
+    let overview = json_of(
+        stack
+            .call(
+                Method::GET,
+                &format!("/v1/accounts/{}/360", account["id"].as_str().unwrap()),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(overview["nps"]["status"], "ok");
+    assert_eq!(overview["nps"]["data"]["promoters"], 1);
+    let forged = format!("{}/nps/{}.x.y", stack.base, uuid::Uuid::now_v7().simple());
+    assert_eq!(
+        stack.http.get(&forged).send().await.expect("page").status(),
+        404
+    );
+}

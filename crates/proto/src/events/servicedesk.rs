@@ -20,4 +20,5 @@ domain_events!("crm.servicedesk.v1", pb, {
     SatisfactionReceived => "crm.servicedesk.csat.received.v1",
     TicketJobCompleted => "crm.servicedesk.ticket_job.completed.v1",
     RootCauseCreated => "crm.servicedesk.root_cause.created.v1",
+    NpsReceived => "crm.servicedesk.nps.received.v1",
 });

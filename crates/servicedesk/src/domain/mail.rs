@@ -23,6 +23,8 @@ pub enum MailKind {
     Acknowledgement = 3,
     /// A portal link a person asked for (about no ticket).
     PortalLink = 4,
+    /// An NPS survey to an account's contact.
+    Nps = 5,
 }
 
 /// Largest inbound message taken (headers, body and attachments).

@@ -39,8 +39,9 @@ use uuid::Uuid;
 use super::intake::{Delivered, Incoming, Intake, Sender};
 use crate::domain::mail::{self, MailKind};
 use crate::domain::portal::{self, PortalLink};
-use crate::domain::satisfaction::{self as survey, Survey};
+use crate::domain::satisfaction::{self as survey, NpsLink, Survey};
 use crate::grpc::SharedState;
+use crate::store::feedback;
 use crate::store::mail as store;
 use crate::store::satisfaction;
 use crate::store::tickets;
@@ -387,6 +388,30 @@ impl MailSender {
                 (
                     mail::reply_subject(&ticket.subject, ticket.number),
                     reply.body,
+                )
+            }
+            None if kind == MailKind::Nps as i16 => {
+                let (Some(key), Some(survey)) = (&self.state.link_key, q.nps_survey_id) else {
+                    return Ok(None);
+                };
+                if feedback::nps_answered(tx, q.tenant_id, survey, requester).await? {
+                    return Ok(None);
+                }
+                let link = NpsLink {
+                    tenant: q.tenant_id,
+                    survey,
+                    contact: requester,
+                    expires: (self.state.clock.now() + survey::NPS_LIFETIME).timestamp(),
+                };
+                let url = format!("{}/nps/{}", self.state.public_url, key.sign(&link));
+                let sender = if mailbox.name.is_empty() {
+                    "us"
+                } else {
+                    mailbox.name.as_str()
+                };
+                (
+                    format!("How likely are you to recommend {sender}?"),
+                    survey::nps_text(sender, &url),
                 )
             }
             None => {

@@ -276,8 +276,10 @@ pub struct Queued {
     pub attempts: i32,
     /// The mailbox to send from when the ticket has no thread yet.
     pub mailbox_id: Option<Uuid>,
-    /// The person a portal link goes to.
+    /// The person a portal link or NPS survey goes to.
     pub contact_id: Option<Uuid>,
+    /// The NPS survey a mail asks for.
+    pub nps_survey_id: Option<Uuid>,
 }
 
 /// Locks mail due by `now`, skipping what another pod is sending.
@@ -287,7 +289,7 @@ pub async fn lock_due(
     limit: i64,
 ) -> sqlx::Result<Vec<Queued>> {
     sqlx::query_as(
-        "SELECT tenant_id, id, ticket_id, kind, message_id, attempts, mailbox_id, contact_id FROM mail_queue \
+        "SELECT tenant_id, id, ticket_id, kind, message_id, attempts, mailbox_id, contact_id, nps_survey_id FROM mail_queue \
          WHERE next_at <= $1 ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
     .bind(now)

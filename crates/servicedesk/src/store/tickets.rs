@@ -553,8 +553,25 @@ pub async fn repoint(
     .bind(tenant)
     .bind(from)
     .bind(to)
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
+    // NPS answers follow the account; a merged contact's answers follow
+    // them unless the survivor answered the same survey.
+    let nps = match reference {
+        Reference::Account => {
+            "UPDATE nps_responses SET account_id = $3 WHERE tenant_id = $1 AND account_id = $2"
+        }
+        Reference::Requester => {
+            "UPDATE nps_responses r SET contact_id = $3 WHERE tenant_id = $1 AND contact_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM nps_responses o WHERE o.tenant_id = $1 AND o.survey_id = r.survey_id AND o.contact_id = $3)"
+        }
+    };
+    sqlx::query(nps)
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .execute(tx)
+        .await?;
     Ok(moved.rows_affected())
 }
 
@@ -611,12 +628,19 @@ pub async fn erase_requester(
         .execute(&mut *tx)
         .await?;
     }
-    // A portal link still waiting to be mailed to them.
-    sqlx::query("DELETE FROM mail_queue WHERE tenant_id = $1 AND contact_id = $2")
-        .bind(tenant)
-        .bind(contact)
-        .execute(&mut *tx)
-        .await?;
+    // A portal link or NPS survey still waiting to be mailed to them,
+    // their NPS invitations; their answers keep the score only.
+    for statement in [
+        "DELETE FROM mail_queue WHERE tenant_id = $1 AND contact_id = $2",
+        "DELETE FROM nps_invitations WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE nps_responses SET contact_id = NULL, comment = '' WHERE tenant_id = $1 AND contact_id = $2",
+    ] {
+        sqlx::query(statement)
+            .bind(tenant)
+            .bind(contact)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(tickets.len() as u64)
 }
 

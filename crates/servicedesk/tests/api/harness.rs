@@ -1,4 +1,5 @@
 use crm_proto::crm::common::v1::Event;
+use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::customers::v1::data_service_client::DataServiceClient;
@@ -38,6 +39,7 @@ pub struct Client {
     /// The gateway's public support pages ask this (the service role).
     pub portal: PortalServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
     pub activities: ActivityServiceClient<Authed>,
 }
 
@@ -195,6 +197,10 @@ impl TestApp {
             jobs: TicketJobServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             portal: PortalServiceClient::with_interceptor(desk, bearer.clone()),
             contacts: ContactServiceClient::with_interceptor(
+                self.services.channel("customers"),
+                bearer.clone(),
+            ),
+            accounts: AccountServiceClient::with_interceptor(
                 self.services.channel("customers"),
                 bearer.clone(),
             ),
