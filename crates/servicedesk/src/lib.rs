@@ -40,7 +40,7 @@ use crate::config::ServiceDeskConfig;
 use crate::events::mail::{MailDesk, MailSender};
 use crate::events::sla::SlaScanner;
 use crate::events::tasks::EscalationTasks;
-use crate::events::CustomerEvents;
+use crate::events::{CustomerEvents, SalesEvents};
 use crate::grpc::actions::{MacroHandlers, TicketJobHandlers};
 use crate::grpc::channels::ChannelHandlers;
 use crate::grpc::feedback::FeedbackHandlers;
@@ -122,8 +122,22 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         },
     )
     .await?;
+    // Sales' orders: the after-sales context of tickets.
+    let orders = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec {
+            filter_subject: "crm.sales.order.created".into(),
+            ..ConsumerSpec::new("servicedesk-orders", "sales")
+        },
+        SalesEvents,
+    )
+    .await?;
     let mut tasks = vec![
         background(move |shutdown| consumer.run(shutdown)),
+        background(move |shutdown| orders.run(shutdown)),
         background(move |shutdown| escalations.run(shutdown)),
         background(move |shutdown| kit::scan::run(scanner, shutdown)),
     ];

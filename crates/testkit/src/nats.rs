@@ -91,6 +91,48 @@ impl TestNats {
 }
 
 impl TestNats {
+    /// Publishes `payload` as another service's outbox would: an event of
+    /// `tenant` about `aggregate` (version 1) on its domain's stream, which
+    /// a consumer under test created. For tests of consumers whose
+    /// producer is not started.
+    pub async fn publish<E: kit::events::DomainEvent>(
+        &self,
+        tenant: uuid::Uuid,
+        aggregate: uuid::Uuid,
+        payload: &E,
+    ) -> crm_proto::crm::common::v1::Event {
+        use prost::Message as _;
+        let event = crm_proto::crm::common::v1::Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            r#type: payload.event_type().to_owned(),
+            source: "test".into(),
+            tenant_id: tenant.to_string(),
+            subject: aggregate.to_string(),
+            aggregate_version: 1,
+            occurred_at: Some(kit::time::to_timestamp(chrono::Utc::now())),
+            actor: "test".into(),
+            trace_parent: String::new(),
+            data: payload.encode_to_vec(),
+            data_schema: E::SCHEMA.to_owned(),
+        };
+        let jetstream = async_nats::jetstream::new(self.client().await);
+        let subject = self
+            .naming()
+            .subject(kit::events::subject_of(payload.event_type()));
+        jetstream
+            .send_publish(
+                subject,
+                async_nats::jetstream::message::PublishMessage::build()
+                    .payload(event.encode_to_vec().into())
+                    .message_id(event.id.clone()),
+            )
+            .await
+            .expect("published")
+            .await
+            .expect("acknowledged");
+        event
+    }
+
     /// Waits (up to 60 s) until `expected` events of `event_type` are on
     /// `domain`'s stream, then returns all of them in stream order (so a
     /// caller can also see any beyond `expected`).

@@ -147,6 +147,16 @@ impl Services {
         self.nats.event(domain, event_type, subject).await
     }
 
+    /// Publishes another service's event ([`crate::nats::TestNats::publish`]).
+    pub async fn publish<E: kit::events::DomainEvent>(
+        &self,
+        tenant: uuid::Uuid,
+        aggregate: uuid::Uuid,
+        payload: &E,
+    ) -> crm_proto::crm::common::v1::Event {
+        self.nats.publish(tenant, aggregate, payload).await
+    }
+
     /// Stops every service and waits until each has finished.
     pub async fn stop(mut self) {
         for (name, (running, _)) in std::mem::take(&mut self.running) {

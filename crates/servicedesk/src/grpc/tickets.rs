@@ -19,6 +19,7 @@ use crate::domain::routing::{holder, needs_routing};
 use crate::domain::ticket::{self, apply_mask, changed_fields};
 use crate::domain::{optional_id, parse_id};
 use crate::events::{routing, sla};
+use crate::store::orders;
 use crate::store::tickets::{self as store, TicketFilter};
 
 pub struct TicketHandlers(pub SharedState);
@@ -64,6 +65,25 @@ async fn check_requester(state: &State, token: &Forwarded, t: &mut Ticket) -> ki
         }
         Err(status) => Err(Error::upstream("customers", &status)),
     }
+}
+
+/// A ticket naming an order the desk knows, without an account, takes the
+/// order's account (an order id the desk has not heard of stays a plain
+/// reference: sales' event may still be on its way).
+async fn account_from_order(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    t: &mut Ticket,
+) -> kit::Result<()> {
+    if !t.account_id.is_empty() {
+        return Ok(());
+    }
+    if let Ok(order) = Uuid::parse_str(&t.order_id) {
+        if let Some(known) = orders::find(tx, tenant, order).await? {
+            t.account_id = known.account_id;
+        }
+    }
+    Ok(())
 }
 
 /// A root cause named must be one of the tenant's.
@@ -370,6 +390,7 @@ impl TicketService for TicketHandlers {
             check_parent(&mut tx, &caller, &t).await?;
             check_root_cause(&mut tx, tenant, &t).await?;
             check_requester(&self.0, &token, &mut t).await?;
+            account_from_order(&mut tx, tenant, &mut t).await?;
             let id = Uuid::now_v7();
             let saved = store::insert(&mut tx, tenant, id, &t, &caller.subject).await?;
             let number = saved.number.to_string();
@@ -543,6 +564,9 @@ impl TicketService for TicketHandlers {
             }
             if after.requester_contact_id != before.requester_contact_id {
                 check_requester(&self.0, &token, &mut after).await?;
+            }
+            if after.order_id != before.order_id {
+                account_from_order(&mut tx, caller.tenant_id, &mut after).await?;
             }
             let mut saved = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
             if saved != before {
@@ -847,6 +871,36 @@ impl TicketService for TicketHandlers {
             visible(&mut tx, &caller, id, false).await?;
             let links = store::links(&mut tx, caller.tenant_id, &scope(&caller), id, 200).await?;
             Ok(ListTicketLinksResponse { links })
+        })
+        .await
+    }
+
+    async fn get_ticket_context(
+        &self,
+        request: Request<GetTicketContextRequest>,
+    ) -> Result<Response<GetTicketContextResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Read)?;
+            let id = parse_id("ticket_id", &request.ticket_id)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let t = visible(&mut tx, &caller, id, false).await?;
+            let tenant = caller.tenant_id;
+            let order = match Uuid::parse_str(&t.order_id) {
+                Ok(order) => orders::find(&mut tx, tenant, order).await?,
+                Err(_) => None,
+            };
+            let recent_orders = orders::recent(
+                &mut tx,
+                tenant,
+                Uuid::parse_str(&t.requester_contact_id).ok(),
+                Uuid::parse_str(&t.account_id).ok(),
+                10,
+            )
+            .await?;
+            Ok(GetTicketContextResponse {
+                order,
+                recent_orders,
+            })
         })
         .await
     }

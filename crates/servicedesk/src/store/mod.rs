@@ -6,6 +6,7 @@ pub mod actions;
 pub mod feedback;
 pub mod knowledge;
 pub mod mail;
+pub mod orders;
 pub mod portal;
 pub mod routing;
 pub mod satisfaction;

@@ -557,6 +557,21 @@ pub async fn repoint(
     .await?;
     // NPS answers follow the account; a merged contact's answers follow
     // them unless the survivor answered the same survey.
+    let orders = match reference {
+        Reference::Account => {
+            "UPDATE orders SET account_id = $3 WHERE tenant_id = $1 AND account_id = $2"
+        }
+        Reference::Requester => {
+            "UPDATE orders SET contact_ids = array_replace(contact_ids, $2, $3) \
+             WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2]::uuid[]"
+        }
+    };
+    sqlx::query(orders)
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
     let nps = match reference {
         Reference::Account => {
             "UPDATE nps_responses SET account_id = $3 WHERE tenant_id = $1 AND account_id = $2"
@@ -634,6 +649,7 @@ pub async fn erase_requester(
         "DELETE FROM mail_queue WHERE tenant_id = $1 AND contact_id = $2",
         "DELETE FROM nps_invitations WHERE tenant_id = $1 AND contact_id = $2",
         "UPDATE nps_responses SET contact_id = NULL, comment = '' WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE orders SET contact_ids = array_remove(contact_ids, $2) WHERE tenant_id = $1 AND contact_ids @> ARRAY[$2]::uuid[]",
     ] {
         sqlx::query(statement)
             .bind(tenant)

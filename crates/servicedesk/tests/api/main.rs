@@ -7,6 +7,7 @@ mod feedback;
 mod harness;
 mod knowledge;
 mod mail;
+mod orders;
 mod portal;
 mod routing;
 mod slas;
