@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Stored as JSON columns by the service desk.
         .type_attribute("crm.servicedesk.v1.WorkingHours", SERDE)
         .type_attribute("crm.servicedesk.v1.Attachment", SERDE)
+        .type_attribute("crm.servicedesk.v1.AccountFacts", SERDE)
         .type_attribute("crm.servicedesk.v1.Escalation", SERDE)
         .type_attribute("crm.servicedesk.v1.TicketChanges", SERDE)
         .type_attribute("crm.servicedesk.v1.TicketJobResult", SERDE)

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::servicedesk::v1::{
-    EscalationAction, SlaClockState, SlaMetric, SlaPolicy, SlaStage, SlaTarget, Ticket,
-    TicketChannel, TicketPriority, TicketType,
+    AccountFacts, EscalationAction, SlaClockState, SlaMetric, SlaPolicy, SlaStage, SlaTarget,
+    Ticket, TicketChannel, TicketPriority, TicketType,
 };
 use kit::error::Violations;
 use kit::time::to_optional_timestamp;
@@ -68,6 +68,43 @@ pub fn normalize(p: &mut SlaPolicy, v: &mut Violations) {
         ));
     }
     v.check(kit::tags::normalize("policy.tags", &mut p.tags));
+    v.check(kit::tags::normalize(
+        "policy.account_tags",
+        &mut p.account_tags,
+    ));
+    v.check(kit::input::text(
+        "policy.account_field",
+        &mut p.account_field,
+        100,
+    ));
+    if p.account_field_values.len() > MAX_ACCOUNT_FIELD_VALUES {
+        v.add(
+            "policy.account_field_values",
+            format!("at most {MAX_ACCOUNT_FIELD_VALUES} values"),
+        );
+    }
+    for (i, value) in p.account_field_values.iter_mut().enumerate() {
+        v.check(kit::input::text(
+            &format!("policy.account_field_values[{i}]"),
+            value,
+            200,
+        ));
+    }
+    p.account_field_values.retain(|value| !value.is_empty());
+    match (
+        p.account_field.is_empty(),
+        p.account_field_values.is_empty(),
+    ) {
+        (false, true) => v.add(
+            "policy.account_field_values",
+            "name the values the account field must hold",
+        ),
+        (true, false) => v.add(
+            "policy.account_field",
+            "name the account field the values are of",
+        ),
+        _ => {}
+    }
     v.check(optional_id("policy.calendar_id", &p.calendar_id));
     let targets = [
         ("policy.first_response_minutes", p.first_response_minutes),
@@ -158,6 +195,47 @@ pub fn matches(p: &SlaPolicy, t: &Ticket) -> bool {
         && (p.channels.is_empty() || p.channels.contains(&t.channel))
         && (p.group_ids.is_empty() || p.group_ids.contains(&t.group_id))
         && (p.tags.is_empty() || p.tags.iter().any(|tag| t.tags.contains(tag)))
+        && matches_account(p, t.account_facts.as_ref())
+}
+
+/// Values one policy's account field may hold.
+const MAX_ACCOUNT_FIELD_VALUES: usize = 50;
+
+/// What policies may match on of an account: its tags and its custom
+/// fields as text (strings, numbers, true/false).
+pub fn account_facts(account: &crm_proto::crm::customers::v1::Account) -> AccountFacts {
+    use prost_types::value::Kind;
+    let fields = account
+        .custom_fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let text = match value.kind.as_ref()? {
+                Kind::StringValue(s) => s.clone(),
+                Kind::NumberValue(n) => n.to_string(),
+                Kind::BoolValue(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((name.clone(), text))
+        })
+        .collect();
+    AccountFacts {
+        tags: account.tags.clone(),
+        fields,
+    }
+}
+
+/// The account conditions: any of the tags, and the field's value among
+/// the values (a ticket without an account matches neither).
+fn matches_account(p: &SlaPolicy, facts: Option<&AccountFacts>) -> bool {
+    let empty = AccountFacts::default();
+    let facts = facts.unwrap_or(&empty);
+    (p.account_tags.is_empty() || p.account_tags.iter().any(|tag| facts.tags.contains(tag)))
+        && (p.account_field.is_empty()
+            || facts.fields.get(&p.account_field).is_some_and(|value| {
+                p.account_field_values
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(value))
+            }))
 }
 
 /// A policy's target for a metric, in seconds.

@@ -86,6 +86,14 @@ impl EventHandler for CustomerEvents {
                 );
                 tickets::repoint(tx, tenant, Reference::Account, from, to).await?;
             }
+            <customers::AccountUpdated as DomainEvent>::TYPE => {
+                let updated: customers::AccountUpdated = decode_data(event)?;
+                if let Some(account) = updated.account {
+                    let id = Uuid::parse_str(&account.id)?;
+                    let facts = crate::domain::sla::account_facts(&account);
+                    tickets::refresh_account_facts(tx, tenant, id, &facts).await?;
+                }
+            }
             <customers::ContactErased as DomainEvent>::TYPE => {
                 let erased: customers::ContactErased = decode_data(event)?;
                 let contact = Uuid::parse_str(&erased.contact_id)?;

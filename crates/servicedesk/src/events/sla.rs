@@ -65,6 +65,7 @@ fn policy_inputs_differ(a: &Ticket, b: &Ticket) -> bool {
         || a.channel != b.channel
         || a.group_id != b.group_id
         || a.tags != b.tags
+        || a.account_facts != b.account_facts
 }
 
 /// The first active policy of the tenant that matches `t`.

@@ -1,6 +1,7 @@
 //! TicketService: tickets, their conversations and history.
 
 use crm_proto::crm::customers::v1 as customers;
+use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketService;
 use crm_proto::crm::servicedesk::v1::*;
@@ -62,6 +63,39 @@ async fn check_requester(state: &State, token: &Forwarded, t: &mut Ticket) -> ki
         )),
         Err(status) if status.code() == tonic::Code::PermissionDenied => {
             Err(Error::PermissionDenied(status.message().to_owned()))
+        }
+        Err(status) => Err(Error::upstream("customers", &status)),
+    }
+}
+
+/// What SLA policies may match on of the ticket's account, read from
+/// customers with the caller's rights; none for an account the caller
+/// cannot read (it is a reference like the sales ones).
+async fn read_account_facts(state: &State, token: &Forwarded, t: &mut Ticket) -> kit::Result<()> {
+    t.account_facts = Some(AccountFacts::default());
+    if t.account_id.is_empty() {
+        return Ok(());
+    }
+    let mut accounts = AccountServiceClient::new(state.customers.clone());
+    let request = customers::GetAccountRequest {
+        id: t.account_id.clone(),
+    };
+    match accounts.get_account(on_behalf(token, request)).await {
+        Ok(found) => {
+            if let Some(account) = found.into_inner().account {
+                t.account_facts = Some(crate::domain::sla::account_facts(&account));
+            }
+            Ok(())
+        }
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::InvalidArgument
+            ) =>
+        {
+            Ok(())
         }
         Err(status) => Err(Error::upstream("customers", &status)),
     }
@@ -391,6 +425,7 @@ impl TicketService for TicketHandlers {
             check_root_cause(&mut tx, tenant, &t).await?;
             check_requester(&self.0, &token, &mut t).await?;
             account_from_order(&mut tx, tenant, &mut t).await?;
+            read_account_facts(&self.0, &token, &mut t).await?;
             let id = Uuid::now_v7();
             let saved = store::insert(&mut tx, tenant, id, &t, &caller.subject).await?;
             let number = saved.number.to_string();
@@ -567,6 +602,9 @@ impl TicketService for TicketHandlers {
             }
             if after.order_id != before.order_id {
                 account_from_order(&mut tx, caller.tenant_id, &mut after).await?;
+            }
+            if after.account_id != before.account_id {
+                read_account_facts(&self.0, &token, &mut after).await?;
             }
             let mut saved = save_change(&self.0, &mut tx, &caller, &before, &after).await?;
             if saved != before {

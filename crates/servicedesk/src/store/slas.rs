@@ -150,7 +150,7 @@ pub async fn hours(
 
 // ---- policies
 
-const POLICY_COLUMNS: &str = "id, name, position, active, priorities, types, channels, group_ids, tags, calendar_id, first_response_minutes, next_response_minutes, resolution_minutes, warning_percent, escalations, created_at, created_by, updated_at, updated_by, version";
+const POLICY_COLUMNS: &str = "id, name, position, active, priorities, types, channels, group_ids, tags, calendar_id, first_response_minutes, next_response_minutes, resolution_minutes, warning_percent, escalations, account_tags, account_field, account_field_values, created_at, created_by, updated_at, updated_by, version";
 
 #[derive(sqlx::FromRow)]
 struct PolicyRow {
@@ -169,6 +169,9 @@ struct PolicyRow {
     resolution_minutes: i32,
     warning_percent: i32,
     escalations: Json<Vec<Escalation>>,
+    account_tags: Vec<String>,
+    account_field: String,
+    account_field_values: Vec<String>,
     created_at: DateTime<Utc>,
     created_by: String,
     updated_at: DateTime<Utc>,
@@ -206,6 +209,9 @@ impl From<PolicyRow> for SlaPolicy {
             resolution_minutes: r.resolution_minutes,
             warning_percent: r.warning_percent,
             escalations: r.escalations.0,
+            account_tags: r.account_tags,
+            account_field: r.account_field,
+            account_field_values: r.account_field_values,
             audit: audit(
                 r.created_at,
                 r.created_by,
@@ -227,11 +233,13 @@ pub async fn save_policy(
 ) -> sqlx::Result<SlaPolicy> {
     let row: PolicyRow = sqlx::query_as(&format!(
         "INSERT INTO sla_policies (tenant_id, id, name, position, active, priorities, types, channels, group_ids, tags, calendar_id, \
-         first_response_minutes, next_response_minutes, resolution_minutes, warning_percent, escalations, created_by, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
+         first_response_minutes, next_response_minutes, resolution_minutes, warning_percent, escalations, created_by, updated_by, \
+         account_tags, account_field, account_field_values) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET name = $3, position = $4, active = $5, priorities = $6, types = $7, \
          channels = $8, group_ids = $9, tags = $10, calendar_id = $11, first_response_minutes = $12, \
          next_response_minutes = $13, resolution_minutes = $14, warning_percent = $15, escalations = $16, \
+         account_tags = $18, account_field = $19, account_field_values = $20, \
          updated_at = now(), updated_by = $17, version = sla_policies.version + 1 \
          RETURNING {POLICY_COLUMNS}"
     ))
@@ -252,6 +260,9 @@ pub async fn save_policy(
     .bind(p.warning_percent)
     .bind(Json(&p.escalations))
     .bind(actor)
+    .bind(&p.account_tags)
+    .bind(&p.account_field)
+    .bind(&p.account_field_values)
     .fetch_one(tx)
     .await?;
     Ok(row.into())

@@ -252,6 +252,14 @@ pub async fn contact(client: &mut Client, last_name: &str) -> people::Contact {
         .expect("contact")
 }
 
+pub async fn get(client: &mut Client, id: &str) -> Result<Ticket, tonic::Status> {
+    client
+        .tickets
+        .get_ticket(GetTicketRequest { id: id.into() })
+        .await
+        .map(|r| r.into_inner().ticket.expect("ticket"))
+}
+
 pub async fn create(client: &mut Client, ticket: Ticket) -> Result<Ticket, tonic::Status> {
     client
         .tickets

@@ -718,3 +718,177 @@ async fn calendars_and_policies_are_checked_and_kept_to_their_tenant_and_roles()
     assert_eq!(hidden.code(), Code::NotFound);
     app.services.stop().await;
 }
+
+#[tokio::test]
+async fn policies_match_the_accounts_tier_and_tags() {
+    use crm_proto::crm::customers::v1 as people;
+    use crm_proto::crm::customers::v1::field_service_client::FieldServiceClient;
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let bearer = app.services.bearer(
+        app.tenant,
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+        &[],
+    );
+    FieldServiceClient::with_interceptor(app.services.channel("customers"), bearer)
+        .define_field(people::DefineFieldRequest {
+            field: Some(people::FieldDefinition {
+                entity: people::Entity::Account as i32,
+                key: "contract_tier".into(),
+                label: "Contract tier".into(),
+                r#type: people::FieldType::SingleSelect as i32,
+                options: vec!["gold".into(), "silver".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("field");
+    let tier = |value: &str| {
+        [(
+            "contract_tier".to_owned(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StringValue(value.into())),
+            },
+        )]
+        .into()
+    };
+    let account = |name: &str, tags: &[&str], level: &str| {
+        let request = people::CreateAccountRequest {
+            account: Some(people::Account {
+                name: name.into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                custom_fields: tier(level),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        };
+        let mut accounts = admin.accounts.clone();
+        async move {
+            accounts
+                .create_account(request)
+                .await
+                .expect("account")
+                .into_inner()
+                .account
+                .expect("account")
+        }
+    };
+    let gold = account("Gold Ltd", &["enterprise"], "gold").await;
+    let silver = account("Silver Ltd", &[], "silver").await;
+
+    let bad = policy(
+        &mut admin,
+        SlaPolicy {
+            name: "Half a condition".into(),
+            account_field: "contract_tier".into(),
+            first_response_minutes: 30,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("a field without values");
+    assert_eq!(violated_fields(&bad), ["policy.account_field_values"]);
+    let premium = policy(
+        &mut admin,
+        SlaPolicy {
+            name: "Gold enterprise".into(),
+            position: 1,
+            active: true,
+            account_tags: vec!["Enterprise".into()],
+            account_field: "contract_tier".into(),
+            account_field_values: vec!["GOLD".into()],
+            first_response_minutes: 30,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("policy");
+    assert_eq!(premium.account_tags, ["enterprise"]);
+    let standard = policy(
+        &mut admin,
+        SlaPolicy {
+            name: "Everyone".into(),
+            position: 2,
+            active: true,
+            first_response_minutes: 480,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("policy");
+
+    let ticket = |account: &str| Ticket {
+        account_id: account.into(),
+        ..subject("Our engines stopped")
+    };
+    let first_response =
+        |targets: Vec<SlaTarget>| target(&targets, SlaMetric::FirstResponse).policy_id;
+    let golden = create(&mut admin, ticket(&gold.id)).await.expect("created");
+    assert_eq!(
+        golden
+            .account_facts
+            .as_ref()
+            .map(|f| f.fields["contract_tier"].as_str()),
+        Some("gold")
+    );
+    assert_eq!(
+        first_response(targets(&mut admin, &golden.id).await),
+        premium.id
+    );
+    let plain = create(&mut admin, ticket(&silver.id))
+        .await
+        .expect("created");
+    assert_eq!(
+        first_response(targets(&mut admin, &plain.id).await),
+        standard.id
+    );
+
+    // Silver goes gold (and enterprise) in customers: its open ticket
+    // learns it, and its next change matches the premium policy.
+    admin
+        .accounts
+        .update_account(people::UpdateAccountRequest {
+            account: Some(people::Account {
+                id: silver.id.clone(),
+                tags: vec!["enterprise".into()],
+                custom_fields: tier("gold"),
+                ..Default::default()
+            }),
+            update_mask: mask(&["tags", "custom_fields"]),
+            expected_version: 0,
+        })
+        .await
+        .expect("upgraded");
+    eventually(
+        "the ticket learns the new tier",
+        Duration::from_secs(30),
+        || {
+            let mut admin = app.admin();
+            let id = plain.id.clone();
+            async move {
+                let t = get(&mut admin, &id).await.ok()?;
+                let facts = t.account_facts?;
+                (facts.fields.get("contract_tier").map(String::as_str) == Some("gold"))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    update(
+        &mut admin,
+        Ticket {
+            id: plain.id.clone(),
+            priority: TicketPriority::High as i32,
+            ..Default::default()
+        },
+        &["priority"],
+    )
+    .await
+    .expect("updated");
+    assert_eq!(
+        first_response(targets(&mut admin, &plain.id).await),
+        premium.id
+    );
+}

@@ -9,14 +9,6 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-async fn get(client: &mut Client, id: &str) -> Result<Ticket, tonic::Status> {
-    client
-        .tickets
-        .get_ticket(GetTicketRequest { id: id.into() })
-        .await
-        .map(|r| r.into_inner().ticket.expect("ticket"))
-}
-
 #[tokio::test]
 async fn tickets_are_numbered_per_tenant_and_every_change_is_history() {
     let app = TestApp::spawn().await;
