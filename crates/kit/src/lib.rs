@@ -22,6 +22,7 @@ pub mod balance;
 pub mod clock;
 pub mod config;
 pub mod contact_point;
+pub mod custom_fields;
 pub mod db;
 pub mod egress;
 pub mod error;
