@@ -37,6 +37,7 @@ kit::field_mask!(
         parent_ticket_id,
         required_skills,
         root_cause_id,
+        custom_fields,
     ]
 );
 
@@ -188,6 +189,14 @@ pub fn field_text(t: &Ticket, field: &str) -> String {
             .unwrap_or_default(),
         "parent_ticket_id" => t.parent_ticket_id.clone(),
         "root_cause_id" => t.root_cause_id.clone(),
+        "custom_fields" => {
+            let values: std::collections::BTreeMap<_, _> = t
+                .custom_fields
+                .iter()
+                .map(|(k, v)| (k, kit::values::value_to_json(v)))
+                .collect();
+            serde_json::to_string(&values).unwrap_or_default()
+        }
         "required_skills" => t
             .required_skills
             .iter()

@@ -20,8 +20,8 @@ use crate::domain::routing::{holder, needs_routing};
 use crate::domain::ticket::{self, apply_mask, changed_fields};
 use crate::domain::{optional_id, parse_id};
 use crate::events::{routing, sla};
-use crate::store::orders;
 use crate::store::tickets::{self as store, TicketFilter};
+use crate::store::{fields, orders};
 
 pub struct TicketHandlers(pub SharedState);
 
@@ -99,6 +99,26 @@ async fn read_account_facts(state: &State, token: &Forwarded, t: &mut Ticket) ->
         }
         Err(status) => Err(Error::upstream("customers", &status)),
     }
+}
+
+/// Checks a ticket's custom values against the tenant's ticket fields and
+/// keeps them normalised. People must fill required fields; the desk's own
+/// intake (mail, chat, forms: the service role) need not.
+async fn check_custom_fields(
+    tx: &mut PgConnection,
+    caller: &CallerContext,
+    t: &mut Ticket,
+) -> kit::Result<()> {
+    let people = !caller.has_role(kit::auth::Role::Service);
+    if t.custom_fields.is_empty() && !people {
+        return Ok(());
+    }
+    let catalog = fields::catalog(tx, caller.tenant_id).await?;
+    let mut v = Violations::new();
+    let stored = catalog.check_values(&t.custom_fields, "ticket.custom_fields", people, &mut v);
+    v.into_result()?;
+    t.custom_fields = kit::custom_fields::to_proto_values(&serde_json::Value::Object(stored));
+    Ok(())
 }
 
 /// A ticket naming an order the desk knows, without an account, takes the
@@ -423,6 +443,7 @@ impl TicketService for TicketHandlers {
             }
             check_parent(&mut tx, &caller, &t).await?;
             check_root_cause(&mut tx, tenant, &t).await?;
+            check_custom_fields(&mut tx, &caller, &mut t).await?;
             check_requester(&self.0, &token, &mut t).await?;
             account_from_order(&mut tx, tenant, &mut t).await?;
             read_account_facts(&self.0, &token, &mut t).await?;
@@ -596,6 +617,9 @@ impl TicketService for TicketHandlers {
             }
             if after.root_cause_id != before.root_cause_id {
                 check_root_cause(&mut tx, caller.tenant_id, &after).await?;
+            }
+            if after.custom_fields != before.custom_fields {
+                check_custom_fields(&mut tx, &caller, &mut after).await?;
             }
             if after.requester_contact_id != before.requester_contact_id {
                 check_requester(&self.0, &token, &mut after).await?;
@@ -939,6 +963,67 @@ impl TicketService for TicketHandlers {
                 order,
                 recent_orders,
             })
+        })
+        .await
+    }
+
+    async fn define_ticket_field(
+        &self,
+        request: Request<DefineTicketFieldRequest>,
+    ) -> Result<Response<DefineTicketFieldResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Configure)?;
+            let mut field = request
+                .field
+                .ok_or_else(|| Error::invalid("field", "is required"))?;
+            let mut definition = fields::definition(&field);
+            let mut v = Violations::new();
+            kit::custom_fields::check_definition(&mut definition, &mut v);
+            v.into_result()?;
+            field.label = definition.label;
+            field.options = definition.options;
+            let mut tx = self.0.begin(&caller).await?;
+            let known = fields::list(&mut tx, caller.tenant_id).await?;
+            if !known.iter().any(|f| f.key == field.key)
+                && fields::count(&mut tx, caller.tenant_id).await? >= fields::MAX_FIELDS
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "a tenant has at most {} ticket fields",
+                    fields::MAX_FIELDS
+                )));
+            }
+            let saved = fields::save(&mut tx, caller.tenant_id, &field, &caller.subject).await?;
+            commit(tx).await?;
+            Ok(DefineTicketFieldResponse { field: Some(saved) })
+        })
+        .await
+    }
+
+    async fn list_ticket_fields(
+        &self,
+        request: Request<ListTicketFieldsRequest>,
+    ) -> Result<Response<ListTicketFieldsResponse>, Status> {
+        handle(request, |caller, _request| async move {
+            authorize(&caller, Action::Read)?;
+            let mut tx = self.0.begin(&caller).await?;
+            let fields = fields::list(&mut tx, caller.tenant_id).await?;
+            Ok(ListTicketFieldsResponse { fields })
+        })
+        .await
+    }
+
+    async fn delete_ticket_field(
+        &self,
+        request: Request<DeleteTicketFieldRequest>,
+    ) -> Result<Response<DeleteTicketFieldResponse>, Status> {
+        handle(request, |caller, request| async move {
+            authorize(&caller, Action::Configure)?;
+            let mut tx = self.0.begin(&caller).await?;
+            if !fields::delete(&mut tx, caller.tenant_id, &request.key).await? {
+                return Err(Error::not_found("ticket field", &request.key));
+            }
+            commit(tx).await?;
+            Ok(DeleteTicketFieldResponse {})
         })
         .await
     }

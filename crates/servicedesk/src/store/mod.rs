@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod feedback;
+pub mod fields;
 pub mod knowledge;
 pub mod mail;
 pub mod orders;

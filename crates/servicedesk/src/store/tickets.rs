@@ -15,7 +15,7 @@ use crate::domain::routing::{self, Skills};
 use crate::domain::ticket::inverse;
 use sqlx::types::Json;
 
-pub(super) const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, merged_into_id, required_skills, root_cause_id, account_facts, created_at, created_by, updated_at, updated_by, version";
+pub(super) const COLUMNS: &str = "id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, first_responded_at, solved_at, merged_into_id, required_skills, root_cause_id, account_facts, custom_fields, created_at, created_by, updated_at, updated_by, version";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct TicketRow {
@@ -43,6 +43,7 @@ pub(super) struct TicketRow {
     required_skills: Json<Skills>,
     root_cause_id: Option<Uuid>,
     account_facts: Json<AccountFacts>,
+    custom_fields: Json<serde_json::Value>,
     created_at: DateTime<Utc>,
     created_by: String,
     updated_at: DateTime<Utc>,
@@ -77,6 +78,7 @@ impl From<TicketRow> for Ticket {
             required_skills: routing::skill_list(&r.required_skills.0),
             root_cause_id: id_text(r.root_cause_id),
             account_facts: Some(r.account_facts.0),
+            custom_fields: kit::custom_fields::to_proto_values(&r.custom_fields.0),
             audit: audit(
                 r.created_at,
                 r.created_by,
@@ -116,8 +118,8 @@ pub async fn insert(
 ) -> sqlx::Result<Ticket> {
     let number = next_number(tx, tenant).await?;
     let row: TicketRow = sqlx::query_as(&format!(
-        "INSERT INTO tickets (tenant_id, id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, created_by, updated_by, required_skills, root_cause_id, account_facts) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21, $22, $23) RETURNING {COLUMNS}"
+        "INSERT INTO tickets (tenant_id, id, number, subject, description, type, priority, status, channel, requester_contact_id, account_id, owner_id, team_id, tags, product_id, order_id, opportunity_id, due_at, parent_ticket_id, created_by, updated_by, required_skills, root_cause_id, account_facts, custom_fields) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21, $22, $23, $24) RETURNING {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -142,9 +144,20 @@ pub async fn insert(
     .bind(Json(routing::skill_map(&t.required_skills)))
     .bind(checked_id(&t.root_cause_id))
     .bind(Json(t.account_facts.clone().unwrap_or_default()))
+    .bind(Json(custom_json(t)))
     .fetch_one(tx)
     .await?;
     Ok(row.into())
+}
+
+/// A ticket's custom values as stored (checked by the handler).
+fn custom_json(t: &Ticket) -> serde_json::Value {
+    serde_json::Value::Object(
+        t.custom_fields
+            .iter()
+            .map(|(k, v)| (k.clone(), kit::values::value_to_json(v)))
+            .collect(),
+    )
 }
 
 /// Writes the editable fields (and the status' solved time); the version
@@ -158,7 +171,7 @@ pub async fn update(
     let row: TicketRow = sqlx::query_as(&format!(
         "UPDATE tickets SET subject = $3, description = $4, type = $5, priority = $6, status = $7, \
          requester_contact_id = $8, account_id = $9, owner_id = $10, team_id = $11, tags = $12, \
-         product_id = $13, order_id = $14, opportunity_id = $15, due_at = $16, parent_ticket_id = $17, required_skills = $20, root_cause_id = $21, account_facts = $22, \
+         product_id = $13, order_id = $14, opportunity_id = $15, due_at = $16, parent_ticket_id = $17, required_skills = $20, root_cause_id = $21, account_facts = $22, custom_fields = $23, \
          solved_at = CASE WHEN $7 = $19 AND status <> $19 THEN now() ELSE solved_at END, \
          updated_at = now(), updated_by = $18, version = version + 1 \
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
@@ -185,6 +198,7 @@ pub async fn update(
     .bind(Json(routing::skill_map(&t.required_skills)))
     .bind(checked_id(&t.root_cause_id))
     .bind(Json(t.account_facts.clone().unwrap_or_default()))
+    .bind(Json(custom_json(t)))
     .fetch_one(tx)
     .await?;
     Ok(row.into())

@@ -1020,3 +1020,161 @@ async fn phone_calls_are_logged_as_messages_with_direction_outcome_and_length() 
         ]
     );
 }
+
+#[tokio::test]
+async fn tickets_carry_custom_fields_of_the_shared_definition_model() {
+    use crm_proto::crm::customers::v1::FieldType;
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let define =
+        |key: &str, r#type: FieldType, required: bool, options: &[&str]| DefineTicketFieldRequest {
+            field: Some(TicketField {
+                key: key.into(),
+                label: key.replace('_', " "),
+                r#type: r#type as i32,
+                required,
+                options: options.iter().map(|o| o.to_string()).collect(),
+            }),
+        };
+    let bad = admin
+        .tickets
+        .define_ticket_field(define(
+            "Product Version",
+            FieldType::SingleSelect,
+            false,
+            &[],
+        ))
+        .await
+        .expect_err("bad definition");
+    assert_eq!(violated_fields(&bad), ["field.key", "field.options"]);
+    let refused = app
+        .agent(&[])
+        .tickets
+        .define_ticket_field(define("severity", FieldType::Number, false, &[]))
+        .await
+        .expect_err("agents do not define fields");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    for request in [
+        define(
+            "product_version",
+            FieldType::SingleSelect,
+            true,
+            &["1.0", "2.0"],
+        ),
+        define("refund", FieldType::Decimal, false, &[]),
+    ] {
+        admin
+            .tickets
+            .define_ticket_field(request)
+            .await
+            .expect("defined");
+    }
+    let value = |s: &str| prost_types::Value {
+        kind: Some(prost_types::value::Kind::StringValue(s.into())),
+    };
+
+    // People fill required fields; values are checked and normalised.
+    let missing = create(&mut admin, subject("Crash on start"))
+        .await
+        .expect_err("required field");
+    assert_eq!(
+        violated_fields(&missing),
+        ["ticket.custom_fields.product_version"]
+    );
+    let wrong = create(
+        &mut admin,
+        Ticket {
+            custom_fields: [
+                ("product_version".to_owned(), value("3.0")),
+                ("refund".to_owned(), value("ten")),
+                ("colour".to_owned(), value("red")),
+            ]
+            .into(),
+            ..subject("Crash on start")
+        },
+    )
+    .await
+    .expect_err("bad values");
+    assert_eq!(
+        violated_fields(&wrong),
+        [
+            "ticket.custom_fields.colour",
+            "ticket.custom_fields.product_version",
+            "ticket.custom_fields.refund"
+        ]
+    );
+    let t = create(
+        &mut admin,
+        Ticket {
+            custom_fields: [
+                ("product_version".to_owned(), value("2.0")),
+                ("refund".to_owned(), value("12.50")),
+            ]
+            .into(),
+            ..subject("Crash on start")
+        },
+    )
+    .await
+    .expect("created");
+    assert_eq!(t.custom_fields["refund"], value("12.5"));
+
+    // The desk's own intake (a connector: the service role) need not fill
+    // required fields.
+    let mut integration = app.integration();
+    let requester = contact(&mut admin, "Lovelace").await;
+    create(
+        &mut integration,
+        Ticket {
+            requester_contact_id: requester.id,
+            ..subject("From the chat")
+        },
+    )
+    .await
+    .expect("a machine's ticket");
+
+    // Updates replace the map; history records it; other tenants see no
+    // definitions.
+    let updated = update(
+        &mut admin,
+        Ticket {
+            id: t.id.clone(),
+            custom_fields: [("product_version".to_owned(), value("1.0"))].into(),
+            ..Default::default()
+        },
+        &["custom_fields"],
+    )
+    .await
+    .expect("updated");
+    assert_eq!(updated.custom_fields.len(), 1);
+    let history = admin
+        .tickets
+        .list_ticket_history(ListTicketHistoryRequest {
+            ticket_id: t.id.clone(),
+            page: None,
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .changes;
+    assert!(history
+        .iter()
+        .any(|c| c.field == "custom_fields" && c.new_value.contains("1.0")));
+    let theirs = app
+        .stranger()
+        .tickets
+        .list_ticket_fields(ListTicketFieldsRequest {})
+        .await
+        .expect("listed")
+        .into_inner()
+        .fields;
+    assert!(theirs.is_empty());
+    let gone = app
+        .stranger()
+        .tickets
+        .delete_ticket_field(DeleteTicketFieldRequest {
+            key: "refund".into(),
+        })
+        .await
+        .expect_err("another tenant's field");
+    assert_eq!(gone.code(), Code::NotFound);
+}
