@@ -17,6 +17,9 @@ use serde_json::Value as Json;
 use crate::contact_point::Email;
 use crate::error::Violations;
 
+/// Options a select field may have.
+pub const MAX_OPTIONS: usize = 500;
+
 /// Checks a definition's key, label, type and options (under `field.`);
 /// the entity it is for is the owning service's to check.
 pub fn check_definition(field: &mut FieldDefinition, violations: &mut Violations) {
@@ -51,6 +54,13 @@ pub fn check_definition(field: &mut FieldDefinition, violations: &mut Violations
         let mut seen = std::collections::HashSet::new();
         if field.options.is_empty() {
             violations.add("field.options", "a select field needs at least one option");
+        } else if field.options.len() > MAX_OPTIONS
+            || field.options.iter().any(|o| o.chars().count() > 200)
+        {
+            violations.add(
+                "field.options",
+                format!("at most {MAX_OPTIONS} options of at most 200 characters"),
+            );
         } else if field
             .options
             .iter()

@@ -18,10 +18,7 @@ use uuid::Uuid;
 
 use super::auth::ClientIp;
 use super::problem::Problem;
-use super::public::{
-    admit, admit_by, as_service, escape, from_status, page, posted_values, problem_page,
-    refusal_page, Refused,
-};
+use super::public::{escape, page, posted_values, problem_page, refusal_page, Outcome, Refused};
 use super::SharedState;
 
 /// A post larger than this is not a person's.
@@ -29,42 +26,21 @@ pub const MAX_PORTAL_BYTES: usize = 64 * 1024;
 
 type Desk = PortalServiceClient<tonic::transport::Channel>;
 
-fn desk(state: &SharedState) -> Result<Desk, Refused> {
-    state
-        .channel("servicedesk")
-        .map(PortalServiceClient::new)
-        .ok_or(Refused::Invalid)
-}
-
-/// Asks the desk as the public routes' service identity, once the caller's
-/// address (within `posts`' budget for writes) and the tenant are in rate.
-async fn ask<T, R, F, Fut>(
+/// [`super::public::ask`] of the service desk's portal.
+async fn ask<T, R, Fut>(
     state: &SharedState,
     client: Option<std::net::IpAddr>,
     credential: &str,
     write: bool,
     message: T,
-    call: F,
-) -> Result<R, Result<tonic::Status, Refused>>
+    call: impl FnOnce(Desk, tonic::Request<T>) -> Fut,
+) -> Outcome<R>
 where
-    F: FnOnce(Desk, tonic::Request<T>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {
-    let tenant = if write {
-        admit_by(state, &state.form_limiter, client, credential)
-    } else {
-        admit(state, client, credential)
-    }
-    .map_err(Err)?;
-    let request = as_service(state, tenant, message).await.map_err(Err)?;
-    let desk = desk(state).map_err(Err)?;
-    call(desk, request)
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|status| match status.code() {
-            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => Ok(status),
-            _ => Err(from_status(status)),
-        })
+    let desk: (&str, fn(tonic::transport::Channel) -> Desk) =
+        ("servicedesk", PortalServiceClient::new);
+    super::public::ask(state, client, credential, write, desk, message, call).await
 }
 
 /// A refusal as a page: the person's own mistake explained, anything else

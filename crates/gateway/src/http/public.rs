@@ -109,6 +109,46 @@ pub(super) async fn as_service<T>(
     Ok(request)
 }
 
+/// What a public call came to: the answer; the person's own mistake
+/// (`Err(Ok)`: bad input, a closed record, a second answer), which a page
+/// explains; or a refusal (`Err(Err)`), the same for every bad link.
+pub(super) type Outcome<R> = Result<R, Result<tonic::Status, Refused>>;
+
+/// Asks `service` (named, and its client made by `connect`) as the public
+/// routes' identity of `credential`'s tenant, once the caller's address
+/// (with the posts' budget for writes) and the tenant are within their
+/// rates.
+pub(super) async fn ask<C, T, R, Fut>(
+    state: &SharedState,
+    client: Option<IpAddr>,
+    credential: &str,
+    write: bool,
+    (service, connect): (&str, fn(tonic::transport::Channel) -> C),
+    message: T,
+    call: impl FnOnce(C, tonic::Request<T>) -> Fut,
+) -> Outcome<R>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let tenant = if write {
+        admit_by(state, &state.form_limiter, client, credential)
+    } else {
+        admit(state, client, credential)
+    }
+    .map_err(Err)?;
+    let request = as_service(state, tenant, message).await.map_err(Err)?;
+    let channel = state.channel(service).ok_or(Err(Refused::Invalid))?;
+    call(connect(channel), request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| match status.code() {
+            tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::AlreadyExists => Ok(status),
+            _ => Err(from_status(status)),
+        })
+}
+
 fn tracking(
     state: &SharedState,
 ) -> Result<TrackingServiceClient<tonic::transport::Channel>, Refused> {

@@ -16,23 +16,25 @@ use crm_proto::crm::servicedesk::v1::{
     AnswerNpsSurveyRequest, AnswerSurveyRequest, DescribeNpsSurveyRequest, DescribeSurveyRequest,
 };
 use serde::Deserialize;
+use tonic::transport::Channel;
 
 use super::auth::ClientIp;
-use super::public::{
-    admit, admit_by, as_service, escape, from_status, page, refusal_page, Refused,
-};
+use super::public::{ask, escape, page, refusal_page, Outcome, Refused};
 use super::SharedState;
 
 /// A survey post larger than this is not a person's.
 pub const MAX_SURVEY_BYTES: usize = 8 * 1024;
 
-fn desk(
-    state: &SharedState,
-) -> Result<SatisfactionServiceClient<tonic::transport::Channel>, Refused> {
-    state
-        .channel("servicedesk")
-        .map(SatisfactionServiceClient::new)
-        .ok_or(Refused::Invalid)
+type Csat = SatisfactionServiceClient<Channel>;
+type Nps = FeedbackServiceClient<Channel>;
+
+const CSAT: (&str, fn(Channel) -> Csat) = ("servicedesk", SatisfactionServiceClient::new);
+const NPS: (&str, fn(Channel) -> Nps) = ("servicedesk", FeedbackServiceClient::new);
+
+/// The question to show, or a refusal (asking cannot be the person's own
+/// mistake).
+fn described<R>(outcome: Outcome<R>) -> Result<R, Refused> {
+    outcome.map_err(|refused| refused.err().unwrap_or(Refused::Invalid))
 }
 
 #[derive(Deserialize)]
@@ -50,23 +52,19 @@ pub async fn survey_page(
     Path(token): Path<String>,
     Query(preselected): Query<Preselected>,
 ) -> Response {
-    let described = async {
-        let tenant = admit(&state, client, &token)?;
-        let request = as_service(
-            &state,
-            tenant,
-            DescribeSurveyRequest {
-                token: token.clone(),
-            },
-        )
-        .await?;
-        let answer = desk(&state)?
-            .describe_survey(request)
-            .await
-            .map_err(from_status)?;
-        Ok::<_, Refused>(answer.into_inner())
+    let request = DescribeSurveyRequest {
+        token: token.clone(),
     };
-    let survey = match described.await {
+    let asked = ask(
+        &state,
+        client,
+        &token,
+        false,
+        CSAT,
+        request,
+        |mut c: Csat, r| async move { c.describe_survey(r).await },
+    );
+    let survey = match described(asked.await) {
         Ok(survey) => survey,
         Err(refused) => return refusal_page(refused),
     };
@@ -128,15 +126,6 @@ fn posted(body: &[u8]) -> (i32, String) {
     (score, values.get("comment").cloned().unwrap_or_default())
 }
 
-fn feedback(
-    state: &SharedState,
-) -> Result<FeedbackServiceClient<tonic::transport::Channel>, Refused> {
-    state
-        .channel("servicedesk")
-        .map(FeedbackServiceClient::new)
-        .ok_or(Refused::Invalid)
-}
-
 /// `GET /nps/{token}`: the NPS question, or thanks when answered already.
 pub async fn nps_page(
     State(state): State<SharedState>,
@@ -144,23 +133,19 @@ pub async fn nps_page(
     Path(token): Path<String>,
     Query(preselected): Query<Preselected>,
 ) -> Response {
-    let described = async {
-        let tenant = admit(&state, client, &token)?;
-        let request = as_service(
-            &state,
-            tenant,
-            DescribeNpsSurveyRequest {
-                token: token.clone(),
-            },
-        )
-        .await?;
-        let answer = feedback(&state)?
-            .describe_nps_survey(request)
-            .await
-            .map_err(from_status)?;
-        Ok::<_, Refused>(answer.into_inner())
+    let request = DescribeNpsSurveyRequest {
+        token: token.clone(),
     };
-    let survey = match described.await {
+    let asked = ask(
+        &state,
+        client,
+        &token,
+        false,
+        NPS,
+        request,
+        |mut c: Nps, r| async move { c.describe_nps_survey(r).await },
+    );
+    let survey = match described(asked.await) {
         Ok(survey) => survey,
         Err(refused) => return refusal_page(refused),
     };
@@ -194,36 +179,27 @@ pub async fn answer_nps(
     body: bytes::Bytes,
 ) -> Response {
     let (score, comment) = posted(&body);
-    let answered = async {
-        let tenant = admit_by(&state, &state.form_limiter, client, &token).map_err(Err)?;
-        let request = as_service(
-            &state,
-            tenant,
-            AnswerNpsSurveyRequest {
-                token: token.clone(),
-                score,
-                comment,
-            },
-        )
-        .await
-        .map_err(Err)?;
-        feedback(&state)
-            .map_err(Err)?
-            .answer_nps_survey(request)
-            .await
-            .map_err(|status| match status.code() {
-                tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => Ok(status),
-                _ => Err(from_status(status)),
-            })?;
-        Ok::<_, Result<tonic::Status, Refused>>(())
+    let request = AnswerNpsSurveyRequest {
+        token: token.clone(),
+        score,
+        comment,
     };
+    let answered = ask(
+        &state,
+        client,
+        &token,
+        true,
+        NPS,
+        request,
+        |mut c: Nps, r| async move { c.answer_nps_survey(r).await },
+    );
     answered_page(answered.await, "Go back and pick one from 0 to 10")
 }
 
 /// What a person sees once they posted an answer.
-fn answered_page(answered: Result<(), Result<tonic::Status, Refused>>, choose: &str) -> Response {
+fn answered_page<R>(answered: Outcome<R>, choose: &str) -> Response {
     match answered {
-        Ok(()) => page(
+        Ok(_) => page(
             StatusCode::OK,
             "Thank you",
             "<p>Your answer helps us do better.</p>",
@@ -251,28 +227,19 @@ pub async fn answer(
     body: bytes::Bytes,
 ) -> Response {
     let (score, comment) = posted(&body);
-    let answered = async {
-        let tenant = admit_by(&state, &state.form_limiter, client, &token).map_err(Err)?;
-        let request = as_service(
-            &state,
-            tenant,
-            AnswerSurveyRequest {
-                token: token.clone(),
-                score,
-                comment,
-            },
-        )
-        .await
-        .map_err(Err)?;
-        desk(&state)
-            .map_err(Err)?
-            .answer_survey(request)
-            .await
-            .map_err(|status| match status.code() {
-                tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => Ok(status),
-                _ => Err(from_status(status)),
-            })?;
-        Ok::<_, Result<tonic::Status, Refused>>(())
+    let request = AnswerSurveyRequest {
+        token: token.clone(),
+        score,
+        comment,
     };
+    let answered = ask(
+        &state,
+        client,
+        &token,
+        true,
+        CSAT,
+        request,
+        |mut c: Csat, r| async move { c.answer_survey(r).await },
+    );
     answered_page(answered.await, "Go back and pick one from 1 to 5")
 }
