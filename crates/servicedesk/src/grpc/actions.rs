@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::tickets::{follow_change, record_message, save_change, visible};
-use super::{commit, handle, name_page, name_taken, page_response, SharedState, State};
+use super::{commit, handle, name_taken, named_page, page_response, SharedState, State};
 use crate::domain::access::{authorize, role_allows, Action};
 use crate::domain::actions::{self, ReplyContext, MAX_JOB_TICKETS};
 use crate::domain::{optional_id, parse_id};
@@ -171,16 +171,14 @@ impl MacroService for MacroHandlers {
     ) -> Result<Response<ListMacrosResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
-            let mut tx = self.0.begin(&caller).await?;
-            let rows = store::list_macros(
-                &mut tx,
-                caller.tenant_id,
-                page.after.clone(),
-                page.fetch_limit(),
+            let (macros, page) = named_page(
+                &self.0,
+                &caller,
+                request.page.as_ref(),
+                store::list_macros,
+                |m: &Macro| (&m.name, &m.id),
             )
             .await?;
-            let (macros, page) = name_page(rows, page.size, |m: &Macro| (&m.name, &m.id));
             Ok(ListMacrosResponse { macros, page })
         })
         .await

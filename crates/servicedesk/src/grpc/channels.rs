@@ -14,7 +14,7 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{commit, handle, name_page, name_taken, page_response, SharedState, State};
+use super::{commit, handle, name_taken, named_page, page_response, SharedState, State};
 use crate::domain::access::{authorize, Action};
 use crate::domain::chat::{self, secret_label, MAX_SKEW_SECONDS};
 use crate::domain::mail::normalize_mailbox;
@@ -233,16 +233,14 @@ impl ChannelService for ChannelHandlers {
     ) -> Result<Response<ListChatChannelsResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
-            let mut tx = self.0.begin(&caller).await?;
-            let rows = store::list_chat_channels(
-                &mut tx,
-                caller.tenant_id,
-                page.after.clone(),
-                page.fetch_limit(),
+            let (channels, page) = named_page(
+                &self.0,
+                &caller,
+                request.page.as_ref(),
+                store::list_chat_channels,
+                |c: &ChatChannel| (&c.name, &c.id),
             )
             .await?;
-            let (channels, page) = name_page(rows, page.size, |c: &ChatChannel| (&c.name, &c.id));
             Ok(ListChatChannelsResponse { channels, page })
         })
         .await
@@ -411,16 +409,14 @@ impl ChannelService for ChannelHandlers {
     ) -> Result<Response<ListSupportFormsResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
-            let mut tx = self.0.begin(&caller).await?;
-            let rows = portal::list_forms(
-                &mut tx,
-                caller.tenant_id,
-                page.after.clone(),
-                page.fetch_limit(),
+            let (forms, page) = named_page(
+                &self.0,
+                &caller,
+                request.page.as_ref(),
+                portal::list_forms,
+                |f: &SupportForm| (&f.name, &f.id),
             )
             .await?;
-            let (forms, page) = name_page(rows, page.size, |f: &SupportForm| (&f.name, &f.id));
             Ok(ListSupportFormsResponse { forms, page })
         })
         .await

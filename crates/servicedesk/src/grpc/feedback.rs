@@ -15,7 +15,7 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{commit, handle, name_page, name_taken, page_response, SharedState, State};
+use super::{commit, handle, name_taken, named_page, page_response, SharedState, State};
 use crate::domain::access::{authorize, Action};
 use crate::domain::satisfaction::{
     check_nps_answer, nps_group, nps_score, NpsGroup, NpsLink, MAX_NPS_CONTACTS,
@@ -194,16 +194,14 @@ impl FeedbackService for FeedbackHandlers {
     ) -> Result<Response<ListRootCausesResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
-            let mut tx = self.0.begin(&caller).await?;
-            let rows = store::list_root_causes(
-                &mut tx,
-                caller.tenant_id,
-                page.after.clone(),
-                page.fetch_limit(),
+            let (root_causes, page) = named_page(
+                &self.0,
+                &caller,
+                request.page.as_ref(),
+                store::list_root_causes,
+                |c: &RootCause| (&c.name, &c.id),
             )
             .await?;
-            let (root_causes, page) = name_page(rows, page.size, |c: &RootCause| (&c.name, &c.id));
             Ok(ListRootCausesResponse { root_causes, page })
         })
         .await

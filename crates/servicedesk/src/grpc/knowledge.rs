@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    check_version, commit, handle, name_page, name_taken, page_response, version_of, SharedState,
+    check_version, commit, handle, name_taken, named_page, page_response, version_of, SharedState,
 };
 use crate::domain::access::{authorize, role_allows, Action};
 use crate::domain::knowledge::{self, apply_mask, changed_fields, MAX_COMMENT};
@@ -152,17 +152,14 @@ impl KnowledgeService for KnowledgeHandlers {
     ) -> Result<Response<ListCategoriesResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
-            let mut tx = self.0.begin(&caller).await?;
-            let rows = store::list_categories(
-                &mut tx,
-                caller.tenant_id,
-                page.after.clone(),
-                page.fetch_limit(),
+            let (categories, page) = named_page(
+                &self.0,
+                &caller,
+                request.page.as_ref(),
+                store::list_categories,
+                |c: &ArticleCategory| (&c.name, &c.id),
             )
             .await?;
-            let (categories, page) =
-                name_page(rows, page.size, |c: &ArticleCategory| (&c.name, &c.id));
             Ok(ListCategoriesResponse { categories, page })
         })
         .await

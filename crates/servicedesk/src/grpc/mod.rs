@@ -52,22 +52,40 @@ impl State {
 
 pub use kit::rpc::{check_version, commit, handle, page_response, version_of};
 
-/// A page of records listed in name order ([`crate::store::list_by_name`]:
-/// calendars, categories, macros, chat channels) cut to `size`, with the
-/// next page's token made from the last row's name and id.
-pub fn name_page<R>(
-    rows: Vec<R>,
-    size: i64,
+/// The whole of a list handler for a tenant's records in name order
+/// ([`crate::store::list_by_name`]: calendars, categories, macros, chat
+/// channels, support forms, root causes): the page token read, one row
+/// more than the page fetched with `list`, the next token made from the
+/// last row's name and id.
+pub async fn named_page<R>(
+    state: &State,
+    caller: &CallerContext,
+    request: Option<&crm_proto::crm::common::v1::PageRequest>,
+    list: impl AsyncFnOnce(
+        &mut sqlx::PgConnection,
+        uuid::Uuid,
+        Option<(String, uuid::Uuid)>,
+        i64,
+    ) -> sqlx::Result<Vec<R>>,
     name_and_id: impl Fn(&R) -> (&String, &String),
-) -> (Vec<R>, Option<crm_proto::crm::common::v1::PageResponse>) {
-    let (rows, next) = kit::paging::finish_page(rows, size, |row: &R| {
+) -> kit::Result<(Vec<R>, Option<crm_proto::crm::common::v1::PageResponse>)> {
+    let page = kit::paging::Page::<(String, uuid::Uuid)>::from_request(request)?;
+    let mut tx = state.begin(caller).await?;
+    let rows = list(
+        &mut tx,
+        caller.tenant_id,
+        page.after.clone(),
+        page.fetch_limit(),
+    )
+    .await?;
+    let (rows, next) = kit::paging::finish_page(rows, page.size, |row: &R| {
         let (name, id) = name_and_id(row);
         (
             name.to_lowercase(),
             uuid::Uuid::parse_str(id).unwrap_or_default(),
         )
     });
-    (rows, page_response(next))
+    Ok((rows, page_response(next)))
 }
 
 /// A unique name taken, told in the caller's terms: `calendar.name: a

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    check_version, commit, handle, name_page, name_taken, page_response, version_of, SharedState,
+    check_version, commit, handle, name_taken, named_page, page_response, version_of, SharedState,
 };
 use crate::domain::access::{authorize, Action};
 use crate::domain::{calendar, optional_id, parse_id, sla};
@@ -152,17 +152,14 @@ impl SlaService for SlaHandlers {
     ) -> Result<Response<ListCalendarsResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Read)?;
-            let page = Page::<(String, Uuid)>::from_request(request.page.as_ref())?;
-            let mut tx = self.0.begin(&caller).await?;
-            let rows = store::list_calendars(
-                &mut tx,
-                caller.tenant_id,
-                page.after.clone(),
-                page.fetch_limit(),
+            let (calendars, page) = named_page(
+                &self.0,
+                &caller,
+                request.page.as_ref(),
+                store::list_calendars,
+                |c: &BusinessCalendar| (&c.name, &c.id),
             )
             .await?;
-            let (calendars, page) =
-                name_page(rows, page.size, |c: &BusinessCalendar| (&c.name, &c.id));
             Ok(ListCalendarsResponse { calendars, page })
         })
         .await
