@@ -16,7 +16,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::tickets::{follow_change, record_message, save_change, visible};
-use super::{commit, handle, name_taken, named_page, page_response, SharedState, State};
+use super::{
+    commit, delete_one, handle, name_taken, named_page, page_response, SharedState, State,
+};
 use crate::domain::access::{authorize, role_allows, Action};
 use crate::domain::actions::{self, ReplyContext, MAX_JOB_TICKETS};
 use crate::domain::{optional_id, parse_id};
@@ -191,11 +193,10 @@ impl MacroService for MacroHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
-            let mut tx = self.0.begin(&caller).await?;
-            if !store::delete_macro(&mut tx, caller.tenant_id, id).await? {
-                return Err(Error::not_found("macro", id));
-            }
-            commit(tx).await?;
+            delete_one(&self.0, &caller, "macro", id, "", async |tx, tenant| {
+                store::delete_macro(tx, tenant, id).await
+            })
+            .await?;
             Ok(DeleteMacroResponse {})
         })
         .await

@@ -14,7 +14,9 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{commit, handle, name_taken, named_page, page_response, SharedState, State};
+use super::{
+    commit, delete_one, handle, name_taken, named_page, page_response, SharedState, State,
+};
 use crate::domain::access::{authorize, Action};
 use crate::domain::chat::{self, secret_label, MAX_SKEW_SECONDS};
 use crate::domain::mail::normalize_mailbox;
@@ -253,11 +255,15 @@ impl ChannelService for ChannelHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
-            let mut tx = self.0.begin(&caller).await?;
-            if !store::delete_chat_channel(&mut tx, caller.tenant_id, id).await? {
-                return Err(Error::not_found("chat channel", id));
-            }
-            commit(tx).await?;
+            delete_one(
+                &self.0,
+                &caller,
+                "chat channel",
+                id,
+                "",
+                async |tx, tenant| store::delete_chat_channel(tx, tenant, id).await,
+            )
+            .await?;
             Ok(DeleteChatChannelResponse {})
         })
         .await
@@ -429,11 +435,15 @@ impl ChannelService for ChannelHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
-            let mut tx = self.0.begin(&caller).await?;
-            if !portal::delete_form(&mut tx, caller.tenant_id, id).await? {
-                return Err(Error::not_found("support form", id));
-            }
-            commit(tx).await?;
+            delete_one(
+                &self.0,
+                &caller,
+                "support form",
+                id,
+                "",
+                async |tx, tenant| portal::delete_form(tx, tenant, id).await,
+            )
+            .await?;
             Ok(DeleteSupportFormResponse {})
         })
         .await
@@ -446,19 +456,11 @@ impl ChannelService for ChannelHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
-            let mut tx = self.0.begin(&caller).await?;
-            let deleted = store::delete_mailbox(&mut tx, caller.tenant_id, id)
-                .await
-                .map_err(|e| match Error::from(e) {
-                    Error::FailedPrecondition(_) => Error::FailedPrecondition(
-                        "a support form sends from this mailbox: delete the form or give it another mailbox first".into(),
-                    ),
-                    other => other,
-                })?;
-            if !deleted {
-                return Err(Error::not_found("mailbox", id));
-            }
-            commit(tx).await?;
+            let in_use = "a support form sends from this mailbox: delete the form or give it another mailbox first";
+            delete_one(&self.0, &caller, "mailbox", id, in_use, async |tx, tenant| {
+                store::delete_mailbox(tx, tenant, id).await
+            })
+            .await?;
             Ok(DeleteMailboxResponse {})
         })
         .await

@@ -15,7 +15,9 @@ use kit::Error;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{commit, handle, name_taken, named_page, page_response, SharedState, State};
+use super::{
+    commit, delete_one, handle, name_taken, named_page, page_response, SharedState, State,
+};
 use crate::domain::access::{authorize, Action};
 use crate::domain::satisfaction::{
     check_nps_answer, nps_group, nps_score, NpsGroup, NpsLink, MAX_NPS_CONTACTS,
@@ -214,19 +216,16 @@ impl FeedbackService for FeedbackHandlers {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
             let id = parse_id("id", &request.id)?;
-            let mut tx = self.0.begin(&caller).await?;
-            let deleted = store::delete_root_cause(&mut tx, caller.tenant_id, id)
-                .await
-                .map_err(|e| match Error::from(e) {
-                    Error::FailedPrecondition(_) => Error::FailedPrecondition(
-                        "tickets name this root cause; it stays for their statistics".into(),
-                    ),
-                    other => other,
-                })?;
-            if !deleted {
-                return Err(Error::not_found("root cause", id));
-            }
-            commit(tx).await?;
+            let in_use = "tickets name this root cause; it stays for their statistics";
+            delete_one(
+                &self.0,
+                &caller,
+                "root cause",
+                id,
+                in_use,
+                async |tx, tenant| store::delete_root_cause(tx, tenant, id).await,
+            )
+            .await?;
             Ok(DeleteRootCauseResponse {})
         })
         .await

@@ -88,6 +88,33 @@ pub async fn named_page<R>(
     Ok((rows, page_response(next)))
 }
 
+/// The whole of a delete handler: `delete` (the tenant's record by `key`)
+/// in the caller's transaction; not found when it deleted nothing; `in_use`
+/// is the refusal when other records still refer to it (a foreign key).
+pub async fn delete_one<K: std::fmt::Display>(
+    state: &State,
+    caller: &CallerContext,
+    entity: &'static str,
+    key: K,
+    in_use: &str,
+    delete: impl AsyncFnOnce(&mut sqlx::PgConnection, uuid::Uuid) -> sqlx::Result<bool>,
+) -> kit::Result<()> {
+    let mut tx = state.begin(caller).await?;
+    let deleted =
+        delete(&mut tx, caller.tenant_id)
+            .await
+            .map_err(|e| match kit::Error::from(e) {
+                kit::Error::FailedPrecondition(_) if !in_use.is_empty() => {
+                    kit::Error::FailedPrecondition(in_use.to_owned())
+                }
+                other => other,
+            })?;
+    if !deleted {
+        return Err(kit::Error::not_found(entity, key));
+    }
+    commit(tx).await
+}
+
 /// A unique name taken, told in the caller's terms: `calendar.name: a
 /// calendar named "Office" already exists`; other errors pass unchanged.
 pub fn name_taken(error: impl Into<kit::Error>, entity: &str, name: &str) -> kit::Error {

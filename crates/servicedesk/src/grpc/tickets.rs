@@ -14,7 +14,9 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{check_version, commit, handle, page_response, version_of, SharedState, State};
+use super::{
+    check_version, commit, delete_one, handle, page_response, version_of, SharedState, State,
+};
 use crate::domain::access::{authorize, scope, Action};
 use crate::domain::routing::{holder, needs_routing};
 use crate::domain::ticket::{self, apply_mask, changed_fields};
@@ -1018,11 +1020,16 @@ impl TicketService for TicketHandlers {
     ) -> Result<Response<DeleteTicketFieldResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize(&caller, Action::Configure)?;
-            let mut tx = self.0.begin(&caller).await?;
-            if !fields::delete(&mut tx, caller.tenant_id, &request.key).await? {
-                return Err(Error::not_found("ticket field", &request.key));
-            }
-            commit(tx).await?;
+            let key = request.key;
+            delete_one(
+                &self.0,
+                &caller,
+                "ticket field",
+                &key,
+                "",
+                async |tx, tenant| fields::delete(tx, tenant, &key).await,
+            )
+            .await?;
             Ok(DeleteTicketFieldResponse {})
         })
         .await
