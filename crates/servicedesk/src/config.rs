@@ -30,6 +30,11 @@ pub struct ServiceDeskConfig {
     pub smtp_url: Option<String>,
     /// Pause of the mail sender when nothing is due.
     pub mail_send_interval: Duration,
+    /// Inbound messages taken per minute from one sending address and for
+    /// one tenant (`SERVICEDESK_SMTP_MESSAGES_PER_MINUTE`); beyond it the
+    /// sender is told to try again later (451), so nothing is lost and a
+    /// flood neither fills a tenant's desk nor starves the others.
+    pub smtp_messages_per_minute: u32,
     /// Signs satisfaction survey links (`SERVICEDESK_LINK_KEY`, base64 of
     /// at least 32 bytes); none: no surveys are sent.
     pub link_key: Option<kit::links::LinkKey>,
@@ -54,6 +59,7 @@ impl ServiceDeskConfig {
             smtp_listener: None,
             smtp_url: None,
             mail_send_interval: DEFAULT_MAIL_SEND_INTERVAL,
+            smtp_messages_per_minute: DEFAULT_SMTP_MESSAGES_PER_MINUTE,
             link_key: None,
             public_url: "http://127.0.0.1:8080".into(),
             service_tokens: Arc::default(),
@@ -63,6 +69,8 @@ impl ServiceDeskConfig {
 
 const DEFAULT_SLA_SCAN_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_MAIL_SEND_INTERVAL: Duration = Duration::from_secs(2);
+/// A busy desk's relay forwards a few messages a second at most.
+const DEFAULT_SMTP_MESSAGES_PER_MINUTE: u32 = 300;
 
 pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
     let service = ServiceConfig::from_env(SERVICE, DEFAULT_GRPC_PORT)?;
@@ -86,6 +94,14 @@ pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
     });
     let smtp_url = env.optional("SMTP_URL", "an smtp://, smtps:// or file:// URL");
     let mail_send_interval = env.millis("MAIL_SEND_INTERVAL_MS", DEFAULT_MAIL_SEND_INTERVAL);
+    let smtp_messages_per_minute: u32 = env.or(
+        "SMTP_MESSAGES_PER_MINUTE",
+        "a number of messages from 1",
+        DEFAULT_SMTP_MESSAGES_PER_MINUTE,
+    );
+    if smtp_messages_per_minute == 0 {
+        env.problem("SERVICEDESK_SMTP_MESSAGES_PER_MINUTE must be at least 1".to_owned());
+    }
     let link_key = env
         .optional::<String>("LINK_KEY", "base64 of at least 32 bytes")
         .and_then(|encoded| match kit::links::LinkKey::from_base64(&encoded) {
@@ -107,6 +123,7 @@ pub fn from_env() -> Result<ServiceDeskConfig, ConfigError> {
         smtp_listener,
         smtp_url,
         mail_send_interval,
+        smtp_messages_per_minute,
         link_key,
         public_url: public_url.trim_end_matches('/').to_owned(),
         service_tokens,

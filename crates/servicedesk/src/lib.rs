@@ -75,7 +75,11 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
         public_url: config.public_url.clone(),
     });
     if let Some(listener) = &config.smtp_listener {
-        let desk = MailDesk::new(state.clone(), config.service_tokens.clone());
+        let desk = MailDesk::new(
+            state.clone(),
+            config.service_tokens.clone(),
+            config.smtp_messages_per_minute,
+        );
         events::mail::listen(desk, listener.try_clone()?)?;
     }
     let grpc = GrpcRoutes::default()

@@ -67,11 +67,38 @@ pub enum Outcome {
 pub struct MailDesk {
     state: SharedState,
     tokens: Arc<ServiceTokens>,
+    limits: Arc<InboundLimits>,
+}
+
+/// Messages per minute taken from one sending address and for one tenant.
+struct InboundLimits {
+    senders: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    tenants: governor::DefaultKeyedRateLimiter<Uuid>,
+}
+
+/// What a sender over its budget is told: try again later (the sending
+/// server keeps the message).
+fn slow_down(whom: &str) -> mailin_embedded::Response {
+    metrics::counter!("crm_servicedesk_mail_rate_limited_total").increment(1);
+    mailin_embedded::Response::custom(
+        451,
+        format!("4.7.1 Too many messages {whom}; try again later"),
+    )
 }
 
 impl MailDesk {
-    pub fn new(state: SharedState, tokens: Arc<ServiceTokens>) -> Self {
-        MailDesk { state, tokens }
+    pub fn new(state: SharedState, tokens: Arc<ServiceTokens>, per_minute: u32) -> Self {
+        let quota = governor::Quota::per_minute(
+            std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN),
+        );
+        MailDesk {
+            state,
+            tokens,
+            limits: Arc::new(InboundLimits {
+                senders: governor::RateLimiter::keyed(quota),
+                tenants: governor::RateLimiter::keyed(quota),
+            }),
+        }
     }
 
     /// The tenant and mailbox of a recipient address, of whichever tenant.
@@ -178,10 +205,13 @@ struct Session {
 impl mailin_embedded::Handler for Session {
     fn mail(
         &mut self,
-        _ip: std::net::IpAddr,
+        ip: std::net::IpAddr,
         _domain: &str,
         from: &str,
     ) -> mailin_embedded::Response {
+        if self.desk.limits.senders.check_key(&ip).is_err() {
+            return slow_down("from your address");
+        }
         self.envelope_from = from.to_owned();
         self.route = None;
         mailin_embedded::response::OK
@@ -191,7 +221,10 @@ impl mailin_embedded::Handler for Session {
         match self.runtime.block_on(self.desk.route(to)) {
             Ok(Some(route)) => {
                 // Several of the desk's addresses on one message: the
-                // first one's mailbox takes it.
+                // first one's mailbox takes it, and its tenant counts it.
+                if self.route.is_none() && self.desk.limits.tenants.check_key(&route.0).is_err() {
+                    return slow_down("for this address");
+                }
                 self.route.get_or_insert(route);
                 mailin_embedded::response::OK
             }

@@ -64,6 +64,13 @@ const SLA_SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`Self::spawn`] with the desk's settings adjusted first.
+    pub async fn spawn_with(
+        adjust: impl FnOnce(&mut servicedesk::config::ServiceDeskConfig),
+    ) -> Self {
         let mut services = Services::new();
         let config = services.config("customers").await;
         services.start("customers", customers::build(config)).await;
@@ -75,7 +82,7 @@ impl TestApp {
         let mail_in = listener.local_addr().expect("the bound address");
         let mail_out = testkit::SmtpServer::start();
         let survey_key = kit::links::LinkKey::random();
-        let config = servicedesk::config::ServiceDeskConfig {
+        let mut config = servicedesk::config::ServiceDeskConfig {
             clock: clock.clone(),
             sla_scan_interval: SLA_SCAN_INTERVAL,
             smtp_listener: Some(std::sync::Arc::new(listener)),
@@ -89,6 +96,7 @@ impl TestApp {
                 services.url("customers"),
             )
         };
+        adjust(&mut config);
         services
             .start("servicedesk", servicedesk::build(config))
             .await;

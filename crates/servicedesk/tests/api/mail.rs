@@ -623,3 +623,52 @@ async fn a_solved_mail_ticket_asks_its_requester_once_through_a_signed_link() {
     .await;
     assert_eq!((erased.score, erased.comment.as_str()), (4, ""));
 }
+
+#[tokio::test]
+async fn a_flood_of_mail_is_told_to_come_back_later_not_lost_or_ticketed() {
+    let app = TestApp::spawn_with(|config| config.smtp_messages_per_minute = 3).await;
+    let support = format!("flood@{}.desk.test", app.tenant.simple());
+    app.admin()
+        .channels
+        .create_mailbox(CreateMailboxRequest {
+            mailbox: Some(Mailbox {
+                address: support.clone(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("mailbox");
+    for n in 0..3 {
+        let raw = message(
+            "flood@example.com",
+            &support,
+            &format!("Flood {n}"),
+            &format!("flood-{n}@example.com"),
+            "",
+            "Again.",
+        );
+        deliver(&app, Some("flood@example.com"), &support, &raw)
+            .await
+            .expect("within the budget");
+    }
+    let raw = message(
+        "flood@example.com",
+        &support,
+        "Flood 3",
+        "flood-3@example.com",
+        "",
+        "Again.",
+    );
+    let refused = deliver(&app, Some("flood@example.com"), &support, &raw)
+        .await
+        .expect_err("over the budget");
+    assert!(refused.contains("451"), "a temporary refusal: {refused}");
+    let subjects: Vec<String> = tickets_of(&app)
+        .await
+        .into_iter()
+        .map(|t| t.subject)
+        .collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(!subjects.contains(&"Flood 3".to_owned()));
+}
