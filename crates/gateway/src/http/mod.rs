@@ -329,15 +329,39 @@ async fn front_door(
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    if signed_link(&path).is_some() {
+        unframed(&mut response);
+    }
     response
+}
+
+/// The pages of signed links act for a person: no other site may frame
+/// them (clickjacking), whatever else the page's policy says.
+fn unframed(response: &mut axum::response::Response) {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    let policy = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .map(|p| format!("{p}; frame-ancestors 'none'"))
+        .unwrap_or_else(|| "frame-ancestors 'none'".to_owned());
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// The route prefix of a public route whose next segment is a signed link.
+fn signed_link(path: &str) -> Option<&'static str> {
+    const SIGNED: [&str; 6] = ["/portal/", "/csat/", "/nps/", "/t/o/", "/t/c/", "/u/"];
+    SIGNED.into_iter().find(|prefix| path.starts_with(prefix))
 }
 
 /// The path as logs and traces may see it: the signed link of a public
 /// route (a portal link signs a person in; a survey or unsubscribe link
 /// acts for them) is a bearer secret, so it is replaced by its name.
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    const SIGNED: [&str; 6] = ["/portal/", "/csat/", "/nps/", "/t/o/", "/t/c/", "/u/"];
-    match SIGNED.iter().find(|prefix| path.starts_with(*prefix)) {
+    match signed_link(path) {
         Some(prefix) => {
             let rest = &path[prefix.len()..];
             let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");

@@ -179,7 +179,12 @@ pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
-fn private(response: &mut Response) {
+/// Public pages are never cached, indexed or given a referrer (their
+/// address may carry a signed link), and run nothing: they are plain HTML
+/// with inline styles, so the policy allows nothing else. Pages of signed
+/// links are also never framed (`super::unframed`); forms may be, on the
+/// tenant's own site.
+pub(super) fn private(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
@@ -187,6 +192,16 @@ fn private(response: &mut Response) {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 pub(super) fn refusal_page(refused: Refused) -> Response {

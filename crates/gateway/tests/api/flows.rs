@@ -2100,6 +2100,19 @@ async fn a_support_form_and_the_portal_it_mails_work_as_plain_pages() {
     let url = format!("{}/support/{key}", stack.base);
     let page = stack.http.get(&url).send().await.expect("page");
     assert_eq!(page.status(), 200);
+    // Neither cached nor scripted; a form may be framed on the tenant's
+    // site, the portal's pages (signed links) never.
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(header(&page, "content-security-policy").contains("default-src 'none'"));
+    assert!(!header(&page, "content-security-policy").contains("frame-ancestors"));
+    assert_eq!(header(&page, "cache-control"), "no-store");
     assert!(page.text().await.expect("html").contains("Acme support"));
 
     // A browser posts the form; a script posts JSON and is told the fields.
@@ -2140,6 +2153,8 @@ async fn a_support_form_and_the_portal_it_mails_work_as_plain_pages() {
     let portal = mail.links(&prefix).pop().expect("a portal link");
     let home = stack.http.get(&portal).send().await.expect("page");
     assert_eq!(home.status(), 200);
+    assert!(header(&home, "content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header(&home, "x-frame-options"), "DENY");
     let html = home.text().await.expect("html");
     assert!(
         html.contains("Parcel &lt;b&gt;lost&lt;/b&gt;"),
