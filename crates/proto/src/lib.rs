@@ -31,6 +31,11 @@ pub mod crm {
             tonic::include_proto!("crm.marketing.v1");
         }
     }
+    pub mod reporting {
+        pub mod v1 {
+            tonic::include_proto!("crm.reporting.v1");
+        }
+    }
     pub mod sales {
         pub mod v1 {
             tonic::include_proto!("crm.sales.v1");

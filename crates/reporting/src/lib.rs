@@ -1,0 +1,51 @@
+//! Reporting service: it owns no business data. Durable consumers of the
+//! other services' events (the kit's inbox: once per event, in order per
+//! aggregate) keep read models in its own database, and dashboards are
+//! computed from them for what each caller may see.
+//!
+//! This first part projects the service desk's tickets and answers the
+//! service dashboard (ADR 0033).
+//!
+//! [`build`] wires the gRPC services and the consumers onto the platform kit.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardServiceServer;
+use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
+
+use crate::config::ReportingConfig;
+use crate::events::ServiceDeskEvents;
+use crate::grpc::dashboards::DashboardHandlers;
+use crate::grpc::State;
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, migrates and starts the service.
+pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
+    let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
+    let state = Arc::new(State {
+        db: context.db.clone(),
+        clock: config.clock,
+    });
+    let grpc = GrpcRoutes::default().serve(DashboardServiceServer::new(DashboardHandlers(
+        state.clone(),
+    )));
+    let tickets = InboxConsumer::create(
+        context.db.clone(),
+        context.jetstream.clone(),
+        context.naming.clone(),
+        &context.config.nats,
+        ConsumerSpec::new("reporting", "servicedesk"),
+        ServiceDeskEvents,
+    )
+    .await?;
+    let tasks = vec![background(move |shutdown| tickets.run(shutdown))];
+    launch(context, grpc, tasks).await
+}

@@ -1,0 +1,290 @@
+//! The service desk's tickets as projected, and the service dashboard's
+//! figures over them.
+
+use chrono::{DateTime, Utc};
+use crm_proto::crm::servicedesk::v1::{Ticket, TicketAssigned};
+use kit::access::Scope;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::domain::{Period, AGE_BUCKETS};
+
+fn id(raw: &str) -> Option<Uuid> {
+    Uuid::parse_str(raw).ok()
+}
+
+/// A ticket as created; a redelivered creation changes nothing.
+pub async fn created(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    t: &Ticket,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let Some(ticket) = id(&t.id) else {
+        return Ok(());
+    };
+    let created_at = t
+        .audit
+        .as_ref()
+        .and_then(|a| a.created_at.as_ref())
+        .and_then(|c| DateTime::from_timestamp(c.seconds, c.nanos.max(0) as u32))
+        .unwrap_or(at);
+    sqlx::query(
+        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant_id, id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(t.number)
+    .bind(t.r#type as i16)
+    .bind(t.channel as i16)
+    .bind(t.priority as i16)
+    .bind(t.status as i16)
+    .bind(id(&t.assignee_id))
+    .bind(id(&t.group_id))
+    .bind(id(&t.account_id))
+    .bind(created_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The fields a ticket event carries whole.
+pub async fn updated(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tickets SET type = $3, channel = $4, priority = $5, status = $6, owner_id = $7, team_id = $8, account_id = $9 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id(&t.id))
+    .bind(t.r#type as i16)
+    .bind(t.channel as i16)
+    .bind(t.priority as i16)
+    .bind(t.status as i16)
+    .bind(id(&t.assignee_id))
+    .bind(id(&t.group_id))
+    .bind(id(&t.account_id))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn assigned(tx: &mut PgConnection, tenant: Uuid, a: &TicketAssigned) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tickets SET owner_id = $3, team_id = $4 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id(&a.ticket_id))
+        .bind(id(&a.assignee_id))
+        .bind(id(&a.group_id))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn status(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: &str,
+    status: i32,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tickets SET status = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id(ticket))
+        .bind(status as i16)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The ticket's latest solution (a reopened ticket solved again counts in
+/// the period of its last solution).
+pub async fn solved(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tickets SET solved_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id(ticket))
+        .bind(at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn first_response(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tickets SET first_response_at = $3 WHERE tenant_id = $1 AND id = $2 AND first_response_at IS NULL",
+    )
+    .bind(tenant)
+    .bind(id(ticket))
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn rated(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: &str,
+    score: i32,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tickets SET csat_score = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id(ticket))
+        .bind(score as i16)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Which tickets a dashboard counts: the caller's scope and its filters.
+pub struct Selection<'a> {
+    pub tenant: Uuid,
+    pub scope: &'a Scope,
+    pub group: Option<Uuid>,
+    pub assignee: Option<Uuid>,
+}
+
+impl Selection<'_> {
+    /// ` FROM tickets WHERE` the selection's conditions.
+    fn push_from(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        query
+            .push(" FROM tickets WHERE tenant_id = ")
+            .push_bind(self.tenant);
+        query.push(" AND ");
+        self.scope.push_condition(query);
+        if let Some(group) = self.group {
+            query.push(" AND team_id = ").push_bind(group);
+        }
+        if let Some(assignee) = self.assignee {
+            query.push(" AND owner_id = ").push_bind(assignee);
+        }
+    }
+}
+
+/// `<column> >= from AND <column> < to`.
+fn within(query: &mut QueryBuilder<'_, Postgres>, column: &str, p: Period) {
+    query.push(format!("{column} >= ")).push_bind(p.from);
+    query.push(format!(" AND {column} < ")).push_bind(p.to);
+}
+
+/// The dashboard's single figures.
+#[derive(sqlx::FromRow)]
+pub struct Figures {
+    pub created: i64,
+    pub solved: i64,
+    pub backlog: i64,
+    pub median_first_response: Option<f64>,
+    pub median_resolution: Option<f64>,
+    pub csat_responses: i64,
+    pub csat_average: Option<String>,
+}
+
+/// Neither solved nor closed (the statuses' numbers in the source's
+/// contract).
+const OPEN: &str = "status NOT IN (6, 7)";
+
+pub async fn figures(tx: &mut PgConnection, s: &Selection<'_>, p: Period) -> sqlx::Result<Figures> {
+    let mut query = QueryBuilder::new("SELECT count(*) FILTER (WHERE ");
+    within(&mut query, "created_at", p);
+    query.push(") AS created, count(*) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push(format!(
+        ") AS solved, count(*) FILTER (WHERE {OPEN}) AS backlog, "
+    ));
+    query.push(
+        "(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) \
+         FILTER (WHERE first_response_at IS NOT NULL AND ",
+    );
+    within(&mut query, "created_at", p);
+    query.push(
+        "))::float8 AS median_first_response, \
+         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM solved_at - created_at)) FILTER (WHERE ",
+    );
+    within(&mut query, "solved_at", p);
+    query.push("))::float8 AS median_resolution, count(csat_score) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push(") AS csat_responses, round(avg(csat_score) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push("), 2)::text AS csat_average");
+    s.push_from(&mut query);
+    query.build_query_as().fetch_one(tx).await
+}
+
+/// The dimensions tickets are counted by: a closed set, never a name from
+/// the request.
+#[derive(Debug, Clone, Copy)]
+pub enum Dimension {
+    Channel,
+    Type,
+}
+
+impl Dimension {
+    fn column(self) -> &'static str {
+        match self {
+            Dimension::Channel => "channel",
+            Dimension::Type => "type",
+        }
+    }
+}
+
+/// Tickets created in the period by a dimension, most first.
+pub async fn created_by(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    p: Period,
+    dimension: Dimension,
+) -> sqlx::Result<Vec<(i16, i64)>> {
+    let column = dimension.column();
+    let mut query = QueryBuilder::new(format!("SELECT {column}, count(*)"));
+    s.push_from(&mut query);
+    query.push(" AND ");
+    within(&mut query, "created_at", p);
+    query.push(format!(
+        " GROUP BY {column} ORDER BY count(*) DESC, {column}"
+    ));
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// Open tickets by how long they have been open at `now`, one count per
+/// [`AGE_BUCKETS`] entry in its order.
+pub async fn backlog_by_age(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    // The bounds are this module's constants, not input.
+    let mut bucket = String::from("CASE");
+    for (i, (_, days)) in AGE_BUCKETS.iter().enumerate() {
+        if *days == i64::MAX {
+            bucket.push_str(&format!(" ELSE {i}"));
+        } else {
+            bucket.push_str(&format!(" WHEN age < interval '{days} days' THEN {i}"));
+        }
+    }
+    let mut query = QueryBuilder::new(format!(
+        "SELECT ({bucket} END)::int4 AS bucket, count(*) FROM (SELECT "
+    ));
+    query.push_bind(now).push(" - created_at AS age");
+    s.push_from(&mut query);
+    query.push(format!(" AND {OPEN}) open GROUP BY bucket"));
+    let rows: Vec<(i32, i64)> = query.build_query_as().fetch_all(tx).await?;
+    Ok(AGE_BUCKETS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let count = rows
+                .iter()
+                .find(|(bucket, _)| usize::try_from(*bucket).ok() == Some(i))
+                .map_or(0, |(_, count)| *count);
+            ((*name).to_owned(), count)
+        })
+        .collect())
+}

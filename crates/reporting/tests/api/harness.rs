@@ -1,0 +1,77 @@
+use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
+use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
+use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
+use kit::auth::{Role, Visibility};
+use testkit::grpc::Authed;
+use testkit::Services;
+use uuid::Uuid;
+
+pub use testkit::grpc::violated_fields;
+
+pub struct Client {
+    pub dashboards: DashboardServiceClient<Authed>,
+    pub tickets: TicketServiceClient<Authed>,
+    pub satisfaction: SatisfactionServiceClient<Authed>,
+}
+
+pub struct TestApp {
+    pub services: Services,
+    pub tenant: Uuid,
+    /// What the service desk signs survey links with.
+    pub survey_key: kit::links::LinkKey,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let mut services = Services::new();
+        let config = services.config("customers").await;
+        services.start("customers", customers::build(config)).await;
+        let survey_key = kit::links::LinkKey::random();
+        let desk = servicedesk::config::ServiceDeskConfig {
+            link_key: Some(survey_key.clone()),
+            ..servicedesk::config::ServiceDeskConfig::new(
+                services.config("servicedesk").await,
+                services.url("customers"),
+            )
+        };
+        services
+            .start("servicedesk", servicedesk::build(desk))
+            .await;
+        let config = reporting::config::ReportingConfig::new(services.config("reporting").await);
+        services.start("reporting", reporting::build(config)).await;
+        TestApp {
+            tenant: services.tenant,
+            services,
+            survey_key,
+        }
+    }
+
+    pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {
+        self.client_in(self.tenant, roles, visibility, teams)
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(&[Role::Admin], Visibility::Tenant, &[])
+    }
+
+    pub fn client_in(
+        &self,
+        tenant: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+        teams: &[Uuid],
+    ) -> Client {
+        let bearer = self
+            .services
+            .bearer(tenant, Uuid::now_v7(), roles, visibility, teams);
+        let desk = self.services.channel("servicedesk");
+        Client {
+            dashboards: DashboardServiceClient::with_interceptor(
+                self.services.channel("reporting"),
+                bearer.clone(),
+            ),
+            tickets: TicketServiceClient::with_interceptor(desk.clone(), bearer.clone()),
+            satisfaction: SatisfactionServiceClient::with_interceptor(desk, bearer),
+        }
+    }
+}

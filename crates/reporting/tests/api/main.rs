@@ -1,0 +1,5 @@
+//! Reporting tests through its gRPC API, beside real customers and service
+//! desk services publishing real events, on real PostgreSQL and NATS.
+
+mod harness;
+mod service;
