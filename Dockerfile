@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # Every image of the platform from one build:
 #   docker build --target customers -t crm/customers:0.1.0 .
-#   (targets: customers, sales, marketing, servicedesk, gateway, cli; `docker compose build` builds all)
+#   (targets: customers, sales, marketing, servicedesk, reporting, gateway, cli; `docker compose build` builds all)
 # Base images are pinned by digest, the tag kept for people; refresh both
 # with `docker buildx imagetools inspect <tag>`.
 ARG RUST_IMAGE=rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082
@@ -17,7 +17,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bins \
  && mkdir /out \
- && cp target/release/crm-customers target/release/crm-sales target/release/crm-marketing target/release/crm-servicedesk target/release/crm-gateway target/release/crm /out/
+ && cp target/release/crm-customers target/release/crm-sales target/release/crm-marketing target/release/crm-servicedesk target/release/crm-reporting target/release/crm-gateway target/release/crm /out/
 
 # Distroless: glibc, CA roots, a nonroot user; no shell, no package manager.
 FROM ${RUNTIME_IMAGE} AS runtime
@@ -57,6 +57,13 @@ LABEL org.opencontainers.image.title="crm-servicedesk" \
 COPY --from=build /out/crm-servicedesk /usr/local/bin/crm-servicedesk
 EXPOSE 50054 51054
 ENTRYPOINT ["/usr/local/bin/crm-servicedesk"]
+
+FROM runtime AS reporting
+LABEL org.opencontainers.image.title="crm-reporting" \
+      org.opencontainers.image.description="CRM reporting: read models from every domain's events, dashboards (gRPC)"
+COPY --from=build /out/crm-reporting /usr/local/bin/crm-reporting
+EXPOSE 50055 51055
+ENTRYPOINT ["/usr/local/bin/crm-reporting"]
 
 FROM runtime AS gateway
 LABEL org.opencontainers.image.title="crm-gateway" \

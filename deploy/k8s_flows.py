@@ -39,11 +39,12 @@ INVENTORY = [
     endpoint("sales", CRM, {**API, "app.kubernetes.io/name": "sales"}, [50052, 51052]),
     endpoint("marketing", CRM, {**API, "app.kubernetes.io/name": "marketing"}, [50053, 51053]),
     endpoint("servicedesk", CRM, {**API, "app.kubernetes.io/name": "servicedesk"}, [50054, 51054, 2525]),
+    endpoint("reporting", CRM, {**API, "app.kubernetes.io/name": "reporting"}, [50055, 51055]),
     endpoint("nats-0", CRM, {"app.kubernetes.io/name": "nats"}, [4222, 6222, 8222]),
     endpoint("nats-1", CRM, {"app.kubernetes.io/name": "nats"}, [4222, 6222, 8222]),
     *[
         endpoint(f"{db}-{n}", CRM, {"cnpg.io/cluster": db}, [5432, 8000, 9187])
-        for db in ("customers-db", "sales-db", "marketing-db", "servicedesk-db", "gateway-db")
+        for db in ("customers-db", "sales-db", "marketing-db", "servicedesk-db", "reporting-db", "gateway-db")
         for n in (1, 2)
     ],
     endpoint("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, [(53, "UDP"), (53, "TCP")]),
@@ -59,8 +60,15 @@ INVENTORY = [
 def needed():
     """(source, destination, port, protocol) the platform needs."""
     flows = set()
-    apps = ["gateway", "customers", "sales", "marketing", "servicedesk"]
-    dbs = {"customers": "customers-db", "sales": "sales-db", "marketing": "marketing-db", "servicedesk": "servicedesk-db", "gateway": "gateway-db"}
+    apps = ["gateway", "customers", "sales", "marketing", "servicedesk", "reporting"]
+    dbs = {
+        "customers": "customers-db",
+        "sales": "sales-db",
+        "marketing": "marketing-db",
+        "servicedesk": "servicedesk-db",
+        "reporting": "reporting-db",
+        "gateway": "gateway-db",
+    }
     nats = ["nats-0", "nats-1"]
 
     def add(src, dst, port, proto="TCP"):
@@ -73,11 +81,13 @@ def needed():
     add("prometheus", "sales", 51052)
     add("prometheus", "marketing", 51053)
     add("prometheus", "servicedesk", 51054)
+    add("prometheus", "reporting", 51055)
     add("gateway", "customers", 50051)
     add("gateway", "sales", 50052)
     add("sales", "customers", 50051)
     add("gateway", "marketing", 50053)
     add("gateway", "servicedesk", 50054)
+    add("gateway", "reporting", 50055)
     add("servicedesk", "customers", 50051)
     add("marketing", "customers", 50051)
     # Automation rules' lead and ticket actions.
