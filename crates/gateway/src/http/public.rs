@@ -571,18 +571,21 @@ pub async fn submit_form(
     }
 }
 
-/// A form's bad fields as a page for the person who posted it.
+/// A form's bad fields (or, without any, what went wrong) as a page for
+/// the person who posted it.
 pub(super) fn problem_page(problem: &Problem) -> Response {
     let items: String = problem
         .errors
         .iter()
         .map(|e| format!("<li>{}: {}</li>", escape(&e.field), escape(&e.message)))
         .collect();
-    page(
-        StatusCode::BAD_REQUEST,
-        "Please check the form",
-        &format!("<ul>{items}</ul><p>Go back to the form to correct them.</p>"),
-    )
+    let told = if items.is_empty() {
+        format!("<p>{}</p>", escape(&problem.detail))
+    } else {
+        format!("<ul>{items}</ul><p>Go back to the form to correct them.</p>")
+    };
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+    page(status, "Please check the form", &told)
 }
 
 /// A refusal as JSON, for a script posting a public form.

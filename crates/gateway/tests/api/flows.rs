@@ -2132,6 +2132,16 @@ async fn a_support_form_and_the_portal_it_mails_work_as_plain_pages() {
     .expect("post");
     assert_eq!(thanks.status(), 200);
     assert!(thanks.text().await.expect("html").contains("request #1"));
+    // The same page posted again with other words is told why it is not
+    // taken (its request id made a ticket already).
+    let edited = post(
+        url.clone(),
+        "name=Ada&email=ada%40example.com&subject=Other&description=Else&request_id=r1",
+    )
+    .await
+    .expect("post");
+    assert_eq!(edited.status(), 409);
+    assert!(edited.text().await.expect("html").contains("request_id"));
     let bad = stack
         .http
         .post(&url)

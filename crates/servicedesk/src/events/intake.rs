@@ -268,10 +268,12 @@ impl Intake {
 }
 
 /// A refusal from the desk's own handlers or from customers: bad input is
-/// the message's (`field`), anything else is worth a retry.
+/// the message's (`field`), a request id already used for another message
+/// stays a conflict (retrying cannot help), anything else is worth a retry.
 fn failed(what: &str, field: &str, status: tonic::Status) -> Error {
     match status.code() {
         tonic::Code::InvalidArgument => Error::invalid(field, status.message().to_owned()),
+        tonic::Code::AlreadyExists => Error::AlreadyExists(status.message().to_owned()),
         _ => Error::Unavailable(format!("{what}: {}", status.message())),
     }
 }
