@@ -2,6 +2,7 @@
 //! under `proto/`. Module paths mirror protobuf packages: `crm::common::v1`.
 
 pub mod events;
+pub mod filters;
 pub mod pii;
 
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.

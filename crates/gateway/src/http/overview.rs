@@ -25,7 +25,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{self, Problem};
-use super::rest::{json_to_value, parse_uuid, timestamp};
+use super::rest::{parse_uuid, timestamp};
 use super::{Caller, SharedState};
 
 /// A part of the 360 view: `ok` with data, `none` when there is nothing to
@@ -517,13 +517,7 @@ pub async fn account(
     let contacts_request = state.upstream(
         &caller,
         pb::ListContactsRequest {
-            filter: Some(pb::Filter {
-                node: Some(pb::filter::Node::Condition(pb::Condition {
-                    field: "account_id".into(),
-                    op: pb::Operator::Eq as i32,
-                    value: Some(json_to_value(&serde_json::Value::String(id.clone()))),
-                })),
-            }),
+            filter: Some(pb::Filter::equals("account_id", &id)),
             page: Some(PageRequest {
                 page_size: 50,
                 page_token: String::new(),

@@ -235,18 +235,6 @@ pub async fn check_account_visible(
     }
 }
 
-fn equals(field: &str, value: &str) -> customers::Filter {
-    customers::Filter {
-        node: Some(customers::filter::Node::Condition(customers::Condition {
-            field: field.into(),
-            op: customers::Operator::Eq as i32,
-            value: Some(prost_types::Value {
-                kind: Some(prost_types::value::Kind::StringValue(value.into())),
-            }),
-        })),
-    }
-}
-
 fn first_page() -> Option<crm_proto::crm::common::v1::PageRequest> {
     Some(crm_proto::crm::common::v1::PageRequest {
         page_size: 1,
@@ -287,9 +275,9 @@ async fn customer_records(
     let (mut account_id, mut account_reused) = (String::new(), false);
     if !lead.company.is_empty() || !lead.company_domain.is_empty() {
         let filter = if lead.company_domain.is_empty() {
-            equals("name", &lead.company)
+            customers::Filter::equals("name", &lead.company)
         } else {
-            equals("domain", &lead.company_domain)
+            customers::Filter::equals("domain", &lead.company_domain)
         };
         let found = accounts
             .list_accounts(on_behalf(
@@ -340,7 +328,7 @@ async fn customer_records(
             .list_contacts(on_behalf(
                 token,
                 customers::ListContactsRequest {
-                    filter: Some(equals("email", &lead.email)),
+                    filter: Some(customers::Filter::equals("email", &lead.email)),
                     page: first_page(),
                     ..Default::default()
                 },

@@ -190,15 +190,7 @@ impl Intake {
         } else {
             ("email", &sender.email)
         };
-        let by_point = customers::Filter {
-            node: Some(customers::filter::Node::Condition(customers::Condition {
-                field: field.into(),
-                op: customers::Operator::Eq as i32,
-                value: Some(prost_types::Value {
-                    kind: Some(prost_types::value::Kind::StringValue(point.clone())),
-                }),
-            })),
-        };
+        let by_point = customers::Filter::equals(field, point);
         let found = contacts
             .list_contacts(on_behalf(
                 token,

@@ -63,15 +63,7 @@ async fn reachable_contacts(
     account: Uuid,
 ) -> kit::Result<Vec<Uuid>> {
     let mut contacts = ContactServiceClient::new(state.customers.clone());
-    let of_account = customers::Filter {
-        node: Some(customers::filter::Node::Condition(customers::Condition {
-            field: "account_id".into(),
-            op: customers::Operator::Eq as i32,
-            value: Some(prost_types::Value {
-                kind: Some(prost_types::value::Kind::StringValue(account.to_string())),
-            }),
-        })),
-    };
+    let of_account = customers::Filter::equals("account_id", &account.to_string());
     let found = contacts
         .list_contacts(on_behalf(
             token,
