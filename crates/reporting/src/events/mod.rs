@@ -42,14 +42,13 @@ impl EventHandler for ServiceDeskEvents {
             <desk::TicketUpdated as DomainEvent>::TYPE => {
                 let updated: desk::TicketUpdated = decode_data(event)?;
                 if let Some(ticket) = updated.ticket {
-                    tickets::updated(tx, tenant, &ticket).await?;
+                    tickets::updated(tx, tenant, &ticket, None).await?;
                 }
             }
             <desk::TicketSolved as DomainEvent>::TYPE => {
                 let solved: desk::TicketSolved = decode_data(event)?;
                 if let Some(ticket) = solved.ticket {
-                    tickets::updated(tx, tenant, &ticket).await?;
-                    tickets::solved(tx, tenant, &ticket.id, at).await?;
+                    tickets::updated(tx, tenant, &ticket, Some(at)).await?;
                 }
             }
             <desk::TicketAssigned as DomainEvent>::TYPE => {

@@ -49,11 +49,18 @@ pub async fn created(
     Ok(())
 }
 
-/// The fields a ticket event carries whole.
-pub async fn updated(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> sqlx::Result<()> {
+/// The fields a ticket event carries whole, and when it was solved if the
+/// event is a solution (a reopened ticket solved again counts in the period
+/// of its last solution).
+pub async fn updated(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    t: &Ticket,
+    solved_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE tickets SET type = $3, channel = $4, priority = $5, status = $6, owner_id = $7, team_id = $8, account_id = $9 \
-         WHERE tenant_id = $1 AND id = $2",
+        "UPDATE tickets SET type = $3, channel = $4, priority = $5, status = $6, owner_id = $7, team_id = $8, account_id = $9, \
+         solved_at = coalesce($10, solved_at) WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant)
     .bind(id(&t.id))
@@ -64,6 +71,7 @@ pub async fn updated(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> sqlx::R
     .bind(id(&t.assignee_id))
     .bind(id(&t.group_id))
     .bind(id(&t.account_id))
+    .bind(solved_at)
     .execute(tx)
     .await?;
     Ok(())
@@ -90,23 +98,6 @@ pub async fn status(
         .bind(tenant)
         .bind(id(ticket))
         .bind(status as i16)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
-/// The ticket's latest solution (a reopened ticket solved again counts in
-/// the period of its last solution).
-pub async fn solved(
-    tx: &mut PgConnection,
-    tenant: Uuid,
-    ticket: &str,
-    at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE tickets SET solved_at = $3 WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant)
-        .bind(id(ticket))
-        .bind(at)
         .execute(tx)
         .await?;
     Ok(())

@@ -2,7 +2,6 @@
 //! under, and NPS surveys of accounts.
 
 use crm_proto::crm::customers::v1 as customers;
-use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::servicedesk::v1::feedback_service_server::FeedbackService;
 use crm_proto::crm::servicedesk::v1::*;
@@ -16,7 +15,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    commit, delete_one, handle, name_taken, named_page, page_response, SharedState, State,
+    account_seen, commit, delete_one, handle, name_taken, named_page, page_response, SharedState,
+    State,
 };
 use crate::domain::access::{authorize, Action};
 use crate::domain::satisfaction::{
@@ -36,22 +36,9 @@ async fn visible_account(
     raw: &str,
 ) -> kit::Result<Uuid> {
     let id = parse_id(field, raw)?;
-    let mut accounts = AccountServiceClient::new(state.customers.clone());
-    match accounts
-        .get_account(on_behalf(
-            token,
-            customers::GetAccountRequest { id: raw.to_owned() },
-        ))
-        .await
-    {
-        Ok(_) => Ok(id),
-        Err(status) if status.code() == tonic::Code::NotFound => {
-            Err(Error::not_found("account", id))
-        }
-        Err(status) if status.code() == tonic::Code::PermissionDenied => {
-            Err(Error::PermissionDenied(status.message().to_owned()))
-        }
-        Err(status) => Err(Error::upstream("customers", &status)),
+    match account_seen(state, token, raw).await? {
+        Some(_) => Ok(id),
+        None => Err(Error::not_found("account", id)),
     }
 }
 

@@ -52,6 +52,36 @@ impl State {
 
 pub use kit::rpc::{check_version, commit, handle, page_response, version_of};
 
+/// The account `id` as the caller (whose token this is) sees it in the
+/// customers service: `None` when it is not there for them; a refusal of
+/// the caller's rights stays a refusal.
+pub async fn account_seen(
+    state: &State,
+    token: &kit::rpc::Forwarded,
+    id: &str,
+) -> kit::Result<Option<crm_proto::crm::customers::v1::Account>> {
+    use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
+    let request = crm_proto::crm::customers::v1::GetAccountRequest { id: id.to_owned() };
+    match AccountServiceClient::new(state.customers.clone())
+        .get_account(kit::rpc::on_behalf(token, request))
+        .await
+    {
+        Ok(found) => Ok(found.into_inner().account),
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::InvalidArgument
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            Err(kit::Error::PermissionDenied(status.message().to_owned()))
+        }
+        Err(status) => Err(kit::Error::upstream("customers", &status)),
+    }
+}
+
 /// The whole of a list handler for a tenant's records in name order
 /// ([`crate::store::list_by_name`]: calendars, categories, macros, chat
 /// channels, support forms, root causes): the page token read, one row

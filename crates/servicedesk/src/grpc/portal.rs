@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{commit, handle, page_response, SharedState, State};
+use crate::domain::parse_id;
 use crate::domain::portal::{self, parse_form_key, PortalLink};
 use crate::domain::ticket::Sender;
 use crate::events::intake::{Delivered, Incoming, Intake, Opening};
@@ -150,7 +151,7 @@ impl PortalService for PortalHandlers {
             {
                 Delivered::Opened(id) | Delivered::Appended(id) => id,
             };
-            let mailbox = super::super::domain::parse_id("form.mailbox_id", &form.mailbox_id)?;
+            let mailbox = parse_id("form.mailbox_id", &form.mailbox_id)?;
             let mut tx = self.0.begin(&caller).await?;
             let opened = tickets::find(&mut tx, tenant, &kit::access::Scope::Tenant, ticket, false)
                 .await?
@@ -195,7 +196,7 @@ impl PortalService for PortalHandlers {
             // An unknown address is answered like a known one: the page
             // must not tell who is a customer.
             if let Some(contact) = known.and_then(|id| Uuid::parse_str(&id).ok()) {
-                let mailbox = super::super::domain::parse_id("form.mailbox_id", &form.mailbox_id)?;
+                let mailbox = parse_id("form.mailbox_id", &form.mailbox_id)?;
                 let mut tx = self.0.begin(&caller).await?;
                 store::enqueue_link(
                     &mut tx,

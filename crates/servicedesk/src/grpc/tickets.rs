@@ -1,7 +1,6 @@
 //! TicketService: tickets, their conversations and history.
 
 use crm_proto::crm::customers::v1 as customers;
-use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketService;
 use crm_proto::crm::servicedesk::v1::*;
@@ -78,28 +77,13 @@ async fn read_account_facts(state: &State, token: &Forwarded, t: &mut Ticket) ->
     if t.account_id.is_empty() {
         return Ok(());
     }
-    let mut accounts = AccountServiceClient::new(state.customers.clone());
-    let request = customers::GetAccountRequest {
-        id: t.account_id.clone(),
-    };
-    match accounts.get_account(on_behalf(token, request)).await {
-        Ok(found) => {
-            if let Some(account) = found.into_inner().account {
-                t.account_facts = Some(crate::domain::sla::account_facts(&account));
-            }
+    match super::account_seen(state, token, &t.account_id).await {
+        Ok(Some(account)) => {
+            t.account_facts = Some(crate::domain::sla::account_facts(&account));
             Ok(())
         }
-        Err(status)
-            if matches!(
-                status.code(),
-                tonic::Code::NotFound
-                    | tonic::Code::PermissionDenied
-                    | tonic::Code::InvalidArgument
-            ) =>
-        {
-            Ok(())
-        }
-        Err(status) => Err(Error::upstream("customers", &status)),
+        Ok(None) | Err(Error::PermissionDenied(_)) => Ok(()),
+        Err(other) => Err(other),
     }
 }
 
@@ -986,8 +970,8 @@ impl TicketService for TicketHandlers {
             field.options = definition.options;
             let mut tx = self.0.begin(&caller).await?;
             let known = fields::list(&mut tx, caller.tenant_id).await?;
-            if !known.iter().any(|f| f.key == field.key)
-                && fields::count(&mut tx, caller.tenant_id).await? >= fields::MAX_FIELDS
+            // The list holds them all: the limit is what it reads at most.
+            if !known.iter().any(|f| f.key == field.key) && known.len() as i64 >= fields::MAX_FIELDS
             {
                 return Err(Error::FailedPrecondition(format!(
                     "a tenant has at most {} ticket fields",

@@ -79,13 +79,6 @@ pub async fn list(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Vec<Ticke
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn count(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM ticket_fields WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_one(tx)
-        .await
-}
-
 /// The tenant's definitions, to check values against.
 pub async fn catalog(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<FieldCatalog> {
     let fields = list(tx, tenant).await?;
