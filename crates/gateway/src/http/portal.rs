@@ -57,6 +57,36 @@ fn refusal(refused: Result<tonic::Status, Refused>) -> Response {
     }
 }
 
+/// A refused form post: a script posting JSON gets a problem, a browser a
+/// page.
+fn refused_post(refused: Result<tonic::Status, Refused>, json: bool) -> Response {
+    match (refused, json) {
+        (Ok(status), true) => Problem::from(status).into_response(),
+        (Err(refused), true) => {
+            super::public::refusal_problem(refused, "no support form at this address")
+        }
+        (refused, false) => refusal(refused),
+    }
+}
+
+/// A post's inputs (a form post or a JSON object), taken by name; whether
+/// it was JSON.
+struct Posted {
+    values: std::collections::HashMap<String, String>,
+    json: bool,
+}
+
+impl Posted {
+    fn read(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Self, Problem> {
+        posted_values(headers, body).map(|(values, json)| Posted { values, json })
+    }
+
+    /// The input `name`, empty when it was not posted.
+    fn take(&mut self, name: &str) -> String {
+        self.values.remove(name).unwrap_or_default()
+    }
+}
+
 fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(location) = HeaderValue::from_str(location) {
@@ -128,24 +158,23 @@ pub async fn submit(
     headers: axum::http::HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (mut values, json) = match posted_values(&headers, &body) {
-        Ok(parsed) => parsed,
+    let mut posted = match Posted::read(&headers, &body) {
+        Ok(posted) => posted,
         Err(problem) => return problem.into_response(),
     };
-    let mut take = |name: &str| values.remove(name).unwrap_or_default();
     let request = SubmitSupportFormRequest {
         form_key: key.clone(),
-        name: take("name"),
-        email: take("email"),
-        subject: take("subject"),
-        description: take("description"),
-        request_id: take("request_id"),
+        name: posted.take("name"),
+        email: posted.take("email"),
+        subject: posted.take("subject"),
+        description: posted.take("description"),
+        request_id: posted.take("request_id"),
     };
     let submitted = ask(&state, client, &key, true, request, |mut d, r| async move {
         d.submit_support_form(r).await
     })
     .await;
-    match (submitted, json) {
+    match (submitted, posted.json) {
         (Ok(done), true) => (
             StatusCode::CREATED,
             axum::Json(serde_json::json!({"ticket_number": done.ticket_number})),
@@ -160,11 +189,7 @@ pub async fn submit(
                 done.ticket_number
             ),
         ),
-        (Err(Ok(status)), true) => Problem::from(status).into_response(),
-        (Err(Err(refused)), true) => {
-            super::public::refusal_problem(refused, "no support form at this address")
-        }
-        (Err(refused), false) => refusal(refused),
+        (Err(refused), json) => refused_post(refused, json),
     }
 }
 
@@ -177,28 +202,26 @@ pub async fn request_link(
     headers: axum::http::HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (mut values, json) = match posted_values(&headers, &body) {
-        Ok(parsed) => parsed,
+    let mut posted = match Posted::read(&headers, &body) {
+        Ok(posted) => posted,
         Err(problem) => return problem.into_response(),
     };
     let request = RequestPortalLinkRequest {
         form_key: key.clone(),
-        email: values.remove("email").unwrap_or_default(),
+        email: posted.take("email"),
     };
     let asked = ask(&state, client, &key, true, request, |mut d, r| async move {
         d.request_portal_link(r).await
     })
     .await;
-    match (asked, json) {
+    match (asked, posted.json) {
         (Ok(_), true) => StatusCode::ACCEPTED.into_response(),
         (Ok(_), false) => page(
             StatusCode::ACCEPTED,
             "Check your e-mail",
             "<p>If we know this address, a link to your requests is on its way. It works for 7 days.</p>",
         ),
-        (Err(Ok(status)), true) => Problem::from(status).into_response(),
-        (Err(Err(refused)), true) => super::public::refusal_problem(refused, "no support form at this address"),
-        (Err(refused), false) => refusal(refused),
+        (Err(refused), json) => refused_post(refused, json),
     }
 }
 
@@ -283,16 +306,15 @@ pub async fn open(
     headers: axum::http::HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    let (mut values, _) = match posted_values(&headers, &body) {
-        Ok(parsed) => parsed,
+    let mut posted = match Posted::read(&headers, &body) {
+        Ok(posted) => posted,
         Err(problem) => return problem.into_response(),
     };
-    let mut take = |name: &str| values.remove(name).unwrap_or_default();
     let request = OpenPortalTicketRequest {
         token: token.clone(),
-        subject: take("subject"),
-        description: take("description"),
-        request_id: take("request_id"),
+        subject: posted.take("subject"),
+        description: posted.take("description"),
+        request_id: posted.take("request_id"),
     };
     match ask(
         &state,
@@ -410,15 +432,15 @@ pub async fn reply(
     let Some(number) = number(&raw) else {
         return refusal_page(Refused::Invalid);
     };
-    let (mut values, _) = match posted_values(&headers, &body) {
-        Ok(parsed) => parsed,
+    let mut posted = match Posted::read(&headers, &body) {
+        Ok(posted) => posted,
         Err(problem) => return problem.into_response(),
     };
     let request = ReplyOnPortalRequest {
         token: token.clone(),
         number,
-        body: values.remove("body").unwrap_or_default(),
-        request_id: values.remove("request_id").unwrap_or_default(),
+        body: posted.take("body"),
+        request_id: posted.take("request_id"),
     };
     match ask(
         &state,
