@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
 use crm_proto::crm::reporting::v1::*;
 use crm_proto::crm::servicedesk::v1::*;
 use kit::auth::{Role, Visibility};
@@ -176,6 +177,21 @@ async fn the_service_dashboard_counts_what_each_caller_may_see() {
         .expect("dashboard");
     assert_eq!((nothing.created, nothing.backlog), (0, 0));
     assert!(nothing.as_of.is_none());
+
+    // An API key limited to other services' data is refused.
+    let mut claims = app.services.issuer.claims(
+        app.tenant,
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+    );
+    claims.scopes = vec!["servicedesk:read".into()];
+    let key = kit::auth::BearerToken::new(&app.services.issuer.sign(&claims)).expect("a token");
+    let refused = DashboardServiceClient::with_interceptor(app.services.channel("reporting"), key)
+        .get_service_dashboard(GetServiceDashboardRequest::default())
+        .await
+        .expect_err("no reporting scope");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 
     // A period that ends before it starts, or a group that is no id.
     let now = chrono::Utc::now().timestamp();

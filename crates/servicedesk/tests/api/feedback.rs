@@ -414,6 +414,34 @@ async fn an_account_is_asked_for_its_nps_once_per_contact_and_scored() {
         .await
         .expect_err("another tenant's account");
     assert_eq!(hidden.code(), Code::NotFound);
+    let hidden = stranger
+        .feedback
+        .list_nps_responses(ListNpsResponsesRequest {
+            account_id: account.id.clone(),
+            page: None,
+        })
+        .await
+        .expect_err("another tenant's answers");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let hidden = app
+        .agent(&[])
+        .feedback
+        .list_nps_responses(ListNpsResponsesRequest {
+            account_id: account.id.clone(),
+            page: None,
+        })
+        .await
+        .expect_err("an agent who does not see the account");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let foreign = elsewhere
+        .feedback
+        .clone()
+        .describe_nps_survey(DescribeNpsSurveyRequest {
+            token: charles_token.clone(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(foreign.code(), Code::NotFound);
     let event = app
         .event("servicedesk", "crm.servicedesk.nps.received.v1", &survey.id)
         .await;

@@ -362,6 +362,35 @@ async fn a_form_ticket_mails_a_magic_link_that_shows_its_requester_their_own_tic
         .await
         .expect_err("another tenant");
     assert_eq!(refused.code(), Code::NotFound);
+    let mut elsewhere_portal = elsewhere.portal.clone();
+    let refused = elsewhere_portal
+        .get_portal_ticket(GetPortalTicketRequest {
+            token: ada.clone(),
+            number: opened,
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = elsewhere_portal
+        .open_portal_ticket(OpenPortalTicketRequest {
+            token: ada.clone(),
+            subject: "Theirs".into(),
+            description: "Not here.".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = elsewhere_portal
+        .reply_on_portal(ReplyOnPortalRequest {
+            token: ada.clone(),
+            number: opened,
+            body: "Not here.".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
     let forged = servicedesk::domain::portal::PortalLink {
         tenant: app.tenant,
         contact: ticket.requester_contact_id.parse().expect("id"),
@@ -417,6 +446,60 @@ async fn forms_are_configured_by_managers_and_checked_field_by_field() {
         .expect("described")
         .into_inner();
     assert_eq!(described.name, "Contact support");
+
+    // Another tenant's public routes, and people, get nothing of the form.
+    let elsewhere = app.client_in(
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        &[Role::Service],
+        Visibility::Tenant,
+        &[],
+    );
+    let mut theirs = elsewhere.portal.clone();
+    let refused = theirs
+        .describe_support_form(DescribeSupportFormRequest {
+            form_key: form.key.clone(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = theirs
+        .submit_support_form(SubmitSupportFormRequest {
+            form_key: form.key.clone(),
+            name: "Mallory".into(),
+            email: "mallory@example.com".into(),
+            subject: "Hello".into(),
+            description: "Let me in.".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = theirs
+        .request_portal_link(RequestPortalLinkRequest {
+            form_key: form.key.clone(),
+            email: "mallory@example.com".into(),
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = theirs
+        .search_portal_articles(SearchPortalArticlesRequest {
+            credential: form.key.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = app
+        .admin()
+        .portal
+        .describe_support_form(DescribeSupportFormRequest {
+            form_key: form.key.clone(),
+        })
+        .await
+        .expect_err("a user");
+    assert_eq!(refused.code(), Code::PermissionDenied);
 
     // Agents read forms, do not make them; other tenants do not see them.
     let mut agent = app.agent(&[]);
