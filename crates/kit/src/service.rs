@@ -35,6 +35,7 @@ use crate::auth::{AuthLayer, TokenVerifier};
 use crate::config::ServiceConfig;
 use crate::db::{self, Database};
 use crate::events::Naming;
+use crate::inbox::{ConsumerSpec, EventHandler, InboxConsumer};
 use crate::outbox::{Outbox, OutboxRelay, RelaySettings};
 use crate::{metrics as crm_metrics, streams, telemetry, Shutdown, StopOnDrop};
 
@@ -78,6 +79,25 @@ impl ServiceContext {
             outbox,
             verifier,
         })
+    }
+
+    /// A durable consumer of another domain's events through the inbox
+    /// (once per event, in order per aggregate), as a background task.
+    pub async fn consumer<H: EventHandler>(
+        &self,
+        spec: ConsumerSpec,
+        handler: H,
+    ) -> anyhow::Result<BackgroundTask> {
+        let consumer = InboxConsumer::create(
+            self.db.clone(),
+            self.jetstream.clone(),
+            self.naming.clone(),
+            &self.config.nats,
+            spec,
+            handler,
+        )
+        .await?;
+        Ok(background(move |shutdown| consumer.run(shutdown)))
     }
 
     pub fn relay(&self) -> OutboxRelay {

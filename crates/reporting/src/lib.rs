@@ -3,8 +3,9 @@
 //! aggregate) keep read models in its own database, and dashboards are
 //! computed from them for what each caller may see.
 //!
-//! This first part projects the service desk's tickets and answers the
-//! service dashboard (ADR 0033).
+//! It projects customers' activities and merges, sales' pipelines, deals,
+//! quotas and leads, and the service desk's tickets, and answers the sales,
+//! activity and service dashboards (ADR 0033).
 //!
 //! [`build`] wires the gRPC services and the consumers onto the platform kit.
 
@@ -17,11 +18,11 @@ pub mod store;
 use std::sync::Arc;
 
 use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardServiceServer;
-use kit::inbox::{ConsumerSpec, InboxConsumer};
-use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
+use kit::inbox::ConsumerSpec;
+use kit::service::{launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::ReportingConfig;
-use crate::events::ServiceDeskEvents;
+use crate::events::{CustomersEvents, SalesEvents, ServiceDeskEvents};
 use crate::grpc::dashboards::DashboardHandlers;
 use crate::grpc::State;
 
@@ -37,15 +38,19 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
     let grpc = GrpcRoutes::default().serve(DashboardServiceServer::new(DashboardHandlers(
         state.clone(),
     )));
-    let tickets = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("reporting", "servicedesk"),
-        ServiceDeskEvents,
-    )
-    .await?;
-    let tasks = vec![background(move |shutdown| tickets.run(shutdown))];
+    let tasks = vec![
+        context
+            .consumer(ConsumerSpec::new("reporting", "customers"), CustomersEvents)
+            .await?,
+        context
+            .consumer(ConsumerSpec::new("reporting", "sales"), SalesEvents)
+            .await?,
+        context
+            .consumer(
+                ConsumerSpec::new("reporting", "servicedesk"),
+                ServiceDeskEvents,
+            )
+            .await?,
+    ];
     launch(context, grpc, tasks).await
 }

@@ -5,6 +5,7 @@ pub mod access;
 
 use chrono::{DateTime, Duration, Utc};
 use kit::error::Violations;
+use rust_decimal::Decimal;
 
 /// The period a dashboard covers when the caller names none.
 pub const DEFAULT_PERIOD: Duration = Duration::days(30);
@@ -48,6 +49,29 @@ pub fn key_of(name: Option<&str>, prefix: &str) -> String {
         .unwrap_or_else(|| "unspecified".into())
 }
 
+/// `part / whole` in percent with one decimal; empty when `whole` is zero.
+pub fn percent(part: Decimal, whole: Decimal) -> String {
+    if whole.is_zero() {
+        return String::new();
+    }
+    (part * Decimal::ONE_HUNDRED / whole)
+        .round_dp(1)
+        .normalize()
+        .to_string()
+}
+
+/// A count as [`percent`] takes it.
+pub fn share(part: i64, whole: i64) -> String {
+    percent(Decimal::from(part), Decimal::from(whole))
+}
+
+/// An amount as answered: exact, two decimals.
+pub fn money(amount: Decimal) -> String {
+    let mut exact = amount.round_dp(2);
+    exact.rescale(2);
+    exact.to_string()
+}
+
 /// Backlog ages, as counted: a ticket open for less than the first bound
 /// is in the first bucket, and so on; past the last bound, the last name.
 pub const AGE_BUCKETS: [(&str, i64); 4] = [
@@ -83,6 +107,15 @@ mod tests {
             (TicketStatus::Solved as i32, TicketStatus::Closed as i32),
             (6, 7)
         );
+    }
+
+    #[test]
+    fn shares_are_percent_with_one_decimal_and_empty_without_a_whole() {
+        assert_eq!(share(1, 3), "33.3");
+        assert_eq!(share(2, 3), "66.7");
+        assert_eq!(share(3, 3), "100");
+        assert_eq!(share(0, 0), "");
+        assert_eq!(money(Decimal::new(15, 1)), "1.50");
     }
 
     #[test]

@@ -1,81 +1,21 @@
 //! The projections: each domain's events applied to the read models, in
 //! the consumer's transaction (the inbox: once per event, in order per
 //! aggregate). An event about a record the projection never saw created
-//! (its creation older than the stream keeps) changes nothing.
-//!
-//! From the service desk: tickets created, updated, assigned, moved
-//! between statuses, solved, answered for the first time, and rated.
+//! (its creation older than the stream keeps) changes nothing, unless it
+//! carries the record whole.
+
+mod customers;
+mod sales;
+mod servicedesk;
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::common::v1::Event;
-use crm_proto::crm::servicedesk::v1 as desk;
-use crm_proto::events::DomainEvent;
-use kit::db::TenantTx;
-use kit::events::decode_data;
-use kit::inbox::EventHandler;
-use uuid::Uuid;
 
-use crate::store::{freshness, tickets};
-
-pub struct ServiceDeskEvents;
+pub use customers::CustomersEvents;
+pub use sales::SalesEvents;
+pub use servicedesk::ServiceDeskEvents;
 
 /// When the event happened in its source.
 fn occurred(event: &Event) -> DateTime<Utc> {
-    event
-        .occurred_at
-        .as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .unwrap_or_else(Utc::now)
-}
-
-impl EventHandler for ServiceDeskEvents {
-    async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
-        let tenant = Uuid::parse_str(&event.tenant_id)?;
-        let at = occurred(event);
-        match event.r#type.as_str() {
-            <desk::TicketCreated as DomainEvent>::TYPE => {
-                let created: desk::TicketCreated = decode_data(event)?;
-                if let Some(ticket) = created.ticket {
-                    tickets::created(tx, tenant, &ticket, at).await?;
-                }
-            }
-            <desk::TicketUpdated as DomainEvent>::TYPE => {
-                let updated: desk::TicketUpdated = decode_data(event)?;
-                if let Some(ticket) = updated.ticket {
-                    tickets::updated(tx, tenant, &ticket, None).await?;
-                }
-            }
-            <desk::TicketSolved as DomainEvent>::TYPE => {
-                let solved: desk::TicketSolved = decode_data(event)?;
-                if let Some(ticket) = solved.ticket {
-                    tickets::updated(tx, tenant, &ticket, Some(at)).await?;
-                }
-            }
-            <desk::TicketAssigned as DomainEvent>::TYPE => {
-                let assigned: desk::TicketAssigned = decode_data(event)?;
-                tickets::assigned(tx, tenant, &assigned).await?;
-            }
-            <desk::TicketStatusChanged as DomainEvent>::TYPE => {
-                let changed: desk::TicketStatusChanged = decode_data(event)?;
-                tickets::status(tx, tenant, &changed.ticket_id, changed.status).await?;
-            }
-            <desk::TicketReopened as DomainEvent>::TYPE => {
-                let reopened: desk::TicketReopened = decode_data(event)?;
-                tickets::status(tx, tenant, &reopened.ticket_id, reopened.status).await?;
-            }
-            <desk::TicketReplied as DomainEvent>::TYPE => {
-                let replied: desk::TicketReplied = decode_data(event)?;
-                if replied.first_response {
-                    tickets::first_response(tx, tenant, &replied.ticket_id, at).await?;
-                }
-            }
-            <desk::SatisfactionReceived as DomainEvent>::TYPE => {
-                let rated: desk::SatisfactionReceived = decode_data(event)?;
-                tickets::rated(tx, tenant, &rated.ticket_id, rated.score).await?;
-            }
-            _ => return Ok(()),
-        }
-        freshness::advance(tx, tenant, "servicedesk", at).await?;
-        Ok(())
-    }
+    crate::store::time(event.occurred_at.as_ref()).unwrap_or_else(Utc::now)
 }

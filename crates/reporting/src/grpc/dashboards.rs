@@ -5,15 +5,15 @@ use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardService;
 use crm_proto::crm::reporting::v1::*;
 use crm_proto::crm::servicedesk::v1::{TicketChannel, TicketType};
 use kit::error::Violations;
-use kit::input::optional_id;
-use kit::time::{from_optional_timestamp, to_optional_timestamp};
+use kit::time::to_optional_timestamp;
 use tonic::{Request, Response, Status};
 
-use super::{handle, SharedState};
+use super::{handle, Filters, SharedState};
 use crate::domain::access::{authorize_read, scope};
-use crate::domain::{key_of, period};
+use crate::domain::key_of;
 use crate::store::freshness;
-use crate::store::tickets::{self, Dimension, Selection};
+use crate::store::tickets::{self, Dimension};
+use crate::store::Selection;
 
 pub struct DashboardHandlers(pub SharedState);
 
@@ -28,30 +28,50 @@ fn counts(rows: Vec<(i16, i64)>, name: impl Fn(i32) -> String) -> Vec<Count> {
 
 #[tonic::async_trait]
 impl DashboardService for DashboardHandlers {
+    async fn get_sales_dashboard(
+        &self,
+        request: Request<GetSalesDashboardRequest>,
+    ) -> Result<Response<GetSalesDashboardResponse>, Status> {
+        handle(request, |caller, request| {
+            super::sales::dashboard(&self.0, caller, request)
+        })
+        .await
+    }
+
+    async fn get_activity_dashboard(
+        &self,
+        request: Request<GetActivityDashboardRequest>,
+    ) -> Result<Response<GetActivityDashboardResponse>, Status> {
+        handle(request, |caller, request| {
+            super::activities::dashboard(&self.0, caller, request)
+        })
+        .await
+    }
+
     async fn get_service_dashboard(
         &self,
         request: Request<GetServiceDashboardRequest>,
     ) -> Result<Response<GetServiceDashboardResponse>, Status> {
         handle(request, |caller, request| async move {
             authorize_read(&caller)?;
-            let from = from_optional_timestamp("from", request.from.as_ref())?;
-            let to = from_optional_timestamp("to", request.to.as_ref())?;
             let mut v = Violations::new();
-            let group = v
-                .check(optional_id("group_id", &request.group_id))
-                .flatten();
-            let assignee = v
-                .check(optional_id("assignee_id", &request.assignee_id))
-                .flatten();
             let now = self.0.clock.now();
-            let p = period(from, to, now, &mut v);
+            let filters = Filters::read(
+                request.from.as_ref(),
+                request.to.as_ref(),
+                ("assignee_id", &request.assignee_id),
+                ("group_id", &request.group_id),
+                now,
+                &mut v,
+            )?;
             v.into_result()?;
+            let p = filters.period;
             let scope = scope(&caller);
             let selection = Selection {
                 tenant: caller.tenant_id,
                 scope: &scope,
-                group,
-                assignee,
+                owner: filters.owner,
+                team: filters.team,
             };
             let mut tx = self.0.begin(&caller).await?;
             let figures = tickets::figures(&mut tx, &selection, p).await?;

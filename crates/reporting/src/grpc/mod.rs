@@ -1,12 +1,20 @@
 //! gRPC handlers: decode the request, authorise the caller, read the
 //! projections within the caller's visibility, encode.
 
+mod activities;
 pub mod dashboards;
+mod sales;
 
 use std::sync::Arc;
 
 use kit::auth::CallerContext;
 use kit::db::{Database, TenantTx};
+use kit::error::Violations;
+use kit::input::optional_id;
+use kit::time::from_optional_timestamp;
+use uuid::Uuid;
+
+use crate::domain::{period, Period};
 
 /// What every handler needs.
 pub struct State {
@@ -24,3 +32,33 @@ impl State {
 }
 
 pub use kit::rpc::handle;
+
+/// What every dashboard is filtered by: a period, an owner, a team.
+pub struct Filters {
+    pub period: Period,
+    pub owner: Option<Uuid>,
+    pub team: Option<Uuid>,
+}
+
+impl Filters {
+    /// Reads the request's period and the ids in the named fields; what is
+    /// wrong goes to `v`, by field.
+    pub fn read(
+        from: Option<&prost_types::Timestamp>,
+        to: Option<&prost_types::Timestamp>,
+        (owner_field, owner): (&str, &str),
+        (team_field, team): (&str, &str),
+        now: chrono::DateTime<chrono::Utc>,
+        v: &mut Violations,
+    ) -> kit::Result<Filters> {
+        let from = from_optional_timestamp("from", from)?;
+        let to = from_optional_timestamp("to", to)?;
+        let owner = v.check(optional_id(owner_field, owner)).flatten();
+        let team = v.check(optional_id(team_field, team)).flatten();
+        Ok(Filters {
+            period: period(from, to, now, v),
+            owner,
+            team,
+        })
+    }
+}

@@ -3,15 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::servicedesk::v1::{Ticket, TicketAssigned};
-use kit::access::Scope;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, QueryBuilder};
 use uuid::Uuid;
 
+use super::{id, time, within, Selection};
 use crate::domain::{Period, AGE_BUCKETS};
-
-fn id(raw: &str) -> Option<Uuid> {
-    Uuid::parse_str(raw).ok()
-}
 
 /// A ticket as created; a redelivered creation changes nothing.
 pub async fn created(
@@ -23,12 +19,7 @@ pub async fn created(
     let Some(ticket) = id(&t.id) else {
         return Ok(());
     };
-    let created_at = t
-        .audit
-        .as_ref()
-        .and_then(|a| a.created_at.as_ref())
-        .and_then(|c| DateTime::from_timestamp(c.seconds, c.nanos.max(0) as u32))
-        .unwrap_or(at);
+    let created_at = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
     sqlx::query(
         "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant_id, id) DO NOTHING",
@@ -135,37 +126,6 @@ pub async fn rated(
     Ok(())
 }
 
-/// Which tickets a dashboard counts: the caller's scope and its filters.
-pub struct Selection<'a> {
-    pub tenant: Uuid,
-    pub scope: &'a Scope,
-    pub group: Option<Uuid>,
-    pub assignee: Option<Uuid>,
-}
-
-impl Selection<'_> {
-    /// ` FROM tickets WHERE` the selection's conditions.
-    fn push_from(&self, query: &mut QueryBuilder<'_, Postgres>) {
-        query
-            .push(" FROM tickets WHERE tenant_id = ")
-            .push_bind(self.tenant);
-        query.push(" AND ");
-        self.scope.push_condition(query);
-        if let Some(group) = self.group {
-            query.push(" AND team_id = ").push_bind(group);
-        }
-        if let Some(assignee) = self.assignee {
-            query.push(" AND owner_id = ").push_bind(assignee);
-        }
-    }
-}
-
-/// `<column> >= from AND <column> < to`.
-fn within(query: &mut QueryBuilder<'_, Postgres>, column: &str, p: Period) {
-    query.push(format!("{column} >= ")).push_bind(p.from);
-    query.push(format!(" AND {column} < ")).push_bind(p.to);
-}
-
 /// The dashboard's single figures.
 #[derive(sqlx::FromRow)]
 pub struct Figures {
@@ -205,7 +165,7 @@ pub async fn figures(tx: &mut PgConnection, s: &Selection<'_>, p: Period) -> sql
     query.push(") AS csat_responses, round(avg(csat_score) FILTER (WHERE ");
     within(&mut query, "solved_at", p);
     query.push("), 2)::text AS csat_average");
-    s.push_from(&mut query);
+    s.push_from(&mut query, "tickets");
     query.build_query_as().fetch_one(tx).await
 }
 
@@ -235,7 +195,7 @@ pub async fn created_by(
 ) -> sqlx::Result<Vec<(i16, i64)>> {
     let column = dimension.column();
     let mut query = QueryBuilder::new(format!("SELECT {column}, count(*)"));
-    s.push_from(&mut query);
+    s.push_from(&mut query, "tickets");
     query.push(" AND ");
     within(&mut query, "created_at", p);
     query.push(format!(
@@ -264,7 +224,7 @@ pub async fn backlog_by_age(
         "SELECT ({bucket} END)::int4 AS bucket, count(*) FROM (SELECT "
     ));
     query.push_bind(now).push(" - created_at AS age");
-    s.push_from(&mut query);
+    s.push_from(&mut query, "tickets");
     query.push(format!(" AND {OPEN}) open GROUP BY bucket"));
     let rows: Vec<(i32, i64)> = query.build_query_as().fetch_all(tx).await?;
     Ok(AGE_BUCKETS

@@ -1,4 +1,12 @@
+use std::time::Duration;
+
+use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
+use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
+use crm_proto::crm::sales::v1::forecast_service_client::ForecastServiceClient;
+use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
+use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
+use crm_proto::crm::sales::v1::pipeline_service_client::PipelineServiceClient;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use kit::auth::{Role, Visibility};
@@ -10,6 +18,12 @@ pub use testkit::grpc::violated_fields;
 
 pub struct Client {
     pub dashboards: DashboardServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
+    pub activities: ActivityServiceClient<Authed>,
+    pub pipelines: PipelineServiceClient<Authed>,
+    pub opportunities: OpportunityServiceClient<Authed>,
+    pub forecasts: ForecastServiceClient<Authed>,
+    pub leads: LeadServiceClient<Authed>,
     pub tickets: TicketServiceClient<Authed>,
     pub satisfaction: SatisfactionServiceClient<Authed>,
 }
@@ -26,6 +40,12 @@ impl TestApp {
         let mut services = Services::new();
         let config = services.config("customers").await;
         services.start("customers", customers::build(config)).await;
+        let sales = sales::config::SalesConfig {
+            service: services.config("sales").await,
+            customers_url: services.url("customers"),
+            scan_interval: Duration::from_millis(200),
+        };
+        services.start("sales", sales::build(sales)).await;
         let survey_key = kit::links::LinkKey::random();
         let desk = servicedesk::config::ServiceDeskConfig {
             link_key: Some(survey_key.clone()),
@@ -50,6 +70,17 @@ impl TestApp {
         self.client_in(self.tenant, roles, visibility, teams)
     }
 
+    /// A client acting as `user` (a rep whose records are counted).
+    pub fn user(
+        &self,
+        user: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+        teams: &[Uuid],
+    ) -> Client {
+        self.client_as(self.tenant, user, roles, visibility, teams)
+    }
+
     pub fn admin(&self) -> Client {
         self.client(&[Role::Admin], Visibility::Tenant, &[])
     }
@@ -61,15 +92,37 @@ impl TestApp {
         visibility: Visibility,
         teams: &[Uuid],
     ) -> Client {
-        let bearer = self
-            .services
-            .bearer(tenant, Uuid::now_v7(), roles, visibility, teams);
+        self.client_as(tenant, Uuid::now_v7(), roles, visibility, teams)
+    }
+
+    fn client_as(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        roles: &[Role],
+        visibility: Visibility,
+        teams: &[Uuid],
+    ) -> Client {
+        let bearer = self.services.bearer(tenant, user, roles, visibility, teams);
         let desk = self.services.channel("servicedesk");
+        let (sales, customers) = (
+            self.services.channel("sales"),
+            self.services.channel("customers"),
+        );
         Client {
             dashboards: DashboardServiceClient::with_interceptor(
                 self.services.channel("reporting"),
                 bearer.clone(),
             ),
+            accounts: AccountServiceClient::with_interceptor(customers.clone(), bearer.clone()),
+            activities: ActivityServiceClient::with_interceptor(customers, bearer.clone()),
+            pipelines: PipelineServiceClient::with_interceptor(sales.clone(), bearer.clone()),
+            opportunities: OpportunityServiceClient::with_interceptor(
+                sales.clone(),
+                bearer.clone(),
+            ),
+            forecasts: ForecastServiceClient::with_interceptor(sales.clone(), bearer.clone()),
+            leads: LeadServiceClient::with_interceptor(sales, bearer.clone()),
             tickets: TicketServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             satisfaction: SatisfactionServiceClient::with_interceptor(desk, bearer),
         }

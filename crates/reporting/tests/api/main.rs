@@ -1,5 +1,7 @@
-//! Reporting tests through its gRPC API, beside real customers and service
-//! desk services publishing real events, on real PostgreSQL and NATS.
+//! Reporting tests through its gRPC API, beside real customers, sales and
+//! service desk services publishing real events, on real PostgreSQL and
+//! NATS.
 
 mod harness;
+mod sales;
 mod service;

@@ -90,11 +90,20 @@ impl ForecastService for ForecastHandlers {
             };
             let mut tx = self.0.begin(&caller).await?;
             store::set_quota(&mut tx, caller.tenant_id, &values).await?;
-            commit(tx).await?;
             quota.amount = Some(Money {
                 amount: amount.to_string(),
                 currency,
             });
+            let event = QuotaSet {
+                quota: Some(quota.clone()),
+            };
+            // A person's or team's quotas, in the order they were set.
+            let whose = user.or(team).unwrap_or(caller.tenant_id);
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, whose, 1, &event)
+                .await?;
+            commit(tx).await?;
             Ok(SetQuotaResponse { quota: Some(quota) })
         })
         .await

@@ -310,6 +310,13 @@ impl OpportunityService for OpportunityHandlers {
                 authorize(&caller, Action::Assign)?;
             }
             let saved = save(&mut tx, &caller, o).await?;
+            let event = OpportunityUpdated {
+                opportunity: Some(saved.clone()),
+            };
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, id, version_of(&saved.audit), &event)
+                .await?;
             commit(tx).await?;
             Ok(UpdateOpportunityResponse {
                 opportunity: Some(saved),
@@ -400,6 +407,7 @@ impl OpportunityService for OpportunityHandlers {
                 from_stage_id: from,
                 to_stage_id: saved.stage_id.clone(),
                 probability: saved.probability,
+                opportunity: Some(saved.clone()),
             };
             state
                 .outbox

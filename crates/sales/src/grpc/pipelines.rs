@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{commit, handle, SharedState};
+use super::{commit, handle, SharedState, State};
 use crate::domain::access::{authorize, Action};
 use crate::domain::{parse_id, text};
 use crate::store::{opportunities, pipelines as store};
@@ -60,16 +60,34 @@ async fn locked(tx: &mut PgConnection, caller: &CallerContext, id: Uuid) -> kit:
         .ok_or_else(|| Error::not_found("pipeline", id))
 }
 
+/// Writes the pipeline's stages and publishes the pipeline as it now is
+/// (`removed`: a removed stage and where its opportunities went).
 async fn rewrite(
+    state: &State,
     tx: &mut PgConnection,
     caller: &CallerContext,
     id: Uuid,
     stages: &[Stage],
+    removed: Option<(Uuid, Uuid)>,
 ) -> kit::Result<Pipeline> {
     store::write_stages(tx, caller.tenant_id, id, stages).await?;
-    store::find(tx, caller.tenant_id, id, false)
+    let pipeline = store::find(tx, caller.tenant_id, id, false)
         .await?
-        .ok_or_else(|| Error::not_found("pipeline", id))
+        .ok_or_else(|| Error::not_found("pipeline", id))?;
+    let (removed_stage_id, moved_to_stage_id) = removed
+        .map(|(from, to)| (from.to_string(), to.to_string()))
+        .unwrap_or_default();
+    let event = PipelineChanged {
+        pipeline: Some(pipeline.clone()),
+        removed_stage_id,
+        moved_to_stage_id,
+    };
+    let version = kit::rpc::version_of(&pipeline.audit);
+    state
+        .outbox
+        .enqueue(tx, caller, id, version, &event)
+        .await?;
+    Ok(pipeline)
 }
 
 #[tonic::async_trait]
@@ -143,7 +161,7 @@ impl PipelineService for PipelineHandlers {
                 Error::from(e)
                     .exists_as(|| format!("a pipeline named {:?} already exists", pipeline.name))
             })?;
-            let created = rewrite(&mut tx, &caller, id, &pipeline.stages).await?;
+            let created = rewrite(&self.0, &mut tx, &caller, id, &pipeline.stages, None).await?;
             kit::idempotency::remember(
                 &mut tx,
                 caller.tenant_id,
@@ -222,7 +240,7 @@ impl PipelineService for PipelineHandlers {
                 .unwrap_or(stages.len())
                 .min(stages.len());
             stages.insert(at, stage);
-            let pipeline = rewrite(&mut tx, &caller, id, &stages).await?;
+            let pipeline = rewrite(&self.0, &mut tx, &caller, id, &stages, None).await?;
             commit(tx).await?;
             Ok(AddStageResponse {
                 pipeline: Some(pipeline),
@@ -262,7 +280,7 @@ impl PipelineService for PipelineHandlers {
                     "a stage with this name exists",
                 ));
             }
-            let pipeline = rewrite(&mut tx, &caller, id, &stages).await?;
+            let pipeline = rewrite(&self.0, &mut tx, &caller, id, &stages, None).await?;
             commit(tx).await?;
             Ok(UpdateStageResponse {
                 pipeline: Some(pipeline),
@@ -295,7 +313,7 @@ impl PipelineService for PipelineHandlers {
                 .iter()
                 .filter_map(|id| stages.iter().find(|s| &s.id == id).cloned())
                 .collect();
-            let pipeline = rewrite(&mut tx, &caller, id, &ordered).await?;
+            let pipeline = rewrite(&self.0, &mut tx, &caller, id, &ordered, None).await?;
             commit(tx).await?;
             Ok(ReorderStagesResponse {
                 pipeline: Some(pipeline),
@@ -349,7 +367,15 @@ impl PipelineService for PipelineHandlers {
             )
             .await?;
             store::delete_stage(&mut tx, caller.tenant_id, stage_id).await?;
-            let pipeline = rewrite(&mut tx, &caller, id, &stages).await?;
+            let pipeline = rewrite(
+                &self.0,
+                &mut tx,
+                &caller,
+                id,
+                &stages,
+                Some((stage_id, target)),
+            )
+            .await?;
             commit(tx).await?;
             Ok(RemoveStageResponse {
                 pipeline: Some(pipeline),

@@ -1,0 +1,80 @@
+//! From customers: activities (logged, changed, deleted, tasks completed;
+//! a call, e-mail, meeting or chat about a lead answers the lead) and
+//! account merges (the merged account's deals and tickets follow the
+//! survivor). Reporting keeps no personal data, so an erasure has nothing
+//! to remove here.
+
+use crm_proto::crm::common::v1::Event;
+use crm_proto::crm::customers::v1 as customers;
+use crm_proto::events::DomainEvent;
+use kit::db::TenantTx;
+use kit::events::decode_data;
+use kit::inbox::EventHandler;
+use uuid::Uuid;
+
+use super::occurred;
+use crate::store::{self, activities, freshness, id, leads};
+
+pub struct CustomersEvents;
+
+/// Kinds of activity that answer a lead: someone talked to them.
+const ANSWERS: [customers::ActivityKind; 4] = [
+    customers::ActivityKind::Call,
+    customers::ActivityKind::Email,
+    customers::ActivityKind::Meeting,
+    customers::ActivityKind::Chat,
+];
+
+impl EventHandler for CustomersEvents {
+    async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
+        let tenant = Uuid::parse_str(&event.tenant_id)?;
+        let at = occurred(event);
+        match event.r#type.as_str() {
+            <customers::ActivityLogged as DomainEvent>::TYPE => {
+                let logged: customers::ActivityLogged = decode_data(event)?;
+                let team = logged
+                    .author_scope
+                    .as_ref()
+                    .and_then(|a| a.team_ids.first())
+                    .and_then(|t| id(t));
+                let Some(activity) = logged.activity else {
+                    return Ok(());
+                };
+                activities::logged(tx, tenant, &activity, team, at).await?;
+                if ANSWERS.iter().any(|k| *k as i32 == activity.kind) {
+                    let when = store::time(activity.occurred_at.as_ref()).unwrap_or(at);
+                    for lead in activity.related.iter().filter(|r| r.kind == "lead") {
+                        if let Some(lead) = id(&lead.id) {
+                            leads::answered(tx, tenant, lead, when).await?;
+                        }
+                    }
+                }
+            }
+            <customers::ActivityUpdated as DomainEvent>::TYPE => {
+                let updated: customers::ActivityUpdated = decode_data(event)?;
+                if let Some(activity) = updated.activity {
+                    activities::logged(tx, tenant, &activity, None, at).await?;
+                }
+            }
+            <customers::ActivityDeleted as DomainEvent>::TYPE => {
+                let deleted: customers::ActivityDeleted = decode_data(event)?;
+                activities::deleted(tx, tenant, &deleted.activity_id).await?;
+            }
+            <customers::TaskCompleted as DomainEvent>::TYPE => {
+                let completed: customers::TaskCompleted = decode_data(event)?;
+                if let Some(task) = completed.task {
+                    activities::completed(tx, tenant, &task.id, at).await?;
+                }
+            }
+            <customers::AccountMerged as DomainEvent>::TYPE => {
+                let merged: customers::AccountMerged = decode_data(event)?;
+                if let (Some(from), Some(into)) = (id(&merged.merged_id), id(&merged.survivor_id)) {
+                    store::account_merged(tx, tenant, from, into).await?;
+                }
+            }
+            _ => return Ok(()),
+        }
+        freshness::advance(tx, tenant, "customers", at).await?;
+        Ok(())
+    }
+}

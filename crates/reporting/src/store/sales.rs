@@ -1,0 +1,599 @@
+//! Sales as projected (pipelines, deals with their stage history and won
+//! lines, quotas) and the sales dashboard's figures over them.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use crm_proto::crm::sales::v1::{
+    Opportunity, OpportunityLost, OpportunityStatus, OpportunityWon, PipelineChanged, Quota,
+};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{id, time, within, Selection};
+use crate::domain::Period;
+
+/// An exact amount from an event; malformed is zero (the source checks it).
+fn decimal(raw: &str) -> Decimal {
+    Decimal::from_str(raw).unwrap_or_default()
+}
+
+/// A pipeline as it now is: its stages in order replace the ones known; a
+/// removed stage's deals and history move where the source moved them.
+pub async fn pipeline_changed(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    changed: &PipelineChanged,
+) -> sqlx::Result<()> {
+    let Some(p) = &changed.pipeline else {
+        return Ok(());
+    };
+    let Some(pipeline) = id(&p.id) else {
+        return Ok(());
+    };
+    if p.is_default {
+        sqlx::query("UPDATE pipelines SET is_default = false WHERE tenant_id = $1 AND id <> $2")
+            .bind(tenant)
+            .bind(pipeline)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO pipelines (tenant_id, id, name, is_default) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET name = EXCLUDED.name, is_default = EXCLUDED.is_default",
+    )
+    .bind(tenant)
+    .bind(pipeline)
+    .bind(&p.name)
+    .bind(p.is_default)
+    .execute(&mut *tx)
+    .await?;
+    if let (Some(from), Some(to)) = (
+        id(&changed.removed_stage_id),
+        id(&changed.moved_to_stage_id),
+    ) {
+        sqlx::query("UPDATE deals SET stage_id = $3 WHERE tenant_id = $1 AND stage_id = $2")
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO deal_stages (tenant_id, deal_id, stage_id, entered_at) \
+             SELECT tenant_id, deal_id, $3, entered_at FROM deal_stages WHERE tenant_id = $1 AND stage_id = $2 \
+             ON CONFLICT (tenant_id, deal_id, stage_id) DO UPDATE SET entered_at = least(deal_stages.entered_at, EXCLUDED.entered_at)",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM deal_stages WHERE tenant_id = $1 AND stage_id = $2")
+            .bind(tenant)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let stages: Vec<_> = p
+        .stages
+        .iter()
+        .filter_map(|s| Some((id(&s.id)?, s)))
+        .collect();
+    let ids: Vec<Uuid> = stages.iter().map(|(id, _)| *id).collect();
+    sqlx::query("DELETE FROM stages WHERE tenant_id = $1 AND pipeline_id = $2 AND id <> ALL($3)")
+        .bind(tenant)
+        .bind(pipeline)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    for (position, (stage, s)) in stages.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO stages (tenant_id, id, pipeline_id, name, position, kind, probability) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET name = EXCLUDED.name, position = EXCLUDED.position, probability = EXCLUDED.probability",
+        )
+        .bind(tenant)
+        .bind(stage)
+        .bind(pipeline)
+        .bind(&s.name)
+        .bind(position as i32)
+        .bind(s.kind as i16)
+        .bind(s.probability)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A deal as the source now has it (created, updated or moved at `at`):
+/// inserted when new, its fields replaced when known; its creation time
+/// stays the first one seen.
+pub async fn deal(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    o: &Opportunity,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let Some(deal) = id(&o.id) else {
+        return Ok(());
+    };
+    let created_at = time(o.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
+    let closed =
+        o.status == OpportunityStatus::Won as i32 || o.status == OpportunityStatus::Lost as i32;
+    let closed_at = closed.then(|| time(o.closed_at.as_ref()).unwrap_or(at));
+    let amount = o.amount.clone().unwrap_or_default();
+    let competitors: Vec<&str> = o.competitors.iter().map(String::as_str).collect();
+    sqlx::query(
+        "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, account_id, owner_id, team_id, campaign_id, lead_id, status, \
+         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET pipeline_id = EXCLUDED.pipeline_id, stage_id = EXCLUDED.stage_id, \
+         account_id = EXCLUDED.account_id, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
+         campaign_id = EXCLUDED.campaign_id, lead_id = EXCLUDED.lead_id, status = EXCLUDED.status, amount = EXCLUDED.amount, \
+         currency = EXCLUDED.currency, probability = EXCLUDED.probability, close_date = EXCLUDED.close_date, \
+         lost_reason = EXCLUDED.lost_reason, competitors = EXCLUDED.competitors, \
+         closed_at = CASE WHEN EXCLUDED.closed_at IS NULL THEN NULL ELSE coalesce(deals.closed_at, EXCLUDED.closed_at) END",
+    )
+    .bind(tenant)
+    .bind(deal)
+    .bind(id(&o.pipeline_id))
+    .bind(id(&o.stage_id))
+    .bind(id(&o.account_id))
+    .bind(id(&o.owner_id))
+    .bind(id(&o.team_id))
+    .bind(id(&o.campaign_id))
+    .bind(id(&o.lead_id))
+    .bind(o.status as i16)
+    .bind(decimal(&amount.amount))
+    .bind(&amount.currency)
+    .bind(o.probability)
+    .bind(NaiveDate::parse_from_str(&o.close_date, "%Y-%m-%d").ok())
+    .bind(&o.lost_reason)
+    .bind(&competitors)
+    .bind(created_at)
+    .bind(closed_at)
+    .execute(&mut *tx)
+    .await?;
+    entered(tx, tenant, deal, id(&o.stage_id), at).await
+}
+
+/// The deal is in `stage` since `at`, if it never was before.
+pub async fn entered(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    deal: Uuid,
+    stage: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let Some(stage) = stage else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO deal_stages (tenant_id, deal_id, stage_id, entered_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, deal_id, stage_id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(deal)
+    .bind(stage)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A move published before moves carried the deal whole: the stage only.
+pub async fn moved(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    deal: &str,
+    stage: &str,
+    probability: i32,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let Some(deal) = id(deal) else {
+        return Ok(());
+    };
+    let found = sqlx::query(
+        "UPDATE deals SET stage_id = $3, probability = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(deal)
+    .bind(id(stage))
+    .bind(probability)
+    .execute(&mut *tx)
+    .await?;
+    if found.rows_affected() == 0 {
+        return Ok(());
+    }
+    entered(tx, tenant, deal, id(stage), at).await
+}
+
+/// A win: its amount and line items as won. The deal's own event (created
+/// or moved) carries the rest.
+pub async fn won(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    w: &OpportunityWon,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let Some(deal) = id(&w.opportunity_id) else {
+        return Ok(());
+    };
+    let amount = w.amount.clone().unwrap_or_default();
+    let found = sqlx::query(
+        "UPDATE deals SET status = 2, amount = $3, currency = $4, closed_at = coalesce(closed_at, $5) \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(deal)
+    .bind(decimal(&amount.amount))
+    .bind(&amount.currency)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    if found.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM deal_lines WHERE tenant_id = $1 AND deal_id = $2")
+        .bind(tenant)
+        .bind(deal)
+        .execute(&mut *tx)
+        .await?;
+    for (line, item) in w.line_items.iter().enumerate() {
+        let total = item.total.clone().unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO deal_lines (tenant_id, deal_id, line, product_id, description, total, currency) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant)
+        .bind(deal)
+        .bind(line as i32)
+        .bind(id(&item.product_id))
+        .bind(&item.description)
+        .bind(decimal(&total.amount))
+        .bind(&total.currency)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn lost(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    l: &OpportunityLost,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deals SET status = 3, lost_reason = $3, closed_at = coalesce(closed_at, $4) \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id(&l.opportunity_id))
+    .bind(&l.lost_reason)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A quota set again for the same person or team, period and currency
+/// replaces the earlier amount.
+pub async fn quota_set(tx: &mut PgConnection, tenant: Uuid, q: &Quota) -> sqlx::Result<()> {
+    let dates = (
+        NaiveDate::parse_from_str(&q.period_start, "%Y-%m-%d"),
+        NaiveDate::parse_from_str(&q.period_end, "%Y-%m-%d"),
+    );
+    let (Ok(start), Ok(end)) = dates else {
+        return Ok(());
+    };
+    let amount = q.amount.clone().unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO quotas (tenant_id, owner_id, team_id, period_start, period_end, currency, amount) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (tenant_id, coalesce(owner_id, team_id), period_start, period_end, currency) DO UPDATE SET amount = EXCLUDED.amount",
+    )
+    .bind(tenant)
+    .bind(id(&q.user_id))
+    .bind(id(&q.team_id))
+    .bind(start)
+    .bind(end)
+    .bind(&amount.currency)
+    .bind(decimal(&amount.amount))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+// ---- the sales dashboard ----
+
+/// Which deals the sales dashboard counts: the selection, one pipeline's
+/// when named, and amounts in one currency.
+pub struct Deals<'a> {
+    pub selection: Selection<'a>,
+    pub pipeline: Option<Uuid>,
+    pub currency: &'a str,
+}
+
+impl Deals<'_> {
+    fn push_from(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        self.selection.push_from(query, "deals");
+        if let Some(pipeline) = self.pipeline {
+            query.push(" AND pipeline_id = ").push_bind(pipeline);
+        }
+    }
+
+    /// ` AND currency = <the dashboard's>`: the rows whose amounts add up.
+    fn push_currency(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        query
+            .push(" AND currency = ")
+            .push_bind(self.currency.to_owned());
+    }
+}
+
+/// The pipeline a funnel is drawn for when none is named: the default,
+/// else the first by name.
+pub async fn default_pipeline(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM pipelines WHERE tenant_id = $1 ORDER BY is_default DESC, name, id LIMIT 1",
+    )
+    .bind(tenant)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The currency most of the tenant's deals are in, when the caller names
+/// none.
+pub async fn usual_currency(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT currency FROM deals WHERE tenant_id = $1 AND currency <> '' GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1",
+    )
+    .bind(tenant)
+    .fetch_optional(tx)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+pub struct StageRow {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: i16,
+    pub position: i32,
+}
+
+pub async fn stages(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    pipeline: Uuid,
+) -> sqlx::Result<Vec<StageRow>> {
+    sqlx::query_as(
+        "SELECT id, name, kind, position FROM stages WHERE tenant_id = $1 AND pipeline_id = $2 ORDER BY position",
+    )
+    .bind(tenant)
+    .bind(pipeline)
+    .fetch_all(tx)
+    .await
+}
+
+/// Deals of the funnel's cohort (created in the period in the pipeline),
+/// counted by the furthest open stage position they entered, their status
+/// and their current stage.
+#[derive(sqlx::FromRow)]
+pub struct Reach {
+    pub furthest: Option<i32>,
+    pub status: i16,
+    pub stage_id: Option<Uuid>,
+    pub deals: i64,
+}
+
+pub async fn reach(tx: &mut PgConnection, d: &Deals<'_>, p: Period) -> sqlx::Result<Vec<Reach>> {
+    let mut query = QueryBuilder::new(
+        "SELECT (SELECT max(s.position) FROM deal_stages ds JOIN stages s ON s.tenant_id = ds.tenant_id AND s.id = ds.stage_id \
+         WHERE ds.tenant_id = cohort.tenant_id AND ds.deal_id = cohort.id AND s.kind = 1) AS furthest, \
+         status, stage_id, count(*) AS deals FROM (SELECT tenant_id, id, status, stage_id",
+    );
+    d.push_from(&mut query);
+    query.push(" AND ");
+    within(&mut query, "created_at", p);
+    query.push(") cohort GROUP BY 1, 2, 3");
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// The dashboard's single figures; amounts are exact decimal strings.
+#[derive(sqlx::FromRow)]
+pub struct Figures {
+    pub won: i64,
+    pub lost: i64,
+    pub won_amount: Decimal,
+    pub average_deal_size: Option<Decimal>,
+    pub average_cycle_days: Option<Decimal>,
+    pub open: i64,
+    pub open_amount: Decimal,
+    pub weighted_amount: Decimal,
+}
+
+pub async fn figures(tx: &mut PgConnection, d: &Deals<'_>, p: Period) -> sqlx::Result<Figures> {
+    let won_in = |query: &mut QueryBuilder<'_, Postgres>| {
+        query.push("status = 2 AND ");
+        within(query, "closed_at", p);
+    };
+    let mut query = QueryBuilder::new("SELECT count(*) FILTER (WHERE ");
+    won_in(&mut query);
+    query.push(") AS won, count(*) FILTER (WHERE status = 3 AND ");
+    within(&mut query, "closed_at", p);
+    query.push(") AS lost, coalesce(sum(amount) FILTER (WHERE ");
+    won_in(&mut query);
+    d.push_currency(&mut query);
+    query.push("), 0) AS won_amount, round(avg(amount) FILTER (WHERE ");
+    won_in(&mut query);
+    d.push_currency(&mut query);
+    query.push("), 2) AS average_deal_size, round((avg(extract(epoch FROM closed_at - created_at)) FILTER (WHERE ");
+    won_in(&mut query);
+    query.push(") / 86400)::numeric, 1) AS average_cycle_days, count(*) FILTER (WHERE status = 1) AS open, \
+         coalesce(sum(amount) FILTER (WHERE status = 1");
+    d.push_currency(&mut query);
+    query.push("), 0) AS open_amount, round(coalesce(sum(amount * probability / 100) FILTER (WHERE status = 1");
+    d.push_currency(&mut query);
+    query.push("), 0), 2) AS weighted_amount");
+    d.push_from(&mut query);
+    query.build_query_as().fetch_one(tx).await
+}
+
+/// A count and an amount per value of a breakdown.
+#[derive(sqlx::FromRow, Debug)]
+pub struct Sum {
+    pub key: String,
+    pub label: String,
+    pub count: i64,
+    pub amount: Decimal,
+}
+
+/// The ways deals are summed up: a closed set, never a name from input.
+#[derive(Debug, Clone, Copy)]
+pub enum Breakdown {
+    /// Open deals now, by stage, owner or expected close month.
+    OpenByStage,
+    OpenByOwner,
+    OpenByCloseMonth,
+    /// Deals won in the period, by owner (the leaderboard), account or
+    /// campaign.
+    WonByOwner,
+    WonByAccount,
+    WonByCampaign,
+}
+
+/// The most values a breakdown lists (the biggest first).
+pub const BREAKDOWN_LIMIT: i64 = 50;
+
+impl Breakdown {
+    fn key(self) -> &'static str {
+        match self {
+            Breakdown::OpenByStage => "stage_id::text",
+            Breakdown::OpenByOwner | Breakdown::WonByOwner => "owner_id::text",
+            Breakdown::OpenByCloseMonth => "to_char(close_date, 'YYYY-MM')",
+            Breakdown::WonByAccount => "account_id::text",
+            Breakdown::WonByCampaign => "campaign_id::text",
+        }
+    }
+
+    fn won(self) -> bool {
+        matches!(
+            self,
+            Breakdown::WonByOwner | Breakdown::WonByAccount | Breakdown::WonByCampaign
+        )
+    }
+}
+
+pub async fn sums(
+    tx: &mut PgConnection,
+    d: &Deals<'_>,
+    p: Period,
+    breakdown: Breakdown,
+) -> sqlx::Result<Vec<Sum>> {
+    let key = breakdown.key();
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {key} AS key, '' AS label, count(*) AS count, coalesce(sum(amount) FILTER (WHERE TRUE"
+    ));
+    d.push_currency(&mut query);
+    query.push("), 0) AS amount");
+    d.push_from(&mut query);
+    if breakdown.won() {
+        query.push(" AND status = 2 AND ");
+        within(&mut query, "closed_at", p);
+    } else {
+        query.push(" AND status = 1");
+    }
+    query.push(format!(" AND {key} IS NOT NULL GROUP BY 1"));
+    query.push(match breakdown {
+        Breakdown::OpenByCloseMonth => " ORDER BY 1",
+        _ => " ORDER BY 4 DESC, 3 DESC, 1",
+    });
+    query.push(" LIMIT ").push_bind(BREAKDOWN_LIMIT);
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// Line items of the deals won in the period, by product (lines in the
+/// dashboard's currency).
+pub async fn won_by_product(
+    tx: &mut PgConnection,
+    d: &Deals<'_>,
+    p: Period,
+) -> sqlx::Result<Vec<Sum>> {
+    let mut query = QueryBuilder::new(
+        "SELECT coalesce(product_id::text, '') AS key, max(description) AS label, count(*) AS count, sum(total) AS amount \
+         FROM deal_lines WHERE tenant_id = ",
+    );
+    query.push_bind(d.selection.tenant);
+    d.push_currency(&mut query);
+    query.push(" AND deal_id IN (SELECT id");
+    d.push_from(&mut query);
+    query.push(" AND status = 2 AND ");
+    within(&mut query, "closed_at", p);
+    query.push(") GROUP BY 1 ORDER BY 4 DESC, 3 DESC, 1 LIMIT ");
+    query.push_bind(BREAKDOWN_LIMIT);
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// Deals lost in the period by reason, most first.
+pub async fn lost_reasons(
+    tx: &mut PgConnection,
+    d: &Deals<'_>,
+    p: Period,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    let mut query = QueryBuilder::new("SELECT lost_reason, count(*)");
+    d.push_from(&mut query);
+    query.push(" AND status = 3 AND ");
+    within(&mut query, "closed_at", p);
+    query.push(" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ");
+    query.push_bind(BREAKDOWN_LIMIT);
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// Per competitor named on deals closed in the period: won and lost.
+pub async fn competitors(
+    tx: &mut PgConnection,
+    d: &Deals<'_>,
+    p: Period,
+) -> sqlx::Result<Vec<(String, i64, i64)>> {
+    let mut query = QueryBuilder::new(
+        "SELECT competitor, count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3)",
+    );
+    d.selection
+        .push_from(&mut query, "deals, unnest(competitors) AS competitor");
+    if let Some(pipeline) = d.pipeline {
+        query.push(" AND pipeline_id = ").push_bind(pipeline);
+    }
+    query.push(" AND status IN (2, 3) AND ");
+    within(&mut query, "closed_at", p);
+    query.push(" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ");
+    query.push_bind(BREAKDOWN_LIMIT);
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// The quotas overlapping the period: one owner's, one team's, or (for
+/// neither) the teams' quotas, among those the caller may see.
+pub async fn quota(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    currency: &str,
+    p: Period,
+) -> sqlx::Result<Option<Decimal>> {
+    let last_day = (p.to - Duration::nanoseconds(1)).date_naive();
+    let selection = Selection {
+        team: if s.owner.is_some() { None } else { s.team },
+        ..*s
+    };
+    let mut query = QueryBuilder::new("SELECT sum(amount)");
+    selection.push_from(&mut query, "quotas");
+    query
+        .push(" AND currency = ")
+        .push_bind(currency.to_owned());
+    query.push(" AND period_start <= ").push_bind(last_day);
+    query
+        .push(" AND period_end >= ")
+        .push_bind(p.from.date_naive());
+    if s.owner.is_none() && s.team.is_none() {
+        query.push(" AND team_id IS NOT NULL");
+    }
+    query.build_query_scalar().fetch_one(tx).await
+}
