@@ -20,7 +20,7 @@ use crm_proto::crm::customers::v1::field_service_server::FieldServiceServer;
 use crm_proto::crm::customers::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::customers::v1::segment_service_server::SegmentServiceServer;
 use kit::config::ServiceConfig;
-use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::inbox::ConsumerSpec;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::events::reminders::ReminderScheduler;
@@ -67,21 +67,18 @@ pub async fn build_with(
         );
     let reminders = ReminderScheduler::new(context.db.clone(), context.outbox.clone());
     // Won deals make their accounts customers.
-    let won_deals = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("customers", "sales"),
-        SalesEvents(context.outbox.clone()),
-    )
-    .await?;
+    let won_deals = context
+        .consumer(
+            ConsumerSpec::new("customers", "sales"),
+            SalesEvents(context.outbox.clone()),
+        )
+        .await?;
     launch(
         context,
         grpc,
         vec![
             background(move |shutdown| kit::scan::run(reminders, shutdown)),
-            background(move |shutdown| won_deals.run(shutdown)),
+            won_deals,
         ],
     )
     .await

@@ -28,7 +28,7 @@ use crm_proto::crm::marketing::v1::journey_service_server::JourneyServiceServer;
 use crm_proto::crm::marketing::v1::loyalty_service_server::LoyaltyServiceServer;
 use crm_proto::crm::marketing::v1::message_service_server::MessageServiceServer;
 use crm_proto::crm::marketing::v1::tracking_service_server::TrackingServiceServer;
-use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::inbox::ConsumerSpec;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::MarketingConfig;
@@ -122,39 +122,30 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         sms,
         config.sending,
     );
-    let consumer = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("marketing", "customers"),
-        CustomerEvents(context.outbox.clone()),
-    )
-    .await?;
+    let consumer = context
+        .consumer(
+            ConsumerSpec::new("marketing", "customers"),
+            CustomerEvents(context.outbox.clone()),
+        )
+        .await?;
     // Won deals are attributed to the campaigns that touched them.
-    let won = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("marketing", "sales"),
-        SalesEvents(context.outbox.clone()),
-    )
-    .await?;
+    let won = context
+        .consumer(
+            ConsumerSpec::new("marketing", "sales"),
+            SalesEvents(context.outbox.clone()),
+        )
+        .await?;
     // Automation rules hear every domain's events, each through its own
     // durable consumer (a slow rule never holds up the consent replica).
     let mut triggers = Vec::new();
     for domain in ["customers", "sales", "marketing"] {
-        let consumer = InboxConsumer::create(
-            context.db.clone(),
-            context.jetstream.clone(),
-            context.naming.clone(),
-            &context.config.nats,
-            ConsumerSpec::new("marketing-automation", domain),
-            Triggers(context.outbox.clone()),
-        )
-        .await?;
-        triggers.push(background(move |shutdown| consumer.run(shutdown)));
+        let consumer = context
+            .consumer(
+                ConsumerSpec::new("marketing-automation", domain),
+                Triggers(context.outbox.clone()),
+            )
+            .await?;
+        triggers.push(consumer);
     }
     let dates = DateRules::new(context.db.clone(), config.scan_interval);
     triggers.push(background(move |shutdown| kit::scan::run(dates, shutdown)));
@@ -168,8 +159,8 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
         context,
         grpc,
         vec![
-            background(move |shutdown| consumer.run(shutdown)),
-            background(move |shutdown| won.run(shutdown)),
+            consumer,
+            won,
             background(move |shutdown| sender.run(shutdown)),
             background(move |shutdown| kit::scan::run(expiry, shutdown)),
         ]

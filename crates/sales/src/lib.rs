@@ -23,7 +23,7 @@ use crm_proto::crm::sales::v1::order_service_server::OrderServiceServer;
 use crm_proto::crm::sales::v1::pipeline_service_server::PipelineServiceServer;
 use crm_proto::crm::sales::v1::quote_service_server::QuoteServiceServer;
 use crm_proto::crm::sales::v1::search_service_server::SearchServiceServer;
-use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::inbox::ConsumerSpec;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::SalesConfig;
@@ -65,31 +65,25 @@ pub async fn build(config: SalesConfig) -> anyhow::Result<RunningService> {
         .serve(SearchServiceServer::new(SearchHandlers(state.clone())));
     let overdue = OverdueScanner::new(context.db.clone(), context.outbox.clone(), scan_interval);
     let decay = DecayScanner::new(state.clone(), scan_interval);
-    let consumer = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("sales", "customers"),
-        CustomerEvents(state.clone()),
-    )
-    .await?;
+    let consumer = context
+        .consumer(
+            ConsumerSpec::new("sales", "customers"),
+            CustomerEvents(state.clone()),
+        )
+        .await?;
     // Clicks in marketing e-mails score leads.
-    let marketing = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("sales", "marketing"),
-        MarketingEvents(state.clone()),
-    )
-    .await?;
+    let marketing = context
+        .consumer(
+            ConsumerSpec::new("sales", "marketing"),
+            MarketingEvents(state.clone()),
+        )
+        .await?;
     launch(
         context,
         grpc,
         vec![
-            background(move |shutdown| consumer.run(shutdown)),
-            background(move |shutdown| marketing.run(shutdown)),
+            consumer,
+            marketing,
             background(move |shutdown| kit::scan::run(overdue, shutdown)),
             background(move |shutdown| kit::scan::run(decay, shutdown)),
         ],

@@ -32,7 +32,7 @@ use crm_proto::crm::servicedesk::v1::search_service_server::SearchServiceServer;
 use crm_proto::crm::servicedesk::v1::sla_service_server::SlaServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_job_service_server::TicketJobServiceServer;
 use crm_proto::crm::servicedesk::v1::ticket_service_server::TicketServiceServer;
-use kit::inbox::{ConsumerSpec, InboxConsumer};
+use kit::inbox::ConsumerSpec;
 use kit::mail::Mailer;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
@@ -101,48 +101,39 @@ pub async fn build(config: ServiceDeskConfig) -> anyhow::Result<RunningService> 
             state.clone(),
         )));
     let scanner = SlaScanner::new(state.clone(), config.sla_scan_interval);
-    let consumer = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec::new("servicedesk", "customers"),
-        CustomerEvents,
-    )
-    .await?;
+    let consumer = context
+        .consumer(
+            ConsumerSpec::new("servicedesk", "customers"),
+            CustomerEvents,
+        )
+        .await?;
     // Its own escalations that ask for a task in customers.
-    let escalations = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec {
-            filter_subject: "crm.servicedesk.sla.escalated".into(),
-            ..ConsumerSpec::new("servicedesk-tasks", "servicedesk")
-        },
-        EscalationTasks {
-            state: state.clone(),
-            tokens: config.service_tokens.clone(),
-        },
-    )
-    .await?;
+    let escalations = context
+        .consumer(
+            ConsumerSpec {
+                filter_subject: "crm.servicedesk.sla.escalated".into(),
+                ..ConsumerSpec::new("servicedesk-tasks", "servicedesk")
+            },
+            EscalationTasks {
+                state: state.clone(),
+                tokens: config.service_tokens.clone(),
+            },
+        )
+        .await?;
     // Sales' orders: the after-sales context of tickets.
-    let orders = InboxConsumer::create(
-        context.db.clone(),
-        context.jetstream.clone(),
-        context.naming.clone(),
-        &context.config.nats,
-        ConsumerSpec {
-            filter_subject: "crm.sales.order.created".into(),
-            ..ConsumerSpec::new("servicedesk-orders", "sales")
-        },
-        SalesEvents,
-    )
-    .await?;
+    let orders = context
+        .consumer(
+            ConsumerSpec {
+                filter_subject: "crm.sales.order.created".into(),
+                ..ConsumerSpec::new("servicedesk-orders", "sales")
+            },
+            SalesEvents,
+        )
+        .await?;
     let mut tasks = vec![
-        background(move |shutdown| consumer.run(shutdown)),
-        background(move |shutdown| orders.run(shutdown)),
-        background(move |shutdown| escalations.run(shutdown)),
+        consumer,
+        orders,
+        escalations,
         background(move |shutdown| kit::scan::run(scanner, shutdown)),
     ];
     if let Some(mailer) = mailer {
