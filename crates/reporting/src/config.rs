@@ -12,6 +12,9 @@ pub struct ReportingConfig {
     pub service: ServiceConfig,
     /// What "now" is for periods and backlog ages (a manual clock in tests).
     pub clock: kit::clock::Clock,
+    /// How often the churn scan looks for accounts due
+    /// (`REPORTING_SCAN_INTERVAL_MS`, 10 s).
+    pub scan_interval: std::time::Duration,
 }
 
 impl ReportingConfig {
@@ -19,13 +22,18 @@ impl ReportingConfig {
         ReportingConfig {
             service,
             clock: kit::clock::Clock::system(),
+            scan_interval: std::time::Duration::from_secs(10),
         }
     }
 }
 
 pub fn from_env() -> Result<ReportingConfig, ConfigError> {
     let service = ServiceConfig::from_env(SERVICE, DEFAULT_GRPC_PORT)?;
-    let env = Env::from_process(SERVICE);
+    let mut env = Env::from_process(SERVICE);
+    let scan_interval = env.millis("SCAN_INTERVAL_MS", std::time::Duration::from_secs(10));
     env.finish()?;
-    Ok(ReportingConfig::new(service))
+    Ok(ReportingConfig {
+        scan_interval,
+        ..ReportingConfig::new(service)
+    })
 }

@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardServiceServer;
 use kit::inbox::ConsumerSpec;
-use kit::service::{launch, GrpcRoutes, RunningService, ServiceContext};
+use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
 use crate::config::ReportingConfig;
+use crate::events::churn::ChurnScan;
 use crate::events::{CustomersEvents, SalesEvents, ServiceDeskEvents};
 use crate::grpc::dashboards::DashboardHandlers;
 use crate::grpc::State;
@@ -33,12 +34,19 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let state = Arc::new(State {
         db: context.db.clone(),
-        clock: config.clock,
+        clock: config.clock.clone(),
     });
     let grpc = GrpcRoutes::default().serve(DashboardServiceServer::new(DashboardHandlers(
         state.clone(),
     )));
+    let churn = ChurnScan::new(
+        context.db.clone(),
+        context.outbox.clone(),
+        config.clock.clone(),
+        config.scan_interval,
+    );
     let tasks = vec![
+        background(move |shutdown| kit::scan::run(churn, shutdown)),
         context
             .consumer(ConsumerSpec::new("reporting", "customers"), CustomersEvents)
             .await?,

@@ -147,6 +147,17 @@ impl Services {
         self.nats.event(domain, event_type, subject).await
     }
 
+    /// Every event of `event_type` on `domain`'s stream, once at least
+    /// `expected` are ([`crate::nats::TestNats::events`]).
+    pub async fn events(
+        &self,
+        domain: &str,
+        event_type: &str,
+        expected: usize,
+    ) -> Vec<crm_proto::crm::common::v1::Event> {
+        self.nats.events(domain, event_type, expected).await
+    }
+
     /// Publishes another service's event ([`crate::nats::TestNats::publish`]).
     pub async fn publish<E: kit::events::DomainEvent>(
         &self,

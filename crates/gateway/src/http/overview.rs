@@ -1,7 +1,8 @@
 //! `GET /v1/contacts/{id}/360` and `GET /v1/accounts/{id}/360`: a record
 //! with what surrounds it (account or contacts, deals from sales, open
 //! tickets and the last satisfaction answer from the service desk, recent
-//! activities, open tasks), gathered from the services in parallel, each
+//! activities, open tasks; for accounts also NPS and reporting's credit
+//! grade and churn risk), gathered from the services in parallel, each
 //! with a deadline. The record itself is required; any other section whose
 //! service is slow or down comes back marked `unavailable` instead of
 //! failing the page.
@@ -15,6 +16,8 @@ use crm_proto::crm::customers::v1 as pb;
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
+use crm_proto::crm::reporting::v1 as reporting;
+use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
 use crm_proto::crm::sales::v1 as sales;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_proto::crm::servicedesk::v1 as desk;
@@ -135,6 +138,19 @@ pub struct NpsSummary {
     pub last_answered_at: Option<String>,
 }
 
+/// What reporting concludes about an account from its invoices, orders,
+/// tickets and activities.
+#[derive(Serialize, ToSchema)]
+pub struct InsightsSummary {
+    /// A to D, or `unrated` without invoices.
+    pub credit_grade: String,
+    pub credit_reasons: Vec<String>,
+    /// `low`, `medium` or `high`; absent before the account's first order.
+    pub churn_level: Option<String>,
+    pub churn_score: Option<i32>,
+    pub churn_reasons: Vec<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ContactSummary {
     pub id: String,
@@ -175,6 +191,10 @@ pub struct AccountOverview {
     /// The account's NPS (`none` until a contact answered a survey).
     #[schema(value_type = Object)]
     pub nps: Section<NpsSummary>,
+    /// Reporting's credit grade and churn risk of the account (churn risk
+    /// only once it has ordered).
+    #[schema(value_type = Object)]
+    pub insights: Section<InsightsSummary>,
     #[schema(value_type = Object)]
     pub recent_activities: Section<Vec<ActivitySummary>>,
     #[schema(value_type = Object)]
@@ -339,6 +359,38 @@ async fn satisfaction_section(
                 score: rating.score,
                 comment: rating.comment,
             }),
+            None => Section::none(),
+        },
+    )
+    .await)
+}
+
+/// Reporting's insights into an account.
+async fn insights_section(
+    state: &SharedState,
+    caller: &Caller,
+    account_id: String,
+) -> Result<Section<InsightsSummary>, Problem> {
+    let request = state.upstream(caller, reporting::GetAccountInsightsRequest { account_id })?;
+    let Some(channel) = state.channel("reporting") else {
+        return Ok(Section::unavailable());
+    };
+    let mut client = DashboardServiceClient::new(channel);
+    Ok(section(
+        deadline(state),
+        client.get_account_insights(request),
+        |r| match r.insights {
+            Some(i) => {
+                let churn = i.churn_risk.unwrap_or_default();
+                let churned = !churn.level.is_empty();
+                Section::ok(InsightsSummary {
+                    credit_grade: i.credit_grade,
+                    credit_reasons: i.credit_reasons,
+                    churn_level: churned.then_some(churn.level),
+                    churn_score: churned.then_some(churn.score),
+                    churn_reasons: churn.reasons,
+                })
+            }
             None => Section::none(),
         },
     )
@@ -568,9 +620,17 @@ pub async fn account(
         },
     );
     let nps = nps_section(&state, &caller, id.clone());
+    let insights = insights_section(&state, &caller, id.clone());
     let activities = activity_sections(&state, &caller, String::new(), id.clone());
-    let (contacts, deals, tickets, satisfaction, nps, activities) =
-        tokio::join!(contacts, deals, tickets, satisfaction, nps, activities);
+    let (contacts, deals, tickets, satisfaction, nps, insights, activities) = tokio::join!(
+        contacts,
+        deals,
+        tickets,
+        satisfaction,
+        nps,
+        insights,
+        activities
+    );
     let (recent_activities, open_tasks) = activities?;
     Ok(Json(AccountOverview {
         account: super::transcode::message::json_of("crm.customers.v1.Account", &account),
@@ -579,6 +639,7 @@ pub async fn account(
         open_tickets: tickets?,
         last_satisfaction: satisfaction?,
         nps: nps?,
+        insights: insights?,
         recent_activities,
         open_tasks,
     }))

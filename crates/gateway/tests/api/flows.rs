@@ -2323,6 +2323,24 @@ async fn an_nps_survey_is_answered_on_its_page_and_scored_for_the_account() {
     .await;
     assert_eq!(overview["nps"]["status"], "ok");
     assert_eq!(overview["nps"]["data"]["promoters"], 1);
+    // Reporting's insights join once it has the account: no invoices and
+    // no order yet, so no grade and no churn risk.
+    let url = format!("/v1/accounts/{}/360", account["id"].as_str().unwrap());
+    let insights = testkit::eventually(
+        "reporting's insights in the 360 view",
+        std::time::Duration::from_secs(30),
+        || async {
+            let overview = json_of(
+                stack.call(Method::GET, &url, Some(&token), None, &[]).await,
+                200,
+            )
+            .await;
+            (overview["insights"]["status"] == "ok").then(|| overview["insights"]["data"].clone())
+        },
+    )
+    .await;
+    assert_eq!(insights["credit_grade"], "unrated");
+    assert!(insights["churn_level"].is_null(), "{insights}");
     let forged = format!("{}/nps/{}.x.y", stack.base, uuid::Uuid::now_v7().simple());
     assert_eq!(
         stack.http.get(&forged).send().await.expect("page").status(),

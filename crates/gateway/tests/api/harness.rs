@@ -155,8 +155,13 @@ async fn launch(
             .local_addr()?
             .port())
     };
-    let (customers_port, sales_port, marketing_port, servicedesk_port) =
-        (free_port()?, free_port()?, free_port()?, free_port()?);
+    let (customers_port, sales_port, marketing_port, servicedesk_port, reporting_port) = (
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+    );
     let mut config = GatewayConfig {
         http_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
@@ -174,6 +179,10 @@ async fn launch(
             (
                 "servicedesk".to_owned(),
                 format!("http://127.0.0.1:{servicedesk_port}"),
+            ),
+            (
+                "reporting".to_owned(),
+                format!("http://127.0.0.1:{reporting_port}"),
             ),
         ]
         .into(),
@@ -264,6 +273,16 @@ async fn launch(
         services.take("sales");
         return Err(error.context("the service desk starts"));
     }
+    let mut reporting = services.config("reporting").await;
+    reporting.grpc_addr = format!("127.0.0.1:{reporting_port}").parse()?;
+    reporting.auth = auth.clone();
+    let reporting = reporting::build(reporting::config::ReportingConfig::new(reporting));
+    if let Err(error) = services.try_start("reporting", reporting).await {
+        services.take("customers");
+        services.take("sales");
+        services.take("servicedesk");
+        return Err(error.context("reporting starts"));
+    }
     let mut marketing = services.config("marketing").await;
     marketing.grpc_addr = format!("127.0.0.1:{marketing_port}").parse()?;
     marketing.auth = auth;
@@ -291,6 +310,7 @@ async fn launch(
         services.take("customers");
         services.take("sales");
         services.take("servicedesk");
+        services.take("reporting");
         return Err(error.context("marketing starts"));
     }
     Ok(gateway)

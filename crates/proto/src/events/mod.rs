@@ -4,6 +4,7 @@
 
 mod customers;
 mod marketing;
+mod reporting;
 mod sales;
 mod servicedesk;
 

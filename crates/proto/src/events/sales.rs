@@ -22,6 +22,7 @@ domain_events!("crm.sales.v1", pb, {
     PipelineChanged => "crm.sales.pipeline.changed.v1",
     QuotaSet => "crm.sales.quota.set.v1",
     OrderCreated => "crm.sales.order.created.v1",
+    InvoiceIssued => "crm.sales.invoice.issued.v1",
     InvoiceOverdue => "crm.sales.invoice.overdue.v1",
     PaymentRecorded => "crm.sales.payment.recorded.v1",
 });

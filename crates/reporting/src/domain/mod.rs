@@ -2,12 +2,13 @@
 //! what a period is, and how dimension values are named.
 
 pub mod access;
+pub mod insights;
 
 use chrono::{DateTime, Duration, Utc};
 use kit::error::Violations;
 use rust_decimal::Decimal;
 
-/// The period a dashboard covers when the caller names none.
+/// The period most dashboards cover when the caller names none.
 pub const DEFAULT_PERIOD: Duration = Duration::days(30);
 /// The longest period one answer covers.
 pub const MAX_PERIOD: Duration = Duration::days(5 * 366);
@@ -19,19 +20,20 @@ pub struct Period {
     pub to: DateTime<Utc>,
 }
 
-/// The period asked for: both ends, one end (the other `DEFAULT_PERIOD`
-/// away) or neither (the last `DEFAULT_PERIOD` to `now`).
+/// The period asked for: both ends, one end (the other `default` away) or
+/// neither (the last `default` up to `now`).
 pub fn period(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
+    default: Duration,
     v: &mut Violations,
 ) -> Period {
     let (from, to) = match (from, to) {
         (Some(from), Some(to)) => (from, to),
-        (Some(from), None) => (from, from + DEFAULT_PERIOD),
-        (None, Some(to)) => (to - DEFAULT_PERIOD, to),
-        (None, None) => (now - DEFAULT_PERIOD, now),
+        (Some(from), None) => (from, from + default),
+        (None, Some(to)) => (to - default, to),
+        (None, None) => (now - default, now),
     };
     if from >= to {
         v.add("to", "must be after from");
@@ -89,24 +91,33 @@ mod tests {
     fn periods_default_to_the_last_thirty_days_and_are_checked() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
         let mut v = Violations::new();
-        let p = period(None, None, now, &mut v);
+        let p = period(None, None, now, DEFAULT_PERIOD, &mut v);
         assert_eq!((p.to, p.to - p.from), (now, DEFAULT_PERIOD));
-        let p = period(Some(now), None, now, &mut v);
+        let p = period(Some(now), None, now, DEFAULT_PERIOD, &mut v);
         assert_eq!(p.to, now + DEFAULT_PERIOD);
         assert!(v.is_empty());
-        period(Some(now), Some(now), now, &mut v);
-        period(Some(now - Duration::days(3000)), Some(now), now, &mut v);
+        period(Some(now), Some(now), now, DEFAULT_PERIOD, &mut v);
+        period(
+            Some(now - Duration::days(3000)),
+            Some(now),
+            now,
+            DEFAULT_PERIOD,
+            &mut v,
+        );
         assert_eq!(v.fields(), ["to", "to"]);
     }
 
     #[test]
     fn the_backlog_leaves_out_the_sources_solved_and_closed_statuses() {
         use crm_proto::crm::servicedesk::v1::TicketStatus;
-        // store::tickets counts `status NOT IN (6, 7)` as open.
+        // store::tickets counts `status NOT IN (6, 7)` as open, and
+        // store::accounts `type = 4` as a complaint.
         assert_eq!(
             (TicketStatus::Solved as i32, TicketStatus::Closed as i32),
             (6, 7)
         );
+        use crm_proto::crm::servicedesk::v1::TicketType;
+        assert_eq!(TicketType::Complaint as i32, 4);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! From customers: activities (logged, changed, deleted, tasks completed;
-//! a call, e-mail, meeting or chat about a lead answers the lead) and
-//! account merges (the merged account's deals and tickets follow the
-//! survivor). Reporting keeps no personal data, so an erasure has nothing
+//! From customers: accounts (created, changed, deleted, moved between
+//! lifecycle stages and owners), activities (logged, changed, deleted,
+//! tasks completed; a call, e-mail, meeting or chat about a lead answers
+//! the lead) and account merges (the merged account's deals, orders,
+//! invoices and tickets follow the survivor). Reporting keeps no personal data, so an erasure has nothing
 //! to remove here.
 
 use crm_proto::crm::common::v1::Event;
@@ -13,7 +14,7 @@ use kit::inbox::EventHandler;
 use uuid::Uuid;
 
 use super::occurred;
-use crate::store::{self, activities, freshness, id, leads};
+use crate::store::{self, accounts, activities, freshness, id, leads};
 
 pub struct CustomersEvents;
 
@@ -30,6 +31,37 @@ impl EventHandler for CustomersEvents {
         let tenant = Uuid::parse_str(&event.tenant_id)?;
         let at = occurred(event);
         match event.r#type.as_str() {
+            <customers::AccountCreated as DomainEvent>::TYPE => {
+                let created: customers::AccountCreated = decode_data(event)?;
+                if let Some(account) = created.account {
+                    accounts::account(tx, tenant, &account, at).await?;
+                }
+            }
+            <customers::AccountUpdated as DomainEvent>::TYPE => {
+                let updated: customers::AccountUpdated = decode_data(event)?;
+                if let Some(account) = updated.account {
+                    accounts::account(tx, tenant, &account, at).await?;
+                }
+            }
+            <customers::AccountDeleted as DomainEvent>::TYPE => {
+                let deleted: customers::AccountDeleted = decode_data(event)?;
+                if let Some(account) = id(&deleted.account_id) {
+                    accounts::deleted(tx, tenant, account).await?;
+                }
+            }
+            "crm.customers.account.lifecycle_changed.v1" => {
+                let changed: customers::LifecycleStageChanged = decode_data(event)?;
+                if let Some(account) = id(&changed.id) {
+                    accounts::lifecycle(tx, tenant, account, changed.to).await?;
+                }
+            }
+            "crm.customers.account.owner_transferred.v1" => {
+                let moved: customers::OwnerTransferred = decode_data(event)?;
+                if let Some(account) = id(&moved.id) {
+                    let (owner, team) = (id(&moved.to_owner_id), id(&moved.to_team_id));
+                    accounts::owner(tx, tenant, account, owner, team).await?;
+                }
+            }
             <customers::ActivityLogged as DomainEvent>::TYPE => {
                 let logged: customers::ActivityLogged = decode_data(event)?;
                 let team = logged
@@ -41,6 +73,9 @@ impl EventHandler for CustomersEvents {
                     return Ok(());
                 };
                 activities::logged(tx, tenant, &activity, team, at).await?;
+                if let Some(account) = id(&activity.account_id) {
+                    accounts::churn_due(tx, tenant, account).await?;
+                }
                 if ANSWERS.iter().any(|k| *k as i32 == activity.kind) {
                     let when = store::time(activity.occurred_at.as_ref()).unwrap_or(at);
                     for lead in activity.related.iter().filter(|r| r.kind == "lead") {
@@ -70,6 +105,8 @@ impl EventHandler for CustomersEvents {
                 let merged: customers::AccountMerged = decode_data(event)?;
                 if let (Some(from), Some(into)) = (id(&merged.merged_id), id(&merged.survivor_id)) {
                     store::account_merged(tx, tenant, from, into).await?;
+                    accounts::deleted(tx, tenant, from).await?;
+                    accounts::churn_due(tx, tenant, into).await?;
                 }
             }
             _ => return Ok(()),

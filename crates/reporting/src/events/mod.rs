@@ -4,6 +4,7 @@
 //! (its creation older than the stream keeps) changes nothing, unless it
 //! carries the record whole.
 
+pub mod churn;
 mod customers;
 mod sales;
 mod servicedesk;

@@ -1,5 +1,6 @@
 //! From sales: pipelines, opportunities (created, changed, moved, won,
-//! lost), quotas and leads (created, assigned, qualified, converted).
+//! lost), quotas, leads (created, assigned, qualified, converted), orders,
+//! invoices and payments.
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::sales::v1 as sales;
@@ -10,7 +11,7 @@ use kit::inbox::EventHandler;
 use uuid::Uuid;
 
 use super::occurred;
-use crate::store::{freshness, id, leads, sales as deals};
+use crate::store::{accounts, freshness, id, leads, sales as deals};
 
 pub struct SalesEvents;
 
@@ -79,6 +80,30 @@ impl EventHandler for SalesEvents {
                 let converted: sales::LeadConverted = decode_data(event)?;
                 if let Some(lead) = id(&converted.lead_id) {
                     leads::converted(tx, tenant, lead, at).await?;
+                }
+            }
+            <sales::OrderCreated as DomainEvent>::TYPE => {
+                let created: sales::OrderCreated = decode_data(event)?;
+                if let Some(order) = created.order {
+                    accounts::order(tx, tenant, &order, id(&created.account_id), at).await?;
+                }
+            }
+            <sales::InvoiceIssued as DomainEvent>::TYPE => {
+                let issued: sales::InvoiceIssued = decode_data(event)?;
+                if let Some(invoice) = issued.invoice {
+                    accounts::invoice(tx, tenant, &invoice, None).await?;
+                }
+            }
+            <sales::InvoiceOverdue as DomainEvent>::TYPE => {
+                let overdue: sales::InvoiceOverdue = decode_data(event)?;
+                if let Some(invoice) = overdue.invoice {
+                    accounts::invoice(tx, tenant, &invoice, None).await?;
+                }
+            }
+            <sales::PaymentRecorded as DomainEvent>::TYPE => {
+                let recorded: sales::PaymentRecorded = decode_data(event)?;
+                if let (Some(payment), Some(invoice)) = (recorded.payment, recorded.invoice) {
+                    accounts::payment(tx, tenant, &payment, &invoice, at).await?;
                 }
             }
             _ => return Ok(()),

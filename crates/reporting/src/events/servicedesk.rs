@@ -1,5 +1,6 @@
 //! From the service desk: tickets created, updated, assigned, moved
-//! between statuses, solved, answered for the first time, and rated.
+//! between statuses, solved, answered for the first time, and rated; each
+//! makes its account's churn risk due.
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::servicedesk::v1 as desk;
@@ -10,7 +11,7 @@ use kit::inbox::EventHandler;
 use uuid::Uuid;
 
 use super::occurred;
-use crate::store::{freshness, tickets};
+use crate::store::{accounts, freshness, tickets};
 
 pub struct ServiceDeskEvents;
 
@@ -18,49 +19,56 @@ impl EventHandler for ServiceDeskEvents {
     async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
         let tenant = Uuid::parse_str(&event.tenant_id)?;
         let at = occurred(event);
-        match event.r#type.as_str() {
+        // The ticket each event is about: its account's churn risk is due.
+        let ticket = match event.r#type.as_str() {
             <desk::TicketCreated as DomainEvent>::TYPE => {
                 let created: desk::TicketCreated = decode_data(event)?;
-                if let Some(ticket) = created.ticket {
-                    tickets::created(tx, tenant, &ticket, at).await?;
-                }
+                let ticket = created.ticket.unwrap_or_default();
+                tickets::created(tx, tenant, &ticket, at).await?;
+                ticket.id
             }
             <desk::TicketUpdated as DomainEvent>::TYPE => {
                 let updated: desk::TicketUpdated = decode_data(event)?;
-                if let Some(ticket) = updated.ticket {
-                    tickets::updated(tx, tenant, &ticket, None).await?;
-                }
+                let ticket = updated.ticket.unwrap_or_default();
+                tickets::updated(tx, tenant, &ticket, None).await?;
+                ticket.id
             }
             <desk::TicketSolved as DomainEvent>::TYPE => {
                 let solved: desk::TicketSolved = decode_data(event)?;
-                if let Some(ticket) = solved.ticket {
-                    tickets::updated(tx, tenant, &ticket, Some(at)).await?;
-                }
+                let ticket = solved.ticket.unwrap_or_default();
+                tickets::updated(tx, tenant, &ticket, Some(at)).await?;
+                ticket.id
             }
             <desk::TicketAssigned as DomainEvent>::TYPE => {
                 let assigned: desk::TicketAssigned = decode_data(event)?;
                 tickets::assigned(tx, tenant, &assigned).await?;
+                assigned.ticket_id
             }
             <desk::TicketStatusChanged as DomainEvent>::TYPE => {
                 let changed: desk::TicketStatusChanged = decode_data(event)?;
                 tickets::status(tx, tenant, &changed.ticket_id, changed.status).await?;
+                changed.ticket_id
             }
             <desk::TicketReopened as DomainEvent>::TYPE => {
                 let reopened: desk::TicketReopened = decode_data(event)?;
                 tickets::status(tx, tenant, &reopened.ticket_id, reopened.status).await?;
+                reopened.ticket_id
             }
             <desk::TicketReplied as DomainEvent>::TYPE => {
                 let replied: desk::TicketReplied = decode_data(event)?;
                 if replied.first_response {
                     tickets::first_response(tx, tenant, &replied.ticket_id, at).await?;
                 }
+                replied.ticket_id
             }
             <desk::SatisfactionReceived as DomainEvent>::TYPE => {
                 let rated: desk::SatisfactionReceived = decode_data(event)?;
                 tickets::rated(tx, tenant, &rated.ticket_id, rated.score).await?;
+                rated.ticket_id
             }
             _ => return Ok(()),
-        }
+        };
+        accounts::churn_due_for_ticket(tx, tenant, &ticket).await?;
         freshness::advance(tx, tenant, "servicedesk", at).await?;
         Ok(())
     }

@@ -38,6 +38,26 @@ impl DashboardService for DashboardHandlers {
         .await
     }
 
+    async fn get_customer_dashboard(
+        &self,
+        request: Request<GetCustomerDashboardRequest>,
+    ) -> Result<Response<GetCustomerDashboardResponse>, Status> {
+        handle(request, |caller, request| {
+            super::customers::dashboard(&self.0, caller, request)
+        })
+        .await
+    }
+
+    async fn get_account_insights(
+        &self,
+        request: Request<GetAccountInsightsRequest>,
+    ) -> Result<Response<GetAccountInsightsResponse>, Status> {
+        handle(request, |caller, request| {
+            super::customers::insights(&self.0, caller, request)
+        })
+        .await
+    }
+
     async fn get_activity_dashboard(
         &self,
         request: Request<GetActivityDashboardRequest>,

@@ -2,6 +2,7 @@
 //! projections within the caller's visibility, encode.
 
 mod activities;
+mod customers;
 pub mod dashboards;
 mod sales;
 
@@ -14,7 +15,7 @@ use kit::input::optional_id;
 use kit::time::from_optional_timestamp;
 use uuid::Uuid;
 
-use crate::domain::{period, Period};
+use crate::domain::{period, Period, DEFAULT_PERIOD};
 
 /// What every handler needs.
 pub struct State {
@@ -41,14 +42,27 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// Reads the request's period and the ids in the named fields; what is
-    /// wrong goes to `v`, by field.
+    /// Reads the request's period ([`DEFAULT_PERIOD`] when it names none)
+    /// and the ids in the named fields; what is wrong goes to `v`, by field.
     pub fn read(
+        from: Option<&prost_types::Timestamp>,
+        to: Option<&prost_types::Timestamp>,
+        owner: (&str, &str),
+        team: (&str, &str),
+        now: chrono::DateTime<chrono::Utc>,
+        v: &mut Violations,
+    ) -> kit::Result<Filters> {
+        Self::read_with(from, to, owner, team, now, DEFAULT_PERIOD, v)
+    }
+
+    /// [`Filters::read`] with another default period.
+    pub fn read_with(
         from: Option<&prost_types::Timestamp>,
         to: Option<&prost_types::Timestamp>,
         (owner_field, owner): (&str, &str),
         (team_field, team): (&str, &str),
         now: chrono::DateTime<chrono::Utc>,
+        default: chrono::Duration,
         v: &mut Violations,
     ) -> kit::Result<Filters> {
         let from = from_optional_timestamp("from", from)?;
@@ -56,9 +70,22 @@ impl Filters {
         let owner = v.check(optional_id(owner_field, owner)).flatten();
         let team = v.check(optional_id(team_field, team)).flatten();
         Ok(Filters {
-            period: period(from, to, now, v),
+            period: period(from, to, now, default, v),
             owner,
             team,
         })
     }
+}
+
+/// An ISO 4217 code asked for (upper-cased), none when empty; a malformed
+/// one goes to `v`.
+pub fn currency(raw: &str, v: &mut Violations) -> Option<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    if code.is_empty() {
+        return None;
+    }
+    if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
+        v.add("currency", "must be an ISO 4217 code such as EUR");
+    }
+    Some(code)
 }

@@ -9,10 +9,10 @@ use kit::input::optional_id;
 use kit::time::to_optional_timestamp;
 use rust_decimal::Decimal;
 
-use super::{Filters, State};
+use super::{currency, Filters, State};
 use crate::domain::access::{authorize_read, scope};
 use crate::domain::{key_of, money, percent, share};
-use crate::store::leads;
+use crate::store::leads::{self, Leads};
 use crate::store::sales::{self as store, Breakdown, Deals, Reach, StageRow};
 use crate::store::{freshness, Selection};
 
@@ -84,9 +84,10 @@ pub async fn dashboard(
     let pipeline = v
         .check(optional_id("pipeline_id", &request.pipeline_id))
         .flatten();
-    let asked = request.currency.trim().to_ascii_uppercase();
-    if !asked.is_empty() && (asked.len() != 3 || !asked.chars().all(|c| c.is_ascii_uppercase())) {
-        v.add("currency", "must be an ISO 4217 code such as EUR");
+    let asked = currency(&request.currency, &mut v);
+    let region = request.region.trim();
+    if region.chars().count() > 100 {
+        v.add("region", "is longer than 100 characters");
     }
     v.into_result()?;
     let tenant = caller.tenant_id;
@@ -99,15 +100,17 @@ pub async fn dashboard(
         team: filters.team,
     };
     let mut tx = state.begin(&caller).await?;
-    let currency = match asked.is_empty() {
-        true => store::usual_currency(&mut tx, tenant)
+    let currency = match asked {
+        Some(asked) => asked,
+        None => store::usual_currency(&mut tx, tenant)
             .await?
             .unwrap_or_default(),
-        false => asked,
     };
+    let region = (!region.is_empty()).then_some(region);
     let deals = Deals {
         selection,
         pipeline,
+        region,
         currency: &currency,
     };
     let shown = match pipeline {
@@ -157,8 +160,9 @@ pub async fn dashboard(
     let lost_reasons = store::lost_reasons(&mut tx, &deals, p).await?;
     let competitors = store::competitors(&mut tx, &deals, p).await?;
     let quota = store::quota(&mut tx, &selection, &currency, p).await?;
-    let sources = leads::by_source(&mut tx, &selection, &currency, p).await?;
-    let response = leads::median_response(&mut tx, &selection, p).await?;
+    let leads = Leads { selection, region };
+    let sources = leads::by_source(&mut tx, &leads, &currency, p).await?;
+    let response = leads::median_response(&mut tx, &leads, p).await?;
     let as_of = freshness::as_of(&mut tx, tenant, "sales").await?;
     Ok(GetSalesDashboardResponse {
         dashboard: Some(SalesDashboard {

@@ -21,15 +21,16 @@ pub async fn logged(
         .or_else(|| time(a.audit.as_ref().and_then(|a| a.created_at.as_ref())))
         .unwrap_or(at);
     sqlx::query(
-        "INSERT INTO activities (tenant_id, id, kind, owner_id, team_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO activities (tenant_id, id, kind, owner_id, team_id, account_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET kind = EXCLUDED.kind, owner_id = EXCLUDED.owner_id, \
-         team_id = coalesce(EXCLUDED.team_id, activities.team_id), occurred_at = EXCLUDED.occurred_at",
+         team_id = coalesce(EXCLUDED.team_id, activities.team_id), account_id = EXCLUDED.account_id, occurred_at = EXCLUDED.occurred_at",
     )
     .bind(tenant)
     .bind(id(&a.id))
     .bind(a.kind as i16)
     .bind(id(&a.owner_id))
     .bind(team)
+    .bind(id(&a.account_id))
     .bind(occurred_at)
     .execute(tx)
     .await?;

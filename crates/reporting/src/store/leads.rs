@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use crm_proto::crm::sales::v1::{Lead, LeadAssigned};
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{id, time, within, Selection};
@@ -19,8 +19,8 @@ pub async fn created(
 ) -> sqlx::Result<()> {
     let created_at = time(l.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
     sqlx::query(
-        "INSERT INTO leads (tenant_id, id, source, owner_id, team_id, campaign_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, id) DO NOTHING",
+        "INSERT INTO leads (tenant_id, id, source, owner_id, team_id, campaign_id, region, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, id) DO NOTHING",
     )
     .bind(tenant)
     .bind(id(&l.id))
@@ -28,6 +28,7 @@ pub async fn created(
     .bind(id(&l.owner_id))
     .bind(id(&l.team_id))
     .bind(id(&l.campaign_id))
+    .bind(l.region.trim())
     .bind(created_at)
     .execute(tx)
     .await?;
@@ -82,6 +83,23 @@ pub async fn converted(
     Ok(())
 }
 
+/// Which leads count: the selection, in one region (the lead's own
+/// territory) when named.
+#[derive(Clone, Copy)]
+pub struct Leads<'a> {
+    pub selection: Selection<'a>,
+    pub region: Option<&'a str>,
+}
+
+impl Leads<'_> {
+    fn push_from(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        self.selection.push_from(query, "leads");
+        if let Some(region) = self.region {
+            query.push(" AND region = ").push_bind(region.to_owned());
+        }
+    }
+}
+
 /// Leads created in the period from one source: how many, how many were
 /// converted, and what the deals they became won (in `currency`).
 #[derive(sqlx::FromRow)]
@@ -94,7 +112,7 @@ pub struct SourceFigures {
 
 pub async fn by_source(
     tx: &mut PgConnection,
-    s: &Selection<'_>,
+    s: &Leads<'_>,
     currency: &str,
     p: Period,
 ) -> sqlx::Result<Vec<SourceFigures>> {
@@ -102,7 +120,7 @@ pub async fn by_source(
         "SELECT l.source, count(*) AS leads, count(l.converted_at) AS converted, coalesce(sum(w.amount), 0) AS won_amount \
          FROM (SELECT tenant_id, id, source, converted_at",
     );
-    s.push_from(&mut query, "leads");
+    s.push_from(&mut query);
     query.push(" AND ");
     within(&mut query, "created_at", p);
     query.push(
@@ -117,13 +135,13 @@ pub async fn by_source(
 /// leads created in the period that were answered (seconds).
 pub async fn median_response(
     tx: &mut PgConnection,
-    s: &Selection<'_>,
+    s: &Leads<'_>,
     p: Period,
 ) -> sqlx::Result<Option<f64>> {
     let mut query = QueryBuilder::new(
         "SELECT (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)))::float8",
     );
-    s.push_from(&mut query, "leads");
+    s.push_from(&mut query);
     query.push(" AND first_response_at IS NOT NULL AND ");
     within(&mut query, "created_at", p);
     query.build_query_scalar().fetch_one(tx).await

@@ -2,7 +2,9 @@
 //! projections and read by the dashboards, inside tenant-scoped
 //! transactions (row-level security is the second fence).
 
+pub mod accounts;
 pub mod activities;
+pub mod customers;
 pub mod freshness;
 pub mod leads;
 pub mod sales;
@@ -26,14 +28,15 @@ pub(crate) fn time(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> 
 }
 
 /// An account merged into another in customers: what was the merged
-/// account's (deals, tickets) is now the survivor's.
+/// account's (deals, orders, invoices, activities, tickets) is now the
+/// survivor's.
 pub async fn account_merged(
     tx: &mut sqlx::PgConnection,
     tenant: Uuid,
     merged: Uuid,
     survivor: Uuid,
 ) -> sqlx::Result<()> {
-    for table in ["deals", "tickets"] {
+    for table in ["deals", "orders", "invoices", "activities", "tickets"] {
         sqlx::query(&format!(
             "UPDATE {table} SET account_id = $3 WHERE tenant_id = $1 AND account_id = $2"
         ))

@@ -312,14 +312,29 @@ pub async fn quota_set(tx: &mut PgConnection, tenant: Uuid, q: &Quota) -> sqlx::
 pub struct Deals<'a> {
     pub selection: Selection<'a>,
     pub pipeline: Option<Uuid>,
+    /// Only deals of accounts in this region.
+    pub region: Option<&'a str>,
     pub currency: &'a str,
 }
 
 impl Deals<'_> {
     fn push_from(&self, query: &mut QueryBuilder<'_, Postgres>) {
-        self.selection.push_from(query, "deals");
+        self.push_from_table(query, "deals");
+    }
+
+    /// [`Deals::push_from`] over `deals` joined to more (a lateral unnest).
+    fn push_from_table(&self, query: &mut QueryBuilder<'_, Postgres>, table: &str) {
+        self.selection.push_from(query, table);
         if let Some(pipeline) = self.pipeline {
             query.push(" AND pipeline_id = ").push_bind(pipeline);
+        }
+        if let Some(region) = self.region {
+            query
+                .push(" AND account_id IN (SELECT id FROM accounts WHERE tenant_id = ")
+                .push_bind(self.selection.tenant)
+                .push(" AND region = ")
+                .push_bind(region.to_owned())
+                .push(")");
         }
     }
 
@@ -558,11 +573,7 @@ pub async fn competitors(
     let mut query = QueryBuilder::new(
         "SELECT competitor, count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3)",
     );
-    d.selection
-        .push_from(&mut query, "deals, unnest(competitors) AS competitor");
-    if let Some(pipeline) = d.pipeline {
-        query.push(" AND pipeline_id = ").push_bind(pipeline);
-    }
+    d.push_from_table(&mut query, "deals, unnest(competitors) AS competitor");
     query.push(" AND status IN (2, 3) AND ");
     within(&mut query, "closed_at", p);
     query.push(" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ");

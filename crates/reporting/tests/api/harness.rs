@@ -37,6 +37,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_at(kit::clock::Clock::system()).await
+    }
+
+    /// Reporting on `clock` (periods, the churn scan's "now"), scanning
+    /// for due churn risks every 100 ms.
+    pub async fn spawn_at(clock: kit::clock::Clock) -> Self {
         let mut services = Services::new();
         let config = services.config("customers").await;
         services.start("customers", customers::build(config)).await;
@@ -57,7 +63,11 @@ impl TestApp {
         services
             .start("servicedesk", servicedesk::build(desk))
             .await;
-        let config = reporting::config::ReportingConfig::new(services.config("reporting").await);
+        let config = reporting::config::ReportingConfig {
+            clock,
+            scan_interval: Duration::from_millis(100),
+            ..reporting::config::ReportingConfig::new(services.config("reporting").await)
+        };
         services.start("reporting", reporting::build(config)).await;
         TestApp {
             tenant: services.tenant,

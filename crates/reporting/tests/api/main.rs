@@ -2,6 +2,7 @@
 //! service desk services publishing real events, on real PostgreSQL and
 //! NATS.
 
+mod customers;
 mod harness;
 mod sales;
 mod service;

@@ -272,6 +272,14 @@ impl OrderService for OrderHandlers {
                 parse_id("invoice.id", &invoice.id)?,
             )
             .await?;
+            let event = InvoiceIssued {
+                invoice: Some(invoice.clone()),
+            };
+            let id = parse_id("invoice.id", &invoice.id)?;
+            self.0
+                .outbox
+                .enqueue(&mut tx, &caller, id, version_of(&invoice.audit), &event)
+                .await?;
             commit(tx).await?;
             Ok(CreateInvoiceResponse {
                 invoice: Some(invoice),
