@@ -138,7 +138,7 @@ pub async fn build(config: MarketingConfig) -> anyhow::Result<RunningService> {
     // Automation rules hear every domain's events, each through its own
     // durable consumer (a slow rule never holds up the consent replica).
     let mut triggers = Vec::new();
-    for domain in ["customers", "sales", "marketing"] {
+    for domain in ["customers", "sales", "marketing", "reporting"] {
         let consumer = context
             .consumer(
                 ConsumerSpec::new("marketing-automation", domain),

@@ -1,7 +1,7 @@
 //! Automation rules at work (ADR 0024).
 //!
 //! Triggers: a durable consumer per domain stream (customers, sales,
-//! marketing) hands every event to [`Triggers`], which finds the tenant's
+//! marketing, reporting) hands every event to [`Triggers`], which finds the tenant's
 //! active rules for its type, reads the payload as JSON through the
 //! descriptors (any service's event, no code per type), tests the
 //! conditions and records one run per action, unique per rule, event and
