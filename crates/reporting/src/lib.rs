@@ -23,7 +23,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 
 use crate::config::ReportingConfig;
 use crate::events::churn::ChurnScan;
-use crate::events::{CustomersEvents, SalesEvents, ServiceDeskEvents};
+use crate::events::{CustomersEvents, MarketingEvents, SalesEvents, ServiceDeskEvents};
 use crate::grpc::dashboards::DashboardHandlers;
 use crate::grpc::State;
 
@@ -49,6 +49,9 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
         background(move |shutdown| kit::scan::run(churn, shutdown)),
         context
             .consumer(ConsumerSpec::new("reporting", "customers"), CustomersEvents)
+            .await?,
+        context
+            .consumer(ConsumerSpec::new("reporting", "marketing"), MarketingEvents)
             .await?,
         context
             .consumer(ConsumerSpec::new("reporting", "sales"), SalesEvents)

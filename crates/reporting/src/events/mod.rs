@@ -6,6 +6,7 @@
 
 pub mod churn;
 mod customers;
+mod marketing;
 mod sales;
 mod servicedesk;
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crm_proto::crm::common::v1::Event;
 
 pub use customers::CustomersEvents;
+pub use marketing::MarketingEvents;
 pub use sales::SalesEvents;
 pub use servicedesk::ServiceDeskEvents;
 

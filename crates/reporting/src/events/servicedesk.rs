@@ -1,6 +1,7 @@
 //! From the service desk: tickets created, updated, assigned, moved
-//! between statuses, solved, answered for the first time, and rated; each
-//! makes its account's churn risk due.
+//! between statuses, solved, answered for the first time, rated and
+//! breaching SLA targets (each makes its account's churn risk due), and
+//! NPS answers.
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::servicedesk::v1 as desk;
@@ -65,6 +66,17 @@ impl EventHandler for ServiceDeskEvents {
                 let rated: desk::SatisfactionReceived = decode_data(event)?;
                 tickets::rated(tx, tenant, &rated.ticket_id, rated.score).await?;
                 rated.ticket_id
+            }
+            <desk::SlaBreached as DomainEvent>::TYPE => {
+                let breached: desk::SlaBreached = decode_data(event)?;
+                let metric = breached.target.map(|t| t.metric).unwrap_or_default();
+                tickets::breached(tx, tenant, &breached.ticket_id, metric, at).await?;
+                breached.ticket_id
+            }
+            <desk::NpsReceived as DomainEvent>::TYPE => {
+                let answer: desk::NpsReceived = decode_data(event)?;
+                tickets::nps(tx, tenant, &answer, at).await?;
+                String::new()
             }
             _ => return Ok(()),
         };

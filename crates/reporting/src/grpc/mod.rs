@@ -4,7 +4,9 @@
 mod activities;
 mod customers;
 pub mod dashboards;
+mod marketing;
 mod sales;
+mod service;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ pub mod activities;
 pub mod customers;
 pub mod freshness;
 pub mod leads;
+pub mod marketing;
 pub mod sales;
 pub mod tickets;
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use crm_proto::crm::servicedesk::v1::{Ticket, TicketAssigned};
-use sqlx::{PgConnection, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{id, time, within, Selection};
@@ -238,4 +238,202 @@ pub async fn backlog_by_age(
             ((*name).to_owned(), count)
         })
         .collect())
+}
+
+/// A target the ticket breached at `at` (the source's SlaMetric).
+pub async fn breached(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    ticket: &str,
+    metric: i32,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sla_breaches (tenant_id, ticket_id, metric, breached_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(id(ticket))
+    .bind(metric as i16)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// An NPS answer (one per person and survey).
+pub async fn nps(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    answer: &crm_proto::crm::servicedesk::v1::NpsReceived,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let (Some(survey), Some(contact)) = (id(&answer.survey_id), id(&answer.contact_id)) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO nps_answers (tenant_id, survey_id, contact_id, account_id, score, answered_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (tenant_id, survey_id, contact_id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(survey)
+    .bind(contact)
+    .bind(id(&answer.account_id))
+    .bind(answer.score as i16)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// ` AND ticket_id IN (<the selection's tickets>)`.
+fn push_visible_tickets(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>) {
+    query.push(" AND ticket_id IN (SELECT id");
+    s.push_from(query, "tickets");
+    query.push(")");
+}
+
+/// Tickets solved in the period, and those of them that breached no SLA
+/// target.
+pub async fn compliance(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    p: Period,
+) -> sqlx::Result<(i64, i64)> {
+    let mut query = QueryBuilder::new(
+        "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM sla_breaches b WHERE b.tenant_id = tickets.tenant_id AND b.ticket_id = tickets.id))",
+    );
+    s.push_from(&mut query, "tickets");
+    query.push(" AND ");
+    within(&mut query, "solved_at", p);
+    query.build_query_as().fetch_one(tx).await
+}
+
+/// Breaches in the period by metric (the source's number).
+pub async fn breaches_by_metric(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    p: Period,
+) -> sqlx::Result<Vec<(i16, i64)>> {
+    let mut query =
+        QueryBuilder::new("SELECT metric, count(*) FROM sla_breaches WHERE tenant_id = ");
+    query.push_bind(s.tenant);
+    push_visible_tickets(&mut query, s);
+    query.push(" AND ");
+    within(&mut query, "breached_at", p);
+    query.push(" GROUP BY 1 ORDER BY 1");
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// NPS answers in the period about the accounts the selection sees, by
+/// week when `weekly`: (week or "", answers, promoters, detractors).
+pub async fn nps_answers(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    p: Period,
+    weekly: bool,
+) -> sqlx::Result<Vec<(String, i64, i64, i64)>> {
+    let week = if weekly {
+        "to_char(date_trunc('week', answered_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')"
+    } else {
+        "''"
+    };
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {week} AS week, count(*), count(*) FILTER (WHERE score >= 9), count(*) FILTER (WHERE score <= 6) \
+         FROM nps_answers WHERE tenant_id = "
+    ));
+    query.push_bind(s.tenant);
+    query.push(" AND account_id IN (SELECT id");
+    s.push_from(&mut query, "accounts");
+    query.push(") AND ");
+    within(&mut query, "answered_at", p);
+    query.push(" GROUP BY 1 ORDER BY 1");
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// Per week (its Monday) of the period: tickets created, solved, and the
+/// satisfaction answers about those solved (count, average).
+#[derive(sqlx::FromRow, Debug)]
+pub struct Week {
+    pub week: String,
+    pub created: i64,
+    pub solved: i64,
+    pub csat_responses: i64,
+    pub csat_average: Option<String>,
+}
+
+pub async fn weeks(tx: &mut PgConnection, s: &Selection<'_>, p: Period) -> sqlx::Result<Vec<Week>> {
+    let mut query = QueryBuilder::new(
+        "SELECT week, count(*) FILTER (WHERE what = 'created') AS created, count(*) FILTER (WHERE what = 'solved') AS solved, \
+         count(csat_score) FILTER (WHERE what = 'solved') AS csat_responses, \
+         round(avg(csat_score) FILTER (WHERE what = 'solved'), 2)::text AS csat_average FROM (\
+         SELECT to_char(date_trunc('week', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS week, 'created' AS what, NULL::smallint AS csat_score",
+    );
+    s.push_from(&mut query, "tickets");
+    query.push(" AND ");
+    within(&mut query, "created_at", p);
+    query.push(
+        " UNION ALL SELECT to_char(date_trunc('week', solved_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD'), 'solved', csat_score",
+    );
+    s.push_from(&mut query, "tickets");
+    query.push(" AND ");
+    within(&mut query, "solved_at", p);
+    query.push(") happened GROUP BY week ORDER BY week");
+    query.build_query_as().fetch_all(tx).await
+}
+
+/// One assignee's figures over the period.
+#[derive(sqlx::FromRow, Debug)]
+pub struct Agent {
+    pub owner_id: Uuid,
+    pub solved: i64,
+    pub median_first_response: Option<f64>,
+    pub median_resolution: Option<f64>,
+    pub csat_responses: i64,
+    pub csat_average: Option<String>,
+    pub breaches: i64,
+}
+
+/// The most agents one answer lists (the most solved first).
+pub const AGENT_LIMIT: i64 = 200;
+
+pub async fn agents(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    p: Period,
+) -> sqlx::Result<Vec<Agent>> {
+    let mut query = QueryBuilder::new("SELECT owner_id, count(*) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push(
+        ") AS solved, (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) \
+         FILTER (WHERE first_response_at IS NOT NULL AND ",
+    );
+    within(&mut query, "created_at", p);
+    query.push(
+        "))::float8 AS median_first_response, \
+         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM solved_at - created_at)) FILTER (WHERE ",
+    );
+    within(&mut query, "solved_at", p);
+    query.push("))::float8 AS median_resolution, count(csat_score) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push(") AS csat_responses, round(avg(csat_score) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push(
+        "), 2)::text AS csat_average, (SELECT count(*) FROM sla_breaches b JOIN tickets t ON t.tenant_id = b.tenant_id AND t.id = b.ticket_id \
+         WHERE b.tenant_id = ",
+    );
+    query.push_bind(s.tenant);
+    query
+        .push(" AND t.owner_id = g.owner_id AND b.breached_at >= ")
+        .push_bind(p.from);
+    query.push(" AND b.breached_at < ").push_bind(p.to);
+    query.push(") AS breaches FROM (SELECT *");
+    s.push_from(&mut query, "tickets");
+    query.push(" AND owner_id IS NOT NULL) g GROUP BY owner_id HAVING count(*) FILTER (WHERE ");
+    within(&mut query, "solved_at", p);
+    query.push(") > 0 OR count(*) FILTER (WHERE ");
+    within(&mut query, "created_at", p);
+    query
+        .push(") > 0 ORDER BY 2 DESC, owner_id LIMIT ")
+        .push_bind(AGENT_LIMIT);
+    query.build_query_as().fetch_all(tx).await
 }

@@ -4,5 +4,6 @@
 
 mod customers;
 mod harness;
+mod marketing;
 mod sales;
 mod service;

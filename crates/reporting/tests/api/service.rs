@@ -235,3 +235,123 @@ async fn the_service_dashboard_counts_what_each_caller_may_see() {
         (0, 0, 2)
     );
 }
+
+#[tokio::test]
+async fn sla_compliance_nps_weeks_and_agents() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let (agent, group) = (Uuid::now_v7(), Uuid::now_v7());
+    let account = testkit::grpc::create_account(&mut admin.accounts, "Acme", "").await;
+    // Two tickets the agent solves; the service desk reports that the
+    // first breached its first-response target.
+    let mut solved = Vec::new();
+    for subject in ["Printer on fire", "Toner empty"] {
+        let t = ticket(
+            &mut admin,
+            subject,
+            TicketChannel::Email,
+            TicketType::Incident,
+            &group.to_string(),
+        )
+        .await;
+        admin
+            .tickets
+            .update_ticket(UpdateTicketRequest {
+                ticket: Some(Ticket {
+                    id: t.id.clone(),
+                    assignee_id: agent.to_string(),
+                    status: TicketStatus::Solved as i32,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["assignee_id".into(), "status".into()],
+                }),
+                expected_version: 0,
+            })
+            .await
+            .expect("solved");
+        solved.push(t);
+    }
+    let breach = SlaBreached {
+        ticket_id: solved[0].id.clone(),
+        ticket_number: solved[0].number,
+        assignee_id: agent.to_string(),
+        group_id: group.to_string(),
+        target: Some(SlaTarget {
+            metric: SlaMetric::FirstResponse as i32,
+            target_minutes: 60,
+            breached: true,
+            ..Default::default()
+        }),
+    };
+    app.services
+        .publish(app.tenant, solved[0].id.parse().expect("id"), &breach)
+        .await;
+    // Three NPS answers about the account: 10 and 9 promote, 3 detracts.
+    let survey = Uuid::now_v7();
+    for score in [10, 9, 3] {
+        let answer = NpsReceived {
+            survey_id: survey.to_string(),
+            account_id: account.id.clone(),
+            contact_id: Uuid::now_v7().to_string(),
+            score,
+            commented: false,
+        };
+        app.services.publish(app.tenant, survey, &answer).await;
+    }
+
+    let d = testkit::eventually(
+        "breach, answers and solutions are counted",
+        Duration::from_secs(30),
+        || {
+            let mut admin = app.admin();
+            async move {
+                let d = dashboard(&mut admin, GetServiceDashboardRequest::default())
+                    .await
+                    .ok()?;
+                let agent_solved = d.agents.first().map_or(0, |a| a.solved);
+                (d.nps_responses == 3 && !d.breaches_by_metric.is_empty() && agent_solved == 2)
+                    .then_some(d)
+            }
+        },
+    )
+    .await;
+    assert_eq!(d.sla_compliance_percent, "50");
+    assert_eq!(count(&d.breaches_by_metric, "first_response"), 1);
+    assert_eq!(d.nps_score, 33, "(2 - 1) / 3 answers");
+    let week = d.weeks.last().expect("this week");
+    assert_eq!(
+        (
+            week.created,
+            week.solved,
+            week.nps_responses,
+            week.nps_score
+        ),
+        (2, 2, 3, 33)
+    );
+    let figures = &d.agents[0];
+    assert_eq!(
+        (figures.agent_id.as_str(), figures.solved, figures.breaches),
+        (agent.to_string().as_str(), 2, 1)
+    );
+    // Another group's agent counts none of it (nor the NPS of an account
+    // they do not see); another tenant neither.
+    let mut outsider = app.client(&[Role::SupportAgent], Visibility::Team, &[Uuid::now_v7()]);
+    let theirs = dashboard(&mut outsider, GetServiceDashboardRequest::default())
+        .await
+        .expect("dashboard");
+    assert_eq!(
+        (
+            theirs.solved,
+            theirs.nps_responses,
+            theirs.agents.len(),
+            theirs.sla_compliance_percent.as_str()
+        ),
+        (0, 0, 0, "")
+    );
+    let mut stranger = app.client_in(Uuid::now_v7(), &[Role::Admin], Visibility::Tenant, &[]);
+    let nothing = dashboard(&mut stranger, GetServiceDashboardRequest::default())
+        .await
+        .expect("dashboard");
+    assert_eq!((nothing.nps_responses, nothing.weeks.len()), (0, 0));
+}
