@@ -27,6 +27,7 @@ pub mod db;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod filter;
 pub mod idempotency;
 pub mod inbox;
 pub mod input;

@@ -18,6 +18,7 @@ pub mod store;
 use std::sync::Arc;
 
 use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardServiceServer;
+use crm_proto::crm::reporting::v1::report_service_server::ReportServiceServer;
 use kit::inbox::ConsumerSpec;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
 
@@ -25,6 +26,7 @@ use crate::config::ReportingConfig;
 use crate::events::churn::ChurnScan;
 use crate::events::{CustomersEvents, MarketingEvents, SalesEvents, ServiceDeskEvents};
 use crate::grpc::dashboards::DashboardHandlers;
+use crate::grpc::reports::ReportHandlers;
 use crate::grpc::State;
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -36,9 +38,11 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
         db: context.db.clone(),
         clock: config.clock.clone(),
     });
-    let grpc = GrpcRoutes::default().serve(DashboardServiceServer::new(DashboardHandlers(
-        state.clone(),
-    )));
+    let grpc = GrpcRoutes::default()
+        .serve(DashboardServiceServer::new(DashboardHandlers(
+            state.clone(),
+        )))
+        .serve(ReportServiceServer::new(ReportHandlers(state.clone())));
     let churn = ChurnScan::new(
         context.db.clone(),
         context.outbox.clone(),

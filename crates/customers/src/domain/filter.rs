@@ -3,9 +3,7 @@
 //! store turns a checked [`FilterExpr`] into SQL with bound parameters only.
 
 use chrono::{DateTime, Utc};
-use crm_proto::crm::customers::v1::{
-    filter, Condition, FieldType, Filter, LifecycleStage, Operator,
-};
+use crm_proto::crm::customers::v1::{Condition, FieldType, Filter, LifecycleStage, Operator};
 use kit::Error;
 use prost_types::value::Kind;
 use rust_decimal::Decimal;
@@ -13,9 +11,6 @@ use uuid::Uuid;
 
 use super::custom_fields::FieldCatalog;
 use super::lifecycle::parse_stage;
-
-const MAX_DEPTH: usize = 8;
-const MAX_CONDITIONS: usize = 64;
 
 /// How a column is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,13 +127,7 @@ pub struct Comparison {
 }
 
 /// A checked filter tree.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FilterExpr {
-    All(Vec<FilterExpr>),
-    Any(Vec<FilterExpr>),
-    Not(Box<FilterExpr>),
-    Compare(Comparison),
-}
+pub type FilterExpr = kit::filter::FilterTree<Comparison>;
 
 /// Checks `filter` (absent = match everything) against `columns` and the
 /// tenant's custom fields. `path` names the filter in the request.
@@ -148,76 +137,9 @@ pub fn check(
     catalog: &FieldCatalog,
     path: &str,
 ) -> Result<Option<FilterExpr>, Error> {
-    let Some(filter) = filter else {
-        return Ok(None);
-    };
-    let mut conditions = 0;
-    check_node(filter, columns, catalog, path, 0, &mut conditions).map(Some)
-}
-
-fn check_node(
-    filter: &Filter,
-    columns: &'static [Column],
-    catalog: &FieldCatalog,
-    path: &str,
-    depth: usize,
-    conditions: &mut usize,
-) -> Result<FilterExpr, Error> {
-    if depth > MAX_DEPTH {
-        return Err(Error::invalid(
-            path,
-            format!("is nested deeper than {MAX_DEPTH} levels"),
-        ));
-    }
-    match &filter.node {
-        None => Err(Error::invalid(
-            path,
-            "is empty: set all, any, not or condition",
-        )),
-        Some(filter::Node::All(group)) | Some(filter::Node::Any(group)) => {
-            let is_all = matches!(filter.node, Some(filter::Node::All(_)));
-            let children = group
-                .filters
-                .iter()
-                .enumerate()
-                .map(|(i, child)| {
-                    let kind = if is_all { "all" } else { "any" };
-                    check_node(
-                        child,
-                        columns,
-                        catalog,
-                        &format!("{path}.{kind}.filters[{i}]"),
-                        depth + 1,
-                        conditions,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(if is_all {
-                FilterExpr::All(children)
-            } else {
-                FilterExpr::Any(children)
-            })
-        }
-        Some(filter::Node::Not(inner)) => Ok(FilterExpr::Not(Box::new(check_node(
-            inner,
-            columns,
-            catalog,
-            &format!("{path}.not"),
-            depth + 1,
-            conditions,
-        )?))),
-        Some(filter::Node::Condition(condition)) => {
-            *conditions += 1;
-            if *conditions > MAX_CONDITIONS {
-                return Err(Error::invalid(
-                    path,
-                    format!("has more than {MAX_CONDITIONS} conditions"),
-                ));
-            }
-            check_condition(condition, columns, catalog, &format!("{path}.condition"))
-                .map(FilterExpr::Compare)
-        }
-    }
+    kit::filter::check(filter, path, &mut |condition, at| {
+        check_condition(condition, columns, catalog, at)
+    })
 }
 
 fn check_condition(
@@ -392,7 +314,7 @@ pub fn and_equals(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crm_proto::crm::customers::v1::FilterGroup;
+    use crm_proto::crm::customers::v1::{filter, FilterGroup};
 
     fn condition(field: &str, op: Operator, value: Kind) -> Filter {
         Filter {
@@ -422,7 +344,7 @@ mod tests {
         let checked = check(Some(&filter), CONTACT_COLUMNS, &catalog, "filter")
             .unwrap()
             .unwrap();
-        let FilterExpr::All(children) = checked else {
+        let kit::filter::FilterTree::All(children) = checked else {
             panic!("not an all group")
         };
         assert_eq!(children.len(), 2);

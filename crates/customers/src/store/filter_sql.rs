@@ -11,41 +11,7 @@ use crate::domain::filter::{ColumnKind, Comparison, FilterExpr, Operand, Target}
 pub fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: Option<&FilterExpr>) {
     if let Some(filter) = filter {
         query.push(" AND ");
-        push_expr(query, filter);
-    }
-}
-
-fn push_expr(query: &mut QueryBuilder<'_, Postgres>, expr: &FilterExpr) {
-    match expr {
-        FilterExpr::All(children) | FilterExpr::Any(children) => {
-            if children.is_empty() {
-                query.push(if matches!(expr, FilterExpr::All(_)) {
-                    "TRUE"
-                } else {
-                    "FALSE"
-                });
-                return;
-            }
-            let joiner = if matches!(expr, FilterExpr::All(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            query.push("(");
-            for (i, child) in children.iter().enumerate() {
-                if i > 0 {
-                    query.push(joiner);
-                }
-                push_expr(query, child);
-            }
-            query.push(")");
-        }
-        FilterExpr::Not(inner) => {
-            query.push("NOT coalesce(");
-            push_expr(query, inner);
-            query.push(", FALSE)");
-        }
-        FilterExpr::Compare(comparison) => push_comparison(query, comparison),
+        filter.push_sql(query, &push_comparison);
     }
 }
 

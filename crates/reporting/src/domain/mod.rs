@@ -2,7 +2,9 @@
 //! what a period is, and how dimension values are named.
 
 pub mod access;
+pub mod chart;
 pub mod insights;
+pub mod report;
 
 use chrono::{DateTime, Duration, Utc};
 use kit::error::Violations;

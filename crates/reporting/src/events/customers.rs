@@ -1,9 +1,10 @@
 //! From customers: accounts (created, changed, deleted, moved between
 //! lifecycle stages and owners), activities (logged, changed, deleted,
 //! tasks completed; a call, e-mail, meeting or chat about a lead answers
-//! the lead) and account merges (the merged account's deals, orders,
-//! invoices and tickets follow the survivor). Reporting keeps no personal data, so an erasure has nothing
-//! to remove here.
+//! the lead), account merges (the merged account's deals, orders,
+//! invoices and tickets follow the survivor), and contacts as ids,
+//! lifecycle and country: reporting keeps nothing that names a person, and
+//! a deleted, merged or erased contact's row goes.
 
 use crm_proto::crm::common::v1::Event;
 use crm_proto::crm::customers::v1 as customers;
@@ -60,6 +61,36 @@ impl EventHandler for CustomersEvents {
                 if let Some(account) = id(&moved.id) {
                     let (owner, team) = (id(&moved.to_owner_id), id(&moved.to_team_id));
                     accounts::owner(tx, tenant, account, owner, team).await?;
+                }
+            }
+            <customers::ContactCreated as DomainEvent>::TYPE => {
+                let created: customers::ContactCreated = decode_data(event)?;
+                if let Some(contact) = created.contact {
+                    accounts::contact(tx, tenant, &contact, at).await?;
+                }
+            }
+            <customers::ContactUpdated as DomainEvent>::TYPE => {
+                let updated: customers::ContactUpdated = decode_data(event)?;
+                if let Some(contact) = updated.contact {
+                    accounts::contact(tx, tenant, &contact, at).await?;
+                }
+            }
+            <customers::ContactDeleted as DomainEvent>::TYPE => {
+                let deleted: customers::ContactDeleted = decode_data(event)?;
+                if let Some(contact) = id(&deleted.contact_id) {
+                    accounts::contact_gone(tx, tenant, contact).await?;
+                }
+            }
+            <customers::ContactMerged as DomainEvent>::TYPE => {
+                let merged: customers::ContactMerged = decode_data(event)?;
+                if let Some(contact) = id(&merged.merged_id) {
+                    accounts::contact_gone(tx, tenant, contact).await?;
+                }
+            }
+            <customers::ContactErased as DomainEvent>::TYPE => {
+                let erased: customers::ContactErased = decode_data(event)?;
+                if let Some(contact) = id(&erased.contact_id) {
+                    accounts::contact_gone(tx, tenant, contact).await?;
                 }
             }
             <customers::ActivityLogged as DomainEvent>::TYPE => {

@@ -5,6 +5,7 @@ mod activities;
 mod customers;
 pub mod dashboards;
 mod marketing;
+pub mod reports;
 mod sales;
 mod service;
 

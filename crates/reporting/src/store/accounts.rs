@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use crm_proto::crm::customers::v1::Account;
+use crm_proto::crm::customers::v1::{Account, Contact};
 use crm_proto::crm::sales::v1::{Invoice, Order, Payment};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -390,4 +390,50 @@ pub async fn credit_facts(
         overdue_amount: overdue_amount.unwrap_or_default(),
         oldest_overdue_days: oldest.map_or(0, i64::from),
     })
+}
+
+/// A contact as customers now has it: ids, lifecycle, country and times,
+/// nothing that names the person.
+pub async fn contact(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    c: &Contact,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let Some(contact) = id(&c.id) else {
+        return Ok(());
+    };
+    let created_at = time(c.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
+    let country = c
+        .address
+        .as_ref()
+        .map(|a| a.country.trim().to_ascii_uppercase())
+        .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO contacts (tenant_id, id, account_id, owner_id, team_id, lifecycle_stage, country, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET account_id = EXCLUDED.account_id, owner_id = EXCLUDED.owner_id, \
+         team_id = EXCLUDED.team_id, lifecycle_stage = EXCLUDED.lifecycle_stage, country = EXCLUDED.country",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .bind(id(&c.account_id))
+    .bind(id(&c.owner_id))
+    .bind(id(&c.team_id))
+    .bind(c.lifecycle_stage as i16)
+    .bind(country)
+    .bind(created_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A contact deleted, merged away or erased leaves the dataset.
+pub async fn contact_gone(tx: &mut PgConnection, tenant: Uuid, contact: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(contact)
+        .execute(tx)
+        .await?;
+    Ok(())
 }

@@ -3,6 +3,7 @@ use std::time::Duration;
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
+use crm_proto::crm::reporting::v1::report_service_client::ReportServiceClient;
 use crm_proto::crm::sales::v1::forecast_service_client::ForecastServiceClient;
 use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
@@ -18,6 +19,7 @@ pub use testkit::grpc::violated_fields;
 
 pub struct Client {
     pub dashboards: DashboardServiceClient<Authed>,
+    pub reports: ReportServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub activities: ActivityServiceClient<Authed>,
     pub pipelines: PipelineServiceClient<Authed>,
@@ -121,6 +123,10 @@ impl TestApp {
         );
         Client {
             dashboards: DashboardServiceClient::with_interceptor(
+                self.services.channel("reporting"),
+                bearer.clone(),
+            ),
+            reports: ReportServiceClient::with_interceptor(
                 self.services.channel("reporting"),
                 bearer.clone(),
             ),

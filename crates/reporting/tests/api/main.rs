@@ -5,5 +5,6 @@
 mod customers;
 mod harness;
 mod marketing;
+mod reports;
 mod sales;
 mod service;

@@ -1,0 +1,393 @@
+//! The report builder: definitions checked field by field (injection
+//! attempts in names never reach SQL), results over what each caller may
+//! see, saved reports and dashboards shared by owner, team or tenant, CSV
+//! and SVG.
+
+use std::time::Duration;
+
+use crm_proto::crm::common::v1::Money;
+use crm_proto::crm::customers::v1::{filter, Condition, Filter, Operator};
+use crm_proto::crm::reporting::v1::*;
+use crm_proto::crm::sales::v1 as sales;
+use kit::auth::{Role, Visibility};
+use prost_types::value::Kind;
+use uuid::Uuid;
+
+use crate::harness::{violated_fields, Client, TestApp};
+
+fn won_by_owner() -> ReportDefinition {
+    ReportDefinition {
+        dataset: "deals".into(),
+        group_by: vec![GroupBy {
+            field: "owner_id".into(),
+            bucket: 0,
+        }],
+        measures: vec![
+            Measure {
+                aggregate: Aggregate::Count as i32,
+                field: String::new(),
+            },
+            Measure {
+                aggregate: Aggregate::Sum as i32,
+                field: "amount".into(),
+            },
+        ],
+        filter: Some(Filter {
+            node: Some(filter::Node::Condition(Condition {
+                field: "status".into(),
+                op: Operator::Eq as i32,
+                value: Some(prost_types::Value {
+                    kind: Some(Kind::StringValue("won".into())),
+                }),
+            })),
+        }),
+        sort: vec![Sort {
+            key: "sum_amount".into(),
+            descending: true,
+        }],
+        ..Default::default()
+    }
+}
+
+async fn compute(
+    client: &mut Client,
+    definition: ReportDefinition,
+) -> Result<ReportResult, tonic::Status> {
+    client
+        .reports
+        .compute_report(ComputeReportRequest {
+            report_id: String::new(),
+            definition: Some(definition),
+        })
+        .await
+        .map(|r| r.into_inner().result.expect("result"))
+}
+
+fn rows(result: &ReportResult) -> Vec<Vec<String>> {
+    result.rows.iter().map(|r| r.values.clone()).collect()
+}
+
+/// Won deals of `amount` euros for `owner`, straight into a won stage.
+async fn won(
+    admin: &mut Client,
+    pipeline: &sales::Pipeline,
+    account: &str,
+    owner: Uuid,
+    team: Uuid,
+    amount: &str,
+) {
+    admin
+        .opportunities
+        .create_opportunity(sales::CreateOpportunityRequest {
+            opportunity: Some(sales::Opportunity {
+                name: format!("Deal of {amount}"),
+                pipeline_id: pipeline.id.clone(),
+                stage_id: pipeline.stages[1].id.clone(),
+                account_id: account.into(),
+                amount: Some(Money {
+                    amount: amount.into(),
+                    currency: "EUR".into(),
+                }),
+                owner_id: owner.to_string(),
+                team_id: team.to_string(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("won deal");
+}
+
+async fn report(
+    client: &mut Client,
+    name: &str,
+    sharing: Sharing,
+) -> Result<Report, tonic::Status> {
+    client
+        .reports
+        .create_report(CreateReportRequest {
+            report: Some(Report {
+                name: name.into(),
+                definition: Some(won_by_owner()),
+                sharing: sharing as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().report.expect("report"))
+}
+
+#[tokio::test]
+async fn reports_count_what_each_caller_may_see_and_are_shared_as_saved() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let (team, other_team) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ana, ben) = (Uuid::now_v7(), Uuid::now_v7());
+    let pipeline = admin
+        .pipelines
+        .create_pipeline(sales::CreatePipelineRequest {
+            pipeline: Some(sales::Pipeline {
+                name: "New business".into(),
+                stages: [
+                    ("Qualify", sales::StageKind::Open),
+                    ("Won", sales::StageKind::Won),
+                    ("Lost", sales::StageKind::Lost),
+                ]
+                .into_iter()
+                .map(|(name, kind)| sales::Stage {
+                    name: name.into(),
+                    probability: 50,
+                    kind: kind as i32,
+                    ..Default::default()
+                })
+                .collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("pipeline")
+        .into_inner()
+        .pipeline
+        .expect("pipeline");
+    let account = testkit::grpc::create_account(&mut admin.accounts, "Acme", "").await;
+    won(&mut admin, &pipeline, &account.id, ana, team, "1000").await;
+    won(&mut admin, &pipeline, &account.id, ana, team, "500.50").await;
+    won(&mut admin, &pipeline, &account.id, ben, other_team, "4000").await;
+
+    let all = testkit::eventually("every won deal is in", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        async move {
+            let r = compute(&mut admin, won_by_owner()).await.ok()?;
+            (r.rows.len() == 2).then_some(r)
+        }
+    })
+    .await;
+    let names: Vec<(&str, &str, &str)> = all
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.role.as_str(), c.r#type.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("owner_id", "dimension", "id"),
+            ("count", "measure", "number"),
+            ("sum_amount", "measure", "amount")
+        ]
+    );
+    assert_eq!(
+        rows(&all),
+        [
+            vec![ben.to_string(), "1".into(), "4000.00".into()],
+            vec![ana.to_string(), "2".into(), "1500.50".into()],
+        ]
+    );
+    assert_eq!(all.currency, "EUR");
+    assert!(all.as_of.is_some());
+
+    // Ana counts her own deals only, whatever the definition asks.
+    let mut rep = app.user(ana, &[Role::SalesRep], Visibility::Own, &[team]);
+    let hers = compute(&mut rep, won_by_owner()).await.expect("computed");
+    assert_eq!(
+        rows(&hers),
+        [vec![ana.to_string(), "2".into(), "1500.50".into()]]
+    );
+
+    // Bad definitions are refused by field, before any SQL: names that try
+    // to smuggle SQL are just unknown fields.
+    let mut bad = won_by_owner();
+    bad.group_by[0].field = "owner_id); DROP TABLE deals; --".into();
+    bad.measures[1].field = "amount\" FROM deals; --".into();
+    bad.sort[0].key = "1; SELECT pg_sleep(10)".into();
+    let refused = compute(&mut admin, bad).await.expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&refused),
+        [
+            "definition.group_by[0].field",
+            "definition.measures[1].field",
+            "definition.sort[0].key"
+        ]
+    );
+    let mut wrong_type = won_by_owner();
+    wrong_type.measures[1].field = "lost_reason".into();
+    wrong_type.sort.clear();
+    let refused = compute(&mut admin, wrong_type).await.expect_err("refused");
+    assert_eq!(violated_fields(&refused), ["definition.measures[1].field"]);
+    // A quoted value is a value: it matches nothing and breaks nothing.
+    let mut quoted = won_by_owner();
+    quoted.filter = Some(Filter {
+        node: Some(filter::Node::Condition(Condition {
+            field: "lost_reason".into(),
+            op: Operator::Contains as i32,
+            value: Some(prost_types::Value {
+                kind: Some(Kind::StringValue("x' OR '1'='1".into())),
+            }),
+        })),
+    });
+    assert!(compute(&mut admin, quoted)
+        .await
+        .expect("computed")
+        .rows
+        .is_empty());
+
+    // Saved reports: Ana's private one is hers; shared with her team, her
+    // teammate sees it and counts their own deals; a viewer saves none;
+    // another tenant finds nothing.
+    let private = report(&mut rep, "My wins", Sharing::Private)
+        .await
+        .expect("saved");
+    let mut teammate = app.client(&[Role::SalesRep], Visibility::Own, &[team]);
+    let hidden = teammate
+        .reports
+        .get_report(GetReportRequest {
+            id: private.id.clone(),
+        })
+        .await
+        .expect_err("private");
+    assert_eq!(hidden.code(), tonic::Code::NotFound);
+    let shared = report(&mut rep, "Team wins", Sharing::Team)
+        .await
+        .expect("saved");
+    assert_eq!(shared.team_id, team.to_string(), "the owner's team");
+    let theirs = teammate
+        .reports
+        .compute_report(ComputeReportRequest {
+            report_id: shared.id.clone(),
+            definition: None,
+        })
+        .await
+        .expect("computed")
+        .into_inner()
+        .result
+        .expect("result");
+    assert!(theirs.rows.is_empty(), "the teammate owns no deals");
+    let listed = teammate
+        .reports
+        .list_reports(ListReportsRequest {})
+        .await
+        .expect("listed")
+        .into_inner()
+        .reports;
+    assert_eq!(
+        listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["Team wins"]
+    );
+    let mut viewer = app.client(&[Role::Viewer], Visibility::Tenant, &[]);
+    let refused = report(&mut viewer, "Peek", Sharing::Private)
+        .await
+        .expect_err("viewer");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let mut stranger = app.client_in(Uuid::now_v7(), &[Role::Admin], Visibility::Tenant, &[]);
+    let foreign = stranger
+        .reports
+        .get_report(GetReportRequest {
+            id: shared.id.clone(),
+        })
+        .await
+        .expect_err("another tenant's");
+    assert_eq!(foreign.code(), tonic::Code::NotFound);
+    // Only its owner (or a manager) changes it; a stale version is refused.
+    let rename = |version: i64| UpdateReportRequest {
+        report: Some(Report {
+            id: shared.id.clone(),
+            name: "Our wins".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["name".into()],
+        }),
+        expected_version: version,
+    };
+    let refused = teammate
+        .reports
+        .update_report(rename(0))
+        .await
+        .expect_err("not theirs");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let renamed = rep
+        .reports
+        .update_report(rename(1))
+        .await
+        .expect("renamed")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(renamed.name, "Our wins");
+    let stale = rep
+        .reports
+        .update_report(rename(1))
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.code(), tonic::Code::Aborted);
+
+    // Charts and CSV of the admin's tenant-wide report.
+    let wide = report(&mut admin, "Wins by owner", Sharing::Tenant)
+        .await
+        .expect("saved");
+    let chart = admin
+        .reports
+        .get_report_chart(GetReportChartRequest {
+            id: wide.id.clone(),
+        })
+        .await
+        .expect("chart")
+        .into_inner();
+    assert!(chart.svg.starts_with("<svg"));
+    assert!(chart.svg.contains("Wins by owner"), "titled");
+    assert!(
+        chart.svg.contains("count (") || chart.svg.contains("count"),
+        "the axis"
+    );
+    assert!(chart.svg.matches("<rect").count() >= 2, "a bar per owner");
+    let mut stream = admin
+        .reports
+        .export_report(ExportReportRequest {
+            id: wide.id.clone(),
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    let mut csv = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        csv.extend(chunk.chunk);
+    }
+    let csv = String::from_utf8(csv).expect("utf-8");
+    assert_eq!(
+        csv,
+        format!("owner_id,count,sum_amount\n{ben},1,4000.00\n{ana},2,1500.50\n")
+    );
+
+    // Dashboards hold reports their creator sees, in order.
+    let board = rep
+        .reports
+        .create_report_dashboard(CreateReportDashboardRequest {
+            dashboard: Some(ReportDashboard {
+                name: "Ana's board".into(),
+                report_ids: vec![private.id.clone(), wide.id.clone()],
+                ..Default::default()
+            }),
+            request_id: "board-1".into(),
+        })
+        .await
+        .expect("board")
+        .into_inner()
+        .dashboard
+        .expect("board");
+    assert_eq!(board.report_ids, [private.id.clone(), wide.id.clone()]);
+    let refused = teammate
+        .reports
+        .create_report_dashboard(CreateReportDashboardRequest {
+            dashboard: Some(ReportDashboard {
+                name: "Borrowed".into(),
+                report_ids: vec![wide.id.clone(), private.id.clone()],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("another's private report");
+    assert_eq!(violated_fields(&refused), ["dashboard.report_ids[1]"]);
+}
