@@ -69,7 +69,7 @@ fi
 # package) loads /docs, runs Redoc, and the DOM must show operations with
 # the descriptions that come from the proto comments.
 log "the API reference at $BASE/docs renders (headless Chromium)"
-command -v chromium >/dev/null || apt_install chromium
+ensure_chromium
 profile=$(mktemp -d)
 dom=$(timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \

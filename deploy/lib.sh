@@ -86,6 +86,12 @@ pg_data_dir() {
 }
 
 # A C compiler and libc headers: Rust links through `cc`, and ring builds C.
+# Headless Chromium (Debian's package): the dashboard page and the API
+# reference are looked at in a real browser.
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+}
+
 ensure_build_tools() {
   command -v cc >/dev/null && [ -e /usr/include/stdio.h ] && return
   apt_install gcc libc6-dev

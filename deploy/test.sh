@@ -10,6 +10,7 @@ ensure_postgres
 ensure_nats
 ensure_nats_binary          # fault tests start and kill their own nats-server
 ensure_build_tools
+ensure_chromium             # the dashboard page's test looks at it in Chromium
 cargo_target_dir
 export CRM_TEST_DATABASE_URL="${CRM_TEST_DATABASE_URL:-$CRM_PG_ADMIN_URL}"
 

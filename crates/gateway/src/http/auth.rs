@@ -75,17 +75,18 @@ fn hash_refresh(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Issues an access token and a new refresh token of `family`.
-async fn issue(
+/// A signed access token for `user` with its current roles and teams,
+/// valid `ttl` seconds; `scopes` narrow it (an app entry link's).
+pub(super) async fn access_token(
     state: &SharedState,
     tx: &mut sqlx::PgConnection,
     user: &identity::User,
-    family: Uuid,
-) -> Result<TokenResponse, Problem> {
+    ttl: u64,
+    scopes: Vec<String>,
+) -> Result<String, Problem> {
     let user_roles: Vec<Role> = user.roles.iter().filter_map(|r| roles::parse(r)).collect();
     let teams = identity::teams_of(tx, user.tenant_id, user.id).await?;
     let now = Utc::now().timestamp();
-    let ttl = state.config.access_ttl.as_secs();
     let claims = Claims {
         iss: state.config.issuer.clone(),
         aud: state.config.audience.clone(),
@@ -94,16 +95,27 @@ async fn issue(
         vis: roles::visibility(&user_roles),
         roles: user_roles,
         teams,
-        scopes: Vec::new(),
+        scopes,
         exp: now + ttl as i64,
         iat: now,
         jti: Uuid::now_v7().to_string(),
     };
-    let access_token = state
+    state
         .keys
         .sign(&claims)
         .await
-        .map_err(|e| Problem::from(kit::Error::internal(e)))?;
+        .map_err(|e| Problem::from(kit::Error::internal(e)))
+}
+
+/// Issues an access token and a new refresh token of `family`.
+async fn issue(
+    state: &SharedState,
+    tx: &mut sqlx::PgConnection,
+    user: &identity::User,
+    family: Uuid,
+) -> Result<TokenResponse, Problem> {
+    let ttl = state.config.access_ttl.as_secs();
+    let access_token = access_token(state, tx, user, ttl, Vec::new()).await?;
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let refresh_token = hex::encode(secret);
@@ -162,6 +174,16 @@ pub async fn login(
     ClientIp(client): ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
+    authenticate(&state, client, request).await.map(Json)
+}
+
+/// Signs a person in by e-mail and password (the JSON route and the app's
+/// sign-in form alike): budgets, constant-time refusal, audit.
+pub(super) async fn authenticate(
+    state: &SharedState,
+    client: Option<std::net::IpAddr>,
+    request: LoginRequest,
+) -> Result<TokenResponse, Problem> {
     let email = request.email.trim().to_lowercase();
     // Budgets first: an attempt over them costs no database work, no
     // argon2 and no audit row.
@@ -229,7 +251,7 @@ pub async fn login(
     };
     let tenant = user.tenant_id;
     kit::db::set_tenant(&mut tx, tenant).await?;
-    let tokens = issue(&state, &mut tx, &user, Uuid::now_v7()).await?;
+    let tokens = issue(state, &mut tx, &user, Uuid::now_v7()).await?;
     audit::record(
         &mut tx,
         tenant,
@@ -240,7 +262,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(tokens))
+    Ok(tokens)
 }
 
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,

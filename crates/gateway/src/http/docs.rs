@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    api_keys, audit, auth, data, overview, problem, search, teams, tenants, users, webhooks,
+    api_keys, app, audit, auth, data, overview, problem, search, teams, tenants, users, webhooks,
     SharedState,
 };
 
@@ -97,6 +97,7 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         overview::account,
         data::import, data::export, data::personal_data, data::erase,
         search::search, audit::list,
+        app::link, app::export,
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
     modifiers(&SecuritySchemes),

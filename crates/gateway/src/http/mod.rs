@@ -1,6 +1,7 @@
 //! The REST/JSON API: routes, the caller extractor, and calls to services.
 
 pub mod api_keys;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod chat;
@@ -353,7 +354,15 @@ fn unframed(response: &mut axum::response::Response) {
 
 /// The route prefix of a public route whose next segment is a signed link.
 fn signed_link(path: &str) -> Option<&'static str> {
-    const SIGNED: [&str; 6] = ["/portal/", "/csat/", "/nps/", "/t/o/", "/t/c/", "/u/"];
+    const SIGNED: [&str; 7] = [
+        "/portal/",
+        "/csat/",
+        "/nps/",
+        "/t/o/",
+        "/t/c/",
+        "/u/",
+        "/app/enter/",
+    ];
     SIGNED.into_iter().find(|prefix| path.starts_with(prefix))
 }
 
@@ -441,6 +450,14 @@ pub fn router(
             post(data::import).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/exports", get(data::export))
+        .route("/v1/app-links", post(app::link))
+        .route("/v1/reports/{id}/export", get(app::export))
+        .route("/app/login", get(app::login_page).post(app::login))
+        .route("/app/logout", post(app::logout))
+        .route("/app/enter/{ticket}", get(app::enter))
+        .route("/app/dashboards", get(app::dashboards))
+        .route("/app/dashboards/{id}", get(app::dashboard))
+        .route("/app/reports/{id}/export", get(app::app_export))
         .route("/v1/accounts/{id}/360", get(overview::account))
         .route("/v1/search", get(search::search))
         .route("/v1/audit-log", get(audit::list))
@@ -533,6 +550,7 @@ mod tests {
         );
         assert_eq!(loggable_path("/csat/abc.def.ghi"), "/csat/{token}");
         assert_eq!(loggable_path("/t/c/abc.def"), "/t/c/{token}");
+        assert_eq!(loggable_path("/app/enter/a.b.c"), "/app/enter/{token}");
         assert_eq!(loggable_path("/v1/contacts/1"), "/v1/contacts/1");
         assert_eq!(
             loggable_path("/support/t.f/articles"),

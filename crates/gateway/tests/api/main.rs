@@ -5,6 +5,7 @@ mod flows;
 mod harness;
 mod keys;
 mod marketing;
+mod reports;
 mod resources;
 mod sales;
 mod transcoded;

@@ -320,9 +320,8 @@ fn number(value: &Value) -> f64 {
     }
 }
 
-/// What a chart draws: the first dimension along the axis; the second
-/// dimension's values as series of the first measure, or else each
-/// measure as a series.
+/// What a chart draws: the first measure over the first dimension, one
+/// series per value of the second dimension when there is one.
 fn chart_data(title: &str, c: &Computed) -> ChartData {
     let plan = &c.plan;
     let dimensions = plan.dimensions.len();
@@ -370,16 +369,10 @@ fn chart_data(title: &str, c: &Computed) -> ChartData {
             })
             .collect()
     } else {
-        (0..plan.measures.len().min(8))
-            .map(|m| {
-                let values = c
-                    .rows
-                    .iter()
-                    .map(|row| number(&row[dimensions + m]))
-                    .collect();
-                (plan.measures[m].name.clone(), values)
-            })
-            .collect()
+        // The first measure only: one unit on the axis (the table shows
+        // every measure).
+        let values = c.rows.iter().map(|row| number(&row[dimensions])).collect();
+        vec![(plan.measures[0].name.clone(), values)]
     };
     ChartData {
         title: title.to_owned(),
