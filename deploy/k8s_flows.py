@@ -101,6 +101,9 @@ def needed():
     add("internet", "servicedesk", 2525)
     for smtp in (25, 465, 587):
         add("servicedesk", "internet", smtp)
+    # Scheduled reports leave through the mail relay.
+    for smtp in (25, 465, 587):
+        add("reporting", "internet", smtp)
     # The SMS provider's HTTPS API and automation rules' webhooks.
     add("marketing", "internet", 443)
     for app in apps:

@@ -51,6 +51,7 @@ done
 if [ "$OFFSET" = 0 ]; then smtp_port=2525; else smtp_port=$((50560 + OFFSET)); fi
 export SERVICEDESK_SMTP_LISTEN="${SERVICEDESK_SMTP_LISTEN:-127.0.0.1:$smtp_port}"
 export SERVICEDESK_SMTP_URL="${SERVICEDESK_SMTP_URL:-file://$CRM_STATE_DIR/support-mail}"
+export REPORTING_SMTP_URL="${REPORTING_SMTP_URL:-file://$CRM_STATE_DIR/report-mail}"
 # Satisfaction survey links point at the gateway and are signed with a key kept here.
 export SERVICEDESK_PUBLIC_URL="${SERVICEDESK_PUBLIC_URL:-$CRM_GATEWAY_URL}"
 [ -s "$CRM_STATE_DIR/survey-key" ] || { head -c 32 /dev/urandom | base64 >"$CRM_STATE_DIR/survey-key"; chmod 600 "$CRM_STATE_DIR/survey-key"; }
@@ -155,6 +156,8 @@ echo "  NATS             $NATS_URL"
 [[ "$MARKETING_SMTP_URL" == file://* ]] && echo "  outgoing e-mail  ${MARKETING_SMTP_URL#file://}/*.eml (set MARKETING_SMTP_URL=smtp://host:port for a real relay)"
 [ -d crates/servicedesk ] && echo "  support mail in  smtp://$SERVICEDESK_SMTP_LISTEN (addresses: POST /v1/mailboxes)"
 [[ "$SERVICEDESK_SMTP_URL" == file://* ]] && echo "  support replies  ${SERVICEDESK_SMTP_URL#file://}/*.eml (set SERVICEDESK_SMTP_URL=smtp://host:port for a real relay)"
+[[ "$REPORTING_SMTP_URL" == file://* ]] && echo "  report mail      ${REPORTING_SMTP_URL#file://}/*.eml (set REPORTING_SMTP_URL=smtp://host:port for a real relay)"
+[ "$has_gateway" = 1 ] && echo "  dashboards       http://127.0.0.1:$HTTP_PORT/app/login (people sign in there)"
 [[ "$MARKETING_SMS_URL" == file://* ]] && echo "  outgoing SMS     ${MARKETING_SMS_URL#file://}/*.json (set MARKETING_SMS_URL=https://provider/endpoint for a real provider)"
 [ "$has_gateway" = 1 ] && echo "  demo login       admin@demo.example / $(cat "$CRM_STATE_DIR/demo-password")"
 echo "  admin token      export TOKEN=\$(cat $CRM_STATE_DIR/demo-token)"

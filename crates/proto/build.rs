@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-const PII_MESSAGES: [&str; 32] = [
+const PII_MESSAGES: [&str; 33] = [
+    "crm.reporting.v1.ReportSchedule",
     "crm.servicedesk.v1.NpsResponse",
     "crm.servicedesk.v1.AnswerNpsSurveyRequest",
     "crm.servicedesk.v1.Ticket",

@@ -351,6 +351,18 @@ mod portal {
     shows_only!(AnswerNpsSurveyRequest, "AnswerNpsSurveyRequest", [score]);
 }
 
+impl fmt::Debug for crate::crm::reporting::v1::ReportSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let recipients: Vec<String> = self.recipients.iter().map(|r| mask_address(r)).collect();
+        f.debug_struct("ReportSchedule")
+            .field("frequency", &self.frequency)
+            .field("hour", &self.hour)
+            .field("day", &self.day)
+            .field("recipients", &recipients)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,9 @@ pub mod store;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use kit::mail::Mailer;
+
 use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardServiceServer;
 use crm_proto::crm::reporting::v1::report_service_server::ReportServiceServer;
 use kit::inbox::ConsumerSpec;
@@ -24,6 +27,7 @@ use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContex
 
 use crate::config::ReportingConfig;
 use crate::events::churn::ChurnScan;
+use crate::events::schedules::ScheduleScan;
 use crate::events::{CustomersEvents, MarketingEvents, SalesEvents, ServiceDeskEvents};
 use crate::grpc::dashboards::DashboardHandlers;
 use crate::grpc::reports::ReportHandlers;
@@ -34,9 +38,16 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Connects, migrates and starts the service.
 pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
+    let mailer = config
+        .smtp_url
+        .as_deref()
+        .map(|url| Mailer::from_url(url, "REPORTING_SMTP_URL", 2))
+        .transpose()?
+        .map(Arc::new);
     let state = Arc::new(State {
         db: context.db.clone(),
         clock: config.clock.clone(),
+        mails_reports: mailer.is_some(),
     });
     let grpc = GrpcRoutes::default()
         .serve(DashboardServiceServer::new(DashboardHandlers(
@@ -49,7 +60,7 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
         config.clock.clone(),
         config.scan_interval,
     );
-    let tasks = vec![
+    let mut tasks = vec![
         background(move |shutdown| kit::scan::run(churn, shutdown)),
         context
             .consumer(ConsumerSpec::new("reporting", "customers"), CustomersEvents)
@@ -67,5 +78,21 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
             )
             .await?,
     ];
+    if let Some(mailer) = mailer {
+        let schedules = ScheduleScan {
+            db: context.db.clone(),
+            outbox: context.outbox.clone(),
+            mailer,
+            from: config
+                .mail_from
+                .parse()
+                .context("REPORTING_MAIL_FROM is not a mailbox")?,
+            clock: config.clock.clone(),
+            interval: config.scan_interval,
+        };
+        tasks.push(background(move |shutdown| {
+            kit::scan::run(schedules, shutdown)
+        }));
+    }
     launch(context, grpc, tasks).await
 }

@@ -5,4 +5,5 @@ use crate::crm::reporting::v1 as pb;
 
 domain_events!("crm.reporting.v1", pb, {
     ChurnRiskChanged => "crm.reporting.churn_risk.changed.v1",
+    ReportScheduledSent => "crm.reporting.report.scheduled_sent.v1",
 });

@@ -5,6 +5,7 @@ pub mod access;
 pub mod chart;
 pub mod insights;
 pub mod report;
+pub mod schedule;
 
 use chrono::{DateTime, Duration, Utc};
 use kit::error::Violations;

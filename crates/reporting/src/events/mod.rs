@@ -8,6 +8,7 @@ pub mod churn;
 mod customers;
 mod marketing;
 mod sales;
+pub mod schedules;
 mod servicedesk;
 
 use chrono::{DateTime, Utc};

@@ -25,6 +25,8 @@ pub struct State {
     pub db: Database,
     /// What "now" is for default periods and backlog ages.
     pub clock: kit::clock::Clock,
+    /// A mail relay is configured: reports may be scheduled.
+    pub mails_reports: bool,
 }
 
 pub type SharedState = Arc<State>;

@@ -23,6 +23,7 @@ use crate::domain::access::{authorize_read, authorize_write, scope};
 use crate::domain::chart::{self, ChartData, ChartKind};
 use crate::domain::money;
 use crate::domain::report::{self, FieldType, Plan, DATASETS};
+use crate::domain::schedule::{self, next_run, Schedule};
 use crate::store::freshness;
 use crate::store::reports::{self as store, DashboardRow, SavedReport, Value, Viewer};
 
@@ -35,7 +36,15 @@ kit::field_mask!(
     report_fields,
     Report,
     "report",
-    [name, description, definition, sharing, team_id, chart]
+    [
+        name,
+        description,
+        definition,
+        sharing,
+        team_id,
+        chart,
+        schedule
+    ]
 );
 kit::field_mask!(
     apply_dashboard_mask,
@@ -95,10 +104,20 @@ struct Checked {
     sharing: i16,
     team: Option<Uuid>,
     chart: String,
+    schedule: Option<Schedule>,
 }
 
-fn check_report(r: &Report, caller: &CallerContext) -> Result<Checked, Error> {
+fn check_report(r: &Report, caller: &CallerContext, mails: bool) -> Result<Checked, Error> {
     let mut v = Violations::new();
+    let schedule = match &r.schedule {
+        Some(_) if !mails => {
+            return Err(Error::FailedPrecondition(
+                "scheduled reports need a mail relay (REPORTING_SMTP_URL)".into(),
+            ))
+        }
+        Some(s) => schedule::check(s, "report.schedule", &mut v),
+        None => None,
+    };
     let name = r.name.trim().to_owned();
     if name.is_empty() {
         v.add("report.name", "is required");
@@ -145,11 +164,23 @@ fn check_report(r: &Report, caller: &CallerContext) -> Result<Checked, Error> {
         } else {
             chart
         },
+        schedule,
     })
 }
 
-fn report_of(row: SavedReport) -> Report {
+fn schedule_of(row: &store::ScheduleRow) -> ReportSchedule {
+    ReportSchedule {
+        frequency: i32::from(row.frequency),
+        hour: i32::from(row.hour),
+        day: i32::from(row.day),
+        recipients: row.recipients.clone(),
+        next_run_at: to_optional_timestamp(Some(row.next_run_at)),
+    }
+}
+
+fn report_of(row: SavedReport, schedule: Option<ReportSchedule>) -> Report {
     Report {
+        schedule,
         id: row.id.to_string(),
         name: row.name,
         description: row.description,
@@ -187,15 +218,52 @@ fn dashboard_of(row: DashboardRow) -> ReportDashboard {
 }
 
 /// A computed result with its plan, for JSON, CSV and charts.
-struct Computed {
+pub(crate) struct Computed {
     plan: Plan,
-    rows: Vec<Vec<Value>>,
+    pub(crate) rows: Vec<Vec<Value>>,
     truncated: bool,
     currency: String,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl State {
+    /// The report as answered, with its schedule.
+    async fn answer(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        tenant: Uuid,
+        row: SavedReport,
+    ) -> kit::Result<Report> {
+        let schedule = store::schedules(tx, tenant, &[row.id])
+            .await?
+            .first()
+            .map(schedule_of);
+        Ok(report_of(row, schedule))
+    }
+
+    /// Sets or removes a report's schedule, with the caller's visibility.
+    async fn schedule(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        caller: &CallerContext,
+        report: Uuid,
+        checked: &Option<Schedule>,
+    ) -> kit::Result<()> {
+        match checked {
+            Some(s) => {
+                let next = store::NewSchedule {
+                    report,
+                    schedule: s,
+                    scope: &scope(caller),
+                    next_run_at: next_run(s, self.clock.now()),
+                };
+                store::set_schedule(tx, caller.tenant_id, &next).await?
+            }
+            None => store::clear_schedule(tx, caller.tenant_id, report).await?,
+        }
+        Ok(())
+    }
+
     /// A saved report the caller may see.
     async fn visible_report(&self, caller: &CallerContext, id: Uuid) -> kit::Result<SavedReport> {
         let mut tx = self.begin(caller).await?;
@@ -213,29 +281,39 @@ impl State {
     ) -> kit::Result<Computed> {
         let plan = report::check(definition, path)?;
         let mut tx = self.begin(caller).await?;
-        let currency = match &plan.currency {
-            Some(asked) => asked.clone(),
-            None => store::usual_currency(&mut tx, caller.tenant_id, &plan)
-                .await?
-                .unwrap_or_default(),
-        };
-        let computed = store::compute(&mut tx, &plan, caller.tenant_id, &scope(caller), &currency)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-                    Error::Unavailable("the report took too long; narrow it with a filter".into())
-                }
-                _ => Error::from(e),
-            })?;
-        let as_of = freshness::as_of(&mut tx, caller.tenant_id, plan.dataset.domain).await?;
-        Ok(Computed {
-            plan,
-            rows: computed.rows,
-            truncated: computed.truncated,
-            currency,
-            as_of,
-        })
+        compute_in(&mut tx, plan, caller.tenant_id, &scope(caller)).await
     }
+}
+
+/// Computes a checked plan in an open tenant transaction, over `scope`.
+pub(crate) async fn compute_in(
+    tx: &mut sqlx::PgConnection,
+    plan: Plan,
+    tenant: Uuid,
+    scope: &kit::access::Scope,
+) -> kit::Result<Computed> {
+    let currency = match &plan.currency {
+        Some(asked) => asked.clone(),
+        None => store::usual_currency(tx, tenant, &plan)
+            .await?
+            .unwrap_or_default(),
+    };
+    let computed = store::compute(tx, &plan, tenant, scope, &currency)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+                Error::Unavailable("the report took too long; narrow it with a filter".into())
+            }
+            _ => Error::from(e),
+        })?;
+    let as_of = freshness::as_of(tx, tenant, plan.dataset.domain).await?;
+    Ok(Computed {
+        plan,
+        rows: computed.rows,
+        truncated: computed.truncated,
+        currency,
+        as_of,
+    })
 }
 
 fn column_type(plan: &Plan, i: usize) -> &'static str {
@@ -322,7 +400,7 @@ fn number(value: &Value) -> f64 {
 
 /// What a chart draws: the first measure over the first dimension, one
 /// series per value of the second dimension when there is one.
-fn chart_data(title: &str, c: &Computed) -> ChartData {
+pub(crate) fn chart_data(title: &str, c: &Computed) -> ChartData {
     let plan = &c.plan;
     let dimensions = plan.dimensions.len();
     let label = |row: &Vec<Value>, i: usize| shown(plan, i, &row[i]);
@@ -388,7 +466,7 @@ fn chart_data(title: &str, c: &Computed) -> ChartData {
 }
 
 /// The result as CSV: a header of column names, a line per row.
-fn csv_of(c: &Computed) -> kit::Result<Vec<u8>> {
+pub(crate) fn csv_of(c: &Computed) -> kit::Result<Vec<u8>> {
     let result = result_of(c);
     let mut writer = csv::Writer::from_writer(Vec::new());
     let header: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
@@ -519,7 +597,7 @@ impl ReportService for ReportHandlers {
             let report = request
                 .report
                 .ok_or_else(|| Error::invalid("report", "is required"))?;
-            let checked = check_report(&report, &caller)?;
+            let checked = check_report(&report, &caller, self.0.mails_reports)?;
             let mut tx = self.0.begin(&caller).await?;
             let tenant = caller.tenant_id;
             if let Some(existing) = kit::idempotency::replayed(
@@ -535,7 +613,7 @@ impl ReportService for ReportHandlers {
                     .await?
                     .ok_or_else(|| Error::not_found("report", existing))?;
                 return Ok(CreateReportResponse {
-                    report: Some(report_of(row)),
+                    report: Some(self.0.answer(&mut tx, tenant, row).await?),
                 });
             }
             let id = Uuid::now_v7();
@@ -555,6 +633,9 @@ impl ReportService for ReportHandlers {
                 },
             )
             .await?;
+            self.0
+                .schedule(&mut tx, &caller, id, &checked.schedule)
+                .await?;
             kit::idempotency::remember(
                 &mut tx,
                 tenant,
@@ -564,9 +645,10 @@ impl ReportService for ReportHandlers {
                 id,
             )
             .await?;
+            let report = self.0.answer(&mut tx, tenant, row).await?;
             tx.commit().await.map_err(Error::from)?;
             Ok(CreateReportResponse {
-                report: Some(report_of(row)),
+                report: Some(report),
             })
         })
         .await
@@ -579,9 +661,12 @@ impl ReportService for ReportHandlers {
         handle(request, |caller, request| async move {
             authorize_read(&caller)?;
             let id = parse_id("id", &request.id)?;
-            let row = self.0.visible_report(&caller, id).await?;
+            let mut tx = self.0.begin(&caller).await?;
+            let row = store::find_report(&mut tx, caller.tenant_id, &viewer(&caller), id, false)
+                .await?
+                .ok_or_else(|| Error::not_found("report", id))?;
             Ok(GetReportResponse {
-                report: Some(report_of(row)),
+                report: Some(self.0.answer(&mut tx, caller.tenant_id, row).await?),
             })
         })
         .await
@@ -595,8 +680,19 @@ impl ReportService for ReportHandlers {
             authorize_read(&caller)?;
             let mut tx = self.0.begin(&caller).await?;
             let rows = store::list_reports(&mut tx, caller.tenant_id, &viewer(&caller)).await?;
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            let schedules = store::schedules(&mut tx, caller.tenant_id, &ids).await?;
             Ok(ListReportsResponse {
-                reports: rows.into_iter().map(report_of).collect(),
+                reports: rows
+                    .into_iter()
+                    .map(|row| {
+                        let schedule = schedules
+                            .iter()
+                            .find(|s| s.report_id == row.id)
+                            .map(schedule_of);
+                        report_of(row, schedule)
+                    })
+                    .collect(),
             })
         })
         .await
@@ -621,9 +717,9 @@ impl ReportService for ReportHandlers {
             may_change(&caller, row.owner_id)?;
             check_version("report", &input.id, request.expected_version, row.version)?;
             let owner = row.owner_id;
-            let mut report = report_of(row);
+            let mut report = self.0.answer(&mut tx, tenant, row).await?;
             apply_report_mask(&mut report, input, &paths, "update_mask")?;
-            let checked = check_report(&report, &caller)?;
+            let checked = check_report(&report, &caller, self.0.mails_reports)?;
             let saved = store::update_report(
                 &mut tx,
                 tenant,
@@ -640,9 +736,15 @@ impl ReportService for ReportHandlers {
                 },
             )
             .await?;
+            if paths.is_empty() || paths.iter().any(|p| p == "schedule") {
+                self.0
+                    .schedule(&mut tx, &caller, id, &checked.schedule)
+                    .await?;
+            }
+            let report = self.0.answer(&mut tx, tenant, saved).await?;
             tx.commit().await.map_err(Error::from)?;
             Ok(UpdateReportResponse {
-                report: Some(report_of(saved)),
+                report: Some(report),
             })
         })
         .await

@@ -695,3 +695,180 @@ mod tests {
         );
     }
 }
+
+// ---- schedules ----
+
+/// A report's schedule as stored, with the visibility it runs with.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct ScheduleRow {
+    pub report_id: Uuid,
+    pub frequency: i16,
+    pub hour: i16,
+    pub day: i16,
+    pub recipients: Vec<String>,
+    pub scope_user: Option<Uuid>,
+    pub scope_teams: Vec<Uuid>,
+    pub visibility: i16,
+    pub next_run_at: DateTime<Utc>,
+}
+
+impl ScheduleRow {
+    /// The visibility the schedule runs with.
+    pub fn scope(&self) -> Scope {
+        match self.visibility {
+            3 => Scope::Tenant,
+            2 => Scope::Team {
+                user: self.scope_user,
+                teams: self.scope_teams.clone(),
+            },
+            _ => Scope::Own {
+                user: self.scope_user,
+            },
+        }
+    }
+}
+
+/// A scope as stored with a schedule: (visibility, user, teams).
+pub fn stored_scope(scope: &Scope) -> (i16, Option<Uuid>, Vec<Uuid>) {
+    match scope {
+        Scope::Tenant => (3, None, Vec::new()),
+        Scope::Team { user, teams } => (2, *user, teams.clone()),
+        Scope::Own { user } => (1, *user, Vec::new()),
+    }
+}
+
+const SCHEDULE_COLUMNS: &str =
+    "report_id, frequency, hour, day, recipients, scope_user, scope_teams, visibility, next_run_at";
+
+pub struct NewSchedule<'a> {
+    pub report: Uuid,
+    pub schedule: &'a crate::domain::schedule::Schedule,
+    pub scope: &'a Scope,
+    pub next_run_at: DateTime<Utc>,
+}
+
+/// Sets (or replaces) a report's schedule and when it is due.
+pub async fn set_schedule(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    s: &NewSchedule<'_>,
+) -> sqlx::Result<()> {
+    let (visibility, user, teams) = stored_scope(s.scope);
+    sqlx::query(
+        "INSERT INTO report_schedules (tenant_id, report_id, frequency, hour, day, recipients, scope_user, scope_teams, visibility, next_run_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, report_id) DO UPDATE SET \
+         frequency = EXCLUDED.frequency, hour = EXCLUDED.hour, day = EXCLUDED.day, recipients = EXCLUDED.recipients, \
+         scope_user = EXCLUDED.scope_user, scope_teams = EXCLUDED.scope_teams, visibility = EXCLUDED.visibility, \
+         next_run_at = EXCLUDED.next_run_at",
+    )
+    .bind(tenant)
+    .bind(s.report)
+    .bind(s.schedule.frequency as i16)
+    .bind(s.schedule.hour as i16)
+    .bind(s.schedule.day as i16)
+    .bind(&s.schedule.recipients)
+    .bind(user)
+    .bind(&teams)
+    .bind(visibility)
+    .bind(s.next_run_at)
+    .execute(&mut *tx)
+    .await?;
+    due(tx, tenant, s.report, s.next_run_at).await
+}
+
+async fn due(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    report: Uuid,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO report_schedule_due (tenant_id, report_id, due_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id, report_id) DO UPDATE SET due_at = EXCLUDED.due_at",
+    )
+    .bind(tenant)
+    .bind(report)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Removes a report's schedule (and its due row).
+pub async fn clear_schedule(tx: &mut PgConnection, tenant: Uuid, report: Uuid) -> sqlx::Result<()> {
+    for statement in [
+        "DELETE FROM report_schedules WHERE tenant_id = $1 AND report_id = $2",
+        "DELETE FROM report_schedule_due WHERE tenant_id = $1 AND report_id = $2",
+    ] {
+        sqlx::query(statement)
+            .bind(tenant)
+            .bind(report)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The schedules of these reports.
+pub async fn schedules(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    reports: &[Uuid],
+) -> sqlx::Result<Vec<ScheduleRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM report_schedules WHERE tenant_id = $1 AND report_id = ANY($2)"
+    ))
+    .bind(tenant)
+    .bind(reports)
+    .fetch_all(tx)
+    .await
+}
+
+/// Up to `limit` schedules due at `now`, any tenant, locked for this
+/// transaction (`SKIP LOCKED`: one pod runs each).
+pub async fn lock_due_schedules(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "SELECT tenant_id, report_id FROM report_schedule_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+/// A report by id whoever sees it (the schedule's run).
+pub async fn report_by_id(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<SavedReport>> {
+    sqlx::query_as(&format!(
+        "SELECT {REPORT_COLUMNS} FROM reports WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The schedule ran (or will retry): next time it is due.
+pub async fn schedule_next(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    report: Uuid,
+    next: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE report_schedules SET next_run_at = $3 WHERE tenant_id = $1 AND report_id = $2",
+    )
+    .bind(tenant)
+    .bind(report)
+    .bind(next)
+    .execute(&mut *tx)
+    .await?;
+    due(tx, tenant, report, next).await
+}

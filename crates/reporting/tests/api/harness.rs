@@ -35,6 +35,9 @@ pub struct TestApp {
     pub tenant: Uuid,
     /// What the service desk signs survey links with.
     pub survey_key: kit::links::LinkKey,
+    /// Where reporting mails scheduled reports.
+    pub smtp: testkit::SmtpServer,
+    config: reporting::config::ReportingConfig,
 }
 
 impl TestApp {
@@ -65,17 +68,33 @@ impl TestApp {
         services
             .start("servicedesk", servicedesk::build(desk))
             .await;
+        let smtp = testkit::SmtpServer::start();
         let config = reporting::config::ReportingConfig {
             clock,
             scan_interval: Duration::from_millis(100),
+            smtp_url: Some(smtp.url()),
             ..reporting::config::ReportingConfig::new(services.config("reporting").await)
         };
-        services.start("reporting", reporting::build(config)).await;
+        services
+            .start("reporting", reporting::build(config.clone()))
+            .await;
         TestApp {
             tenant: services.tenant,
             services,
             survey_key,
+            smtp,
+            config,
         }
+    }
+
+    /// A second reporting pod on the same database and streams.
+    pub async fn second_pod(&mut self) {
+        let mut config = self.config.clone();
+        config.service.grpc_addr = "127.0.0.1:0".parse().expect("an address");
+        config.service.admin_addr = "127.0.0.1:0".parse().expect("an address");
+        self.services
+            .start("reporting-2", reporting::build(config))
+            .await;
     }
 
     pub fn client(&self, roles: &[Role], visibility: Visibility, teams: &[Uuid]) -> Client {

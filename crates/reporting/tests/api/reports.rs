@@ -391,3 +391,145 @@ async fn reports_count_what_each_caller_may_see_and_are_shared_as_saved() {
         .expect_err("another's private report");
     assert_eq!(violated_fields(&refused), ["dashboard.report_ids[1]"]);
 }
+
+#[tokio::test]
+async fn a_scheduled_report_is_mailed_once_across_pods() {
+    let clock = kit::clock::Clock::manual(
+        chrono::DateTime::parse_from_rfc3339("2026-12-01T06:30:00Z")
+            .expect("a time")
+            .with_timezone(&chrono::Utc),
+    );
+    let mut app = TestApp::spawn_at(clock.clone()).await;
+    app.second_pod().await;
+    let mut admin = app.admin();
+    for (name, industry) in [
+        ("Acme", "Retail"),
+        ("Initech", "Software"),
+        ("Globex", "Retail"),
+    ] {
+        admin
+            .accounts
+            .create_account(crm_proto::crm::customers::v1::CreateAccountRequest {
+                account: Some(crm_proto::crm::customers::v1::Account {
+                    name: name.into(),
+                    industry: industry.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("account");
+    }
+    let by_industry = ReportDefinition {
+        dataset: "accounts".into(),
+        group_by: vec![GroupBy {
+            field: "industry".into(),
+            bucket: 0,
+        }],
+        measures: vec![Measure {
+            aggregate: Aggregate::Count as i32,
+            field: String::new(),
+        }],
+        ..Default::default()
+    };
+    testkit::eventually("the accounts are in", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        let definition = by_industry.clone();
+        async move { (compute(&mut admin, definition).await.ok()?.rows.len() == 2).then_some(()) }
+    })
+    .await;
+    let schedule = |recipients: Vec<&str>| ReportSchedule {
+        frequency: Frequency::Daily as i32,
+        hour: 7,
+        day: 0,
+        recipients: recipients.into_iter().map(str::to_owned).collect(),
+        next_run_at: None,
+    };
+    let save = |schedule: ReportSchedule| CreateReportRequest {
+        report: Some(Report {
+            name: "Accounts by industry".into(),
+            definition: Some(by_industry.clone()),
+            sharing: Sharing::Tenant as i32,
+            schedule: Some(schedule),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let refused = admin
+        .reports
+        .create_report(save(schedule(vec!["not an address"])))
+        .await
+        .expect_err("a bad recipient");
+    assert_eq!(violated_fields(&refused), ["report.schedule.recipients[0]"]);
+    let report = admin
+        .reports
+        .create_report(save(schedule(vec!["boss@example.com", "Boss@Example.com"])))
+        .await
+        .expect("scheduled")
+        .into_inner()
+        .report
+        .expect("report");
+    let saved = report.schedule.clone().expect("a schedule");
+    assert_eq!(saved.recipients, ["boss@example.com"], "one address, once");
+    assert_eq!(
+        saved.next_run_at.map(|t| t.seconds),
+        Some(
+            chrono::DateTime::parse_from_rfc3339("2026-12-01T07:00:00Z")
+                .expect("a time")
+                .timestamp()
+        )
+    );
+    assert_eq!(app.smtp.count(), 0, "not before its time");
+
+    // Seven o'clock: one of the two pods mails it, once.
+    clock.advance(chrono::Duration::minutes(31));
+    let next = testkit::eventually(
+        "the run moved on to tomorrow",
+        Duration::from_secs(30),
+        || {
+            let mut admin = app.admin();
+            let id = report.id.clone();
+            async move {
+                let report = admin
+                    .reports
+                    .get_report(GetReportRequest { id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .report?;
+                let next = report.schedule?.next_run_at?.seconds;
+                (next > saved.next_run_at.as_ref()?.seconds).then_some(next)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        next,
+        chrono::DateTime::parse_from_rfc3339("2026-12-02T07:00:00Z")
+            .expect("a time")
+            .timestamp()
+    );
+    let mails = app.smtp.wait_for(1).await;
+    assert_eq!(mails.len(), 1, "one mail for one run, across two pods");
+    let mail = &mails[0];
+    assert_eq!(mail.to, ["boss@example.com"]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Report: Accounts by industry")
+    );
+    let body = mail.decoded();
+    assert!(
+        body.contains("report.csv") && body.contains("chart.svg"),
+        "both attached"
+    );
+    let event = app
+        .services
+        .event(
+            "reporting",
+            "crm.reporting.report.scheduled_sent.v1",
+            &report.id,
+        )
+        .await;
+    let sent: ReportScheduledSent = kit::events::decode_data(&event).expect("payload");
+    assert_eq!((sent.recipients, sent.rows), (1, 2));
+}
