@@ -14,8 +14,8 @@ use kit::events::decode_data;
 use kit::inbox::EventHandler;
 use uuid::Uuid;
 
-use super::occurred;
-use crate::store::{self, accounts, activities, freshness, id, leads};
+use super::{applied, occurred};
+use crate::store::{self, accounts, activities, id, leads};
 
 pub struct CustomersEvents;
 
@@ -142,7 +142,7 @@ impl EventHandler for CustomersEvents {
             }
             _ => return Ok(()),
         }
-        freshness::advance(tx, tenant, "customers", at).await?;
+        applied(tx, tenant, "customers", at).await?;
         Ok(())
     }
 }

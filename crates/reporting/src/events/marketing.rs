@@ -10,8 +10,7 @@ use kit::events::decode_data;
 use kit::inbox::EventHandler;
 use uuid::Uuid;
 
-use super::occurred;
-use crate::store::freshness;
+use super::{applied, occurred};
 use crate::store::marketing::{self as store, Fate};
 
 pub struct MarketingEvents;
@@ -92,7 +91,7 @@ impl EventHandler for MarketingEvents {
             }
             _ => return Ok(()),
         }
-        freshness::advance(tx, tenant, "marketing", at).await?;
+        applied(tx, tenant, "marketing", at).await?;
         Ok(())
     }
 }

@@ -23,3 +23,20 @@ pub use servicedesk::ServiceDeskEvents;
 fn occurred(event: &Event) -> DateTime<Utc> {
     crate::store::time(event.occurred_at.as_ref()).unwrap_or_else(Utc::now)
 }
+
+/// The tenant's figures of `domain` now include what happened at `at`:
+/// the "as of" of every answer, and how far behind its source reporting
+/// is (`crm_reporting_freshness_seconds{domain}`: commit in the source to
+/// applied here; visible once this transaction commits).
+async fn applied(
+    tx: &mut kit::db::TenantTx,
+    tenant: uuid::Uuid,
+    domain: &'static str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    crate::store::freshness::advance(tx, tenant, domain, at).await?;
+    let behind = (Utc::now() - at).to_std().unwrap_or_default();
+    metrics::histogram!("crm_reporting_freshness_seconds", "domain" => domain)
+        .record(behind.as_secs_f64());
+    Ok(())
+}

@@ -10,8 +10,8 @@ use kit::events::decode_data;
 use kit::inbox::EventHandler;
 use uuid::Uuid;
 
-use super::occurred;
-use crate::store::{accounts, freshness, id, leads, sales as deals};
+use super::{applied, occurred};
+use crate::store::{accounts, id, leads, sales as deals};
 
 pub struct SalesEvents;
 
@@ -108,7 +108,7 @@ impl EventHandler for SalesEvents {
             }
             _ => return Ok(()),
         }
-        freshness::advance(tx, tenant, "sales", at).await?;
+        applied(tx, tenant, "sales", at).await?;
         Ok(())
     }
 }

@@ -11,8 +11,8 @@ use kit::events::decode_data;
 use kit::inbox::EventHandler;
 use uuid::Uuid;
 
-use super::occurred;
-use crate::store::{accounts, freshness, tickets};
+use super::{applied, occurred};
+use crate::store::{accounts, tickets};
 
 pub struct ServiceDeskEvents;
 
@@ -81,7 +81,7 @@ impl EventHandler for ServiceDeskEvents {
             _ => return Ok(()),
         };
         accounts::churn_due_for_ticket(tx, tenant, &ticket).await?;
-        freshness::advance(tx, tenant, "servicedesk", at).await?;
+        applied(tx, tenant, "servicedesk", at).await?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
+use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
 use crm_proto::crm::reporting::v1::report_service_client::ReportServiceClient;
 use crm_proto::crm::sales::v1::forecast_service_client::ForecastServiceClient;
@@ -22,6 +23,7 @@ pub struct Client {
     pub reports: ReportServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub activities: ActivityServiceClient<Authed>,
+    pub contacts: ContactServiceClient<Authed>,
     pub pipelines: PipelineServiceClient<Authed>,
     pub opportunities: OpportunityServiceClient<Authed>,
     pub forecasts: ForecastServiceClient<Authed>,
@@ -150,6 +152,7 @@ impl TestApp {
                 bearer.clone(),
             ),
             accounts: AccountServiceClient::with_interceptor(customers.clone(), bearer.clone()),
+            contacts: ContactServiceClient::with_interceptor(customers.clone(), bearer.clone()),
             activities: ActivityServiceClient::with_interceptor(customers, bearer.clone()),
             pipelines: PipelineServiceClient::with_interceptor(sales.clone(), bearer.clone()),
             opportunities: OpportunityServiceClient::with_interceptor(

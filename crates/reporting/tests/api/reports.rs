@@ -533,3 +533,147 @@ async fn a_scheduled_report_is_mailed_once_across_pods() {
     let sent: ReportScheduledSent = kit::events::decode_data(&event).expect("payload");
     assert_eq!((sent.recipients, sent.rows), (1, 2));
 }
+
+fn count_and_sum(dataset: &str) -> ReportDefinition {
+    let mut measures = vec![Measure {
+        aggregate: Aggregate::Count as i32,
+        field: String::new(),
+    }];
+    if dataset == "deals" {
+        measures.push(Measure {
+            aggregate: Aggregate::Sum as i32,
+            field: "amount".into(),
+        });
+    }
+    ReportDefinition {
+        dataset: dataset.into(),
+        measures,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn redelivered_events_never_double_and_erased_people_leave() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    // A won deal as sales publishes it, then its win published three times
+    // (a producer retrying after a lost acknowledgement: new event ids,
+    // past the inbox's once-per-event).
+    let deal = Uuid::now_v7();
+    let money = || {
+        Some(Money {
+            amount: "1000".into(),
+            currency: "EUR".into(),
+        })
+    };
+    let opportunity = sales::Opportunity {
+        id: deal.to_string(),
+        name: "Acme seats".into(),
+        amount: money(),
+        status: sales::OpportunityStatus::Won as i32,
+        owner_id: Uuid::now_v7().to_string(),
+        ..Default::default()
+    };
+    let created = sales::OpportunityCreated {
+        opportunity: Some(opportunity),
+    };
+    app.services.publish(app.tenant, deal, &created).await;
+    let won = sales::OpportunityWon {
+        opportunity_id: deal.to_string(),
+        amount: money(),
+        line_items: vec![sales::LineItem {
+            description: "Seats".into(),
+            total: money(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(app.services.publish(app.tenant, deal, &won).await);
+    }
+    let last = last.and_then(|e| e.occurred_at).expect("a time");
+    // A contact that is then erased in customers.
+    let contact = admin
+        .contacts
+        .create_contact(crm_proto::crm::customers::v1::CreateContactRequest {
+            contact: Some(crm_proto::crm::customers::v1::Contact {
+                first_name: "Grace".into(),
+                last_name: "Hopper".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("contact")
+        .into_inner()
+        .contact
+        .expect("contact");
+    let counted = |dataset: &'static str, expected: Vec<Vec<String>>| {
+        let app = &app;
+        async move {
+            testkit::eventually(
+                &format!("{dataset} as expected"),
+                Duration::from_secs(30),
+                || {
+                    let mut admin = app.admin();
+                    let expected = expected.clone();
+                    async move {
+                        let result = compute(&mut admin, count_and_sum(dataset)).await.ok()?;
+                        (rows(&result) == expected).then_some(())
+                    }
+                },
+            )
+            .await
+        }
+    };
+    counted("contacts", vec![vec!["1".into()]]).await;
+    let lines = ReportDefinition {
+        dataset: "deals".into(),
+        measures: vec![Measure {
+            aggregate: Aggregate::Sum as i32,
+            field: "amount".into(),
+        }],
+        filter: Some(Filter {
+            node: Some(filter::Node::Condition(Condition {
+                field: "status".into(),
+                op: Operator::Eq as i32,
+                value: Some(prost_types::Value {
+                    kind: Some(Kind::StringValue("won".into())),
+                }),
+            })),
+        }),
+        ..Default::default()
+    };
+    // Once the last win is applied (the answer is as of it), the sum is
+    // the deal's amount once, and its line once.
+    let won_sum = testkit::eventually("every win applied", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        let lines = lines.clone();
+        async move {
+            let result = compute(&mut admin, lines).await.ok()?;
+            let as_of = result.as_of?;
+            ((as_of.seconds, as_of.nanos) >= (last.seconds, last.nanos)).then_some(result)
+        }
+    })
+    .await;
+    assert_eq!(rows(&won_sum), [vec!["1000.00".to_string()]]);
+    counted("deals", vec![vec!["1".into(), "1000.00".into()]]).await;
+    let mut data =
+        crm_proto::crm::customers::v1::data_service_client::DataServiceClient::with_interceptor(
+            app.services.channel("customers"),
+            app.services.bearer(
+                app.tenant,
+                Uuid::now_v7(),
+                &[Role::Admin],
+                Visibility::Tenant,
+                &[],
+            ),
+        );
+    data.erase_contact(crm_proto::crm::customers::v1::EraseContactRequest {
+        contact_id: contact.id.clone(),
+    })
+    .await
+    .expect("erased");
+    counted("contacts", vec![vec!["0".into()]]).await;
+}
