@@ -88,6 +88,9 @@ def needed():
     add("gateway", "marketing", 50053)
     add("gateway", "servicedesk", 50054)
     add("gateway", "reporting", 50055)
+    # Reconciliations read the sources' list APIs.
+    add("reporting", "sales", 50052)
+    add("reporting", "servicedesk", 50054)
     add("servicedesk", "customers", 50051)
     add("marketing", "customers", 50051)
     # Automation rules' lead and ticket actions.

@@ -22,6 +22,10 @@ pub struct ReportingConfig {
     pub smtp_url: Option<String>,
     /// Who scheduled reports come from (`REPORTING_MAIL_FROM`).
     pub mail_from: String,
+    /// The sales and service desk services a reconciliation reads
+    /// (`REPORTING_SALES_URL`, `REPORTING_SERVICEDESK_URL`).
+    pub sales_url: Option<String>,
+    pub servicedesk_url: Option<String>,
 }
 
 impl ReportingConfig {
@@ -32,6 +36,8 @@ impl ReportingConfig {
             scan_interval: std::time::Duration::from_secs(10),
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.into(),
+            sales_url: None,
+            servicedesk_url: None,
         }
     }
 }
@@ -51,11 +57,15 @@ pub fn from_env() -> Result<ReportingConfig, ConfigError> {
             "REPORTING_MAIL_FROM: {mail_from:?} is not a mailbox"
         ));
     }
+    let sales_url = env.optional("SALES_URL", "an http:// URL");
+    let servicedesk_url = env.optional("SERVICEDESK_URL", "an http:// URL");
     env.finish()?;
     Ok(ReportingConfig {
         scan_interval,
         smtp_url,
         mail_from,
+        sales_url,
+        servicedesk_url,
         ..ReportingConfig::new(service)
     })
 }

@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use kit::mail::Mailer;
 
 use crm_proto::crm::reporting::v1::dashboard_service_server::DashboardServiceServer;
+use crm_proto::crm::reporting::v1::reconcile_service_server::ReconcileServiceServer;
 use crm_proto::crm::reporting::v1::report_service_server::ReportServiceServer;
 use kit::inbox::ConsumerSpec;
 use kit::service::{background, launch, GrpcRoutes, RunningService, ServiceContext};
@@ -30,6 +31,7 @@ use crate::events::churn::ChurnScan;
 use crate::events::schedules::ScheduleScan;
 use crate::events::{CustomersEvents, MarketingEvents, SalesEvents, ServiceDeskEvents};
 use crate::grpc::dashboards::DashboardHandlers;
+use crate::grpc::reconcile::ReconcileHandlers;
 use crate::grpc::reports::ReportHandlers;
 use crate::grpc::State;
 
@@ -44,16 +46,28 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
         .map(|url| Mailer::from_url(url, "REPORTING_SMTP_URL", 2))
         .transpose()?
         .map(Arc::new);
+    // Connected lazily: reporting starts while the sources come up.
+    let source = |url: &Option<String>, setting: &str| {
+        url.as_deref()
+            .map(|url| kit::balance::channel(url, std::time::Duration::from_secs(2)))
+            .transpose()
+            .with_context(|| setting.to_owned())
+    };
     let state = Arc::new(State {
         db: context.db.clone(),
         clock: config.clock.clone(),
         mails_reports: mailer.is_some(),
+        sales: source(&config.sales_url, "REPORTING_SALES_URL")?,
+        servicedesk: source(&config.servicedesk_url, "REPORTING_SERVICEDESK_URL")?,
     });
     let grpc = GrpcRoutes::default()
         .serve(DashboardServiceServer::new(DashboardHandlers(
             state.clone(),
         )))
-        .serve(ReportServiceServer::new(ReportHandlers(state.clone())));
+        .serve(ReportServiceServer::new(ReportHandlers(state.clone())))
+        .serve(ReconcileServiceServer::new(ReconcileHandlers(
+            state.clone(),
+        )));
     let churn = ChurnScan::new(
         context.db.clone(),
         context.outbox.clone(),

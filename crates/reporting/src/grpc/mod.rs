@@ -5,6 +5,7 @@ mod activities;
 mod customers;
 pub mod dashboards;
 mod marketing;
+pub mod reconcile;
 pub mod reports;
 mod sales;
 mod service;
@@ -27,6 +28,9 @@ pub struct State {
     pub clock: kit::clock::Clock,
     /// A mail relay is configured: reports may be scheduled.
     pub mails_reports: bool,
+    /// The sources a reconciliation reads (when configured).
+    pub sales: Option<tonic::transport::Channel>,
+    pub servicedesk: Option<tonic::transport::Channel>,
 }
 
 pub type SharedState = Arc<State>;

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod freshness;
 pub mod leads;
 pub mod marketing;
+pub mod reconcile;
 pub mod reports;
 pub mod sales;
 pub mod tickets;

@@ -4,6 +4,7 @@ use crm_proto::crm::customers::v1::account_service_client::AccountServiceClient;
 use crm_proto::crm::customers::v1::activity_service_client::ActivityServiceClient;
 use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
+use crm_proto::crm::reporting::v1::reconcile_service_client::ReconcileServiceClient;
 use crm_proto::crm::reporting::v1::report_service_client::ReportServiceClient;
 use crm_proto::crm::sales::v1::forecast_service_client::ForecastServiceClient;
 use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
@@ -21,6 +22,7 @@ pub use testkit::grpc::violated_fields;
 pub struct Client {
     pub dashboards: DashboardServiceClient<Authed>,
     pub reports: ReportServiceClient<Authed>,
+    pub reconcile: ReconcileServiceClient<Authed>,
     pub accounts: AccountServiceClient<Authed>,
     pub activities: ActivityServiceClient<Authed>,
     pub contacts: ContactServiceClient<Authed>,
@@ -75,6 +77,8 @@ impl TestApp {
             clock,
             scan_interval: Duration::from_millis(100),
             smtp_url: Some(smtp.url()),
+            sales_url: Some(services.url("sales")),
+            servicedesk_url: Some(services.url("servicedesk")),
             ..reporting::config::ReportingConfig::new(services.config("reporting").await)
         };
         services
@@ -148,6 +152,10 @@ impl TestApp {
                 bearer.clone(),
             ),
             reports: ReportServiceClient::with_interceptor(
+                self.services.channel("reporting"),
+                bearer.clone(),
+            ),
+            reconcile: ReconcileServiceClient::with_interceptor(
                 self.services.channel("reporting"),
                 bearer.clone(),
             ),

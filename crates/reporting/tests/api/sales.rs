@@ -413,9 +413,74 @@ async fn the_sales_dashboard_follows_a_scripted_deal_history() {
         ("4000.00", "600.00")
     );
 
+    // Reconciled with sales: every figure agrees...
+    let reconciled = admin
+        .reconcile
+        .reconcile(ReconcileRequest {})
+        .await
+        .expect("reconciled")
+        .into_inner();
+    assert_eq!(reconciled.drifting, 0, "{:?}", reconciled.figures);
+    let figure = |r: &ReconcileResponse, name: &str, key: &str| {
+        r.figures
+            .iter()
+            .find(|d| d.figure == name && d.key == key)
+            .map(|d| (d.source.clone(), d.reporting.clone(), d.difference.clone()))
+    };
+    assert_eq!(
+        figure(&reconciled, "open_deals", &p.id),
+        Some(("2".into(), "2".into(), "0".into()))
+    );
+    assert_eq!(
+        figure(&reconciled, "open_deal_amount", &format!("{} EUR", p.id)),
+        Some(("4000".into(), "4000".into(), "0".into()))
+    );
+    // ...until reporting holds a deal sales never had: drift, named.
+    let ghost = Uuid::now_v7();
+    let created = OpportunityCreated {
+        opportunity: Some(Opportunity {
+            id: ghost.to_string(),
+            pipeline_id: p.id.clone(),
+            amount: eur("999"),
+            status: OpportunityStatus::Open as i32,
+            ..Default::default()
+        }),
+    };
+    app.services.publish(app.tenant, ghost, &created).await;
+    let drifted = testkit::eventually("the ghost deal drifts", Duration::from_secs(30), || {
+        let mut admin = app.admin();
+        async move {
+            let r = admin
+                .reconcile
+                .reconcile(ReconcileRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (r.drifting > 0).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(
+        figure(&drifted, "open_deals", &p.id),
+        Some(("2".into(), "3".into(), "1".into()))
+    );
+    let refused = rep
+        .reconcile
+        .reconcile(ReconcileRequest {})
+        .await
+        .expect_err("a rep");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
     // Another tenant's admin, even naming this tenant's pipeline and
     // owner, counts nothing.
     let mut stranger = app.client_in(Uuid::now_v7(), &[Role::Admin], Visibility::Tenant, &[]);
+    let theirs = stranger
+        .reconcile
+        .reconcile(ReconcileRequest {})
+        .await
+        .expect("reconciled")
+        .into_inner();
+    assert!(theirs.figures.is_empty(), "nothing of this tenant");
     let nothing = sales_dashboard(
         &mut stranger,
         GetSalesDashboardRequest {

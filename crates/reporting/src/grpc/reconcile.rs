@@ -1,0 +1,207 @@
+//! ReconcileService: reporting's totals against the sources' answers.
+//! The sources are read through their list APIs with the caller's own
+//! token, so both sides count what the caller may see.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::Datelike;
+use crm_proto::crm::common::v1::PageRequest;
+use crm_proto::crm::reporting::v1::reconcile_service_server::ReconcileService;
+use crm_proto::crm::reporting::v1::*;
+use crm_proto::crm::sales::v1 as sales;
+use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
+use crm_proto::crm::servicedesk::v1 as desk;
+use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
+use kit::auth::{CallerContext, Role};
+use kit::rpc::{on_behalf, token_of, Forwarded};
+use kit::time::to_optional_timestamp;
+use kit::Error;
+use rust_decimal::Decimal;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use super::{handle, SharedState};
+use crate::domain::access::{authorize_write, scope};
+use crate::store::{freshness, reconcile as store};
+
+pub struct ReconcileHandlers(pub SharedState);
+
+/// The most records one reconciliation reads from a source.
+const MAX_RECORDS: usize = 2_000_000;
+const PAGE: i32 = 500;
+
+type Totals = BTreeMap<(String, String), Decimal>;
+
+fn add(totals: &mut Totals, figure: &str, key: String, value: Decimal) {
+    *totals.entry((figure.to_owned(), key)).or_default() += value;
+}
+
+fn id_or_none(id: &str) -> String {
+    if id.is_empty() {
+        "none".into()
+    } else {
+        id.to_owned()
+    }
+}
+
+fn unavailable(what: &str) -> impl Fn(Status) -> Error + '_ {
+    move |status| Error::Unavailable(format!("{what} did not answer: {}", status.message()))
+}
+
+/// Open and won deals as sales answers them.
+async fn deals(channel: Channel, token: &Forwarded, totals: &mut Totals) -> kit::Result<()> {
+    let mut client = OpportunityServiceClient::new(channel);
+    for status in [
+        sales::OpportunityStatus::Open,
+        sales::OpportunityStatus::Won,
+    ] {
+        let mut token_page = String::new();
+        let mut read = 0;
+        loop {
+            let request = sales::ListOpportunitiesRequest {
+                status: status as i32,
+                page: Some(PageRequest {
+                    page_size: PAGE,
+                    page_token: token_page.clone(),
+                }),
+                ..Default::default()
+            };
+            let page = client
+                .list_opportunities(on_behalf(token, request))
+                .await
+                .map_err(unavailable("sales"))?
+                .into_inner();
+            for o in &page.opportunities {
+                let amount = o.amount.clone().unwrap_or_default();
+                let value = Decimal::from_str(&amount.amount).unwrap_or_default();
+                let pipeline = id_or_none(&o.pipeline_id);
+                if status == sales::OpportunityStatus::Open {
+                    add(totals, "open_deals", pipeline.clone(), Decimal::ONE);
+                    add(
+                        totals,
+                        "open_deal_amount",
+                        format!("{pipeline} {}", amount.currency),
+                        value,
+                    );
+                } else if let Some(closed) = crate::store::time(o.closed_at.as_ref()) {
+                    let quarter = format!("{}-Q{}", closed.year(), (closed.month() - 1) / 3 + 1);
+                    add(
+                        totals,
+                        "won_deal_amount",
+                        format!("{quarter} {}", amount.currency),
+                        value,
+                    );
+                }
+            }
+            read += page.opportunities.len();
+            token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
+            if token_page.is_empty() || read >= MAX_RECORDS {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open tickets per group as the service desk answers them.
+async fn tickets(channel: Channel, token: &Forwarded, totals: &mut Totals) -> kit::Result<()> {
+    let mut client = TicketServiceClient::new(channel);
+    let mut token_page = String::new();
+    let mut read = 0;
+    loop {
+        let request = desk::ListTicketsRequest {
+            open_only: true,
+            page: Some(PageRequest {
+                page_size: PAGE,
+                page_token: token_page.clone(),
+            }),
+            ..Default::default()
+        };
+        let page = client
+            .list_tickets(on_behalf(token, request))
+            .await
+            .map_err(unavailable("the service desk"))?
+            .into_inner();
+        for t in &page.tickets {
+            add(
+                totals,
+                "open_tickets",
+                id_or_none(&t.group_id),
+                Decimal::ONE,
+            );
+        }
+        read += page.tickets.len();
+        token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
+        if token_page.is_empty() || read >= MAX_RECORDS {
+            return Ok(());
+        }
+    }
+}
+
+fn may_reconcile(caller: &CallerContext) -> Result<(), Error> {
+    authorize_write(caller)?;
+    if caller.has_role(Role::Admin) || caller.has_role(Role::Manager) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(
+            "admins and managers reconcile reporting".into(),
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl ReconcileService for ReconcileHandlers {
+    async fn reconcile(
+        &self,
+        request: Request<ReconcileRequest>,
+    ) -> Result<Response<ReconcileResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, _| async move {
+            may_reconcile(&caller)?;
+            let state = &self.0;
+            let (Some(sales), Some(desk)) = (state.sales.clone(), state.servicedesk.clone()) else {
+                return Err(Error::FailedPrecondition(
+                    "reconciling needs REPORTING_SALES_URL and REPORTING_SERVICEDESK_URL".into(),
+                ));
+            };
+            // Reporting's side first: anything applied while the sources
+            // are read shows as drift the next time, not as a false match.
+            let mut tx = state.begin(&caller).await?;
+            let ours = store::totals(&mut tx, caller.tenant_id, &scope(&caller)).await?;
+            let sales_as_of = freshness::as_of(&mut tx, caller.tenant_id, "sales").await?;
+            let desk_as_of = freshness::as_of(&mut tx, caller.tenant_id, "servicedesk").await?;
+            drop(tx);
+            let mut theirs = Totals::new();
+            deals(sales, &token, &mut theirs).await?;
+            tickets(desk, &token, &mut theirs).await?;
+            let mut reporting = Totals::new();
+            for (figure, key, value) in ours {
+                add(&mut reporting, &figure, key, value);
+            }
+            let keys: std::collections::BTreeSet<&(String, String)> =
+                theirs.keys().chain(reporting.keys()).collect();
+            let figures: Vec<Drift> = keys
+                .into_iter()
+                .map(|key| {
+                    let source = theirs.get(key).copied().unwrap_or_default();
+                    let counted = reporting.get(key).copied().unwrap_or_default();
+                    Drift {
+                        figure: key.0.clone(),
+                        key: key.1.clone(),
+                        source: source.normalize().to_string(),
+                        reporting: counted.normalize().to_string(),
+                        difference: (counted - source).normalize().to_string(),
+                    }
+                })
+                .collect();
+            Ok(ReconcileResponse {
+                drifting: figures.iter().filter(|d| d.difference != "0").count() as i64,
+                figures,
+                sales_as_of: to_optional_timestamp(sales_as_of),
+                servicedesk_as_of: to_optional_timestamp(desk_as_of),
+            })
+        })
+        .await
+    }
+}
