@@ -7,10 +7,11 @@
 #   deploy/bench.sh sales      opportunity create / get / stage move at 32 clients, forecast over 1M deals
 #   deploy/bench.sh marketing  a send of 100,000 e-mails to a segment through SMTP (messages/s, memory), loyalty redemptions, journey timers
 #   deploy/bench.sh servicedesk  ticket create / reply / get / list 50 / routing at 32 clients; SLA scanner beside 1M open tickets
+#   deploy/bench.sh reporting  replay of sales events (events/s), freshness at 1,000 events/s, sales and service dashboards over 1M deals and tickets
 #   deploy/bench.sh platform   run.sh's processes (release): start-to-ready of each, RSS of all under gateway load
 #   deploy/bench.sh all        all of the above in turn, then the Markdown table of every figure
 #                              (BENCH_OUT, default bench-results.md; the README's table comes from it)
-# Sizes: BENCH_CONTACTS, BENCH_OPPORTUNITIES, BENCH_MESSAGES, BENCH_CLIENTS, BENCH_SECONDS (see each bench's header).
+# Sizes: BENCH_CONTACTS, BENCH_OPPORTUNITIES, BENCH_MESSAGES, BENCH_EVENTS, BENCH_DEALS, BENCH_TICKETS, BENCH_CLIENTS, BENCH_SECONDS (see each bench's header).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -27,8 +28,9 @@ run_bench() {
     sales) cargo bench --locked -p sales --bench sales ;;
     marketing) cargo bench --locked -p marketing --bench marketing ;;
     servicedesk) cargo bench --locked -p servicedesk --bench servicedesk ;;
+    reporting) cargo bench --locked -p reporting --bench reporting ;;
     platform) cargo bench --locked -p e2e --bench platform ;;
-    *) die "unknown benchmark $1 (known: baseline, outbox, customers, gateway, sales, marketing, servicedesk, platform, all)" ;;
+    *) die "unknown benchmark $1 (known: baseline, outbox, customers, gateway, sales, marketing, servicedesk, reporting, platform, all)" ;;
   esac
 }
 
@@ -42,7 +44,7 @@ out="${BENCH_OUT:-bench-results.md}"
 transcript="$(mktemp)"
 trap 'rm -f "$transcript"' EXIT
 failed=()
-for bench in baseline outbox customers gateway sales marketing servicedesk platform; do
+for bench in baseline outbox customers gateway sales marketing servicedesk reporting platform; do
   log "benchmark $bench"
   run_bench "$bench" 2>&1 | tee -a "$transcript" || failed+=("$bench")
 done
