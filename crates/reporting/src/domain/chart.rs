@@ -3,6 +3,7 @@
 //! legend, by `plotters`. Text is SVG `<text>`, so no font files are
 //! needed to draw and any viewer renders it.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// What a chart shows: categories along one axis, one or more series of
@@ -109,10 +110,15 @@ fn category_label(data: &ChartData, x: f64) -> String {
     data.categories.get(i as usize).cloned().unwrap_or_default()
 }
 
-fn bars<DB: DrawingBackend>(
-    root: &DrawingArea<DB, plotters::coord::Shift>,
+type Axes<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The titled chart area with the categories along x (named at each
+/// category's middle), the values along y from zero, and both axes named.
+fn axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
     data: &ChartData,
-) -> DrawResult<()> {
+    x_mesh: bool,
+) -> DrawResult<Axes<'a, DB>> {
     let (low, high) = value_range(data);
     let n = data.categories.len() as f64;
     let mut chart = ChartBuilder::on(root)
@@ -122,15 +128,24 @@ fn bars<DB: DrawingBackend>(
         .y_label_area_size(72)
         .build_cartesian_2d(0.0..n, low..high)
         .map_err(failed)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(data.categories.len() * 2 + 1)
+    let mut mesh = chart.configure_mesh();
+    if !x_mesh {
+        mesh.disable_x_mesh();
+    }
+    mesh.x_labels(data.categories.len() * 2 + 1)
         .x_label_formatter(&|x| category_label(data, *x))
         .x_desc(&data.x_label)
         .y_desc(&data.y_label)
         .draw()
         .map_err(failed)?;
+    Ok(chart)
+}
+
+fn bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    data: &ChartData,
+) -> DrawResult<()> {
+    let mut chart = axes(root, data, false)?;
     let width = 0.8 / data.series.len() as f64;
     for (s, (name, values)) in data.series.iter().enumerate() {
         let fill = color(s);
@@ -156,23 +171,7 @@ fn lines<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     data: &ChartData,
 ) -> DrawResult<()> {
-    let (low, high) = value_range(data);
-    let n = data.categories.len() as f64;
-    let mut chart = ChartBuilder::on(root)
-        .caption(&data.title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..n, low..high)
-        .map_err(failed)?;
-    chart
-        .configure_mesh()
-        .x_labels(data.categories.len() * 2 + 1)
-        .x_label_formatter(&|x| category_label(data, *x))
-        .x_desc(&data.x_label)
-        .y_desc(&data.y_label)
-        .draw()
-        .map_err(failed)?;
+    let mut chart = axes(root, data, true)?;
     for (s, (name, values)) in data.series.iter().enumerate() {
         let stroke = color(s);
         let points: Vec<(f64, f64)> = values

@@ -67,6 +67,30 @@ fn viewer(caller: &CallerContext) -> Viewer<'_> {
     }
 }
 
+/// A saved report the caller sees, locked for change when `lock`.
+async fn report_seen(
+    tx: &mut sqlx::PgConnection,
+    caller: &CallerContext,
+    id: Uuid,
+    lock: bool,
+) -> kit::Result<SavedReport> {
+    store::find_report(tx, caller.tenant_id, &viewer(caller), id, lock)
+        .await?
+        .ok_or_else(|| Error::not_found("report", id))
+}
+
+/// A report dashboard the caller sees, locked for change when `lock`.
+async fn dashboard_seen(
+    tx: &mut sqlx::PgConnection,
+    caller: &CallerContext,
+    id: Uuid,
+    lock: bool,
+) -> kit::Result<DashboardRow> {
+    store::find_dashboard(tx, caller.tenant_id, &viewer(caller), id, lock)
+        .await?
+        .ok_or_else(|| Error::not_found("report dashboard", id))
+}
+
 /// Its owner changes a saved report or dashboard; so does a manager or
 /// admin who sees it.
 fn may_change(caller: &CallerContext, owner: Option<Uuid>) -> Result<(), Error> {
@@ -267,9 +291,7 @@ impl State {
     /// A saved report the caller may see.
     async fn visible_report(&self, caller: &CallerContext, id: Uuid) -> kit::Result<SavedReport> {
         let mut tx = self.begin(caller).await?;
-        store::find_report(&mut tx, caller.tenant_id, &viewer(caller), id, false)
-            .await?
-            .ok_or_else(|| Error::not_found("report", id))
+        report_seen(&mut tx, caller, id, false).await
     }
 
     /// Computes a definition over the records the caller may see.
@@ -504,18 +526,27 @@ async fn check_report_ids(
     Ok(checked)
 }
 
-fn check_dashboard_name(name: &str) -> kit::Result<String> {
-    let name = name.trim();
+/// A dashboard's name, team and sharing checked; a new one's team is the
+/// caller's first when none is named.
+fn check_dashboard(
+    d: &ReportDashboard,
+    caller: &CallerContext,
+    new: bool,
+) -> kit::Result<(String, Option<Uuid>, i16)> {
+    let mut v = Violations::new();
+    let name = d.name.trim();
     if name.is_empty() {
-        return Err(Error::invalid("dashboard.name", "is required"));
+        v.add("dashboard.name", "is required");
+    } else if name.chars().count() > 200 {
+        v.add("dashboard.name", "is longer than 200 characters");
     }
-    if name.chars().count() > 200 {
-        return Err(Error::invalid(
-            "dashboard.name",
-            "is longer than 200 characters",
-        ));
-    }
-    Ok(name.to_owned())
+    let team = v
+        .check(optional_id("dashboard.team_id", &d.team_id))
+        .flatten()
+        .or_else(|| caller.teams.first().copied().filter(|_| new));
+    let sharing = sharing_of(d.sharing, team, &mut v);
+    v.into_result()?;
+    Ok((name.to_owned(), team, sharing))
 }
 
 #[tonic::async_trait]
@@ -609,9 +640,7 @@ impl ReportService for ReportHandlers {
             )
             .await?
             {
-                let row = store::find_report(&mut tx, tenant, &viewer(&caller), existing, false)
-                    .await?
-                    .ok_or_else(|| Error::not_found("report", existing))?;
+                let row = report_seen(&mut tx, &caller, existing, false).await?;
                 return Ok(CreateReportResponse {
                     report: Some(self.0.answer(&mut tx, tenant, row).await?),
                 });
@@ -662,9 +691,7 @@ impl ReportService for ReportHandlers {
             authorize_read(&caller)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
-            let row = store::find_report(&mut tx, caller.tenant_id, &viewer(&caller), id, false)
-                .await?
-                .ok_or_else(|| Error::not_found("report", id))?;
+            let row = report_seen(&mut tx, &caller, id, false).await?;
             Ok(GetReportResponse {
                 report: Some(self.0.answer(&mut tx, caller.tenant_id, row).await?),
             })
@@ -711,9 +738,7 @@ impl ReportService for ReportHandlers {
             let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
-            let row = store::find_report(&mut tx, tenant, &viewer(&caller), id, true)
-                .await?
-                .ok_or_else(|| Error::not_found("report", id))?;
+            let row = report_seen(&mut tx, &caller, id, true).await?;
             may_change(&caller, row.owner_id)?;
             check_version("report", &input.id, request.expected_version, row.version)?;
             let owner = row.owner_id;
@@ -758,9 +783,7 @@ impl ReportService for ReportHandlers {
             authorize_write(&caller)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
-            let row = store::find_report(&mut tx, caller.tenant_id, &viewer(&caller), id, true)
-                .await?
-                .ok_or_else(|| Error::not_found("report", id))?;
+            let row = report_seen(&mut tx, &caller, id, true).await?;
             may_change(&caller, row.owner_id)?;
             store::delete(&mut tx, "reports", caller.tenant_id, id).await?;
             tx.commit().await.map_err(Error::from)?;
@@ -838,14 +861,7 @@ impl ReportService for ReportHandlers {
             let d = request
                 .dashboard
                 .ok_or_else(|| Error::invalid("dashboard", "is required"))?;
-            let name = check_dashboard_name(&d.name)?;
-            let mut v = Violations::new();
-            let team = v
-                .check(optional_id("dashboard.team_id", &d.team_id))
-                .flatten()
-                .or_else(|| caller.teams.first().copied());
-            let sharing = sharing_of(d.sharing, team, &mut v);
-            v.into_result()?;
+            let (name, team, sharing) = check_dashboard(&d, &caller, true)?;
             let reports = check_report_ids(&self.0, &caller, &d.report_ids).await?;
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
@@ -858,9 +874,7 @@ impl ReportService for ReportHandlers {
             )
             .await?
             {
-                let row = store::find_dashboard(&mut tx, tenant, &viewer(&caller), existing, false)
-                    .await?
-                    .ok_or_else(|| Error::not_found("report dashboard", existing))?;
+                let row = dashboard_seen(&mut tx, &caller, existing, false).await?;
                 return Ok(CreateReportDashboardResponse {
                     dashboard: Some(dashboard_of(row)),
                 });
@@ -905,9 +919,7 @@ impl ReportService for ReportHandlers {
             authorize_read(&caller)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
-            let row = store::find_dashboard(&mut tx, caller.tenant_id, &viewer(&caller), id, false)
-                .await?
-                .ok_or_else(|| Error::not_found("report dashboard", id))?;
+            let row = dashboard_seen(&mut tx, &caller, id, false).await?;
             Ok(GetReportDashboardResponse {
                 dashboard: Some(dashboard_of(row)),
             })
@@ -944,9 +956,7 @@ impl ReportService for ReportHandlers {
             let tenant = caller.tenant_id;
             let row = {
                 let mut tx = self.0.begin(&caller).await?;
-                store::find_dashboard(&mut tx, tenant, &viewer(&caller), id, false)
-                    .await?
-                    .ok_or_else(|| Error::not_found("report dashboard", id))?
+                dashboard_seen(&mut tx, &caller, id, false).await?
             };
             may_change(&caller, row.owner_id)?;
             check_version(
@@ -958,18 +968,10 @@ impl ReportService for ReportHandlers {
             let owner = row.owner_id;
             let mut d = dashboard_of(row);
             apply_dashboard_mask(&mut d, input, &paths, "update_mask")?;
-            let name = check_dashboard_name(&d.name)?;
-            let mut v = Violations::new();
-            let team = v
-                .check(optional_id("dashboard.team_id", &d.team_id))
-                .flatten();
-            let sharing = sharing_of(d.sharing, team, &mut v);
-            v.into_result()?;
+            let (name, team, sharing) = check_dashboard(&d, &caller, false)?;
             let reports = check_report_ids(&self.0, &caller, &d.report_ids).await?;
             let mut tx = self.0.begin(&caller).await?;
-            let current = store::find_dashboard(&mut tx, tenant, &viewer(&caller), id, true)
-                .await?
-                .ok_or_else(|| Error::not_found("report dashboard", id))?;
+            let current = dashboard_seen(&mut tx, &caller, id, true).await?;
             check_version(
                 "report dashboard",
                 &d.id,
@@ -1006,9 +1008,7 @@ impl ReportService for ReportHandlers {
             authorize_write(&caller)?;
             let id = parse_id("id", &request.id)?;
             let mut tx = self.0.begin(&caller).await?;
-            let row = store::find_dashboard(&mut tx, caller.tenant_id, &viewer(&caller), id, true)
-                .await?
-                .ok_or_else(|| Error::not_found("report dashboard", id))?;
+            let row = dashboard_seen(&mut tx, &caller, id, true).await?;
             may_change(&caller, row.owner_id)?;
             store::delete(&mut tx, "report_dashboards", caller.tenant_id, id).await?;
             tx.commit().await.map_err(Error::from)?;

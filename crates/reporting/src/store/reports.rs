@@ -11,7 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::domain::report::{Comparison, Dimension, FieldType, MeasurePlan, Operand, Plan};
+use crate::domain::report::{Comparison, Dimension, Field, FieldType, MeasurePlan, Operand, Plan};
 
 /// How long one report may compute.
 pub const STATEMENT_TIMEOUT: &str = "10s";
@@ -407,7 +407,7 @@ fn push_comparison(query: &mut QueryBuilder<'_, Postgres>, c: &Comparison) {
         }
         (Operator::In, Operand::List(items)) => {
             query.push(format!("({sql} = ANY("));
-            push_list(query, items);
+            push_list(query, c.field, items);
             query.push("))");
         }
         (op, operand) => {
@@ -445,64 +445,30 @@ fn push_operand(query: &mut QueryBuilder<'_, Postgres>, operand: &Operand) {
     };
 }
 
-/// A list operand as one bound array of its type.
-fn push_list(query: &mut QueryBuilder<'_, Postgres>, items: &[Operand]) {
-    match items.first() {
-        Some(Operand::Id(_)) => query.push_bind(
-            items
-                .iter()
-                .filter_map(|o| match o {
-                    Operand::Id(id) => Some(*id),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Some(Operand::Int(_)) => query.push_bind(
-            items
-                .iter()
-                .filter_map(|o| match o {
-                    Operand::Int(n) => Some(*n),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Some(Operand::Number(_)) => query.push_bind(
-            items
-                .iter()
-                .filter_map(|o| match o {
-                    Operand::Number(n) => Some(*n),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Some(Operand::Time(_)) => query.push_bind(
-            items
-                .iter()
-                .filter_map(|o| match o {
-                    Operand::Time(t) => Some(*t),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Some(Operand::Date(_)) => query.push_bind(
-            items
-                .iter()
-                .filter_map(|o| match o {
-                    Operand::Date(d) => Some(*d),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
-        _ => query.push_bind(
-            items
-                .iter()
-                .filter_map(|o| match o {
-                    Operand::Text(t) => Some(t.clone()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        ),
+/// A list operand as one bound array: the values as text, cast to the
+/// field's type in SQL (the cast names a type of this crate, never input).
+fn push_list(query: &mut QueryBuilder<'_, Postgres>, field: &Field, items: &[Operand]) {
+    let texts: Vec<String> = items
+        .iter()
+        .map(|o| match o {
+            Operand::Id(id) => id.to_string(),
+            Operand::Text(t) => t.clone(),
+            Operand::Int(n) => n.to_string(),
+            Operand::Number(n) => n.to_string(),
+            Operand::Time(t) => t.to_rfc3339(),
+            Operand::Date(d) => d.to_string(),
+            Operand::None | Operand::List(_) => String::new(),
+        })
+        .collect();
+    let cast = match field.r#type {
+        FieldType::Id => "uuid[]",
+        FieldType::Enum(_) => "smallint[]",
+        FieldType::Number | FieldType::Amount => "numeric[]",
+        FieldType::Time => "timestamptz[]",
+        FieldType::Date => "date[]",
+        FieldType::Text => "text[]",
     };
+    query.push_bind(texts).push(format!("::{cast}"));
 }
 
 /// The SQL of a plan: `SELECT <dimensions>, <measures> FROM <table> WHERE

@@ -174,3 +174,35 @@ impl TestApp {
         }
     }
 }
+
+/// A pipeline of three stages: Qualify (open, 50%), Won and Lost.
+pub async fn won_lost_pipeline(client: &mut Client) -> crm_proto::crm::sales::v1::Pipeline {
+    use crm_proto::crm::sales::v1 as sales;
+    client
+        .pipelines
+        .create_pipeline(sales::CreatePipelineRequest {
+            pipeline: Some(sales::Pipeline {
+                name: "New business".into(),
+                stages: [
+                    ("Qualify", sales::StageKind::Open),
+                    ("Won", sales::StageKind::Won),
+                    ("Lost", sales::StageKind::Lost),
+                ]
+                .into_iter()
+                .map(|(name, kind)| sales::Stage {
+                    name: name.into(),
+                    probability: 50,
+                    kind: kind as i32,
+                    ..Default::default()
+                })
+                .collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("pipeline")
+        .into_inner()
+        .pipeline
+        .expect("pipeline")
+}

@@ -155,33 +155,7 @@ async fn campaign_reach_response_leads_and_roi_side_by_side() {
             .await
             .expect("lead");
     }
-    let pipeline = admin
-        .pipelines
-        .create_pipeline(sales::CreatePipelineRequest {
-            pipeline: Some(sales::Pipeline {
-                name: "New business".into(),
-                stages: [
-                    ("Qualify", sales::StageKind::Open),
-                    ("Won", sales::StageKind::Won),
-                    ("Lost", sales::StageKind::Lost),
-                ]
-                .into_iter()
-                .map(|(name, kind)| sales::Stage {
-                    name: name.into(),
-                    probability: 50,
-                    kind: kind as i32,
-                    ..Default::default()
-                })
-                .collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("pipeline")
-        .into_inner()
-        .pipeline
-        .expect("pipeline");
+    let pipeline = crate::harness::won_lost_pipeline(&mut admin).await;
     let account = testkit::grpc::create_account(&mut admin.accounts, "Acme", "").await;
     let deal = admin
         .opportunities

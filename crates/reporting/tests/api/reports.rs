@@ -124,33 +124,7 @@ async fn reports_count_what_each_caller_may_see_and_are_shared_as_saved() {
     let mut admin = app.admin();
     let (team, other_team) = (Uuid::now_v7(), Uuid::now_v7());
     let (ana, ben) = (Uuid::now_v7(), Uuid::now_v7());
-    let pipeline = admin
-        .pipelines
-        .create_pipeline(sales::CreatePipelineRequest {
-            pipeline: Some(sales::Pipeline {
-                name: "New business".into(),
-                stages: [
-                    ("Qualify", sales::StageKind::Open),
-                    ("Won", sales::StageKind::Won),
-                    ("Lost", sales::StageKind::Lost),
-                ]
-                .into_iter()
-                .map(|(name, kind)| sales::Stage {
-                    name: name.into(),
-                    probability: 50,
-                    kind: kind as i32,
-                    ..Default::default()
-                })
-                .collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("pipeline")
-        .into_inner()
-        .pipeline
-        .expect("pipeline");
+    let pipeline = crate::harness::won_lost_pipeline(&mut admin).await;
     let account = testkit::grpc::create_account(&mut admin.accounts, "Acme", "").await;
     won(&mut admin, &pipeline, &account.id, ana, team, "1000").await;
     won(&mut admin, &pipeline, &account.id, ana, team, "500.50").await;
