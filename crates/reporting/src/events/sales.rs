@@ -19,6 +19,15 @@ impl EventHandler for SalesEvents {
     async fn handle(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<()> {
         let tenant = Uuid::parse_str(&event.tenant_id)?;
         let at = occurred(event);
+        let version = event.aggregate_version;
+        // A record carried whole is as new as its own version says.
+        let whole = |o: &sales::Opportunity| {
+            o.audit
+                .as_ref()
+                .map(|a| a.version)
+                .filter(|v| *v > 0)
+                .unwrap_or(version)
+        };
         match event.r#type.as_str() {
             <sales::PipelineChanged as DomainEvent>::TYPE => {
                 let changed: sales::PipelineChanged = decode_data(event)?;
@@ -27,32 +36,33 @@ impl EventHandler for SalesEvents {
             <sales::OpportunityCreated as DomainEvent>::TYPE => {
                 let created: sales::OpportunityCreated = decode_data(event)?;
                 if let Some(o) = created.opportunity {
-                    deals::deal(tx, tenant, &o, at).await?;
+                    deals::deal(tx, tenant, &o, at, whole(&o)).await?;
                 }
             }
             <sales::OpportunityUpdated as DomainEvent>::TYPE => {
                 let updated: sales::OpportunityUpdated = decode_data(event)?;
                 if let Some(o) = updated.opportunity {
-                    deals::deal(tx, tenant, &o, at).await?;
+                    deals::deal(tx, tenant, &o, at, whole(&o)).await?;
                 }
             }
             <sales::OpportunityStageChanged as DomainEvent>::TYPE => {
                 let moved: sales::OpportunityStageChanged = decode_data(event)?;
                 match moved.opportunity {
-                    Some(o) => deals::deal(tx, tenant, &o, at).await?,
+                    Some(o) => deals::deal(tx, tenant, &o, at, whole(&o)).await?,
                     None => {
                         let (deal, stage) = (&moved.opportunity_id, &moved.to_stage_id);
-                        deals::moved(tx, tenant, deal, stage, moved.probability, at).await?
+                        deals::moved(tx, tenant, deal, stage, moved.probability, at, version)
+                            .await?
                     }
                 }
             }
             <sales::OpportunityWon as DomainEvent>::TYPE => {
                 let won: sales::OpportunityWon = decode_data(event)?;
-                deals::won(tx, tenant, &won, at).await?;
+                deals::won(tx, tenant, &won, at, version).await?;
             }
             <sales::OpportunityLost as DomainEvent>::TYPE => {
                 let lost: sales::OpportunityLost = decode_data(event)?;
-                deals::lost(tx, tenant, &lost, at).await?;
+                deals::lost(tx, tenant, &lost, at, version).await?;
             }
             <sales::QuotaSet as DomainEvent>::TYPE => {
                 let set: sales::QuotaSet = decode_data(event)?;

@@ -150,8 +150,70 @@ fn may_reconcile(caller: &CallerContext) -> Result<(), Error> {
     }
 }
 
+/// Every deal the caller sees in sales, written over the projection's copy
+/// unless that is newer; one transaction per page.
+async fn backfill_deals(
+    state: &crate::grpc::State,
+    caller: &CallerContext,
+    channel: Channel,
+    token: &Forwarded,
+) -> kit::Result<i64> {
+    let mut client = OpportunityServiceClient::new(channel);
+    let (mut token_page, mut read) = (String::new(), 0i64);
+    loop {
+        let request = sales::ListOpportunitiesRequest {
+            page: Some(PageRequest {
+                page_size: PAGE,
+                page_token: token_page.clone(),
+            }),
+            ..Default::default()
+        };
+        let page = client
+            .list_opportunities(on_behalf(token, request))
+            .await
+            .map_err(unavailable("sales"))?
+            .into_inner();
+        let mut tx = state.begin(caller).await?;
+        for o in &page.opportunities {
+            let audit = o.audit.clone().unwrap_or_default();
+            let at = crate::store::time(audit.updated_at.as_ref()).unwrap_or_else(chrono::Utc::now);
+            crate::store::sales::deal(&mut tx, caller.tenant_id, o, at, audit.version).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        read += page.opportunities.len() as i64;
+        token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
+        if token_page.is_empty() || read as usize >= MAX_RECORDS {
+            return Ok(read);
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl ReconcileService for ReconcileHandlers {
+    async fn backfill(
+        &self,
+        request: Request<BackfillRequest>,
+    ) -> Result<Response<BackfillResponse>, Status> {
+        let token = token_of(&request);
+        handle(request, |caller, request| async move {
+            authorize_write(&caller)?;
+            if !caller.has_role(Role::Admin) {
+                return Err(Error::PermissionDenied("admins backfill reporting".into()));
+            }
+            if request.dataset != "deals" {
+                return Err(Error::invalid("dataset", "must be deals"));
+            }
+            let Some(sales) = self.0.sales.clone() else {
+                return Err(Error::FailedPrecondition(
+                    "backfilling deals needs REPORTING_SALES_URL".into(),
+                ));
+            };
+            let read = backfill_deals(&self.0, &caller, sales, &token).await?;
+            Ok(BackfillResponse { read })
+        })
+        .await
+    }
+
     async fn reconcile(
         &self,
         request: Request<ReconcileRequest>,

@@ -105,14 +105,16 @@ pub async fn pipeline_changed(
     Ok(())
 }
 
-/// A deal as the source now has it (created, updated or moved at `at`):
-/// inserted when new, its fields replaced when known; its creation time
-/// stays the first one seen.
+/// A deal as the source now has it (created, updated or moved at `at`, at
+/// the source's `version`): inserted when new, its fields replaced when
+/// known and not newer than this; its creation time stays the first one
+/// seen.
 pub async fn deal(
     tx: &mut PgConnection,
     tenant: Uuid,
     o: &Opportunity,
     at: DateTime<Utc>,
+    version: i64,
 ) -> sqlx::Result<()> {
     let Some(deal) = id(&o.id) else {
         return Ok(());
@@ -125,14 +127,15 @@ pub async fn deal(
     let competitors: Vec<&str> = o.competitors.iter().map(String::as_str).collect();
     sqlx::query(
         "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, account_id, owner_id, team_id, campaign_id, lead_id, status, \
-         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET pipeline_id = EXCLUDED.pipeline_id, stage_id = EXCLUDED.stage_id, \
          account_id = EXCLUDED.account_id, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
          campaign_id = EXCLUDED.campaign_id, lead_id = EXCLUDED.lead_id, status = EXCLUDED.status, amount = EXCLUDED.amount, \
          currency = EXCLUDED.currency, probability = EXCLUDED.probability, close_date = EXCLUDED.close_date, \
          lost_reason = EXCLUDED.lost_reason, competitors = EXCLUDED.competitors, \
-         closed_at = CASE WHEN EXCLUDED.closed_at IS NULL THEN NULL ELSE coalesce(deals.closed_at, EXCLUDED.closed_at) END",
+         closed_at = CASE WHEN EXCLUDED.closed_at IS NULL THEN NULL ELSE coalesce(deals.closed_at, EXCLUDED.closed_at) END, \
+         version = EXCLUDED.version WHERE deals.version <= EXCLUDED.version",
     )
     .bind(tenant)
     .bind(deal)
@@ -152,6 +155,7 @@ pub async fn deal(
     .bind(&competitors)
     .bind(created_at)
     .bind(closed_at)
+    .bind(version)
     .execute(&mut *tx)
     .await?;
     entered(tx, tenant, deal, id(&o.stage_id), at).await
@@ -189,17 +193,19 @@ pub async fn moved(
     stage: &str,
     probability: i32,
     at: DateTime<Utc>,
+    version: i64,
 ) -> sqlx::Result<()> {
     let Some(deal) = id(deal) else {
         return Ok(());
     };
     let found = sqlx::query(
-        "UPDATE deals SET stage_id = $3, probability = $4 WHERE tenant_id = $1 AND id = $2",
+        "UPDATE deals SET stage_id = $3, probability = $4, version = $5 WHERE tenant_id = $1 AND id = $2 AND version <= $5",
     )
     .bind(tenant)
     .bind(deal)
     .bind(id(stage))
     .bind(probability)
+    .bind(version)
     .execute(&mut *tx)
     .await?;
     if found.rows_affected() == 0 {
@@ -215,20 +221,22 @@ pub async fn won(
     tenant: Uuid,
     w: &OpportunityWon,
     at: DateTime<Utc>,
+    version: i64,
 ) -> sqlx::Result<()> {
     let Some(deal) = id(&w.opportunity_id) else {
         return Ok(());
     };
     let amount = w.amount.clone().unwrap_or_default();
     let found = sqlx::query(
-        "UPDATE deals SET status = 2, amount = $3, currency = $4, closed_at = coalesce(closed_at, $5) \
-         WHERE tenant_id = $1 AND id = $2",
+        "UPDATE deals SET status = 2, amount = $3, currency = $4, closed_at = coalesce(closed_at, $5), version = $6 \
+         WHERE tenant_id = $1 AND id = $2 AND version <= $6",
     )
     .bind(tenant)
     .bind(deal)
     .bind(decimal(&amount.amount))
     .bind(&amount.currency)
     .bind(at)
+    .bind(version)
     .execute(&mut *tx)
     .await?;
     if found.rows_affected() == 0 {
@@ -263,15 +271,17 @@ pub async fn lost(
     tenant: Uuid,
     l: &OpportunityLost,
     at: DateTime<Utc>,
+    version: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE deals SET status = 3, lost_reason = $3, closed_at = coalesce(closed_at, $4) \
-         WHERE tenant_id = $1 AND id = $2",
+        "UPDATE deals SET status = 3, lost_reason = $3, closed_at = coalesce(closed_at, $4), version = $5 \
+         WHERE tenant_id = $1 AND id = $2 AND version <= $5",
     )
     .bind(tenant)
     .bind(id(&l.opportunity_id))
     .bind(&l.lost_reason)
     .bind(at)
+    .bind(version)
     .execute(tx)
     .await?;
     Ok(())
