@@ -9,6 +9,11 @@ use uuid::Uuid;
 use super::{id, time, within, Selection};
 use crate::domain::{Period, AGE_BUCKETS};
 
+/// The version a ticket carried whole is at (0 when it says none).
+fn version_of(t: &Ticket) -> i64 {
+    t.audit.as_ref().map_or(0, |a| a.version)
+}
+
 /// A ticket as created; a redelivered creation changes nothing.
 pub async fn created(
     tx: &mut PgConnection,
@@ -21,8 +26,8 @@ pub async fn created(
     };
     let created_at = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
     sqlx::query(
-        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant_id, id) DO NOTHING",
+        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, id) DO NOTHING",
     )
     .bind(tenant)
     .bind(ticket)
@@ -35,6 +40,7 @@ pub async fn created(
     .bind(id(&t.group_id))
     .bind(id(&t.account_id))
     .bind(created_at)
+    .bind(version_of(t))
     .execute(tx)
     .await?;
     Ok(())
@@ -42,7 +48,7 @@ pub async fn created(
 
 /// The fields a ticket event carries whole, and when it was solved if the
 /// event is a solution (a reopened ticket solved again counts in the period
-/// of its last solution).
+/// of its last solution); a copy older than the stored one changes nothing.
 pub async fn updated(
     tx: &mut PgConnection,
     tenant: Uuid,
@@ -51,7 +57,7 @@ pub async fn updated(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE tickets SET type = $3, channel = $4, priority = $5, status = $6, owner_id = $7, team_id = $8, account_id = $9, \
-         solved_at = coalesce($10, solved_at) WHERE tenant_id = $1 AND id = $2",
+         solved_at = coalesce($10, solved_at), version = $11 WHERE tenant_id = $1 AND id = $2 AND version <= $11",
     )
     .bind(tenant)
     .bind(id(&t.id))
@@ -63,6 +69,7 @@ pub async fn updated(
     .bind(id(&t.group_id))
     .bind(id(&t.account_id))
     .bind(solved_at)
+    .bind(version_of(t))
     .execute(tx)
     .await?;
     Ok(())
