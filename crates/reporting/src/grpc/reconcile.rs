@@ -188,6 +188,42 @@ async fn backfill_deals(
     }
 }
 
+/// Every ticket the caller sees in the service desk, written over the
+/// projection's copy unless that is newer; one transaction per page.
+async fn backfill_tickets(
+    state: &crate::grpc::State,
+    caller: &CallerContext,
+    channel: Channel,
+    token: &Forwarded,
+) -> kit::Result<i64> {
+    let mut client = TicketServiceClient::new(channel);
+    let (mut token_page, mut read) = (String::new(), 0i64);
+    loop {
+        let request = desk::ListTicketsRequest {
+            page: Some(PageRequest {
+                page_size: PAGE,
+                page_token: token_page.clone(),
+            }),
+            ..Default::default()
+        };
+        let page = client
+            .list_tickets(on_behalf(token, request))
+            .await
+            .map_err(unavailable("the service desk"))?
+            .into_inner();
+        let mut tx = state.begin(caller).await?;
+        for t in &page.tickets {
+            crate::store::tickets::snapshot(&mut tx, caller.tenant_id, t).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        read += page.tickets.len() as i64;
+        token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
+        if token_page.is_empty() || read as usize >= MAX_RECORDS {
+            return Ok(read);
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl ReconcileService for ReconcileHandlers {
     async fn backfill(
@@ -200,15 +236,27 @@ impl ReconcileService for ReconcileHandlers {
             if !caller.has_role(Role::Admin) {
                 return Err(Error::PermissionDenied("admins backfill reporting".into()));
             }
-            if request.dataset != "deals" {
-                return Err(Error::invalid("dataset", "must be deals"));
-            }
-            let Some(sales) = self.0.sales.clone() else {
-                return Err(Error::FailedPrecondition(
-                    "backfilling deals needs REPORTING_SALES_URL".into(),
-                ));
+            let missing =
+                |setting: &str| Error::FailedPrecondition(format!("this backfill needs {setting}"));
+            let read = match request.dataset.as_str() {
+                "deals" => {
+                    let sales = self
+                        .0
+                        .sales
+                        .clone()
+                        .ok_or_else(|| missing("REPORTING_SALES_URL"))?;
+                    backfill_deals(&self.0, &caller, sales, &token).await?
+                }
+                "tickets" => {
+                    let desk = self
+                        .0
+                        .servicedesk
+                        .clone()
+                        .ok_or_else(|| missing("REPORTING_SERVICEDESK_URL"))?;
+                    backfill_tickets(&self.0, &caller, desk, &token).await?
+                }
+                _ => return Err(Error::invalid("dataset", "must be deals or tickets")),
             };
-            let read = backfill_deals(&self.0, &caller, sales, &token).await?;
             Ok(BackfillResponse { read })
         })
         .await

@@ -14,6 +14,43 @@ fn version_of(t: &Ticket) -> i64 {
     t.audit.as_ref().map_or(0, |a| a.version)
 }
 
+/// A ticket as the source has it now (a backfill): inserted, or written
+/// over the stored copy unless that is newer.
+pub async fn snapshot(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> sqlx::Result<()> {
+    let Some(ticket) = id(&t.id) else {
+        return Ok(());
+    };
+    let Some(created_at) = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, \
+         created_at, first_response_at, solved_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET type = EXCLUDED.type, channel = EXCLUDED.channel, priority = EXCLUDED.priority, \
+         status = EXCLUDED.status, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, account_id = EXCLUDED.account_id, \
+         first_response_at = coalesce(tickets.first_response_at, EXCLUDED.first_response_at), \
+         solved_at = coalesce(EXCLUDED.solved_at, tickets.solved_at), version = EXCLUDED.version \
+         WHERE tickets.version <= EXCLUDED.version",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(t.number)
+    .bind(t.r#type as i16)
+    .bind(t.channel as i16)
+    .bind(t.priority as i16)
+    .bind(t.status as i16)
+    .bind(id(&t.assignee_id))
+    .bind(id(&t.group_id))
+    .bind(id(&t.account_id))
+    .bind(created_at)
+    .bind(time(t.first_responded_at.as_ref()))
+    .bind(time(t.solved_at.as_ref()))
+    .bind(version_of(t))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// A ticket as created; a redelivered creation changes nothing.
 pub async fn created(
     tx: &mut PgConnection,

@@ -855,6 +855,58 @@ async fn a_backfill_restores_history_the_stream_no_longer_has() {
         settled.open_amount, "650.00",
         "the late version 1 changed nothing"
     );
+    // Tickets come back the same way.
+    admin
+        .tickets
+        .create_ticket(crm_proto::crm::servicedesk::v1::CreateTicketRequest {
+            ticket: Some(crm_proto::crm::servicedesk::v1::Ticket {
+                subject: "Printer on fire".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("ticket");
+    let open_tickets = |expected: i64| {
+        let app = &app;
+        async move {
+            testkit::eventually(
+                &format!("{expected} open tickets"),
+                Duration::from_secs(30),
+                || {
+                    let mut admin = app.admin();
+                    async move {
+                        let d = admin
+                            .dashboards
+                            .get_service_dashboard(GetServiceDashboardRequest::default())
+                            .await
+                            .ok()?
+                            .into_inner()
+                            .dashboard?;
+                        (d.backlog == expected).then_some(())
+                    }
+                },
+            )
+            .await
+        }
+    };
+    open_tickets(1).await;
+    sqlx::query("DELETE FROM tickets")
+        .execute(&owner)
+        .await
+        .expect("deleted");
+    open_tickets(0).await;
+    let read = admin
+        .reconcile
+        .backfill(BackfillRequest {
+            dataset: "tickets".into(),
+        })
+        .await
+        .expect("backfilled")
+        .into_inner()
+        .read;
+    assert_eq!(read, 1);
+    open_tickets(1).await;
     let refused = admin
         .reconcile
         .backfill(BackfillRequest {
