@@ -3,6 +3,7 @@
 //! token, so both sides count what the caller may see.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::str::FromStr;
 
 use chrono::Datelike;
@@ -13,6 +14,7 @@ use crm_proto::crm::sales::v1 as sales;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_proto::crm::servicedesk::v1 as desk;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
+use futures::{Stream, StreamExt};
 use kit::auth::{CallerContext, Role};
 use kit::rpc::{on_behalf, token_of, Forwarded};
 use kit::time::to_optional_timestamp;
@@ -49,55 +51,107 @@ fn unavailable(what: &str) -> impl Fn(Status) -> Error + '_ {
     move |status| Error::Unavailable(format!("{what} did not answer: {}", status.message()))
 }
 
-/// Open and won deals as sales answers them.
-async fn deals(channel: Channel, token: &Forwarded, totals: &mut Totals) -> kit::Result<()> {
-    let mut client = OpportunityServiceClient::new(channel);
-    for status in [
-        sales::OpportunityStatus::Open,
-        sales::OpportunityStatus::Won,
-    ] {
-        let mut token_page = String::new();
-        let mut read = 0;
-        loop {
-            let request = sales::ListOpportunitiesRequest {
-                status: status as i32,
-                page: Some(PageRequest {
-                    page_size: PAGE,
-                    page_token: token_page.clone(),
-                }),
-                ..Default::default()
+/// Every page `fetch` answers (given each page's request), until the last
+/// page or [`MAX_RECORDS`]; `fetch` answers a page's records and the next
+/// page's token.
+fn pages<T, F, Fut>(fetch: F) -> impl Stream<Item = kit::Result<Vec<T>>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = kit::Result<(Vec<T>, String)>>,
+{
+    futures::stream::unfold(
+        (fetch, Some(String::new()), 0usize),
+        |(mut fetch, next, read)| async move {
+            let token = next.filter(|_| read < MAX_RECORDS)?;
+            let request = PageRequest {
+                page_size: PAGE,
+                page_token: token,
             };
-            let page = client
+            match fetch(request).await {
+                Ok((records, next)) => {
+                    let read = read + records.len();
+                    let next = (!next.is_empty()).then_some(next);
+                    Some((Ok(records), (fetch, next, read)))
+                }
+                Err(error) => Some((Err(error), (fetch, None, read))),
+            }
+        },
+    )
+}
+
+/// Sales' deals of `status` (unspecified: all) the caller sees, a page at
+/// a time.
+fn deal_pages<'a>(
+    channel: Channel,
+    token: &'a Forwarded,
+    status: sales::OpportunityStatus,
+) -> impl Stream<Item = kit::Result<Vec<sales::Opportunity>>> + 'a {
+    let client = OpportunityServiceClient::new(channel);
+    pages(move |page| {
+        let mut client = client.clone();
+        let request = sales::ListOpportunitiesRequest {
+            status: status as i32,
+            page: Some(page),
+            ..Default::default()
+        };
+        async move {
+            let answer = client
                 .list_opportunities(on_behalf(token, request))
                 .await
                 .map_err(unavailable("sales"))?
                 .into_inner();
-            for o in &page.opportunities {
+            let next = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+            Ok((answer.opportunities, next))
+        }
+    })
+}
+
+/// The service desk's tickets (open ones only when `open_only`) the caller
+/// sees, a page at a time.
+fn ticket_pages<'a>(
+    channel: Channel,
+    token: &'a Forwarded,
+    open_only: bool,
+) -> impl Stream<Item = kit::Result<Vec<desk::Ticket>>> + 'a {
+    let client = TicketServiceClient::new(channel);
+    pages(move |page| {
+        let mut client = client.clone();
+        let request = desk::ListTicketsRequest {
+            open_only,
+            page: Some(page),
+            ..Default::default()
+        };
+        async move {
+            let answer = client
+                .list_tickets(on_behalf(token, request))
+                .await
+                .map_err(unavailable("the service desk"))?
+                .into_inner();
+            let next = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+            Ok((answer.tickets, next))
+        }
+    })
+}
+
+/// Open and won deals as sales answers them.
+async fn deals(channel: Channel, token: &Forwarded, totals: &mut Totals) -> kit::Result<()> {
+    use sales::OpportunityStatus::{Open, Won};
+    for status in [Open, Won] {
+        let mut pages = std::pin::pin!(deal_pages(channel.clone(), token, status));
+        while let Some(page) = pages.next().await {
+            for o in page? {
                 let amount = o.amount.clone().unwrap_or_default();
                 let value = Decimal::from_str(&amount.amount).unwrap_or_default();
                 let pipeline = id_or_none(&o.pipeline_id);
-                if status == sales::OpportunityStatus::Open {
+                if status == Open {
                     add(totals, "open_deals", pipeline.clone(), Decimal::ONE);
-                    add(
-                        totals,
-                        "open_deal_amount",
-                        format!("{pipeline} {}", amount.currency),
-                        value,
-                    );
+                    let key = format!("{pipeline} {}", amount.currency);
+                    add(totals, "open_deal_amount", key, value);
                 } else if let Some(closed) = crate::store::time(o.closed_at.as_ref()) {
                     let quarter = format!("{}-Q{}", closed.year(), (closed.month() - 1) / 3 + 1);
-                    add(
-                        totals,
-                        "won_deal_amount",
-                        format!("{quarter} {}", amount.currency),
-                        value,
-                    );
+                    let key = format!("{quarter} {}", amount.currency);
+                    add(totals, "won_deal_amount", key, value);
                 }
-            }
-            read += page.opportunities.len();
-            token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
-            if token_page.is_empty() || read >= MAX_RECORDS {
-                break;
             }
         }
     }
@@ -106,24 +160,9 @@ async fn deals(channel: Channel, token: &Forwarded, totals: &mut Totals) -> kit:
 
 /// Open tickets per group as the service desk answers them.
 async fn tickets(channel: Channel, token: &Forwarded, totals: &mut Totals) -> kit::Result<()> {
-    let mut client = TicketServiceClient::new(channel);
-    let mut token_page = String::new();
-    let mut read = 0;
-    loop {
-        let request = desk::ListTicketsRequest {
-            open_only: true,
-            page: Some(PageRequest {
-                page_size: PAGE,
-                page_token: token_page.clone(),
-            }),
-            ..Default::default()
-        };
-        let page = client
-            .list_tickets(on_behalf(token, request))
-            .await
-            .map_err(unavailable("the service desk"))?
-            .into_inner();
-        for t in &page.tickets {
+    let mut pages = std::pin::pin!(ticket_pages(channel, token, true));
+    while let Some(page) = pages.next().await {
+        for t in page? {
             add(
                 totals,
                 "open_tickets",
@@ -131,23 +170,8 @@ async fn tickets(channel: Channel, token: &Forwarded, totals: &mut Totals) -> ki
                 Decimal::ONE,
             );
         }
-        read += page.tickets.len();
-        token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
-        if token_page.is_empty() || read >= MAX_RECORDS {
-            return Ok(());
-        }
     }
-}
-
-fn may_reconcile(caller: &CallerContext) -> Result<(), Error> {
-    authorize_write(caller)?;
-    if caller.has_role(Role::Admin) || caller.has_role(Role::Manager) {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(
-            "admins and managers reconcile reporting".into(),
-        ))
-    }
+    Ok(())
 }
 
 /// Every deal the caller sees in sales, written over the projection's copy
@@ -158,34 +182,21 @@ async fn backfill_deals(
     channel: Channel,
     token: &Forwarded,
 ) -> kit::Result<i64> {
-    let mut client = OpportunityServiceClient::new(channel);
-    let (mut token_page, mut read) = (String::new(), 0i64);
-    loop {
-        let request = sales::ListOpportunitiesRequest {
-            page: Some(PageRequest {
-                page_size: PAGE,
-                page_token: token_page.clone(),
-            }),
-            ..Default::default()
-        };
-        let page = client
-            .list_opportunities(on_behalf(token, request))
-            .await
-            .map_err(unavailable("sales"))?
-            .into_inner();
+    let all = sales::OpportunityStatus::Unspecified;
+    let mut pages = std::pin::pin!(deal_pages(channel, token, all));
+    let mut read = 0;
+    while let Some(page) = pages.next().await {
+        let page = page?;
         let mut tx = state.begin(caller).await?;
-        for o in &page.opportunities {
+        for o in &page {
             let audit = o.audit.clone().unwrap_or_default();
             let at = crate::store::time(audit.updated_at.as_ref()).unwrap_or_else(chrono::Utc::now);
             crate::store::sales::deal(&mut tx, caller.tenant_id, o, at, audit.version).await?;
         }
         tx.commit().await.map_err(Error::from)?;
-        read += page.opportunities.len() as i64;
-        token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
-        if token_page.is_empty() || read as usize >= MAX_RECORDS {
-            return Ok(read);
-        }
+        read += page.len() as i64;
     }
+    Ok(read)
 }
 
 /// Every ticket the caller sees in the service desk, written over the
@@ -196,31 +207,28 @@ async fn backfill_tickets(
     channel: Channel,
     token: &Forwarded,
 ) -> kit::Result<i64> {
-    let mut client = TicketServiceClient::new(channel);
-    let (mut token_page, mut read) = (String::new(), 0i64);
-    loop {
-        let request = desk::ListTicketsRequest {
-            page: Some(PageRequest {
-                page_size: PAGE,
-                page_token: token_page.clone(),
-            }),
-            ..Default::default()
-        };
-        let page = client
-            .list_tickets(on_behalf(token, request))
-            .await
-            .map_err(unavailable("the service desk"))?
-            .into_inner();
+    let mut pages = std::pin::pin!(ticket_pages(channel, token, false));
+    let mut read = 0;
+    while let Some(page) = pages.next().await {
+        let page = page?;
         let mut tx = state.begin(caller).await?;
-        for t in &page.tickets {
+        for t in &page {
             crate::store::tickets::snapshot(&mut tx, caller.tenant_id, t).await?;
         }
         tx.commit().await.map_err(Error::from)?;
-        read += page.tickets.len() as i64;
-        token_page = page.page.map(|p| p.next_page_token).unwrap_or_default();
-        if token_page.is_empty() || read as usize >= MAX_RECORDS {
-            return Ok(read);
-        }
+        read += page.len() as i64;
+    }
+    Ok(read)
+}
+
+fn may_reconcile(caller: &CallerContext) -> Result<(), Error> {
+    authorize_write(caller)?;
+    if caller.has_role(Role::Admin) || caller.has_role(Role::Manager) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(
+            "admins and managers reconcile reporting".into(),
+        ))
     }
 }
 
