@@ -305,9 +305,18 @@ impl FromRequestParts<SharedState> for AppCaller {
                 .map(|context| Caller { context, token }),
             None => None,
         };
-        signed_in
-            .map(AppCaller)
-            .ok_or_else(|| redirect("/app/login", None))
+        let caller = signed_in.ok_or_else(|| redirect("/app/login", None))?;
+        // The tenant's request budget, as for the API: a page computes
+        // reports, so a browser is held to it too.
+        if state.limiter.check_key(&caller.context.tenant_id).is_err() {
+            metrics::counter!("crm_gateway_rate_limited_total").increment(1);
+            return Err(app_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "<p>Please try again in a moment.</p>",
+            ));
+        }
+        Ok(AppCaller(caller))
     }
 }
 

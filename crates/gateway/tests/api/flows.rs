@@ -551,6 +551,39 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    // A person's browser on the app pages is held to the same budget.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(format!("{}/app/login", stack.base))
+        .form(&[
+            ("email", "admin@busy.example"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut pages = Vec::new();
+    for _ in 0..12 {
+        let page = browser
+            .get(format!("{}/app/dashboards", stack.base))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        pages.push(page.status().as_u16());
+    }
+    assert!(pages.contains(&429), "{pages:?}");
     // The limit is per tenant: another tenant is unaffected.
     assert_eq!(
         stack
