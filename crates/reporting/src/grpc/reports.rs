@@ -504,7 +504,7 @@ pub(crate) fn csv_of(c: &Computed) -> kit::Result<Vec<u8>> {
 
 /// The ids of a dashboard's reports: each one the caller may see.
 async fn check_report_ids(
-    state: &State,
+    tx: &mut sqlx::PgConnection,
     caller: &CallerContext,
     ids: &[String],
 ) -> kit::Result<Vec<Uuid>> {
@@ -518,7 +518,7 @@ async fn check_report_ids(
         if checked.contains(&id) {
             return Err(Error::invalid(field, "is listed twice"));
         }
-        if state.visible_report(caller, id).await.is_err() {
+        if report_seen(tx, caller, id, false).await.is_err() {
             return Err(Error::invalid(field, "is not a report you can see"));
         }
         checked.push(id);
@@ -862,9 +862,9 @@ impl ReportService for ReportHandlers {
                 .dashboard
                 .ok_or_else(|| Error::invalid("dashboard", "is required"))?;
             let (name, team, sharing) = check_dashboard(&d, &caller, true)?;
-            let reports = check_report_ids(&self.0, &caller, &d.report_ids).await?;
             let tenant = caller.tenant_id;
             let mut tx = self.0.begin(&caller).await?;
+            let reports = check_report_ids(&mut tx, &caller, &d.report_ids).await?;
             if let Some(existing) = kit::idempotency::replayed(
                 &mut tx,
                 tenant,
@@ -954,10 +954,8 @@ impl ReportService for ReportHandlers {
             let id = parse_id("dashboard.id", &input.id)?;
             let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
             let tenant = caller.tenant_id;
-            let row = {
-                let mut tx = self.0.begin(&caller).await?;
-                dashboard_seen(&mut tx, &caller, id, false).await?
-            };
+            let mut tx = self.0.begin(&caller).await?;
+            let row = dashboard_seen(&mut tx, &caller, id, true).await?;
             may_change(&caller, row.owner_id)?;
             check_version(
                 "report dashboard",
@@ -969,15 +967,7 @@ impl ReportService for ReportHandlers {
             let mut d = dashboard_of(row);
             apply_dashboard_mask(&mut d, input, &paths, "update_mask")?;
             let (name, team, sharing) = check_dashboard(&d, &caller, false)?;
-            let reports = check_report_ids(&self.0, &caller, &d.report_ids).await?;
-            let mut tx = self.0.begin(&caller).await?;
-            let current = dashboard_seen(&mut tx, &caller, id, true).await?;
-            check_version(
-                "report dashboard",
-                &d.id,
-                request.expected_version,
-                current.version,
-            )?;
+            let reports = check_report_ids(&mut tx, &caller, &d.report_ids).await?;
             let saved = store::update_dashboard(
                 &mut tx,
                 tenant,
