@@ -533,4 +533,21 @@ async fn rfm_cohorts_lifetime_value_churn_and_credit_on_a_known_data_set() {
         .await
         .expect_err("no reporting scope");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let others = [
+        keyed
+            .get_sales_dashboard(GetSalesDashboardRequest::default())
+            .await
+            .expect_err("no reporting scope"),
+        keyed
+            .get_marketing_dashboard(GetMarketingDashboardRequest::default())
+            .await
+            .expect_err("no reporting scope"),
+        keyed
+            .get_activity_dashboard(GetActivityDashboardRequest::default())
+            .await
+            .expect_err("no reporting scope"),
+    ];
+    for refused in others {
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    }
 }

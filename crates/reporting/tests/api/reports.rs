@@ -13,6 +13,8 @@ use kit::auth::{Role, Visibility};
 use prost_types::value::Kind;
 use uuid::Uuid;
 
+use crm_proto::crm::reporting::v1::report_service_client::ReportServiceClient;
+
 use crate::harness::{violated_fields, Client, TestApp};
 
 fn won_by_owner() -> ReportDefinition {
@@ -364,6 +366,91 @@ async fn reports_count_what_each_caller_may_see_and_are_shared_as_saved() {
         .await
         .expect_err("another's private report");
     assert_eq!(violated_fields(&refused), ["dashboard.report_ids[1]"]);
+
+    // Another tenant finds none of it by id; an API key without the
+    // reporting scopes reads and saves nothing.
+    let id = || wide.id.clone();
+    let not_found =
+        |status: tonic::Status| assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    not_found(
+        stranger
+            .reports
+            .get_report_chart(GetReportChartRequest { id: id() })
+            .await
+            .expect_err("another tenant's chart"),
+    );
+    not_found(
+        stranger
+            .reports
+            .export_report(ExportReportRequest { id: id() })
+            .await
+            .expect_err("another tenant's export"),
+    );
+    not_found(
+        stranger
+            .reports
+            .delete_report(DeleteReportRequest { id: id() })
+            .await
+            .expect_err("another tenant's report"),
+    );
+    not_found(
+        stranger
+            .reports
+            .get_report_dashboard(GetReportDashboardRequest {
+                id: board.id.clone(),
+            })
+            .await
+            .expect_err("another tenant's dashboard"),
+    );
+    not_found(
+        stranger
+            .reports
+            .delete_report_dashboard(DeleteReportDashboardRequest {
+                id: board.id.clone(),
+            })
+            .await
+            .expect_err("another tenant's dashboard"),
+    );
+    let mut claims = app.services.issuer.claims(
+        app.tenant,
+        Uuid::now_v7(),
+        &[Role::Admin],
+        Visibility::Tenant,
+    );
+    claims.scopes = vec!["sales:read".into()];
+    let key = kit::auth::BearerToken::new(&app.services.issuer.sign(&claims)).expect("a token");
+    let mut keyed = ReportServiceClient::with_interceptor(app.services.channel("reporting"), key);
+    let denied = |status: tonic::Status| {
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}")
+    };
+    denied(
+        keyed
+            .compute_report(ComputeReportRequest {
+                report_id: id(),
+                definition: None,
+            })
+            .await
+            .expect_err("no reporting:read"),
+    );
+    denied(
+        keyed
+            .export_report(ExportReportRequest { id: id() })
+            .await
+            .expect_err("no reporting:read"),
+    );
+    denied(
+        keyed
+            .create_report(CreateReportRequest {
+                report: Some(Report {
+                    name: "Keyed".into(),
+                    definition: Some(won_by_owner()),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect_err("no reporting:write"),
+    );
 }
 
 #[tokio::test]
