@@ -50,6 +50,7 @@ pub async fn account(
     .bind(created_at)
     .execute(&mut *tx)
     .await?;
+    super::sales::account_region(tx, tenant, account).await?;
     churn_due(tx, tenant, account).await
 }
 
@@ -93,6 +94,7 @@ pub async fn deleted(tx: &mut PgConnection, tenant: Uuid, account: Uuid) -> sqlx
         .bind(account)
         .execute(&mut *tx)
         .await?;
+    super::sales::account_region(tx, tenant, account).await?;
     forget_churn(tx, tenant, account).await
 }
 

@@ -13,7 +13,7 @@ pub mod reports;
 pub mod sales;
 pub mod tickets;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use kit::access::Scope;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -49,7 +49,7 @@ pub async fn account_merged(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
+    sales::account_region(tx, tenant, survivor).await
 }
 
 /// Which records a dashboard counts: what the caller's scope sees, narrowed
@@ -86,4 +86,122 @@ impl Selection<'_> {
 pub fn within(query: &mut QueryBuilder<'_, Postgres>, column: &str, p: Period) {
     query.push(format!("{column} >= ")).push_bind(p.from);
     query.push(format!(" AND {column} < ")).push_bind(p.to);
+}
+
+/// A period as day rollups read it: the whole UTC days `[first, end)` in
+/// it, and the rows of the partial days at its ends, `[from, lo)` and
+/// `[hi, to)`. A period without a whole day is all rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days {
+    pub first: NaiveDate,
+    pub end: NaiveDate,
+    pub lo: DateTime<Utc>,
+    pub hi: DateTime<Utc>,
+    pub period: Period,
+}
+
+impl Days {
+    pub fn of(period: Period) -> Days {
+        let day = Duration::days(1);
+        let floor = |t: DateTime<Utc>| t.duration_trunc(day).unwrap_or(t);
+        let lo = match floor(period.from) {
+            start if start == period.from => start,
+            start => start + day,
+        };
+        let hi = floor(period.to);
+        let (lo, hi) = if lo < hi {
+            (lo, hi)
+        } else {
+            (period.to, period.to)
+        };
+        Days {
+            first: lo.date_naive(),
+            end: hi.date_naive(),
+            lo,
+            hi,
+            period,
+        }
+    }
+
+    /// ` AND day >= first AND day < end`.
+    pub fn push_days(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        query.push(" AND day >= ").push_bind(self.first);
+        query.push(" AND day < ").push_bind(self.end);
+    }
+
+    /// ` AND (<column> in the partial days)`; `column` is this crate's.
+    pub fn push_edges(&self, query: &mut QueryBuilder<'_, Postgres>, column: &str) {
+        query.push(" AND ((");
+        within(
+            query,
+            column,
+            Period {
+                from: self.period.from,
+                to: self.lo,
+            },
+        );
+        query.push(") OR (");
+        within(
+            query,
+            column,
+            Period {
+                from: self.hi,
+                to: self.period.to,
+            },
+        );
+        query.push("))");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .expect("a time")
+    }
+
+    #[test]
+    fn a_period_is_whole_days_and_the_partial_days_at_its_ends() {
+        let d = Days::of(Period {
+            from: at("2026-03-01T10:00:00Z"),
+            to: at("2026-03-05T06:00:00Z"),
+        });
+        assert_eq!(
+            (d.first.to_string(), d.end.to_string()),
+            ("2026-03-02".into(), "2026-03-05".into())
+        );
+        assert_eq!(
+            (d.lo, d.hi),
+            (at("2026-03-02T00:00:00Z"), at("2026-03-05T00:00:00Z"))
+        );
+        // Midnight to midnight: days only (both edges empty).
+        let d = Days::of(Period {
+            from: at("2026-03-01T00:00:00Z"),
+            to: at("2026-03-03T00:00:00Z"),
+        });
+        assert_eq!((d.lo, d.hi), (d.period.from, d.period.to));
+        assert_eq!(d.end - d.first, chrono::TimeDelta::days(2));
+        // Within one day, or across one midnight: rows only.
+        for (from, to) in [
+            ("2026-03-01T10:00:00Z", "2026-03-01T12:00:00Z"),
+            ("2026-03-01T10:00:00Z", "2026-03-02T12:00:00Z"),
+        ] {
+            let d = Days::of(Period {
+                from: at(from),
+                to: at(to),
+            });
+            assert_eq!(
+                (d.lo, d.hi, d.first, d.end),
+                (
+                    d.period.to,
+                    d.period.to,
+                    d.period.to.date_naive(),
+                    d.period.to.date_naive()
+                )
+            );
+        }
+    }
 }

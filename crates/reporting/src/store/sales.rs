@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{id, time, within, Selection};
+use super::{id, time, within, Days, Selection};
 use crate::domain::Period;
 
 /// An exact amount from an event; malformed is zero (the source checks it).
@@ -102,6 +102,20 @@ pub async fn pipeline_changed(
         .execute(&mut *tx)
         .await?;
     }
+    // Positions and kinds may have changed: how far each deal of the
+    // pipeline (or with history in it) got, again.
+    let mut touched = ids;
+    touched.extend(id(&changed.removed_stage_id));
+    sqlx::query(&format!(
+        "UPDATE deals d SET furthest = r.furthest FROM (SELECT d.id, {FURTHEST} AS furthest FROM deals d \
+         WHERE d.tenant_id = $1 AND (d.pipeline_id = $2 OR d.id IN (SELECT deal_id FROM deal_stages WHERE tenant_id = $1 AND stage_id = ANY($3)))) r \
+         WHERE d.tenant_id = $1 AND d.id = r.id AND d.furthest IS DISTINCT FROM r.furthest"
+    ))
+    .bind(tenant)
+    .bind(pipeline)
+    .bind(&touched)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -127,10 +141,11 @@ pub async fn deal(
     let competitors: Vec<&str> = o.competitors.iter().map(String::as_str).collect();
     sqlx::query(
         "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, account_id, owner_id, team_id, campaign_id, lead_id, status, \
-         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at, version, region) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+         (SELECT region FROM accounts WHERE tenant_id = $1 AND id = $5)) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET pipeline_id = EXCLUDED.pipeline_id, stage_id = EXCLUDED.stage_id, \
-         account_id = EXCLUDED.account_id, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
+         account_id = EXCLUDED.account_id, region = EXCLUDED.region, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
          campaign_id = EXCLUDED.campaign_id, lead_id = EXCLUDED.lead_id, status = EXCLUDED.status, amount = EXCLUDED.amount, \
          currency = EXCLUDED.currency, probability = EXCLUDED.probability, close_date = EXCLUDED.close_date, \
          lost_reason = EXCLUDED.lost_reason, competitors = EXCLUDED.competitors, \
@@ -172,7 +187,7 @@ pub async fn entered(
     let Some(stage) = stage else {
         return Ok(());
     };
-    sqlx::query(
+    let new = sqlx::query(
         "INSERT INTO deal_stages (tenant_id, deal_id, stage_id, entered_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant_id, deal_id, stage_id) DO NOTHING",
     )
@@ -180,6 +195,44 @@ pub async fn entered(
     .bind(deal)
     .bind(stage)
     .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    if new.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE deals d SET furthest = s.position FROM stages s \
+         WHERE d.tenant_id = $1 AND d.id = $2 AND s.tenant_id = $1 AND s.id = $3 AND s.kind = 1 \
+         AND (d.furthest IS NULL OR d.furthest < s.position)",
+    )
+    .bind(tenant)
+    .bind(deal)
+    .bind(stage)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The deal's furthest open stage (the funnel's reach) as its stage
+/// history and the stages' order now say; `FURTHEST` is correlated to
+/// `d`, a row of `deals`.
+const FURTHEST: &str = "(SELECT max(s.position) FROM deal_stages ds JOIN stages s ON s.tenant_id = ds.tenant_id AND s.id = ds.stage_id \
+     WHERE ds.tenant_id = d.tenant_id AND ds.deal_id = d.id AND s.kind = 1)";
+
+/// The region of the account's deals (what the dashboards' region filter
+/// reads) after the account changed, was deleted or took over another's
+/// deals.
+pub async fn account_region(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    account: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deals d SET region = a.region FROM (SELECT (SELECT region FROM accounts WHERE tenant_id = $1 AND id = $2) AS region) a \
+         WHERE d.tenant_id = $1 AND d.account_id = $2 AND d.region IS DISTINCT FROM a.region",
+    )
+    .bind(tenant)
+    .bind(account)
     .execute(tx)
     .await?;
     Ok(())
@@ -339,13 +392,41 @@ impl Deals<'_> {
             query.push(" AND pipeline_id = ").push_bind(pipeline);
         }
         if let Some(region) = self.region {
-            query
-                .push(" AND account_id IN (SELECT id FROM accounts WHERE tenant_id = ")
-                .push_bind(self.selection.tenant)
-                .push(" AND region = ")
-                .push_bind(region.to_owned())
-                .push(")");
+            query.push(" AND region = ").push_bind(region.to_owned());
         }
+    }
+
+    /// ` FROM (...) closed`: the deals closed in the period as rows of
+    /// `deal_closed_days`, the whole days from the rollup and the partial
+    /// days at the period's ends from the deals themselves.
+    fn push_closed(&self, query: &mut QueryBuilder<'_, Postgres>, p: Period) {
+        let days = Days::of(p);
+        query.push(
+            " FROM (SELECT status, owner_id, campaign_id, lost_reason, currency, deals, amount, cycle_seconds",
+        );
+        self.push_from_table(query, "deal_closed_days");
+        days.push_days(query);
+        query.push(
+            " UNION ALL SELECT status, owner_id, CASE WHEN status = 2 THEN campaign_id END, \
+             CASE WHEN status = 3 THEN lost_reason ELSE '' END, currency, 1, amount, extract(epoch FROM closed_at - created_at)",
+        );
+        self.push_from(query);
+        query.push(" AND status IN (2, 3)");
+        days.push_edges(query, "closed_at");
+        query.push(") closed");
+    }
+
+    /// ` FROM (...) cohort`: the deals created in the period as rows of
+    /// `deal_cohort_days`, as [`Deals::push_closed`] reads closed deals.
+    fn push_cohort(&self, query: &mut QueryBuilder<'_, Postgres>, p: Period) {
+        let days = Days::of(p);
+        query.push(" FROM (SELECT furthest, status, won_stage_id, deals");
+        self.push_from_table(query, "deal_cohort_days");
+        days.push_days(query);
+        query.push(" UNION ALL SELECT furthest, status, CASE WHEN status = 2 THEN stage_id END, 1");
+        self.push_from(query);
+        days.push_edges(query, "created_at");
+        query.push(") cohort");
     }
 
     /// ` AND currency = <the dashboard's>`: the rows whose amounts add up.
@@ -371,7 +452,9 @@ pub async fn default_pipeline(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Resu
 /// none.
 pub async fn usual_currency(tx: &mut PgConnection, tenant: Uuid) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
-        "SELECT currency FROM deals WHERE tenant_id = $1 AND currency <> '' GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1",
+        "SELECT currency FROM (SELECT currency, deals FROM deal_open_totals WHERE tenant_id = $1 \
+         UNION ALL SELECT currency, deals FROM deal_closed_days WHERE tenant_id = $1) d \
+         WHERE currency <> '' GROUP BY currency HAVING sum(deals) > 0 ORDER BY sum(deals) DESC, currency LIMIT 1",
     )
     .bind(tenant)
     .fetch_optional(tx)
@@ -402,7 +485,7 @@ pub async fn stages(
 
 /// Deals of the funnel's cohort (created in the period in the pipeline),
 /// counted by the furthest open stage position they entered, their status
-/// and their current stage.
+/// and, when won, their stage.
 #[derive(sqlx::FromRow)]
 pub struct Reach {
     pub furthest: Option<i32>,
@@ -413,14 +496,10 @@ pub struct Reach {
 
 pub async fn reach(tx: &mut PgConnection, d: &Deals<'_>, p: Period) -> sqlx::Result<Vec<Reach>> {
     let mut query = QueryBuilder::new(
-        "SELECT (SELECT max(s.position) FROM deal_stages ds JOIN stages s ON s.tenant_id = ds.tenant_id AND s.id = ds.stage_id \
-         WHERE ds.tenant_id = cohort.tenant_id AND ds.deal_id = cohort.id AND s.kind = 1) AS furthest, \
-         status, stage_id, count(*) AS deals FROM (SELECT tenant_id, id, status, stage_id",
+        "SELECT furthest, status, won_stage_id AS stage_id, sum(deals)::int8 AS deals",
     );
-    d.push_from(&mut query);
-    query.push(" AND ");
-    within(&mut query, "created_at", p);
-    query.push(") cohort GROUP BY 1, 2, 3");
+    d.push_cohort(&mut query, p);
+    query.push(" GROUP BY 1, 2, 3 HAVING sum(deals) > 0");
     query.build_query_as().fetch_all(tx).await
 }
 
@@ -438,29 +517,33 @@ pub struct Figures {
 }
 
 pub async fn figures(tx: &mut PgConnection, d: &Deals<'_>, p: Period) -> sqlx::Result<Figures> {
-    let won_in = |query: &mut QueryBuilder<'_, Postgres>| {
-        query.push("status = 2 AND ");
-        within(query, "closed_at", p);
+    let won_here = |query: &mut QueryBuilder<'_, Postgres>| {
+        query.push("status = 2");
+        d.push_currency(query);
     };
-    let mut query = QueryBuilder::new("SELECT count(*) FILTER (WHERE ");
-    won_in(&mut query);
-    query.push(") AS won, count(*) FILTER (WHERE status = 3 AND ");
-    within(&mut query, "closed_at", p);
-    query.push(") AS lost, coalesce(sum(amount) FILTER (WHERE ");
-    won_in(&mut query);
+    let mut query = QueryBuilder::new(
+        "SELECT * FROM (SELECT coalesce(sum(deals) FILTER (WHERE status = 2), 0)::int8 AS won, \
+         coalesce(sum(deals) FILTER (WHERE status = 3), 0)::int8 AS lost, coalesce(sum(amount) FILTER (WHERE ",
+    );
+    won_here(&mut query);
+    query.push("), 0) AS won_amount, round(sum(amount) FILTER (WHERE ");
+    won_here(&mut query);
+    query.push(") / nullif(sum(deals) FILTER (WHERE ");
+    won_here(&mut query);
+    query.push(
+        "), 0), 2) AS average_deal_size, \
+         round(sum(cycle_seconds) FILTER (WHERE status = 2) / nullif(sum(deals) FILTER (WHERE status = 2), 0) / 86400, 1) AS average_cycle_days",
+    );
+    d.push_closed(&mut query, p);
+    query.push(
+        ") closed_figures, (SELECT coalesce(sum(deals), 0)::int8 AS open, coalesce(sum(amount) FILTER (WHERE TRUE",
+    );
     d.push_currency(&mut query);
-    query.push("), 0) AS won_amount, round(avg(amount) FILTER (WHERE ");
-    won_in(&mut query);
-    d.push_currency(&mut query);
-    query.push("), 2) AS average_deal_size, round((avg(extract(epoch FROM closed_at - created_at)) FILTER (WHERE ");
-    won_in(&mut query);
-    query.push(") / 86400)::numeric, 1) AS average_cycle_days, count(*) FILTER (WHERE status = 1) AS open, \
-         coalesce(sum(amount) FILTER (WHERE status = 1");
-    d.push_currency(&mut query);
-    query.push("), 0) AS open_amount, round(coalesce(sum(amount * probability / 100) FILTER (WHERE status = 1");
+    query.push("), 0) AS open_amount, round(coalesce(sum(weighted) FILTER (WHERE TRUE");
     d.push_currency(&mut query);
     query.push("), 0), 2) AS weighted_amount");
-    d.push_from(&mut query);
+    d.push_from_table(&mut query, "deal_open_totals");
+    query.push(") open_figures");
     query.build_query_as().fetch_one(tx).await
 }
 
@@ -495,17 +578,10 @@ impl Breakdown {
         match self {
             Breakdown::OpenByStage => "stage_id::text",
             Breakdown::OpenByOwner | Breakdown::WonByOwner => "owner_id::text",
-            Breakdown::OpenByCloseMonth => "to_char(close_date, 'YYYY-MM')",
+            Breakdown::OpenByCloseMonth => "to_char(close_month, 'YYYY-MM')",
             Breakdown::WonByAccount => "account_id::text",
             Breakdown::WonByCampaign => "campaign_id::text",
         }
-    }
-
-    fn won(self) -> bool {
-        matches!(
-            self,
-            Breakdown::WonByOwner | Breakdown::WonByAccount | Breakdown::WonByCampaign
-        )
     }
 }
 
@@ -517,18 +593,30 @@ pub async fn sums(
 ) -> sqlx::Result<Vec<Sum>> {
     let key = breakdown.key();
     let mut query = QueryBuilder::new(format!(
-        "SELECT {key} AS key, '' AS label, count(*) AS count, coalesce(sum(amount) FILTER (WHERE TRUE"
+        "SELECT {key} AS key, '' AS label, sum(deals)::int8 AS count, coalesce(sum(amount) FILTER (WHERE TRUE"
     ));
     d.push_currency(&mut query);
     query.push("), 0) AS amount");
-    d.push_from(&mut query);
-    if breakdown.won() {
-        query.push(" AND status = 2 AND ");
-        within(&mut query, "closed_at", p);
-    } else {
-        query.push(" AND status = 1");
+    match breakdown {
+        Breakdown::OpenByStage | Breakdown::OpenByOwner | Breakdown::OpenByCloseMonth => {
+            d.push_from_table(&mut query, "deal_open_totals");
+        }
+        Breakdown::WonByOwner | Breakdown::WonByCampaign => {
+            d.push_closed(&mut query, p);
+            query.push(" WHERE status = 2");
+        }
+        // Accounts are too many to roll up by: the period's won deals.
+        Breakdown::WonByAccount => {
+            query.push(" FROM (SELECT account_id, 1 AS deals, amount, currency");
+            d.push_from(&mut query);
+            query.push(" AND status = 2 AND ");
+            within(&mut query, "closed_at", p);
+            query.push(") won WHERE TRUE");
+        }
     }
-    query.push(format!(" AND {key} IS NOT NULL GROUP BY 1"));
+    query.push(format!(
+        " AND {key} IS NOT NULL GROUP BY 1 HAVING sum(deals) > 0"
+    ));
     query.push(match breakdown {
         Breakdown::OpenByCloseMonth => " ORDER BY 1",
         _ => " ORDER BY 4 DESC, 3 DESC, 1",
@@ -565,11 +653,9 @@ pub async fn lost_reasons(
     d: &Deals<'_>,
     p: Period,
 ) -> sqlx::Result<Vec<(String, i64)>> {
-    let mut query = QueryBuilder::new("SELECT lost_reason, count(*)");
-    d.push_from(&mut query);
-    query.push(" AND status = 3 AND ");
-    within(&mut query, "closed_at", p);
-    query.push(" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ");
+    let mut query = QueryBuilder::new("SELECT lost_reason, sum(deals)::int8");
+    d.push_closed(&mut query, p);
+    query.push(" WHERE status = 3 GROUP BY 1 HAVING sum(deals) > 0 ORDER BY 2 DESC, 1 LIMIT ");
     query.push_bind(BREAKDOWN_LIMIT);
     query.build_query_as().fetch_all(tx).await
 }

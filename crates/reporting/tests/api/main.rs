@@ -6,5 +6,6 @@ mod customers;
 mod harness;
 mod marketing;
 mod reports;
+mod rollups;
 mod sales;
 mod service;

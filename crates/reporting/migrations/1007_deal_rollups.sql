@@ -1,0 +1,186 @@
+-- Rollups of deals: what the sales dashboard sums, kept per key by
+-- triggers on `deals` in the writing transaction, so a dashboard adds up
+-- a few thousand rollup rows instead of a million deals and is exactly as
+-- fresh as the deals themselves (ADR 0033, addendum "rollups").
+--
+-- Every rollup key carries the visibility columns (owner_id, team_id) and
+-- the filters (pipeline_id, region, currency), so `Scope::push_condition`
+-- and the dashboard's filters read them as they read `deals`. NULL is a
+-- key value like any other (NULLS NOT DISTINCT).
+
+-- The region of the deal's account (the dashboards' region filter) and the
+-- furthest open stage position the deal entered (the funnel), kept on the
+-- deal so that its rollups can be keyed by them.
+ALTER TABLE deals ADD COLUMN region text, ADD COLUMN furthest integer;
+
+-- Open deals now, by pipeline, stage, owner, team, region, currency and
+-- expected close month: open counts, amounts and the weighted pipeline.
+CREATE TABLE deal_open_totals (
+    tenant_id   uuid NOT NULL,
+    pipeline_id uuid,
+    stage_id    uuid,
+    owner_id    uuid,
+    team_id     uuid,
+    region      text,
+    currency    text NOT NULL,
+    close_month date,
+    deals       bigint NOT NULL,
+    amount      numeric NOT NULL,
+    -- sum(amount x probability / 100), unrounded.
+    weighted    numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, pipeline_id, stage_id, owner_id, team_id, region, currency, close_month)
+);
+SELECT crm_enable_tenant_rls('deal_open_totals');
+
+-- Deals closed (won or lost) per UTC day of closing: counts, amounts and
+-- days from creation to close; the campaign of a won deal and the reason
+-- of a lost one.
+CREATE TABLE deal_closed_days (
+    tenant_id     uuid NOT NULL,
+    day           date NOT NULL,
+    pipeline_id   uuid,
+    owner_id      uuid,
+    team_id       uuid,
+    region        text,
+    currency      text NOT NULL,
+    status        smallint NOT NULL,
+    campaign_id   uuid,
+    lost_reason   text NOT NULL,
+    deals         bigint NOT NULL,
+    amount        numeric NOT NULL,
+    -- sum of (closed_at - created_at) in seconds.
+    cycle_seconds numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason)
+);
+SELECT crm_enable_tenant_rls('deal_closed_days');
+
+-- Deals per UTC day of creation (the funnel's cohorts): how far they got,
+-- their status and, when won, the won stage.
+CREATE TABLE deal_cohort_days (
+    tenant_id    uuid NOT NULL,
+    day          date NOT NULL,
+    pipeline_id  uuid,
+    owner_id     uuid,
+    team_id      uuid,
+    region       text,
+    furthest     integer,
+    status       smallint NOT NULL,
+    won_stage_id uuid,
+    deals        bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id)
+);
+SELECT crm_enable_tenant_rls('deal_cohort_days');
+
+-- Adds the deals in `added` to the rollups and takes those in `removed`
+-- out. Keys are written in their sort order, so two transactions moving
+-- deals between the same keys lock them in the same order.
+CREATE FUNCTION deal_rollups_apply(removed deals[], added deals[]) RETURNS void
+-- plpgsql, not sql: its plans are kept for the session.
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    ), open AS (
+        SELECT tenant_id, pipeline_id, stage_id, owner_id, team_id, region, currency,
+               date_trunc('month', close_date)::date AS close_month,
+               sum(sign) AS deals, sum(sign * amount) AS amount, sum(sign * amount * probability / 100) AS weighted
+        FROM changed WHERE status = 1
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    )
+    INSERT INTO deal_open_totals AS t
+    SELECT * FROM open WHERE deals <> 0 OR amount <> 0 OR weighted <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT (tenant_id, pipeline_id, stage_id, owner_id, team_id, region, currency, close_month) DO UPDATE
+    SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, weighted = t.weighted + EXCLUDED.weighted;
+
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    ), closed AS (
+        SELECT tenant_id, (closed_at AT TIME ZONE 'UTC')::date AS day, pipeline_id, owner_id, team_id, region, currency, status,
+               CASE WHEN status = 2 THEN campaign_id END AS campaign_id,
+               CASE WHEN status = 3 THEN lost_reason ELSE '' END AS lost_reason,
+               sum(sign) AS deals, sum(sign * amount) AS amount,
+               sum(sign * extract(epoch FROM closed_at - created_at)) AS cycle_seconds
+        FROM changed WHERE status IN (2, 3) AND closed_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    )
+    INSERT INTO deal_closed_days AS t
+    SELECT * FROM closed WHERE deals <> 0 OR amount <> 0 OR cycle_seconds <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason) DO UPDATE
+    SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, cycle_seconds = t.cycle_seconds + EXCLUDED.cycle_seconds;
+
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    ), cohort AS (
+        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date AS day, pipeline_id, owner_id, team_id, region, furthest, status,
+               CASE WHEN status = 2 THEN stage_id END AS won_stage_id,
+               sum(sign) AS deals
+        FROM changed
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    )
+    INSERT INTO deal_cohort_days AS t
+    SELECT * FROM cohort WHERE deals <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id) DO UPDATE
+    SET deals = t.deals + EXCLUDED.deals;
+END $$;
+
+-- Statement-level triggers: a statement that writes many deals (a
+-- pipeline's stages reordered, an account merged) updates each rollup key
+-- once, not once per deal.
+CREATE FUNCTION deals_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM deal_rollups_apply('{}', (SELECT coalesce(array_agg(n::deals), '{}') FROM new_rows n));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION deals_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM deal_rollups_apply(
+        (SELECT coalesce(array_agg(o::deals), '{}') FROM old_rows o),
+        (SELECT coalesce(array_agg(n::deals), '{}') FROM new_rows n));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION deals_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM deal_rollups_apply((SELECT coalesce(array_agg(o::deals), '{}') FROM old_rows o), '{}');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deals_inserted AFTER INSERT ON deals REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deals_inserted();
+CREATE TRIGGER deals_updated AFTER UPDATE ON deals REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deals_updated();
+CREATE TRIGGER deals_deleted AFTER DELETE ON deals REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deals_deleted();
+
+-- The rollups of one tenant computed again from its deals, in place of
+-- what they hold (the check that they agree, and the repair if not).
+CREATE FUNCTION deal_rollups_rebuild(tenant uuid) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM deal_open_totals WHERE tenant_id = tenant;
+    DELETE FROM deal_closed_days WHERE tenant_id = tenant;
+    DELETE FROM deal_cohort_days WHERE tenant_id = tenant;
+    SELECT deal_rollups_apply('{}', coalesce(array_agg(d), '{}')) FROM deals d WHERE tenant_id = tenant;
+$$;
+
+-- Deals already projected: their region and furthest stage, then their
+-- rollups. The table owner reads every tenant here (RLS is forced for
+-- the service's queries, not for this one-off).
+ALTER TABLE deals NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_open_totals NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_closed_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_cohort_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deals DISABLE TRIGGER deals_updated;
+UPDATE deals d SET region = a.region FROM accounts a WHERE a.tenant_id = d.tenant_id AND a.id = d.account_id;
+UPDATE deals d SET furthest = (
+    SELECT max(s.position) FROM deal_stages ds JOIN stages s ON s.tenant_id = ds.tenant_id AND s.id = ds.stage_id
+    WHERE ds.tenant_id = d.tenant_id AND ds.deal_id = d.id AND s.kind = 1);
+ALTER TABLE deals ENABLE TRIGGER deals_updated;
+SELECT deal_rollups_rebuild(tenant_id) FROM (SELECT DISTINCT tenant_id FROM deals) tenants;
+ALTER TABLE deals FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_open_totals FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_closed_days FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_cohort_days FORCE ROW LEVEL SECURITY;

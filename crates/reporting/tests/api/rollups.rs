@@ -1,0 +1,343 @@
+//! The sales dashboard reads rollups kept by triggers on `deals` (whole
+//! days) and the deals themselves (the partial days at a period's ends).
+//! Here a generated history of deals, written, updated and deleted in the
+//! reporting database, is summed up in Rust and by the dashboard: the two
+//! must agree for a period with partial days at both ends, for the admin
+//! and for a rep; and the rollups kept statement by statement must equal
+//! the rollups computed again from the deals.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use crm_proto::crm::reporting::v1::*;
+use kit::auth::{Role, Visibility};
+use rust_decimal::{Decimal, RoundingStrategy};
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+
+#[derive(Clone, Debug)]
+struct Deal {
+    id: Uuid,
+    owner: Uuid,
+    team: Uuid,
+    status: i16,
+    amount: Decimal,
+    currency: &'static str,
+    probability: i32,
+    created: DateTime<Utc>,
+    closed: Option<DateTime<Utc>>,
+    lost_reason: &'static str,
+    /// The furthest open stage position entered (0..=2).
+    furthest: Option<i32>,
+}
+
+fn decimal(raw: &str) -> Decimal {
+    Decimal::from_str(raw).expect("an amount")
+}
+
+/// Written with the columns the projection writes (a deal whole).
+async fn write(pool: &sqlx::PgPool, tenant: Uuid, pipeline: Uuid, stages: &[Uuid], d: &Deal) {
+    let stage = match d.status {
+        2 => stages[3],
+        3 => stages[4],
+        _ => stages[d.furthest.unwrap_or(0) as usize],
+    };
+    sqlx::query(
+        "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, owner_id, team_id, status, amount, currency, probability, \
+         lost_reason, created_at, closed_at, furthest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET stage_id = EXCLUDED.stage_id, owner_id = EXCLUDED.owner_id, \
+         team_id = EXCLUDED.team_id, status = EXCLUDED.status, amount = EXCLUDED.amount, currency = EXCLUDED.currency, \
+         probability = EXCLUDED.probability, lost_reason = EXCLUDED.lost_reason, closed_at = EXCLUDED.closed_at, \
+         furthest = EXCLUDED.furthest",
+    )
+    .bind(tenant)
+    .bind(d.id)
+    .bind(pipeline)
+    .bind(stage)
+    .bind(d.owner)
+    .bind(d.team)
+    .bind(d.status)
+    .bind(d.amount)
+    .bind(d.currency)
+    .bind(d.probability)
+    .bind(d.lost_reason)
+    .bind(d.created)
+    .bind(d.closed)
+    .bind(d.furthest)
+    .execute(pool)
+    .await
+    .expect("deal written");
+}
+
+/// The rollups' rows that count something, in a comparable form.
+async fn rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
+    let mut rows = Vec::new();
+    // Sums keep the scale of what was added, so they compare without it.
+    for (table, columns) in [
+        (
+            "deal_open_totals",
+            "pipeline_id, stage_id, owner_id, team_id, region, currency, close_month, deals, \
+             trim_scale(amount), trim_scale(weighted)",
+        ),
+        (
+            "deal_closed_days",
+            "day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason, deals, \
+             trim_scale(amount), trim_scale(cycle_seconds)",
+        ),
+        (
+            "deal_cohort_days",
+            "day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id, deals",
+        ),
+    ] {
+        let found: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT ROW({columns})::text FROM {table} WHERE tenant_id = $1 AND deals <> 0 ORDER BY 1"
+        ))
+        .bind(tenant)
+        .fetch_all(pool)
+        .await
+        .expect("rollup rows");
+        rows.extend(found.into_iter().map(|(row,)| format!("{table} {row}")));
+    }
+    rows
+}
+
+struct Expected {
+    won: i64,
+    lost: i64,
+    won_amount: Decimal,
+    open: i64,
+    open_amount: Decimal,
+    weighted: Decimal,
+    leaderboard: BTreeMap<String, (i64, Decimal)>,
+    lost_reasons: BTreeMap<String, i64>,
+    /// Deals of the cohort that reached open stage 0, 1, 2, and won.
+    reached: [i64; 4],
+}
+
+fn expected(
+    deals: &[Deal],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    owner: Option<Uuid>,
+) -> Expected {
+    let within = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= from && t < to);
+    let seen: Vec<&Deal> = deals
+        .iter()
+        .filter(|d| owner.is_none_or(|o| d.owner == o))
+        .collect();
+    let eur = |d: &Deal| d.currency == "EUR";
+    let won: Vec<&&Deal> = seen
+        .iter()
+        .filter(|d| d.status == 2 && within(d.closed))
+        .collect();
+    let open: Vec<&&Deal> = seen.iter().filter(|d| d.status == 1).collect();
+    let mut leaderboard = BTreeMap::new();
+    for d in &won {
+        let entry = leaderboard
+            .entry(d.owner.to_string())
+            .or_insert((0, Decimal::ZERO));
+        entry.0 += 1;
+        if d.currency == "EUR" {
+            entry.1 += d.amount;
+        }
+    }
+    let mut lost_reasons = BTreeMap::new();
+    for d in seen.iter().filter(|d| d.status == 3 && within(d.closed)) {
+        *lost_reasons.entry(d.lost_reason.to_owned()).or_insert(0) += 1;
+    }
+    let cohort: Vec<&&Deal> = seen.iter().filter(|d| within(Some(d.created))).collect();
+    let reach = |position: i32| {
+        cohort
+            .iter()
+            .filter(|d| d.status == 2 || d.furthest.is_some_and(|f| f >= position))
+            .count() as i64
+    };
+    Expected {
+        won: won.len() as i64,
+        lost: lost_reasons.values().sum(),
+        won_amount: won.iter().filter(|d| eur(d)).map(|d| d.amount).sum(),
+        open: open.len() as i64,
+        open_amount: open.iter().filter(|d| eur(d)).map(|d| d.amount).sum(),
+        weighted: open
+            .iter()
+            .filter(|d| eur(d))
+            .map(|d| d.amount * Decimal::from(d.probability) / Decimal::from(100))
+            .sum::<Decimal>()
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero),
+        leaderboard,
+        lost_reasons,
+        reached: [
+            reach(0),
+            reach(1),
+            reach(2),
+            cohort.iter().filter(|d| d.status == 2).count() as i64,
+        ],
+    }
+}
+
+fn check(d: &SalesDashboard, e: &Expected, who: &str) {
+    let amount = |raw: &str| decimal(raw);
+    assert_eq!((d.won, d.lost), (e.won, e.lost), "{who}: won and lost");
+    assert_eq!(amount(&d.won_amount), e.won_amount, "{who}: won amount");
+    assert_eq!(d.open, e.open, "{who}: open");
+    assert_eq!(amount(&d.open_amount), e.open_amount, "{who}: open amount");
+    assert_eq!(amount(&d.weighted_amount), e.weighted, "{who}: weighted");
+    let leaderboard: BTreeMap<String, (i64, Decimal)> = d
+        .leaderboard
+        .iter()
+        .map(|s| (s.key.clone(), (s.count, amount(&s.amount))))
+        .collect();
+    assert_eq!(leaderboard, e.leaderboard, "{who}: leaderboard");
+    let reasons: BTreeMap<String, i64> = d
+        .lost_reasons
+        .iter()
+        .map(|c| (c.key.clone(), c.count))
+        .collect();
+    assert_eq!(reasons, e.lost_reasons, "{who}: lost reasons");
+    let reached: Vec<i64> = d.funnel.iter().map(|s| s.reached).collect();
+    assert_eq!(reached, e.reached, "{who}: funnel");
+}
+
+#[tokio::test]
+async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
+    let app = TestApp::spawn().await;
+    let pool = app.services.db("reporting").admin_pool().await;
+    let tenant = app.tenant;
+    let pipeline = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO pipelines (tenant_id, id, name, is_default) VALUES ($1, $2, 'Sales', true)",
+    )
+    .bind(tenant)
+    .bind(pipeline)
+    .execute(&pool)
+    .await
+    .expect("pipeline");
+    let stages: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    for (position, (stage, kind)) in stages.iter().zip([1, 1, 1, 2, 3]).enumerate() {
+        sqlx::query(
+            "INSERT INTO stages (tenant_id, id, pipeline_id, name, position, kind, probability) VALUES ($1, $2, $3, $4, $5, $6, 50)",
+        )
+        .bind(tenant)
+        .bind(stage)
+        .bind(pipeline)
+        .bind(format!("stage {position}"))
+        .bind(position as i32)
+        .bind(kind as i16)
+        .execute(&pool)
+        .await
+        .expect("stage");
+    }
+    let owners: Vec<(Uuid, Uuid)> = (0..3).map(|_| (Uuid::now_v7(), Uuid::now_v7())).collect();
+    // Twelve days of history ending at the last midnight, at hours that
+    // fall on both sides of the period's ends.
+    let midnight = Utc::now()
+        .duration_trunc(Duration::days(1))
+        .expect("midnight");
+    let start = midnight - Duration::days(12);
+    let reasons = ["price", "timing", "competitor"];
+    let mut deals: Vec<Deal> = (0..400i64)
+        .map(|i| {
+            let (owner, team) = owners[(i % 3) as usize];
+            let created = start + Duration::minutes(i * 37 % (12 * 24 * 60));
+            let status = [1, 2, 3][(i % 5 % 3) as usize];
+            Deal {
+                id: Uuid::now_v7(),
+                owner,
+                team,
+                status,
+                amount: Decimal::new(10_000 + i * 1_234, 2),
+                currency: if i % 7 == 0 { "USD" } else { "EUR" },
+                probability: (i % 10 * 10) as i32,
+                created,
+                closed: (status != 1).then(|| created + Duration::minutes(i * 53 % (3 * 24 * 60))),
+                lost_reason: if status == 3 {
+                    reasons[(i % 3) as usize]
+                } else {
+                    ""
+                },
+                furthest: [None, Some(0), Some(1), Some(2)][(i % 4) as usize],
+            }
+        })
+        .collect();
+    for d in &deals {
+        write(&pool, tenant, pipeline, &stages, d).await;
+    }
+    // Later events: deals won, handed to another owner, deleted.
+    for (i, d) in deals.iter_mut().enumerate() {
+        if i % 6 == 1 && d.status == 1 {
+            d.status = 2;
+            d.closed = Some(d.created + Duration::hours(30));
+            d.amount += Decimal::ONE;
+        }
+        if i % 7 == 2 {
+            (d.owner, d.team) = owners[(i + 1) % 3];
+            d.furthest = Some(2);
+        }
+        if i % 6 == 1 || i % 7 == 2 {
+            write(&pool, tenant, pipeline, &stages, d).await;
+        }
+    }
+    let gone: Vec<Uuid> = deals.iter().step_by(11).map(|d| d.id).collect();
+    sqlx::query("DELETE FROM deals WHERE tenant_id = $1 AND id = ANY($2)")
+        .bind(tenant)
+        .bind(&gone)
+        .execute(&pool)
+        .await
+        .expect("deleted");
+    deals.retain(|d| !gone.contains(&d.id));
+
+    // Partial days at both ends, whole days between; then whole days only;
+    // then within one day.
+    let periods = [
+        (start + Duration::hours(30), midnight - Duration::hours(50)),
+        (start + Duration::days(2), start + Duration::days(9)),
+        (start + Duration::hours(80), start + Duration::hours(90)),
+    ];
+    let (ana, ana_team) = owners[0];
+    let mut admin = app.admin();
+    let mut rep = app.user(ana, &[Role::SalesRep], Visibility::Own, &[ana_team]);
+    for (from, to) in periods {
+        let request = GetSalesDashboardRequest {
+            from: Some(kit::time::to_timestamp(from)),
+            to: Some(kit::time::to_timestamp(to)),
+            currency: "EUR".into(),
+            ..Default::default()
+        };
+        for (client, owner, who) in [(&mut admin, None, "admin"), (&mut rep, Some(ana), "rep")] {
+            let d = client
+                .dashboards
+                .get_sales_dashboard(request.clone())
+                .await
+                .expect("dashboard")
+                .into_inner()
+                .dashboard
+                .expect("dashboard");
+            check(
+                &d,
+                &expected(&deals, from, to, owner),
+                &format!("{who} {from}..{to}"),
+            );
+        }
+    }
+
+    // Kept statement by statement = computed again from the deals.
+    let kept = rollups(&pool, tenant).await;
+    assert!(kept.len() > 50, "the rollups hold rows: {}", kept.len());
+    sqlx::query("SELECT deal_rollups_rebuild($1)")
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .expect("rebuilt");
+    let rebuilt = rollups(&pool, tenant).await;
+    let differing: Vec<&String> = kept
+        .iter()
+        .filter(|row| !rebuilt.contains(row))
+        .chain(rebuilt.iter().filter(|row| !kept.contains(row)))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "kept and rebuilt differ: {differing:#?}"
+    );
+}
