@@ -69,6 +69,13 @@ pub async fn dashboard(
     };
     let mut tx = state.begin(&caller).await?;
     let figures = tickets::figures(&mut tx, &selection, p).await?;
+    let medians = tickets::medians(&mut tx, &selection, p).await?;
+    let whole = medians.iter().find(|m| m.whole);
+    let of_agent = |agent| {
+        medians
+            .iter()
+            .find(|m| !m.whole && m.owner_id == Some(agent))
+    };
     let by_channel = tickets::created_by(&mut tx, &selection, p, Dimension::Channel).await?;
     let by_type = tickets::created_by(&mut tx, &selection, p, Dimension::Type).await?;
     let by_age = tickets::backlog_by_age(&mut tx, &selection, now).await?;
@@ -127,8 +134,8 @@ pub async fn dashboard(
                 .into_iter()
                 .map(|(key, count)| Count { key, count })
                 .collect(),
-            median_first_response_seconds: seconds(figures.median_first_response),
-            median_resolution_seconds: seconds(figures.median_resolution),
+            median_first_response_seconds: seconds(whole.and_then(|m| m.first_response)),
+            median_resolution_seconds: seconds(whole.and_then(|m| m.resolution)),
             csat_responses: figures.csat_responses,
             csat_average: figures.csat_average.unwrap_or_default(),
             as_of: to_optional_timestamp(as_of),
@@ -147,8 +154,12 @@ pub async fn dashboard(
                 .map(|a| AgentFigures {
                     agent_id: a.owner_id.to_string(),
                     solved: a.solved,
-                    median_first_response_seconds: seconds(a.median_first_response),
-                    median_resolution_seconds: seconds(a.median_resolution),
+                    median_first_response_seconds: seconds(
+                        of_agent(a.owner_id).and_then(|m| m.first_response),
+                    ),
+                    median_resolution_seconds: seconds(
+                        of_agent(a.owner_id).and_then(|m| m.resolution),
+                    ),
                     csat_responses: a.csat_responses,
                     csat_average: a.csat_average.unwrap_or_default(),
                     breaches: a.breaches,

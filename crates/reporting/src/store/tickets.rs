@@ -1,18 +1,23 @@
 //! The service desk's tickets as projected, and the service dashboard's
 //! figures over them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use crm_proto::crm::servicedesk::v1::{Ticket, TicketAssigned};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{id, time, within, Selection};
+use super::{id, time, within, Days, Selection};
 use crate::domain::{Period, AGE_BUCKETS};
 
 /// The version a ticket carried whole is at (0 when it says none).
 fn version_of(t: &Ticket) -> i64 {
     t.audit.as_ref().map_or(0, |a| a.version)
 }
+
+/// Whether the ticket `$2` breached a target already (a breach may be
+/// projected before the ticket it is about).
+const BREACHED: &str =
+    "EXISTS (SELECT 1 FROM sla_breaches WHERE tenant_id = $1 AND ticket_id = $2)";
 
 /// A ticket as the source has it now (a backfill): inserted, or written
 /// over the stored copy unless that is newer.
@@ -23,15 +28,16 @@ pub async fn snapshot(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> sqlx::
     let Some(created_at) = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())) else {
         return Ok(());
     };
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, \
-         created_at, first_response_at, solved_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         created_at, first_response_at, solved_at, version, breached) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {BREACHED}) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET type = EXCLUDED.type, channel = EXCLUDED.channel, priority = EXCLUDED.priority, \
          status = EXCLUDED.status, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, account_id = EXCLUDED.account_id, \
          first_response_at = coalesce(tickets.first_response_at, EXCLUDED.first_response_at), \
          solved_at = coalesce(EXCLUDED.solved_at, tickets.solved_at), version = EXCLUDED.version \
-         WHERE tickets.version <= EXCLUDED.version",
-    )
+         WHERE tickets.version <= EXCLUDED.version"
+    ))
     .bind(tenant)
     .bind(ticket)
     .bind(t.number)
@@ -62,10 +68,10 @@ pub async fn created(
         return Ok(());
     };
     let created_at = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
-    sqlx::query(
-        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, id) DO NOTHING",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at, version, breached) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, {BREACHED}) ON CONFLICT (tenant_id, id) DO NOTHING"
+    ))
     .bind(tenant)
     .bind(ticket)
     .bind(t.number)
@@ -170,14 +176,12 @@ pub async fn rated(
     Ok(())
 }
 
-/// The dashboard's single figures.
+/// The dashboard's single counts.
 #[derive(sqlx::FromRow)]
 pub struct Figures {
     pub created: i64,
     pub solved: i64,
     pub backlog: i64,
-    pub median_first_response: Option<f64>,
-    pub median_resolution: Option<f64>,
     pub csat_responses: i64,
     pub csat_average: Option<String>,
 }
@@ -186,31 +190,107 @@ pub struct Figures {
 /// contract).
 const OPEN: &str = "status NOT IN (6, 7)";
 
-pub async fn figures(tx: &mut PgConnection, s: &Selection<'_>, p: Period) -> sqlx::Result<Figures> {
-    let mut query = QueryBuilder::new("SELECT count(*) FILTER (WHERE ");
-    within(&mut query, "created_at", p);
-    query.push(") AS created, count(*) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
-    query.push(format!(
-        ") AS solved, count(*) FILTER (WHERE {OPEN}) AS backlog, "
-    ));
+/// `round(<scores> / <answers>, 2)::text`: an average satisfaction.
+const CSAT_AVERAGE: &str =
+    "round(sum(csat_sum)::numeric / nullif(sum(csat_responses), 0), 2)::text";
+
+/// ` FROM (...) created`: the tickets created in the period as rows of
+/// `ticket_created_days`, the whole days from the rollup and the partial
+/// days at the period's ends from the tickets themselves.
+fn push_created(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>, p: Period) {
+    let days = Days::of(p);
+    query.push(" FROM (SELECT day, owner_id, channel, type, tickets");
+    s.push_from(query, "ticket_created_days");
+    days.push_days(query);
     query.push(
-        "(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) \
+        " UNION ALL SELECT (created_at AT TIME ZONE 'UTC')::date, owner_id, channel, type, 1",
+    );
+    s.push_from(query, "tickets");
+    days.push_edges(query, "created_at");
+    query.push(") created");
+}
+
+/// ` FROM (...) solved`: the tickets solved in the period as rows of
+/// `ticket_solved_days`, as [`push_created`] reads created ones.
+fn push_solved(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>, p: Period) {
+    let days = Days::of(p);
+    query.push(" FROM (SELECT day, owner_id, breached, tickets, csat_responses, csat_sum");
+    s.push_from(query, "ticket_solved_days");
+    days.push_days(query);
+    query.push(
+        " UNION ALL SELECT (solved_at AT TIME ZONE 'UTC')::date, owner_id, breached, 1, \
+         (csat_score IS NOT NULL)::int::int8, coalesce(csat_score, 0)::int8",
+    );
+    s.push_from(query, "tickets");
+    days.push_edges(query, "solved_at");
+    query.push(") solved");
+}
+
+/// ` FROM (...) happened`: per ticket created or solved in the period, its
+/// owner, week and what happened (created, solved, satisfaction).
+fn push_happened(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>, p: Period) {
+    let week = "to_char(date_trunc('week', day::timestamp), 'YYYY-MM-DD')";
+    query.push(format!(
+        " FROM (SELECT owner_id, {week} AS week, tickets AS created, 0 AS solved, 0 AS csat_responses, 0 AS csat_sum"
+    ));
+    push_created(query, s, p);
+    query.push(format!(
+        " UNION ALL SELECT owner_id, {week}, 0, tickets, csat_responses, csat_sum"
+    ));
+    push_solved(query, s, p);
+    query.push(") happened");
+}
+
+pub async fn figures(tx: &mut PgConnection, s: &Selection<'_>, p: Period) -> sqlx::Result<Figures> {
+    let mut query = QueryBuilder::new("SELECT (SELECT coalesce(sum(tickets), 0)::int8");
+    push_created(&mut query, s, p);
+    query.push(") AS created, (SELECT coalesce(sum(tickets), 0)::int8");
+    s.push_from(&mut query, "ticket_open_days");
+    query.push(format!(
+        ") AS backlog, solved, csat_responses, csat_average FROM (SELECT coalesce(sum(tickets), 0)::int8 AS solved, \
+         coalesce(sum(csat_responses), 0)::int8 AS csat_responses, {CSAT_AVERAGE} AS csat_average"
+    ));
+    push_solved(&mut query, s, p);
+    query.push(") solved_figures");
+    query.build_query_as().fetch_one(tx).await
+}
+
+/// The median first response (of tickets created in the period) and
+/// resolution (of tickets solved in it), in seconds, per assignee and
+/// (`owner_id` none, `whole`) of all: read from the tickets, as a median
+/// does not add up from rollups.
+#[derive(sqlx::FromRow, Debug)]
+pub struct Medians {
+    pub owner_id: Option<Uuid>,
+    pub whole: bool,
+    pub first_response: Option<f64>,
+    pub resolution: Option<f64>,
+}
+
+pub async fn medians(
+    tx: &mut PgConnection,
+    s: &Selection<'_>,
+    p: Period,
+) -> sqlx::Result<Vec<Medians>> {
+    let mut query = QueryBuilder::new(
+        "SELECT owner_id, grouping(owner_id) = 1 AS whole, \
+         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) \
          FILTER (WHERE first_response_at IS NOT NULL AND ",
     );
     within(&mut query, "created_at", p);
     query.push(
-        "))::float8 AS median_first_response, \
+        "))::float8 AS first_response, \
          (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM solved_at - created_at)) FILTER (WHERE ",
     );
     within(&mut query, "solved_at", p);
-    query.push("))::float8 AS median_resolution, count(csat_score) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
-    query.push(") AS csat_responses, round(avg(csat_score) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
-    query.push("), 2)::text AS csat_average");
+    query.push("))::float8 AS resolution");
     s.push_from(&mut query, "tickets");
-    query.build_query_as().fetch_one(tx).await
+    query.push(" AND ((");
+    within(&mut query, "created_at", p);
+    query.push(") OR (");
+    within(&mut query, "solved_at", p);
+    query.push(")) GROUP BY GROUPING SETS ((owner_id), ())");
+    query.build_query_as().fetch_all(tx).await
 }
 
 /// The dimensions tickets are counted by: a closed set, never a name from
@@ -238,48 +318,56 @@ pub async fn created_by(
     dimension: Dimension,
 ) -> sqlx::Result<Vec<(i16, i64)>> {
     let column = dimension.column();
-    let mut query = QueryBuilder::new(format!("SELECT {column}, count(*)"));
-    s.push_from(&mut query, "tickets");
-    query.push(" AND ");
-    within(&mut query, "created_at", p);
-    query.push(format!(
-        " GROUP BY {column} ORDER BY count(*) DESC, {column}"
-    ));
+    let mut query = QueryBuilder::new(format!("SELECT {column}, sum(tickets)::int8"));
+    push_created(&mut query, s, p);
+    query.push(" GROUP BY 1 HAVING sum(tickets) > 0 ORDER BY 2 DESC, 1");
     query.build_query_as().fetch_all(tx).await
 }
 
 /// Open tickets by how long they have been open at `now`, one count per
-/// [`AGE_BUCKETS`] entry in its order.
+/// [`AGE_BUCKETS`] entry in its order. A ticket is younger than a bound
+/// when created after `now - bound`: the whole days after that day from
+/// the rollup, the rest of that day from the tickets.
 pub async fn backlog_by_age(
     tx: &mut PgConnection,
     s: &Selection<'_>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(String, i64)>> {
-    // The bounds are this module's constants, not input.
-    let mut bucket = String::from("CASE");
-    for (i, (_, days)) in AGE_BUCKETS.iter().enumerate() {
-        if *days == i64::MAX {
-            bucket.push_str(&format!(" ELSE {i}"));
-        } else {
-            bucket.push_str(&format!(" WHEN age < interval '{days} days' THEN {i}"));
-        }
+    let bounds: Vec<DateTime<Utc>> = AGE_BUCKETS
+        .iter()
+        .filter(|(_, days)| *days != i64::MAX)
+        .map(|(_, days)| now - Duration::days(*days))
+        .collect();
+    let day = Duration::days(1);
+    let mut query = QueryBuilder::new("SELECT ");
+    for (i, bound) in bounds.iter().enumerate() {
+        let midnight = bound.duration_trunc(day).unwrap_or(*bound) + day;
+        query.push(if i == 0 { "" } else { ", " });
+        query.push("(SELECT coalesce(sum(tickets), 0)::int8");
+        s.push_from(&mut query, "ticket_open_days");
+        query.push(" AND day > ").push_bind(bound.date_naive());
+        query.push(") + (SELECT count(*)");
+        s.push_from(&mut query, "tickets");
+        query.push(format!(" AND {OPEN} AND created_at > "));
+        query.push_bind(*bound);
+        query.push(" AND created_at < ").push_bind(midnight);
+        query.push(")");
     }
-    let mut query = QueryBuilder::new(format!(
-        "SELECT ({bucket} END)::int4 AS bucket, count(*) FROM (SELECT "
-    ));
-    query.push_bind(now).push(" - created_at AS age");
-    s.push_from(&mut query, "tickets");
-    query.push(format!(" AND {OPEN}) open GROUP BY bucket"));
-    let rows: Vec<(i32, i64)> = query.build_query_as().fetch_all(tx).await?;
+    query.push(", (SELECT coalesce(sum(tickets), 0)::int8");
+    s.push_from(&mut query, "ticket_open_days");
+    query.push(")");
+    let row = query.build().fetch_one(tx).await?;
+    // Younger than each bound, then all: each bucket is the difference.
+    let mut younger = Vec::with_capacity(bounds.len() + 1);
+    for i in 0..=bounds.len() {
+        younger.push(row.try_get::<i64, _>(i)?);
+    }
     Ok(AGE_BUCKETS
         .iter()
         .enumerate()
         .map(|(i, (name, _))| {
-            let count = rows
-                .iter()
-                .find(|(bucket, _)| usize::try_from(*bucket).ok() == Some(i))
-                .map_or(0, |(_, count)| *count);
-            ((*name).to_owned(), count)
+            let before = if i == 0 { 0 } else { younger[i - 1] };
+            ((*name).to_owned(), younger[i] - before)
         })
         .collect())
 }
@@ -299,6 +387,13 @@ pub async fn breached(
     .bind(id(ticket))
     .bind(metric as i16)
     .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE tickets SET breached = true WHERE tenant_id = $1 AND id = $2 AND NOT breached",
+    )
+    .bind(tenant)
+    .bind(id(ticket))
     .execute(tx)
     .await?;
     Ok(())
@@ -329,13 +424,6 @@ pub async fn nps(
     Ok(())
 }
 
-/// ` AND ticket_id IN (<the selection's tickets>)`.
-fn push_visible_tickets(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>) {
-    query.push(" AND ticket_id IN (SELECT id");
-    s.push_from(query, "tickets");
-    query.push(")");
-}
-
 /// Tickets solved in the period, and those of them that breached no SLA
 /// target.
 pub async fn compliance(
@@ -344,12 +432,18 @@ pub async fn compliance(
     p: Period,
 ) -> sqlx::Result<(i64, i64)> {
     let mut query = QueryBuilder::new(
-        "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM sla_breaches b WHERE b.tenant_id = tickets.tenant_id AND b.ticket_id = tickets.id))",
+        "SELECT coalesce(sum(tickets), 0)::int8, coalesce(sum(tickets) FILTER (WHERE NOT breached), 0)::int8",
     );
-    s.push_from(&mut query, "tickets");
-    query.push(" AND ");
-    within(&mut query, "solved_at", p);
+    push_solved(&mut query, s, p);
     query.build_query_as().fetch_one(tx).await
+}
+
+/// ` FROM sla_breaches JOIN tickets WHERE` the selection's tickets' breaches
+/// in the period.
+fn push_breaches(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>, p: Period) {
+    s.push_from(query, "sla_breaches JOIN tickets USING (tenant_id)");
+    query.push(" AND tickets.id = sla_breaches.ticket_id AND ");
+    within(query, "breached_at", p);
 }
 
 /// Breaches in the period by metric (the source's number).
@@ -358,12 +452,8 @@ pub async fn breaches_by_metric(
     s: &Selection<'_>,
     p: Period,
 ) -> sqlx::Result<Vec<(i16, i64)>> {
-    let mut query =
-        QueryBuilder::new("SELECT metric, count(*) FROM sla_breaches WHERE tenant_id = ");
-    query.push_bind(s.tenant);
-    push_visible_tickets(&mut query, s);
-    query.push(" AND ");
-    within(&mut query, "breached_at", p);
+    let mut query = QueryBuilder::new("SELECT metric, count(*)");
+    push_breaches(&mut query, s, p);
     query.push(" GROUP BY 1 ORDER BY 1");
     query.build_query_as().fetch_all(tx).await
 }
@@ -406,32 +496,20 @@ pub struct Week {
 }
 
 pub async fn weeks(tx: &mut PgConnection, s: &Selection<'_>, p: Period) -> sqlx::Result<Vec<Week>> {
-    let mut query = QueryBuilder::new(
-        "SELECT week, count(*) FILTER (WHERE what = 'created') AS created, count(*) FILTER (WHERE what = 'solved') AS solved, \
-         count(csat_score) FILTER (WHERE what = 'solved') AS csat_responses, \
-         round(avg(csat_score) FILTER (WHERE what = 'solved'), 2)::text AS csat_average FROM (\
-         SELECT to_char(date_trunc('week', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS week, 'created' AS what, NULL::smallint AS csat_score",
-    );
-    s.push_from(&mut query, "tickets");
-    query.push(" AND ");
-    within(&mut query, "created_at", p);
-    query.push(
-        " UNION ALL SELECT to_char(date_trunc('week', solved_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD'), 'solved', csat_score",
-    );
-    s.push_from(&mut query, "tickets");
-    query.push(" AND ");
-    within(&mut query, "solved_at", p);
-    query.push(") happened GROUP BY week ORDER BY week");
+    let mut query = QueryBuilder::new(format!(
+        "SELECT week, sum(created)::int8 AS created, sum(solved)::int8 AS solved, \
+         sum(csat_responses)::int8 AS csat_responses, {CSAT_AVERAGE} AS csat_average"
+    ));
+    push_happened(&mut query, s, p);
+    query.push(" GROUP BY week HAVING sum(created) > 0 OR sum(solved) > 0 ORDER BY week");
     query.build_query_as().fetch_all(tx).await
 }
 
-/// One assignee's figures over the period.
+/// One assignee's counts over the period (medians: [`medians`]).
 #[derive(sqlx::FromRow, Debug)]
 pub struct Agent {
     pub owner_id: Uuid,
     pub solved: i64,
-    pub median_first_response: Option<f64>,
-    pub median_resolution: Option<f64>,
     pub csat_responses: i64,
     pub csat_average: Option<String>,
     pub breaches: i64,
@@ -445,39 +523,22 @@ pub async fn agents(
     s: &Selection<'_>,
     p: Period,
 ) -> sqlx::Result<Vec<Agent>> {
-    let mut query = QueryBuilder::new("SELECT owner_id, count(*) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
+    let mut query = QueryBuilder::new(format!(
+        "SELECT owner_id, sum(solved)::int8 AS solved, sum(csat_responses)::int8 AS csat_responses, \
+         {CSAT_AVERAGE} AS csat_average, (SELECT count(*)"
+    ));
+    let everyone = Selection {
+        owner: None,
+        team: None,
+        ..*s
+    };
+    push_breaches(&mut query, &everyone, p);
+    query.push(" AND tickets.owner_id = happened.owner_id) AS breaches");
+    push_happened(&mut query, s, p);
     query.push(
-        ") AS solved, (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) \
-         FILTER (WHERE first_response_at IS NOT NULL AND ",
+        " WHERE owner_id IS NOT NULL GROUP BY owner_id HAVING sum(solved) > 0 OR sum(created) > 0 \
+         ORDER BY 2 DESC, owner_id LIMIT ",
     );
-    within(&mut query, "created_at", p);
-    query.push(
-        "))::float8 AS median_first_response, \
-         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM solved_at - created_at)) FILTER (WHERE ",
-    );
-    within(&mut query, "solved_at", p);
-    query.push("))::float8 AS median_resolution, count(csat_score) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
-    query.push(") AS csat_responses, round(avg(csat_score) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
-    query.push(
-        "), 2)::text AS csat_average, (SELECT count(*) FROM sla_breaches b JOIN tickets t ON t.tenant_id = b.tenant_id AND t.id = b.ticket_id \
-         WHERE b.tenant_id = ",
-    );
-    query.push_bind(s.tenant);
-    query
-        .push(" AND t.owner_id = g.owner_id AND b.breached_at >= ")
-        .push_bind(p.from);
-    query.push(" AND b.breached_at < ").push_bind(p.to);
-    query.push(") AS breaches FROM (SELECT *");
-    s.push_from(&mut query, "tickets");
-    query.push(" AND owner_id IS NOT NULL) g GROUP BY owner_id HAVING count(*) FILTER (WHERE ");
-    within(&mut query, "solved_at", p);
-    query.push(") > 0 OR count(*) FILTER (WHERE ");
-    within(&mut query, "created_at", p);
-    query
-        .push(") > 0 ORDER BY 2 DESC, owner_id LIMIT ")
-        .push_bind(AGENT_LIMIT);
+    query.push_bind(AGENT_LIMIT);
     query.build_query_as().fetch_all(tx).await
 }

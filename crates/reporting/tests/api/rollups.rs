@@ -341,3 +341,325 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
         "kept and rebuilt differ: {differing:#?}"
     );
 }
+
+#[derive(Clone, Debug)]
+struct Ticket {
+    id: Uuid,
+    owner: Uuid,
+    team: Uuid,
+    channel: i16,
+    status: i16,
+    created: DateTime<Utc>,
+    first_response: Option<DateTime<Utc>>,
+    solved: Option<DateTime<Utc>>,
+    csat: Option<i16>,
+    breached: bool,
+}
+
+async fn write_ticket(pool: &sqlx::PgPool, tenant: Uuid, t: &Ticket) {
+    sqlx::query(
+        "INSERT INTO tickets (tenant_id, id, type, channel, status, owner_id, team_id, created_at, first_response_at, \
+         solved_at, csat_score, breached) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET channel = EXCLUDED.channel, status = EXCLUDED.status, \
+         owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, first_response_at = EXCLUDED.first_response_at, \
+         solved_at = EXCLUDED.solved_at, csat_score = EXCLUDED.csat_score, breached = EXCLUDED.breached",
+    )
+    .bind(tenant)
+    .bind(t.id)
+    .bind(t.channel)
+    .bind(t.status)
+    .bind(t.owner)
+    .bind(t.team)
+    .bind(t.created)
+    .bind(t.first_response)
+    .bind(t.solved)
+    .bind(t.csat)
+    .bind(t.breached)
+    .execute(pool)
+    .await
+    .expect("ticket written");
+}
+
+/// percentile_cont(0.5) of whole seconds, rounded as the dashboard rounds.
+fn median(mut seconds: Vec<i64>) -> i64 {
+    seconds.sort_unstable();
+    match seconds.len() {
+        0 => 0,
+        n if n % 2 == 1 => seconds[n / 2],
+        n => ((seconds[n / 2 - 1] + seconds[n / 2]) as f64 / 2.0).round() as i64,
+    }
+}
+
+fn csat_average(scores: &[i16]) -> String {
+    if scores.is_empty() {
+        return String::new();
+    }
+    let sum: i64 = scores.iter().map(|s| i64::from(*s)).sum();
+    let mut average = (Decimal::from(sum) / Decimal::from(scores.len() as i64))
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    average.rescale(2);
+    average.to_string()
+}
+
+fn check_service(
+    d: &ServiceDashboard,
+    tickets: &[Ticket],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    who: &str,
+) {
+    let within = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t >= from && t < to);
+    let created: Vec<&Ticket> = tickets.iter().filter(|t| within(Some(t.created))).collect();
+    let solved: Vec<&Ticket> = tickets.iter().filter(|t| within(t.solved)).collect();
+    let open: Vec<&Ticket> = tickets
+        .iter()
+        .filter(|t| t.status != 6 && t.status != 7)
+        .collect();
+    assert_eq!(
+        (d.created, d.solved, d.backlog),
+        (created.len() as i64, solved.len() as i64, open.len() as i64),
+        "{who}: counts"
+    );
+    let mut channels: BTreeMap<i16, i64> = BTreeMap::new();
+    for t in &created {
+        *channels.entry(t.channel).or_insert(0) += 1;
+    }
+    let shown: Vec<i64> = d.by_channel.iter().map(|c| c.count).collect();
+    let mut counted: Vec<i64> = channels.values().copied().collect();
+    counted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(shown, counted, "{who}: by channel");
+    let scores: Vec<i16> = solved.iter().filter_map(|t| t.csat).collect();
+    assert_eq!(
+        (d.csat_responses, d.csat_average.clone()),
+        (scores.len() as i64, csat_average(&scores)),
+        "{who}: csat"
+    );
+    let compliant = solved.iter().filter(|t| !t.breached).count() as i64;
+    if solved.is_empty() {
+        assert_eq!(d.sla_compliance_percent, "", "{who}: compliance");
+    } else {
+        let shown: f64 = d.sla_compliance_percent.parse().expect("a percentage");
+        let counted = compliant as f64 * 100.0 / solved.len() as f64;
+        assert!(
+            (shown - counted).abs() < 0.051,
+            "{who}: compliance {shown} vs {counted}"
+        );
+    }
+    let first = |ts: &[&Ticket]| {
+        median(
+            ts.iter()
+                .filter(|t| within(Some(t.created)))
+                .filter_map(|t| Some((t.first_response? - t.created).num_seconds()))
+                .collect(),
+        )
+    };
+    let resolution = |ts: &[&Ticket]| {
+        median(
+            ts.iter()
+                .filter_map(|t| {
+                    within(t.solved).then(|| (t.solved.expect("solved") - t.created).num_seconds())
+                })
+                .collect(),
+        )
+    };
+    let all: Vec<&Ticket> = tickets.iter().collect();
+    assert_eq!(
+        d.median_first_response_seconds,
+        first(&all),
+        "{who}: median first response"
+    );
+    assert_eq!(
+        d.median_resolution_seconds,
+        resolution(&all),
+        "{who}: median resolution"
+    );
+    // Backlog by age at the clock's now.
+    let ages: Vec<i64> = [1, 3, 7]
+        .iter()
+        .map(|days| {
+            open.iter()
+                .filter(|t| t.created > now - Duration::days(*days))
+                .count() as i64
+        })
+        .chain([open.len() as i64])
+        .collect();
+    let buckets: Vec<i64> = d.backlog_by_age.iter().map(|b| b.count).collect();
+    assert_eq!(
+        buckets,
+        vec![
+            ages[0],
+            ages[1] - ages[0],
+            ages[2] - ages[1],
+            ages[3] - ages[2]
+        ],
+        "{who}: backlog by age"
+    );
+    // Weeks: created and solved.
+    let mut weeks: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let week = |t: DateTime<Utc>| {
+        let day = t.date_naive();
+        (day - Duration::days(i64::from(
+            chrono::Datelike::weekday(&day).num_days_from_monday(),
+        )))
+        .to_string()
+    };
+    for t in &created {
+        weeks.entry(week(t.created)).or_default().0 += 1;
+    }
+    for t in &solved {
+        weeks.entry(week(t.solved.expect("solved"))).or_default().1 += 1;
+    }
+    let shown: BTreeMap<String, (i64, i64)> = d
+        .weeks
+        .iter()
+        .map(|w| (w.week.clone(), (w.created, w.solved)))
+        .collect();
+    assert_eq!(shown, weeks, "{who}: weeks");
+    // Agents: solved and medians each.
+    for agent in &d.agents {
+        let theirs: Vec<&Ticket> = tickets
+            .iter()
+            .filter(|t| t.owner.to_string() == agent.agent_id)
+            .collect();
+        let solved = theirs.iter().filter(|t| within(t.solved)).count() as i64;
+        assert_eq!(
+            (
+                agent.solved,
+                agent.median_first_response_seconds,
+                agent.median_resolution_seconds
+            ),
+            (solved, first(&theirs), resolution(&theirs)),
+            "{who}: agent {}",
+            agent.agent_id
+        );
+    }
+    let active = tickets
+        .iter()
+        .filter(|t| within(Some(t.created)) || within(t.solved))
+        .map(|t| t.owner)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(d.agents.len(), active.len(), "{who}: agents");
+}
+
+#[tokio::test]
+async fn the_ticket_rollups_sum_the_same_as_the_tickets_for_any_period() {
+    let midnight = Utc::now()
+        .duration_trunc(Duration::days(1))
+        .expect("midnight");
+    let now = midnight + Duration::minutes(5 * 60 + 17);
+    let app = TestApp::spawn_at(kit::clock::Clock::manual(now)).await;
+    let pool = app.services.db("reporting").admin_pool().await;
+    let tenant = app.tenant;
+    let owners: Vec<(Uuid, Uuid)> = (0..3).map(|_| (Uuid::now_v7(), Uuid::now_v7())).collect();
+    let start = midnight - Duration::days(12);
+    let mut tickets: Vec<Ticket> = (0..400i64)
+        .map(|i| {
+            let (owner, team) = owners[(i % 3) as usize];
+            let created = start + Duration::minutes(i * 41 % (12 * 24 * 60));
+            let status = [2, 6, 7, 2, 6][(i % 5) as usize];
+            // Some open tickets were solved once and reopened.
+            let solved = (status != 2 || i % 10 == 3)
+                .then(|| created + Duration::minutes(30 + i * 59 % (2 * 24 * 60)));
+            Ticket {
+                id: Uuid::now_v7(),
+                owner,
+                team,
+                channel: 1 + (i % 4) as i16,
+                status,
+                created,
+                first_response: (i % 6 != 0).then(|| created + Duration::minutes(1 + i * 13 % 600)),
+                solved,
+                csat: (solved.is_some() && i % 3 != 1).then_some(1 + (i % 5) as i16),
+                breached: i % 9 == 0,
+            }
+        })
+        .collect();
+    for t in &tickets {
+        write_ticket(&pool, tenant, t).await;
+    }
+    // Later events: solved, reassigned, breached; some deleted.
+    for (i, t) in tickets.iter_mut().enumerate() {
+        let mut changed = false;
+        if i % 8 == 3 && t.status == 2 {
+            t.status = 6;
+            t.solved = Some(t.created + Duration::hours(20));
+            changed = true;
+        }
+        if i % 7 == 5 {
+            (t.owner, t.team) = owners[(i + 1) % 3];
+            t.breached = true;
+            changed = true;
+        }
+        if changed {
+            write_ticket(&pool, tenant, t).await;
+        }
+    }
+    let gone: Vec<Uuid> = tickets.iter().step_by(13).map(|t| t.id).collect();
+    sqlx::query("DELETE FROM tickets WHERE tenant_id = $1 AND id = ANY($2)")
+        .bind(tenant)
+        .bind(&gone)
+        .execute(&pool)
+        .await
+        .expect("deleted");
+    tickets.retain(|t| !gone.contains(&t.id));
+
+    let periods = [
+        (start + Duration::hours(30), midnight - Duration::hours(50)),
+        (start + Duration::days(2), start + Duration::days(9)),
+        (start + Duration::hours(80), start + Duration::hours(90)),
+    ];
+    let (ana, ana_team) = owners[0];
+    let mut admin = app.admin();
+    let mut agent = app.user(ana, &[Role::SupportAgent], Visibility::Own, &[ana_team]);
+    let theirs: Vec<Ticket> = tickets.iter().filter(|t| t.owner == ana).cloned().collect();
+    for (from, to) in periods {
+        let request = GetServiceDashboardRequest {
+            from: Some(kit::time::to_timestamp(from)),
+            to: Some(kit::time::to_timestamp(to)),
+            ..Default::default()
+        };
+        for (client, seen, who) in [
+            (&mut admin, &tickets, "admin"),
+            (&mut agent, &theirs, "agent"),
+        ] {
+            let d = client
+                .dashboards
+                .get_service_dashboard(request.clone())
+                .await
+                .expect("dashboard")
+                .into_inner()
+                .dashboard
+                .expect("dashboard");
+            check_service(&d, seen, from, to, now, &format!("{who} {from}..{to}"));
+        }
+    }
+
+    let kept = ticket_rollups(&pool, tenant).await;
+    assert!(kept.len() > 50, "the rollups hold rows: {}", kept.len());
+    sqlx::query("SELECT ticket_rollups_rebuild($1)")
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .expect("rebuilt");
+    assert_eq!(ticket_rollups(&pool, tenant).await, kept);
+}
+
+async fn ticket_rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
+    let mut rows = Vec::new();
+    for (table, measure) in [
+        ("ticket_created_days", "tickets"),
+        ("ticket_solved_days", "tickets <> 0 OR csat_responses"),
+        ("ticket_open_days", "tickets"),
+    ] {
+        let found: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT r::text FROM {table} r WHERE tenant_id = $1 AND ({measure} <> 0) ORDER BY 1"
+        ))
+        .bind(tenant)
+        .fetch_all(pool)
+        .await
+        .expect("rollup rows");
+        rows.extend(found.into_iter().map(|(row,)| format!("{table} {row}")));
+    }
+    rows
+}

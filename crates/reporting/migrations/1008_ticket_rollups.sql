@@ -1,0 +1,142 @@
+-- Rollups of tickets for the service dashboard, kept by triggers on
+-- `tickets` as 1007 keeps those of deals: counts per UTC day and the
+-- visibility columns, read for a period's whole days beside the rows of
+-- its partial days. Medians are not sums: they are read from the rows.
+
+-- The ticket breached an SLA target (its solving counts against
+-- compliance), kept on the ticket so that its rollups can be keyed by it.
+ALTER TABLE tickets ADD COLUMN breached boolean NOT NULL DEFAULT false;
+
+-- Tickets per UTC day of creation, channel and type.
+CREATE TABLE ticket_created_days (
+    tenant_id uuid NOT NULL,
+    day       date NOT NULL,
+    owner_id  uuid,
+    team_id   uuid,
+    channel   smallint NOT NULL,
+    type      smallint NOT NULL,
+    tickets   bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, owner_id, team_id, channel, type)
+);
+SELECT crm_enable_tenant_rls('ticket_created_days');
+
+-- Tickets per UTC day of solving: whether they breached, and their
+-- satisfaction answers (count and sum of scores).
+CREATE TABLE ticket_solved_days (
+    tenant_id      uuid NOT NULL,
+    day            date NOT NULL,
+    owner_id       uuid,
+    team_id        uuid,
+    breached       boolean NOT NULL,
+    tickets        bigint NOT NULL,
+    csat_responses bigint NOT NULL,
+    csat_sum       bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, owner_id, team_id, breached)
+);
+SELECT crm_enable_tenant_rls('ticket_solved_days');
+
+-- Open tickets (neither solved nor closed) per UTC day of creation: the
+-- backlog and its age.
+CREATE TABLE ticket_open_days (
+    tenant_id uuid NOT NULL,
+    day       date NOT NULL,
+    owner_id  uuid,
+    team_id   uuid,
+    tickets   bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, owner_id, team_id)
+);
+SELECT crm_enable_tenant_rls('ticket_open_days');
+
+CREATE FUNCTION ticket_rollups_apply(removed tickets[], added tickets[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    ), created AS (
+        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date AS day, owner_id, team_id, channel, type, sum(sign) AS tickets
+        FROM changed GROUP BY 1, 2, 3, 4, 5, 6
+    )
+    INSERT INTO ticket_created_days AS t
+    SELECT * FROM created WHERE tickets <> 0 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (tenant_id, day, owner_id, team_id, channel, type) DO UPDATE SET tickets = t.tickets + EXCLUDED.tickets;
+
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    ), solved AS (
+        SELECT tenant_id, (solved_at AT TIME ZONE 'UTC')::date AS day, owner_id, team_id, breached,
+               sum(sign) AS tickets, sum(sign) FILTER (WHERE csat_score IS NOT NULL) AS csat_responses,
+               sum(sign * csat_score) AS csat_sum
+        FROM changed WHERE solved_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5
+    )
+    INSERT INTO ticket_solved_days AS t
+    SELECT tenant_id, day, owner_id, team_id, breached, tickets, coalesce(csat_responses, 0), coalesce(csat_sum, 0)
+    FROM solved WHERE tickets <> 0 OR csat_responses <> 0 OR csat_sum <> 0 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (tenant_id, day, owner_id, team_id, breached) DO UPDATE
+    SET tickets = t.tickets + EXCLUDED.tickets, csat_responses = t.csat_responses + EXCLUDED.csat_responses,
+        csat_sum = t.csat_sum + EXCLUDED.csat_sum;
+
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    ), open AS (
+        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date AS day, owner_id, team_id, sum(sign) AS tickets
+        FROM changed WHERE status NOT IN (6, 7) GROUP BY 1, 2, 3, 4
+    )
+    INSERT INTO ticket_open_days AS t
+    SELECT * FROM open WHERE tickets <> 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, day, owner_id, team_id) DO UPDATE SET tickets = t.tickets + EXCLUDED.tickets;
+END $$;
+
+CREATE FUNCTION tickets_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticket_rollups_apply('{}', (SELECT coalesce(array_agg(n::tickets), '{}') FROM new_rows n));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION tickets_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticket_rollups_apply(
+        (SELECT coalesce(array_agg(o::tickets), '{}') FROM old_rows o),
+        (SELECT coalesce(array_agg(n::tickets), '{}') FROM new_rows n));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION tickets_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticket_rollups_apply((SELECT coalesce(array_agg(o::tickets), '{}') FROM old_rows o), '{}');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tickets_inserted AFTER INSERT ON tickets REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tickets_inserted();
+CREATE TRIGGER tickets_updated AFTER UPDATE ON tickets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tickets_updated();
+CREATE TRIGGER tickets_deleted AFTER DELETE ON tickets REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tickets_deleted();
+
+CREATE FUNCTION ticket_rollups_rebuild(tenant uuid) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM ticket_created_days WHERE tenant_id = tenant;
+    DELETE FROM ticket_solved_days WHERE tenant_id = tenant;
+    DELETE FROM ticket_open_days WHERE tenant_id = tenant;
+    SELECT ticket_rollups_apply('{}', coalesce(array_agg(t), '{}')) FROM tickets t WHERE tenant_id = tenant;
+$$;
+
+-- Tickets already projected, as 1007 does for deals.
+ALTER TABLE tickets NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE sla_breaches NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE ticket_created_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE ticket_solved_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE ticket_open_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE tickets DISABLE TRIGGER tickets_updated;
+UPDATE tickets t SET breached = true
+WHERE EXISTS (SELECT 1 FROM sla_breaches b WHERE b.tenant_id = t.tenant_id AND b.ticket_id = t.id);
+ALTER TABLE tickets ENABLE TRIGGER tickets_updated;
+SELECT ticket_rollups_rebuild(tenant_id) FROM (SELECT DISTINCT tenant_id FROM tickets) tenants;
+ALTER TABLE tickets FORCE ROW LEVEL SECURITY;
+ALTER TABLE sla_breaches FORCE ROW LEVEL SECURITY;
+ALTER TABLE ticket_created_days FORCE ROW LEVEL SECURITY;
+ALTER TABLE ticket_solved_days FORCE ROW LEVEL SECURITY;
+ALTER TABLE ticket_open_days FORCE ROW LEVEL SECURITY;
