@@ -457,9 +457,8 @@ fn check_service(
     let resolution = |ts: &[&Ticket]| {
         median(
             ts.iter()
-                .filter_map(|t| {
-                    within(t.solved).then(|| (t.solved.expect("solved") - t.created).num_seconds())
-                })
+                .filter(|t| within(t.solved))
+                .filter_map(|t| Some((t.solved? - t.created).num_seconds()))
                 .collect(),
         )
     };
