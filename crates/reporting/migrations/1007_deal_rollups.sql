@@ -71,60 +71,72 @@ CREATE TABLE deal_cohort_days (
 );
 SELECT crm_enable_tenant_rls('deal_cohort_days');
 
+-- Competitors named on deals closed per UTC day: won and lost against
+-- each.
+CREATE TABLE deal_competitor_days (
+    tenant_id   uuid NOT NULL,
+    day         date NOT NULL,
+    pipeline_id uuid,
+    owner_id    uuid,
+    team_id     uuid,
+    region      text,
+    status      smallint NOT NULL,
+    competitor  text NOT NULL,
+    deals       bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, pipeline_id, owner_id, team_id, region, status, competitor)
+);
+SELECT crm_enable_tenant_rls('deal_competitor_days');
+
 -- Adds the deals in `added` to the rollups and takes those in `removed`
--- out. Keys are written in their sort order, so two transactions moving
--- deals between the same keys lock them in the same order.
+-- out, in one statement. Keys are written in their sort order, so two
+-- transactions moving deals between the same keys lock them in the same
+-- order. PL/pgSQL, not SQL: its plan is kept for the session.
 CREATE FUNCTION deal_rollups_apply(removed deals[], added deals[]) RETURNS void
--- plpgsql, not sql: its plans are kept for the session.
 LANGUAGE plpgsql AS $$
 BEGIN
-    WITH changed AS (
+    WITH changed AS MATERIALIZED (
         SELECT r.*, -1 AS sign FROM unnest(removed) r
         UNION ALL
         SELECT a.*, 1 AS sign FROM unnest(added) a
     ), open AS (
+        INSERT INTO deal_open_totals AS t
         SELECT tenant_id, pipeline_id, stage_id, owner_id, team_id, region, currency,
-               date_trunc('month', close_date)::date AS close_month,
-               sum(sign) AS deals, sum(sign * amount) AS amount, sum(sign * amount * probability / 100) AS weighted
+               date_trunc('month', close_date)::date, sum(sign), sum(sign * amount), sum(sign * amount * probability / 100)
         FROM changed WHERE status = 1
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-    )
-    INSERT INTO deal_open_totals AS t
-    SELECT * FROM open WHERE deals <> 0 OR amount <> 0 OR weighted <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT (tenant_id, pipeline_id, stage_id, owner_id, team_id, region, currency, close_month) DO UPDATE
-    SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, weighted = t.weighted + EXCLUDED.weighted;
-
-    WITH changed AS (
-        SELECT r.*, -1 AS sign FROM unnest(removed) r
-        UNION ALL
-        SELECT a.*, 1 AS sign FROM unnest(added) a
+        HAVING sum(sign) <> 0 OR sum(sign * amount) <> 0 OR sum(sign * amount * probability / 100) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT (tenant_id, pipeline_id, stage_id, owner_id, team_id, region, currency, close_month) DO UPDATE
+        SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, weighted = t.weighted + EXCLUDED.weighted
     ), closed AS (
-        SELECT tenant_id, (closed_at AT TIME ZONE 'UTC')::date AS day, pipeline_id, owner_id, team_id, region, currency, status,
-               CASE WHEN status = 2 THEN campaign_id END AS campaign_id,
-               CASE WHEN status = 3 THEN lost_reason ELSE '' END AS lost_reason,
-               sum(sign) AS deals, sum(sign * amount) AS amount,
-               sum(sign * extract(epoch FROM closed_at - created_at)) AS cycle_seconds
+        INSERT INTO deal_closed_days AS t
+        SELECT tenant_id, (closed_at AT TIME ZONE 'UTC')::date, pipeline_id, owner_id, team_id, region, currency, status,
+               CASE WHEN status = 2 THEN campaign_id END, CASE WHEN status = 3 THEN lost_reason ELSE '' END,
+               sum(sign), sum(sign * amount), sum(sign * extract(epoch FROM closed_at - created_at))
         FROM changed WHERE status IN (2, 3) AND closed_at IS NOT NULL
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-    )
-    INSERT INTO deal_closed_days AS t
-    SELECT * FROM closed WHERE deals <> 0 OR amount <> 0 OR cycle_seconds <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-    ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason) DO UPDATE
-    SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, cycle_seconds = t.cycle_seconds + EXCLUDED.cycle_seconds;
-
-    WITH changed AS (
-        SELECT r.*, -1 AS sign FROM unnest(removed) r
-        UNION ALL
-        SELECT a.*, 1 AS sign FROM unnest(added) a
-    ), cohort AS (
-        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date AS day, pipeline_id, owner_id, team_id, region, furthest, status,
-               CASE WHEN status = 2 THEN stage_id END AS won_stage_id,
-               sum(sign) AS deals
-        FROM changed
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+        HAVING sum(sign) <> 0 OR sum(sign * amount) <> 0 OR sum(sign * extract(epoch FROM closed_at - created_at)) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+        ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason) DO UPDATE
+        SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, cycle_seconds = t.cycle_seconds + EXCLUDED.cycle_seconds
+    ), competitors AS (
+        INSERT INTO deal_competitor_days AS t
+        SELECT tenant_id, (closed_at AT TIME ZONE 'UTC')::date, pipeline_id, owner_id, team_id, region, status, competitor, sum(sign)
+        FROM changed, unnest(competitors) AS competitor
+        WHERE status IN (2, 3) AND closed_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, status, competitor) DO UPDATE
+        SET deals = t.deals + EXCLUDED.deals
     )
     INSERT INTO deal_cohort_days AS t
-    SELECT * FROM cohort WHERE deals <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, pipeline_id, owner_id, team_id, region, furthest, status,
+           CASE WHEN status = 2 THEN stage_id END, sum(sign)
+    FROM changed
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    HAVING sum(sign) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
     ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id) DO UPDATE
     SET deals = t.deals + EXCLUDED.deals;
 END $$;
@@ -139,6 +151,10 @@ BEGIN
 END $$;
 CREATE FUNCTION deals_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- An upsert that changed nothing (an older version) updated no row.
+    IF NOT EXISTS (SELECT FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
     PERFORM deal_rollups_apply(
         (SELECT coalesce(array_agg(o::deals), '{}') FROM old_rows o),
         (SELECT coalesce(array_agg(n::deals), '{}') FROM new_rows n));
@@ -163,6 +179,7 @@ LANGUAGE sql AS $$
     DELETE FROM deal_open_totals WHERE tenant_id = tenant;
     DELETE FROM deal_closed_days WHERE tenant_id = tenant;
     DELETE FROM deal_cohort_days WHERE tenant_id = tenant;
+    DELETE FROM deal_competitor_days WHERE tenant_id = tenant;
     SELECT deal_rollups_apply('{}', coalesce(array_agg(d), '{}')) FROM deals d WHERE tenant_id = tenant;
 $$;
 
@@ -173,6 +190,7 @@ ALTER TABLE deals NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_open_totals NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_closed_days NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_cohort_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_competitor_days NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deals DISABLE TRIGGER deals_updated;
 UPDATE deals d SET region = a.region FROM accounts a WHERE a.tenant_id = d.tenant_id AND a.id = d.account_id;
 UPDATE deals d SET furthest = (
@@ -184,3 +202,4 @@ ALTER TABLE deals FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_open_totals FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_closed_days FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_cohort_days FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_competitor_days FORCE ROW LEVEL SECURITY;

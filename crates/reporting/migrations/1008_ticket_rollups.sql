@@ -47,48 +47,41 @@ CREATE TABLE ticket_open_days (
 );
 SELECT crm_enable_tenant_rls('ticket_open_days');
 
+-- As deal_rollups_apply (1007), for tickets.
 CREATE FUNCTION ticket_rollups_apply(removed tickets[], added tickets[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    WITH changed AS (
+    WITH changed AS MATERIALIZED (
         SELECT r.*, -1 AS sign FROM unnest(removed) r
         UNION ALL
         SELECT a.*, 1 AS sign FROM unnest(added) a
     ), created AS (
-        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date AS day, owner_id, team_id, channel, type, sum(sign) AS tickets
-        FROM changed GROUP BY 1, 2, 3, 4, 5, 6
-    )
-    INSERT INTO ticket_created_days AS t
-    SELECT * FROM created WHERE tickets <> 0 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (tenant_id, day, owner_id, team_id, channel, type) DO UPDATE SET tickets = t.tickets + EXCLUDED.tickets;
-
-    WITH changed AS (
-        SELECT r.*, -1 AS sign FROM unnest(removed) r
-        UNION ALL
-        SELECT a.*, 1 AS sign FROM unnest(added) a
+        INSERT INTO ticket_created_days AS t
+        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, owner_id, team_id, channel, type, sum(sign)
+        FROM changed
+        GROUP BY 1, 2, 3, 4, 5, 6
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (tenant_id, day, owner_id, team_id, channel, type) DO UPDATE SET tickets = t.tickets + EXCLUDED.tickets
     ), solved AS (
-        SELECT tenant_id, (solved_at AT TIME ZONE 'UTC')::date AS day, owner_id, team_id, breached,
-               sum(sign) AS tickets, sum(sign) FILTER (WHERE csat_score IS NOT NULL) AS csat_responses,
-               sum(sign * csat_score) AS csat_sum
-        FROM changed WHERE solved_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5
-    )
-    INSERT INTO ticket_solved_days AS t
-    SELECT tenant_id, day, owner_id, team_id, breached, tickets, coalesce(csat_responses, 0), coalesce(csat_sum, 0)
-    FROM solved WHERE tickets <> 0 OR csat_responses <> 0 OR csat_sum <> 0 ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT (tenant_id, day, owner_id, team_id, breached) DO UPDATE
-    SET tickets = t.tickets + EXCLUDED.tickets, csat_responses = t.csat_responses + EXCLUDED.csat_responses,
-        csat_sum = t.csat_sum + EXCLUDED.csat_sum;
-
-    WITH changed AS (
-        SELECT r.*, -1 AS sign FROM unnest(removed) r
-        UNION ALL
-        SELECT a.*, 1 AS sign FROM unnest(added) a
-    ), open AS (
-        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date AS day, owner_id, team_id, sum(sign) AS tickets
-        FROM changed WHERE status NOT IN (6, 7) GROUP BY 1, 2, 3, 4
+        INSERT INTO ticket_solved_days AS t
+        SELECT tenant_id, (solved_at AT TIME ZONE 'UTC')::date, owner_id, team_id, breached, sum(sign),
+               coalesce(sum(sign) FILTER (WHERE csat_score IS NOT NULL), 0), coalesce(sum(sign * csat_score), 0)
+        FROM changed WHERE solved_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5
+        HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE csat_score IS NOT NULL), 0) <> 0
+            OR coalesce(sum(sign * csat_score), 0) <> 0
+        ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (tenant_id, day, owner_id, team_id, breached) DO UPDATE
+        SET tickets = t.tickets + EXCLUDED.tickets, csat_responses = t.csat_responses + EXCLUDED.csat_responses,
+            csat_sum = t.csat_sum + EXCLUDED.csat_sum
     )
     INSERT INTO ticket_open_days AS t
-    SELECT * FROM open WHERE tickets <> 0 ORDER BY 1, 2, 3, 4
+    SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, owner_id, team_id, sum(sign)
+    FROM changed WHERE status NOT IN (6, 7)
+    GROUP BY 1, 2, 3, 4
+    HAVING sum(sign) <> 0
+    ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant_id, day, owner_id, team_id) DO UPDATE SET tickets = t.tickets + EXCLUDED.tickets;
 END $$;
 
@@ -99,6 +92,9 @@ BEGIN
 END $$;
 CREATE FUNCTION tickets_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
     PERFORM ticket_rollups_apply(
         (SELECT coalesce(array_agg(o::tickets), '{}') FROM old_rows o),
         (SELECT coalesce(array_agg(n::tickets), '{}') FROM new_rows n));

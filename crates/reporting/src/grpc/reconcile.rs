@@ -11,7 +11,9 @@ use crm_proto::crm::common::v1::PageRequest;
 use crm_proto::crm::reporting::v1::reconcile_service_server::ReconcileService;
 use crm_proto::crm::reporting::v1::*;
 use crm_proto::crm::sales::v1 as sales;
+use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
+use crm_proto::crm::sales::v1::order_service_client::OrderServiceClient;
 use crm_proto::crm::servicedesk::v1 as desk;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use futures::{Stream, StreamExt};
@@ -174,24 +176,55 @@ async fn tickets(channel: Channel, token: &Forwarded, totals: &mut Totals) -> ki
     Ok(())
 }
 
-/// Every deal the caller sees in sales, written over the projection's copy
-/// unless that is newer; one transaction per page.
-async fn backfill_deals(
+/// A source's record as a backfill writes it into its projection.
+trait Snapshot: Sync {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut sqlx::PgConnection,
+        tenant: uuid::Uuid,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send + 'a;
+}
+
+impl Snapshot for sales::Opportunity {
+    async fn write(&self, tx: &mut sqlx::PgConnection, tenant: uuid::Uuid) -> sqlx::Result<()> {
+        let audit = self.audit.clone().unwrap_or_default();
+        let at = crate::store::time(audit.updated_at.as_ref()).unwrap_or_else(chrono::Utc::now);
+        crate::store::sales::deal(tx, tenant, self, at, audit.version).await
+    }
+}
+
+impl Snapshot for sales::Lead {
+    async fn write(&self, tx: &mut sqlx::PgConnection, tenant: uuid::Uuid) -> sqlx::Result<()> {
+        crate::store::leads::snapshot(tx, tenant, self).await
+    }
+}
+
+impl Snapshot for sales::Order {
+    async fn write(&self, tx: &mut sqlx::PgConnection, tenant: uuid::Uuid) -> sqlx::Result<()> {
+        crate::store::accounts::order_snapshot(tx, tenant, self).await
+    }
+}
+
+impl Snapshot for desk::Ticket {
+    async fn write(&self, tx: &mut sqlx::PgConnection, tenant: uuid::Uuid) -> sqlx::Result<()> {
+        crate::store::tickets::snapshot(tx, tenant, self).await
+    }
+}
+
+/// Every record `pages` reads, written into its projection unless the
+/// projection holds a newer version; one transaction per page.
+async fn backfill<T: Snapshot>(
     state: &crate::grpc::State,
     caller: &CallerContext,
-    channel: Channel,
-    token: &Forwarded,
+    pages: impl Stream<Item = kit::Result<Vec<T>>>,
 ) -> kit::Result<i64> {
-    let all = sales::OpportunityStatus::Unspecified;
-    let mut pages = std::pin::pin!(deal_pages(channel, token, all));
+    let mut pages = std::pin::pin!(pages);
     let mut read = 0;
     while let Some(page) = pages.next().await {
         let page = page?;
         let mut tx = state.begin(caller).await?;
-        for o in &page {
-            let audit = o.audit.clone().unwrap_or_default();
-            let at = crate::store::time(audit.updated_at.as_ref()).unwrap_or_else(chrono::Utc::now);
-            crate::store::sales::deal(&mut tx, caller.tenant_id, o, at, audit.version).await?;
+        for record in &page {
+            record.write(&mut tx, caller.tenant_id).await?;
         }
         tx.commit().await.map_err(Error::from)?;
         read += page.len() as i64;
@@ -199,27 +232,56 @@ async fn backfill_deals(
     Ok(read)
 }
 
-/// Every ticket the caller sees in the service desk, written over the
-/// projection's copy unless that is newer; one transaction per page.
-async fn backfill_tickets(
-    state: &crate::grpc::State,
-    caller: &CallerContext,
+/// Sales' leads the caller sees, a page at a time.
+fn lead_pages(
     channel: Channel,
     token: &Forwarded,
-) -> kit::Result<i64> {
-    let mut pages = std::pin::pin!(ticket_pages(channel, token, false));
-    let mut read = 0;
-    while let Some(page) = pages.next().await {
-        let page = page?;
-        let mut tx = state.begin(caller).await?;
-        for t in &page {
-            crate::store::tickets::snapshot(&mut tx, caller.tenant_id, t).await?;
+) -> impl Stream<Item = kit::Result<Vec<sales::Lead>>> + '_ {
+    let client = LeadServiceClient::new(channel);
+    pages(move |page| {
+        let mut client = client.clone();
+        let request = sales::ListLeadsRequest {
+            page: Some(page),
+            ..Default::default()
+        };
+        async move {
+            let answer = client
+                .list_leads(on_behalf(token, request))
+                .await
+                .map_err(unavailable("sales"))?
+                .into_inner();
+            let next = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+            Ok((answer.leads, next))
         }
-        tx.commit().await.map_err(Error::from)?;
-        read += page.len() as i64;
-    }
-    Ok(read)
+    })
 }
+
+/// Sales' orders the caller sees, a page at a time.
+fn order_pages(
+    channel: Channel,
+    token: &Forwarded,
+) -> impl Stream<Item = kit::Result<Vec<sales::Order>>> + '_ {
+    let client = OrderServiceClient::new(channel);
+    pages(move |page| {
+        let mut client = client.clone();
+        let request = sales::ListOrdersRequest {
+            page: Some(page),
+            ..Default::default()
+        };
+        async move {
+            let answer = client
+                .list_orders(on_behalf(token, request))
+                .await
+                .map_err(unavailable("sales"))?
+                .into_inner();
+            let next = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+            Ok((answer.orders, next))
+        }
+    })
+}
+
+/// The datasets a backfill reads again, each from its source.
+const DATASETS: &str = "must be deals, leads or orders (sales) or tickets (the service desk)";
 
 fn may_reconcile(caller: &CallerContext) -> Result<(), Error> {
     authorize_write(caller)?;
@@ -246,24 +308,30 @@ impl ReconcileService for ReconcileHandlers {
             }
             let missing =
                 |setting: &str| Error::FailedPrecondition(format!("this backfill needs {setting}"));
+            let sales = || {
+                self.0
+                    .sales
+                    .clone()
+                    .ok_or_else(|| missing("REPORTING_SALES_URL"))
+            };
+            let (state, caller) = (&self.0, &caller);
             let read = match request.dataset.as_str() {
                 "deals" => {
-                    let sales = self
-                        .0
-                        .sales
-                        .clone()
-                        .ok_or_else(|| missing("REPORTING_SALES_URL"))?;
-                    backfill_deals(&self.0, &caller, sales, &token).await?
+                    let all = sales::OpportunityStatus::Unspecified;
+                    backfill(state, caller, deal_pages(sales()?, &token, all)).await?
                 }
+                "leads" => backfill(state, caller, lead_pages(sales()?, &token)).await?,
+                // After deals: an order's account is its deal's.
+                "orders" => backfill(state, caller, order_pages(sales()?, &token)).await?,
                 "tickets" => {
                     let desk = self
                         .0
                         .servicedesk
                         .clone()
                         .ok_or_else(|| missing("REPORTING_SERVICEDESK_URL"))?;
-                    backfill_tickets(&self.0, &caller, desk, &token).await?
+                    backfill(state, caller, ticket_pages(desk, &token, false)).await?
                 }
-                _ => return Err(Error::invalid("dataset", "must be deals or tickets")),
+                _ => return Err(Error::invalid("dataset", DATASETS)),
             };
             Ok(BackfillResponse { read })
         })

@@ -164,6 +164,20 @@ pub async fn order(
     }
 }
 
+/// An order as sales has it now (a backfill), for the account of its deal
+/// as projected; an order already known stays as it is.
+pub async fn order_snapshot(tx: &mut PgConnection, tenant: Uuid, o: &Order) -> sqlx::Result<()> {
+    let account: Option<Uuid> =
+        sqlx::query_scalar("SELECT account_id FROM deals WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id(&o.opportunity_id))
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+    let at = time(o.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or_else(Utc::now);
+    order(tx, tenant, o, account, at).await
+}
+
 /// An invoice as issued, or as it is after a payment or when overdue
 /// (`paid_on`: the day a payment settled it in full).
 pub async fn invoice(

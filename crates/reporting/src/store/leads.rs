@@ -35,6 +35,36 @@ pub async fn created(
     Ok(())
 }
 
+/// A lead as sales has it now (a backfill): inserted, or its owner,
+/// team, campaign, region and conversion taken from the snapshot. Its
+/// first response stays what the events said, or the conversion if
+/// earlier.
+pub async fn snapshot(tx: &mut PgConnection, tenant: Uuid, l: &Lead) -> sqlx::Result<()> {
+    let Some(created_at) = time(l.audit.as_ref().and_then(|a| a.created_at.as_ref())) else {
+        return Ok(());
+    };
+    let converted_at = time(l.converted_at.as_ref());
+    sqlx::query(
+        "INSERT INTO leads (tenant_id, id, source, owner_id, team_id, campaign_id, region, created_at, converted_at, first_response_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (tenant_id, id) DO UPDATE SET source = EXCLUDED.source, \
+         owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, campaign_id = EXCLUDED.campaign_id, region = EXCLUDED.region, \
+         converted_at = coalesce(leads.converted_at, EXCLUDED.converted_at), \
+         first_response_at = least(leads.first_response_at, EXCLUDED.converted_at)",
+    )
+    .bind(tenant)
+    .bind(id(&l.id))
+    .bind(l.source as i16)
+    .bind(id(&l.owner_id))
+    .bind(id(&l.team_id))
+    .bind(id(&l.campaign_id))
+    .bind(l.region.trim())
+    .bind(created_at)
+    .bind(converted_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 pub async fn assigned(tx: &mut PgConnection, tenant: Uuid, a: &LeadAssigned) -> sqlx::Result<()> {
     sqlx::query("UPDATE leads SET owner_id = $3, team_id = $4 WHERE tenant_id = $1 AND id = $2")
         .bind(tenant)

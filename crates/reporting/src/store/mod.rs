@@ -100,6 +100,19 @@ pub struct Days {
     pub period: Period,
 }
 
+/// A day rollup and the rows it sums, for [`Days::push_rolled`]: the
+/// rollup's `columns` and the same values computed from `rows` (a row
+/// counting 1) meeting `condition`, timed by `time`.
+pub struct Rolled<'a> {
+    pub rollup: &'a str,
+    pub columns: &'a str,
+    pub rows: &'a str,
+    pub row_columns: &'a str,
+    pub condition: &'a str,
+    pub time: &'a str,
+    pub alias: &'a str,
+}
+
 impl Days {
     pub fn of(period: Period) -> Days {
         let day = Duration::days(1);
@@ -121,6 +134,26 @@ impl Days {
             hi,
             period,
         }
+    }
+
+    /// ` FROM (...) <alias>`: what happened in the period as rows of a day
+    /// rollup, its whole days from the rollup and its partial days from
+    /// the rows themselves. `from` pushes ` FROM <table> WHERE <the
+    /// selection>` for a table name; every name here is this crate's.
+    pub fn push_rolled(
+        &self,
+        query: &mut QueryBuilder<'_, Postgres>,
+        from: impl Fn(&mut QueryBuilder<'_, Postgres>, &str),
+        rolled: Rolled<'_>,
+    ) {
+        query.push(format!(" FROM (SELECT {}", rolled.columns));
+        from(query, rolled.rollup);
+        self.push_days(query);
+        query.push(format!(" UNION ALL SELECT {}", rolled.row_columns));
+        from(query, rolled.rows);
+        query.push(rolled.condition);
+        self.push_edges(query, rolled.time);
+        query.push(format!(") {}", rolled.alias));
     }
 
     /// ` AND day >= first AND day < end`.

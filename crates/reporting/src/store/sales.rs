@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{id, time, within, Days, Selection};
+use super::{id, time, within, Days, Rolled, Selection};
 use crate::domain::Period;
 
 /// An exact amount from an event; malformed is zero (the source checks it).
@@ -107,9 +107,10 @@ pub async fn pipeline_changed(
     let mut touched = ids;
     touched.extend(id(&changed.removed_stage_id));
     sqlx::query(&format!(
-        "UPDATE deals d SET furthest = r.furthest FROM (SELECT d.id, {FURTHEST} AS furthest FROM deals d \
+        "UPDATE deals d SET furthest = r.furthest FROM (SELECT d.id, {} AS furthest FROM deals d \
          WHERE d.tenant_id = $1 AND (d.pipeline_id = $2 OR d.id IN (SELECT deal_id FROM deal_stages WHERE tenant_id = $1 AND stage_id = ANY($3)))) r \
-         WHERE d.tenant_id = $1 AND d.id = r.id AND d.furthest IS DISTINCT FROM r.furthest"
+         WHERE d.tenant_id = $1 AND d.id = r.id AND d.furthest IS DISTINCT FROM r.furthest",
+        furthest("d.tenant_id", "d.id")
     ))
     .bind(tenant)
     .bind(pipeline)
@@ -139,19 +140,21 @@ pub async fn deal(
     let closed_at = closed.then(|| time(o.closed_at.as_ref()).unwrap_or(at));
     let amount = o.amount.clone().unwrap_or_default();
     let competitors: Vec<&str> = o.competitors.iter().map(String::as_str).collect();
-    sqlx::query(
+    let entered_now = entered(tx, tenant, deal, id(&o.stage_id), at).await?;
+    let written = sqlx::query(&format!(
         "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, account_id, owner_id, team_id, campaign_id, lead_id, status, \
-         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at, version, region) \
+         amount, currency, probability, close_date, lost_reason, competitors, created_at, closed_at, version, region, furthest) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         (SELECT region FROM accounts WHERE tenant_id = $1 AND id = $5)) \
+         (SELECT region FROM accounts WHERE tenant_id = $1 AND id = $5), {}) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET pipeline_id = EXCLUDED.pipeline_id, stage_id = EXCLUDED.stage_id, \
-         account_id = EXCLUDED.account_id, region = EXCLUDED.region, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
+         account_id = EXCLUDED.account_id, region = EXCLUDED.region, furthest = EXCLUDED.furthest, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
          campaign_id = EXCLUDED.campaign_id, lead_id = EXCLUDED.lead_id, status = EXCLUDED.status, amount = EXCLUDED.amount, \
          currency = EXCLUDED.currency, probability = EXCLUDED.probability, close_date = EXCLUDED.close_date, \
          lost_reason = EXCLUDED.lost_reason, competitors = EXCLUDED.competitors, \
          closed_at = CASE WHEN EXCLUDED.closed_at IS NULL THEN NULL ELSE coalesce(deals.closed_at, EXCLUDED.closed_at) END, \
          version = EXCLUDED.version WHERE deals.version <= EXCLUDED.version",
-    )
+        furthest("$1", "$2")
+    ))
     .bind(tenant)
     .bind(deal)
     .bind(id(&o.pipeline_id))
@@ -173,19 +176,23 @@ pub async fn deal(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    entered(tx, tenant, deal, id(&o.stage_id), at).await
+    if written.rows_affected() == 0 && entered_now {
+        refresh_furthest(tx, tenant, deal).await?;
+    }
+    Ok(())
 }
 
-/// The deal is in `stage` since `at`, if it never was before.
+/// The deal is in `stage` since `at`, if it never was before: whether it
+/// is new (the deal's `furthest` then wants computing again).
 pub async fn entered(
     tx: &mut PgConnection,
     tenant: Uuid,
     deal: Uuid,
     stage: Option<Uuid>,
     at: DateTime<Utc>,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     let Some(stage) = stage else {
-        return Ok(());
+        return Ok(false);
     };
     let new = sqlx::query(
         "INSERT INTO deal_stages (tenant_id, deal_id, stage_id, entered_at) VALUES ($1, $2, $3, $4) \
@@ -195,29 +202,35 @@ pub async fn entered(
     .bind(deal)
     .bind(stage)
     .bind(at)
-    .execute(&mut *tx)
+    .execute(tx)
     .await?;
-    if new.rows_affected() == 0 {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE deals d SET furthest = s.position FROM stages s \
-         WHERE d.tenant_id = $1 AND d.id = $2 AND s.tenant_id = $1 AND s.id = $3 AND s.kind = 1 \
-         AND (d.furthest IS NULL OR d.furthest < s.position)",
+    Ok(new.rows_affected() > 0)
+}
+
+/// The furthest open stage position (the funnel's reach) the deal
+/// `deal` of `tenant` entered, as its stage history and the stages'
+/// order now say: a subquery over SQL expressions of this module.
+fn furthest(tenant: &str, deal: &str) -> String {
+    format!(
+        "(SELECT max(s.position) FROM deal_stages ds JOIN stages s ON s.tenant_id = ds.tenant_id AND s.id = ds.stage_id \
+         WHERE ds.tenant_id = {tenant} AND ds.deal_id = {deal} AND s.kind = 1)"
     )
+}
+
+/// The deal's `furthest` computed again (a stage entered by an event
+/// older than the deal's version).
+async fn refresh_furthest(tx: &mut PgConnection, tenant: Uuid, deal: Uuid) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "UPDATE deals d SET furthest = f.furthest FROM (SELECT {} AS furthest) f \
+         WHERE d.tenant_id = $1 AND d.id = $2 AND d.furthest IS DISTINCT FROM f.furthest",
+        furthest("$1", "$2")
+    ))
     .bind(tenant)
     .bind(deal)
-    .bind(stage)
     .execute(tx)
     .await?;
     Ok(())
 }
-
-/// The deal's furthest open stage (the funnel's reach) as its stage
-/// history and the stages' order now say; `FURTHEST` is correlated to
-/// `d`, a row of `deals`.
-const FURTHEST: &str = "(SELECT max(s.position) FROM deal_stages ds JOIN stages s ON s.tenant_id = ds.tenant_id AND s.id = ds.stage_id \
-     WHERE ds.tenant_id = d.tenant_id AND ds.deal_id = d.id AND s.kind = 1)";
 
 /// The region of the account's deals (what the dashboards' region filter
 /// reads) after the account changed, was deleted or took over another's
@@ -251,9 +264,12 @@ pub async fn moved(
     let Some(deal) = id(deal) else {
         return Ok(());
     };
-    let found = sqlx::query(
-        "UPDATE deals SET stage_id = $3, probability = $4, version = $5 WHERE tenant_id = $1 AND id = $2 AND version <= $5",
-    )
+    let entered_now = entered(tx, tenant, deal, id(stage), at).await?;
+    let found = sqlx::query(&format!(
+        "UPDATE deals SET stage_id = $3, probability = $4, version = $5, furthest = {} \
+         WHERE tenant_id = $1 AND id = $2 AND version <= $5",
+        furthest("$1", "$2")
+    ))
     .bind(tenant)
     .bind(deal)
     .bind(id(stage))
@@ -261,10 +277,10 @@ pub async fn moved(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    if found.rows_affected() == 0 {
-        return Ok(());
+    if found.rows_affected() == 0 && entered_now {
+        refresh_furthest(tx, tenant, deal).await?;
     }
-    entered(tx, tenant, deal, id(stage), at).await
+    Ok(())
 }
 
 /// A win: its amount and line items as won. The deal's own event (created
@@ -396,37 +412,68 @@ impl Deals<'_> {
         }
     }
 
+    /// [`Days::push_rolled`] over deals.
+    fn push_rolled(&self, query: &mut QueryBuilder<'_, Postgres>, p: Period, rolled: Rolled<'_>) {
+        let from = |query: &mut QueryBuilder<'_, Postgres>, table: &str| {
+            self.push_from_table(query, table)
+        };
+        Days::of(p).push_rolled(query, from, rolled);
+    }
+
     /// ` FROM (...) closed`: the deals closed in the period as rows of
-    /// `deal_closed_days`, the whole days from the rollup and the partial
-    /// days at the period's ends from the deals themselves.
+    /// `deal_closed_days`.
     fn push_closed(&self, query: &mut QueryBuilder<'_, Postgres>, p: Period) {
-        let days = Days::of(p);
-        query.push(
-            " FROM (SELECT status, owner_id, campaign_id, lost_reason, currency, deals, amount, cycle_seconds",
+        self.push_rolled(
+            query,
+            p,
+            Rolled {
+                rollup: "deal_closed_days",
+                columns: "status, owner_id, campaign_id, lost_reason, currency, deals, amount, cycle_seconds",
+                rows: "deals",
+                row_columns: "status, owner_id, CASE WHEN status = 2 THEN campaign_id END, \
+                     CASE WHEN status = 3 THEN lost_reason ELSE '' END, currency, 1, amount, \
+                     extract(epoch FROM closed_at - created_at)",
+                condition: " AND status IN (2, 3)",
+                time: "closed_at",
+                alias: "closed",
+            },
         );
-        self.push_from_table(query, "deal_closed_days");
-        days.push_days(query);
-        query.push(
-            " UNION ALL SELECT status, owner_id, CASE WHEN status = 2 THEN campaign_id END, \
-             CASE WHEN status = 3 THEN lost_reason ELSE '' END, currency, 1, amount, extract(epoch FROM closed_at - created_at)",
-        );
-        self.push_from(query);
-        query.push(" AND status IN (2, 3)");
-        days.push_edges(query, "closed_at");
-        query.push(") closed");
     }
 
     /// ` FROM (...) cohort`: the deals created in the period as rows of
-    /// `deal_cohort_days`, as [`Deals::push_closed`] reads closed deals.
+    /// `deal_cohort_days`.
     fn push_cohort(&self, query: &mut QueryBuilder<'_, Postgres>, p: Period) {
-        let days = Days::of(p);
-        query.push(" FROM (SELECT furthest, status, won_stage_id, deals");
-        self.push_from_table(query, "deal_cohort_days");
-        days.push_days(query);
-        query.push(" UNION ALL SELECT furthest, status, CASE WHEN status = 2 THEN stage_id END, 1");
-        self.push_from(query);
-        days.push_edges(query, "created_at");
-        query.push(") cohort");
+        self.push_rolled(
+            query,
+            p,
+            Rolled {
+                rollup: "deal_cohort_days",
+                columns: "furthest, status, won_stage_id, deals",
+                rows: "deals",
+                row_columns: "furthest, status, CASE WHEN status = 2 THEN stage_id END, 1",
+                condition: "",
+                time: "created_at",
+                alias: "cohort",
+            },
+        );
+    }
+
+    /// ` FROM (...) named`: the competitors named on deals closed in the
+    /// period as rows of `deal_competitor_days`.
+    fn push_competitors(&self, query: &mut QueryBuilder<'_, Postgres>, p: Period) {
+        self.push_rolled(
+            query,
+            p,
+            Rolled {
+                rollup: "deal_competitor_days",
+                columns: "competitor, status, deals",
+                rows: "deals, unnest(competitors) AS competitor",
+                row_columns: "competitor, status, 1",
+                condition: " AND status IN (2, 3)",
+                time: "closed_at",
+                alias: "named",
+            },
+        );
     }
 
     /// ` AND currency = <the dashboard's>`: the rows whose amounts add up.
@@ -632,17 +679,23 @@ pub async fn won_by_product(
     d: &Deals<'_>,
     p: Period,
 ) -> sqlx::Result<Vec<Sum>> {
+    // Driven by the lines (only won deals have them), each deal found by
+    // its key.
     let mut query = QueryBuilder::new(
-        "SELECT coalesce(product_id::text, '') AS key, max(description) AS label, count(*) AS count, sum(total) AS amount \
-         FROM deal_lines WHERE tenant_id = ",
+        "SELECT coalesce(line_product::text, '') AS key, max(line_description) AS label, count(*) AS count, \
+         sum(line_total) AS amount",
     );
-    query.push_bind(d.selection.tenant);
-    d.push_currency(&mut query);
-    query.push(" AND deal_id IN (SELECT id");
-    d.push_from(&mut query);
+    d.push_from_table(
+        &mut query,
+        "(SELECT deals.*, l.product_id AS line_product, l.description AS line_description, l.total AS line_total, \
+         l.currency AS line_currency FROM deal_lines l JOIN deals ON deals.tenant_id = l.tenant_id AND deals.id = l.deal_id) won",
+    );
+    query
+        .push(" AND line_currency = ")
+        .push_bind(d.currency.to_owned());
     query.push(" AND status = 2 AND ");
     within(&mut query, "closed_at", p);
-    query.push(") GROUP BY 1 ORDER BY 4 DESC, 3 DESC, 1 LIMIT ");
+    query.push(" GROUP BY 1 ORDER BY 4 DESC, 3 DESC, 1 LIMIT ");
     query.push_bind(BREAKDOWN_LIMIT);
     query.build_query_as().fetch_all(tx).await
 }
@@ -667,12 +720,11 @@ pub async fn competitors(
     p: Period,
 ) -> sqlx::Result<Vec<(String, i64, i64)>> {
     let mut query = QueryBuilder::new(
-        "SELECT competitor, count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3)",
+        "SELECT competitor, coalesce(sum(deals) FILTER (WHERE status = 2), 0)::int8, \
+         coalesce(sum(deals) FILTER (WHERE status = 3), 0)::int8",
     );
-    d.push_from_table(&mut query, "deals, unnest(competitors) AS competitor");
-    query.push(" AND status IN (2, 3) AND ");
-    within(&mut query, "closed_at", p);
-    query.push(" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ");
+    d.push_competitors(&mut query, p);
+    query.push(" GROUP BY 1 HAVING sum(deals) > 0 ORDER BY sum(deals) DESC, 1 LIMIT ");
     query.push_bind(BREAKDOWN_LIMIT);
     query.build_query_as().fetch_all(tx).await
 }

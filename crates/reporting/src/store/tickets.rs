@@ -6,7 +6,7 @@ use crm_proto::crm::servicedesk::v1::{Ticket, TicketAssigned};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{id, time, within, Days, Selection};
+use super::{id, time, within, Days, Rolled, Selection};
 use crate::domain::{Period, AGE_BUCKETS};
 
 /// The version a ticket carried whole is at (0 when it says none).
@@ -198,32 +198,34 @@ const CSAT_AVERAGE: &str =
 /// `ticket_created_days`, the whole days from the rollup and the partial
 /// days at the period's ends from the tickets themselves.
 fn push_created(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>, p: Period) {
-    let days = Days::of(p);
-    query.push(" FROM (SELECT day, owner_id, channel, type, tickets");
-    s.push_from(query, "ticket_created_days");
-    days.push_days(query);
-    query.push(
-        " UNION ALL SELECT (created_at AT TIME ZONE 'UTC')::date, owner_id, channel, type, 1",
-    );
-    s.push_from(query, "tickets");
-    days.push_edges(query, "created_at");
-    query.push(") created");
+    let from = |query: &mut QueryBuilder<'_, Postgres>, table: &str| s.push_from(query, table);
+    let rolled = Rolled {
+        rollup: "ticket_created_days",
+        columns: "day, owner_id, channel, type, tickets",
+        rows: "tickets",
+        row_columns: "(created_at AT TIME ZONE 'UTC')::date, owner_id, channel, type, 1",
+        condition: "",
+        time: "created_at",
+        alias: "created",
+    };
+    Days::of(p).push_rolled(query, from, rolled);
 }
 
 /// ` FROM (...) solved`: the tickets solved in the period as rows of
 /// `ticket_solved_days`, as [`push_created`] reads created ones.
 fn push_solved(query: &mut QueryBuilder<'_, Postgres>, s: &Selection<'_>, p: Period) {
-    let days = Days::of(p);
-    query.push(" FROM (SELECT day, owner_id, breached, tickets, csat_responses, csat_sum");
-    s.push_from(query, "ticket_solved_days");
-    days.push_days(query);
-    query.push(
-        " UNION ALL SELECT (solved_at AT TIME ZONE 'UTC')::date, owner_id, breached, 1, \
-         (csat_score IS NOT NULL)::int::int8, coalesce(csat_score, 0)::int8",
-    );
-    s.push_from(query, "tickets");
-    days.push_edges(query, "solved_at");
-    query.push(") solved");
+    let from = |query: &mut QueryBuilder<'_, Postgres>, table: &str| s.push_from(query, table);
+    let rolled = Rolled {
+        rollup: "ticket_solved_days",
+        columns: "day, owner_id, breached, tickets, csat_responses, csat_sum",
+        rows: "tickets",
+        row_columns: "(solved_at AT TIME ZONE 'UTC')::date, owner_id, breached, 1, \
+             (csat_score IS NOT NULL)::int::int8, coalesce(csat_score, 0)::int8",
+        condition: "",
+        time: "solved_at",
+        alias: "solved",
+    };
+    Days::of(p).push_rolled(query, from, rolled);
 }
 
 /// ` FROM (...) happened`: per ticket created or solved in the period, its

@@ -6,10 +6,13 @@ use crm_proto::crm::customers::v1::contact_service_client::ContactServiceClient;
 use crm_proto::crm::reporting::v1::dashboard_service_client::DashboardServiceClient;
 use crm_proto::crm::reporting::v1::reconcile_service_client::ReconcileServiceClient;
 use crm_proto::crm::reporting::v1::report_service_client::ReportServiceClient;
+use crm_proto::crm::sales::v1::catalog_service_client::CatalogServiceClient;
 use crm_proto::crm::sales::v1::forecast_service_client::ForecastServiceClient;
 use crm_proto::crm::sales::v1::lead_service_client::LeadServiceClient;
 use crm_proto::crm::sales::v1::opportunity_service_client::OpportunityServiceClient;
+use crm_proto::crm::sales::v1::order_service_client::OrderServiceClient;
 use crm_proto::crm::sales::v1::pipeline_service_client::PipelineServiceClient;
+use crm_proto::crm::sales::v1::quote_service_client::QuoteServiceClient;
 use crm_proto::crm::servicedesk::v1::satisfaction_service_client::SatisfactionServiceClient;
 use crm_proto::crm::servicedesk::v1::ticket_service_client::TicketServiceClient;
 use kit::auth::{Role, Visibility};
@@ -30,6 +33,9 @@ pub struct Client {
     pub opportunities: OpportunityServiceClient<Authed>,
     pub forecasts: ForecastServiceClient<Authed>,
     pub leads: LeadServiceClient<Authed>,
+    pub catalog: CatalogServiceClient<Authed>,
+    pub quotes: QuoteServiceClient<Authed>,
+    pub orders: OrderServiceClient<Authed>,
     pub tickets: TicketServiceClient<Authed>,
     pub satisfaction: SatisfactionServiceClient<Authed>,
 }
@@ -168,7 +174,10 @@ impl TestApp {
                 bearer.clone(),
             ),
             forecasts: ForecastServiceClient::with_interceptor(sales.clone(), bearer.clone()),
-            leads: LeadServiceClient::with_interceptor(sales, bearer.clone()),
+            leads: LeadServiceClient::with_interceptor(sales.clone(), bearer.clone()),
+            catalog: CatalogServiceClient::with_interceptor(sales.clone(), bearer.clone()),
+            quotes: QuoteServiceClient::with_interceptor(sales.clone(), bearer.clone()),
+            orders: OrderServiceClient::with_interceptor(sales, bearer.clone()),
             tickets: TicketServiceClient::with_interceptor(desk.clone(), bearer.clone()),
             satisfaction: SatisfactionServiceClient::with_interceptor(desk, bearer),
         }

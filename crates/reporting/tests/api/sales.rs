@@ -925,3 +925,220 @@ async fn a_backfill_restores_history_the_stream_no_longer_has() {
         .expect_err("a rep");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 }
+
+/// An order placed in sales the way a rep places one: a product priced in
+/// the default book, a quote on `deal` submitted, sent and accepted, then
+/// ordered.
+async fn order_in_sales(admin: &mut Client, deal: &str, quantity: &str) -> Order {
+    let sku = format!("SKU-{}", Uuid::now_v7().simple());
+    let product = admin
+        .catalog
+        .create_product(CreateProductRequest {
+            request_id: String::new(),
+            product: Some(Product {
+                sku,
+                name: "Seat".into(),
+                tax_percent: "0".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("product")
+        .into_inner()
+        .product
+        .expect("product");
+    let books = admin
+        .catalog
+        .list_price_books(ListPriceBooksRequest::default())
+        .await
+        .expect("books")
+        .into_inner()
+        .price_books;
+    let book = match books.into_iter().find(|b| b.is_default) {
+        Some(book) => book,
+        None => admin
+            .catalog
+            .create_price_book(CreatePriceBookRequest {
+                request_id: String::new(),
+                price_book: Some(PriceBook {
+                    name: "Euro list".into(),
+                    currency: "EUR".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("book")
+            .into_inner()
+            .price_book
+            .expect("book"),
+    };
+    admin
+        .catalog
+        .set_prices(SetPricesRequest {
+            price_book_id: book.id.clone(),
+            entries: vec![PriceBookEntry {
+                price_book_id: book.id.clone(),
+                product_id: product.id.clone(),
+                list_price: eur("10"),
+            }],
+        })
+        .await
+        .expect("prices");
+    let quote = admin
+        .quotes
+        .create_quote(CreateQuoteRequest {
+            request_id: String::new(),
+            quote: Some(Quote {
+                opportunity_id: deal.into(),
+                lines: vec![QuoteLine {
+                    product_id: product.id.clone(),
+                    quantity: quantity.into(),
+                    ..Default::default()
+                }],
+                valid_until: "2099-12-31".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("quote")
+        .into_inner()
+        .quote
+        .expect("quote");
+    // No discount: approved on submission.
+    admin
+        .quotes
+        .submit_quote(SubmitQuoteRequest {
+            id: quote.id.clone(),
+        })
+        .await
+        .expect("submitted");
+    admin
+        .quotes
+        .send_quote(SendQuoteRequest {
+            id: quote.id.clone(),
+        })
+        .await
+        .expect("sent");
+    admin
+        .quotes
+        .record_customer_decision(RecordCustomerDecisionRequest {
+            id: quote.id.clone(),
+            accepted: true,
+        })
+        .await
+        .expect("accepted");
+    admin
+        .orders
+        .create_order(CreateOrderRequest {
+            request_id: String::new(),
+            quote_id: quote.id,
+            start_date: "2027-01-01".into(),
+            end_date: String::new(),
+        })
+        .await
+        .expect("order")
+        .into_inner()
+        .order
+        .expect("order")
+}
+
+#[tokio::test]
+async fn leads_and_orders_are_backfilled_from_sales() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.admin();
+    let p = crate::harness::won_lost_pipeline(&mut admin).await;
+    let account = testkit::grpc::create_account(&mut admin.accounts, "Acme", "").await;
+    let deal = admin
+        .opportunities
+        .create_opportunity(CreateOpportunityRequest {
+            opportunity: Some(Opportunity {
+                name: "Seats".into(),
+                pipeline_id: p.id.clone(),
+                account_id: account.id.clone(),
+                amount: eur("100"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("deal")
+        .into_inner()
+        .opportunity
+        .expect("deal");
+    for (source, last) in [(LeadSource::WebForm, "Ada"), (LeadSource::Manual, "Bo")] {
+        admin
+            .leads
+            .create_lead(CreateLeadRequest {
+                lead: Some(Lead {
+                    last_name: last.into(),
+                    company: format!("{last} GmbH"),
+                    source: source as i32,
+                    region: "North".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("lead");
+    }
+    let order = order_in_sales(&mut admin, &deal.id, "3").await;
+    let owner = app.services.db("reporting").admin_pool().await;
+    let counts = || {
+        let owner = owner.clone();
+        let tenant = app.tenant;
+        async move {
+            sqlx::query_as::<_, (i64, i64, Option<Uuid>)>(
+                "SELECT (SELECT count(*) FROM leads WHERE tenant_id = $1 AND region = 'North'), \
+                 (SELECT count(*) FROM orders WHERE tenant_id = $1), \
+                 (SELECT account_id FROM orders WHERE tenant_id = $1 LIMIT 1)",
+            )
+            .bind(tenant)
+            .fetch_one(&owner)
+            .await
+            .expect("counts")
+        }
+    };
+    let account_id: Uuid = account.id.parse().expect("id");
+    testkit::eventually(
+        "leads and the order projected",
+        Duration::from_secs(30),
+        || async { (counts().await == (2, 1, Some(account_id))).then_some(()) },
+    )
+    .await;
+    // History older than the streams keep: reporting has lost them.
+    for table in ["leads", "orders"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&owner)
+            .await
+            .expect("deleted");
+    }
+    assert_eq!(counts().await, (0, 0, None));
+    let mut backfill = async |dataset: &str| {
+        admin
+            .reconcile
+            .backfill(BackfillRequest {
+                dataset: dataset.into(),
+            })
+            .await
+            .map(|r| r.into_inner().read)
+    };
+    assert_eq!(backfill("leads").await.expect("leads"), 2);
+    assert_eq!(backfill("orders").await.expect("orders"), 1);
+    assert_eq!(counts().await, (2, 1, Some(account_id)));
+    // Again: nothing doubles.
+    assert_eq!(backfill("orders").await.expect("orders"), 1);
+    assert_eq!(counts().await, (2, 1, Some(account_id)));
+    let unknown = backfill("payments").await.expect_err("unknown dataset");
+    assert_eq!(violated_fields(&unknown), ["dataset"]);
+    // A rep backfills nothing.
+    let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
+    let denied = rep
+        .reconcile
+        .backfill(BackfillRequest {
+            dataset: "leads".into(),
+        })
+        .await
+        .expect_err("a rep");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let _ = order;
+}
