@@ -7,6 +7,12 @@
 //! A crash before the ack redelivers the event, the recorded id is found,
 //! and the event is acknowledged without being applied again.
 //!
+//! A consumer may apply a batch of consecutive events of one tenant in one
+//! transaction ([`ConsumerSpec::batch`]): each still records its id, and
+//! the messages are acknowledged after the commit. If any event of the
+//! batch fails, the batch is rolled back and its events are applied one
+//! by one as above.
+//!
 //! A failing event is retried with growing delays; after `max_attempts`
 //! deliveries it is published to `crm.dlq.<consumer>` with the error, and
 //! the consumer moves on.
@@ -55,6 +61,11 @@ pub struct ConsumerSpec {
     pub max_retry_delay: Duration,
     /// How long an unacknowledged message waits before redelivery.
     pub ack_wait: Duration,
+    /// The most consecutive events of one tenant applied in one
+    /// transaction; 1 applies each alone. Only for handlers whose every
+    /// effect is in the transaction: a failed batch is rolled back and
+    /// applied again event by event.
+    pub batch: usize,
 }
 
 impl ConsumerSpec {
@@ -67,6 +78,15 @@ impl ConsumerSpec {
             retry_delay: Duration::from_secs(1),
             max_retry_delay: Duration::from_secs(60),
             ack_wait: Duration::from_secs(30),
+            batch: 1,
+        }
+    }
+
+    /// This spec applying up to `events` events per transaction.
+    pub fn batched(self, events: usize) -> Self {
+        Self {
+            batch: events.max(1),
+            ..self
         }
     }
 
@@ -162,14 +182,84 @@ impl<H: EventHandler> InboxConsumer<H> {
             .messages()
             .await
             .context("fetching")?;
-        let mut outcomes = Vec::new();
+        let mut received = Vec::new();
         while let Some(message) = messages.next().await {
-            let message = message
-                .map_err(|e| anyhow::anyhow!(e))
-                .context("receiving")?;
-            outcomes.push(self.handle_message(&message).await?);
+            received.push(
+                message
+                    .map_err(|e| anyhow::anyhow!(e))
+                    .context("receiving")?,
+            );
+        }
+        let mut outcomes = Vec::with_capacity(received.len());
+        for run in tenant_runs(&received, self.spec.batch) {
+            if run.len() > 1 {
+                if let Some(applied) = self.apply_batch(run).await {
+                    for (message, outcome) in run.iter().zip(applied) {
+                        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+                        self.count(outcome);
+                        outcomes.push(outcome);
+                    }
+                    continue;
+                }
+            }
+            for message in run {
+                outcomes.push(self.handle_message(message).await?);
+            }
         }
         Ok(outcomes)
+    }
+
+    /// Applies `run` (events of one tenant) in one transaction: each
+    /// event's outcome, or none if one failed (nothing is kept then).
+    async fn apply_batch(&self, run: &[jetstream::Message]) -> Option<Vec<Outcome>> {
+        let tenant = tenant_of(&run[0])?;
+        let attempt = async {
+            let mut tx = self.db.begin_tenant(tenant).await?;
+            let mut outcomes = Vec::with_capacity(run.len());
+            for message in run {
+                let event = Event::decode(message.payload.clone())?;
+                let span = self.span(&event);
+                outcomes.push(self.apply_in(&mut tx, &event).instrument(span).await?);
+            }
+            tx.commit().await?;
+            anyhow::Ok(outcomes)
+        };
+        match attempt.await {
+            Ok(outcomes) => Some(outcomes),
+            Err(error) => {
+                tracing::info!(consumer = %self.durable, events = run.len(), error = format!("{error:#}"), "batch failed; applying its events one by one");
+                None
+            }
+        }
+    }
+
+    fn span(&self, event: &Event) -> tracing::Span {
+        let span = tracing::info_span!("event.consume", consumer = %self.durable, event.r#type = %event.r#type, event.id = %event.id, otel.kind = "consumer");
+        telemetry::set_remote_parent(&span, &event.trace_parent);
+        span
+    }
+
+    /// Records the event in the inbox and applies it, unless recorded
+    /// before.
+    async fn apply_in(&self, tx: &mut TenantTx, event: &Event) -> anyhow::Result<Outcome> {
+        let event_id = Uuid::parse_str(&event.id).context("event id is not a UUID")?;
+        let inserted = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.durable)
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(tx, event).await?;
+        Ok(Outcome::Applied)
+    }
+
+    fn count(&self, outcome: Outcome) {
+        metrics::counter!("crm_inbox_events_total", "consumer" => self.durable.clone(), "outcome" => format!("{outcome:?}"))
+            .increment(1);
     }
 
     /// Applies one message and acknowledges it as its outcome requires.
@@ -198,8 +288,7 @@ impl<H: EventHandler> InboxConsumer<H> {
                 Outcome::Retrying
             }
         };
-        metrics::counter!("crm_inbox_events_total", "consumer" => self.durable.clone(), "outcome" => format!("{outcome:?}"))
-            .increment(1);
+        self.count(outcome);
         Ok(outcome)
     }
 
@@ -208,28 +297,27 @@ impl<H: EventHandler> InboxConsumer<H> {
     pub async fn apply(&self, message: &jetstream::Message) -> Result<Outcome, ApplyError> {
         let event = Event::decode(message.payload.clone())
             .map_err(|error| ApplyError::Poison(format!("undecodable event envelope: {error}")))?;
-        let event_id = Uuid::parse_str(&event.id)
+        Uuid::parse_str(&event.id)
             .map_err(|_| ApplyError::Poison("event id is not a UUID".into()))?;
         let tenant = Uuid::parse_str(&event.tenant_id)
             .map_err(|_| ApplyError::Poison("event tenant_id is not a UUID".into()))?;
-        let span = tracing::info_span!("event.consume", consumer = %self.durable, event.r#type = %event.r#type, event.id = %event.id, otel.kind = "consumer");
-        telemetry::set_remote_parent(&span, &event.trace_parent);
+        let span = self.span(&event);
         async {
-            let mut tx = self.db.begin_tenant(tenant).await.map_err(|e| ApplyError::Failed(e.into()))?;
-            let inserted = sqlx::query(
-                "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(&self.durable)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ApplyError::Failed(e.into()))?;
-            if inserted.rows_affected() == 0 {
-                return Ok(Outcome::Duplicate);
+            let mut tx = self
+                .db
+                .begin_tenant(tenant)
+                .await
+                .map_err(|e| ApplyError::Failed(e.into()))?;
+            let outcome = self
+                .apply_in(&mut tx, &event)
+                .await
+                .map_err(ApplyError::Failed)?;
+            if outcome == Outcome::Applied {
+                tx.commit()
+                    .await
+                    .map_err(|e| ApplyError::Failed(e.into()))?;
             }
-            self.handler.handle(&mut tx, &event).await.map_err(ApplyError::Failed)?;
-            tx.commit().await.map_err(|e| ApplyError::Failed(e.into()))?;
-            Ok(Outcome::Applied)
+            Ok(outcome)
         }
         .instrument(span)
         .await
@@ -287,6 +375,32 @@ impl<H: EventHandler> InboxConsumer<H> {
             }
         }
     }
+}
+
+/// The tenant of a message's event, if it decodes.
+fn tenant_of(message: &jetstream::Message) -> Option<Uuid> {
+    let event = Event::decode(message.payload.clone()).ok()?;
+    Uuid::parse_str(&event.tenant_id).ok()
+}
+
+/// `received` cut into runs of consecutive messages of one tenant, at most
+/// `batch` long; a message whose tenant cannot be read is a run of its own.
+fn tenant_runs(received: &[jetstream::Message], batch: usize) -> Vec<&[jetstream::Message]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut tenant = None;
+    for (i, message) in received.iter().enumerate() {
+        let this = tenant_of(message);
+        if i > start && (this.is_none() || this != tenant || i - start >= batch.max(1)) {
+            runs.push(&received[start..i]);
+            start = i;
+        }
+        tenant = this;
+    }
+    if start < received.len() {
+        runs.push(&received[start..]);
+    }
+    runs
 }
 
 /// Why applying an event failed.

@@ -38,6 +38,9 @@ use crate::grpc::State;
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects, migrates and starts the service.
+/// The most events of one tenant a projection applies in one transaction.
+const PROJECTION_BATCH: usize = 100;
+
 pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
     let context = ServiceContext::connect(config.service, &MIGRATIONS).await?;
     let mailer = config
@@ -74,22 +77,21 @@ pub async fn build(config: ReportingConfig) -> anyhow::Result<RunningService> {
         config.clock.clone(),
         config.scan_interval,
     );
+    // The projections write only to reporting's database: up to
+    // PROJECTION_BATCH events share a transaction (a replay commits once
+    // per batch, not once per event).
+    let projection = |domain| ConsumerSpec::new("reporting", domain).batched(PROJECTION_BATCH);
     let mut tasks = vec![
         background(move |shutdown| kit::scan::run(churn, shutdown)),
         context
-            .consumer(ConsumerSpec::new("reporting", "customers"), CustomersEvents)
+            .consumer(projection("customers"), CustomersEvents)
             .await?,
         context
-            .consumer(ConsumerSpec::new("reporting", "marketing"), MarketingEvents)
+            .consumer(projection("marketing"), MarketingEvents)
             .await?,
+        context.consumer(projection("sales"), SalesEvents).await?,
         context
-            .consumer(ConsumerSpec::new("reporting", "sales"), SalesEvents)
-            .await?,
-        context
-            .consumer(
-                ConsumerSpec::new("reporting", "servicedesk"),
-                ServiceDeskEvents,
-            )
+            .consumer(projection("servicedesk"), ServiceDeskEvents)
             .await?,
     ];
     if let Some(mailer) = mailer {

@@ -240,3 +240,100 @@ async fn domain_streams_keep_events_only_up_to_the_configured_age() {
     let stream = h.jetstream.get_stream(&name).await.unwrap();
     assert_eq!(stream.cached_info().config.max_age, configured);
 }
+
+/// A batching consumer applies consecutive events of one tenant in one
+/// transaction; a batch with a failing event is rolled back and applied
+/// event by event, so the others land exactly once and the failing one is
+/// retried and dead-lettered alone; a redelivered batch is recognised.
+#[tokio::test]
+async fn a_batch_lands_once_and_a_failing_event_in_it_falls_back_to_one_by_one() {
+    let h = harness().await;
+    let (north, south) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut good = h
+        .write_events(north, Uuid::now_v7(), 1, &["a", "b", "c"])
+        .await;
+    let poison = h.write_events(north, Uuid::now_v7(), 1, &["poison"]).await[0];
+    good.extend(h.write_events(north, Uuid::now_v7(), 1, &["d"]).await);
+    good.extend(h.write_events(south, Uuid::now_v7(), 1, &["e", "f"]).await);
+    h.relay(RelaySettings::default()).try_once().await.unwrap();
+
+    let consumer = h
+        .consumer(
+            ConsumerSpec {
+                max_attempts: 2,
+                ..spec()
+            }
+            .batched(10),
+        )
+        .await;
+    let mut outcomes = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !outcomes.contains(&Outcome::DeadLettered) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "poison event not dead-lettered: {outcomes:?}"
+        );
+        outcomes.extend(
+            consumer
+                .try_once(10, Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+    }
+    let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
+    assert_eq!(applied, good.len(), "{outcomes:?}");
+    let mut landed: Vec<Uuid> = sqlx::query_as::<_, (Uuid,)>("SELECT event_id FROM applied_events")
+        .fetch_all(&h.db.admin_pool().await)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+    landed.sort();
+    good.sort();
+    assert_eq!(landed, good, "every good event once, the poison one never");
+    assert!(!landed.contains(&poison));
+
+    // Events applied as a batch, then delivered again (published once more
+    // without their message ids, as after a relay crash): duplicates.
+    let batch: Vec<Uuid> = h.write_events(south, Uuid::now_v7(), 1, &["g", "h"]).await;
+    h.relay(RelaySettings::default()).try_once().await.unwrap();
+    let next = |what: &'static str| {
+        let consumer = &consumer;
+        eventually(what, Duration::from_secs(10), move || async move {
+            let outcomes = consumer
+                .try_once(10, Duration::from_millis(200))
+                .await
+                .unwrap();
+            (!outcomes.is_empty()).then_some(outcomes)
+        })
+    };
+    assert_eq!(
+        next("the new batch").await,
+        [Outcome::Applied, Outcome::Applied]
+    );
+    let mut stream = h
+        .jetstream
+        .get_stream(h.naming.stream("kittest"))
+        .await
+        .unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    for seq in [last - 1, last] {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        h.jetstream
+            .publish(message.subject.clone(), message.payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        next("the redelivered batch").await,
+        [Outcome::Duplicate, Outcome::Duplicate]
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM applied_events").await,
+        (good.len() + batch.len()) as i64,
+        "each good event applied once"
+    );
+}

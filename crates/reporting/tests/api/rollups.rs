@@ -31,6 +31,7 @@ struct Deal {
     lost_reason: &'static str,
     /// The furthest open stage position entered (0..=2).
     furthest: Option<i32>,
+    competitors: Vec<&'static str>,
 }
 
 fn decimal(raw: &str) -> Decimal {
@@ -46,11 +47,12 @@ async fn write(pool: &sqlx::PgPool, tenant: Uuid, pipeline: Uuid, stages: &[Uuid
     };
     sqlx::query(
         "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, owner_id, team_id, status, amount, currency, probability, \
-         lost_reason, created_at, closed_at, furthest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         lost_reason, created_at, closed_at, furthest, competitors) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET stage_id = EXCLUDED.stage_id, owner_id = EXCLUDED.owner_id, \
          team_id = EXCLUDED.team_id, status = EXCLUDED.status, amount = EXCLUDED.amount, currency = EXCLUDED.currency, \
          probability = EXCLUDED.probability, lost_reason = EXCLUDED.lost_reason, closed_at = EXCLUDED.closed_at, \
-         furthest = EXCLUDED.furthest",
+         furthest = EXCLUDED.furthest, competitors = EXCLUDED.competitors",
     )
     .bind(tenant)
     .bind(d.id)
@@ -66,6 +68,7 @@ async fn write(pool: &sqlx::PgPool, tenant: Uuid, pipeline: Uuid, stages: &[Uuid
     .bind(d.created)
     .bind(d.closed)
     .bind(d.furthest)
+    .bind(&d.competitors)
     .execute(pool)
     .await
     .expect("deal written");
@@ -89,6 +92,10 @@ async fn rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
         (
             "deal_cohort_days",
             "day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id, deals",
+        ),
+        (
+            "deal_competitor_days",
+            "day, pipeline_id, owner_id, team_id, region, status, competitor, deals",
         ),
     ] {
         let found: Vec<(String,)> = sqlx::query_as(&format!(
@@ -114,6 +121,8 @@ struct Expected {
     lost_reasons: BTreeMap<String, i64>,
     /// Deals of the cohort that reached open stage 0, 1, 2, and won.
     reached: [i64; 4],
+    /// Per competitor: won, lost.
+    competitors: BTreeMap<String, (i64, i64)>,
 }
 
 fn expected(
@@ -147,6 +156,17 @@ fn expected(
     for d in seen.iter().filter(|d| d.status == 3 && within(d.closed)) {
         *lost_reasons.entry(d.lost_reason.to_owned()).or_insert(0) += 1;
     }
+    let mut competitors: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for d in seen.iter().filter(|d| d.status != 1 && within(d.closed)) {
+        for c in &d.competitors {
+            let entry = competitors.entry((*c).to_owned()).or_default();
+            if d.status == 2 {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+    }
     let cohort: Vec<&&Deal> = seen.iter().filter(|d| within(Some(d.created))).collect();
     let reach = |position: i32| {
         cohort
@@ -168,6 +188,7 @@ fn expected(
             .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero),
         leaderboard,
         lost_reasons,
+        competitors,
         reached: [
             reach(0),
             reach(1),
@@ -196,6 +217,12 @@ fn check(d: &SalesDashboard, e: &Expected, who: &str) {
         .map(|c| (c.key.clone(), c.count))
         .collect();
     assert_eq!(reasons, e.lost_reasons, "{who}: lost reasons");
+    let competitors: BTreeMap<String, (i64, i64)> = d
+        .competitors
+        .iter()
+        .map(|c| (c.competitor.clone(), (c.won, c.lost)))
+        .collect();
+    assert_eq!(competitors, e.competitors, "{who}: competitors");
     let reached: Vec<i64> = d.funnel.iter().map(|s| s.reached).collect();
     assert_eq!(reached, e.reached, "{who}: funnel");
 }
@@ -258,6 +285,8 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
                     ""
                 },
                 furthest: [None, Some(0), Some(1), Some(2)][(i % 4) as usize],
+                competitors: [&["Globex"][..], &["Initech", "Globex"], &[]][(i / 3 % 3) as usize]
+                    .to_vec(),
             }
         })
         .collect();
