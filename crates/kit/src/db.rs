@@ -170,6 +170,19 @@ impl Database {
     /// A tenant already holding its share of connections waits for one of
     /// its own to end (up to the pool's acquire timeout), not for the pool.
     pub async fn begin_tenant(&self, tenant: Uuid) -> sqlx::Result<TenantTx> {
+        self.begin_tenant_as(tenant, "BEGIN").await
+    }
+
+    /// [`Database::begin_tenant`] for reads that must agree with each
+    /// other: every statement sees one snapshot (REPEATABLE READ, READ
+    /// ONLY), so an answer of several queries is as of one moment even
+    /// while writers commit.
+    pub async fn begin_tenant_snapshot(&self, tenant: Uuid) -> sqlx::Result<TenantTx> {
+        self.begin_tenant_as(tenant, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+    }
+
+    async fn begin_tenant_as(&self, tenant: Uuid, begin: &str) -> sqlx::Result<TenantTx> {
         let share = tenant_share(self.pool.options().get_max_connections());
         let slots = self.slots.of(tenant, share);
         let slot = tokio::time::timeout(
@@ -183,7 +196,7 @@ impl Database {
         // trip. Formatted, not bound: the values are a UUID and a number,
         // never text from a request.
         let begin = format!(
-            "BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true), \
+            "{begin}; SELECT set_config('app.tenant_id', '{tenant}', true), \
              set_config('statement_timeout', '{}ms', true)",
             self.statement_timeout.as_millis()
         );

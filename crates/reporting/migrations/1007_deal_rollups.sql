@@ -87,6 +87,41 @@ CREATE TABLE deal_competitor_days (
 );
 SELECT crm_enable_tenant_rls('deal_competitor_days');
 
+-- Won deals per UTC day of closing and account (won by account).
+CREATE TABLE deal_account_days (
+    tenant_id   uuid NOT NULL,
+    day         date NOT NULL,
+    pipeline_id uuid,
+    owner_id    uuid,
+    team_id     uuid,
+    region      text,
+    currency    text NOT NULL,
+    account_id  uuid NOT NULL,
+    deals       bigint NOT NULL,
+    amount      numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, account_id)
+);
+SELECT crm_enable_tenant_rls('deal_account_days');
+
+-- Won deals' line items per UTC day of closing and product (won by
+-- product), in the line's currency: kept from both sides, `deals` (a won
+-- deal's lines move with it) and `deal_lines` (lines replaced on a win).
+CREATE TABLE deal_product_days (
+    tenant_id   uuid NOT NULL,
+    day         date NOT NULL,
+    pipeline_id uuid,
+    owner_id    uuid,
+    team_id     uuid,
+    region      text,
+    currency    text NOT NULL,
+    product_id  uuid,
+    description text NOT NULL,
+    lines       bigint NOT NULL,
+    amount      numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, product_id, description)
+);
+SELECT crm_enable_tenant_rls('deal_product_days');
+
 -- Adds the deals in `added` to the rollups and takes those in `removed`
 -- out, in one statement. Keys are written in their sort order, so two
 -- transactions moving deals between the same keys lock them in the same
@@ -119,6 +154,27 @@ BEGIN
         ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
         ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason) DO UPDATE
         SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount, cycle_seconds = t.cycle_seconds + EXCLUDED.cycle_seconds
+    ), accounts AS (
+        INSERT INTO deal_account_days AS t
+        SELECT tenant_id, (closed_at AT TIME ZONE 'UTC')::date, pipeline_id, owner_id, team_id, region, currency, account_id,
+               sum(sign), sum(sign * amount)
+        FROM changed WHERE status = 2 AND closed_at IS NOT NULL AND account_id IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        HAVING sum(sign) <> 0 OR sum(sign * amount) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, account_id) DO UPDATE
+        SET deals = t.deals + EXCLUDED.deals, amount = t.amount + EXCLUDED.amount
+    ), products AS (
+        INSERT INTO deal_product_days AS t
+        SELECT c.tenant_id, (c.closed_at AT TIME ZONE 'UTC')::date, c.pipeline_id, c.owner_id, c.team_id, c.region, l.currency,
+               l.product_id, l.description, sum(c.sign), sum(c.sign * l.total)
+        FROM changed c JOIN deal_lines l ON l.tenant_id = c.tenant_id AND l.deal_id = c.id
+        WHERE c.status = 2 AND c.closed_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+        HAVING sum(c.sign) <> 0 OR sum(c.sign * l.total) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+        ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, product_id, description) DO UPDATE
+        SET lines = t.lines + EXCLUDED.lines, amount = t.amount + EXCLUDED.amount
     ), competitors AS (
         INSERT INTO deal_competitor_days AS t
         SELECT tenant_id, (closed_at AT TIME ZONE 'UTC')::date, pipeline_id, owner_id, team_id, region, status, competitor, sum(sign)
@@ -140,6 +196,50 @@ BEGIN
     ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id) DO UPDATE
     SET deals = t.deals + EXCLUDED.deals;
 END $$;
+
+-- Lines added to or taken from a won deal, counted with the deal as it is.
+CREATE FUNCTION deal_line_rollups_apply(removed deal_lines[], added deal_lines[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH changed AS (
+        SELECT r.*, -1 AS sign FROM unnest(removed) r
+        UNION ALL
+        SELECT a.*, 1 AS sign FROM unnest(added) a
+    )
+    INSERT INTO deal_product_days AS t
+    SELECT d.tenant_id, (d.closed_at AT TIME ZONE 'UTC')::date, d.pipeline_id, d.owner_id, d.team_id, d.region, c.currency,
+           c.product_id, c.description, sum(c.sign), sum(c.sign * c.total)
+    FROM changed c JOIN deals d ON d.tenant_id = c.tenant_id AND d.id = c.deal_id
+    WHERE d.status = 2 AND d.closed_at IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    HAVING sum(c.sign) <> 0 OR sum(c.sign * c.total) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, product_id, description) DO UPDATE
+    SET lines = t.lines + EXCLUDED.lines, amount = t.amount + EXCLUDED.amount;
+END $$;
+CREATE FUNCTION deal_lines_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM deal_line_rollups_apply('{}', (SELECT coalesce(array_agg(n::deal_lines), '{}') FROM new_rows n));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION deal_lines_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM deal_line_rollups_apply(
+        (SELECT coalesce(array_agg(o::deal_lines), '{}') FROM old_rows o),
+        (SELECT coalesce(array_agg(n::deal_lines), '{}') FROM new_rows n));
+    RETURN NULL;
+END $$;
+CREATE FUNCTION deal_lines_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM deal_line_rollups_apply((SELECT coalesce(array_agg(o::deal_lines), '{}') FROM old_rows o), '{}');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deal_lines_inserted AFTER INSERT ON deal_lines REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deal_lines_inserted();
+CREATE TRIGGER deal_lines_updated AFTER UPDATE ON deal_lines REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deal_lines_updated();
+CREATE TRIGGER deal_lines_deleted AFTER DELETE ON deal_lines REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION deal_lines_deleted();
 
 -- Statement-level triggers: a statement that writes many deals (a
 -- pipeline's stages reordered, an account merged) updates each rollup key
@@ -180,6 +280,8 @@ LANGUAGE sql AS $$
     DELETE FROM deal_closed_days WHERE tenant_id = tenant;
     DELETE FROM deal_cohort_days WHERE tenant_id = tenant;
     DELETE FROM deal_competitor_days WHERE tenant_id = tenant;
+    DELETE FROM deal_account_days WHERE tenant_id = tenant;
+    DELETE FROM deal_product_days WHERE tenant_id = tenant;
     SELECT deal_rollups_apply('{}', coalesce(array_agg(d), '{}')) FROM deals d WHERE tenant_id = tenant;
 $$;
 
@@ -187,10 +289,13 @@ $$;
 -- rollups. The table owner reads every tenant here (RLS is forced for
 -- the service's queries, not for this one-off).
 ALTER TABLE deals NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_lines NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_open_totals NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_closed_days NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_cohort_days NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_competitor_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_product_days NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_account_days NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE deals DISABLE TRIGGER deals_updated;
 UPDATE deals d SET region = a.region FROM accounts a WHERE a.tenant_id = d.tenant_id AND a.id = d.account_id;
 UPDATE deals d SET furthest = (
@@ -199,7 +304,10 @@ UPDATE deals d SET furthest = (
 ALTER TABLE deals ENABLE TRIGGER deals_updated;
 SELECT deal_rollups_rebuild(tenant_id) FROM (SELECT DISTINCT tenant_id FROM deals) tenants;
 ALTER TABLE deals FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_lines FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_open_totals FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_closed_days FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_cohort_days FORCE ROW LEVEL SECURITY;
 ALTER TABLE deal_competitor_days FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_product_days FORCE ROW LEVEL SECURITY;
+ALTER TABLE deal_account_days FORCE ROW LEVEL SECURITY;

@@ -183,3 +183,53 @@ async fn database_urls_honour_sslmode() {
         assert!(!refused.contains("without TLS support"), "{refused}");
     }
 }
+
+/// A snapshot transaction reads one moment, scoped to its tenant, and
+/// writes nothing: a row committed meanwhile is not seen by its next
+/// statement.
+#[tokio::test]
+async fn a_snapshot_reads_one_moment_of_its_tenant_and_writes_nothing() {
+    let h = harness().await;
+    let (tenant, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let write = |tenant: Uuid, body: &'static str| {
+        let database = h.database.clone();
+        async move {
+            let mut tx = database.begin_tenant(tenant).await.unwrap();
+            sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, $3)")
+                .bind(tenant)
+                .bind(Uuid::now_v7())
+                .bind(body)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    write(tenant, "before").await;
+    write(other, "theirs").await;
+    let mut snapshot = h.database.begin_tenant_snapshot(tenant).await.unwrap();
+    let count = "SELECT count(*) FROM notes";
+    let (seen,): (i64,) = sqlx::query_as(count)
+        .fetch_one(&mut *snapshot)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1, "its tenant's rows only");
+    write(tenant, "after").await;
+    let (again,): (i64,) = sqlx::query_as(count)
+        .fetch_one(&mut *snapshot)
+        .await
+        .unwrap();
+    assert_eq!(
+        again, 1,
+        "the row committed meanwhile is not in the snapshot"
+    );
+    let refused = sqlx::query("INSERT INTO notes (tenant_id, id, body) VALUES ($1, $2, 'x')")
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .execute(&mut *snapshot)
+        .await;
+    assert!(refused.is_err(), "a snapshot writes nothing");
+    let mut fresh = h.database.begin_tenant(tenant).await.unwrap();
+    let (now,): (i64,) = sqlx::query_as(count).fetch_one(&mut *fresh).await.unwrap();
+    assert_eq!(now, 2);
+}

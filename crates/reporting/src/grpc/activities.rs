@@ -47,7 +47,7 @@ pub async fn dashboard(
         owner: filters.owner,
         team: filters.team,
     };
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.snapshot(&caller).await?;
     let p = filters.period;
     let reps = activities::counts(&mut tx, &selection, p, true).await?;
     let total = activities::counts(&mut tx, &selection, p, false).await?;

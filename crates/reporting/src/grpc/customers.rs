@@ -93,7 +93,7 @@ pub async fn dashboard(
         },
         region: (!region.is_empty()).then_some(region),
     };
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.snapshot(&caller).await?;
     let currency = match asked {
         Some(asked) => asked,
         None => store::usual_currency(&mut tx, tenant)
@@ -233,7 +233,7 @@ pub async fn insights(
         owner: None,
         team: None,
     };
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.snapshot(&caller).await?;
     if !store::visible(&mut tx, &selection, account).await? {
         return Err(Error::not_found("account", account));
     }

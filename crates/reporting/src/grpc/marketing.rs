@@ -149,7 +149,7 @@ pub async fn dashboard(
         owner: filters.owner,
         team: filters.team,
     };
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.snapshot(&caller).await?;
     let rows = store::campaigns(&mut tx, &selection, filters.period).await?;
     let currency = asked.unwrap_or_else(|| usual(&rows));
     let mut total = figures(&total(&rows, &currency));

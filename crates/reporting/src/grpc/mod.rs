@@ -39,6 +39,13 @@ impl State {
     pub async fn begin(&self, caller: &CallerContext) -> kit::Result<TenantTx> {
         Ok(self.db.begin_tenant(caller.tenant_id).await?)
     }
+
+    /// A read-only transaction whose statements all see one snapshot: a
+    /// dashboard's figures agree with each other and with its `as_of`
+    /// while the projections commit.
+    pub async fn snapshot(&self, caller: &CallerContext) -> kit::Result<TenantTx> {
+        Ok(self.db.begin_tenant_snapshot(caller.tenant_id).await?)
+    }
 }
 
 pub use kit::rpc::handle;

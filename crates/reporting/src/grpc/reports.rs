@@ -302,7 +302,7 @@ impl State {
         path: &str,
     ) -> kit::Result<Computed> {
         let plan = report::check(definition, path)?;
-        let mut tx = self.begin(caller).await?;
+        let mut tx = self.snapshot(caller).await?;
         compute_in(&mut tx, plan, caller.tenant_id, &scope(caller)).await
     }
 }

@@ -99,7 +99,7 @@ pub async fn dashboard(
         owner: filters.owner,
         team: filters.team,
     };
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.snapshot(&caller).await?;
     let currency = match asked {
         Some(asked) => asked,
         None => store::usual_currency(&mut tx, tenant)

@@ -67,7 +67,7 @@ pub async fn dashboard(
         team: None,
         ..selection
     };
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.snapshot(&caller).await?;
     let figures = tickets::figures(&mut tx, &selection, p).await?;
     let medians = tickets::medians(&mut tx, &selection, p).await?;
     let whole = medians.iter().find(|m| m.whole);

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{id, time, within, Days, Rolled, Selection};
+use super::{id, time, Days, Rolled, Selection};
 use crate::domain::Period;
 
 /// An exact amount from an event; malformed is zero (the source checks it).
@@ -397,10 +397,6 @@ pub struct Deals<'a> {
 }
 
 impl Deals<'_> {
-    fn push_from(&self, query: &mut QueryBuilder<'_, Postgres>) {
-        self.push_from_table(query, "deals");
-    }
-
     /// [`Deals::push_from`] over `deals` joined to more (a lateral unnest).
     fn push_from_table(&self, query: &mut QueryBuilder<'_, Postgres>, table: &str) {
         self.selection.push_from(query, table);
@@ -652,13 +648,21 @@ pub async fn sums(
             d.push_closed(&mut query, p);
             query.push(" WHERE status = 2");
         }
-        // Accounts are too many to roll up by: the period's won deals.
         Breakdown::WonByAccount => {
-            query.push(" FROM (SELECT account_id, 1 AS deals, amount, currency");
-            d.push_from(&mut query);
-            query.push(" AND status = 2 AND ");
-            within(&mut query, "closed_at", p);
-            query.push(") won WHERE TRUE");
+            d.push_rolled(
+                &mut query,
+                p,
+                Rolled {
+                    rollup: "deal_account_days",
+                    columns: "account_id, currency, deals, amount",
+                    rows: "deals",
+                    row_columns: "account_id, currency, 1, amount",
+                    condition: " AND status = 2 AND account_id IS NOT NULL",
+                    time: "closed_at",
+                    alias: "won",
+                },
+            );
+            query.push(" WHERE TRUE");
         }
     }
     query.push(format!(
@@ -679,23 +683,30 @@ pub async fn won_by_product(
     d: &Deals<'_>,
     p: Period,
 ) -> sqlx::Result<Vec<Sum>> {
-    // Driven by the lines (only won deals have them), each deal found by
-    // its key.
     let mut query = QueryBuilder::new(
-        "SELECT coalesce(line_product::text, '') AS key, max(line_description) AS label, count(*) AS count, \
-         sum(line_total) AS amount",
+        "SELECT coalesce(product_id::text, '') AS key, coalesce(max(description) FILTER (WHERE lines > 0), '') AS label, \
+         sum(lines)::int8 AS count, sum(amount) AS amount",
     );
-    d.push_from_table(
+    d.push_rolled(
         &mut query,
-        "(SELECT deals.*, l.product_id AS line_product, l.description AS line_description, l.total AS line_total, \
-         l.currency AS line_currency FROM deal_lines l JOIN deals ON deals.tenant_id = l.tenant_id AND deals.id = l.deal_id) won",
+        p,
+        Rolled {
+            rollup: "deal_product_days",
+            columns: "product_id, description, currency, lines, amount",
+            // The won deals' lines, with the deals' columns the selection
+            // reads.
+            rows: "(SELECT d.tenant_id, d.owner_id, d.team_id, d.pipeline_id, d.region, d.status, d.closed_at, \
+                   l.product_id, l.description, l.currency, l.total FROM deal_lines l \
+                   JOIN deals d ON d.tenant_id = l.tenant_id AND d.id = l.deal_id) won_lines",
+            row_columns: "product_id, description, currency, 1, total",
+            condition: " AND status = 2",
+            time: "closed_at",
+            alias: "won",
+        },
     );
-    query
-        .push(" AND line_currency = ")
-        .push_bind(d.currency.to_owned());
-    query.push(" AND status = 2 AND ");
-    within(&mut query, "closed_at", p);
-    query.push(" GROUP BY 1 ORDER BY 4 DESC, 3 DESC, 1 LIMIT ");
+    query.push(" WHERE TRUE");
+    d.push_currency(&mut query);
+    query.push(" GROUP BY 1 HAVING sum(lines) > 0 ORDER BY 4 DESC, 3 DESC, 1 LIMIT ");
     query.push_bind(BREAKDOWN_LIMIT);
     query.build_query_as().fetch_all(tx).await
 }

@@ -32,6 +32,9 @@ struct Deal {
     /// The furthest open stage position entered (0..=2).
     furthest: Option<i32>,
     competitors: Vec<&'static str>,
+    account: Option<Uuid>,
+    /// A won deal's lines: product, total (in the deal's currency).
+    lines: Vec<(Uuid, Decimal)>,
 }
 
 fn decimal(raw: &str) -> Decimal {
@@ -47,12 +50,12 @@ async fn write(pool: &sqlx::PgPool, tenant: Uuid, pipeline: Uuid, stages: &[Uuid
     };
     sqlx::query(
         "INSERT INTO deals (tenant_id, id, pipeline_id, stage_id, owner_id, team_id, status, amount, currency, probability, \
-         lost_reason, created_at, closed_at, furthest, competitors) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         lost_reason, created_at, closed_at, furthest, competitors, account_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET stage_id = EXCLUDED.stage_id, owner_id = EXCLUDED.owner_id, \
          team_id = EXCLUDED.team_id, status = EXCLUDED.status, amount = EXCLUDED.amount, currency = EXCLUDED.currency, \
          probability = EXCLUDED.probability, lost_reason = EXCLUDED.lost_reason, closed_at = EXCLUDED.closed_at, \
-         furthest = EXCLUDED.furthest, competitors = EXCLUDED.competitors",
+         furthest = EXCLUDED.furthest, competitors = EXCLUDED.competitors, account_id = EXCLUDED.account_id",
     )
     .bind(tenant)
     .bind(d.id)
@@ -69,9 +72,32 @@ async fn write(pool: &sqlx::PgPool, tenant: Uuid, pipeline: Uuid, stages: &[Uuid
     .bind(d.closed)
     .bind(d.furthest)
     .bind(&d.competitors)
+    .bind(d.account)
     .execute(pool)
     .await
     .expect("deal written");
+    // The lines as the projection writes them on a win: replaced.
+    sqlx::query("DELETE FROM deal_lines WHERE tenant_id = $1 AND deal_id = $2")
+        .bind(tenant)
+        .bind(d.id)
+        .execute(pool)
+        .await
+        .expect("lines deleted");
+    for (line, (product, total)) in d.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO deal_lines (tenant_id, deal_id, line, product_id, description, total, currency) \
+             VALUES ($1, $2, $3, $4, 'Seat', $5, $6)",
+        )
+        .bind(tenant)
+        .bind(d.id)
+        .bind(line as i32)
+        .bind(product)
+        .bind(total)
+        .bind(d.currency)
+        .execute(pool)
+        .await
+        .expect("line");
+    }
 }
 
 /// The rollups' rows that count something, in a comparable form.
@@ -97,9 +123,23 @@ async fn rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
             "deal_competitor_days",
             "day, pipeline_id, owner_id, team_id, region, status, competitor, deals",
         ),
+        (
+            "deal_account_days",
+            "day, pipeline_id, owner_id, team_id, region, currency, account_id, deals, trim_scale(amount)",
+        ),
+        (
+            "deal_product_days",
+            "day, pipeline_id, owner_id, team_id, region, currency, product_id, description, lines, \
+             trim_scale(amount)",
+        ),
     ] {
+        let counted = if table == "deal_product_days" {
+            "lines"
+        } else {
+            "deals"
+        };
         let found: Vec<(String,)> = sqlx::query_as(&format!(
-            "SELECT ROW({columns})::text FROM {table} WHERE tenant_id = $1 AND deals <> 0 ORDER BY 1"
+            "SELECT ROW({columns})::text FROM {table} WHERE tenant_id = $1 AND {counted} <> 0 ORDER BY 1"
         ))
         .bind(tenant)
         .fetch_all(pool)
@@ -123,6 +163,9 @@ struct Expected {
     reached: [i64; 4],
     /// Per competitor: won, lost.
     competitors: BTreeMap<String, (i64, i64)>,
+    /// Won per account and per product: count, amount in euros.
+    by_account: BTreeMap<String, (i64, Decimal)>,
+    by_product: BTreeMap<String, (i64, Decimal)>,
 }
 
 fn expected(
@@ -167,6 +210,25 @@ fn expected(
             }
         }
     }
+    let (mut by_account, mut by_product) = (BTreeMap::new(), BTreeMap::new());
+    for d in &won {
+        if let Some(account) = d.account {
+            let entry = by_account
+                .entry(account.to_string())
+                .or_insert((0, Decimal::ZERO));
+            entry.0 += 1;
+            if d.currency == "EUR" {
+                entry.1 += d.amount;
+            }
+        }
+        for (product, total) in d.lines.iter().filter(|_| d.currency == "EUR") {
+            let entry = by_product
+                .entry(product.to_string())
+                .or_insert((0, Decimal::ZERO));
+            entry.0 += 1;
+            entry.1 += *total;
+        }
+    }
     let cohort: Vec<&&Deal> = seen.iter().filter(|d| within(Some(d.created))).collect();
     let reach = |position: i32| {
         cohort
@@ -189,6 +251,8 @@ fn expected(
         leaderboard,
         lost_reasons,
         competitors,
+        by_account,
+        by_product,
         reached: [
             reach(0),
             reach(1),
@@ -223,6 +287,21 @@ fn check(d: &SalesDashboard, e: &Expected, who: &str) {
         .map(|c| (c.competitor.clone(), (c.won, c.lost)))
         .collect();
     assert_eq!(competitors, e.competitors, "{who}: competitors");
+    let sums = |sums: &[Sum]| -> BTreeMap<String, (i64, Decimal)> {
+        sums.iter()
+            .map(|s| (s.key.clone(), (s.count, amount(&s.amount))))
+            .collect()
+    };
+    assert_eq!(
+        sums(&d.won_by_account),
+        e.by_account,
+        "{who}: won by account"
+    );
+    assert_eq!(
+        sums(&d.won_by_product),
+        e.by_product,
+        "{who}: won by product"
+    );
     let reached: Vec<i64> = d.funnel.iter().map(|s| s.reached).collect();
     assert_eq!(reached, e.reached, "{who}: funnel");
 }
@@ -264,6 +343,8 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
         .expect("midnight");
     let start = midnight - Duration::days(12);
     let reasons = ["price", "timing", "competitor"];
+    let accounts: Vec<Option<Uuid>> = (0..5).map(|i| (i > 0).then(Uuid::now_v7)).collect();
+    let products: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
     let mut deals: Vec<Deal> = (0..400i64)
         .map(|i| {
             let (owner, team) = owners[(i % 3) as usize];
@@ -287,6 +368,15 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
                 furthest: [None, Some(0), Some(1), Some(2)][(i % 4) as usize],
                 competitors: [&["Globex"][..], &["Initech", "Globex"], &[]][(i / 3 % 3) as usize]
                     .to_vec(),
+                account: accounts[(i % 5) as usize],
+                lines: if status == 2 {
+                    vec![
+                        (products[(i % 3) as usize], Decimal::new(1_000 + i, 2)),
+                        (products[0], Decimal::ONE),
+                    ]
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();
@@ -299,6 +389,7 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
             d.status = 2;
             d.closed = Some(d.created + Duration::hours(30));
             d.amount += Decimal::ONE;
+            d.lines = vec![(products[2], Decimal::new(777, 2))];
         }
         if i % 7 == 2 {
             (d.owner, d.team) = owners[(i + 1) % 3];
