@@ -274,23 +274,24 @@ pub async fn medians(
     s: &Selection<'_>,
     p: Period,
 ) -> sqlx::Result<Vec<Medians>> {
-    // One pass per median, each over its own time index.
     let mut query = QueryBuilder::new(
-        "SELECT owner_id, whole, max(first_response) AS first_response, max(resolution) AS resolution FROM (\
-         SELECT owner_id, grouping(owner_id) = 1 AS whole, (percentile_cont(0.5) WITHIN GROUP \
-         (ORDER BY extract(epoch FROM first_response_at - created_at)))::float8 AS first_response, NULL::float8 AS resolution",
+        "SELECT owner_id, grouping(owner_id) = 1 AS whole, \
+         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) \
+         FILTER (WHERE first_response_at IS NOT NULL AND ",
     );
-    s.push_from(&mut query, "tickets");
-    query.push(" AND first_response_at IS NOT NULL AND ");
     within(&mut query, "created_at", p);
     query.push(
-        " GROUP BY GROUPING SETS ((owner_id), ()) UNION ALL SELECT owner_id, grouping(owner_id) = 1, NULL, \
-         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM solved_at - created_at)))::float8",
+        "))::float8 AS first_response, \
+         (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM solved_at - created_at)) FILTER (WHERE ",
     );
-    s.push_from(&mut query, "tickets");
-    query.push(" AND ");
     within(&mut query, "solved_at", p);
-    query.push(" GROUP BY GROUPING SETS ((owner_id), ())) medians GROUP BY owner_id, whole");
+    query.push("))::float8 AS resolution");
+    s.push_from(&mut query, "tickets");
+    query.push(" AND ((");
+    within(&mut query, "created_at", p);
+    query.push(") OR (");
+    within(&mut query, "solved_at", p);
+    query.push(")) GROUP BY GROUPING SETS ((owner_id), ())");
     query.build_query_as().fetch_all(tx).await
 }
 
