@@ -122,6 +122,45 @@ CREATE TABLE deal_product_days (
 );
 SELECT crm_enable_tenant_rls('deal_product_days');
 
+-- Keeps `target`'s rollups by `apply(removed target[], added target[])`:
+-- statement-level triggers after INSERT, UPDATE and DELETE (named
+-- <target>_inserted, _updated, _deleted) hand it the transition tables.
+-- A statement that writes many rows (a pipeline's stages reordered, an
+-- account merged) updates each rollup key once, not once per row; an
+-- update that changed no row (an older version) does nothing.
+CREATE FUNCTION crm_keep_rollups(target text, apply text) RETURNS void
+LANGUAGE plpgsql AS $helper$
+BEGIN
+    EXECUTE format($f$
+        CREATE FUNCTION %1$I() RETURNS trigger LANGUAGE plpgsql AS $b$
+        BEGIN
+            PERFORM %4$I('{}', (SELECT coalesce(array_agg(n::%5$I), '{}') FROM new_rows n));
+            RETURN NULL;
+        END $b$;
+        CREATE FUNCTION %2$I() RETURNS trigger LANGUAGE plpgsql AS $b$
+        BEGIN
+            IF NOT EXISTS (SELECT FROM new_rows) THEN
+                RETURN NULL;
+            END IF;
+            PERFORM %4$I(
+                (SELECT coalesce(array_agg(o::%5$I), '{}') FROM old_rows o),
+                (SELECT coalesce(array_agg(n::%5$I), '{}') FROM new_rows n));
+            RETURN NULL;
+        END $b$;
+        CREATE FUNCTION %3$I() RETURNS trigger LANGUAGE plpgsql AS $b$
+        BEGIN
+            PERFORM %4$I((SELECT coalesce(array_agg(o::%5$I), '{}') FROM old_rows o), '{}');
+            RETURN NULL;
+        END $b$;
+        CREATE TRIGGER %1$I AFTER INSERT ON %5$I REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION %1$I();
+        CREATE TRIGGER %2$I AFTER UPDATE ON %5$I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION %2$I();
+        CREATE TRIGGER %3$I AFTER DELETE ON %5$I REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION %3$I();
+    $f$, target || '_inserted', target || '_updated', target || '_deleted', apply, target);
+END $helper$;
+
 -- Adds the deals in `added` to the rollups and takes those in `removed`
 -- out, in one statement. Keys are written in their sort order, so two
 -- transactions moving deals between the same keys lock them in the same
@@ -217,60 +256,9 @@ BEGIN
     ON CONFLICT (tenant_id, day, pipeline_id, owner_id, team_id, region, currency, product_id, description) DO UPDATE
     SET lines = t.lines + EXCLUDED.lines, amount = t.amount + EXCLUDED.amount;
 END $$;
-CREATE FUNCTION deal_lines_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM deal_line_rollups_apply('{}', (SELECT coalesce(array_agg(n::deal_lines), '{}') FROM new_rows n));
-    RETURN NULL;
-END $$;
-CREATE FUNCTION deal_lines_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM deal_line_rollups_apply(
-        (SELECT coalesce(array_agg(o::deal_lines), '{}') FROM old_rows o),
-        (SELECT coalesce(array_agg(n::deal_lines), '{}') FROM new_rows n));
-    RETURN NULL;
-END $$;
-CREATE FUNCTION deal_lines_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM deal_line_rollups_apply((SELECT coalesce(array_agg(o::deal_lines), '{}') FROM old_rows o), '{}');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER deal_lines_inserted AFTER INSERT ON deal_lines REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION deal_lines_inserted();
-CREATE TRIGGER deal_lines_updated AFTER UPDATE ON deal_lines REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION deal_lines_updated();
-CREATE TRIGGER deal_lines_deleted AFTER DELETE ON deal_lines REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION deal_lines_deleted();
+SELECT crm_keep_rollups('deal_lines', 'deal_line_rollups_apply');
 
--- Statement-level triggers: a statement that writes many deals (a
--- pipeline's stages reordered, an account merged) updates each rollup key
--- once, not once per deal.
-CREATE FUNCTION deals_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM deal_rollups_apply('{}', (SELECT coalesce(array_agg(n::deals), '{}') FROM new_rows n));
-    RETURN NULL;
-END $$;
-CREATE FUNCTION deals_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- An upsert that changed nothing (an older version) updated no row.
-    IF NOT EXISTS (SELECT FROM new_rows) THEN
-        RETURN NULL;
-    END IF;
-    PERFORM deal_rollups_apply(
-        (SELECT coalesce(array_agg(o::deals), '{}') FROM old_rows o),
-        (SELECT coalesce(array_agg(n::deals), '{}') FROM new_rows n));
-    RETURN NULL;
-END $$;
-CREATE FUNCTION deals_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM deal_rollups_apply((SELECT coalesce(array_agg(o::deals), '{}') FROM old_rows o), '{}');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER deals_inserted AFTER INSERT ON deals REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION deals_inserted();
-CREATE TRIGGER deals_updated AFTER UPDATE ON deals REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION deals_updated();
-CREATE TRIGGER deals_deleted AFTER DELETE ON deals REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION deals_deleted();
+SELECT crm_keep_rollups('deals', 'deal_rollups_apply');
 
 -- The rollups of one tenant computed again from its deals, in place of
 -- what they hold (the check that they agree, and the repair if not).

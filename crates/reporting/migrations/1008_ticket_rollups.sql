@@ -85,32 +85,7 @@ BEGIN
     ON CONFLICT (tenant_id, day, owner_id, team_id) DO UPDATE SET tickets = t.tickets + EXCLUDED.tickets;
 END $$;
 
-CREATE FUNCTION tickets_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM ticket_rollups_apply('{}', (SELECT coalesce(array_agg(n::tickets), '{}') FROM new_rows n));
-    RETURN NULL;
-END $$;
-CREATE FUNCTION tickets_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM new_rows) THEN
-        RETURN NULL;
-    END IF;
-    PERFORM ticket_rollups_apply(
-        (SELECT coalesce(array_agg(o::tickets), '{}') FROM old_rows o),
-        (SELECT coalesce(array_agg(n::tickets), '{}') FROM new_rows n));
-    RETURN NULL;
-END $$;
-CREATE FUNCTION tickets_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM ticket_rollups_apply((SELECT coalesce(array_agg(o::tickets), '{}') FROM old_rows o), '{}');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER tickets_inserted AFTER INSERT ON tickets REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tickets_inserted();
-CREATE TRIGGER tickets_updated AFTER UPDATE ON tickets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tickets_updated();
-CREATE TRIGGER tickets_deleted AFTER DELETE ON tickets REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tickets_deleted();
+SELECT crm_keep_rollups('tickets', 'ticket_rollups_apply');
 
 CREATE FUNCTION ticket_rollups_rebuild(tenant uuid) RETURNS void
 LANGUAGE sql AS $$

@@ -100,46 +100,70 @@ async fn write(pool: &sqlx::PgPool, tenant: Uuid, pipeline: Uuid, stages: &[Uuid
     }
 }
 
+/// A rollup table, the columns compared (sums without their scale, which
+/// depends on what was added) and the condition of a row that counts.
+type Rollup = (&'static str, &'static str, &'static str);
+
+const DEAL_ROLLUPS: [Rollup; 6] = [
+    (
+        "deal_open_totals",
+        "pipeline_id, stage_id, owner_id, team_id, region, currency, close_month, deals, \
+         trim_scale(amount), trim_scale(weighted)",
+        "deals <> 0",
+    ),
+    (
+        "deal_closed_days",
+        "day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason, deals, \
+         trim_scale(amount), trim_scale(cycle_seconds)",
+        "deals <> 0",
+    ),
+    (
+        "deal_cohort_days",
+        "day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id, deals",
+        "deals <> 0",
+    ),
+    (
+        "deal_competitor_days",
+        "day, pipeline_id, owner_id, team_id, region, status, competitor, deals",
+        "deals <> 0",
+    ),
+    (
+        "deal_account_days",
+        "day, pipeline_id, owner_id, team_id, region, currency, account_id, deals, trim_scale(amount)",
+        "deals <> 0",
+    ),
+    (
+        "deal_product_days",
+        "day, pipeline_id, owner_id, team_id, region, currency, product_id, description, lines, \
+         trim_scale(amount)",
+        "lines <> 0",
+    ),
+];
+
+const TICKET_ROLLUPS: [Rollup; 3] = [
+    (
+        "ticket_created_days",
+        "day, owner_id, team_id, channel, type, tickets",
+        "tickets <> 0",
+    ),
+    (
+        "ticket_solved_days",
+        "day, owner_id, team_id, breached, tickets, csat_responses, csat_sum",
+        "tickets <> 0 OR csat_responses <> 0",
+    ),
+    (
+        "ticket_open_days",
+        "day, owner_id, team_id, tickets",
+        "tickets <> 0",
+    ),
+];
+
 /// The rollups' rows that count something, in a comparable form.
-async fn rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
+async fn rollup_rows(pool: &sqlx::PgPool, tenant: Uuid, rollups: &[Rollup]) -> Vec<String> {
     let mut rows = Vec::new();
-    // Sums keep the scale of what was added, so they compare without it.
-    for (table, columns) in [
-        (
-            "deal_open_totals",
-            "pipeline_id, stage_id, owner_id, team_id, region, currency, close_month, deals, \
-             trim_scale(amount), trim_scale(weighted)",
-        ),
-        (
-            "deal_closed_days",
-            "day, pipeline_id, owner_id, team_id, region, currency, status, campaign_id, lost_reason, deals, \
-             trim_scale(amount), trim_scale(cycle_seconds)",
-        ),
-        (
-            "deal_cohort_days",
-            "day, pipeline_id, owner_id, team_id, region, furthest, status, won_stage_id, deals",
-        ),
-        (
-            "deal_competitor_days",
-            "day, pipeline_id, owner_id, team_id, region, status, competitor, deals",
-        ),
-        (
-            "deal_account_days",
-            "day, pipeline_id, owner_id, team_id, region, currency, account_id, deals, trim_scale(amount)",
-        ),
-        (
-            "deal_product_days",
-            "day, pipeline_id, owner_id, team_id, region, currency, product_id, description, lines, \
-             trim_scale(amount)",
-        ),
-    ] {
-        let counted = if table == "deal_product_days" {
-            "lines"
-        } else {
-            "deals"
-        };
+    for (table, columns, counts) in rollups {
         let found: Vec<(String,)> = sqlx::query_as(&format!(
-            "SELECT ROW({columns})::text FROM {table} WHERE tenant_id = $1 AND {counted} <> 0 ORDER BY 1"
+            "SELECT ROW({columns})::text FROM {table} WHERE tenant_id = $1 AND ({counts}) ORDER BY 1"
         ))
         .bind(tenant)
         .fetch_all(pool)
@@ -148,6 +172,50 @@ async fn rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
         rows.extend(found.into_iter().map(|(row,)| format!("{table} {row}")));
     }
     rows
+}
+
+/// What the triggers kept equals what `rebuild(tenant)` computes again
+/// from the rows.
+async fn kept_equals_rebuilt(pool: &sqlx::PgPool, tenant: Uuid, rollups: &[Rollup], rebuild: &str) {
+    let kept = rollup_rows(pool, tenant, rollups).await;
+    assert!(kept.len() > 50, "the rollups hold rows: {}", kept.len());
+    sqlx::query(&format!("SELECT {rebuild}($1)"))
+        .bind(tenant)
+        .execute(pool)
+        .await
+        .expect("rebuilt");
+    let rebuilt = rollup_rows(pool, tenant, rollups).await;
+    let differing: Vec<&String> = kept
+        .iter()
+        .filter(|row| !rebuilt.contains(row))
+        .chain(rebuilt.iter().filter(|row| !kept.contains(row)))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "kept and rebuilt differ: {differing:#?}"
+    );
+}
+
+/// Deletes the rows of `table` with these ids (as the projection deletes).
+async fn delete(pool: &sqlx::PgPool, table: &str, tenant: Uuid, ids: &[Uuid]) {
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE tenant_id = $1 AND id = ANY($2)"
+    ))
+    .bind(tenant)
+    .bind(ids)
+    .execute(pool)
+    .await
+    .expect("deleted");
+}
+
+/// Partial days at both ends, whole days between; whole days only; within
+/// one day.
+fn periods(start: DateTime<Utc>, midnight: DateTime<Utc>) -> [(DateTime<Utc>, DateTime<Utc>); 3] {
+    [
+        (start + Duration::hours(30), midnight - Duration::hours(50)),
+        (start + Duration::days(2), start + Duration::days(9)),
+        (start + Duration::hours(80), start + Duration::hours(90)),
+    ]
 }
 
 struct Expected {
@@ -400,25 +468,13 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
         }
     }
     let gone: Vec<Uuid> = deals.iter().step_by(11).map(|d| d.id).collect();
-    sqlx::query("DELETE FROM deals WHERE tenant_id = $1 AND id = ANY($2)")
-        .bind(tenant)
-        .bind(&gone)
-        .execute(&pool)
-        .await
-        .expect("deleted");
+    delete(&pool, "deals", tenant, &gone).await;
     deals.retain(|d| !gone.contains(&d.id));
 
-    // Partial days at both ends, whole days between; then whole days only;
-    // then within one day.
-    let periods = [
-        (start + Duration::hours(30), midnight - Duration::hours(50)),
-        (start + Duration::days(2), start + Duration::days(9)),
-        (start + Duration::hours(80), start + Duration::hours(90)),
-    ];
     let (ana, ana_team) = owners[0];
     let mut admin = app.admin();
     let mut rep = app.user(ana, &[Role::SalesRep], Visibility::Own, &[ana_team]);
-    for (from, to) in periods {
+    for (from, to) in periods(start, midnight) {
         let request = GetSalesDashboardRequest {
             from: Some(kit::time::to_timestamp(from)),
             to: Some(kit::time::to_timestamp(to)),
@@ -443,23 +499,7 @@ async fn the_rollups_sum_the_same_as_the_deals_for_any_period() {
     }
 
     // Kept statement by statement = computed again from the deals.
-    let kept = rollups(&pool, tenant).await;
-    assert!(kept.len() > 50, "the rollups hold rows: {}", kept.len());
-    sqlx::query("SELECT deal_rollups_rebuild($1)")
-        .bind(tenant)
-        .execute(&pool)
-        .await
-        .expect("rebuilt");
-    let rebuilt = rollups(&pool, tenant).await;
-    let differing: Vec<&String> = kept
-        .iter()
-        .filter(|row| !rebuilt.contains(row))
-        .chain(rebuilt.iter().filter(|row| !kept.contains(row)))
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "kept and rebuilt differ: {differing:#?}"
-    );
+    kept_equals_rebuilt(&pool, tenant, &DEAL_ROLLUPS, "deal_rollups_rebuild").await;
 }
 
 #[derive(Clone, Debug)]
@@ -715,24 +755,14 @@ async fn the_ticket_rollups_sum_the_same_as_the_tickets_for_any_period() {
         }
     }
     let gone: Vec<Uuid> = tickets.iter().step_by(13).map(|t| t.id).collect();
-    sqlx::query("DELETE FROM tickets WHERE tenant_id = $1 AND id = ANY($2)")
-        .bind(tenant)
-        .bind(&gone)
-        .execute(&pool)
-        .await
-        .expect("deleted");
+    delete(&pool, "tickets", tenant, &gone).await;
     tickets.retain(|t| !gone.contains(&t.id));
 
-    let periods = [
-        (start + Duration::hours(30), midnight - Duration::hours(50)),
-        (start + Duration::days(2), start + Duration::days(9)),
-        (start + Duration::hours(80), start + Duration::hours(90)),
-    ];
     let (ana, ana_team) = owners[0];
     let mut admin = app.admin();
     let mut agent = app.user(ana, &[Role::SupportAgent], Visibility::Own, &[ana_team]);
     let theirs: Vec<Ticket> = tickets.iter().filter(|t| t.owner == ana).cloned().collect();
-    for (from, to) in periods {
+    for (from, to) in periods(start, midnight) {
         let request = GetServiceDashboardRequest {
             from: Some(kit::time::to_timestamp(from)),
             to: Some(kit::time::to_timestamp(to)),
@@ -754,31 +784,5 @@ async fn the_ticket_rollups_sum_the_same_as_the_tickets_for_any_period() {
         }
     }
 
-    let kept = ticket_rollups(&pool, tenant).await;
-    assert!(kept.len() > 50, "the rollups hold rows: {}", kept.len());
-    sqlx::query("SELECT ticket_rollups_rebuild($1)")
-        .bind(tenant)
-        .execute(&pool)
-        .await
-        .expect("rebuilt");
-    assert_eq!(ticket_rollups(&pool, tenant).await, kept);
-}
-
-async fn ticket_rollups(pool: &sqlx::PgPool, tenant: Uuid) -> Vec<String> {
-    let mut rows = Vec::new();
-    for (table, measure) in [
-        ("ticket_created_days", "tickets"),
-        ("ticket_solved_days", "tickets <> 0 OR csat_responses"),
-        ("ticket_open_days", "tickets"),
-    ] {
-        let found: Vec<(String,)> = sqlx::query_as(&format!(
-            "SELECT r::text FROM {table} r WHERE tenant_id = $1 AND ({measure} <> 0) ORDER BY 1"
-        ))
-        .bind(tenant)
-        .fetch_all(pool)
-        .await
-        .expect("rollup rows");
-        rows.extend(found.into_iter().map(|(row,)| format!("{table} {row}")));
-    }
-    rows
+    kept_equals_rebuilt(&pool, tenant, &TICKET_ROLLUPS, "ticket_rollups_rebuild").await;
 }
