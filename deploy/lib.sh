@@ -215,7 +215,8 @@ ensure_nats() {
   disown
   # Up to 30 s: a busy machine (a CI run's other suites) can be slow to start it.
   for _ in $(seq 1 300); do nats_has_jetstream "$host" "$port" && return 0; sleep 0.1; done
-  die "nats-server did not answer with JetStream on $host:$port (log: $CRM_STATE_DIR/nats/server.log)"
+  die "nats-server did not answer with JetStream on $host:$port; the end of its log ($CRM_STATE_DIR/nats/server.log):
+$(tail -n 20 "$CRM_STATE_DIR/nats/server.log" 2>/dev/null)"
 }
 
 # One owner role (runs migrations), one plain runtime role and one database
