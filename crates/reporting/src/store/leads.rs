@@ -18,21 +18,7 @@ pub async fn created(
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let created_at = time(l.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
-    sqlx::query(
-        "INSERT INTO leads (tenant_id, id, source, owner_id, team_id, campaign_id, region, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, id) DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(id(&l.id))
-    .bind(l.source as i16)
-    .bind(id(&l.owner_id))
-    .bind(id(&l.team_id))
-    .bind(id(&l.campaign_id))
-    .bind(l.region.trim())
-    .bind(created_at)
-    .execute(tx)
-    .await?;
-    Ok(())
+    insert(tx, tenant, l, created_at, None, "DO NOTHING").await
 }
 
 /// A lead as sales has it now (a backfill): inserted, or its owner,
@@ -43,14 +29,34 @@ pub async fn snapshot(tx: &mut PgConnection, tenant: Uuid, l: &Lead) -> sqlx::Re
     let Some(created_at) = time(l.audit.as_ref().and_then(|a| a.created_at.as_ref())) else {
         return Ok(());
     };
-    let converted_at = time(l.converted_at.as_ref());
-    sqlx::query(
-        "INSERT INTO leads (tenant_id, id, source, owner_id, team_id, campaign_id, region, created_at, converted_at, first_response_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (tenant_id, id) DO UPDATE SET source = EXCLUDED.source, \
-         owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, campaign_id = EXCLUDED.campaign_id, region = EXCLUDED.region, \
+    insert(
+        tx,
+        tenant,
+        l,
+        created_at,
+        time(l.converted_at.as_ref()),
+        "DO UPDATE SET source = EXCLUDED.source, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, \
+         campaign_id = EXCLUDED.campaign_id, region = EXCLUDED.region, \
          converted_at = coalesce(leads.converted_at, EXCLUDED.converted_at), \
          first_response_at = least(leads.first_response_at, EXCLUDED.converted_at)",
     )
+    .await
+}
+
+/// Inserts the lead (converted, and so first answered, at `converted_at`),
+/// doing `on_conflict` (this module's SQL) when it is known.
+async fn insert(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    l: &Lead,
+    created_at: DateTime<Utc>,
+    converted_at: Option<DateTime<Utc>>,
+    on_conflict: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO leads (tenant_id, id, source, owner_id, team_id, campaign_id, region, created_at, converted_at, first_response_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (tenant_id, id) {on_conflict}"
+    ))
     .bind(tenant)
     .bind(id(&l.id))
     .bind(l.source as i16)

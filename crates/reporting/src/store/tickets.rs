@@ -22,39 +22,26 @@ const BREACHED: &str =
 /// A ticket as the source has it now (a backfill): inserted, or written
 /// over the stored copy unless that is newer.
 pub async fn snapshot(tx: &mut PgConnection, tenant: Uuid, t: &Ticket) -> sqlx::Result<()> {
-    let Some(ticket) = id(&t.id) else {
-        return Ok(());
-    };
     let Some(created_at) = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())) else {
         return Ok(());
     };
-    sqlx::query(&format!(
-        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, \
-         created_at, first_response_at, solved_at, version, breached) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {BREACHED}) \
-         ON CONFLICT (tenant_id, id) DO UPDATE SET type = EXCLUDED.type, channel = EXCLUDED.channel, priority = EXCLUDED.priority, \
+    let times = (
+        time(t.first_responded_at.as_ref()),
+        time(t.solved_at.as_ref()),
+    );
+    insert(
+        tx,
+        tenant,
+        t,
+        created_at,
+        times,
+        "DO UPDATE SET type = EXCLUDED.type, channel = EXCLUDED.channel, priority = EXCLUDED.priority, \
          status = EXCLUDED.status, owner_id = EXCLUDED.owner_id, team_id = EXCLUDED.team_id, account_id = EXCLUDED.account_id, \
          first_response_at = coalesce(tickets.first_response_at, EXCLUDED.first_response_at), \
          solved_at = coalesce(EXCLUDED.solved_at, tickets.solved_at), version = EXCLUDED.version \
-         WHERE tickets.version <= EXCLUDED.version"
-    ))
-    .bind(tenant)
-    .bind(ticket)
-    .bind(t.number)
-    .bind(t.r#type as i16)
-    .bind(t.channel as i16)
-    .bind(t.priority as i16)
-    .bind(t.status as i16)
-    .bind(id(&t.assignee_id))
-    .bind(id(&t.group_id))
-    .bind(id(&t.account_id))
-    .bind(created_at)
-    .bind(time(t.first_responded_at.as_ref()))
-    .bind(time(t.solved_at.as_ref()))
-    .bind(version_of(t))
-    .execute(tx)
-    .await?;
-    Ok(())
+         WHERE tickets.version <= EXCLUDED.version",
+    )
+    .await
 }
 
 /// A ticket as created; a redelivered creation changes nothing.
@@ -64,13 +51,28 @@ pub async fn created(
     t: &Ticket,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
+    let created_at = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
+    insert(tx, tenant, t, created_at, (None, None), "DO NOTHING").await
+}
+
+/// Inserts the ticket (first responded and solved at `times`), doing
+/// `on_conflict` (this module's SQL) when it is known.
+async fn insert(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    t: &Ticket,
+    created_at: DateTime<Utc>,
+    (first_response_at, solved_at): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    on_conflict: &str,
+) -> sqlx::Result<()> {
     let Some(ticket) = id(&t.id) else {
         return Ok(());
     };
-    let created_at = time(t.audit.as_ref().and_then(|a| a.created_at.as_ref())).unwrap_or(at);
     sqlx::query(&format!(
-        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, created_at, version, breached) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, {BREACHED}) ON CONFLICT (tenant_id, id) DO NOTHING"
+        "INSERT INTO tickets (tenant_id, id, number, type, channel, priority, status, owner_id, team_id, account_id, \
+         created_at, first_response_at, solved_at, version, breached) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {BREACHED}) \
+         ON CONFLICT (tenant_id, id) {on_conflict}"
     ))
     .bind(tenant)
     .bind(ticket)
@@ -83,6 +85,8 @@ pub async fn created(
     .bind(id(&t.group_id))
     .bind(id(&t.account_id))
     .bind(created_at)
+    .bind(first_response_at)
+    .bind(solved_at)
     .bind(version_of(t))
     .execute(tx)
     .await?;
