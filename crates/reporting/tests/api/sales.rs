@@ -1130,6 +1130,25 @@ async fn leads_and_orders_are_backfilled_from_sales() {
     assert_eq!(counts().await, (2, 1, Some(account_id)));
     let unknown = backfill("payments").await.expect_err("unknown dataset");
     assert_eq!(violated_fields(&unknown), ["dataset"]);
+    // Another tenant's admin reads its own tenant's records from sales
+    // (none) and writes nothing here.
+    let mut stranger = app.client_in(Uuid::now_v7(), &[Role::Admin], Visibility::Tenant, &[]);
+    for dataset in ["leads", "orders", "deals"] {
+        let read = stranger
+            .reconcile
+            .backfill(BackfillRequest {
+                dataset: dataset.into(),
+            })
+            .await
+            .expect("another tenant's backfill")
+            .into_inner()
+            .read;
+        assert_eq!(
+            read, 0,
+            "another tenant reads none of this tenant's {dataset}"
+        );
+    }
+    assert_eq!(counts().await, (2, 1, Some(account_id)));
     // A rep backfills nothing.
     let mut rep = app.client(&[Role::SalesRep], Visibility::Own, &[]);
     let denied = rep
