@@ -88,13 +88,16 @@ pub fn within(query: &mut QueryBuilder<'_, Postgres>, column: &str, p: Period) {
     query.push(format!(" AND {column} < ")).push_bind(p.to);
 }
 
-/// A period as day rollups read it: the whole UTC days `[first, end)` in
-/// it, and the rows of the partial days at its ends, `[from, lo)` and
+/// The start (UTC midnight) of the day `t` is in.
+pub fn day_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::days(1)).unwrap_or(t)
+}
+
+/// A period as day rollups read it: the whole UTC days `[lo, hi)` in it,
+/// and the rows of the partial days at its ends, `[from, lo)` and
 /// `[hi, to)`. A period without a whole day is all rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Days {
-    pub first: NaiveDate,
-    pub end: NaiveDate,
     pub lo: DateTime<Utc>,
     pub hi: DateTime<Utc>,
     pub period: Period,
@@ -115,25 +118,26 @@ pub struct Rolled<'a> {
 
 impl Days {
     pub fn of(period: Period) -> Days {
-        let day = Duration::days(1);
-        let floor = |t: DateTime<Utc>| t.duration_trunc(day).unwrap_or(t);
-        let lo = match floor(period.from) {
+        let lo = match day_start(period.from) {
             start if start == period.from => start,
-            start => start + day,
+            start => start + Duration::days(1),
         };
-        let hi = floor(period.to);
+        let hi = day_start(period.to);
         let (lo, hi) = if lo < hi {
             (lo, hi)
         } else {
             (period.to, period.to)
         };
-        Days {
-            first: lo.date_naive(),
-            end: hi.date_naive(),
-            lo,
-            hi,
-            period,
-        }
+        Days { lo, hi, period }
+    }
+
+    /// The first whole day, and the day after the last.
+    pub fn first(&self) -> NaiveDate {
+        self.lo.date_naive()
+    }
+
+    pub fn end(&self) -> NaiveDate {
+        self.hi.date_naive()
     }
 
     /// ` FROM (...) <alias>`: what happened in the period as rows of a day
@@ -158,8 +162,8 @@ impl Days {
 
     /// ` AND day >= first AND day < end`.
     pub fn push_days(&self, query: &mut QueryBuilder<'_, Postgres>) {
-        query.push(" AND day >= ").push_bind(self.first);
-        query.push(" AND day < ").push_bind(self.end);
+        query.push(" AND day >= ").push_bind(self.first());
+        query.push(" AND day < ").push_bind(self.end());
     }
 
     /// ` AND (<column> in the partial days)`; `column` is this crate's.
@@ -203,7 +207,7 @@ mod tests {
             to: at("2026-03-05T06:00:00Z"),
         });
         assert_eq!(
-            (d.first.to_string(), d.end.to_string()),
+            (d.first().to_string(), d.end().to_string()),
             ("2026-03-02".into(), "2026-03-05".into())
         );
         assert_eq!(
@@ -216,7 +220,7 @@ mod tests {
             to: at("2026-03-03T00:00:00Z"),
         });
         assert_eq!((d.lo, d.hi), (d.period.from, d.period.to));
-        assert_eq!(d.end - d.first, chrono::TimeDelta::days(2));
+        assert_eq!(d.end() - d.first(), chrono::TimeDelta::days(2));
         // Within one day, or across one midnight: rows only.
         for (from, to) in [
             ("2026-03-01T10:00:00Z", "2026-03-01T12:00:00Z"),
@@ -227,7 +231,7 @@ mod tests {
                 to: at(to),
             });
             assert_eq!(
-                (d.lo, d.hi, d.first, d.end),
+                (d.lo, d.hi, d.first(), d.end()),
                 (
                     d.period.to,
                     d.period.to,

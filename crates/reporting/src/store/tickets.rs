@@ -1,12 +1,12 @@
 //! The service desk's tickets as projected, and the service dashboard's
 //! figures over them.
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use crm_proto::crm::servicedesk::v1::{Ticket, TicketAssigned};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{id, time, within, Days, Rolled, Selection};
+use super::{day_start, id, time, within, Days, Rolled, Selection};
 use crate::domain::{Period, AGE_BUCKETS};
 
 /// The version a ticket carried whole is at (0 when it says none).
@@ -344,10 +344,9 @@ pub async fn backlog_by_age(
         .filter(|(_, days)| *days != i64::MAX)
         .map(|(_, days)| now - Duration::days(*days))
         .collect();
-    let day = Duration::days(1);
     let mut query = QueryBuilder::new("SELECT ");
     for (i, bound) in bounds.iter().enumerate() {
-        let midnight = bound.duration_trunc(day).unwrap_or(*bound) + day;
+        let midnight = day_start(*bound) + Duration::days(1);
         query.push(if i == 0 { "" } else { ", " });
         query.push("(SELECT coalesce(sum(tickets), 0)::int8");
         s.push_from(&mut query, "ticket_open_days");
